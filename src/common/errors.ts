@@ -1,0 +1,54 @@
+import { Errno, errnoName } from './errno.js';
+
+/**
+ * The one error type of StrataFS. It carries an errno that travels unchanged from the
+ * metadata server through RPC to the FUSE reply, and a message a person can act on.
+ */
+export class FsError extends Error {
+  readonly errno: number;
+
+  constructor(errno: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FsError';
+    this.errno = errno;
+  }
+
+  /** The symbolic errno, e.g. "ENOENT". */
+  get code(): string {
+    return errnoName(this.errno);
+  }
+}
+
+export function isFsError(value: unknown): value is FsError {
+  return value instanceof FsError;
+}
+
+/** Shorthands so call sites read as the rule they enforce: `throw fsError.ENOENT('no entry "a" in dir 7')`. */
+export const fsError = {
+  EPERM: (message: string) => new FsError(Errno.EPERM, message),
+  ENOENT: (message: string) => new FsError(Errno.ENOENT, message),
+  EIO: (message: string, cause?: unknown) => new FsError(Errno.EIO, message, { cause }),
+  EACCES: (message: string) => new FsError(Errno.EACCES, message),
+  EEXIST: (message: string) => new FsError(Errno.EEXIST, message),
+  ENOTDIR: (message: string) => new FsError(Errno.ENOTDIR, message),
+  EISDIR: (message: string) => new FsError(Errno.EISDIR, message),
+  EINVAL: (message: string) => new FsError(Errno.EINVAL, message),
+  ENOTEMPTY: (message: string) => new FsError(Errno.ENOTEMPTY, message),
+  ENAMETOOLONG: (message: string) => new FsError(Errno.ENAMETOOLONG, message),
+  EMLINK: (message: string) => new FsError(Errno.EMLINK, message),
+  ENODATA: (message: string) => new FsError(Errno.ENODATA, message),
+  ERANGE: (message: string) => new FsError(Errno.ERANGE, message),
+  ENOSYS: (message: string) => new FsError(Errno.ENOSYS, message),
+  EXDEV: (message: string) => new FsError(Errno.EXDEV, message),
+  EAGAIN: (message: string) => new FsError(Errno.EAGAIN, message),
+  EBADF: (message: string) => new FsError(Errno.EBADF, message),
+  ENOSPC: (message: string) => new FsError(Errno.ENOSPC, message),
+  EFBIG: (message: string) => new FsError(Errno.EFBIG, message),
+  EROFS: (message: string) => new FsError(Errno.EROFS, message),
+  ENOTSUP: (message: string) => new FsError(Errno.ENOTSUP, message),
+  EINTR: (message: string) => new FsError(Errno.EINTR, message),
+  EDEADLK: (message: string) => new FsError(Errno.EDEADLK, message),
+  ETIMEDOUT: (message: string) => new FsError(Errno.ETIMEDOUT, message),
+  ENOTCONN: (message: string) => new FsError(Errno.ENOTCONN, message),
+  ESTALE: (message: string) => new FsError(Errno.ESTALE, message),
+} as const;

@@ -1,0 +1,4 @@
+export { Errno, errnoName, type ErrnoName } from './errno.js';
+export { FsError, fsError, isFsError } from './errors.js';
+export { parseSizeBytes, parseDurationMs, formatBytes } from './units.js';
+export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from './types.js';

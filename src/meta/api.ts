@@ -1,0 +1,252 @@
+import type { Ino, SliceId } from '../common/index.js';
+
+/**
+ * The contract between metadata clients (the VFS) and the metadata service.
+ * Every method is one engine transaction on the server. Errors are FsError with an errno.
+ * This file is types only: the server dispatches RPC calls onto an implementation of
+ * `MetaApi`, the client implements it over RPC, the embedded mode may call it in-process.
+ */
+
+/** Who is asking: the caller of the system call, as FUSE reports it. */
+export interface Caller {
+  uid: number;
+  gid: number;
+  /** Supplementary groups, when known (permission checks use them). */
+  groups?: number[];
+  pid: number;
+}
+
+/** A point in time, in microseconds since the epoch (fits a JS number exactly). */
+export type InstantUs = number;
+
+/** Read the namespace as of this instant instead of now (time travel). Omit for the current state. */
+export interface AsOf {
+  asOfUs?: InstantUs;
+}
+
+export type FileKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
+
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+
+export interface InodeAttr {
+  ino: Ino;
+  /** Full st_mode: type bits (S_IFMT) and permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  sizeBytes: number;
+  rdev: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  /** Bumped when an inode number is reused (NFS export / FUSE generation). */
+  generation: number;
+}
+
+export interface DirEntry {
+  name: string;
+  ino: Ino;
+  /** Type bits of st_mode (mode & S_IFMT). */
+  type: number;
+  /** Opaque cursor: pass it back as `afterCursor` to continue after this entry. */
+  cursor: number;
+  /** Filled when `withAttrs` was asked (READDIRPLUS). */
+  attr?: InodeAttr;
+}
+
+/** "now" sets the server's current time; a Timespec sets that time. */
+export type TimeChange = Timespec | 'now';
+
+export interface SetAttrChanges {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  sizeBytes?: number;
+  atime?: TimeChange;
+  mtime?: TimeChange;
+  ctime?: Timespec;
+  /** Set by the VFS when a write by this caller should clear suid/sgid (HANDLE_KILLPRIV_V2). */
+  killSuid?: boolean;
+}
+
+/**
+ * One piece of a chunk's data map. A chunk is a fixed-size window of a file (volume
+ * `chunkSizeBytes`); its content is the overlay of its slices in order, later ones on top.
+ * Bytes no slice covers read as zeros.
+ */
+export interface SliceRef {
+  /** 0 means "zeros" (a punched hole or a truncate-then-extend), no object behind it. */
+  id: SliceId;
+  /** Length of the whole immutable slice object data (all its blocks), in bytes. */
+  sliceSizeBytes: number;
+  /** Where in the chunk this piece starts. */
+  chunkOffsetBytes: number;
+  /** Where in the slice's data this piece starts (non-zero after a partial overwrite or a reference copy). */
+  sliceOffsetBytes: number;
+  lengthBytes: number;
+  /** The block size the slice was written with (blocks are objects of at most this size). */
+  blockSizeBytes: number;
+}
+
+/** A write the VFS has uploaded and now commits: slice `slice` becomes the top layer of `chunkIndex`. */
+export interface SliceWrite {
+  chunkIndex: number;
+  slice: SliceRef;
+}
+
+export interface VolumeSettings {
+  name: string;
+  uuid: string;
+  blockSizeBytes: number;
+  chunkSizeBytes: number;
+  historyRetentionMs: number;
+  encryption: boolean;
+  storageUrl: string;
+  /** 0 = no limit. */
+  maxLinks: number;
+  createdUs: InstantUs;
+}
+
+export interface StatFsInfo {
+  capacityBytes: number;
+  usedBytes: number;
+  inodesUsed: number;
+  inodesTotal: number;
+}
+
+export type LockType = 'read' | 'write' | 'unlock';
+
+export interface LockRange {
+  type: LockType;
+  /** Inclusive start. */
+  start: number;
+  /** Inclusive end; Number.MAX_SAFE_INTEGER means "to end of file". */
+  end: number;
+  pid: number;
+}
+
+export interface LockOwner {
+  sessionId: string;
+  /** The kernel's lock_owner, as a decimal string (it is a u64). */
+  owner: string;
+}
+
+export interface SessionInfo {
+  hostname: string;
+  mountpoint: string;
+  pid: number;
+  version: string;
+}
+
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+export interface MetaApi {
+  // --- sessions: every mount registers one; locks and open files belong to it ---
+  openSession(info: SessionInfo): Promise<{ sessionId: string; volume: VolumeSettings }>;
+  heartbeat(sessionId: string): Promise<void>;
+  closeSession(sessionId: string): Promise<void>;
+
+  // --- namespace reads (time travel through AsOf) ---
+  lookup(caller: Caller, parent: Ino, name: string, asOf?: AsOf): Promise<InodeAttr>;
+  getattr(ino: Ino, asOf?: AsOf): Promise<InodeAttr>;
+  readlink(ino: Ino, asOf?: AsOf): Promise<string>;
+  /** Entries after `afterCursor` (0 = from the start, "." and ".." included), at most `limit`. */
+  readdir(
+    caller: Caller,
+    dir: Ino,
+    afterCursor: number,
+    limit: number,
+    withAttrs: boolean,
+    asOf?: AsOf,
+  ): Promise<DirEntry[]>;
+  /** POSIX access(2) check for `mask` (R_OK=4, W_OK=2, X_OK=1, F_OK=0). */
+  access(caller: Caller, ino: Ino, mask: number): Promise<void>;
+
+  // --- namespace changes ---
+  /** Creates a regular file, fifo, socket or device. `mode` includes the type bits; `umask` is applied by the server. */
+  mknod(
+    caller: Caller,
+    parent: Ino,
+    name: string,
+    mode: number,
+    rdev: number,
+    umask: number,
+  ): Promise<InodeAttr>;
+  mkdir(caller: Caller, parent: Ino, name: string, mode: number, umask: number): Promise<InodeAttr>;
+  symlink(caller: Caller, parent: Ino, name: string, target: string): Promise<InodeAttr>;
+  link(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr>;
+  unlink(caller: Caller, parent: Ino, name: string): Promise<void>;
+  rmdir(caller: Caller, parent: Ino, name: string): Promise<void>;
+  /** flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE. */
+  rename(
+    caller: Caller,
+    parent: Ino,
+    name: string,
+    newParent: Ino,
+    newName: string,
+    flags: number,
+  ): Promise<void>;
+  setattr(caller: Caller, ino: Ino, changes: SetAttrChanges): Promise<InodeAttr>;
+
+  // --- open files: an unlinked file keeps its data until the last session closes it ---
+  open(caller: Caller, sessionId: string, ino: Ino, flags: number): Promise<InodeAttr>;
+  release(sessionId: string, ino: Ino): Promise<void>;
+
+  // --- extended attributes (system.posix_acl_* stored as the kernel sends them) ---
+  setxattr(caller: Caller, ino: Ino, name: string, value: Buffer, flags: number): Promise<void>;
+  getxattr(ino: Ino, name: string, asOf?: AsOf): Promise<Buffer>;
+  listxattr(ino: Ino, asOf?: AsOf): Promise<string[]>;
+  removexattr(caller: Caller, ino: Ino, name: string): Promise<void>;
+
+  // --- file data maps ---
+  /** Unique slice ids, never handed out twice (also across crashes). Returns the first of `count` consecutive ids. */
+  allocateSliceIds(count: number): Promise<SliceId>;
+  /** The slices of chunks [firstChunk, lastChunk], each chunk's list in overlay order. */
+  readSlices(ino: Ino, firstChunk: number, lastChunk: number, asOf?: AsOf): Promise<Map<number, SliceRef[]>>;
+  /** Commits uploaded writes and the new size (if it grew) and mtime, atomically. */
+  commitWrites(
+    caller: Caller,
+    ino: Ino,
+    writes: SliceWrite[],
+    minSizeBytes: number,
+    mtime: Timespec,
+  ): Promise<InodeAttr>;
+  fallocate(caller: Caller, ino: Ino, mode: number, offset: number, length: number): Promise<InodeAttr>;
+  /** Copies by reference: the destination points at the source's slices. Returns bytes copied. */
+  copyFileRange(
+    caller: Caller,
+    srcIno: Ino,
+    srcOffset: number,
+    dstIno: Ino,
+    dstOffset: number,
+    length: number,
+  ): Promise<{ copiedBytes: number; attr: InodeAttr }>;
+  /** Compaction: replaces the chunk's whole slice list with `merged` if it is still exactly `expectedIds`. */
+  replaceChunkSlices(
+    ino: Ino,
+    chunkIndex: number,
+    expectedIds: SliceId[],
+    merged: SliceRef[],
+  ): Promise<boolean>;
+
+  // --- locks (POSIX byte-range and flock) ---
+  getlk(ino: Ino, owner: LockOwner, lock: LockRange): Promise<LockRange | null>;
+  /** Acquires or releases; fails with EAGAIN if it conflicts (the client retries for SETLKW). */
+  setlk(ino: Ino, owner: LockOwner, lock: LockRange, isFlock: boolean): Promise<void>;
+
+  // --- volume ---
+  statfs(): Promise<StatFsInfo>;
+  volume(): Promise<VolumeSettings>;
+}
