@@ -2,3 +2,4 @@ export { Errno, errnoName, type ErrnoName } from './errno.js';
 export { FsError, fsError, isFsError } from './errors.js';
 export { parseSizeBytes, parseDurationMs, formatBytes } from './units.js';
 export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from './types.js';
+export type { SliceRef, SliceWrite } from './layout.js';

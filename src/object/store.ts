@@ -1,0 +1,50 @@
+/**
+ * What the data path may ask of an object store. Objects are immutable once written:
+ * StrataFS never overwrites a key with different content, so no cache ever needs invalidation.
+ */
+export interface ObjectStore {
+  /** A human-readable description without secrets, e.g. "file:///data/objects" or "s3://bucket/prefix". */
+  readonly description: string;
+  /** Stores `data` under `key`; resolves only once the object is durable in the store. */
+  put(key: string, data: Buffer): Promise<void>;
+  /**
+   * Reads `length` bytes at `offset` (the whole object when both are omitted).
+   * Fails with ObjectNotFoundError when the key does not exist.
+   */
+  get(key: string, offset?: number, length?: number): Promise<Buffer>;
+  /** Size and metadata of an object, or null when it does not exist. */
+  head(key: string): Promise<ObjectInfo | null>;
+  /** Deletes an object; deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Objects whose key starts with `prefix`, in key order, after `startAfter` when given. */
+  list(prefix: string, startAfter?: string): AsyncIterable<ObjectInfo>;
+  /** Releases connections and file handles. */
+  close(): Promise<void>;
+}
+
+export interface ObjectInfo {
+  key: string;
+  sizeBytes: number;
+  /** Last modification time, milliseconds since the epoch. */
+  modifiedMs: number;
+}
+
+export class ObjectNotFoundError extends Error {
+  readonly key: string;
+  constructor(key: string, where: string) {
+    super(`object "${key}" not found in ${where}`);
+    this.name = 'ObjectNotFoundError';
+    this.key = key;
+  }
+}
+
+/**
+ * An error the store reported that is worth retrying (5xx, throttling, timeouts, resets).
+ * Backends throw it; the retry wrapper retries it with backoff.
+ */
+export class TransientStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransientStoreError';
+  }
+}
