@@ -2,13 +2,16 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's built-in test runner.
 // Usage: node scripts/run-tests.mjs [path-filter ...]
 //   STRATA_TEST_PROFILE=long     runs the long profile (tests read it to scale their work)
+//   STRATA_DIST_DIR=DIR          compiled output to run (default dist/)
 //   STRATA_TEST_CONCURRENCY=N    test files run in parallel (default 1: mounts and servers share 2 cores)
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
-const testRoot = join(root, 'dist', 'test');
+// STRATA_DIST_DIR lets several builds live side by side (e.g. /tmp/dist-fuse); default dist/.
+const distDir = process.env.STRATA_DIST_DIR ?? join(root, 'dist');
+const testRoot = join(distDir, 'test');
 
 function collect(dir) {
   const files = [];
