@@ -1,0 +1,104 @@
+import type { Ino, SliceId, SliceRef, SliceWrite } from '../common/index.js';
+import type { ObjectStore } from '../object/index.js';
+
+/**
+ * The data path: file bytes as immutable slices of blocks in an object store. It never talks
+ * to the metadata service: slice lists come in as SliceRef[], commits go out as SliceWrite[],
+ * and slice ids come from an injected allocator. The VFS joins the two.
+ */
+export interface DataPathOptions {
+  store: ObjectStore;
+  /** Largest block object; a slice is stored as ceil(size / blockSizeBytes) blocks. Default 4 MiB. */
+  blockSizeBytes?: number;
+  /** The fixed chunk size of the volume; a slice never crosses a chunk boundary. Default 64 MiB. */
+  chunkSizeBytes?: number;
+  /**
+   * One budget for write buffers, the memory block cache and readahead. When it is full,
+   * writers wait (back-pressure) and the cache gives memory back. Default 512 MiB.
+   */
+  memoryBudgetBytes?: number;
+  /** A directory for the disk block cache; no disk cache when omitted. */
+  diskCacheDir?: string;
+  /** Capacity of the disk cache. Default 1 GiB. */
+  diskCacheBytes?: number;
+  /** Returns the first of `count` consecutive, never reused slice ids (MetaApi.allocateSliceIds). */
+  allocateSliceIds: (count: number) => Promise<SliceId>;
+  /** Block uploads in flight across all writers. Default 16. */
+  maxInFlightUploads?: number;
+  /** Block fetches in flight across all reads (demand and readahead). Default 32. */
+  maxInFlightFetches?: number;
+  /** Largest readahead window of one sequential reader. Default 8 blocks. */
+  maxReadaheadBytes?: number;
+  /** Fetch attempts of one block whose checksum does not match before EIO. Default 3. */
+  corruptRetries?: number;
+}
+
+/** Buffers one open file's writes and uploads them as slices. One per open handle. */
+export interface FileWriter {
+  readonly ino: Ino;
+  /**
+   * Buffers `data` (copied: the caller may reuse its buffer) for `offset`. Awaits when the
+   * memory budget is full until uploads free room. Upload errors surface from flush().
+   */
+  write(offset: number, data: Buffer): Promise<void>;
+  /**
+   * Uploads everything buffered and returns the slices to commit, in overlay order. After it
+   * resolves, the slices are durable in the store. Fails with FsError EIO (cause attached) if
+   * any upload since the last flush failed; the failed data is dropped, the error reported once.
+   */
+  flush(): Promise<SliceWrite[]>;
+  /** Bytes written but not yet returned by flush() (buffered or uploading). */
+  readonly pendingBytes: number;
+  /** End (offset + length) of the furthest write not yet returned by flush(), 0 if none. */
+  readonly pendingEndBytes: number;
+  /** Drops buffered data and waits for in-flight uploads to settle (their objects become garbage). */
+  abort(): Promise<void>;
+}
+
+/** Returns the slice list of one chunk of the file being read, in overlay order. */
+export type ChunkSlicesFn = (chunkIndex: number) => Promise<SliceRef[]>;
+
+export interface DataPathStats {
+  memory: { limitBytes: number; usedBytes: number; peakBytes: number; waitingAcquires: number };
+  memoryCache: { blocks: number; bytes: number; hits: number; misses: number };
+  diskCache: {
+    enabled: boolean;
+    blocks: number;
+    bytes: number;
+    capacityBytes: number;
+    hits: number;
+    corrupt: number;
+  };
+  uploads: { inFlight: number; queued: number; blocks: number; bytes: number; errors: number };
+  fetches: { inFlight: number; blocks: number; bytes: number; readaheadBlocks: number; corrupt: number };
+  writers: number;
+}
+
+export interface DataPath {
+  readonly blockSizeBytes: number;
+  readonly chunkSizeBytes: number;
+  openWriter(ino: Ino): FileWriter;
+  /**
+   * Reads [offset, offset + length) clamped to `fileSizeBytes`. Bytes no slice covers read as
+   * zeros. Sees only committed slices: flush a file's writers (and commit) before reading it.
+   */
+  read(
+    ino: Ino,
+    offset: number,
+    length: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): Promise<Buffer>;
+  /** Whether a chunk is fragmented enough that compactChunk pays. */
+  shouldCompact(slices: SliceRef[]): boolean;
+  /**
+   * Reads the chunk's visible data and stores it as one new slice; returns the merged list to
+   * commit with MetaApi.replaceChunkSlices. Old objects stay (history) until GC removes them.
+   */
+  compactChunk(slices: SliceRef[], chunkIndex: number): Promise<SliceRef[]>;
+  /** Forgets per-file read state (sequential detection) when a file is no longer open. */
+  forget(ino: Ino): void;
+  stats(): DataPathStats;
+  /** Waits for uploads in flight and releases caches. Does not close the store. */
+  close(): Promise<void>;
+}

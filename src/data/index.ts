@@ -1,0 +1,1 @@
+export type { DataPath, DataPathOptions, DataPathStats, FileWriter, ChunkSlicesFn } from './api.js';
