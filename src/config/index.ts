@@ -1,0 +1,17 @@
+export {
+  settingSpecs,
+  parseSetting,
+  LOG_LEVELS,
+  type SettingSpec,
+  type SettingKind,
+  type SettingName,
+  type StrataConfig,
+} from './settings.js';
+export {
+  resolveConfig,
+  describeConfig,
+  settingNames,
+  type ResolvedConfig,
+  type SettingSource,
+  type ConfigInputs,
+} from './resolve.js';

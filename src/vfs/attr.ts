@@ -1,0 +1,50 @@
+import type { FuseAttr, RequestContext } from '../fuse/index.js';
+import type { Caller, InodeAttr } from '../meta/api.js';
+
+/** The preferred I/O size reported as st_blksize: large, so `cp` and friends use big buffers. */
+const PREFERRED_IO_BYTES = 1024 * 1024;
+
+/** Converts the metadata view of an inode into what the kernel caches; `sizeBytes` may include pending writes. */
+export function toFuseAttr(attr: InodeAttr, sizeBytes = attr.sizeBytes): FuseAttr {
+  return {
+    ino: attr.ino,
+    sizeBytes,
+    // Sparse files report their apparent size: the data map is not consulted for st_blocks.
+    blocks: Math.ceil(sizeBytes / 512),
+    atimeSec: attr.atime.sec,
+    atimeNsec: attr.atime.nsec,
+    mtimeSec: attr.mtime.sec,
+    mtimeNsec: attr.mtime.nsec,
+    ctimeSec: attr.ctime.sec,
+    ctimeNsec: attr.ctime.nsec,
+    mode: attr.mode,
+    nlink: attr.nlink,
+    uid: attr.uid,
+    gid: attr.gid,
+    rdev: attr.rdev,
+    blksize: PREFERRED_IO_BYTES,
+  };
+}
+
+/** The identity the metadata service checks permissions against. */
+export function callerOf(ctx: RequestContext): { uid: number; gid: number; pid: number } & Caller {
+  return { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid };
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+
+export function isRegular(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFREG;
+}
+
+/** A cheap fingerprint of a file's content version for close-to-open (keep_cache when unchanged). */
+export function contentVersion(attr: InodeAttr): string {
+  return `${attr.sizeBytes}:${attr.mtime.sec}:${attr.mtime.nsec}`;
+}
+
+export function nowTimespec(): { sec: number; nsec: number } {
+  const ms = Date.now();
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
+}

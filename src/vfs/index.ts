@@ -1,0 +1,2 @@
+export { Vfs } from './vfs.js';
+export type { VfsOptions } from './options.js';

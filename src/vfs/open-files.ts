@@ -1,0 +1,223 @@
+import { fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
+import type { DataPath, FileWriter } from '../data/index.js';
+import type { Caller, InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
+import { contentVersion, nowTimespec } from './attr.js';
+import { Compactor } from './compactor.js';
+import type { VfsOptions } from './options.js';
+
+/**
+ * The state of one inode while this mount has it open: a writer shared by all its handles
+ * (so reads through any handle see the mount's own writes), the slice lists read so far
+ * (valid until this mount changes the file or a reopen sees another mount's change),
+ * and the size including writes not yet committed.
+ */
+export class OpenFile {
+  refs = 0;
+  attr: InodeAttr;
+  private writer: FileWriter | null = null;
+  /** Byte range covered by writes not yet committed: reads overlapping it flush first. */
+  private pendingStart = Number.POSITIVE_INFINITY;
+  private pendingEnd = 0;
+  /** End of the writes being committed right now (their bytes are neither pending nor in attr yet). */
+  private committingEnd = 0;
+  private readonly slices = new Map<number, SliceRef[]>();
+  private slicesVersion: string;
+  private flushing: Promise<void> = Promise.resolve();
+  /** Who wrote last: commits not tied to a close (a read of pending data, unmount) run as them. */
+  lastWriter: Caller = { uid: 0, gid: 0, pid: 0 };
+  private readonly getChunkSlices = (chunkIndex: number): Promise<SliceRef[]> => this.chunkSlices(chunkIndex);
+
+  constructor(
+    attr: InodeAttr,
+    private readonly meta: MetaApi,
+    private readonly data: DataPath,
+    private readonly compactor: Compactor,
+  ) {
+    this.attr = attr;
+    this.slicesVersion = contentVersion(attr);
+  }
+
+  get ino(): Ino {
+    return this.attr.ino;
+  }
+
+  get hasPending(): boolean {
+    return this.pendingEnd > 0 || this.committingEnd > 0;
+  }
+
+  /** The size the kernel must see: committed size grown by this mount's pending writes. */
+  get sizeBytes(): number {
+    return Math.max(this.attr.sizeBytes, this.pendingEnd, this.committingEnd);
+  }
+
+  /** A newer view of the inode from the metadata service (open, getattr, setattr). */
+  noteAttr(attr: InodeAttr): void {
+    // A getattr answered before our own commit may arrive after it: never step back in time.
+    if (isOlder(attr, this.attr)) return;
+    this.attr = attr;
+    const version = contentVersion(attr);
+    // Another mount changed the file (seen at open or getattr): our slice lists are stale.
+    if (!this.hasPending && version !== this.slicesVersion) this.invalidate();
+  }
+
+  invalidate(): void {
+    this.slices.clear();
+    this.slicesVersion = contentVersion(this.attr);
+  }
+
+  async write(offset: number, data: Buffer, caller: Caller): Promise<void> {
+    this.lastWriter = caller;
+    this.writer ??= this.data.openWriter(this.ino);
+    await this.writer.write(offset, data);
+    if (offset < this.pendingStart) this.pendingStart = offset;
+    if (offset + data.length > this.pendingEnd) this.pendingEnd = offset + data.length;
+  }
+
+  async read(offset: number, size: number): Promise<Buffer> {
+    // Read-your-writes: the data path sees committed slices only.
+    if (this.pendingEnd > 0 && offset < this.pendingEnd && offset + size > this.pendingStart) {
+      await this.flush(this.lastWriter);
+    } else {
+      await this.flushing;
+    }
+    return this.data.read(this.ino, offset, size, this.getChunkSlices, this.attr.sizeBytes);
+  }
+
+  private async chunkSlices(chunkIndex: number): Promise<SliceRef[]> {
+    const cached = this.slices.get(chunkIndex);
+    if (cached !== undefined) return cached;
+    const version = this.slicesVersion;
+    const fetched = (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex)).get(chunkIndex) ?? [];
+    if (version === this.slicesVersion) this.slices.set(chunkIndex, fetched);
+    this.compactor.consider(this.ino, chunkIndex, fetched);
+    return fetched;
+  }
+
+  /** Uploads and commits pending writes; one flush at a time per file, errors reach the caller. */
+  flush(caller: Caller): Promise<void> {
+    const next = this.flushing.then(
+      () => this.flushOnce(caller),
+      () => this.flushOnce(caller),
+    );
+    this.flushing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async flushOnce(caller: Caller): Promise<void> {
+    const writer = this.writer;
+    if (writer === null || (writer.pendingBytes === 0 && this.pendingEnd === 0)) return;
+    this.committingEnd = this.pendingEnd;
+    this.pendingStart = Number.POSITIVE_INFINITY;
+    this.pendingEnd = 0;
+    try {
+      const writes = await writer.flush();
+      if (writes.length === 0) return;
+      this.attr = await this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), nowTimespec());
+      this.afterCommit(writes);
+    } catch (err) {
+      if (isFsError(err)) throw err;
+      throw fsError.EIO(`writing inode ${this.ino} failed: ${(err as Error).message}`, err);
+    } finally {
+      this.committingEnd = 0;
+    }
+  }
+
+  private endOf(writes: SliceWrite[]): number {
+    let end = 0;
+    for (const w of writes) {
+      const e = w.chunkIndex * this.data.chunkSizeBytes + w.slice.chunkOffsetBytes + w.slice.lengthBytes;
+      if (e > end) end = e;
+    }
+    return end;
+  }
+
+  private afterCommit(writes: SliceWrite[]): void {
+    for (const w of writes) {
+      const cached = this.slices.get(w.chunkIndex);
+      // Overlay order: our new slice is the top layer, exactly what the service appended.
+      if (cached !== undefined) this.slices.set(w.chunkIndex, [...cached, w.slice]);
+      this.compactor.noteCommit(this.ino, w.chunkIndex);
+    }
+    this.slicesVersion = contentVersion(this.attr);
+  }
+
+  /** Drops the writer after the last handle closed (its data was flushed or reported as lost). */
+  async close(): Promise<void> {
+    const writer = this.writer;
+    this.writer = null;
+    if (writer !== null && writer.pendingBytes > 0) await writer.abort();
+    this.data.forget(this.ino);
+  }
+}
+
+function isOlder(a: InodeAttr, b: InodeAttr): boolean {
+  return a.ctime.sec < b.ctime.sec || (a.ctime.sec === b.ctime.sec && a.ctime.nsec < b.ctime.nsec);
+}
+
+/** The open files of a mount, by inode. */
+export class OpenFiles {
+  private readonly files = new Map<Ino, OpenFile>();
+  private dataPath: DataPath;
+  private readonly compactor: Compactor;
+
+  constructor(
+    private readonly meta: MetaApi,
+    data: DataPath,
+    options: VfsOptions,
+  ) {
+    this.dataPath = data;
+    this.compactor = new Compactor(meta, data, options);
+    this.compactor.onCompacted = (ino) => this.files.get(ino)?.invalidate();
+  }
+
+  setVolume(_volume: VolumeSettings): void {
+    // The data path was built with the volume's block and chunk sizes by the composition root.
+  }
+
+  acquire(attr: InodeAttr): OpenFile {
+    let file = this.files.get(attr.ino);
+    if (file === undefined) {
+      file = new OpenFile(attr, this.meta, this.dataPath, this.compactor);
+      this.files.set(attr.ino, file);
+    } else {
+      file.noteAttr(attr);
+    }
+    file.refs++;
+    return file;
+  }
+
+  release(file: OpenFile): void {
+    if (--file.refs > 0) return;
+    this.files.delete(file.ino);
+    void file.close();
+  }
+
+  get(ino: Ino): OpenFile | undefined {
+    return this.files.get(ino);
+  }
+
+  sizeOf(ino: Ino, committedSizeBytes: number): number {
+    const file = this.files.get(ino);
+    return file === undefined ? committedSizeBytes : Math.max(committedSizeBytes, file.sizeBytes);
+  }
+
+  noteAttr(attr: InodeAttr): void {
+    this.files.get(attr.ino)?.noteAttr(attr);
+  }
+
+  invalidate(ino: Ino): void {
+    this.files.get(ino)?.invalidate();
+  }
+
+  async flush(ino: Ino, caller: Caller): Promise<void> {
+    await this.files.get(ino)?.flush(caller);
+  }
+
+  /** Commits every open file's pending writes (unmount, DESTROY). Reports the first failure. */
+  async flushAll(): Promise<void> {
+    const results = await Promise.allSettled([...this.files.values()].map((f) => f.flush(f.lastWriter)));
+    await this.compactor.stop();
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}

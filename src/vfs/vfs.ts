@@ -1,0 +1,465 @@
+import { hostname } from 'node:os';
+import { constants as fsConstants } from 'node:fs';
+import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
+import {
+  direntTypeOfMode,
+  type AttrReply,
+  type CreateReply,
+  type DirEntryOut,
+  type Entry,
+  type FileLock,
+  type FileSystem,
+  type NegativeEntry,
+  type OpenReply,
+  type RequestContext,
+  type SetAttrIn,
+  type StatFs,
+} from '../fuse/index.js';
+import type { Caller, InodeAttr, LockOwner, MetaApi, SetAttrChanges, VolumeSettings } from '../meta/api.js';
+import { callerOf, contentVersion, isRegular, toFuseAttr } from './attr.js';
+import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
+import type { VfsOptions } from './options.js';
+import { OpenFiles, type OpenFile } from './open-files.js';
+import type { DataPath } from '../data/index.js';
+
+const { O_RDONLY, O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC } = fsConstants;
+const O_ACCMODE = 3;
+
+/** One open(2) of a file: the kernel's `fh` names it. */
+interface Handle {
+  ino: Ino;
+  flags: number;
+  file: OpenFile;
+  /** Lock owners that took POSIX locks through this handle: released on close. */
+  lockOwners: Set<bigint> | null;
+}
+
+const READDIR_BATCH = 128;
+const READDIRPLUS_BATCH = 32;
+const STATFS_BLOCK_BYTES = 4096;
+
+/**
+ * The POSIX file system of a mount: the FUSE layer's `FileSystem` over the metadata
+ * service (`MetaApi`) and the data path. Namespace operations go straight to the metadata
+ * service; file data goes through per-inode open-file state that buffers writes and
+ * commits them on flush/fsync/close (close-to-open consistency between mounts).
+ */
+export class Vfs implements FileSystem {
+  private sessionIdValue: string | null = null;
+  private volumeSettings: VolumeSettings | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private readonly handles = new Map<number, Handle>();
+  private nextFh = 1;
+  private readonly openFiles: OpenFiles;
+  /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
+  private readonly cachedVersions = new Map<Ino, string>();
+
+  constructor(
+    private readonly meta: MetaApi,
+    private readonly data: DataPath,
+    private readonly options: VfsOptions,
+  ) {
+    this.openFiles = new OpenFiles(meta, data, options);
+  }
+
+  /** Registers this mount with the metadata service and starts the heartbeat. */
+  async start(): Promise<VolumeSettings> {
+    const { sessionId, volume } = await this.meta.openSession({
+      hostname: hostname(),
+      mountpoint: this.options.mountpoint,
+      pid: process.pid,
+      version: this.options.version,
+    });
+    this.sessionIdValue = sessionId;
+    this.volumeSettings = volume;
+    this.openFiles.setVolume(volume);
+    this.heartbeatTimer = setInterval(() => {
+      this.meta.heartbeat(sessionId).catch((err: unknown) => {
+        this.options.log(`session heartbeat failed: ${(err as Error).message}; will retry`);
+      });
+    }, this.options.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    return volume;
+  }
+
+  /** Commits everything still pending and closes the session. Safe to call more than once. */
+  async stop(): Promise<void> {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    await this.openFiles.flushAll();
+    const sessionId = this.sessionIdValue;
+    this.sessionIdValue = null;
+    if (sessionId !== null) await this.meta.closeSession(sessionId);
+  }
+
+  get volume(): VolumeSettings {
+    if (this.volumeSettings === null) throw fsError.EIO('the VFS was used before start()');
+    return this.volumeSettings;
+  }
+
+  private get sessionId(): string {
+    if (this.sessionIdValue === null) throw fsError.ENOTCONN('the mount has no metadata session');
+    return this.sessionIdValue;
+  }
+
+  async destroy(): Promise<void> {
+    await this.openFiles.flushAll();
+  }
+
+  // --- attributes ---
+
+  private entry(attr: InodeAttr): Entry {
+    return {
+      attr: toFuseAttr(attr, this.openFiles.sizeOf(attr.ino, attr.sizeBytes)),
+      generation: attr.generation,
+      entryTimeoutMs: this.options.entryTimeoutMs,
+      attrTimeoutMs: this.options.attrTimeoutMs,
+    };
+  }
+
+  private attrReply(attr: InodeAttr): AttrReply {
+    return {
+      attr: toFuseAttr(attr, this.openFiles.sizeOf(attr.ino, attr.sizeBytes)),
+      attrTimeoutMs: this.options.attrTimeoutMs,
+    };
+  }
+
+  async lookup(ctx: RequestContext, parent: Ino, name: string): Promise<Entry | NegativeEntry> {
+    try {
+      return this.entry(await this.meta.lookup(callerOf(ctx), parent, name));
+    } catch (err) {
+      if (isFsError(err) && err.errno === Errno.ENOENT && this.options.entryTimeoutMs > 0) {
+        return { negative: true, entryTimeoutMs: this.options.entryTimeoutMs };
+      }
+      throw err;
+    }
+  }
+
+  async getattr(_ctx: RequestContext, ino: Ino): Promise<AttrReply> {
+    const attr = await this.meta.getattr(ino);
+    this.openFiles.noteAttr(attr);
+    return this.attrReply(attr);
+  }
+
+  async setattr(ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {
+    const caller = callerOf(ctx);
+    const metaChanges: SetAttrChanges = {};
+    if (changes.mode !== undefined) metaChanges.mode = changes.mode;
+    if (changes.uid !== undefined) metaChanges.uid = changes.uid;
+    if (changes.gid !== undefined) metaChanges.gid = changes.gid;
+    if (changes.atime !== undefined) metaChanges.atime = changes.atime;
+    if (changes.mtime !== undefined) metaChanges.mtime = changes.mtime;
+    if (changes.ctime !== undefined) metaChanges.ctime = changes.ctime;
+    if (changes.killSuidgid) metaChanges.killSuid = true;
+    if (changes.sizeBytes !== undefined) {
+      // Pending writes land first, so a truncate cuts them like it cuts committed data.
+      await this.openFiles.flush(ino, caller);
+      metaChanges.sizeBytes = changes.sizeBytes;
+    }
+    const attr = await this.meta.setattr(caller, ino, metaChanges);
+    if (changes.sizeBytes !== undefined) this.openFiles.invalidate(ino);
+    this.openFiles.noteAttr(attr);
+    return this.attrReply(attr);
+  }
+
+  // --- namespace ---
+
+  async readlink(_ctx: RequestContext, ino: Ino): Promise<string> {
+    return this.meta.readlink(ino);
+  }
+
+  async symlink(ctx: RequestContext, parent: Ino, name: string, target: string): Promise<Entry> {
+    return this.entry(await this.meta.symlink(callerOf(ctx), parent, name, target));
+  }
+
+  async mknod(ctx: RequestContext, parent: Ino, name: string, mode: number, rdev: number): Promise<Entry> {
+    return this.entry(await this.meta.mknod(callerOf(ctx), parent, name, mode, rdev, ctx.umask));
+  }
+
+  async mkdir(ctx: RequestContext, parent: Ino, name: string, mode: number): Promise<Entry> {
+    return this.entry(await this.meta.mkdir(callerOf(ctx), parent, name, mode, ctx.umask));
+  }
+
+  async unlink(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
+    await this.meta.unlink(callerOf(ctx), parent, name);
+  }
+
+  async rmdir(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
+    await this.meta.rmdir(callerOf(ctx), parent, name);
+  }
+
+  async rename(
+    ctx: RequestContext,
+    parent: Ino,
+    name: string,
+    newParent: Ino,
+    newName: string,
+    flags: number,
+  ): Promise<void> {
+    await this.meta.rename(callerOf(ctx), parent, name, newParent, newName, flags);
+  }
+
+  async link(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry> {
+    return this.entry(await this.meta.link(callerOf(ctx), ino, newParent, newName));
+  }
+
+  // --- open files ---
+
+  async open(ctx: RequestContext, ino: Ino, flags: number): Promise<OpenReply> {
+    const caller = callerOf(ctx);
+    // Close-to-open: the open asks the metadata service, so another mount's closed writes are seen.
+    let attr = await this.meta.open(caller, this.sessionId, ino, flags);
+    if (flags & O_TRUNC && (flags & O_ACCMODE) !== O_RDONLY && isRegular(attr.mode)) {
+      await this.openFiles.flush(ino, caller);
+      attr = await this.meta.setattr(caller, ino, { sizeBytes: 0 });
+      this.openFiles.invalidate(ino);
+    }
+    return this.newHandle(ino, flags, attr);
+  }
+
+  async create(
+    ctx: RequestContext,
+    parent: Ino,
+    name: string,
+    mode: number,
+    flags: number,
+  ): Promise<CreateReply> {
+    const caller = callerOf(ctx);
+    const created = await this.meta.mknod(caller, parent, name, mode, 0, ctx.umask);
+    const attr = await this.meta.open(caller, this.sessionId, created.ino, flags);
+    return { ...this.entry(attr), ...this.newHandle(created.ino, flags, attr) };
+  }
+
+  private newHandle(ino: Ino, flags: number, attr: InodeAttr): OpenReply {
+    const file = this.openFiles.acquire(attr);
+    const fh = this.nextFh++;
+    this.handles.set(fh, { ino, flags, file, lockOwners: null });
+    const version = contentVersion(attr);
+    const keepCache = !file.hasPending && this.cachedVersions.get(ino) === version;
+    this.cachedVersions.set(ino, version);
+    return { fh, directIo: (flags & O_DIRECT) !== 0, keepCache };
+  }
+
+  private handle(fh: number, ino: Ino): Handle {
+    const handle = this.handles.get(fh);
+    if (handle === undefined || handle.ino !== ino) {
+      throw fsError.EBADF(`no open file handle ${fh} for inode ${ino}; it was closed already`);
+    }
+    return handle;
+  }
+
+  async read(_ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
+    return this.handle(fh, ino).file.read(offset, size);
+  }
+
+  async write(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    offset: number,
+    data: Buffer,
+    _flags: number,
+  ): Promise<number> {
+    const handle = this.handle(fh, ino);
+    const file = handle.file;
+    // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
+    const at = handle.flags & O_APPEND ? Math.max(offset, file.sizeBytes) : offset;
+    await file.write(at, data, callerOf(ctx));
+    if (handle.flags & (O_SYNC | O_DSYNC)) await file.flush(callerOf(ctx));
+    return data.length;
+  }
+
+  async flush(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void> {
+    const handle = this.handle(fh, ino);
+    await handle.file.flush(callerOf(ctx));
+    if (handle.lockOwners?.has(lockOwner)) {
+      // close(2) drops the POSIX locks this owner holds on the file.
+      handle.lockOwners.delete(lockOwner);
+      await this.meta.setlk(
+        ino,
+        this.lockOwner(lockOwner),
+        { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
+        false,
+      );
+    }
+    this.cachedVersions.set(ino, contentVersion(handle.file.attr));
+  }
+
+  async release(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    _flags: number,
+    lockOwner: bigint,
+    isFlockRelease: boolean,
+  ): Promise<void> {
+    const handle = this.handle(fh, ino);
+    try {
+      await handle.file.flush(callerOf(ctx));
+      if (isFlockRelease) {
+        await this.meta.setlk(
+          ino,
+          this.lockOwner(lockOwner),
+          { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
+          true,
+        );
+      }
+    } finally {
+      this.handles.delete(fh);
+      this.openFiles.release(handle.file);
+      await this.meta.release(this.sessionId, ino);
+    }
+  }
+
+  async fsync(ctx: RequestContext, ino: Ino, fh: number): Promise<void> {
+    await this.handle(fh, ino).file.flush(callerOf(ctx));
+  }
+
+  // --- directories ---
+
+  async readdir(
+    ctx: RequestContext,
+    ino: Ino,
+    _fh: number,
+    offset: number,
+    plus: boolean,
+  ): Promise<DirEntryOut[]> {
+    const caller = callerOf(ctx);
+    const limit = plus ? READDIRPLUS_BATCH : READDIR_BATCH;
+    const entries = await this.meta.readdir(caller, ino, offset, limit, plus);
+    return entries.map((e) => {
+      const out: DirEntryOut = {
+        name: e.name,
+        ino: e.ino,
+        type: direntTypeOfMode(e.type),
+        nextOffset: e.cursor,
+      };
+      if (plus && e.attr !== undefined && e.name !== '.' && e.name !== '..') out.entry = this.entry(e.attr);
+      return out;
+    });
+  }
+
+  // --- volume ---
+
+  async statfs(): Promise<StatFs> {
+    const info = await this.meta.statfs();
+    const blocks = Math.floor(info.capacityBytes / STATFS_BLOCK_BYTES);
+    const free = Math.max(0, blocks - Math.ceil(info.usedBytes / STATFS_BLOCK_BYTES));
+    return {
+      blocks,
+      blocksFree: free,
+      blocksAvailable: free,
+      files: info.inodesTotal,
+      filesFree: Math.max(0, info.inodesTotal - info.inodesUsed),
+      blockSizeBytes: STATFS_BLOCK_BYTES,
+      nameMaxBytes: 255,
+      fragmentSizeBytes: STATFS_BLOCK_BYTES,
+    };
+  }
+
+  // --- extended attributes (POSIX ACLs are stored as the system.posix_acl_* xattrs) ---
+
+  async setxattr(ctx: RequestContext, ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
+    // The value is a view into the request buffer; the metadata call may outlive it (RPC queues).
+    await this.meta.setxattr(callerOf(ctx), ino, name, Buffer.from(value), flags);
+  }
+
+  async getxattr(_ctx: RequestContext, ino: Ino, name: string): Promise<Buffer> {
+    return this.meta.getxattr(ino, name);
+  }
+
+  async listxattr(_ctx: RequestContext, ino: Ino): Promise<string[]> {
+    return this.meta.listxattr(ino);
+  }
+
+  async removexattr(ctx: RequestContext, ino: Ino, name: string): Promise<void> {
+    await this.meta.removexattr(callerOf(ctx), ino, name);
+  }
+
+  async access(ctx: RequestContext, ino: Ino, mask: number): Promise<void> {
+    await this.meta.access(callerOf(ctx), ino, mask);
+  }
+
+  // --- locks ---
+
+  private lockOwner(owner: bigint): LockOwner {
+    return { sessionId: this.sessionId, owner: owner.toString() };
+  }
+
+  async getlk(
+    _ctx: RequestContext,
+    ino: Ino,
+    _fh: number,
+    lockOwner: bigint,
+    lock: FileLock,
+  ): Promise<FileLock> {
+    return fromLockRange(await this.meta.getlk(ino, this.lockOwner(lockOwner), toLockRange(lock)));
+  }
+
+  async setlk(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    lockOwner: bigint,
+    lock: FileLock,
+    sleep: boolean,
+    isFlock: boolean,
+  ): Promise<void> {
+    const handle = this.handle(fh, ino);
+    const range = toLockRange(lock);
+    const owner = this.lockOwner(lockOwner);
+    if (sleep && range.type !== 'unlock') {
+      await setLockWaiting(this.meta, ino, owner, range, isFlock, ctx.signal, this.options.lockRetryMaxMs);
+    } else {
+      await this.meta.setlk(ino, owner, range, isFlock);
+    }
+    if (!isFlock && range.type !== 'unlock') (handle.lockOwners ??= new Set()).add(lockOwner);
+  }
+
+  // --- data-map operations ---
+
+  async fallocate(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    offset: number,
+    length: number,
+    mode: number,
+  ): Promise<void> {
+    const handle = this.handle(fh, ino);
+    const caller = callerOf(ctx);
+    await handle.file.flush(caller);
+    const attr = await this.meta.fallocate(caller, ino, mode, offset, length);
+    this.openFiles.invalidate(ino);
+    this.openFiles.noteAttr(attr);
+  }
+
+  async copyFileRange(
+    ctx: RequestContext,
+    inoIn: Ino,
+    fhIn: number,
+    offsetIn: number,
+    inoOut: Ino,
+    fhOut: number,
+    offsetOut: number,
+    length: number,
+  ): Promise<number> {
+    const caller: Caller = callerOf(ctx);
+    const source = this.handle(fhIn, inoIn);
+    const target = this.handle(fhOut, inoOut);
+    // Reference copies see only committed slices: land both files' pending writes first.
+    await source.file.flush(caller);
+    await target.file.flush(caller);
+    const { copiedBytes, attr } = await this.meta.copyFileRange(
+      caller,
+      inoIn,
+      offsetIn,
+      inoOut,
+      offsetOut,
+      length,
+    );
+    this.openFiles.invalidate(inoOut);
+    this.openFiles.noteAttr(attr);
+    return copiedBytes;
+  }
+}
