@@ -1,0 +1,196 @@
+// Seeded generator of random but valid operation sequences for the
+// differential tester. Operations are executor request lines (executor.c), so
+// a sequence is also its own replay script. The namespace is deliberately
+// small (18 paths, up to three levels) so names collide often and the
+// ENOENT / EEXIST / ENOTDIR / ENOTEMPTY / EISDIR paths run as much as success.
+import type { Identity } from './executor.js';
+
+/** A small, fast, seedable PRNG (mulberry32): the same seed gives the same sequence everywhere. */
+export class Random {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(maxExclusive: number): number {
+    return Math.floor(this.next() * maxExclusive);
+  }
+  range(min: number, maxInclusive: number): number {
+    return min + this.int(maxInclusive - min + 1);
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)];
+  }
+  chance(probability: number): boolean {
+    return this.next() < probability;
+  }
+}
+
+export const PATHS: readonly string[] = [
+  'a',
+  'b',
+  'c',
+  'd',
+  ...['a', 'b', 'c', 'd'].flatMap((top) => ['x', 'y', 'z'].map((leaf) => `${top}/${leaf}`)),
+  'a/x/p',
+  'a/x/q',
+];
+
+const MODES = [0o644, 0o600, 0o755, 0o700, 0o777, 0o444, 0o000, 0o640, 0o1777, 0o2775, 0o4755, 0o1700];
+const DIR_MODES = [0o755, 0o777, 0o700, 0o1777, 0o2775, 0o555, 0o000, 0o711];
+const XATTR_NAMES = ['user.a', 'user.b', 'user.c'];
+const SLOT_COUNT = 6;
+const BLOCK_BOUNDARY_BYTES = 4 * 1024 * 1024;
+
+export interface GeneratorOptions {
+  /** Non-root identities (index 1..n in the executor); empty for root-only runs. */
+  users: readonly Identity[];
+  /** Punch holes only when both sides support it (probed before the run). */
+  punchHole: boolean;
+  /** Allow offsets around 4 MiB (block boundaries): bigger files, slower tree checks. */
+  largeOffsets: boolean;
+}
+
+/** What the generator remembers between operations: which slots it opened (not whether that worked). */
+interface State {
+  opened: number[];
+}
+
+type Op = (r: Random, o: GeneratorOptions, s: State) => string;
+
+function path(r: Random): string {
+  return r.pick(PATHS);
+}
+
+function offset(r: Random, o: GeneratorOptions): number {
+  const roll = r.next();
+  if (roll < 0.65) return r.int(8192);
+  if (roll < 0.9) return r.int(65536);
+  if (roll < 0.95 || !o.largeOffsets) return r.pick([4095, 4096, 4097, 131071, 131072]);
+  return BLOCK_BOUNDARY_BYTES + r.range(-300, 300);
+}
+
+function length(r: Random): number {
+  const roll = r.next();
+  if (roll < 0.1) return 0;
+  if (roll < 0.75) return r.range(1, 4096);
+  return r.range(4097, 70000);
+}
+
+function uidOf(r: Random, o: GeneratorOptions): number {
+  return r.pick([-1, 0, ...o.users.map((u) => u.uid)]);
+}
+
+function gidOf(r: Random, o: GeneratorOptions): number {
+  return r.pick([-1, 0, ...o.users.flatMap((u) => [u.gid, ...u.groups])]);
+}
+
+function openFlags(r: Random): string {
+  const parts = [r.pick(['r', 'w', 'rw', 'rw'])];
+  if (r.chance(0.75)) parts.push('creat');
+  if (r.chance(0.15)) parts.push('excl');
+  if (r.chance(0.15)) parts.push('trunc');
+  if (r.chance(0.2)) parts.push('append');
+  if (r.chance(0.03)) parts.push('directory');
+  if (r.chance(0.05)) parts.push('nofollow');
+  return parts.join('+');
+}
+
+function time(r: Random): string {
+  const roll = r.next();
+  if (roll < 0.15) return '0 now';
+  if (roll < 0.3) return '0 omit';
+  return `${r.int(2_000_000_000)} ${r.int(1_000_000_000)}`;
+}
+
+/** A handle slot for I/O: mostly one opened recently, so reads and writes meet open files. */
+function slot(r: Random, s: State): number {
+  if (s.opened.length > 0 && r.chance(0.9)) return r.pick(s.opened.slice(-3));
+  return r.int(SLOT_COUNT);
+}
+
+function openSlot(r: Random, s: State): number {
+  const chosen = r.int(SLOT_COUNT);
+  s.opened = [...s.opened.filter((x) => x !== chosen), chosen];
+  return chosen;
+}
+
+function closeSlot(r: Random, s: State): number {
+  const chosen = slot(r, s);
+  s.opened = s.opened.filter((x) => x !== chosen);
+  return chosen;
+}
+// Octal with a leading 0: the executor parses numbers C-style (strtoll base 0).
+const octal = (mode: number): string => `0${mode.toString(8)}`;
+
+/** Weighted operation table: namespace operations dominate so the tree keeps changing shape. */
+const OPS: readonly (readonly [number, Op])[] = [
+  [
+    10,
+    (r, _o, s) =>
+      `open ${openSlot(r, s)} ${r.chance(0.4) ? r.pick(PATHS.slice(0, 4)) : path(r)} ${openFlags(r)} ${octal(r.pick(MODES))}`,
+  ],
+  [3, (r, _o, s) => `close ${closeSlot(r, s)}`],
+  [9, (r, o, s) => `write ${slot(r, s)} ${r.chance(0.25) ? '-' : offset(r, o)} ${length(r)} ${r.int(1e6)}`],
+  [5, (r, o, s) => `read ${slot(r, s)} ${r.chance(0.2) ? '-' : offset(r, o)} ${r.range(0, 20000)}`],
+  [2, (r, o, s) => `ftrunc ${slot(r, s)} ${offset(r, o)}`],
+  [2, (r, o) => `trunc ${path(r)} ${offset(r, o)}`],
+  [
+    2,
+    (r, o, s) =>
+      `falloc ${slot(r, s)} ${r.pick(o.punchHole ? ['0', 'keep', 'punch', 'punch'] : ['0', 'keep'])} ` +
+      `${offset(r, o)} ${r.range(1, 20000)}`,
+  ],
+  [2, (r, _o, s) => `${r.pick(['fsync', 'fdatasync'])} ${slot(r, s)}`],
+  [2, (r, _o, s) => `fstat ${slot(r, s)}`],
+  [5, (r) => `stat ${r.chance(0.05) ? '.' : path(r)}`],
+  [5, (r) => `mkdir ${path(r)} ${octal(r.pick(DIR_MODES))}`],
+  [4, (r) => `rmdir ${path(r)}`],
+  [5, (r) => `unlink ${path(r)}`],
+  [3, (r) => `link ${path(r)} ${path(r)}`],
+  [3, (r) => `symlink ${r.chance(0.2) ? 'nowhere' : path(r)} ${path(r)}`],
+  [2, (r) => `readlink ${path(r)}`],
+  [6, (r) => `rename ${path(r)} ${path(r)} ${r.pick(['0', '0', '0', 'noreplace', 'exchange'])}`],
+  [3, (r) => `chmod ${path(r)} ${octal(r.pick([...MODES, ...DIR_MODES]))}`],
+  [2, (r, o) => `chown ${path(r)} ${uidOf(r, o)} ${gidOf(r, o)}`],
+  [2, (r) => `utimes ${path(r)} ${time(r)} ${time(r)}`],
+  [
+    3,
+    (r) =>
+      `setxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${r.chance(0.1) ? 0 : r.range(1, 200)} ` +
+      `${r.int(1e6)} ${r.pick(['0', '0', 'create', 'replace'])}`,
+  ],
+  [2, (r) => `getxattr ${path(r)} ${r.pick(XATTR_NAMES)}`],
+  [1, (r) => `listxattr ${path(r)}`],
+  [1, (r) => `removexattr ${path(r)} ${r.pick(XATTR_NAMES)}`],
+  [3, (r) => `readdir ${r.chance(0.2) ? '.' : path(r)}`],
+  [2, (r) => `access ${path(r)} ${r.pick([0, 1, 2, 4, 6, 7])}`],
+];
+const TOTAL_WEIGHT = OPS.reduce((sum, [weight]) => sum + weight, 0);
+
+/** The executor request line for one random operation, prefixed with who runs it. */
+export function generateOp(r: Random, o: GeneratorOptions, s: State): string {
+  // Non-root identities act three times in four, so permission rules dominate.
+  const who = o.users.length > 0 && r.chance(0.75) ? r.range(1, o.users.length) : 0;
+  let roll = r.int(TOTAL_WEIGHT);
+  for (const [weight, op] of OPS) {
+    if (roll < weight) return `${who} ${op(r, o, s)}`;
+    roll -= weight;
+  }
+  throw new Error('unreachable: weights do not add up');
+}
+
+/** `count` operations from `seed`: the same arguments always give the same sequence. */
+export function generate(seed: number, count: number, o: GeneratorOptions): string[] {
+  const r = new Random(seed);
+  const state: State = { opened: [] };
+  const ops: string[] = [];
+  for (let i = 0; i < count; i++) ops.push(generateOp(r, o, state));
+  return ops;
+}
