@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
+import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { Errno, FsError } from '../../common/index.js';
 import { TransientStoreError } from '../store.js';
@@ -119,6 +120,8 @@ export class S3Transport {
     private readonly location: S3Location,
     private readonly credentials: S3Credentials,
     readonly region: string,
+    /** Custom name resolution (split-horizon DNS; tests mapping BUCKET.localhost to 127.0.0.1). */
+    private readonly lookup?: LookupFunction,
   ) {
     const secure = location.endpoint.protocol === 'https:';
     const poolOptions = {
@@ -187,6 +190,7 @@ export class S3Transport {
           method: req.method,
           path: query ? `${encodedPath}?${query}` : encodedPath,
           headers,
+          lookup: this.lookup,
         },
         (res) => {
           answered = true;

@@ -151,7 +151,8 @@ export function parseS3Url(url: string): S3Location {
     pathStyleText !== undefined
       ? parseBool(url, 'path_style', pathStyleText)
       : !hostTakesBucket || bucket.includes('.');
-  if (!pathStyle && !hostTakesBucket) {
+  // localhost may take a bucket prefix when a resolver maps *.localhost (radosgw's rgw_dns_name).
+  if (!pathStyle && isIP(host) !== 0) {
     throw invalid(url, `path_style=0 needs a DNS host name in the endpoint, not "${host}"`);
   }
 

@@ -1,3 +1,4 @@
+import type { LookupFunction } from 'node:net';
 import { fsError } from '../../common/index.js';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
 import { resolveAwsSettings, type CredentialInputs } from './s3-credentials.js';
@@ -6,8 +7,10 @@ import { EMPTY_SHA256, sha256Hex } from './s3-sigv4.js';
 import { describeS3Location, maxObjectBytes, parseS3Url, type S3Location } from './s3-url.js';
 import { xmlBlocks, xmlEscape, xmlText } from './s3-xml.js';
 
-/** Explicit credentials and the environment to read AWS_* from; all optional. */
-export type S3StoreOptions = Omit<CredentialInputs, 'profile'>;
+/** Explicit credentials, the environment to read AWS_* from, custom name resolution; all optional. */
+export interface S3StoreOptions extends Omit<CredentialInputs, 'profile'> {
+  lookup?: LookupFunction;
+}
 
 /**
  * Opens `s3://BUCKET[/PREFIX]?endpoint=...` (see S3_URL_FORM). Nothing is sent until the first
@@ -19,7 +22,12 @@ export async function openS3Store(url: string, options: S3StoreOptions = {}): Pr
   const settings = resolveAwsSettings({ ...options, profile: location.profile });
   return new S3ObjectStore(
     location,
-    new S3Transport(location, settings.credentials, location.region ?? settings.region ?? 'us-east-1'),
+    new S3Transport(
+      location,
+      settings.credentials,
+      location.region ?? settings.region ?? 'us-east-1',
+      options.lookup,
+    ),
   );
 }
 
