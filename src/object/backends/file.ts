@@ -55,7 +55,8 @@ async function syncDir(dir: string): Promise<void> {
 /**
  * An object store in a local directory: one file per object, keys as paths. Puts write a
  * temporary file, fsync it, rename it into place and fsync the directory, so a crash leaves
- * either the whole object or none of it.
+ * either the whole object or none of it. Being a directory tree, it cannot hold both "a" and
+ * "a/b" as objects; StrataFS's keys never need that.
  */
 export class FileObjectStore implements ObjectStore {
   readonly description: string;
@@ -89,7 +90,18 @@ export class FileObjectStore implements ObjectStore {
     const target = this.path(key);
     const tmpDir = join(this.root, TMP_DIR);
     await this.ensureDir(tmpDir);
-    await this.ensureDir(dirname(target));
+    try {
+      await this.ensureDir(dirname(target));
+    } catch (error) {
+      if (isErrno(error, 'EEXIST') || isErrno(error, 'ENOTDIR')) {
+        throw new Error(
+          `cannot store "${key}" in ${this.description}: a parent of it is already an object ` +
+            `(a directory-backed store cannot hold both "a" and "a/b")`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
     const tmp = join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
     const handle = await open(tmp, 'w');
     try {

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openObjectStore } from '../../src/object/index.js';
+import { FileObjectStore, fileStoreRoot } from '../../src/object/backends/file.js';
+import { describeObjectStoreConformance } from './conformance.js';
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-data-file-'));
+  dirs.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+describeObjectStoreConformance('file', async () => openObjectStore(`file://${await tempDir()}`));
+
+describe('file backend', () => {
+  it('accepts file:///abs, file:/abs and file:relative URLs', () => {
+    assert.equal(fileStoreRoot('file:///var/x'), '/var/x');
+    assert.equal(fileStoreRoot('file:/var/x'), '/var/x');
+    assert.equal(fileStoreRoot('file:rel/dir'), join(process.cwd(), 'rel/dir'));
+  });
+
+  it('rejects keys that could escape the root', async () => {
+    const store = new FileObjectStore(await tempDir());
+    for (const key of ['../x', 'a/../../x', '/abs', 'a//b', '', 'a/', '.strata-tmp/x']) {
+      await assert.rejects(store.put(key, Buffer.from('x')), /invalid object key/);
+    }
+  });
+
+  it('a put killed mid-way leaves no object or the whole object, and no visible temp files', async () => {
+    const dir = await tempDir();
+    const backend = fileURLToPath(new URL('../../src/object/backends/file.js', import.meta.url));
+    const sizeBytes = 48 * 1024 * 1024;
+    // The child fills a buffer with a pattern and puts it under ever new keys until killed.
+    const script = `
+      const { FileObjectStore } = await import(${JSON.stringify(backend)});
+      const store = new FileObjectStore(${JSON.stringify(dir)});
+      const data = Buffer.alloc(${sizeBytes});
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 255;
+      process.stdout.write('ready\\n');
+      for (let n = 0; ; n++) await store.put('k/' + n, data);
+    `;
+    const expected = createHash('sha256');
+    const pattern = Buffer.alloc(sizeBytes);
+    for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 7) & 255;
+    const expectedDigest = expected.update(pattern).digest('hex');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('ready')) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`child exited early with ${code}`)));
+      });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('close', resolve));
+    }
+    const store = await openObjectStore(`file://${dir}`, { retry: false });
+    const keys: string[] = [];
+    for await (const info of store.list('')) keys.push(info.key);
+    for (const key of keys) {
+      assert.match(key, /^k\/\d+$/);
+      const digest = createHash('sha256')
+        .update(await store.get(key))
+        .digest('hex');
+      assert.equal(digest, expectedDigest, `object ${key} is partial after the crash`);
+    }
+    // The interrupted put's temporary file exists but is not an object.
+    const tmpFiles = await readdir(join(dir, '.strata-tmp')).catch(() => []);
+    assert.ok(tmpFiles.length <= 1);
+    await store.close();
+  });
+});
+
+describe('registry', () => {
+  it('rejects unknown schemes and malformed URLs, listing the accepted forms', async () => {
+    await assert.rejects(
+      openObjectStore('ftp://x/y'),
+      /unsupported object store scheme "ftp:".*file:\/\/\/absolute\/dir/,
+    );
+    await assert.rejects(openObjectStore('/just/a/path'), /invalid object store URL.*expected one of/);
+    await assert.rejects(openObjectStore('file:'), /no directory given/);
+  });
+
+  it('wraps the backend in retry unless asked not to', async () => {
+    const dir = await tempDir();
+    const wrapped = await openObjectStore(`file:${dir}`);
+    const bare = await openObjectStore(`file:${dir}`, { retry: false });
+    assert.equal(wrapped.constructor.name, 'RetryingObjectStore');
+    assert.equal(bare.constructor.name, 'FileObjectStore');
+    assert.equal(bare.description, `file://${dir}`);
+  });
+});
