@@ -1,0 +1,324 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { fsError, isFsError } from '../../../common/index.js';
+import {
+  systemClock,
+  type Clock,
+  type Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ReadTx,
+  type WriteTx,
+} from '../../engine.js';
+import { ChangeFeed, encodeChange } from './changefeed.js';
+import { applyMigrations, redact } from './migrate.js';
+import { withRetry, isRetryable, sqlState, DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
+import { PgTx } from './tx.js';
+
+/** LISTEN/NOTIFY channel of the change feed; one database holds one volume. */
+export const CHANGE_CHANNEL = 'strata_meta_changes';
+
+/** Engine-specific settings, taken from the URL's query string (and removed before libpq sees it). */
+export interface PostgresSettings {
+  /** Connections in this server's pool (`?pool_size=16`). */
+  poolSize: number;
+  /** Publish committed changes on the change feed (`?notify=off` to disable, e.g. one server only). */
+  notify: boolean;
+}
+
+const DEFAULT_POOL_SIZE = 16;
+
+/**
+ * Commit instants must keep increasing across restarts even if the clock steps back, so each
+ * server records its newest one now and then (and at close), and a server starts above it.
+ * Not on every commit: one row written by every transaction of every server would serialize them.
+ */
+const LAST_COMMIT_COUNTER = 'engine.last_commit_us';
+const LAST_COMMIT_SAVE_INTERVAL_MS = 1000;
+
+/** Splits our own query parameters off a libpq URL; the rest (host, sslmode, ...) goes to node-postgres. */
+export function parsePostgresUrl(url: string): { connectionString: string; settings: PostgresSettings } {
+  const parsed = new URL(url);
+  const settings: PostgresSettings = { poolSize: DEFAULT_POOL_SIZE, notify: true };
+  const poolSize = parsed.searchParams.get('pool_size');
+  if (poolSize !== null) {
+    const n = Number(poolSize);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
+      throw fsError.EINVAL(`pool_size=${poolSize} in ${redact(url)} must be an integer from 1 to 1000`);
+    }
+    settings.poolSize = n;
+    parsed.searchParams.delete('pool_size');
+  }
+  const notify = parsed.searchParams.get('notify');
+  if (notify !== null) {
+    if (notify !== 'on' && notify !== 'off') {
+      throw fsError.EINVAL(`notify=${notify} in ${redact(url)} must be "on" or "off"`);
+    }
+    settings.notify = notify === 'on';
+    parsed.searchParams.delete('notify');
+  }
+  return { connectionString: parsed.toString(), settings };
+}
+
+// bigint columns hold inode numbers, sizes and µs instants, all below 2^53: read them as numbers.
+const INT8_OID = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === INT8_OID && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** Connection trouble (server gone, network): the operation's outcome may be unknown. */
+function isConnectionError(error: unknown): boolean {
+  const state = sqlState(error);
+  if (state !== undefined)
+    return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
+  return error instanceof Error && /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE/.test(error.message);
+}
+
+/**
+ * The PostgreSQL metadata engine. Several StrataFS servers may open the same database at once:
+ * ids come from the database (counters, sequences) so they stay unique across servers, every
+ * write transaction retries on serialization failure / deadlock / duplicate insert, and each
+ * committed write publishes what it changed on the `strata_meta_changes` channel.
+ */
+export class PostgresEngine implements Engine {
+  readonly displayUrl: string;
+  /** Identifies this engine's own notifications on the change feed. */
+  readonly originId = randomBytes(6).toString('hex');
+  /** Serialization failures, deadlocks and duplicate inserts retried so far (metrics, tests). */
+  retries = 0;
+
+  private readonly clock: Clock;
+  private readonly history: boolean;
+  private lastNowUs = 0;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private closing = false;
+  private feed: Promise<ChangeFeed> | undefined;
+  private savedNowUs = 0;
+  private readonly saveTimer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionString: string,
+    private readonly settings: PostgresSettings,
+    options: EngineOptions,
+    private readonly retryPolicy: RetryPolicy,
+  ) {
+    this.displayUrl = redact(connectionString);
+    this.clock = options.clock ?? systemClock;
+    this.history = options.history ?? true;
+    this.saveTimer = setInterval(
+      () => void this.saveLastCommit().catch(() => undefined),
+      LAST_COMMIT_SAVE_INTERVAL_MS,
+    );
+    this.saveTimer.unref();
+  }
+
+  private async saveLastCommit(): Promise<void> {
+    const nowUs = this.lastNowUs;
+    if (nowUs <= this.savedNowUs) return;
+    await this.pool.query(
+      `INSERT INTO counter (name, value) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET value = greatest(counter.value, EXCLUDED.value)`,
+      [LAST_COMMIT_COUNTER, nowUs],
+    );
+    this.savedNowUs = Math.max(this.savedNowUs, nowUs);
+  }
+
+  /** Connects, creates or migrates the schema (safe with several servers starting at once). */
+  static async open(
+    url: string,
+    options: EngineOptions = {},
+    retryPolicy = DEFAULT_RETRY_POLICY,
+  ): Promise<PostgresEngine> {
+    const { connectionString, settings } = parsePostgresUrl(url);
+    const pool = new pg.Pool({ connectionString, max: settings.poolSize, types });
+    // An idle pooled connection that dies (server restart) must not crash the process.
+    pool.on('error', () => undefined);
+    let lastCommitUs: number;
+    try {
+      await applyMigrations(pool, MIGRATIONS);
+      const saved = await pool.query<{ value: number }>('SELECT value FROM counter WHERE name = $1', [
+        LAST_COMMIT_COUNTER,
+      ]);
+      lastCommitUs = saved.rows[0]?.value ?? 0;
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw fsError.EIO(
+        `cannot open PostgreSQL metadata engine at ${redact(connectionString)}: ${String(error)}`,
+        error,
+      );
+    }
+    const engine = new PostgresEngine(pool, connectionString, settings, options, retryPolicy);
+    engine.lastNowUs = lastCommitUs;
+    engine.savedNowUs = lastCommitUs;
+    return engine;
+  }
+
+  /**
+   * The change feed of this database: every write committed by any server (this one included:
+   * skip `originId` to ignore your own). Started on first call, shared afterwards, closed with
+   * the engine.
+   */
+  subscribeChanges(): Promise<ChangeFeed> {
+    this.feed ??= ChangeFeed.start({ connectionString: this.connectionString, channel: CHANGE_CHANNEL });
+    return this.feed;
+  }
+
+  private nextNowUs(): number {
+    this.lastNowUs = Math.max(this.clock.nowUs(), this.lastNowUs + 1);
+    return this.lastNowUs;
+  }
+
+  private async track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.closing) throw fsError.EIO(`metadata engine ${this.displayUrl} is closed`);
+    this.inFlight++;
+    try {
+      return await work();
+    } finally {
+      if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      throw fsError.EIO(`cannot reach PostgreSQL at ${this.displayUrl}: ${String(error)}`, error);
+    }
+  }
+
+  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
+    return this.track(() =>
+      withRetry(
+        async () => {
+          const client = await this.connect();
+          let broken: Error | undefined;
+          try {
+            await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+            const result = await fn(new PgTx(client, false, this.lastNowUs, 0));
+            await client.query('COMMIT');
+            return result;
+          } catch (error) {
+            broken = await this.rollback(client, error);
+            throw this.translate(error);
+          } finally {
+            client.release(broken);
+          }
+        },
+        this.retryPolicy,
+        () => this.retries++,
+      ),
+    );
+  }
+
+  write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    return this.track(() =>
+      withRetry(
+        async () => {
+          const client = await this.connect();
+          let broken: Error | undefined;
+          try {
+            await client.query('BEGIN');
+            const nowUs = this.nextNowUs();
+            const tx = new PgTx(client, true, nowUs, this.history ? nowUs : 0);
+            const result = await fn(tx);
+            await client.query(this.commitText(tx));
+            return result;
+          } catch (error) {
+            broken = await this.rollback(client, error);
+            throw this.translate(error);
+          } finally {
+            client.release(broken);
+          }
+        },
+        this.retryPolicy,
+        () => this.retries++,
+      ),
+    );
+  }
+
+  /** COMMIT, preceded by the change notification in the same round trip (sent only if it commits). */
+  private commitText(tx: PgTx): string {
+    const { inos, entries } = tx.changes;
+    if (!this.settings.notify || (inos.size === 0 && entries.size === 0)) return 'COMMIT';
+    const payload = encodeChange(this.originId, inos, entries.values());
+    return `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.Client.prototype.escapeLiteral(payload)}); COMMIT`;
+  }
+
+  /** Rolls back; returns the error to destroy the connection with when it is unusable. */
+  private async rollback(client: pg.PoolClient, error: unknown): Promise<Error | undefined> {
+    if (isConnectionError(error)) return error instanceof Error ? error : new Error(String(error));
+    try {
+      await client.query('ROLLBACK');
+      return undefined;
+    } catch (rollbackError) {
+      return rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    }
+  }
+
+  /** Leaves FsErrors and retryable conflicts alone; anything else from PostgreSQL becomes EIO. */
+  private translate(error: unknown): unknown {
+    if (isFsError(error) || isRetryable(error)) return error;
+    if (sqlState(error) === undefined && !isConnectionError(error)) return error; // a bug in fn: keep its stack
+    return fsError.EIO(`PostgreSQL metadata engine at ${this.displayUrl} failed: ${String(error)}`, error);
+  }
+
+  async pruneHistory(beforeUs: number, maxRows: number): Promise<number> {
+    return this.track(async () => {
+      let removed = 0;
+      for (const table of HISTORY_TABLES) {
+        if (removed >= maxRows) break;
+        // History rows are appended in (roughly) commit order: prune from the front only, so a
+        // batch never scans the whole table looking for old rows.
+        const result = await this.pool.query<{ n: number }>(
+          `WITH d AS (DELETE FROM ${table} WHERE seq IN (
+             SELECT seq FROM (SELECT seq, to_us FROM ${table} ORDER BY seq LIMIT $2) f WHERE to_us < $1
+           ) RETURNING 1) SELECT count(*) AS n FROM d`,
+          [beforeUs, maxRows - removed],
+        );
+        removed += result.rows[0].n;
+      }
+      return removed;
+    });
+  }
+
+  async wipe(): Promise<void> {
+    await this.track(async () => {
+      await this.pool.query(
+        `TRUNCATE ${ALL_TABLES.join(', ')} RESTART IDENTITY; ALTER SEQUENCE dentry_cursor_seq RESTART`,
+      );
+    });
+  }
+
+  async stats(): Promise<EngineStats> {
+    return this.track(async () => {
+      const counts = HISTORY_TABLES.map((t) => `(SELECT count(*) FROM ${t})`).join(' + ');
+      const result = await this.pool.query<{ history_rows: number; size_bytes: number }>(
+        `SELECT (${counts})::bigint AS history_rows, pg_database_size(current_database()) AS size_bytes`,
+      );
+      return { historyRows: result.rows[0].history_rows, sizeBytes: result.rows[0].size_bytes };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    clearInterval(this.saveTimer);
+    await this.saveLastCommit().catch(() => undefined);
+    const feed = this.feed;
+    this.feed = undefined;
+    if (feed) await (await feed.catch(() => undefined))?.close();
+    await this.pool.end();
+  }
+}
+
+/** Registered for the postgres:// and postgresql:// schemes. */
+export function openPostgresEngine(url: string, options: EngineOptions): Promise<Engine> {
+  return PostgresEngine.open(url, options);
+}

@@ -1,0 +1,25 @@
+/**
+ * The PostgreSQL metadata engine: the HA / scale-out engine. Several metadata servers may serve
+ * one volume from one database; they learn about each other's writes through `ChangeFeed`.
+ */
+import { MIGRATIONS } from './schema.js';
+import { planMigrationsWith } from './migrate.js';
+import { parsePostgresUrl } from './engine.js';
+
+export {
+  PostgresEngine,
+  openPostgresEngine,
+  parsePostgresUrl,
+  CHANGE_CHANNEL,
+  type PostgresSettings,
+} from './engine.js';
+export { ChangeFeed, type MetaChange } from './changefeed.js';
+export { withRetry, isRetryable, type RetryPolicy } from './retry.js';
+
+/**
+ * The dry run of `strata meta migrate`: the schema migrations the server would apply to the
+ * database at `url`, as text for a person. Changes nothing.
+ */
+export function planMigrations(url: string): Promise<string> {
+  return planMigrationsWith(parsePostgresUrl(url).connectionString, MIGRATIONS);
+}

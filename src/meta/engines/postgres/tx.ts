@@ -1,0 +1,388 @@
+import type pg from 'pg';
+import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
+import type { SessionInfo } from '../../api.js';
+import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
+import { decodeSlices, encodeSlices } from '../../slice-codec.js';
+import { SQL, type Statement } from './sql.js';
+
+interface InodeRecord {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: number;
+  rdev: number;
+  atime_s: number;
+  atime_ns: number;
+  mtime_s: number;
+  mtime_ns: number;
+  ctime_s: number;
+  ctime_ns: number;
+  gen: number;
+  parent: number;
+  target: string | null;
+}
+
+interface DentryRecord {
+  parent: number;
+  name: string;
+  ino: number;
+  type: number;
+  cursor: number;
+}
+
+interface SessionRecord {
+  id: string;
+  info: string;
+  started_us: number;
+  heartbeat_us: number;
+}
+
+const toInode = (r: InodeRecord): InodeRow => ({
+  ino: asIno(r.ino),
+  mode: r.mode,
+  uid: r.uid,
+  gid: r.gid,
+  nlink: r.nlink,
+  sizeBytes: r.size,
+  rdev: r.rdev,
+  atimeSec: r.atime_s,
+  atimeNsec: r.atime_ns,
+  mtimeSec: r.mtime_s,
+  mtimeNsec: r.mtime_ns,
+  ctimeSec: r.ctime_s,
+  ctimeNsec: r.ctime_ns,
+  generation: r.gen,
+  parent: asIno(r.parent),
+  target: r.target,
+});
+
+const toDentry = (r: DentryRecord): DentryRow => ({
+  parent: asIno(r.parent),
+  name: r.name,
+  ino: asIno(r.ino),
+  type: r.type,
+  cursor: r.cursor,
+});
+
+const toSession = (r: SessionRecord): SessionRow => ({
+  sessionId: r.id,
+  info: JSON.parse(r.info) as SessionInfo,
+  startedUs: r.started_us,
+  heartbeatUs: r.heartbeat_us,
+});
+
+/** What a write transaction changed, for the change feed. */
+export interface TxChanges {
+  inos: Set<number>;
+  entries: Map<string, [number, string]>;
+}
+
+/**
+ * One transaction on one pooled connection. Read transactions run in REPEATABLE READ (one
+ * snapshot); write transactions in READ COMMITTED where every current-state read of a row that
+ * may be written takes its row lock (FOR UPDATE). The service reads what it is about to change
+ * (the parent directory, the entry, the inode) before changing it, so two servers working on the
+ * same directory queue on its row instead of both deciding from the same stale state; a name
+ * two transactions both saw absent is caught by the unique key and retried.
+ */
+export class PgTx implements WriteTx {
+  readonly changes: TxChanges = { inos: new Set(), entries: new Map() };
+  /** Names looked up and found absent in this transaction: inserted without upsert. */
+  private readonly absent = new Set<string>();
+  private readonly lockedLockInodes = new Set<number>();
+
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly writable: boolean,
+    readonly nowUs: number,
+    /** Copy old images into history when their version is below this (0: history off). */
+    private readonly historyBeforeUs: number,
+  ) {}
+
+  private async rows<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
+    const result = await this.client.query<R>({ name: statement.name, text: statement.text, values });
+    return result.rows;
+  }
+
+  private async run(statement: Statement, values: unknown[]): Promise<void> {
+    await this.client.query({ name: statement.name, text: statement.text, values });
+  }
+
+  private noteEntry(parent: number, name: string): void {
+    this.changes.entries.set(`${parent}/${name}`, [parent, name]);
+  }
+
+  // --- reads ---
+
+  async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
+    const [row] =
+      asOfUs !== undefined
+        ? await this.rows<InodeRecord>(SQL.getInodeAsOf, [ino, asOfUs])
+        : await this.rows<InodeRecord>(this.writable ? SQL.getInodeLocked : SQL.getInode, [ino]);
+    return row && toInode(row);
+  }
+
+  async lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined> {
+    if (asOfUs !== undefined) {
+      const [row] = await this.rows<DentryRecord>(SQL.lookupAsOf, [parent, name, asOfUs]);
+      return row && toDentry(row);
+    }
+    const [row] = await this.rows<DentryRecord>(this.writable ? SQL.lookupLocked : SQL.lookup, [
+      parent,
+      name,
+    ]);
+    if (this.writable && row === undefined) this.absent.add(`${parent}/${name}`);
+    return row && toDentry(row);
+  }
+
+  async listDir(parent: Ino, afterCursor: number, limit: number, asOfUs?: number): Promise<DentryRow[]> {
+    const rows =
+      asOfUs !== undefined
+        ? await this.rows<DentryRecord>(SQL.listDirAsOf, [parent, afterCursor, limit, asOfUs])
+        : await this.rows<DentryRecord>(SQL.listDir, [parent, afterCursor, limit]);
+    return rows.map(toDentry);
+  }
+
+  async hasEntries(parent: Ino): Promise<boolean> {
+    const [row] = await this.rows<{ has: boolean }>(SQL.hasEntries, [parent]);
+    return row.has;
+  }
+
+  async getXattr(ino: Ino, name: string, asOfUs?: number): Promise<Buffer | undefined> {
+    const [row] =
+      asOfUs !== undefined
+        ? await this.rows<{ value: Buffer }>(SQL.getXattrAsOf, [ino, name, asOfUs])
+        : await this.rows<{ value: Buffer }>(this.writable ? SQL.getXattrLocked : SQL.getXattr, [ino, name]);
+    return row?.value;
+  }
+
+  async listXattrs(ino: Ino, asOfUs?: number): Promise<string[]> {
+    const rows =
+      asOfUs !== undefined
+        ? await this.rows<{ name: string }>(SQL.listXattrsAsOf, [ino, asOfUs])
+        : await this.rows<{ name: string }>(SQL.listXattrs, [ino]);
+    return rows.map((r) => r.name);
+  }
+
+  async getChunk(ino: Ino, chunkIndex: number, asOfUs?: number): Promise<SliceRef[]> {
+    const [row] =
+      asOfUs !== undefined
+        ? await this.rows<{ slices: Buffer }>(SQL.getChunkAsOf, [ino, chunkIndex, asOfUs])
+        : await this.rows<{ slices: Buffer }>(this.writable ? SQL.getChunkLocked : SQL.getChunk, [
+            ino,
+            chunkIndex,
+          ]);
+    return row ? decodeSlices(row.slices) : [];
+  }
+
+  async listChunkIndexes(
+    ino: Ino,
+    firstChunk: number,
+    lastChunk: number,
+    asOfUs?: number,
+  ): Promise<number[]> {
+    const rows =
+      asOfUs !== undefined
+        ? await this.rows<{ idx: number }>(SQL.listChunkIndexesAsOf, [ino, firstChunk, lastChunk, asOfUs])
+        : await this.rows<{ idx: number }>(SQL.listChunkIndexes, [ino, firstChunk, lastChunk]);
+    return rows.map((r) => r.idx);
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    const [row] = await this.rows<{ value: string }>(SQL.getSetting, [key]);
+    return row?.value;
+  }
+
+  async getCounter(name: string): Promise<number> {
+    const [row] = await this.rows<{ value: number }>(SQL.getCounter, [name]);
+    return row?.value ?? 0;
+  }
+
+  async getSession(sessionId: string): Promise<SessionRow | undefined> {
+    const [row] = await this.rows<SessionRecord>(SQL.getSession, [sessionId]);
+    return row && toSession(row);
+  }
+
+  async listSessions(): Promise<SessionRow[]> {
+    return (await this.rows<SessionRecord>(SQL.listSessions, [])).map(toSession);
+  }
+
+  async listLocks(ino: Ino): Promise<LockRow[]> {
+    if (this.writable && !this.lockedLockInodes.has(ino)) {
+      await this.run(SQL.lockInodeLocks, [ino]);
+      this.lockedLockInodes.add(ino);
+    }
+    const rows = await this.rows<{
+      ino: number;
+      session: string;
+      owner: string;
+      flock: boolean;
+      type: LockRow['type'];
+      start: number;
+      end: number;
+      pid: number;
+    }>(SQL.listLocks, [ino]);
+    return rows.map((r) => ({
+      ino: asIno(r.ino),
+      sessionId: r.session,
+      owner: r.owner,
+      flock: r.flock,
+      type: r.type,
+      start: r.start,
+      end: r.end,
+      pid: r.pid,
+    }));
+  }
+
+  async openCount(ino: Ino): Promise<number> {
+    const [row] = await this.rows<{ n: number }>(SQL.openCount, [ino]);
+    return row.n;
+  }
+
+  async listDeletedSlices(deletedBeforeUs: number, limit: number): Promise<DeletedSliceRow[]> {
+    const rows = await this.rows<{ id: number; size: number; deleted_us: number }>(SQL.listDeletedSlices, [
+      deletedBeforeUs,
+      limit,
+    ]);
+    return rows.map((r) => ({ id: asSliceId(r.id), sliceSizeBytes: r.size, deletedUs: r.deleted_us }));
+  }
+
+  // --- writes ---
+
+  async putInode(row: InodeRow): Promise<void> {
+    await this.run(SQL.putInode, [
+      row.ino,
+      row.mode,
+      row.uid,
+      row.gid,
+      row.nlink,
+      row.sizeBytes,
+      row.rdev,
+      row.atimeSec,
+      row.atimeNsec,
+      row.mtimeSec,
+      row.mtimeNsec,
+      row.ctimeSec,
+      row.ctimeNsec,
+      row.generation,
+      row.parent,
+      row.target,
+      this.nowUs,
+      this.historyBeforeUs,
+    ]);
+    this.changes.inos.add(row.ino);
+  }
+
+  async deleteInode(ino: Ino): Promise<void> {
+    await this.run(SQL.deleteInode, [ino, this.nowUs, this.historyBeforeUs]);
+    this.changes.inos.add(ino);
+  }
+
+  async putDentry(parent: Ino, name: string, ino: Ino, type: number): Promise<DentryRow> {
+    const key = `${parent}/${name}`;
+    const [row] = this.absent.has(key)
+      ? await this.rows<{ cursor: number }>(SQL.insertDentry, [parent, name, ino, type, this.nowUs])
+      : await this.rows<{ cursor: number }>(SQL.putDentry, [
+          parent,
+          name,
+          ino,
+          type,
+          this.nowUs,
+          this.historyBeforeUs,
+        ]);
+    this.absent.delete(key);
+    this.noteEntry(parent, name);
+    return { parent, name, ino, type, cursor: row.cursor };
+  }
+
+  async deleteDentry(parent: Ino, name: string): Promise<void> {
+    await this.run(SQL.deleteDentry, [parent, name, this.nowUs, this.historyBeforeUs]);
+    this.noteEntry(parent, name);
+  }
+
+  async putXattr(ino: Ino, name: string, value: Buffer): Promise<void> {
+    await this.run(SQL.putXattr, [ino, name, value, this.nowUs, this.historyBeforeUs]);
+    this.changes.inos.add(ino);
+  }
+
+  async deleteXattr(ino: Ino, name: string): Promise<void> {
+    await this.run(SQL.deleteXattr, [ino, name, this.nowUs, this.historyBeforeUs]);
+    this.changes.inos.add(ino);
+  }
+
+  async putChunk(ino: Ino, chunkIndex: number, slices: SliceRef[]): Promise<void> {
+    if (slices.length === 0) {
+      await this.run(SQL.deleteChunk, [ino, chunkIndex, this.nowUs, this.historyBeforeUs]);
+    } else {
+      await this.run(SQL.putChunk, [ino, chunkIndex, encodeSlices(slices), this.nowUs, this.historyBeforeUs]);
+    }
+    this.changes.inos.add(ino);
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.run(SQL.putSetting, [key, value]);
+  }
+
+  async addCounter(name: string, delta: number): Promise<number> {
+    const [row] = await this.rows<{ value: number }>(SQL.addCounter, [name, delta]);
+    return row.value;
+  }
+
+  async putSession(row: SessionRow): Promise<void> {
+    await this.run(SQL.putSession, [row.sessionId, JSON.stringify(row.info), row.startedUs, row.heartbeatUs]);
+  }
+
+  async deleteSession(sessionId: string): Promise<void> {
+    await this.run(SQL.deleteSession, [sessionId]);
+  }
+
+  async replaceLocks(
+    ino: Ino,
+    sessionId: string,
+    owner: string,
+    flock: boolean,
+    locks: Pick<LockRow, 'type' | 'start' | 'end' | 'pid'>[],
+  ): Promise<void> {
+    await this.run(SQL.replaceLocks, [
+      ino,
+      sessionId,
+      owner,
+      flock,
+      locks.map((l) => l.type),
+      locks.map((l) => l.start),
+      locks.map((l) => l.end),
+      locks.map((l) => l.pid),
+    ]);
+  }
+
+  async deleteSessionLocks(sessionId: string): Promise<void> {
+    await this.run(SQL.deleteSessionLocks, [sessionId]);
+  }
+
+  async addOpen(sessionId: string, ino: Ino, delta: number): Promise<number> {
+    const [row] = await this.rows<{ count: number }>(SQL.addOpen, [sessionId, ino, delta]);
+    if (row.count <= 0) await this.run(SQL.dropOpen, [sessionId, ino]);
+    return Math.max(row.count, 0);
+  }
+
+  async takeSessionOpens(sessionId: string): Promise<Ino[]> {
+    const rows = await this.rows<{ ino: number }>(SQL.takeSessionOpens, [sessionId]);
+    return rows.map((r) => asIno(r.ino));
+  }
+
+  async addSliceRefs(id: SliceId, sliceSizeBytes: number, delta: number): Promise<number> {
+    const [row] = await this.rows<{ refs: number }>(SQL.addSliceRefs, [id, sliceSizeBytes, delta]);
+    if (row.refs <= 0) await this.run(SQL.dropSliceRef, [id]);
+    return Math.max(row.refs, 0);
+  }
+
+  async recordDeletedSlice(id: SliceId, sliceSizeBytes: number): Promise<void> {
+    await this.run(SQL.recordDeletedSlice, [id, sliceSizeBytes, this.nowUs]);
+  }
+
+  async forgetDeletedSlices(ids: SliceId[]): Promise<void> {
+    if (ids.length > 0) await this.run(SQL.forgetDeletedSlices, [ids]);
+  }
+}
