@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import type { LookupAddress } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 
 /** The radosgw the tests use, from `eval "$(scripts/radosgw/start.sh)"`; undefined skips the tests. */
 export const S3_TEST_URL = process.env.STRATA_S3_TEST_URL;
@@ -58,3 +60,14 @@ export function localRadosgwPid(): number | undefined {
     return undefined;
   }
 }
+
+/** A resolver that maps every name to 127.0.0.1 (BUCKET.localhost does not resolve on its own). */
+export const resolveToLoopback = ((
+  _host: string,
+  options: unknown,
+  callback: (...args: unknown[]) => void,
+) => {
+  const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
+  if (all) callback(null, [{ address: '127.0.0.1', family: 4 }] satisfies LookupAddress[]);
+  else callback(null, '127.0.0.1', 4);
+}) as unknown as LookupFunction;

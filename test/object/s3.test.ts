@@ -3,14 +3,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { FsError, Errno } from '../../src/common/index.js';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../../src/object/store.js';
 import { openS3Store, type S3ObjectStore } from '../../src/object/backends/s3.js';
 import { S3Transport } from '../../src/object/backends/s3-http.js';
 import { resolveAwsSettings } from '../../src/object/backends/s3-credentials.js';
 import { EMPTY_SHA256 } from '../../src/object/backends/s3-sigv4.js';
-import { SKIP_REASON, S3_TEST_URL, testUrl, uniquePrefix } from './s3-helpers.js';
+import { SKIP_REASON, S3_TEST_URL, resolveToLoopback, testUrl, uniquePrefix } from './s3-helpers.js';
 
 async function collect(iterable: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
@@ -220,15 +219,9 @@ describe('S3 backend against radosgw', { skip: SKIP_REASON }, () => {
       t.skip('needs the local radosgw (rgw_dns_name = localhost)');
       return;
     }
-    // BUCKET.localhost does not resolve here; a resolver maps every name to the server's address.
-    const toLoopback = ((_host: string, options: unknown, callback: (...args: unknown[]) => void) => {
-      const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
-      if (all) callback(null, [{ address: '127.0.0.1', family: 4 }] satisfies LookupAddress[]);
-      else callback(null, '127.0.0.1', 4);
-    }) as unknown as typeof dnsLookup;
     const vhost: ObjectStore = await openS3Store(
       testUrl(prefix, { endpoint: `http://localhost:${endpoint.port}`, path_style: '0' }),
-      { lookup: toLoopback },
+      { lookup: resolveToLoopback },
     );
     try {
       await vhost.put('vhost/one', Buffer.from('virtual'));
