@@ -1,5 +1,6 @@
 import type { ObjectStore } from './store.js';
 import { openFileStore } from './backends/file.js';
+import { openS3Store } from './backends/s3.js';
 import { withRetry, type RetryOptions } from './wrappers/retry.js';
 
 export interface OpenObjectStoreOptions {
@@ -20,6 +21,10 @@ export interface BackendEntry {
  */
 const backends: Record<string, BackendEntry> = {
   'file:': { forms: ['file:///absolute/dir', 'file:relative/dir'], open: (url) => openFileStore(url) },
+  's3:': {
+    forms: ['s3://BUCKET[/PREFIX]?endpoint=http://HOST:PORT&region=R&path_style=1'],
+    open: (url) => openS3Store(url),
+  },
 };
 
 function acceptedForms(): string {
