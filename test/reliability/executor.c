@@ -41,6 +41,7 @@
 #define OUT_BYTES (1 << 20)
 #define XATTR_LIST_BYTES 65536
 #define XATTR_VALUE_BYTES 65536
+#define MTIME_OLD_BEFORE_SEC 1000000000
 
 struct identity {
   uid_t uid;
@@ -132,6 +133,10 @@ static void emitStat(const struct stat *st) {
        (unsigned long)st->st_nlink, (unsigned)st->st_uid, (unsigned)st->st_gid);
   if (S_ISDIR(st->st_mode)) emit(" -");
   else emit(" %lld", (long long)st->st_size);
+  // Times are compared by class, not value: the generator only ever sets
+  // explicit times before 2001 (MTIME_OLD_BEFORE_SEC), so "old" means the last
+  // change was an explicit utimes and "new" that something touched it since.
+  emit(" m:%s", st->st_mtim.tv_sec < MTIME_OLD_BEFORE_SEC ? "old" : "new");
 }
 
 static int parseInt(const char *s, long long *v) {
