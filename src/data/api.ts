@@ -71,6 +71,7 @@ export interface DataPathStats {
   };
   uploads: { inFlight: number; queued: number; blocks: number; bytes: number; errors: number };
   fetches: { inFlight: number; blocks: number; bytes: number; readaheadBlocks: number; corrupt: number };
+  /** Writers holding partial blocks in memory right now. */
   writers: number;
 }
 

@@ -1,1 +1,2 @@
 export type { DataPath, DataPathOptions, DataPathStats, FileWriter, ChunkSlicesFn } from './api.js';
+export { createDataPath, DATA_PATH_DEFAULTS } from './data-path.js';

@@ -1,0 +1,208 @@
+import { asIno, type Ino, type SliceRef } from '../common/index.js';
+import type { ChunkSlicesFn, DataPath, DataPathOptions, DataPathStats, FileWriter } from './api.js';
+import { TRAILER_BYTES } from './block-format.js';
+import { MemoryBudget } from './budget.js';
+import { COMPACT_MIN_SLICES, planCompaction, zeroSlice } from './compact.js';
+import { DiskBlockCache } from './disk-cache.js';
+import { BlockFetcher } from './fetcher.js';
+import { MemoryBlockCache } from './memory-cache.js';
+import { Reader } from './reader.js';
+import { SliceIdPool, Uploader } from './uploader.js';
+import { Writer, type WriterContext } from './writer.js';
+
+const MiB = 1024 * 1024;
+
+export const DATA_PATH_DEFAULTS = {
+  blockSizeBytes: 4 * MiB,
+  chunkSizeBytes: 64 * MiB,
+  memoryBudgetBytes: 512 * MiB,
+  diskCacheBytes: 1024 * MiB,
+  maxInFlightUploads: 16,
+  maxInFlightFetches: 32,
+  readaheadBlocks: 8,
+  corruptRetries: 3,
+} as const;
+
+/** Compaction reads and rewrites a chunk in windows this large, so it never holds a whole chunk. */
+const COMPACTION_WINDOW_BLOCKS = 4;
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new Error(`data path option ${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+class StrataDataPath implements DataPath {
+  readonly blockSizeBytes: number;
+  readonly chunkSizeBytes: number;
+  private readonly budget: MemoryBudget;
+  private readonly memoryCache: MemoryBlockCache;
+  private readonly diskCache: DiskBlockCache | null;
+  private readonly fetcher: BlockFetcher;
+  private readonly uploader: Uploader;
+  private readonly reader: Reader;
+  private readonly writerContext: WriterContext;
+  private readonly buffering = new Set<Writer>();
+
+  constructor(options: DataPathOptions) {
+    const d = DATA_PATH_DEFAULTS;
+    this.blockSizeBytes = positiveInteger('blockSizeBytes', options.blockSizeBytes ?? d.blockSizeBytes);
+    this.chunkSizeBytes = positiveInteger('chunkSizeBytes', options.chunkSizeBytes ?? d.chunkSizeBytes);
+    if (this.chunkSizeBytes % this.blockSizeBytes !== 0) {
+      throw new Error(
+        `chunk size ${this.chunkSizeBytes} must be a multiple of the block size ${this.blockSizeBytes}`,
+      );
+    }
+    const memoryBudgetBytes = positiveInteger(
+      'memoryBudgetBytes',
+      options.memoryBudgetBytes ?? d.memoryBudgetBytes,
+    );
+    // Two blocks per upload slot would be ideal; four blocks is the least that keeps a stream moving.
+    const minimumBudget = 4 * (this.blockSizeBytes + TRAILER_BYTES);
+    if (memoryBudgetBytes < minimumBudget) {
+      throw new Error(
+        `memory budget ${memoryBudgetBytes} bytes is too small for ${this.blockSizeBytes}-byte blocks: ` +
+          `give at least ${minimumBudget} bytes (4 blocks)`,
+      );
+    }
+    this.budget = new MemoryBudget(memoryBudgetBytes);
+    this.memoryCache = new MemoryBlockCache(this.budget);
+    this.diskCache = options.diskCacheDir
+      ? new DiskBlockCache(options.diskCacheDir, options.diskCacheBytes ?? d.diskCacheBytes)
+      : null;
+    this.fetcher = new BlockFetcher(
+      options.store,
+      this.budget,
+      this.memoryCache,
+      this.diskCache,
+      positiveInteger('maxInFlightFetches', options.maxInFlightFetches ?? d.maxInFlightFetches),
+      positiveInteger('corruptRetries', options.corruptRetries ?? d.corruptRetries),
+    );
+    this.uploader = new Uploader(
+      options.store,
+      this.budget,
+      positiveInteger('maxInFlightUploads', options.maxInFlightUploads ?? d.maxInFlightUploads),
+    );
+    // Readahead never takes more than a quarter of the budget, leaving room for writers.
+    const maxReadaheadBytes = Math.min(
+      options.maxReadaheadBytes ?? d.readaheadBlocks * this.blockSizeBytes,
+      Math.floor(memoryBudgetBytes / 4),
+    );
+    this.reader = new Reader(this.fetcher, this.chunkSizeBytes, this.blockSizeBytes, maxReadaheadBytes);
+    this.writerContext = {
+      budget: this.budget,
+      uploader: this.uploader,
+      ids: new SliceIdPool(options.allocateSliceIds),
+      blockSizeBytes: this.blockSizeBytes,
+      chunkSizeBytes: this.chunkSizeBytes,
+      storeDescription: options.store.description,
+      holdsBuffers: (writer, holds) => {
+        if (holds) this.buffering.add(writer);
+        else this.buffering.delete(writer);
+      },
+    };
+    this.budget.setPressureHandler(() => this.relievePressure());
+  }
+
+  /**
+   * The budget is full and someone waits. In-flight uploads will free memory by themselves; if
+   * there are none, only partial blocks hold memory, so force them out, biggest first.
+   */
+  private relievePressure(): void {
+    if (this.uploader.busy) return;
+    const writers = [...this.buffering].sort((a, b) => b.bufferedBytes - a.bufferedBytes);
+    for (const writer of writers) {
+      writer.sealAll();
+      if (this.uploader.busy) return;
+    }
+  }
+
+  openWriter(ino: Ino): FileWriter {
+    return new Writer(ino, this.writerContext);
+  }
+
+  read(
+    ino: Ino,
+    offset: number,
+    length: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): Promise<Buffer> {
+    return this.reader.read(ino, offset, length, chunkSlices, fileSizeBytes);
+  }
+
+  shouldCompact(slices: SliceRef[]): boolean {
+    return slices.length >= COMPACT_MIN_SLICES;
+  }
+
+  async compactChunk(slices: SliceRef[], chunkIndex: number): Promise<SliceRef[]> {
+    const plan = planCompaction(slices, this.chunkSizeBytes);
+    const merged = plan.zeroRuns.map((run) => zeroSlice(run.start, run.end, this.blockSizeBytes));
+    if (!plan.dataSpan) return merged;
+    // A writer of its own (ino 0 is never a real file) gives compaction the same budget,
+    // back-pressure, checksums and parallel uploads as any write.
+    const writer = new Writer(asIno(0), this.writerContext);
+    const chunkBase = chunkIndex * this.chunkSizeBytes;
+    const windowBytes = COMPACTION_WINDOW_BLOCKS * this.blockSizeBytes;
+    try {
+      for (let start = plan.dataSpan.start; start < plan.dataSpan.end; start += windowBytes) {
+        const end = Math.min(plan.dataSpan.end, start + windowBytes);
+        const data = await this.reader.readChunkRange(slices, start, end);
+        await writer.write(chunkBase + start, data);
+      }
+      const writes = await writer.flush();
+      return [...merged, ...writes.map((write) => write.slice)];
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  }
+
+  forget(ino: Ino): void {
+    this.reader.forget(ino);
+  }
+
+  stats(): DataPathStats {
+    const disk = this.diskCache;
+    return {
+      memory: {
+        limitBytes: this.budget.limitBytes,
+        usedBytes: this.budget.usedBytes,
+        peakBytes: this.budget.peakBytes,
+        waitingAcquires: this.budget.waitingAcquires,
+      },
+      memoryCache: {
+        blocks: this.memoryCache.blocks,
+        bytes: this.memoryCache.sizeBytes,
+        hits: this.memoryCache.hits,
+        misses: this.memoryCache.misses,
+      },
+      diskCache: {
+        enabled: disk !== null,
+        blocks: disk?.blocks ?? 0,
+        bytes: disk?.sizeBytes ?? 0,
+        capacityBytes: disk?.capacityBytes ?? 0,
+        hits: disk?.hits ?? 0,
+        corrupt: disk?.corrupt ?? 0,
+      },
+      uploads: {
+        inFlight: this.uploader.inFlight,
+        queued: this.uploader.queued,
+        ...this.uploader.stats,
+      },
+      fetches: { inFlight: this.fetcher.fetchesInFlight, ...this.fetcher.stats },
+      writers: this.buffering.size,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.diskCache?.drain();
+    this.memoryCache.clear();
+  }
+}
+
+/** Creates the data path of one mount. */
+export function createDataPath(options: DataPathOptions): DataPath {
+  return new StrataDataPath(options);
+}

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+/** Writes queued beyond this are skipped: the disk cache is best effort, never back-pressure. */
+const MAX_PENDING_WRITES = 8;
+
+/**
+ * A bounded LRU of block object bodies (data + checksummed trailer) in a local directory. It
+ * stores bodies as fetched, so the reader verifies a cached block exactly like a fetched one:
+ * a damaged cache file fails its checksum, is removed and the block is fetched again.
+ * Files are written to a temporary name and renamed, so a crash leaves no half file under a
+ * block's name (and if one appeared anyway, the checksum would catch it).
+ */
+export class DiskBlockCache {
+  /** key -> size, in LRU order (oldest first). */
+  private readonly index = new Map<string, number>();
+  private bytes = 0;
+  private pendingWrites = 0;
+  private readonly ready: Promise<void>;
+  hits = 0;
+  corrupt = 0;
+
+  constructor(
+    readonly dir: string,
+    readonly capacityBytes: number,
+  ) {
+    this.ready = this.load();
+  }
+
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+
+  get blocks(): number {
+    return this.index.size;
+  }
+
+  private path(key: string): string {
+    return join(this.dir, key);
+  }
+
+  /** Rebuilds the index from what a previous run left, oldest files first. */
+  private async load(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const found: Array<{ key: string; size: number; mtimeMs: number }> = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (entry.name.endsWith('.tmp')) await unlink(path).catch(() => undefined);
+        else {
+          const info = await stat(path);
+          found.push({ key: relative(this.dir, path), size: info.size, mtimeMs: info.mtimeMs });
+        }
+      }
+    };
+    await walk(this.dir);
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const file of found) {
+      this.index.set(file.key, file.size);
+      this.bytes += file.size;
+    }
+    await this.evictTo(this.capacityBytes);
+  }
+
+  /** The cached body, or null. The caller verifies it and calls remove() if it is damaged. */
+  async get(key: string): Promise<Buffer | null> {
+    await this.ready;
+    const size = this.index.get(key);
+    if (size === undefined) return null;
+    try {
+      const body = await readFile(this.path(key));
+      this.index.delete(key);
+      this.index.set(key, size);
+      this.hits++;
+      return body;
+    } catch {
+      this.forget(key);
+      return null;
+    }
+  }
+
+  /** Stores a verified body in the background; drops it when too many writes are pending. */
+  put(key: string, body: Buffer): void {
+    if (this.index.has(key) || this.pendingWrites >= MAX_PENDING_WRITES) return;
+    if (body.length > this.capacityBytes) return;
+    this.pendingWrites++;
+    this.write(key, body)
+      .catch(() => undefined)
+      .finally(() => this.pendingWrites--);
+  }
+
+  private async write(key: string, body: Buffer): Promise<void> {
+    await this.ready;
+    await this.evictTo(this.capacityBytes - body.length);
+    const path = this.path(key);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(tmp, body);
+    await rename(tmp, path);
+    if (!this.index.has(key)) {
+      this.index.set(key, body.length);
+      this.bytes += body.length;
+    }
+  }
+
+  /** Removes a damaged or unwanted entry. */
+  async remove(key: string, reason: 'corrupt' | 'evict' = 'evict'): Promise<void> {
+    if (reason === 'corrupt') this.corrupt++;
+    this.forget(key);
+    await unlink(this.path(key)).catch(() => undefined);
+  }
+
+  private forget(key: string): void {
+    const size = this.index.get(key);
+    if (size === undefined) return;
+    this.index.delete(key);
+    this.bytes -= size;
+  }
+
+  private async evictTo(targetBytes: number): Promise<void> {
+    for (const key of this.index.keys()) {
+      if (this.bytes <= targetBytes) break;
+      await this.remove(key);
+    }
+  }
+
+  /** Waits for background writes (tests, shutdown). */
+  async drain(): Promise<void> {
+    await this.ready;
+    while (this.pendingWrites > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

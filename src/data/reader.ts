@@ -1,0 +1,160 @@
+import type { Ino, SliceRef } from '../common/index.js';
+import type { ChunkSlicesFn } from './api.js';
+import type { BlockFetcher } from './fetcher.js';
+import { blockAt, resolvePieces, type BlockRef } from './layout.js';
+
+/** Per open file: where the last read ended and how far ahead we fetch. */
+interface ReadState {
+  nextOffset: number;
+  windowBytes: number;
+  /** Readahead has been issued up to here; do not re-issue. */
+  issuedUpTo: number;
+}
+
+/** Files whose read state we remember; the oldest is forgotten beyond this. */
+const MAX_TRACKED_FILES = 4096;
+
+interface Copy {
+  block: BlockRef;
+  blockOffset: number;
+  outOffset: number;
+  lengthBytes: number;
+}
+
+/**
+ * Byte-range reads over the overlay of a chunk's slices. Blocks are fetched in parallel;
+ * a read that starts where the previous one ended is sequential, and each sequential read
+ * doubles the readahead window (from one block to maxReadaheadBytes) fetched in background.
+ */
+export class Reader {
+  private readonly states = new Map<Ino, ReadState>();
+
+  constructor(
+    private readonly fetcher: BlockFetcher,
+    private readonly chunkSizeBytes: number,
+    private readonly blockSizeBytes: number,
+    private readonly maxReadaheadBytes: number,
+  ) {}
+
+  async read(
+    ino: Ino,
+    offset: number,
+    length: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): Promise<Buffer> {
+    const end = Math.min(offset + length, fileSizeBytes);
+    if (end <= offset) return Buffer.alloc(0);
+    const out = Buffer.alloc(end - offset);
+    const copies = await this.plan(offset, end, chunkSlices, offset);
+    this.readahead(ino, offset, end, chunkSlices, fileSizeBytes);
+    await Promise.all(
+      copies.map(async (copy) => {
+        const data = await this.fetcher.get(copy.block);
+        data.copy(out, copy.outOffset, copy.blockOffset, copy.blockOffset + copy.lengthBytes);
+      }),
+    );
+    return out;
+  }
+
+  /** Reads a chunk range regardless of file size (compaction reads what the slices hold). */
+  async readChunkRange(slices: SliceRef[], start: number, end: number): Promise<Buffer> {
+    const out = Buffer.alloc(end - start);
+    const copies = this.planChunk(slices, start, end, -start);
+    await Promise.all(
+      copies.map(async (copy) => {
+        const data = await this.fetcher.get(copy.block);
+        data.copy(out, copy.outOffset, copy.blockOffset, copy.blockOffset + copy.lengthBytes);
+      }),
+    );
+    return out;
+  }
+
+  /** The block copies that fill [start, end) of the file into a buffer starting at `outBase`. */
+  private async plan(
+    start: number,
+    end: number,
+    chunkSlices: ChunkSlicesFn,
+    outBase: number,
+  ): Promise<Copy[]> {
+    const firstChunk = Math.floor(start / this.chunkSizeBytes);
+    const lastChunk = Math.floor((end - 1) / this.chunkSizeBytes);
+    const lists: Promise<SliceRef[]>[] = [];
+    for (let chunk = firstChunk; chunk <= lastChunk; chunk++) lists.push(chunkSlices(chunk));
+    const resolved = await Promise.all(lists);
+    const copies: Copy[] = [];
+    for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
+      const chunkBase = chunk * this.chunkSizeBytes;
+      const from = Math.max(start, chunkBase) - chunkBase;
+      const to = Math.min(end, chunkBase + this.chunkSizeBytes) - chunkBase;
+      copies.push(...this.planChunk(resolved[chunk - firstChunk], from, to, chunkBase - outBase));
+    }
+    return copies;
+  }
+
+  /** Copies for [from, to) of one chunk; `outShift` maps a chunk offset to an output offset. */
+  private planChunk(slices: SliceRef[], from: number, to: number, outShift: number): Copy[] {
+    const copies: Copy[] = [];
+    for (const piece of resolvePieces(slices, from, to)) {
+      const slice = piece.slice;
+      if (!slice) continue; // zeros: the output buffer already is
+      let done = 0;
+      while (done < piece.lengthBytes) {
+        const sliceOffset = slice.sliceOffsetBytes + piece.chunkOffsetBytes - slice.chunkOffsetBytes + done;
+        const block = blockAt(slice, sliceOffset);
+        const blockOffset = sliceOffset - block.blockIndex * slice.blockSizeBytes;
+        const count = Math.min(piece.lengthBytes - done, block.blockLengthBytes - blockOffset);
+        copies.push({
+          block,
+          blockOffset,
+          outOffset: piece.chunkOffsetBytes + done + outShift,
+          lengthBytes: count,
+        });
+        done += count;
+      }
+    }
+    return copies;
+  }
+
+  private readahead(
+    ino: Ino,
+    offset: number,
+    end: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): void {
+    let state = this.states.get(ino);
+    // Within a block of where the last read ended counts as sequential: the kernel may
+    // deliver a stream's reads slightly out of order.
+    const sequential =
+      state !== undefined &&
+      offset >= state.nextOffset - this.blockSizeBytes &&
+      offset <= state.nextOffset + this.blockSizeBytes;
+    if (!state || !sequential) {
+      if (state) this.states.delete(ino);
+      state = { nextOffset: end, windowBytes: 0, issuedUpTo: end };
+      this.states.set(ino, state);
+      if (this.states.size > MAX_TRACKED_FILES) this.states.delete(this.states.keys().next().value!);
+      return;
+    }
+    state.nextOffset = Math.max(state.nextOffset, end);
+    state.windowBytes = Math.min(
+      this.maxReadaheadBytes,
+      Math.max(this.blockSizeBytes, state.windowBytes * 2),
+    );
+    const from = Math.max(end, state.issuedUpTo);
+    const to = Math.min(fileSizeBytes, end + state.windowBytes);
+    if (to <= from) return;
+    state.issuedUpTo = to;
+    this.plan(from, to, chunkSlices, from).then(
+      (copies) => {
+        for (const copy of copies) this.fetcher.prefetch(copy.block);
+      },
+      () => undefined, // readahead is a hint: the demand read reports errors
+    );
+  }
+
+  forget(ino: Ino): void {
+    this.states.delete(ino);
+  }
+}

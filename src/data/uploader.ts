@@ -1,0 +1,101 @@
+import type { SliceId } from '../common/index.js';
+import type { ObjectStore } from '../object/index.js';
+import { sealBlock } from './block-format.js';
+import type { MemoryBudget } from './budget.js';
+import { blockKey } from './layout.js';
+import { Semaphore } from './semaphore.js';
+
+export interface UploadStats {
+  blocks: number;
+  bytes: number;
+  errors: number;
+}
+
+/** Hands out slice ids from the metadata allocator in batches, so a slice costs no round trip. */
+export class SliceIdPool {
+  private next = 0;
+  private end = 0;
+  private refill: Promise<void> | null = null;
+
+  constructor(
+    private readonly allocate: (count: number) => Promise<SliceId>,
+    private readonly batch = 64,
+  ) {}
+
+  async take(): Promise<SliceId> {
+    while (this.next >= this.end) {
+      this.refill ??= this.allocate(this.batch).then(
+        (first) => {
+          this.next = first as number;
+          this.end = this.next + this.batch;
+          this.refill = null;
+        },
+        (error: unknown) => {
+          this.refill = null;
+          throw error;
+        },
+      );
+      await this.refill;
+    }
+    return this.next++ as SliceId;
+  }
+}
+
+/**
+ * Uploads sealed blocks with a bounded number of puts in flight across all writers. The block
+ * buffer's memory stays charged until its put settles, so queued blocks count against the
+ * budget and writers feel back-pressure while the store is slow.
+ */
+export class Uploader {
+  readonly stats: UploadStats = { blocks: 0, bytes: 0, errors: 0 };
+  private readonly slots: Semaphore;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly budget: MemoryBudget,
+    maxInFlightUploads: number,
+  ) {
+    this.slots = new Semaphore(maxInFlightUploads);
+  }
+
+  get inFlight(): number {
+    return this.slots.inUse;
+  }
+
+  get queued(): number {
+    return this.slots.queued;
+  }
+
+  /** Whether uploads will free memory soon without anyone else's help. */
+  get busy(): boolean {
+    return this.slots.inUse > 0 || this.slots.queued > 0;
+  }
+
+  /**
+   * Seals `buffer[0, dataLength)` as block `blockIndex` of the slice whose id `sliceId` resolves
+   * to, and puts it. Releases `chargedBytes` when done, whatever the outcome.
+   */
+  async upload(
+    sliceId: Promise<SliceId>,
+    blockIndex: number,
+    buffer: Buffer,
+    dataLength: number,
+    chargedBytes: number,
+  ): Promise<void> {
+    try {
+      const id = await sliceId;
+      await this.slots.run(async () => {
+        const key = blockKey({ sliceId: id, blockIndex, blockLengthBytes: dataLength });
+        const body = sealBlock(buffer, dataLength);
+        await this.store.put(key, body);
+        this.stats.blocks++;
+        this.stats.bytes += body.length;
+      });
+    } catch (error) {
+      this.stats.errors++;
+      throw error;
+    } finally {
+      this.budget.release(chargedBytes);
+    }
+  }
+}

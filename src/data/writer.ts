@@ -1,0 +1,263 @@
+import { fsError, type Ino, type SliceId, type SliceWrite } from '../common/index.js';
+import { TRAILER_BYTES } from './block-format.js';
+import type { MemoryBudget } from './budget.js';
+import type { FileWriter } from './api.js';
+import type { SliceIdPool, Uploader } from './uploader.js';
+
+/** First buffer of a slice's first block; small files stay small, streams grow fast. */
+const FIRST_BUFFER_BYTES = 64 * 1024;
+
+/** A slice being written: contiguous bytes of one chunk, uploaded block by block. */
+interface OpenSlice {
+  chunkIndex: number;
+  chunkOffsetBytes: number;
+  lengthBytes: number;
+  id: Promise<SliceId> | null;
+  /** The block being filled (data capacity = length - TRAILER_BYTES), or null between blocks. */
+  buffer: Buffer | null;
+  chargedBytes: number;
+  blockIndex: number;
+  fillBytes: number;
+}
+
+export interface WriterContext {
+  budget: MemoryBudget;
+  uploader: Uploader;
+  ids: SliceIdPool;
+  blockSizeBytes: number;
+  chunkSizeBytes: number;
+  storeDescription: string;
+  /** Tells the data path this writer holds partial blocks that pressure may force out. */
+  holdsBuffers(writer: Writer, holds: boolean): void;
+}
+
+/**
+ * Buffers one handle's writes per chunk. Contiguous writes extend the chunk's open slice;
+ * anything else seals it and starts a new one, so objects are never rewritten and the commit
+ * order of slices is their creation order. Full blocks upload at once; the last partial block
+ * of a slice waits for flush() or for memory pressure.
+ */
+export class Writer implements FileWriter {
+  private readonly open = new Map<number, OpenSlice>();
+  private slices: OpenSlice[] = [];
+  private readonly uploads = new Set<Promise<void>>();
+  private firstError: unknown = null;
+  /** Memory acquired while waiting, not yet turned into a buffer. */
+  private reserveBytes = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  private pendingEnd = 0;
+
+  constructor(
+    readonly ino: Ino,
+    private readonly ctx: WriterContext,
+  ) {}
+
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
+  get pendingEndBytes(): number {
+    return this.pendingEnd;
+  }
+
+  /** Writes and flushes of one handle run one at a time: the kernel may send them in parallel. */
+  private serialize<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(operation);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  write(offset: number, data: Buffer): Promise<void> {
+    if (data.length === 0) return Promise.resolve();
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      return Promise.reject(fsError.EINVAL(`write at invalid offset ${offset} of inode ${this.ino}`));
+    }
+    return this.serialize(async () => {
+      try {
+        await this.append(offset, data);
+      } finally {
+        if (this.reserveBytes > 0) {
+          this.ctx.budget.release(this.reserveBytes);
+          this.reserveBytes = 0;
+        }
+      }
+      this.pending += data.length;
+      this.pendingEnd = Math.max(this.pendingEnd, offset + data.length);
+    });
+  }
+
+  private async append(offset: number, data: Buffer): Promise<void> {
+    const { chunkSizeBytes, blockSizeBytes } = this.ctx;
+    let done = 0;
+    while (done < data.length) {
+      const fileOffset = offset + done;
+      const chunkIndex = Math.floor(fileOffset / chunkSizeBytes);
+      const inChunk = fileOffset - chunkIndex * chunkSizeBytes;
+      let slice = this.open.get(chunkIndex);
+      if (!slice || slice.chunkOffsetBytes + slice.lengthBytes !== inChunk) {
+        if (slice) this.sealSlice(slice);
+        slice = {
+          chunkIndex,
+          chunkOffsetBytes: inChunk,
+          lengthBytes: 0,
+          id: null,
+          buffer: null,
+          chargedBytes: 0,
+          blockIndex: 0,
+          fillBytes: 0,
+        };
+        this.open.set(chunkIndex, slice);
+        this.slices.push(slice);
+      }
+      const count = Math.min(data.length - done, chunkSizeBytes - inChunk, blockSizeBytes - slice.fillBytes);
+      if (!this.ensureCapacity(slice, slice.fillBytes + count)) {
+        // Wait for memory, then look again: while we waited, pressure may have sealed the slice.
+        const missing = this.growthBytes(slice, slice.fillBytes + count) - this.reserveBytes;
+        const charged = this.ctx.budget.charged(missing);
+        await this.ctx.budget.acquire(missing);
+        this.reserveBytes += charged;
+        continue;
+      }
+      data.copy(slice.buffer!, slice.fillBytes, done, done + count);
+      slice.fillBytes += count;
+      slice.lengthBytes += count;
+      done += count;
+      if (slice.fillBytes === blockSizeBytes) this.sealBlock(slice);
+    }
+  }
+
+  /** The buffer size (with trailer room) to hold `neededBytes` of the current block. */
+  private capacityFor(slice: OpenSlice, neededBytes: number): number {
+    const { blockSizeBytes } = this.ctx;
+    // Past the first block the slice is a stream: take whole blocks, no regrowth copies.
+    if (slice.blockIndex > 0) return blockSizeBytes + TRAILER_BYTES;
+    let capacity = Math.max(FIRST_BUFFER_BYTES, (slice.buffer?.length ?? 0) - TRAILER_BYTES);
+    while (capacity < neededBytes) capacity *= 2;
+    return Math.min(capacity, blockSizeBytes) + TRAILER_BYTES;
+  }
+
+  private growthBytes(slice: OpenSlice, neededBytes: number): number {
+    return this.capacityFor(slice, neededBytes) - slice.chargedBytes;
+  }
+
+  /** Grows the block buffer if needed, with memory from the reserve or the budget; false if it must wait. */
+  private ensureCapacity(slice: OpenSlice, neededBytes: number): boolean {
+    if (slice.buffer && slice.buffer.length - TRAILER_BYTES >= neededBytes) return true;
+    const capacity = this.capacityFor(slice, neededBytes);
+    const delta = capacity - slice.chargedBytes;
+    if (this.reserveBytes >= delta) {
+      this.reserveBytes -= delta;
+    } else if (!this.ctx.budget.tryAcquire(delta - this.reserveBytes)) {
+      return false;
+    } else {
+      this.reserveBytes = 0;
+    }
+    const grown = Buffer.allocUnsafe(capacity);
+    if (slice.buffer) slice.buffer.copy(grown, 0, 0, slice.fillBytes);
+    else this.ctx.holdsBuffers(this, true);
+    slice.buffer = grown;
+    slice.chargedBytes = capacity;
+    return true;
+  }
+
+  private sealBlock(slice: OpenSlice): void {
+    if (!slice.buffer || slice.fillBytes === 0) return;
+    slice.id ??= this.ctx.ids.take();
+    const upload = this.ctx.uploader.upload(
+      slice.id,
+      slice.blockIndex,
+      slice.buffer,
+      slice.fillBytes,
+      slice.chargedBytes,
+    );
+    this.uploads.add(upload);
+    upload.then(
+      () => this.uploads.delete(upload),
+      (error: unknown) => {
+        this.firstError ??= error;
+        this.uploads.delete(upload);
+      },
+    );
+    slice.buffer = null;
+    slice.chargedBytes = 0;
+    slice.blockIndex++;
+    slice.fillBytes = 0;
+  }
+
+  private sealSlice(slice: OpenSlice): void {
+    this.sealBlock(slice);
+    if (this.open.get(slice.chunkIndex) === slice) this.open.delete(slice.chunkIndex);
+    if (this.open.size === 0) this.ctx.holdsBuffers(this, false);
+  }
+
+  /** Called under memory pressure: uploads every partial block now (ending those slices). */
+  sealAll(): number {
+    let sealedBytes = 0;
+    for (const slice of [...this.open.values()]) {
+      sealedBytes += slice.chargedBytes;
+      this.sealSlice(slice);
+    }
+    return sealedBytes;
+  }
+
+  /** Bytes held in partial block buffers. */
+  get bufferedBytes(): number {
+    let bytes = 0;
+    for (const slice of this.open.values()) bytes += slice.chargedBytes;
+    return bytes;
+  }
+
+  flush(): Promise<SliceWrite[]> {
+    return this.serialize(async () => {
+      this.sealAll();
+      while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+      const slices = this.slices;
+      this.slices = [];
+      this.pending = 0;
+      this.pendingEnd = 0;
+      const error = this.firstError;
+      this.firstError = null;
+      if (error !== null) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw fsError.EIO(
+          `writing inode ${this.ino}: uploading data to ${this.ctx.storeDescription} failed (${reason}); ` +
+            `data written since the last successful fsync/close was not saved`,
+          error,
+        );
+      }
+      const writes: SliceWrite[] = [];
+      for (const slice of slices) {
+        writes.push({
+          chunkIndex: slice.chunkIndex,
+          slice: {
+            id: await slice.id!,
+            sliceSizeBytes: slice.lengthBytes,
+            chunkOffsetBytes: slice.chunkOffsetBytes,
+            sliceOffsetBytes: 0,
+            lengthBytes: slice.lengthBytes,
+            blockSizeBytes: this.ctx.blockSizeBytes,
+          },
+        });
+      }
+      return writes;
+    });
+  }
+
+  abort(): Promise<void> {
+    return this.serialize(async () => {
+      for (const slice of this.open.values()) {
+        if (slice.chargedBytes > 0) this.ctx.budget.release(slice.chargedBytes);
+        slice.buffer = null;
+        slice.chargedBytes = 0;
+      }
+      this.open.clear();
+      this.ctx.holdsBuffers(this, false);
+      while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+      this.slices = [];
+      this.firstError = null;
+      this.pending = 0;
+      this.pendingEnd = 0;
+    });
+  }
+}
