@@ -1,0 +1,135 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Errno } from '../../src/common/index.js';
+import { CuttingProxy, TestService, startTestServer, testClient } from './helpers.js';
+
+test('a create whose answer is lost is retried and applied once, the client getting the original result', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service);
+  const proxy = await CuttingProxy.start(server.address);
+  const client = testClient(proxy.address);
+  try {
+    assert.deepEqual(await client.call('bump', ['warm-up'], { idempotent: false }), {
+      bumps: 1,
+      tag: 'warm-up',
+    });
+    proxy.dropNextReply = true;
+    const result = await client.call('bump', ['lost-answer'], { idempotent: false });
+    assert.equal(proxy.cuts, 1, 'the proxy should have cut the connection once');
+    assert.deepEqual(result, { bumps: 2, tag: 'lost-answer' });
+    assert.equal(service.bumps, 2, 'the retried call must not be applied a second time');
+    assert.equal(client.retriedCalls, 1);
+    assert.equal(server.replay?.replayedCount, 1);
+  } finally {
+    await client.close();
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('a retry that arrives while the first attempt still runs waits for it instead of running again', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service);
+  const proxy = await CuttingProxy.start(server.address);
+  const client = testClient(proxy.address);
+  try {
+    await client.connect();
+    proxy.cutAfterNextRequest = true;
+    const result = await client.call('slowbump', ['slow', 300], { idempotent: false });
+    assert.equal(proxy.cuts, 1);
+    assert.deepEqual(result, { bumps: 1, tag: 'slow' });
+    assert.equal(service.bumps, 1);
+    assert.equal(server.replay?.replayedCount, 1);
+  } finally {
+    await client.close();
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('without replay memory the same lost answer makes the server apply the call twice', async () => {
+  // The control experiment: shows the test above can fail.
+  const service = new TestService();
+  const server = await startTestServer(service, { replay: false });
+  const proxy = await CuttingProxy.start(server.address);
+  const client = testClient(proxy.address);
+  try {
+    await client.connect();
+    proxy.dropNextReply = true;
+    assert.deepEqual(await client.call('bump', ['twice'], { idempotent: false }), { bumps: 2, tag: 'twice' });
+    assert.equal(service.bumps, 2);
+  } finally {
+    await client.close();
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('answered calls are forgotten by the server as the client acknowledges them', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service);
+  const client = testClient(server.address);
+  try {
+    for (let i = 0; i < 200; i++) await client.call('bump', [i], { idempotent: false });
+    // Each request tells the server the lowest unanswered number: only the last one is kept.
+    assert.ok((server.replay?.size ?? 0) <= 1, `replay memory holds ${server.replay?.size} entries`);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('the client reconnects after the server restarts, also for calls made while it was down', async () => {
+  const service = new TestService();
+  let server = await startTestServer(service);
+  const address = server.address;
+  const client = testClient(address, { connections: 2, maxAttempts: 8 });
+  try {
+    assert.equal(await client.call('echo', ['first'], { idempotent: true }), 'first');
+    await server.close();
+    const whileDown = client.call('echo', ['while down'], { idempotent: true });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    server = await startTestServer(service, { listen: address });
+    assert.equal(await whileDown, 'while down');
+    assert.deepEqual(await client.call('bump', ['after'], { idempotent: false }), { bumps: 1, tag: 'after' });
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('calls in flight when the server dies are retried on the restarted server', async () => {
+  const service = new TestService();
+  let server = await startTestServer(service);
+  const address = server.address;
+  const client = testClient(address, { maxAttempts: 8 });
+  try {
+    await client.connect();
+    const inFlight = client.call('sleep', [2_000, 'resent'], { idempotent: true });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await server.close();
+    server = await startTestServer(new TestService(), { listen: address });
+    assert.equal(await inFlight, 'resent');
+    assert.ok(client.retriedCalls >= 1);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('a closed client fails its waiting calls and refuses new ones', async () => {
+  const server = await startTestServer(new TestService());
+  const client = testClient(server.address);
+  try {
+    const waiting = client.call('sleep', [1_000, 'never'], { idempotent: true });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await client.close();
+    await assert.rejects(waiting, { errno: Errno.ENOTCONN });
+    await assert.rejects(client.call('echo', [1], { idempotent: true }), {
+      errno: Errno.ENOTCONN,
+      message: /closed/,
+    });
+  } finally {
+    await server.close();
+  }
+});
