@@ -1,0 +1,2 @@
+// Registers every built-in engine with the registry (one import per engine).
+import './sqlite/register.js';

@@ -1,0 +1,295 @@
+import { statSync } from 'node:fs';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import { fsError } from '../../../common/index.js';
+import {
+  systemClock,
+  type Clock,
+  type Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ReadTx,
+  type WriteTx,
+} from '../../engine.js';
+import { ALL_TABLES, HISTORY_TABLES, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { ReadStatements, SqliteReadTx, SqliteWriteTx, WriteStatements, type WriteState } from './tx.js';
+
+interface Job {
+  fn: (tx: WriteTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+interface ReadJob {
+  fn: (tx: ReadTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Settled = { ok: true; job: Job; value: unknown } | { ok: false; job: Job; error: unknown };
+
+const CURSOR_COUNTER = 'engine.dentry_cursor';
+const LAST_COMMIT_COUNTER = 'engine.last_commit_us';
+
+/** "sqlite:/abs/path", "sqlite:///abs/path" or "sqlite:relative/path" → the file path. */
+export function sqlitePath(url: string): string {
+  let rest = url.replace(/^sqlite:/i, '');
+  if (rest.startsWith('//')) rest = rest.slice(2);
+  const query = rest.indexOf('?');
+  if (query >= 0) rest = rest.slice(0, query);
+  if (!rest) throw fsError.EINVAL(`no file in SQLite engine URL "${url}"; use sqlite:/path/to/meta.db`);
+  return rest;
+}
+
+/**
+ * SQLite engine: one writer connection with group commit, one reader connection.
+ *
+ * Group commit: write transactions queue up and run one after another inside one SQLite
+ * transaction, each under its own SAVEPOINT (a failing one rolls back alone). The batch
+ * commits (one fsync) after `groupCommitMaxOps` transactions, after `groupCommitMaxDelayMs`,
+ * or as soon as the queue runs dry at the end of the event-loop turn, whichever comes first.
+ * Callers' promises settle only after that commit. All transactions of a batch share one
+ * commit instant (`nowUs`), so history keeps one old image per row per batch.
+ *
+ * Reads run on their own connection and see committed state only. Queued reads share one
+ * read transaction (one snapshot) until a write commits, so a caller who got a write's
+ * reply always reads it back.
+ */
+export class SqliteEngine implements Engine {
+  readonly displayUrl: string;
+  private readonly wdb: Database;
+  private readonly rdb: Database;
+  private readonly ws: WriteStatements;
+  private readonly wtx: SqliteWriteTx;
+  private readonly rtx: SqliteReadTx;
+  private readonly state: WriteState;
+  private readonly clock: Clock;
+  private readonly maxOps: number;
+  private readonly maxDelayMs: number;
+  private readonly counterSet: Statement;
+
+  private readonly queue: Job[] = [];
+  private settled: Settled[] = [];
+  private draining = false;
+  private inBatch = false;
+  private batchStartMs = 0;
+  private commitArmed = false;
+  private lastCommitUs: number;
+
+  private readonly readQueue: ReadJob[] = [];
+  private readDraining = false;
+  private inRead = false;
+  private readStale = false;
+  private closed = false;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly path: string,
+    options: EngineOptions,
+  ) {
+    this.displayUrl = `sqlite:${path}`;
+    this.clock = options.clock ?? systemClock;
+    this.maxOps = options.groupCommitMaxOps ?? 64;
+    this.maxDelayMs = options.groupCommitMaxDelayMs ?? 2;
+    this.wdb = new BetterSqlite3(path);
+    this.wdb.pragma('journal_mode = WAL');
+    this.wdb.pragma(`synchronous = ${options.durable === false ? 'NORMAL' : 'FULL'}`);
+    this.wdb.pragma('busy_timeout = 5000');
+    this.wdb.pragma('cache_size = -65536');
+    // Bound the WAL: checkpoint every ~4 MiB of log, and truncate the file back afterwards.
+    this.wdb.pragma('wal_autocheckpoint = 1000');
+    this.wdb.pragma('journal_size_limit = 67108864');
+    const version = this.wdb.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw fsError.EINVAL(
+        `${path} has metadata schema ${version}, newer than this build (${SCHEMA_VERSION}); upgrade strata`,
+      );
+    }
+    this.wdb.exec(SCHEMA_SQL);
+    this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.rdb = new BetterSqlite3(path, { readonly: true });
+    this.rdb.pragma('busy_timeout = 5000');
+    this.rdb.pragma('cache_size = -65536');
+    this.ws = new WriteStatements(this.wdb);
+    this.rtx = new SqliteReadTx(new ReadStatements(this.rdb));
+    this.counterSet = this.ws.counterSet;
+    const counter = (name: string) => (this.ws.counter.get(name) as number | undefined) ?? 0;
+    this.lastCommitUs = counter(LAST_COMMIT_COUNTER);
+    this.state = { nowUs: 0, history: options.history !== false, lastCursor: counter(CURSOR_COUNTER) };
+    this.wtx = new SqliteWriteTx(this.ws, this.state);
+  }
+
+  write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(fsError.EIO(`metadata engine ${this.displayUrl} is closed`));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(fsError.EIO(`metadata engine ${this.displayUrl} is closed`));
+    return new Promise<T>((resolve, reject) => {
+      this.readQueue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.readDraining) void this.drainReads();
+    });
+  }
+
+  private beginBatch(): void {
+    this.wdb.exec('BEGIN IMMEDIATE');
+    this.inBatch = true;
+    this.batchStartMs = performance.now();
+    // Commit instants strictly increase, even if the wall clock steps back (history order).
+    this.state.nowUs = Math.max(this.clock.nowUs(), this.lastCommitUs + 1);
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        if (!this.inBatch) this.beginBatch();
+        const job = this.queue.shift()!;
+        this.wdb.exec('SAVEPOINT op');
+        try {
+          const value = await job.fn(this.wtx);
+          this.wdb.exec('RELEASE op');
+          this.settled.push({ ok: true, job, value });
+        } catch (error) {
+          this.wdb.exec('ROLLBACK TO op');
+          this.wdb.exec('RELEASE op');
+          this.settled.push({ ok: false, job, error });
+        }
+        if (this.settled.length >= this.maxOps || performance.now() - this.batchStartMs >= this.maxDelayMs) {
+          this.commit();
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    // Queue empty: commit at the end of this event-loop turn, so requests that arrive in
+    // the same turn (I/O callbacks) still join the batch without waiting for a timer.
+    if (this.inBatch && !this.commitArmed) {
+      this.commitArmed = true;
+      setImmediate(() => {
+        this.commitArmed = false;
+        if (!this.draining && this.inBatch) this.commit();
+      });
+    }
+  }
+
+  private commit(): void {
+    const settled = this.settled;
+    this.settled = [];
+    try {
+      this.counterSet.run(CURSOR_COUNTER, this.state.lastCursor);
+      this.counterSet.run(LAST_COMMIT_COUNTER, this.state.nowUs);
+      this.wdb.exec('COMMIT');
+      this.lastCommitUs = this.state.nowUs;
+    } catch (error) {
+      if (this.wdb.inTransaction) this.wdb.exec('ROLLBACK');
+      this.inBatch = false;
+      const failure = fsError.EIO(`metadata commit failed on ${this.displayUrl}: ${String(error)}`, error);
+      for (const s of settled) s.job.reject(failure);
+      this.readStale = true;
+      this.notifyIdle();
+      return;
+    }
+    this.inBatch = false;
+    this.readStale = true;
+    for (const s of settled) {
+      if (s.ok) s.job.resolve(s.value);
+      else s.job.reject(s.error);
+    }
+    this.notifyIdle();
+  }
+
+  private async drainReads(): Promise<void> {
+    this.readDraining = true;
+    try {
+      while (this.readQueue.length > 0) {
+        if (this.inRead && this.readStale) {
+          this.rdb.exec('COMMIT');
+          this.inRead = false;
+        }
+        if (!this.inRead) {
+          this.rdb.exec('BEGIN');
+          this.inRead = true;
+          this.readStale = false;
+        }
+        const job = this.readQueue.shift()!;
+        try {
+          job.resolve(await job.fn(this.rtx));
+        } catch (error) {
+          job.reject(error);
+        }
+      }
+    } finally {
+      if (this.inRead) {
+        this.rdb.exec('COMMIT');
+        this.inRead = false;
+      }
+      this.readDraining = false;
+    }
+  }
+
+  private notifyIdle(): void {
+    if (this.queue.length > 0 || this.inBatch) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  async pruneHistory(beforeUs: number, maxRows: number): Promise<number> {
+    // Rowid order is commit order (see schema.ts): look only at the oldest rows.
+    return this.write(async () => {
+      let deleted = 0;
+      for (const table of HISTORY_TABLES) {
+        const budget = maxRows - deleted;
+        if (budget <= 0) break;
+        deleted += this.wdb
+          .prepare(
+            `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} ORDER BY rowid LIMIT ?) AND to_us < ?`,
+          )
+          .run(budget, beforeUs).changes;
+      }
+      return deleted;
+    });
+  }
+
+  async wipe(): Promise<void> {
+    await this.write(async () => {
+      for (const table of ALL_TABLES) this.wdb.exec(`DELETE FROM ${table}`);
+    });
+  }
+
+  async stats(): Promise<EngineStats> {
+    return this.read(async () => {
+      let historyRows = 0;
+      for (const table of HISTORY_TABLES) {
+        historyRows += this.rdb.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+      }
+      let sizeBytes = 0;
+      for (const suffix of ['', '-wal']) {
+        try {
+          sizeBytes += statSync(this.path + suffix).size;
+        } catch {
+          // no WAL file right after a truncating checkpoint
+        }
+      }
+      return { historyRows, sizeBytes };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.queue.length > 0 || this.inBatch || this.draining) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+    while (this.readDraining) await new Promise((resolve) => setImmediate(resolve));
+    this.rdb.close();
+    this.wdb.pragma('wal_checkpoint(TRUNCATE)');
+    this.wdb.close();
+  }
+}
+
+export async function openSqliteEngine(url: string, options: EngineOptions): Promise<Engine> {
+  return new SqliteEngine(sqlitePath(url), options);
+}

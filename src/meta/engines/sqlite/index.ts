@@ -1,0 +1,1 @@
+export { SqliteEngine, openSqliteEngine, sqlitePath } from './engine.js';

@@ -1,0 +1,4 @@
+import { registerEngine } from '../../engine-registry.js';
+import { openSqliteEngine } from './engine.js';
+
+registerEngine('sqlite', openSqliteEngine);

@@ -1,0 +1,105 @@
+/**
+ * The SQLite schema. Current tables hold the live namespace and are all that current-state
+ * reads touch; `*_hist` tables hold old row images with their validity [from_us, to_us).
+ * History tables are rowid tables: rows are appended in commit order, so the rowid order is
+ * the to_us order and pruning deletes from the front in small batches without a time index.
+ * `ver` is the commit instant (µs) of the transaction that wrote the current row.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS inode (
+  ino INTEGER PRIMARY KEY,
+  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,
+  size INTEGER NOT NULL, rdev INTEGER NOT NULL,
+  atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
+  mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+  gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT,
+  ver INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inode_hist (
+  ino INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,
+  size INTEGER NOT NULL, rdev INTEGER NOT NULL,
+  atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
+  mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+  gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT
+);
+CREATE INDEX IF NOT EXISTS inode_hist_key ON inode_hist(ino, to_us);
+
+CREATE TABLE IF NOT EXISTS dentry (
+  parent INTEGER NOT NULL, name TEXT NOT NULL, ino INTEGER NOT NULL, type INTEGER NOT NULL,
+  cursor INTEGER NOT NULL, ver INTEGER NOT NULL,
+  PRIMARY KEY (parent, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dentry_cursor ON dentry(parent, cursor);
+CREATE TABLE IF NOT EXISTS dentry_hist (
+  parent INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  ino INTEGER NOT NULL, type INTEGER NOT NULL, cursor INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dentry_hist_key ON dentry_hist(parent, name, to_us);
+
+CREATE TABLE IF NOT EXISTS xattr (
+  ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, ver INTEGER NOT NULL,
+  PRIMARY KEY (ino, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS xattr_hist (
+  ino INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS xattr_hist_key ON xattr_hist(ino, name, to_us);
+
+CREATE TABLE IF NOT EXISTS chunk (
+  ino INTEGER NOT NULL, idx INTEGER NOT NULL, slices BLOB NOT NULL, ver INTEGER NOT NULL,
+  PRIMARY KEY (ino, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunk_hist (
+  ino INTEGER NOT NULL, idx INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  slices BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_hist_key ON chunk_hist(ino, idx, to_us);
+
+CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS session (
+  id TEXT PRIMARY KEY, info TEXT NOT NULL, started_us INTEGER NOT NULL, heartbeat_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lock (
+  ino INTEGER NOT NULL, session TEXT NOT NULL, owner TEXT NOT NULL, flock INTEGER NOT NULL,
+  type INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, pid INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lock_ino ON lock(ino);
+CREATE INDEX IF NOT EXISTS lock_session ON lock(session);
+CREATE TABLE IF NOT EXISTS open_file (
+  session TEXT NOT NULL, ino INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (session, ino)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS open_file_ino ON open_file(ino);
+
+CREATE TABLE IF NOT EXISTS slice_ref (
+  id INTEGER PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deleted_slice (
+  id INTEGER NOT NULL, size INTEGER NOT NULL, deleted_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deleted_slice_time ON deleted_slice(deleted_us);
+`;
+
+export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
+
+export const ALL_TABLES = [
+  'inode',
+  'dentry',
+  'xattr',
+  'chunk',
+  ...HISTORY_TABLES,
+  'setting',
+  'counter',
+  'session',
+  'lock',
+  'open_file',
+  'slice_ref',
+  'deleted_slice',
+] as const;

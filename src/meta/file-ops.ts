@@ -1,0 +1,249 @@
+import {
+  Errno,
+  FsError,
+  fsError,
+  type Ino,
+  type SliceId,
+  type SliceRef,
+  type SliceWrite,
+} from '../common/index.js';
+import {
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  type SetAttrChanges,
+  type Timespec,
+} from './api.js';
+import { S_IFMT, S_ISGID, S_ISUID, S_IXGRP, isDir, isReg, setAtime, setCtime, setMtime } from './attrs.js';
+import { addRefs, copyByReference, dropRefs, truncateChunks, zeroRange } from './chunks.js';
+import type { InodeRow, WriteTx } from './engine.js';
+import { COUNTER_USED_BYTES, alignedBytes } from './namespace.js';
+import type { OpContext } from './op-context.js';
+import { W_OK, inGroup, isOwnerOrRoot } from './permissions.js';
+
+/** Rules for changing attributes and file data maps, each inside one write transaction. */
+
+export const MAX_FILE_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
+
+function killSuid(row: InodeRow): void {
+  row.mode &= ~S_ISUID;
+  // S_ISGID without group-exec means mandatory locking, not set-group-id: keep it.
+  if (row.mode & S_IXGRP) row.mode &= ~S_ISGID;
+}
+
+async function setSize(
+  ctx: OpContext,
+  chunkSizeBytes: number,
+  row: InodeRow,
+  sizeBytes: number,
+): Promise<void> {
+  if (sizeBytes < 0 || sizeBytes > MAX_FILE_SIZE_BYTES)
+    throw fsError.EINVAL(`invalid file size ${sizeBytes}`);
+  if (sizeBytes === row.sizeBytes) return;
+  await truncateChunks(ctx.tx, row.ino, chunkSizeBytes, row.sizeBytes, sizeBytes);
+  const delta = alignedBytes(sizeBytes) - alignedBytes(row.sizeBytes);
+  if (delta !== 0) await ctx.tx.addCounter(COUNTER_USED_BYTES, delta);
+  row.sizeBytes = sizeBytes;
+}
+
+export async function setattr(
+  ctx: OpContext,
+  chunkSizeBytes: number,
+  ino: Ino,
+  changes: SetAttrChanges,
+): Promise<InodeRow> {
+  const { caller, now } = ctx;
+  const row = await ctx.inode(ino);
+  const owner = isOwnerOrRoot(caller, row);
+  if (changes.uid !== undefined || changes.gid !== undefined) {
+    const newUid = changes.uid ?? row.uid;
+    const newGid = changes.gid ?? row.gid;
+    if (caller.uid !== 0) {
+      if (newUid !== row.uid) throw fsError.EPERM(`only root may change the owner of inode ${ino}`);
+      if (!owner)
+        throw fsError.EPERM(`only the owner (uid ${row.uid}) or root may change the group of inode ${ino}`);
+      if (newGid !== row.gid && !inGroup(caller, newGid)) {
+        throw fsError.EPERM(`uid ${caller.uid} is not in group ${newGid}; cannot give inode ${ino} to it`);
+      }
+    }
+    row.uid = newUid;
+    row.gid = newGid;
+    if (!isDir(row.mode)) killSuid(row);
+  }
+  if (changes.mode !== undefined) {
+    if (!owner) throw fsError.EPERM(`only the owner (uid ${row.uid}) or root may chmod inode ${ino}`);
+    let mode = changes.mode & 0o7777;
+    if (caller.uid !== 0 && !inGroup(caller, row.gid)) mode &= ~S_ISGID;
+    row.mode = (row.mode & S_IFMT) | mode;
+  }
+  if (changes.sizeBytes !== undefined) {
+    if (isDir(row.mode)) throw fsError.EISDIR(`inode ${ino} is a directory; it has no size to set`);
+    if (!isReg(row.mode))
+      throw fsError.EINVAL(`inode ${ino} is not a regular file; only files can be truncated`);
+    await setSize(ctx, chunkSizeBytes, row, changes.sizeBytes);
+    setMtime(row, now);
+  }
+  for (const [key, apply] of [
+    ['atime', setAtime],
+    ['mtime', setMtime],
+  ] as const) {
+    const change = changes[key];
+    if (change === undefined) continue;
+    if (change === 'now') {
+      if (!owner) await ctx.requireAccess(row, W_OK, `set ${key} of inode ${ino} to now`);
+      apply(row, now);
+    } else {
+      if (!owner)
+        throw fsError.EPERM(`only the owner (uid ${row.uid}) or root may set ${key} of inode ${ino}`);
+      apply(row, change);
+    }
+  }
+  if (changes.killSuid) killSuid(row);
+  setCtime(row, changes.ctime ?? now);
+  ctx.touch(row);
+  return row;
+}
+
+async function regularFile(ctx: OpContext, ino: Ino): Promise<InodeRow> {
+  const row = await ctx.inode(ino);
+  if (isDir(row.mode)) throw fsError.EISDIR(`inode ${ino} is a directory, not a file`);
+  if (!isReg(row.mode)) throw fsError.EINVAL(`inode ${ino} is not a regular file`);
+  return row;
+}
+
+function checkSlice(chunkSizeBytes: number, s: SliceRef, where: string): void {
+  const ok =
+    Number.isSafeInteger(s.id) &&
+    s.id >= 0 &&
+    s.lengthBytes > 0 &&
+    s.chunkOffsetBytes >= 0 &&
+    s.chunkOffsetBytes + s.lengthBytes <= chunkSizeBytes &&
+    s.sliceOffsetBytes >= 0 &&
+    s.sliceOffsetBytes + s.lengthBytes <= s.sliceSizeBytes;
+  if (!ok) {
+    throw fsError.EINVAL(
+      `${where}: slice ${s.id} (chunk offset ${s.chunkOffsetBytes}, slice offset ${s.sliceOffsetBytes}, ` +
+        `length ${s.lengthBytes}, slice size ${s.sliceSizeBytes}) does not fit a ${chunkSizeBytes}-byte chunk`,
+    );
+  }
+}
+
+export async function commitWrites(
+  ctx: OpContext,
+  chunkSizeBytes: number,
+  ino: Ino,
+  writes: SliceWrite[],
+  minSizeBytes: number,
+  mtime: Timespec,
+): Promise<InodeRow> {
+  const row = await regularFile(ctx, ino);
+  const byChunk = new Map<number, SliceRef[]>();
+  for (const w of writes) {
+    if (!Number.isSafeInteger(w.chunkIndex) || w.chunkIndex < 0) {
+      throw fsError.EINVAL(`commitWrites: invalid chunk index ${w.chunkIndex}`);
+    }
+    checkSlice(chunkSizeBytes, w.slice, `commitWrites on inode ${ino}`);
+    const list = byChunk.get(w.chunkIndex) ?? [];
+    list.push(w.slice);
+    byChunk.set(w.chunkIndex, list);
+  }
+  for (const [idx, added] of byChunk) {
+    const slices = await ctx.tx.getChunk(ino, idx);
+    await addRefs(ctx.tx, added);
+    await ctx.tx.putChunk(ino, idx, slices.concat(added));
+  }
+  if (minSizeBytes > row.sizeBytes) await setSize(ctx, chunkSizeBytes, row, minSizeBytes);
+  setMtime(row, mtime);
+  setCtime(row, ctx.now);
+  ctx.touch(row);
+  return row;
+}
+
+export async function fallocate(
+  ctx: OpContext,
+  chunkSizeBytes: number,
+  ino: Ino,
+  mode: number,
+  offset: number,
+  length: number,
+): Promise<InodeRow> {
+  const row = await ctx.inode(ino);
+  if (isDir(row.mode)) throw fsError.EISDIR(`inode ${ino} is a directory`);
+  if (!isReg(row.mode))
+    throw new FsError(Errno.ENODEV, `inode ${ino} is not a regular file; fallocate needs one`);
+  if (offset < 0 || length <= 0)
+    throw fsError.EINVAL(`fallocate: invalid offset ${offset} or length ${length}`);
+  const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~known) throw fsError.ENOTSUP(`fallocate mode 0x${mode.toString(16)} is not supported`);
+  const end = offset + length;
+  if (end > MAX_FILE_SIZE_BYTES) throw fsError.EFBIG(`fallocate past the maximum file size`);
+  const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    if (!keepSize || mode & FALLOC_FL_ZERO_RANGE) {
+      throw fsError.ENOTSUP(
+        'FALLOC_FL_PUNCH_HOLE must be combined with FALLOC_FL_KEEP_SIZE (and nothing else)',
+      );
+    }
+    await zeroRange(ctx.tx, ino, chunkSizeBytes, offset, Math.min(end, row.sizeBytes));
+    setMtime(row, ctx.now);
+  } else if (mode & FALLOC_FL_ZERO_RANGE) {
+    await zeroRange(ctx.tx, ino, chunkSizeBytes, offset, keepSize ? Math.min(end, row.sizeBytes) : end);
+    setMtime(row, ctx.now);
+  }
+  // Plain allocation has nothing to reserve in an object store: only the size moves.
+  if (!keepSize && end > row.sizeBytes) {
+    await setSize(ctx, chunkSizeBytes, row, end);
+    setMtime(row, ctx.now);
+  }
+  setCtime(row, ctx.now);
+  ctx.touch(row);
+  return row;
+}
+
+export async function copyFileRange(
+  ctx: OpContext,
+  chunkSizeBytes: number,
+  srcIno: Ino,
+  srcOffset: number,
+  dstIno: Ino,
+  dstOffset: number,
+  length: number,
+): Promise<{ copiedBytes: number; row: InodeRow }> {
+  if (srcOffset < 0 || dstOffset < 0 || length < 0) {
+    throw fsError.EINVAL(`copy_file_range: negative offset or length`);
+  }
+  const src = await regularFile(ctx, srcIno);
+  const dst = await regularFile(ctx, dstIno);
+  const copiedBytes = Math.max(0, Math.min(length, src.sizeBytes - srcOffset));
+  if (srcIno === dstIno && srcOffset < dstOffset + copiedBytes && dstOffset < srcOffset + copiedBytes) {
+    throw fsError.EINVAL('copy_file_range: source and destination ranges overlap in the same file');
+  }
+  if (dstOffset + copiedBytes > MAX_FILE_SIZE_BYTES)
+    throw fsError.EFBIG('copy_file_range past the maximum file size');
+  if (copiedBytes === 0) return { copiedBytes, row: dst };
+  await copyByReference(ctx.tx, chunkSizeBytes, srcIno, srcOffset, dstIno, dstOffset, copiedBytes);
+  if (dstOffset + copiedBytes > dst.sizeBytes)
+    await setSize(ctx, chunkSizeBytes, dst, dstOffset + copiedBytes);
+  setMtime(dst, ctx.now);
+  setCtime(dst, ctx.now);
+  ctx.touch(dst);
+  return { copiedBytes, row: dst };
+}
+
+/** Compaction's compare-and-swap of one chunk's slice list. */
+export async function replaceChunkSlices(
+  tx: WriteTx,
+  chunkSizeBytes: number,
+  ino: Ino,
+  chunkIndex: number,
+  expectedIds: SliceId[],
+  merged: SliceRef[],
+): Promise<boolean> {
+  const current = await tx.getChunk(ino, chunkIndex);
+  if (current.length !== expectedIds.length || current.some((s, i) => s.id !== expectedIds[i])) return false;
+  for (const s of merged) checkSlice(chunkSizeBytes, s, `replaceChunkSlices on inode ${ino}`);
+  await addRefs(tx, merged);
+  await dropRefs(tx, current);
+  await tx.putChunk(ino, chunkIndex, merged);
+  return true;
+}

@@ -1,0 +1,27 @@
+export * from './api.js';
+export type {
+  Clock,
+  DentryRow,
+  DeletedSliceRow,
+  Engine,
+  EngineOpener,
+  EngineOptions,
+  EngineStats,
+  InodeRow,
+  LockRow,
+  ReadTx,
+  SessionRow,
+  WriteTx,
+} from './engine.js';
+export { systemClock } from './engine.js';
+export { registerEngine, openEngine, engineScheme } from './engine-registry.js';
+export { encodeSlices, decodeSlices } from './slice-codec.js';
+export { MetaService, type MetaServiceOptions } from './service.js';
+export {
+  formatVolume,
+  openMetaService,
+  DEFAULT_VOLUME_SETTINGS,
+  type FormatOptions,
+  type FormatSettings,
+  type OpenMetaServiceOptions,
+} from './volume.js';
