@@ -170,11 +170,19 @@ export interface InitInfo {
   maxWriteBytes: number;
   maxReadaheadBytes: number;
   writebackCache: boolean;
+  /**
+   * POSIX ACLs negotiated: the kernel enforces ACLs stored as system.posix_acl_* xattrs
+   * and no longer applies the umask; create/mkdir/mknod/tmpfile then receive the
+   * unmasked mode and must apply `ctx.umask` themselves (unless a default ACL applies).
+   */
   posixAcl: boolean;
 }
 
 /** Flags of rename (RENAME2), as in <linux/fs.h>. */
 export const RenameFlags = { NOREPLACE: 1, EXCHANGE: 2, WHITEOUT: 4 } as const;
+
+/** Bits of the `flags` argument of `write`, as FUSE_WRITE_* in <linux/fuse.h>. */
+export const WriteFlags = { CACHE: 1, LOCKOWNER: 2, KILL_SUIDGID: 4 } as const;
 
 /** `whence` values the kernel sends for LSEEK. */
 export const SeekWhence = { SEEK_SET: 0, SEEK_CUR: 1, SEEK_END: 2, SEEK_DATA: 3, SEEK_HOLE: 4 } as const;
@@ -208,15 +216,22 @@ export interface FileSystem {
   ): Promise<void>;
   link?(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry>;
 
-  /** `flags` are the open(2) flags. */
-  open?(ctx: RequestContext, ino: Ino, flags: number): Promise<OpenReply>;
+  /**
+   * `flags` are the open(2) flags. `killSuidgid`: an O_TRUNC open by a caller without
+   * CAP_FSETID; clear setuid/setgid as the truncation happens (HANDLE_KILLPRIV_V2).
+   */
+  open?(ctx: RequestContext, ino: Ino, flags: number, killSuidgid: boolean): Promise<OpenReply>;
   /** If absent, the kernel falls back to MKNOD + OPEN. */
   create?(ctx: RequestContext, parent: Ino, name: string, mode: number, flags: number): Promise<CreateReply>;
   /** O_TMPFILE: an unnamed file in directory `parent`. */
   tmpfile?(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply>;
   /** Returns at most `size` bytes; fewer means end of file (unless direct_io). */
   read?(ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer>;
-  /** `data` is valid only until the promise settles. Returns the number of bytes written. */
+  /**
+   * `data` is valid only until the promise settles. `flags` are `WriteFlags` bits: with
+   * KILL_SUIDGID the file system clears setuid/setgid (HANDLE_KILLPRIV_V2: the kernel
+   * leaves that to us). Returns the number of bytes written.
+   */
   write?(
     ctx: RequestContext,
     ino: Ino,

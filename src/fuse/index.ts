@@ -18,4 +18,7 @@ export {
   LockType,
   RenameFlags,
   SeekWhence,
+  WriteFlags,
 } from './filesystem.js';
+export { FuseSession, type SessionOptions, type SessionHandoff, type FuseLogger } from './session.js';
+export { mount, type MountOptions, type MountRequest } from './mount.js';

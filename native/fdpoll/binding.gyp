@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "fdpoll",
+      "sources": ["fdpoll.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

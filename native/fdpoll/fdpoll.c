@@ -1,0 +1,167 @@
+// fdpoll: lets the Node.js event loop watch an arbitrary file descriptor (here /dev/fuse)
+// for readability with a libuv uv_poll_t, and call back into JavaScript when it is.
+// Node has no public API for this; reader threads cost a ~25 us hop per request
+// (FACTS.md). Reading and replying stay in JavaScript: this file only polls.
+//
+//   const watcher = start(fd, onReadable)   // onReadable(status): status < 0 is a libuv error
+//   stop(watcher)                            // idempotent; the callback is never called after it
+//   ref(watcher) / unref(watcher)            // keep / do not keep the process alive
+//   setNonBlocking(fd)                       // O_NONBLOCK on an fd Node did not open (session hand-over)
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <string.h>
+#include <stdlib.h>
+#include <uv.h>
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_context;
+  int stopped;
+} watcher_t;
+
+#define CHECK(call)                                                          \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error(env, NULL, "fdpoll: N-API call failed: " #call);      \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+static void on_closed(uv_handle_t* handle) { free(handle->data); }
+
+static void on_poll(uv_poll_t* poll, int status, int events) {
+  (void)events;
+  watcher_t* w = (watcher_t*)poll->data;
+  if (w->stopped) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, resource, argv[1], result;
+  if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback != NULL &&
+      napi_create_object(env, &resource) == napi_ok &&
+      napi_create_int32(env, status, &argv[0]) == napi_ok) {
+    // napi_make_callback (not napi_call_function) so the microtask queue is drained after
+    // the callback, exactly as for Node's own I/O callbacks: promise continuations of the
+    // requests just dispatched run before the loop polls again.
+    napi_status s = napi_make_callback(env, w->async_context, resource, callback, 1, argv, &result);
+    if (s == napi_pending_exception) {
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static watcher_t* unwrap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "fdpoll: expected a watcher returned by start()");
+    return NULL;
+  }
+  return (watcher_t*)data;
+}
+
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], name, external;
+  int32_t fd;
+  napi_valuetype type;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "fdpoll.start(fd, onReadable): expected an fd and a function");
+    return NULL;
+  }
+  uv_loop_t* loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  watcher_t* w = calloc(1, sizeof(watcher_t));
+  if (w == NULL) {
+    napi_throw_error(env, NULL, "fdpoll: out of memory");
+    return NULL;
+  }
+  w->env = env;
+  int rc = uv_poll_init(loop, &w->poll, fd);
+  if (rc != 0) {
+    free(w);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  w->poll.data = w;
+  CHECK(napi_create_reference(env, argv[1], 1, &w->callback));
+  CHECK(napi_create_string_utf8(env, "FuseDevice", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &w->async_context));
+  rc = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+  if (rc != 0) {
+    w->stopped = 1;
+    napi_delete_reference(env, w->callback);
+    napi_async_destroy(env, w->async_context);
+    uv_close((uv_handle_t*)&w->poll, on_closed);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  // The external does not own the watcher: stop() frees it (after uv_close), so a
+  // watcher that is garbage collected while still polling keeps working.
+  CHECK(napi_create_external(env, w, NULL, NULL, &external));
+  return external;
+}
+
+static napi_value stop(napi_env env, napi_callback_info info) {
+  watcher_t* w = unwrap(env, info);
+  if (w == NULL || w->stopped) return NULL;
+  w->stopped = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->async_context);
+  uv_close((uv_handle_t*)&w->poll, on_closed);
+  return NULL;
+}
+
+static napi_value ref(napi_env env, napi_callback_info info) {
+  watcher_t* w = unwrap(env, info);
+  if (w != NULL && !w->stopped) uv_ref((uv_handle_t*)&w->poll);
+  return NULL;
+}
+
+static napi_value unref(napi_env env, napi_callback_info info) {
+  watcher_t* w = unwrap(env, info);
+  if (w != NULL && !w->stopped) uv_unref((uv_handle_t*)&w->poll);
+  return NULL;
+}
+
+static napi_value set_non_blocking(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fdpoll.setNonBlocking(fd): expected an fd");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    napi_throw_error(env, "EBADF", strerror(errno));
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
+      {"stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, ref, NULL, NULL, NULL, napi_default, NULL},
+      {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
+      {"setNonBlocking", NULL, set_non_blocking, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, 5, props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import { fsError } from '../common/index.js';
+import type { FileSystem } from './filesystem.js';
+import { FuseSession, type SessionOptions } from './session.js';
+
+export interface MountOptions extends SessionOptions {
+  /** What `df` and /proc/mounts show as the source. Default "stratafs". */
+  fsName?: string;
+  /** The type is `fuse.<subtype>`. Default "stratafs". */
+  subtype?: string;
+  /** Let users other than the mounting one in. Default true. */
+  allowOther?: boolean;
+  /** Let the kernel check permissions from the mode bits (and ACLs). Default true. */
+  defaultPermissions?: boolean;
+  readOnly?: boolean;
+  /** Unmount on SIGINT/SIGTERM. Default true. */
+  unmountOnSignals?: boolean;
+}
+
+export interface MountRequest {
+  mountpoint: string;
+  fs: FileSystem;
+  options?: MountOptions;
+}
+
+export interface CommandResult {
+  code: number;
+  stderr: string;
+}
+
+/** Runs a command without blocking the event loop (the kernel may need our replies meanwhile). */
+export function runCommand(command: string, args: string[], fd?: number): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'ignore', 'pipe'];
+    if (fd !== undefined) stdio.push(fd);
+    const child = spawn(command, args, { stdio });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (error) => resolve({ code: -1, stderr: `${command}: ${error.message}` }));
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? -1, stderr: signal ? `${stderr}killed by ${signal}` : stderr }),
+    );
+  });
+}
+
+/**
+ * Mounts `fs` at `mountpoint` as root: opens /dev/fuse, has mount(8) attach it (the fd is
+ * the child's fd 3 and the kernel resolves `fd=3` in the mount process, which shares our
+ * open file), serves the session, and resolves once INIT is answered.
+ */
+export async function mount(request: MountRequest): Promise<FuseSession> {
+  const { mountpoint, fs } = request;
+  const options = request.options ?? {};
+  const fsName = options.fsName ?? 'stratafs';
+  const subtype = options.subtype ?? 'stratafs';
+  if (/[,\s]/.test(fsName) || /[,\s]/.test(subtype)) {
+    throw fsError.EINVAL(`fsName "${fsName}" / subtype "${subtype}" must not contain commas or spaces`);
+  }
+  let fd: number;
+  try {
+    fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);
+  } catch (error) {
+    throw fsError.EIO(
+      `cannot open /dev/fuse (${(error as Error).message}); is the fuse module loaded and are we root?`,
+      error,
+    );
+  }
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const mountOptions = [`fd=3`, `rootmode=40000`, `user_id=${uid}`, `group_id=${gid}`];
+  if (options.allowOther ?? true) mountOptions.push('allow_other');
+  if (options.defaultPermissions ?? true) mountOptions.push('default_permissions');
+  if (options.readOnly) mountOptions.push('ro');
+  mountOptions.push('nosuid', 'nodev');
+  const result = await runCommand(
+    'mount',
+    ['-i', '-t', `fuse.${subtype}`, '-o', mountOptions.join(','), fsName, mountpoint],
+    fd,
+  );
+  if (result.code !== 0) {
+    closeSync(fd);
+    throw fsError.EIO(
+      `mount of ${mountpoint} failed (exit ${result.code}): ${result.stderr.trim()}; are we root, and is the directory empty and not mounted already?`,
+    );
+  }
+  const session = new FuseSession(fd, fs, { ...options, mountpoint });
+  session.start();
+  if (options.unmountOnSignals ?? true) session.unmountOnSignals();
+  try {
+    await session.ready;
+  } catch (error) {
+    await runCommand('umount', ['-l', mountpoint]);
+    throw fsError.EIO(`FUSE session for ${mountpoint} ended before INIT: ${(error as Error).message}`, error);
+  }
+  return session;
+}

@@ -1,0 +1,536 @@
+import { closeSync, readSync, write, writeSync, writevSync } from 'node:fs';
+import { Errno, FsError, fsError, isFsError, type Ino } from '../common/index.js';
+import { fuse_in_header, fuse_out_header, NotifyCode, Opcode } from './abi.js';
+import { readU64, writeS64, writeU64 } from './codec.js';
+import type { FileSystem, InitInfo } from './filesystem.js';
+import { loadFdPoll, type FdWatcher } from './native.js';
+import { opTable, type Op } from './ops.js';
+import { FuseRequest } from './request.js';
+
+/** Where the session writes its log lines; pino loggers fit. */
+export interface FuseLogger {
+  debug(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface SessionOptions {
+  /** Largest WRITE the kernel may send; at most 1 MiB (256 pages). Default 1 MiB. */
+  maxWriteBytes?: number;
+  /** Let the kernel cache writes (WRITEBACK_CACHE): the kernel becomes the authority for mtime and size. Default false. */
+  writebackCache?: boolean;
+  /** Negotiate POSIX_ACL (see `InitInfo.posixAcl`). Default true. */
+  posixAcl?: boolean;
+  /** How many background requests (readahead, async direct I/O) the kernel keeps in flight. Default 64. */
+  maxBackground?: number;
+  logger?: FuseLogger;
+  /** Log one line per request (opcode, node, result). */
+  debug?: boolean;
+  /** Continue a session another `FuseSession` detached from (no INIT will come again). */
+  handoff?: SessionHandoff;
+  /** The mount point, if known: needed by `unmount()`. */
+  mountpoint?: string;
+}
+
+/** What a new session needs to take over a mounted fd from `detach()` without the kernel noticing. */
+export interface SessionHandoff {
+  fd: number;
+  init: InitInfo;
+  initFlags: number;
+  /** [ino, kernel lookup count] for every inode the kernel still references. */
+  lookupCounts: Array<[number, number]>;
+}
+
+const DEFAULT_MAX_WRITE_BYTES = 1024 * 1024;
+/** Room for the in-header and the largest in-struct before WRITE data. */
+const REQUEST_HEADROOM_BYTES = 4096;
+/** Reads per poll wake-up before yielding to the loop (replies and timers also need the thread). */
+const MAX_READS_PER_WAKE = 64;
+/** Request buffers kept for reuse; beyond this they are left to the GC. */
+const MAX_POOLED_BUFFERS = 32;
+
+const consoleLogger: FuseLogger = {
+  debug: (message) => console.debug(message),
+  warn: (message) => console.warn(message),
+  error: (message) => console.error(message),
+};
+
+/**
+ * One FUSE connection: reads requests from the /dev/fuse fd when the event loop says it
+ * is readable, runs each one concurrently through the opcode table, and writes each reply
+ * exactly once. The request loop is the hot path: pooled request buffers, one shared reply
+ * buffer (replies are written synchronously, so it is never shared by two at once).
+ */
+export class FuseSession {
+  readonly fs: FileSystem;
+  readonly options: SessionOptions;
+  readonly log: FuseLogger;
+  readonly maxWriteBytes: number;
+  /** Shared reply buffer: fill from offset 16 (after the out header) and call `replyOut`. */
+  readonly out: Buffer;
+  /** Resolves with the negotiated parameters once INIT is answered; rejects if the session ends first. */
+  readonly ready: Promise<InitInfo>;
+  /** Resolves when the session has ended (unmounted, closed or detached). */
+  readonly closed: Promise<void>;
+  /** The negotiated INIT flags; 0 until INIT. */
+  initFlags = 0;
+  initInfo: InitInfo | undefined;
+
+  private readonly fd: number;
+  private readonly bufferSizeBytes: number;
+  private readonly pool: Buffer[] = [];
+  private readonly header = Buffer.alloc(fuse_out_header.size);
+  private readonly inflight = new Map<number, FuseRequest>();
+  /** Kernel lookup count per inode (nlookup); the root is never counted nor forgotten. */
+  private readonly lookups = new Map<number, number>();
+  private watcher: FdWatcher | undefined;
+  private state: 'running' | 'draining' | 'closed' = 'running';
+  private destroyed = false;
+  private resolveReady!: (info: InitInfo) => void;
+  private rejectReady!: (error: Error) => void;
+  private resolveClosed!: () => void;
+  private drained: (() => void) | undefined;
+  private signalHandler: (() => void) | undefined;
+
+  constructor(fd: number, fs: FileSystem, options: SessionOptions = {}) {
+    this.fd = fd;
+    this.fs = fs;
+    this.options = options;
+    this.log = options.logger ?? consoleLogger;
+    const maxWrite = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
+    if (!Number.isInteger(maxWrite) || maxWrite < 4096 || maxWrite > DEFAULT_MAX_WRITE_BYTES) {
+      throw new Error(
+        `maxWriteBytes ${maxWrite} out of range: use 4096..1048576 (the kernel caps writes at 256 pages)`,
+      );
+    }
+    this.maxWriteBytes = maxWrite;
+    this.bufferSizeBytes = maxWrite + REQUEST_HEADROOM_BYTES;
+    this.out = Buffer.allocUnsafe(this.bufferSizeBytes);
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => undefined); // observed through `closed` when nobody awaits it
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    const handoff = options.handoff;
+    if (handoff) {
+      this.initFlags = handoff.initFlags;
+      this.initInfo = handoff.init;
+      for (const [ino, count] of handoff.lookupCounts) this.lookups.set(ino, count);
+      this.resolveReady(handoff.init);
+    }
+  }
+
+  /** Serves an already-open, already-mounted /dev/fuse fd (made non-blocking here). */
+  static fromFd(fd: number, fs: FileSystem, options: SessionOptions = {}): FuseSession {
+    const session = new FuseSession(fd, fs, options);
+    session.start();
+    return session;
+  }
+
+  get mountpoint(): string | undefined {
+    return this.options.mountpoint;
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Starts polling the fd. Only after the mount exists: before it, the device polls as an error. */
+  start(): void {
+    const fdpoll = loadFdPoll();
+    fdpoll.setNonBlocking(this.fd);
+    this.watcher = fdpoll.start(this.fd, this.onReadable);
+  }
+
+  /** Unmounts (falls back to a lazy unmount when busy) and waits for the session to end. */
+  async unmount(): Promise<void> {
+    const mountpoint = this.options.mountpoint;
+    if (!mountpoint)
+      throw new Error('unmount: this session was started without a mountpoint; run umount yourself');
+    const { runCommand } = await import('./mount.js');
+    const plain = await runCommand('umount', [mountpoint]);
+    if (plain.code !== 0) {
+      const lazy = await runCommand('umount', ['-l', mountpoint]);
+      if (lazy.code !== 0 && this.state !== 'closed') {
+        throw fsError.EIO(
+          `umount ${mountpoint} failed: ${plain.stderr.trim()}; umount -l: ${lazy.stderr.trim()}`,
+        );
+      }
+    }
+    // After a plain umount the kernel aborts the connection and our next read sees ENODEV.
+    // A lazy unmount waits for the last open file; do not wait for that forever.
+    const timer = setTimeout(() => this.finish(undefined), 2000);
+    await this.closed;
+    clearTimeout(timer);
+  }
+
+  /** Ends the session without unmounting: callers of the mount then get ENOTCONN until `umount -l`. */
+  close(): void {
+    this.finish(undefined);
+  }
+
+  /**
+   * Stops reading, waits for the requests in flight, and hands the still-mounted fd and
+   * the kernel's view (INIT result, lookup counts) to a successor (`FuseSession.fromFd`
+   * with `handoff`). The fd stays open and the file system is not destroyed.
+   */
+  async detach(): Promise<SessionHandoff> {
+    if (this.state !== 'running' || !this.initInfo)
+      throw new Error('detach: session is not running or not initialised');
+    this.state = 'draining';
+    this.stopPolling();
+    if (this.inflight.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    this.state = 'closed';
+    this.removeSignalHandlers();
+    this.resolveClosed();
+    return { fd: this.fd, init: this.initInfo, initFlags: this.initFlags, lookupCounts: [...this.lookups] };
+  }
+
+  /** Unmount cleanly when the process gets SIGINT or SIGTERM. */
+  unmountOnSignals(): void {
+    if (this.signalHandler) return;
+    this.signalHandler = () => {
+      this.unmount().catch((error: unknown) => this.log.error(`unmount on signal failed: ${String(error)}`));
+    };
+    process.on('SIGINT', this.signalHandler);
+    process.on('SIGTERM', this.signalHandler);
+  }
+
+  // ---- notifications (cache coherence) ----
+  // Sent from the libuv thread pool, not the main thread: the kernel may block a
+  // notification until a request on the same inode completes, and that request's reply
+  // must still be able to go out from here.
+
+  /** Drops cached data of `ino` in [offset, offset+length) (length 0: to the end); offset -1: attributes only. */
+  notifyInvalInode(ino: Ino, offsetBytes = 0, lengthBytes = 0): Promise<void> {
+    const message = this.notifyHeader(NotifyCode.INVAL_INODE, 24);
+    writeU64(message, 16, ino);
+    writeS64(message, 24, offsetBytes);
+    writeS64(message, 32, lengthBytes);
+    return this.sendNotify(message, `inval_inode ${ino}`);
+  }
+
+  /** Drops the cached name `name` in directory `parent`. */
+  notifyInvalEntry(parent: Ino, name: string): Promise<void> {
+    const nameBytes = Buffer.byteLength(name);
+    const message = this.notifyHeader(NotifyCode.INVAL_ENTRY, 16 + nameBytes + 1);
+    writeU64(message, 16, parent);
+    message.writeUInt32LE(nameBytes, 24);
+    message.writeUInt32LE(0, 28);
+    message.write(name, 32, 'utf8');
+    message[32 + nameBytes] = 0;
+    return this.sendNotify(message, `inval_entry ${parent}/${name}`);
+  }
+
+  /** Tells the kernel `name` in `parent` (inode `child`) was deleted elsewhere. */
+  notifyDelete(parent: Ino, child: Ino, name: string): Promise<void> {
+    const nameBytes = Buffer.byteLength(name);
+    const message = this.notifyHeader(NotifyCode.DELETE, 24 + nameBytes + 1);
+    writeU64(message, 16, parent);
+    writeU64(message, 24, child);
+    message.writeUInt32LE(nameBytes, 32);
+    message.writeUInt32LE(0, 36);
+    message.write(name, 40, 'utf8');
+    message[40 + nameBytes] = 0;
+    return this.sendNotify(message, `delete ${parent}/${name}`);
+  }
+
+  private notifyHeader(code: number, bodyBytes: number): Buffer {
+    const message = Buffer.alloc(fuse_out_header.size + bodyBytes);
+    message.writeUInt32LE(message.length, fuse_out_header.len);
+    message.writeInt32LE(code, fuse_out_header.error);
+    return message; // unique stays 0: that is what marks a notification
+  }
+
+  private async sendNotify(message: Buffer, what: string): Promise<void> {
+    await this.ready;
+    if (this.state === 'closed') throw fsError.ENOTCONN(`notify ${what}: the FUSE session has ended`);
+    await new Promise<void>((resolve, reject) => {
+      write(this.fd, message, 0, message.length, null, (error) => {
+        // ENOENT: the kernel has nothing cached for it, which is the goal anyway.
+        if (!error || error.code === 'ENOENT') resolve();
+        else
+          reject(
+            new FsError(error.errno ? -error.errno : Errno.EIO, `notify ${what} failed: ${error.message}`),
+          );
+      });
+    });
+  }
+
+  // ---- the request loop ----
+
+  private readonly onReadable = (status: number): void => {
+    if (status < 0) {
+      // libuv reports the device's POLLERR as EBADF and stops polling. That is how an
+      // unmount looks: a read then says ENODEV. Anything else is a real failure.
+      this.finish(
+        this.probeEnd() ? undefined : new Error(`polling /dev/fuse failed with libuv status ${status}`),
+      );
+      return;
+    }
+    for (let i = 0; i < MAX_READS_PER_WAKE && this.state === 'running'; i++) {
+      const buf = this.pool.pop() ?? Buffer.allocUnsafe(this.bufferSizeBytes);
+      let length: number;
+      try {
+        length = readSync(this.fd, buf, 0, buf.length, null);
+      } catch (error) {
+        this.pool.push(buf);
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') return;
+        // ENOENT: the request was interrupted and withdrawn between poll and read.
+        if (code === 'EINTR' || code === 'ENOENT') continue;
+        // ENODEV: unmounted (or the connection was aborted): the normal end of a session.
+        this.finish(code === 'ENODEV' ? undefined : (error as Error));
+        return;
+      }
+      if (!this.dispatch(buf, length)) this.releaseBuffer(buf);
+    }
+  };
+
+  /** After a poll error: true if the device says the connection is gone (ENODEV), the normal end. */
+  private probeEnd(): boolean {
+    try {
+      readSync(this.fd, this.out, 0, this.out.length, null);
+      return false;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENODEV';
+    }
+  }
+
+  /** Decodes the header and starts the handler; returns true if the handler keeps `buf`. */
+  private dispatch(buf: Buffer, length: number): boolean {
+    if (length < fuse_in_header.size || buf.readUInt32LE(fuse_in_header.len) !== length) {
+      this.log.error(
+        `fuse: malformed request of ${length} bytes (header says ${buf.readUInt32LE(0)}), dropped`,
+      );
+      return false;
+    }
+    const opcode = buf.readUInt32LE(fuse_in_header.opcode);
+    const nodeid = readU64(buf, fuse_in_header.nodeid) as Ino;
+    const op: Op | undefined = opTable[opcode];
+    if (op?.noReply) {
+      // FORGET, BATCH_FORGET, INTERRUPT, NOTIFY_REPLY: never answered, handled on the spot.
+      op.noReply(this, buf, length, nodeid);
+      return false;
+    }
+    const req = new FuseRequest(
+      buf,
+      length,
+      opcode,
+      readU64(buf, fuse_in_header.unique),
+      nodeid,
+      buf.readUInt32LE(fuse_in_header.uid),
+      buf.readUInt32LE(fuse_in_header.gid),
+      buf.readUInt32LE(fuse_in_header.pid),
+    );
+    if (!op?.handle) {
+      if (this.options.debug) this.log.debug(`fuse: unknown opcode ${opcode}, answering ENOSYS`);
+      this.replyError(req, Errno.ENOSYS);
+      return false;
+    }
+    if (this.initInfo === undefined && opcode !== Opcode.INIT) {
+      this.log.error(`fuse: ${op.name} before INIT, answering EIO`);
+      this.replyError(req, Errno.EIO);
+      return false;
+    }
+    if (length - fuse_in_header.size < op.minBodyBytes) {
+      this.log.error(
+        `fuse: ${op.name} body of ${length - fuse_in_header.size} bytes is too short, answering EINVAL`,
+      );
+      this.replyError(req, Errno.EINVAL);
+      return false;
+    }
+    this.inflight.set(req.uniqueId, req);
+    void this.run(op, req, op.handle);
+    return req.retainsBuffer;
+  }
+
+  /** The per-request error boundary. */
+  private async run(op: Op, req: FuseRequest, handle: NonNullable<Op['handle']>): Promise<void> {
+    try {
+      await handle(this, req);
+      if (!req.replied) {
+        this.log.error(`fuse: BUG: ${op.name} handler finished without replying; answering EIO`);
+        this.replyError(req, Errno.EIO);
+      }
+    } catch (error) {
+      this.replyFailure(op, req, error);
+    } finally {
+      this.inflight.delete(req.uniqueId);
+      if (req.retainsBuffer) this.releaseBuffer(req.buf);
+      if (this.drained && this.inflight.size === 0) this.drained();
+    }
+  }
+
+  private replyFailure(op: Op, req: FuseRequest, error: unknown): void {
+    let errno: number;
+    if (isFsError(error) && error.errno > 0 && error.errno < 4096) {
+      errno = error.errno;
+      if (this.options.debug)
+        this.log.debug(`fuse: ${op.name} ino=${req.nodeid} -> ${error.code}: ${error.message}`);
+    } else if (req.isInterrupted && error instanceof Error && error.name === 'AbortError') {
+      errno = Errno.EINTR;
+    } else {
+      errno = Errno.EIO;
+      const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      this.log.error(`fuse: ${op.name} ino=${req.nodeid} failed unexpectedly, answering EIO: ${detail}`);
+    }
+    if (req.replied) {
+      this.log.error(`fuse: ${op.name} ino=${req.nodeid} failed after its reply was sent: errno ${errno}`);
+      return;
+    }
+    this.replyError(req, errno);
+  }
+
+  private releaseBuffer(buf: Buffer): void {
+    if (this.pool.length < MAX_POOLED_BUFFERS) this.pool.push(buf);
+  }
+
+  // ---- replies (each request is answered exactly once) ----
+
+  replyError(req: FuseRequest, errno: number): void {
+    const header = this.header;
+    header.writeUInt32LE(fuse_out_header.size, fuse_out_header.len);
+    header.writeInt32LE(-errno, fuse_out_header.error);
+    writeU64(header, fuse_out_header.unique, req.uniqueId);
+    this.send(req, header, fuse_out_header.size);
+  }
+
+  /** Sends `this.out[0, 16 + bodyBytes)`; the body must already be in place. Returns false if the kernel did not take it. */
+  replyOut(req: FuseRequest, bodyBytes: number): boolean {
+    const out = this.out;
+    const length = fuse_out_header.size + bodyBytes;
+    out.writeUInt32LE(length, fuse_out_header.len);
+    out.writeInt32LE(0, fuse_out_header.error);
+    writeU64(out, fuse_out_header.unique, req.uniqueId);
+    return this.send(req, out, length);
+  }
+
+  /** Sends a reply whose body is `data` (READ, READLINK, GETXATTR), without copying it. */
+  replyData(req: FuseRequest, data: Buffer): boolean {
+    if (data.length === 0) return this.replyOut(req, 0);
+    const header = this.header;
+    header.writeUInt32LE(fuse_out_header.size + data.length, fuse_out_header.len);
+    header.writeInt32LE(0, fuse_out_header.error);
+    writeU64(header, fuse_out_header.unique, req.uniqueId);
+    if (!this.claimReply(req)) return false;
+    try {
+      writevSync(this.fd, [header, data]);
+      return true;
+    } catch (error) {
+      return this.writeFailed(req, error);
+    }
+  }
+
+  private send(req: FuseRequest, buf: Buffer, length: number): boolean {
+    if (!this.claimReply(req)) return false;
+    try {
+      writeSync(this.fd, buf, 0, length);
+      return true;
+    } catch (error) {
+      return this.writeFailed(req, error);
+    }
+  }
+
+  private claimReply(req: FuseRequest): boolean {
+    if (req.replied) {
+      this.log.error(`fuse: BUG: second reply to request ${req.uniqueId} (opcode ${req.opcode}) suppressed`);
+      return false;
+    }
+    req.replied = true;
+    // After close the fd number may already name another file: never write to it.
+    return this.state !== 'closed';
+  }
+
+  private writeFailed(req: FuseRequest, error: unknown): boolean {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ENOENT: the kernel gave up on the request (interrupted); ENODEV: unmounted meanwhile.
+    if (code !== 'ENOENT' && code !== 'ENODEV') {
+      this.log.error(
+        `fuse: writing the reply to request ${req.uniqueId} (opcode ${req.opcode}) failed: ${String(error)}`,
+      );
+    }
+    return false;
+  }
+
+  // ---- state used by the opcode handlers ----
+
+  /** Records INIT's outcome; the file system's init has already run. */
+  completeInit(info: InitInfo, flags: number): void {
+    this.initInfo = info;
+    this.initFlags = flags;
+    this.resolveReady(info);
+  }
+
+  /** The kernel now holds one more reference to `ino` (an entry reply it accepted). */
+  countLookup(ino: number): void {
+    if (ino === 1 || ino === 0) return;
+    this.lookups.set(ino, (this.lookups.get(ino) ?? 0) + 1);
+  }
+
+  /** FORGET: drops `count` references; the file system hears of it when none remain. */
+  forgetLookups(ino: number, count: number): void {
+    const held = this.lookups.get(ino);
+    // The kernel may forget an inode we never counted (root, or one from before a restart): ignore.
+    if (held === undefined) return;
+    if (held > count) {
+      this.lookups.set(ino, held - count);
+      return;
+    }
+    this.lookups.delete(ino);
+    if (this.fs.forget) this.fs.forget(ino as Ino).catch(this.onForgetError);
+  }
+
+  /** Kernel references currently held, for tests and `strata status`. */
+  lookupCount(ino: number): number {
+    return this.lookups.get(ino) ?? 0;
+  }
+
+  interruptRequest(uniqueId: number): void {
+    // Not found: the request was already answered, which is fine.
+    this.inflight.get(uniqueId)?.interrupt('interrupted by the kernel');
+  }
+
+  /** Calls the file system's destroy once (DESTROY or session end). */
+  async destroyFs(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.fs.destroy?.();
+  }
+
+  private readonly onForgetError = (error: unknown): void => {
+    this.log.error(`fuse: forget failed: ${String(error)}`);
+  };
+
+  private stopPolling(): void {
+    if (this.watcher) loadFdPoll().stop(this.watcher);
+    this.watcher = undefined;
+  }
+
+  private removeSignalHandlers(): void {
+    if (!this.signalHandler) return;
+    process.off('SIGINT', this.signalHandler);
+    process.off('SIGTERM', this.signalHandler);
+    this.signalHandler = undefined;
+  }
+
+  /** Ends the session once: stop reading, abort what is in flight, close the fd, destroy the file system. */
+  private finish(error: Error | undefined): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.stopPolling();
+    this.removeSignalHandlers();
+    if (error) this.log.error(`fuse: session ended on error: ${error.message}`);
+    for (const req of this.inflight.values()) req.interrupt('aborted: the FUSE session ended');
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed: nothing left to release
+    }
+    this.rejectReady(new Error('the FUSE session ended before INIT completed'));
+    this.destroyFs()
+      .catch((destroyError: unknown) => this.log.error(`fuse: destroy failed: ${String(destroyError)}`))
+      .finally(() => this.resolveClosed());
+  }
+}

@@ -1,0 +1,25 @@
+// Test helper process: mounts a MemFs at argv[2] and serves it until unmounted or
+// signalled (SIGINT/SIGTERM unmount cleanly). Prints "ready" once INIT is answered.
+// Flags: --direct-io, --timeouts-zero, --writeback.
+import { mount } from '../../src/fuse/index.js';
+import { MemFs } from './memfs.js';
+
+const [mountpoint, ...flags] = process.argv.slice(2);
+if (!mountpoint) {
+  console.error('usage: serve-memfs.js MOUNTPOINT [--direct-io] [--timeouts-zero] [--writeback]');
+  process.exit(2);
+}
+const zero = flags.includes('--timeouts-zero');
+const fs = new MemFs({
+  directIo: flags.includes('--direct-io'),
+  entryTimeoutMs: zero ? 0 : 1000,
+  attrTimeoutMs: zero ? 0 : 1000,
+});
+const session = await mount({
+  mountpoint,
+  fs,
+  options: { writebackCache: flags.includes('--writeback'), unmountOnSignals: true },
+});
+process.stdout.write('ready\n');
+await session.closed;
+process.stdout.write('unmounted\n');
