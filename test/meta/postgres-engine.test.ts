@@ -166,6 +166,23 @@ describe('PostgreSQL engine', { skip: PG_SKIP_REASON }, () => {
     assert.equal(Math.max(...ids), servers.length * perServer);
   });
 
+  test('statistics counters are spread over shards and still add up exactly', async () => {
+    const servers = [await open(), await open()];
+    await Promise.all(
+      Array.from({ length: 50 }, (_, n) =>
+        servers[n % 2].write(async (tx) => {
+          await tx.addCounter('inodes_used', 1);
+          await tx.addCounter('used_bytes', 4096);
+        }),
+      ),
+    );
+    await servers[0].write((tx) => tx.addCounter('inodes_used', -10));
+    await servers[1].read(async (tx) => {
+      assert.equal(await tx.getCounter('inodes_used'), 40);
+      assert.equal(await tx.getCounter('used_bytes'), 50 * 4096);
+    });
+  });
+
   test('concurrent increments of one directory row serialize without losing updates', async () => {
     const servers = [await open(), await open()];
     const dir = asIno(40);

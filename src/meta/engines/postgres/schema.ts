@@ -10,6 +10,8 @@ import type { Migration } from './migrate.js';
  * - `dentry_cursor_seq` hands out readdir cursors (unique and increasing across servers).
  * - history rows get a bigserial `seq` so pruning can delete from the front in small batches.
  * - text columns use the "C" collation: names compare bytewise, like the kernel does.
+ * - statistics counters (inodes used, bytes used) change in nearly every transaction: they are
+ *   spread over `counter_shard` rows so concurrent transactions do not queue on one row lock.
  *
  * Released migrations are never edited; a schema change is a new entry at the end.
  */
@@ -79,6 +81,10 @@ CREATE INDEX chunk_hist_key ON chunk_hist (ino, idx, to_us);
 
 CREATE TABLE setting (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
 CREATE TABLE counter (name text COLLATE "C" PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE counter_shard (
+  name text COLLATE "C" NOT NULL, shard integer NOT NULL, value bigint NOT NULL,
+  PRIMARY KEY (name, shard)
+);
 
 CREATE TABLE session (
   id text COLLATE "C" PRIMARY KEY, info text NOT NULL, started_us bigint NOT NULL, heartbeat_us bigint NOT NULL
@@ -113,6 +119,7 @@ export const ALL_TABLES = [
   ...HISTORY_TABLES,
   'setting',
   'counter',
+  'counter_shard',
   'session',
   'lock',
   'open_file',

@@ -193,7 +193,20 @@ export const SQL = {
     'put_setting',
     'INSERT INTO setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value',
   ),
-  getCounter: stmt('get_counter', 'SELECT value FROM counter WHERE name = $1'),
+  getCounter: stmt(
+    'get_counter',
+    `SELECT coalesce((SELECT value FROM counter WHERE name = $1), 0)
+          + coalesce((SELECT sum(value) FROM counter_shard WHERE name = $1), 0)::bigint AS value`,
+  ),
+  addShardedCounter: stmt(
+    'add_sharded_counter',
+    `WITH s AS (INSERT INTO counter_shard (name, shard, value) VALUES ($1, $2, $3)
+                ON CONFLICT (name, shard) DO UPDATE SET value = counter_shard.value + EXCLUDED.value
+                RETURNING value)
+     SELECT (SELECT value FROM s)
+          + coalesce((SELECT sum(value) FROM counter_shard WHERE name = $1 AND shard <> $2), 0)::bigint
+          + coalesce((SELECT value FROM counter WHERE name = $1), 0) AS value`,
+  ),
   addCounter: stmt(
     'add_counter',
     `INSERT INTO counter (name, value) VALUES ($1, $2)

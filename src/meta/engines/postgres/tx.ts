@@ -3,7 +3,18 @@ import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../.
 import type { SessionInfo } from '../../api.js';
 import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
+import { COUNTER_INODES, COUNTER_USED_BYTES } from '../../namespace.js';
 import { SQL, type Statement } from './sql.js';
+
+/**
+ * Counters the service only keeps for statfs: nearly every create, unlink and write changes
+ * them, and one row would make every such transaction of every server wait for the previous
+ * one's commit. Each transaction adds to one of COUNTER_SHARDS rows instead; their sum is the
+ * value. Id allocation counters (ino_hi, slice_hi) stay single rows: their returned value must
+ * be exact.
+ */
+const SHARDED_COUNTERS = new Set([COUNTER_INODES, COUNTER_USED_BYTES]);
+export const COUNTER_SHARDS = 64;
 
 interface InodeRecord {
   ino: number;
@@ -92,6 +103,7 @@ export class PgTx implements WriteTx {
   /** Names looked up and found absent in this transaction: inserted without upsert. */
   private readonly absent = new Set<string>();
   private readonly lockedLockInodes = new Set<number>();
+  private readonly counterShard = Math.floor(Math.random() * COUNTER_SHARDS);
 
   constructor(
     private readonly client: pg.PoolClient,
@@ -101,13 +113,18 @@ export class PgTx implements WriteTx {
     private readonly historyBeforeUs: number,
   ) {}
 
+  /** The last query sent: callers may overlap calls (Promise.all), one connection runs one at a time. */
+  private tail: Promise<unknown> = Promise.resolve();
+
   private async rows<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
-    const result = await this.client.query<R>({ name: statement.name, text: statement.text, values });
-    return result.rows;
+    const query = { name: statement.name, text: statement.text, values };
+    const result = this.tail.then(() => this.client.query<R>(query));
+    this.tail = result.catch(() => undefined);
+    return (await result).rows;
   }
 
   private async run(statement: Statement, values: unknown[]): Promise<void> {
-    await this.client.query({ name: statement.name, text: statement.text, values });
+    await this.rows(statement, values);
   }
 
   private noteEntry(parent: number, name: string): void {
@@ -325,8 +342,11 @@ export class PgTx implements WriteTx {
     await this.run(SQL.putSetting, [key, value]);
   }
 
+  /** For sharded counters the value is this transaction's view: other open transactions' deltas are not in it. */
   async addCounter(name: string, delta: number): Promise<number> {
-    const [row] = await this.rows<{ value: number }>(SQL.addCounter, [name, delta]);
+    const [row] = SHARDED_COUNTERS.has(name)
+      ? await this.rows<{ value: number }>(SQL.addShardedCounter, [name, this.counterShard, delta])
+      : await this.rows<{ value: number }>(SQL.addCounter, [name, delta]);
     return row.value;
   }
 
