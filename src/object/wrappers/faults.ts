@@ -13,6 +13,10 @@ export interface FaultOptions {
   truncateRate?: number;
   /** Probability that a get returns a body with one bit flipped. */
   corruptRate?: number;
+  /** Injectable for tests: how a delay is waited out. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Injectable for tests: the clock the bandwidth limit runs on. */
+  nowMs?: () => number;
   /** Operations faults apply to; default all. */
   operations?: ReadonlyArray<'put' | 'get' | 'head' | 'delete' | 'list'>;
 }
@@ -74,12 +78,12 @@ export class FaultyObjectStore implements ObjectStore {
     let waitMs = this.options.latencyMs ?? 0;
     const bandwidth = this.options.bandwidthBytesPerSec;
     if (bandwidth !== undefined && bytes > 0) {
-      const nowMs = Date.now();
+      const nowMs = (this.options.nowMs ?? Date.now)();
       const startMs = Math.max(nowMs, this.linkFreeAtMs);
       this.linkFreeAtMs = startMs + (bytes / bandwidth) * 1000;
       waitMs += this.linkFreeAtMs - nowMs;
     }
-    if (waitMs > 0) await sleep(waitMs);
+    if (waitMs > 0) await (this.options.sleep ?? sleep)(waitMs);
   }
 
   private async before(operation: string, key: string): Promise<void> {

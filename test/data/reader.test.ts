@@ -1,0 +1,280 @@
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Errno, asIno, asSliceId, isFsError, type SliceRef } from '../../src/common/index.js';
+import { createDataPath, type DataPath } from '../../src/data/index.js';
+import { blockKey } from '../../src/data/layout.js';
+import { withFaults, type ObjectInfo, type ObjectStore } from '../../src/object/index.js';
+import { SliceTable } from './meta-standin.js';
+import { fileStore, tempDirs } from './helpers.js';
+
+const dirs = tempDirs();
+after(() => dirs.cleanup());
+
+const BLOCK = 4096;
+const CHUNK = 8 * BLOCK;
+
+function pattern(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 13 + seed * 101) & 255;
+  return out;
+}
+
+/** Counts gets in flight at once on a real store. */
+class CountingStore implements ObjectStore {
+  readonly description: string;
+  inFlight = 0;
+  maxInFlight = 0;
+  gets = 0;
+  constructor(private readonly inner: ObjectStore) {
+    this.description = inner.description;
+  }
+  async get(key: string, offset?: number, length?: number): Promise<Buffer> {
+    this.gets++;
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      return await this.inner.get(key, offset, length);
+    } finally {
+      this.inFlight--;
+    }
+  }
+  put(key: string, data: Buffer): Promise<void> {
+    return this.inner.put(key, data);
+  }
+  head(key: string): Promise<ObjectInfo | null> {
+    return this.inner.head(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(prefix: string, startAfter?: string): AsyncIterable<ObjectInfo> {
+    return this.inner.list(prefix, startAfter);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Writes `content` as one file through a data path on `storeDir` and returns its slice table. */
+async function writeFileData(storeDir: string, content: Buffer): Promise<SliceTable> {
+  const table = new SliceTable(CHUNK, BLOCK);
+  const data = createDataPath({
+    store: await fileStore(storeDir),
+    blockSizeBytes: BLOCK,
+    chunkSizeBytes: CHUNK,
+    allocateSliceIds: table.allocateSliceIds,
+  });
+  const writer = data.openWriter(asIno(1));
+  await writer.write(0, content);
+  table.commit(await writer.flush(), content.length);
+  await data.close();
+  return table;
+}
+
+function reader(store: ObjectStore, extra: Partial<Parameters<typeof createDataPath>[0]> = {}): DataPath {
+  return createDataPath({
+    store,
+    blockSizeBytes: BLOCK,
+    chunkSizeBytes: CHUNK,
+    allocateSliceIds: async () => {
+      throw new Error('a reader allocates no slice ids');
+    },
+    ...extra,
+  });
+}
+
+describe('reader', () => {
+  it('reads holes and bytes past the end of the slices as zeros, and nothing past the file size', async () => {
+    const storeDir = await dirs.make();
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(storeDir),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(1));
+    await writer.write(3 * CHUNK + 10, pattern(100, 1));
+    table.commit(await writer.flush(), 3 * CHUNK + 110);
+    table.sizeBytes = 5 * CHUNK;
+    const all = await data.read(asIno(1), 0, 10 * CHUNK, table.chunkSlices, table.sizeBytes);
+    assert.equal(all.length, 5 * CHUNK);
+    const want = Buffer.alloc(5 * CHUNK);
+    pattern(100, 1).copy(want, 3 * CHUNK + 10);
+    assert.ok(all.equals(want));
+    assert.equal((await data.read(asIno(1), 5 * CHUNK, 100, table.chunkSlices, table.sizeBytes)).length, 0);
+  });
+
+  it('fetches the blocks of one read in parallel', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(16 * BLOCK, 2);
+    const table = await writeFileData(storeDir, content);
+    const counting = new CountingStore(withFaults(await fileStore(storeDir), { latencyMs: 5 }));
+    const data = reader(counting);
+    assert.ok(
+      (await data.read(asIno(1), 0, content.length, table.chunkSlices, table.sizeBytes)).equals(content),
+    );
+    assert.equal(counting.gets, 16);
+    assert.ok(counting.maxInFlight > 1, `gets ran one at a time (max ${counting.maxInFlight} in flight)`);
+  });
+
+  it('reads ahead on sequential reads, growing the window, and not on random ones', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(32 * BLOCK, 3);
+    const table = await writeFileData(storeDir, content);
+    const sequential = reader(await fileStore(storeDir), { maxReadaheadBytes: 8 * BLOCK });
+    for (let offset = 0; offset < content.length; offset += 1024) {
+      const got = await sequential.read(asIno(1), offset, 1024, table.chunkSlices, table.sizeBytes);
+      assert.ok(got.equals(content.subarray(offset, offset + 1024)));
+    }
+    const seqStats = sequential.stats();
+    assert.ok(
+      seqStats.fetches.readaheadBlocks > 16,
+      `only ${seqStats.fetches.readaheadBlocks} blocks read ahead`,
+    );
+    assert.equal(seqStats.fetches.blocks, 32, 'each block fetched once');
+
+    const random = reader(await fileStore(storeDir), { maxReadaheadBytes: 8 * BLOCK });
+    for (let block = 31; block >= 0; block -= 3) {
+      await random.read(asIno(1), block * BLOCK, 100, table.chunkSlices, table.sizeBytes);
+    }
+    assert.equal(random.stats().fetches.readaheadBlocks, 0);
+  });
+
+  it('reads a reference copy (non-zero sliceOffsetBytes into a multi-block slice) right', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(3 * BLOCK, 4);
+    const table = await writeFileData(storeDir, content);
+    const source = table.chunks.get(0)![0];
+    const copy: SliceRef = {
+      ...source,
+      chunkOffsetBytes: 100,
+      sliceOffsetBytes: BLOCK - 50,
+      lengthBytes: BLOCK + 100,
+    };
+    const data = reader(await fileStore(storeDir));
+    const got = await data.read(
+      asIno(2),
+      0,
+      2 * BLOCK,
+      async (chunk) => (chunk === 0 ? [copy] : []),
+      2 * BLOCK,
+    );
+    const want = Buffer.alloc(2 * BLOCK);
+    content.copy(want, 100, BLOCK - 50, 2 * BLOCK + 50);
+    assert.ok(got.equals(want));
+  });
+
+  it('uses a zero slice (id 0) as a hole over older data', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(BLOCK, 5);
+    const table = await writeFileData(storeDir, content);
+    table.chunks
+      .get(0)!
+      .push({
+        id: asSliceId(0),
+        sliceSizeBytes: 100,
+        chunkOffsetBytes: 50,
+        sliceOffsetBytes: 0,
+        lengthBytes: 100,
+        blockSizeBytes: BLOCK,
+      });
+    const got = await reader(await fileStore(storeDir)).read(asIno(1), 0, BLOCK, table.chunkSlices, BLOCK);
+    const want = Buffer.from(content);
+    want.fill(0, 50, 150);
+    assert.ok(got.equals(want));
+  });
+});
+
+describe('integrity', () => {
+  it('retries a block that arrives corrupted or truncated and returns the right data', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(12 * BLOCK, 6);
+    const table = await writeFileData(storeDir, content);
+    const faulty = withFaults(await fileStore(storeDir), { seed: 11, corruptRate: 0.3, truncateRate: 0.2 });
+    const data = reader(faulty, { corruptRetries: 20, maxReadaheadBytes: 0 });
+    for (let block = 0; block < 12; block++) {
+      const got = await data.read(asIno(1), block * BLOCK, BLOCK, table.chunkSlices, table.sizeBytes);
+      assert.ok(got.equals(content.subarray(block * BLOCK, (block + 1) * BLOCK)), `block ${block} differs`);
+    }
+    assert.ok(faulty.stats.corrupted + faulty.stats.truncated > 0, 'the seed injected no damage');
+    assert.equal(data.stats().fetches.corrupt, faulty.stats.corrupted + faulty.stats.truncated);
+  });
+
+  it('reports a block damaged in the store as EIO after the retries, never its bytes', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(2 * BLOCK, 7);
+    const table = await writeFileData(storeDir, content);
+    const slice = table.chunks.get(0)![0];
+    const path = join(storeDir, blockKey({ sliceId: slice.id, blockIndex: 1, blockLengthBytes: BLOCK }));
+    const body = await readFile(path);
+    body[123] ^= 0x04;
+    await writeFile(path, body);
+    const data = reader(await fileStore(storeDir), { corruptRetries: 3 });
+    assert.ok(
+      (await data.read(asIno(1), 0, BLOCK, table.chunkSlices, table.sizeBytes)).equals(
+        content.subarray(0, BLOCK),
+      ),
+    );
+    await assert.rejects(
+      data.read(asIno(1), BLOCK, BLOCK, table.chunkSlices, table.sizeBytes),
+      (error: unknown) => {
+        assert.ok(isFsError(error));
+        assert.equal(error.errno, Errno.EIO);
+        assert.match(error.message, /failed verification 3 times \(block checksum mismatch\)/);
+        return true;
+      },
+    );
+    assert.equal(data.stats().fetches.corrupt, 3);
+  });
+
+  it('reports a block missing from the store as EIO saying data was lost', async () => {
+    const storeDir = await dirs.make();
+    const table = await writeFileData(storeDir, pattern(100, 8));
+    const slice = table.chunks.get(0)![0];
+    const store = await fileStore(storeDir);
+    await store.delete(blockKey({ sliceId: slice.id, blockIndex: 0, blockLengthBytes: 100 }));
+    await assert.rejects(
+      reader(store).read(asIno(1), 0, 100, table.chunkSlices, 100),
+      /is missing from .*data was lost/,
+    );
+  });
+
+  it('detects a corrupted disk-cache file, drops it and refetches the block', async () => {
+    const storeDir = await dirs.make();
+    const cacheDir = await dirs.make();
+    const content = pattern(4 * BLOCK, 9);
+    const table = await writeFileData(storeDir, content);
+    const first = reader(await fileStore(storeDir), { diskCacheDir: cacheDir });
+    assert.ok(
+      (await first.read(asIno(1), 0, content.length, table.chunkSlices, table.sizeBytes)).equals(content),
+    );
+    await first.close();
+    assert.equal(first.stats().diskCache.blocks, 4);
+
+    const slice = table.chunks.get(0)![0];
+    const cached = join(cacheDir, blockKey({ sliceId: slice.id, blockIndex: 2, blockLengthBytes: BLOCK }));
+    const body = await readFile(cached);
+    body[7] ^= 0xff;
+    await writeFile(cached, body);
+
+    const second = reader(await fileStore(storeDir), { diskCacheDir: cacheDir });
+    assert.ok(
+      (await second.read(asIno(1), 0, content.length, table.chunkSlices, table.sizeBytes)).equals(content),
+    );
+    const stats = second.stats();
+    assert.equal(stats.diskCache.corrupt, 1);
+    assert.equal(stats.diskCache.hits, 4);
+    assert.equal(stats.fetches.blocks, 1, 'only the damaged block came from the store');
+    await second.close();
+    assert.ok(
+      (await readFile(cached)).equals(
+        await (
+          await fileStore(storeDir)
+        ).get(blockKey({ sliceId: slice.id, blockIndex: 2, blockLengthBytes: BLOCK })),
+      ),
+    );
+  });
+});

@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Errno, asIno, isFsError } from '../../src/common/index.js';
+import { createDataPath } from '../../src/data/index.js';
+import type { ObjectInfo, ObjectStore } from '../../src/object/index.js';
+import { withFaults } from '../../src/object/index.js';
+import { SliceTable } from './meta-standin.js';
+import { fileStore, tempDirs } from './helpers.js';
+
+const dirs = tempDirs();
+after(() => dirs.cleanup());
+
+const BLOCK = 4096;
+const CHUNK = 4 * BLOCK;
+/** The smallest budget the data path accepts for 4 KiB blocks (4 blocks with trailers). */
+const MIN_BUDGET = 4 * (BLOCK + 40);
+
+/** Wraps a real store; puts wait while the gate is closed (a store that stopped answering). */
+class GatedStore implements ObjectStore {
+  readonly description = 'gated';
+  private opened: (() => void) | null = null;
+  private gate: Promise<void> | null = null;
+  puts = 0;
+  constructor(private readonly inner: ObjectStore) {}
+  close_(): void {
+    this.gate = new Promise((resolve) => (this.opened = resolve));
+  }
+  open(): void {
+    this.opened?.();
+    this.gate = null;
+  }
+  async put(key: string, data: Buffer): Promise<void> {
+    if (this.gate) await this.gate;
+    this.puts++;
+    await this.inner.put(key, data);
+  }
+  get(key: string, offset?: number, length?: number): Promise<Buffer> {
+    return this.inner.get(key, offset, length);
+  }
+  head(key: string): Promise<ObjectInfo | null> {
+    return this.inner.head(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(prefix: string, startAfter?: string): AsyncIterable<ObjectInfo> {
+    return this.inner.list(prefix, startAfter);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+function pattern(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 31 + seed * 7) & 255;
+  return out;
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.ok(condition(), `timed out waiting for ${what}`);
+}
+
+describe('writer', () => {
+  it('splits a write at the chunk boundary: a slice never crosses chunks', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(2));
+    await writer.write(CHUNK - 100, pattern(200, 1));
+    assert.equal(writer.pendingBytes, 200);
+    assert.equal(writer.pendingEndBytes, CHUNK + 100);
+    const writes = await writer.flush();
+    assert.deepEqual(
+      writes.map((w) => [
+        w.chunkIndex,
+        w.slice.chunkOffsetBytes,
+        w.slice.lengthBytes,
+        w.slice.sliceOffsetBytes,
+      ]),
+      [
+        [0, CHUNK - 100, 100, 0],
+        [1, 0, 100, 0],
+      ],
+    );
+    assert.equal(writer.pendingBytes, 0);
+    table.commit(writes, CHUNK + 100);
+    const got = await data.read(asIno(2), CHUNK - 150, 300, table.chunkSlices, table.sizeBytes);
+    assert.ok(got.subarray(0, 50).equals(Buffer.alloc(50)), 'bytes before the write are a hole: zeros');
+    assert.ok(got.subarray(50).equals(pattern(200, 1)));
+  });
+
+  it('extends the open slice on contiguous writes and starts a new one otherwise, in order', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(3));
+    await writer.write(0, pattern(5000, 1));
+    await writer.write(5000, pattern(3000, 2));
+    await writer.write(100, pattern(10, 3));
+    const writes = await writer.flush();
+    assert.deepEqual(
+      writes.map((w) => [
+        w.slice.chunkOffsetBytes,
+        w.slice.lengthBytes,
+        w.slice.sliceSizeBytes,
+        w.slice.blockSizeBytes,
+      ]),
+      [
+        [0, 8000, 8000, BLOCK],
+        [100, 10, 10, BLOCK],
+      ],
+    );
+    assert.notEqual(writes[0].slice.id, writes[1].slice.id);
+    table.commit(writes, 8000);
+    const want = Buffer.concat([pattern(5000, 1), pattern(3000, 2)]);
+    pattern(10, 3).copy(want, 100);
+    assert.ok((await data.read(asIno(3), 0, 9000, table.chunkSlices, table.sizeBytes)).equals(want));
+  });
+
+  it('copies what it keeps: the caller may reuse its buffer at once', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(4));
+    const reused = pattern(1000, 5);
+    await writer.write(0, reused);
+    reused.fill(0xee);
+    table.commit(await writer.flush(), 1000);
+    assert.ok((await data.read(asIno(4), 0, 1000, table.chunkSlices, 1000)).equals(pattern(1000, 5)));
+  });
+
+  it('reports a failed upload as EIO from flush, once, with the cause attached', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const faulty = withFaults(await fileStore(await dirs.make()), { operations: ['put'] });
+    const data = createDataPath({
+      store: faulty,
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(5));
+    faulty.failNext(1);
+    await writer.write(0, pattern(BLOCK, 1));
+    await assert.rejects(writer.flush(), (error: unknown) => {
+      assert.ok(isFsError(error));
+      assert.equal(error.errno, Errno.EIO);
+      assert.match(error.message, /inode 5.*uploading data to .* failed.*injected failure/);
+      assert.ok(error.cause instanceof Error);
+      return true;
+    });
+    assert.equal(data.stats().uploads.errors, 1);
+    await writer.write(0, pattern(100, 2));
+    const writes = await writer.flush();
+    assert.equal(writes.length, 1);
+    table.commit(writes, 100);
+    assert.ok((await data.read(asIno(5), 0, 100, table.chunkSlices, 100)).equals(pattern(100, 2)));
+  });
+
+  it('makes writers wait when the budget is full and lets them go as uploads finish', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const gated = new GatedStore(await fileStore(await dirs.make()));
+    const data = createDataPath({
+      store: gated,
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      memoryBudgetBytes: MIN_BUDGET,
+      maxInFlightUploads: 2,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(6));
+    gated.close_();
+    for (let i = 0; i < 4; i++) await writer.write(i * BLOCK, pattern(BLOCK, i));
+    let fifthDone = false;
+    const fifth = writer.write(4 * BLOCK, pattern(BLOCK, 4)).then(() => (fifthDone = true));
+    await until(() => data.stats().memory.waitingAcquires === 1, 'the fifth write to wait for memory');
+    assert.equal(fifthDone, false, 'a write beyond the budget must wait');
+    assert.equal(data.stats().memory.usedBytes, MIN_BUDGET);
+    gated.open();
+    await fifth;
+    for (let i = 5; i < 12; i++) await writer.write(i * BLOCK, pattern(BLOCK, i));
+    table.commit(await writer.flush(), 12 * BLOCK);
+    const want = Buffer.concat(Array.from({ length: 12 }, (_, i) => pattern(BLOCK, i)));
+    assert.ok((await data.read(asIno(6), 0, 12 * BLOCK, table.chunkSlices, table.sizeBytes)).equals(want));
+    const { memory } = data.stats();
+    assert.ok(
+      memory.peakBytes <= memory.limitBytes,
+      `peak ${memory.peakBytes} over the budget ${memory.limitBytes}`,
+    );
+  });
+
+  it(
+    'forces partial blocks out under pressure so many small writers never deadlock',
+    { timeout: 30_000 },
+    async () => {
+      const table = new SliceTable(CHUNK, BLOCK);
+      const data = createDataPath({
+        store: withFaults(await fileStore(await dirs.make()), { latencyMs: 2 }),
+        blockSizeBytes: BLOCK,
+        chunkSizeBytes: CHUNK,
+        memoryBudgetBytes: MIN_BUDGET,
+        allocateSliceIds: table.allocateSliceIds,
+      });
+      // 8 files each hold a partial block: twice what the budget holds, and no full block to upload.
+      const writers = Array.from({ length: 8 }, (_, i) => data.openWriter(asIno(100 + i)));
+      await Promise.all(writers.map((writer, i) => writer.write(0, pattern(3000, i))));
+      await Promise.all(writers.map((writer, i) => writer.write(3000, pattern(3000, i + 50))));
+      const tables = writers.map(() => new SliceTable(CHUNK, BLOCK));
+      for (const [i, writer] of writers.entries()) tables[i].commit(await writer.flush(), 6000);
+      for (const [i, t] of tables.entries()) {
+        const got = await data.read(asIno(100 + i), 0, 6000, t.chunkSlices, t.sizeBytes);
+        assert.ok(got.equals(Buffer.concat([pattern(3000, i), pattern(3000, i + 50)])), `file ${i} differs`);
+      }
+      const { memory } = data.stats();
+      assert.ok(memory.peakBytes <= memory.limitBytes);
+      assert.equal(
+        memory.usedBytes,
+        data.stats().memoryCache.bytes,
+        'only the cache holds memory once all is flushed',
+      );
+    },
+  );
+
+  it('abort drops buffered data and gives its memory back', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(9));
+    await writer.write(0, pattern(BLOCK + 10, 1));
+    await writer.abort();
+    assert.equal(writer.pendingBytes, 0);
+    assert.equal(data.stats().memory.usedBytes, 0);
+    assert.deepEqual(await writer.flush(), []);
+  });
+
+  it('rejects a budget too small for its block size, saying what is needed', () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    assert.throws(
+      () =>
+        createDataPath({
+          store: {} as ObjectStore,
+          blockSizeBytes: BLOCK,
+          chunkSizeBytes: CHUNK,
+          memoryBudgetBytes: BLOCK,
+          allocateSliceIds: table.allocateSliceIds,
+        }),
+      /memory budget 4096 bytes is too small .* at least 16544 bytes/,
+    );
+    assert.throws(
+      () =>
+        createDataPath({
+          store: {} as ObjectStore,
+          blockSizeBytes: 3000,
+          chunkSizeBytes: CHUNK,
+          allocateSliceIds: table.allocateSliceIds,
+        }),
+      /multiple of the block size/,
+    );
+  });
+});
