@@ -1,0 +1,1 @@
+export { connectMeta, type MetaClient, type MetaClientOptions } from './client.js';

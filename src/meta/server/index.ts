@@ -1,0 +1,3 @@
+export { startMetaServer, type MetaServer, type MetaServerOptions } from './server.js';
+export { META_METHODS, type MetaMethod } from './methods.js';
+export { runMetaServerProcess, parseMetaServerArgs, type MetaServerProcessOptions } from './main.js';

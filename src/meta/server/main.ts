@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { fsError, isFsError } from '../../common/index.js';
+import { openMetaService } from '../index.js';
+import { startMetaServer } from './server.js';
+
+export interface MetaServerProcessOptions {
+  /** e.g. `sqlite:/var/lib/strata/vol.db` */
+  engineUrl: string;
+  /** `HOST:PORT` or a Unix socket path. */
+  listen: string;
+  /** A file holding the secret clients must prove; default: the volume's own secret. */
+  secretFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Benchmarks only: keep no history. */
+  history: boolean;
+  /** SQLite synchronous=FULL (default) or NORMAL. */
+  durable: boolean;
+}
+
+export const DEFAULT_META_LISTEN = '127.0.0.1:7070';
+
+const USAGE =
+  'usage: meta-server --engine sqlite:PATH [--listen HOST:PORT|SOCKET] [--secret-file PATH] ' +
+  '[--tls-cert PATH --tls-key PATH] [--no-history] [--no-durable]';
+
+export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      engine: { type: 'string' },
+      listen: { type: 'string', default: DEFAULT_META_LISTEN },
+      'secret-file': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'no-history': { type: 'boolean', default: false },
+      'no-durable': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (!values.engine)
+    throw fsError.EINVAL(`--engine is required (e.g. --engine sqlite:/var/lib/strata/vol.db); ${USAGE}`);
+  if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
+    throw fsError.EINVAL('--tls-cert and --tls-key go together');
+  }
+  return {
+    engineUrl: values.engine,
+    listen: values.listen,
+    secretFile: values['secret-file'],
+    tlsCertFile: values['tls-cert'],
+    tlsKeyFile: values['tls-key'],
+    history: !values['no-history'],
+    durable: !values['no-durable'],
+  };
+}
+
+/**
+ * Runs a metadata server as a process (what `strata meta serve` runs): opens the engine, serves
+ * it until SIGTERM/SIGINT, then closes the server and the engine cleanly. Prints one line with
+ * the address once clients may connect.
+ */
+export async function runMetaServerProcess(
+  argv: string[],
+): Promise<{ address: string; stop(): Promise<void> }> {
+  const options = parseMetaServerArgs(argv);
+  const service = await openMetaService({
+    engineUrl: options.engineUrl,
+    background: true,
+    history: options.history,
+    durable: options.durable,
+  });
+  let server;
+  try {
+    const secret = options.secretFile
+      ? readFileSync(options.secretFile, 'utf8').trim()
+      : await service.volumeSecret();
+    const tls =
+      options.tlsCertFile && options.tlsKeyFile
+        ? { cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile) }
+        : undefined;
+    server = await startMetaServer({
+      service,
+      listen: options.listen,
+      secret,
+      tls,
+      onEvent: (event) => {
+        if (event.type === 'internal-error') {
+          const error = event.error as Error;
+          process.stderr.write(
+            `metadata server: internal error in ${event.method}: ${error.stack ?? String(error)}\n`,
+          );
+        }
+      },
+    });
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
+  const volume = await service.volume();
+  process.stdout.write(
+    `metadata server for volume "${volume.name}" listening on ${server.address}${options.tlsCertFile ? ' (TLS)' : ''}\n`,
+  );
+  let stopping: Promise<void> | null = null;
+  const running = server;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      await running.close();
+      await service.close();
+    })();
+    return stopping;
+  };
+  const onSignal = (): void => {
+    void stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return { address: server.address, stop };
+}
+
+// Run directly: `node dist/src/meta/server/main.js --engine sqlite:PATH --listen HOST:PORT`.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runMetaServerProcess(process.argv.slice(2)).catch((error: unknown) => {
+    process.stderr.write(
+      `metadata server: ${isFsError(error) || error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exit(1);
+  });
+}

@@ -1,0 +1,83 @@
+import type tls from 'node:tls';
+import {
+  startRpcServer,
+  type ReplayOptions,
+  type RpcSecret,
+  type RpcServer,
+  type RpcServerEvent,
+} from '../../rpc/index.js';
+import type { MetaApi } from '../api.js';
+import { dispatchMetaCall } from './methods.js';
+
+export interface MetaServerOptions {
+  /** Any MetaApi implementation (the MetaService over an engine, or a test double). */
+  service: MetaApi;
+  /** `HOST:PORT` or a Unix socket path. */
+  listen: string;
+  /** The volume's secret: clients must prove they hold it. */
+  secret: RpcSecret;
+  /** Serve TLS (TCP only). */
+  tls?: tls.TlsOptions;
+  maxFrameBytes?: number;
+  maxInFlightPerConnection?: number;
+  /** How long results of mutating calls stay replayable for retries (default 5 min, 200,000 calls). */
+  replay?: ReplayOptions;
+  /** Connection events and internal errors, e.g. to log them. */
+  onEvent?: (event: RpcServerEvent) => void;
+  /** Called after each call with its duration and errno (0 on success), e.g. for metrics. */
+  onCall?: (method: string, durationMs: number, errno: number) => void;
+}
+
+export interface MetaServer {
+  /** The address clients should use (with the real port when listening on port 0). */
+  readonly address: string;
+  readonly connectionCount: number;
+  /** Stops listening and drops the connections; the service stays open (its owner closes it). */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves a MetaApi over the RPC layer. Arguments are checked against the method table before
+ * the service sees them; numbered (mutating) calls are applied at most once across retries.
+ */
+export async function startMetaServer(options: MetaServerOptions): Promise<MetaServer> {
+  const { service, onCall } = options;
+  const handler = onCall
+    ? (method: string, args: unknown[]): Promise<unknown> => timedCall(service, method, args, onCall)
+    : (method: string, args: unknown[]): Promise<unknown> => dispatchMetaCall(service, method, args);
+  const rpc: RpcServer = await startRpcServer({
+    listen: options.listen,
+    secret: options.secret,
+    tls: options.tls,
+    handler,
+    maxFrameBytes: options.maxFrameBytes,
+    maxInFlightPerConnection: options.maxInFlightPerConnection,
+    replay: options.replay ?? {},
+    onEvent: options.onEvent,
+  });
+  return {
+    address: rpc.address,
+    get connectionCount() {
+      return rpc.connectionCount;
+    },
+    close: () => rpc.close(),
+  };
+}
+
+async function timedCall(
+  service: MetaApi,
+  method: string,
+  args: unknown[],
+  onCall: (method: string, durationMs: number, errno: number) => void,
+): Promise<unknown> {
+  const startMs = performance.now();
+  try {
+    const result = await dispatchMetaCall(service, method, args);
+    onCall(method, performance.now() - startMs, 0);
+    return result;
+  } catch (error) {
+    const errno = (error as { errno?: unknown }).errno;
+    onCall(method, performance.now() - startMs, typeof errno === 'number' ? errno : -1);
+    throw error;
+  }
+}
