@@ -3,6 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
 import {
   direntTypeOfMode,
+  WriteFlags,
   type AttrReply,
   type CreateReply,
   type DirEntryOut,
@@ -53,6 +54,13 @@ export class Vfs implements FileSystem {
   private readonly openFiles: OpenFiles;
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
+  /**
+   * Tells the kernel to drop what it caches of an inode (attributes, pages). Set by the
+   * composition root once the FUSE session exists; an open that finds the file changed by
+   * another mount uses it, because the kernel would otherwise trust a stale size until the
+   * attribute timeout.
+   */
+  onStaleInode: (ino: Ino) => void = () => undefined;
 
   constructor(
     private readonly meta: MetaApi,
@@ -104,6 +112,10 @@ export class Vfs implements FileSystem {
 
   async destroy(): Promise<void> {
     await this.openFiles.flushAll();
+  }
+
+  async forget(ino: Ino): Promise<void> {
+    this.cachedVersions.delete(ino);
   }
 
   // --- attributes ---
@@ -205,13 +217,13 @@ export class Vfs implements FileSystem {
 
   // --- open files ---
 
-  async open(ctx: RequestContext, ino: Ino, flags: number): Promise<OpenReply> {
+  async open(ctx: RequestContext, ino: Ino, flags: number, killSuidgid = false): Promise<OpenReply> {
     const caller = callerOf(ctx);
     // Close-to-open: the open asks the metadata service, so another mount's closed writes are seen.
     let attr = await this.meta.open(caller, this.sessionId, ino, flags);
     if (flags & O_TRUNC && (flags & O_ACCMODE) !== O_RDONLY && isRegular(attr.mode)) {
       await this.openFiles.flush(ino, caller);
-      attr = await this.meta.setattr(caller, ino, { sizeBytes: 0 });
+      attr = await this.meta.setattr(caller, ino, { sizeBytes: 0, killSuid: killSuidgid || undefined });
       this.openFiles.invalidate(ino);
     }
     return this.newHandle(ino, flags, attr);
@@ -235,7 +247,9 @@ export class Vfs implements FileSystem {
     const fh = this.nextFh++;
     this.handles.set(fh, { ino, flags, file, lockOwners: null });
     const version = contentVersion(attr);
-    const keepCache = !file.hasPending && this.cachedVersions.get(ino) === version;
+    const cached = this.cachedVersions.get(ino);
+    const keepCache = !file.hasPending && cached === version;
+    if (cached !== undefined && cached !== version && !file.hasPending) this.onStaleInode(ino);
     this.cachedVersions.set(ino, version);
     return { fh, directIo: (flags & O_DIRECT) !== 0, keepCache };
   }
@@ -258,10 +272,13 @@ export class Vfs implements FileSystem {
     fh: number,
     offset: number,
     data: Buffer,
-    _flags: number,
+    flags: number,
   ): Promise<number> {
     const handle = this.handle(fh, ino);
     const file = handle.file;
+    if (flags & WriteFlags.KILL_SUIDGID && file.attr.mode & 0o6000) {
+      file.noteAttr(await this.meta.setattr(callerOf(ctx), ino, { killSuid: true }));
+    }
     // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
     const at = handle.flags & O_APPEND ? Math.max(offset, file.sizeBytes) : offset;
     await file.write(at, data, callerOf(ctx));
@@ -311,7 +328,7 @@ export class Vfs implements FileSystem {
     }
   }
 
-  async fsync(ctx: RequestContext, ino: Ino, fh: number): Promise<void> {
+  async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
     await this.handle(fh, ino).file.flush(callerOf(ctx));
   }
 

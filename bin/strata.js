@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// The `strata` command: a tiny launcher into the compiled CLI (dist/src/cli/main.js).
+// STRATA_DIST_DIR picks another build output (tests run from private build directories).
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+
+const distDir = process.env.STRATA_DIST_DIR ?? fileURLToPath(new URL('../dist', import.meta.url));
+const entry = join(distDir, 'src', 'cli', 'main.js');
+if (!existsSync(entry)) {
+  console.error(`strata: ${entry} is missing; run "npm run build" first`);
+  process.exit(1);
+}
+const { main } = await import(pathToFileURL(entry).href);
+// Exit explicitly: a stopped mount must not linger on a forgotten timer or socket.
+process.exit(await main(process.argv.slice(2)));

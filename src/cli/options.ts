@@ -1,0 +1,111 @@
+import { Command, Option } from 'commander';
+import {
+  resolveConfig,
+  settingSpecs,
+  type ResolvedConfig,
+  type SettingName,
+  type SettingSpec,
+} from '../config/index.js';
+
+/** An error in how the command was called: printed as one line, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Adds the flags of the named settings (and --config) to a command; their help comes from the settings table. */
+export function addSettingOptions(command: Command, names: SettingName[]): Command {
+  for (const name of names) {
+    const spec: SettingSpec = settingSpecs[name];
+    const placeholder = spec.kind === 'size' ? 'SIZE' : spec.kind === 'duration' ? 'DURATION' : 'VALUE';
+    command.addOption(
+      new Option(`--${spec.flag} <${placeholder}>`, `${spec.description} (env ${spec.env})`).default(
+        undefined,
+        spec.defaultText === '' ? 'none' : spec.defaultText,
+      ),
+    );
+  }
+  command.option('--config <FILE>', 'JSON file with settings, e.g. {"memory": "1G"} (flags and env win)');
+  return command;
+}
+
+/** Builds the configuration from the command's flags, the environment and --config. */
+export function configFromOptions(
+  options: Record<string, unknown>,
+  names: SettingName[],
+  env: Record<string, string | undefined> = process.env,
+): ResolvedConfig {
+  const flags: Partial<Record<SettingName, string>> = {};
+  for (const name of names) {
+    const key = camelCase(settingSpecs[name].flag);
+    const value = options[key];
+    if (typeof value === 'string') flags[name] = value;
+  }
+  const filePath = typeof options.config === 'string' ? options.config : undefined;
+  try {
+    return resolveConfig({ flags, env, filePath });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** Parses HOST:PORT (IPv4, name, or [IPv6]) with a message that says how to write it. */
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:/\s]+)):(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw new UsageError(`invalid ${what} "${text}": use HOST:PORT, e.g. 127.0.0.1:7070`);
+  }
+  return { host: match[1] ?? match[2], port };
+}
+
+/** A URL whose scheme is checked here; the part after it is passed through untouched. */
+export function checkUrlScheme(text: string, what: string, schemes: string[], example: string): string {
+  const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(text.trim());
+  if (!match || !schemes.includes(`${match[1].toLowerCase()}:`)) {
+    throw new UsageError(
+      `invalid ${what} "${text}": expected a URL starting with ${schemes.join(' or ')}, e.g. ${example}`,
+    );
+  }
+  return text.trim();
+}
+
+/** Object store URLs are passed through untouched to the store registry; only the shape is checked here. */
+export function checkStorageUrl(text: string): string {
+  if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$/.test(text.trim())) {
+    throw new UsageError(
+      `invalid --storage "${text}": use an object store URL, e.g. file:/var/lib/strata/objects or s3://bucket/prefix`,
+    );
+  }
+  return text.trim();
+}
+
+/** Metadata engine URLs (sqlite:PATH, postgres://...) are passed through untouched. */
+export function checkEngineUrl(text: string): string {
+  return checkUrlScheme(
+    text,
+    '--engine',
+    ['sqlite:', 'postgres:', 'postgresql:'],
+    'sqlite:/var/lib/strata/meta.db',
+  );
+}
+
+/** `strata mount` names a volume as META_ADDR/VOLUME; META_ADDR may itself be a socket path. */
+export function parseVolumeAddress(text: string): { metaAddress: string; volumeName: string } {
+  const slash = text.lastIndexOf('/');
+  const metaAddress = slash > 0 ? text.slice(0, slash) : '';
+  const volumeName = slash > 0 ? text.slice(slash + 1) : '';
+  if (metaAddress === '' || volumeName === '' || !/^[A-Za-z0-9._-]+$/.test(volumeName)) {
+    throw new UsageError(
+      `invalid volume address "${text}": use META_ADDR/VOLUME, e.g. 127.0.0.1:7070/myvol or /run/strata/meta.sock/myvol`,
+    );
+  }
+  if (!metaAddress.includes('/')) parseHostPort(metaAddress, 'metadata address');
+  return { metaAddress, volumeName };
+}

@@ -1,0 +1,105 @@
+import type { StrataConfig } from '../config/index.js';
+import { createDataPath, type DataPath } from '../data/index.js';
+import { mount, type FuseSession } from '../fuse/index.js';
+import type { MetaApi, VolumeSettings } from '../meta/api.js';
+import { openObjectStore, type ObjectStore } from '../object/index.js';
+import { Vfs } from '../vfs/index.js';
+
+/** A mounted volume as the CLI sees it. */
+export interface MountedVolume {
+  readonly mountpoint: string;
+  readonly volume: VolumeSettings;
+  /** The address other clients mount through, when this process also serves the metadata. */
+  readonly metaAddress?: string;
+  /** Resolves when the FUSE session ends: after stop(), or when someone ran `umount`. */
+  readonly ended: Promise<void>;
+  /** Flushes pending writes, unmounts, closes the session and everything below. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface ClientOptions {
+  meta: MetaApi;
+  mountpoint: string;
+  config: StrataConfig;
+  /** Overrides the volume's object store URL (e.g. credentials or an endpoint only this host uses). */
+  storageUrl?: string;
+  version: string;
+  log: (message: string) => void;
+  /** Runs last in stop(): closes the metadata client or the in-process service. */
+  closeMeta: () => Promise<void>;
+}
+
+/**
+ * The client side of a mount, whatever serves the metadata: object store, data path, VFS
+ * and FUSE session, stacked in that order and torn down in the reverse one.
+ */
+export async function mountClient(options: ClientOptions): Promise<MountedVolume> {
+  const { meta, config, log } = options;
+  const volume = await meta.volume();
+  const undo: (() => Promise<void>)[] = [options.closeMeta];
+  try {
+    const store: ObjectStore = await openObjectStore(options.storageUrl ?? volume.storageUrl);
+    undo.push(() => store.close());
+    const data: DataPath = createDataPath({
+      store,
+      blockSizeBytes: volume.blockSizeBytes,
+      chunkSizeBytes: volume.chunkSizeBytes,
+      memoryBudgetBytes: config.memoryBytes,
+      diskCacheDir: config.cacheDir === '' ? undefined : config.cacheDir,
+      diskCacheBytes: config.cacheSizeBytes,
+      maxInFlightUploads: config.uploadsInFlight,
+      allocateSliceIds: (count) => meta.allocateSliceIds(count),
+    });
+    undo.push(() => data.close());
+    const vfs = new Vfs(meta, data, {
+      attrTimeoutMs: config.attrTimeoutMs,
+      entryTimeoutMs: config.entryTimeoutMs,
+      lockRetryMaxMs: config.lockRetryMaxMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      compactSlicesThreshold: config.compactSlicesThreshold,
+      mountpoint: options.mountpoint,
+      version: options.version,
+      log,
+    });
+    await vfs.start();
+    undo.push(() => vfs.stop());
+    const session: FuseSession = await mount({
+      mountpoint: options.mountpoint,
+      fs: vfs,
+      options: {
+        fsName: `strata:${volume.name}`,
+        unmountOnSignals: false,
+        logger: { debug: () => undefined, warn: log, error: log },
+      },
+    });
+    vfs.onStaleInode = (ino) => {
+      session.notifyInvalInode(ino).catch(() => undefined);
+    };
+    let stopping: Promise<void> | null = null;
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        if (!session.isClosed) await session.unmount();
+        await unwind(undo);
+      })();
+      return stopping;
+    };
+    return { mountpoint: options.mountpoint, volume, ended: session.closed, stop };
+  } catch (err) {
+    await unwind(undo).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Runs the teardown steps last-first; all of them run, the first failure is reported. */
+async function unwind(steps: (() => Promise<void>)[]): Promise<void> {
+  let first: unknown = null;
+  while (steps.length > 0) {
+    const step = steps.pop()!;
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== null) throw first;
+}

@@ -1,0 +1,64 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StrataConfig } from '../config/index.js';
+import { mountClient, type MountedVolume } from './client.js';
+import { formatIfMissing, openLocalMeta } from './meta-access.js';
+import { serveLocalMeta } from './rpc-access.js';
+import { VERSION } from './version.js';
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  mountpoint: string;
+  /** Object store for a new volume; default file:DATA_DIR/objects. Later runs use it as an override. */
+  storageUrl?: string;
+  /** Also serve the metadata over RPC here (other clients `strata mount` it). */
+  listen?: { host: string; port: number };
+  volumeName: string;
+  config: StrataConfig;
+  log: (message: string) => void;
+}
+
+/**
+ * `strata up`: the embedded default. The volume lives in DATA_DIR (SQLite engine in
+ * meta.db, objects under objects/), is created on first run, and its metadata service runs
+ * in this process: the VFS calls it directly, with no RPC in between.
+ */
+export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVolume> {
+  const { dataDir, config, log } = options;
+  if (!existsSync(options.mountpoint)) {
+    throw new Error(`mount point ${options.mountpoint} does not exist; create it with mkdir -p first`);
+  }
+  mkdirSync(join(dataDir, 'objects'), { recursive: true });
+  const engineUrl = `sqlite:${join(dataDir, 'meta.db')}`;
+  const defaultStorage = `file:${join(dataDir, 'objects')}`;
+  const created = await formatIfMissing({
+    engineUrl,
+    storageUrl: options.storageUrl ?? defaultStorage,
+    name: options.volumeName,
+    blockSizeBytes: config.blockSizeBytes,
+    retentionMs: config.retentionMs,
+    secretFile: join(dataDir, 'meta.db.secret'),
+  });
+  if (created) log(`created volume "${options.volumeName}" in ${dataDir}`);
+  const local = await openLocalMeta(engineUrl);
+  let server: { address: string; close(): Promise<void> } | null = null;
+  try {
+    if (options.listen) server = await serveLocalMeta(local, options.listen, log);
+  } catch (err) {
+    await local.close();
+    throw err;
+  }
+  const volume = await mountClient({
+    meta: local.meta,
+    mountpoint: options.mountpoint,
+    config,
+    storageUrl: options.storageUrl,
+    version: VERSION,
+    log,
+    closeMeta: async () => {
+      await server?.close();
+      await local.close();
+    },
+  });
+  return server === null ? volume : { ...volume, metaAddress: server.address, stop: volume.stop };
+}

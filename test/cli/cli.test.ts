@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { strata } from '../e2e/harness.js';
+
+const commands = [['up'], ['format'], ['meta', 'serve'], ['mount'], ['umount'], ['status']];
+
+test('--help works on the program and on every command, with exit code 0', () => {
+  const top = strata(['--help']);
+  assert.equal(top.status, 0, top.stderr);
+  for (const command of commands) {
+    assert.match(top.stdout, new RegExp(`\\b${command[0]}\\b`), `strata --help lists ${command[0]}`);
+    const result = strata([...command, '--help']);
+    assert.equal(result.status, 0, `${command.join(' ')} --help: ${result.stderr}`);
+    assert.match(result.stdout, new RegExp(`Usage: strata ${command.join(' ')}`));
+  }
+});
+
+/** One line on stderr, starting "strata: ", exit code 2 (usage) unless said otherwise. */
+function assertOneLineError(args: string[], pattern: RegExp, exitCode = 2): void {
+  const result = strata(args);
+  assert.equal(result.status, exitCode, `strata ${args.join(' ')} exit code; stderr: ${result.stderr}`);
+  const lines = result.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line, got: ${result.stderr}`);
+  assert.match(lines[0], /^strata: /);
+  assert.match(lines[0], pattern);
+  assert.equal(result.stdout, '');
+}
+
+test('an unknown flag or a missing argument is one line pointing at --help', () => {
+  assertOneLineError(
+    ['up', '/tmp/x', '/tmp/y', '--memroy', '1G'],
+    /unknown option '--memroy'.*strata up --help/,
+  );
+  assertOneLineError(['up', '/tmp/x'], /missing required argument 'MOUNTPOINT'.*strata up --help/);
+  assertOneLineError(['frobnicate'], /unknown command 'frobnicate'/);
+  assertOneLineError(['format', '--engine', 'sqlite:/tmp/x.db'], /required option '--storage <URL>'/);
+});
+
+test('bad sizes, durations and addresses say how to write them', () => {
+  assertOneLineError(['up', '/tmp/x', '/tmp/y', '--memory', 'lots'], /invalid --memory "lots".*e\.g\. 512M/);
+  assertOneLineError(['up', '/tmp/x', '/tmp/y', '--cache-size', '10Q'], /invalid --cache-size "10Q"/);
+  assertOneLineError(
+    ['up', '/tmp/x', '/tmp/y', '--attr-timeout', 'soon'],
+    /invalid --attr-timeout "soon".*500ms/,
+  );
+  assertOneLineError(
+    ['up', '/tmp/x', '/tmp/y', '--listen', 'localhost'],
+    /invalid --listen "localhost".*HOST:PORT/,
+  );
+  assertOneLineError(['mount', 'myvol', '/tmp/y'], /invalid volume address "myvol".*META_ADDR\/VOLUME/);
+  assertOneLineError(
+    ['meta', 'serve', '--engine', 'mysql://x', '--listen', '127.0.0.1:1'],
+    /invalid --engine "mysql:\/\/x"/,
+  );
+  assertOneLineError(
+    ['format', '--engine', 'sqlite:/tmp/x.db', '--storage', 'not a url', '--name', 'v'],
+    /invalid --storage "not a url"/,
+  );
+  assertOneLineError(
+    ['format', '--engine', 'sqlite:/tmp/x.db', '--storage', 'file:/tmp/o', '--name', 'bad name'],
+    /invalid --name "bad name"/,
+  );
+});
+
+test('an environment variable with a bad value is reported by name', () => {
+  const result = strata(['up', '/tmp/x', '/tmp/y'], { STRATA_MEMORY: 'huge' });
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /^strata: invalid environment variable STRATA_MEMORY "huge"/);
+});
+
+test('umount of something not mounted fails with exit code 1 and a hint', () => {
+  assertOneLineError(
+    ['umount', '/tmp/strata-vfs-not-a-mount'],
+    /umount .* failed: .*grep fuse \/proc\/mounts|lazy/,
+    1,
+  );
+});
+
+test('--version prints the version', () => {
+  const result = strata(['--version']);
+  assert.equal(result.status, 0);
+  assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+});

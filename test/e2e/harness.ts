@@ -1,0 +1,172 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The repository root: the nearest directory holding package.json and bin/strata.js above
+ * this file, or above the working directory when the build lives outside the repo
+ * (STRATA_DIST_DIR=/tmp/dist-NAME; the test runner runs from the repo root).
+ */
+export function repoRoot(): string {
+  for (const start of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bin', 'strata.js'))) return dir;
+      if (dirname(dir) === dir) break;
+    }
+  }
+  throw new Error('cannot find the repository root (package.json, bin/strata.js); run from the repo');
+}
+
+/** The build output the tests run from: the CLI must run from the same one. */
+export function distDir(): string {
+  // .../DIST/test/e2e/harness.js -> DIST
+  return dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+}
+
+export const isLongProfile = process.env.STRATA_TEST_PROFILE === 'long';
+
+export function strataEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, STRATA_DIST_DIR: distDir(), ...extra };
+}
+
+/** Runs `strata ARGS` to completion. */
+export function strata(
+  args: string[],
+  env: Record<string, string> = {},
+): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'strata.js'), ...args], {
+    env: strataEnv(env),
+    cwd: repoRoot(),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function isMounted(mountpoint: string): boolean {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[1] === mountpoint);
+}
+
+/** A temporary directory under /tmp/strata-vfs-*, removed by `cleanup`. */
+export function tempDir(label: string): string {
+  return mkdtempSync(`/tmp/strata-vfs-${label}-`);
+}
+
+/** A long-running strata process (up, mount, meta serve) whose output is kept for failure messages. */
+export class StrataProcess {
+  readonly child: ChildProcess;
+  output = '';
+  exited: Promise<number | null>;
+  exitCode: number | null | undefined = undefined;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [join(repoRoot(), 'bin', 'strata.js'), ...args], {
+      env: strataEnv(env),
+      // The native fdpoll addon is found from the working directory when the build is outside the repo.
+      cwd: repoRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (chunk: Buffer): void => {
+      this.output = (this.output + chunk.toString()).slice(-20_000);
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code) => {
+        this.exitCode = code;
+        resolve(code);
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** Waits until `ready()` holds, failing early with the process's output if it exits. */
+  async waitFor(ready: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!ready()) {
+      if (this.exitCode !== undefined) {
+        throw new Error(`strata exited with ${this.exitCode} before ${what}:\n${this.output}`);
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${this.output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code. */
+  async stop(timeoutMs = 60_000): Promise<number | null> {
+    if (this.exitCode !== undefined) return this.exitCode;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  kill(): void {
+    if (this.exitCode === undefined) this.child.kill('SIGKILL');
+  }
+}
+
+/** `strata up DATA MNT` until the mount is live. */
+export async function startUp(
+  dataDir: string,
+  mountpoint: string,
+  extraArgs: string[] = [],
+): Promise<StrataProcess> {
+  mkdirSync(mountpoint, { recursive: true });
+  const proc = new StrataProcess(['up', dataDir, mountpoint, ...extraArgs]);
+  try {
+    await proc.waitFor(() => isMounted(mountpoint), `${mountpoint} to be mounted`);
+  } catch (err) {
+    proc.kill();
+    throw err;
+  }
+  return proc;
+}
+
+/**
+ * Always-run cleanup: kill what is still running, lazily unmount what is still mounted,
+ * remove temp dirs. Never throws, so it cannot hide the test's own failure.
+ */
+export async function cleanup(
+  procs: (StrataProcess | undefined)[],
+  mountpoints: string[],
+  dirs: string[],
+): Promise<void> {
+  for (const proc of procs) {
+    if (proc === undefined) continue;
+    try {
+      await proc.stop(20_000);
+    } catch {
+      proc.kill();
+    }
+  }
+  for (const mnt of mountpoints) {
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
+  }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs a shell command (bash -euo pipefail), throwing with its output when it fails. */
+export function sh(script: string, cwd?: string, timeoutMs = 600_000): string {
+  const result = spawnSync('bash', ['-euo', 'pipefail', '-c', script], {
+    cwd,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.status !== 0) {
+    throw new Error(
+      `command failed (${result.status ?? result.signal}): ${script}\n${result.stdout}\n${result.stderr}`,
+    );
+  }
+  return result.stdout;
+}

@@ -1,0 +1,75 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanup, isMounted, sh, strata, StrataProcess, tempDir } from './harness.js';
+
+// `strata format` + `strata meta serve` + two `strata mount` processes on one volume:
+// a file closed on one mount is read, whole and current, on the other (close-to-open).
+const root = tempDir('two');
+const mntA = join(root, 'a');
+const mntB = join(root, 'b');
+const procs: StrataProcess[] = [];
+
+after(async () => {
+  // Mounts first, then the server they talk to.
+  await cleanup(procs.slice(1), [mntA, mntB], []);
+  await cleanup(procs.slice(0, 1), [], [root]);
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+test('a file closed on one mount is read on the other', async () => {
+  const engine = `sqlite:${join(root, 'meta.db')}`;
+  const formatted = strata([
+    'format',
+    '--engine',
+    engine,
+    '--storage',
+    `file:${join(root, 'objects')}`,
+    '--name',
+    'shared',
+  ]);
+  assert.equal(formatted.status, 0, formatted.stderr);
+  const secretFile = /client secret: (\S+)/.exec(formatted.stdout)?.[1];
+  assert.ok(secretFile, `format prints the secret location: ${formatted.stdout}`);
+  assert.equal(sh(`stat -c %a ${secretFile}`).trim(), '600');
+
+  const port = await freePort();
+  const server = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', `127.0.0.1:${port}`]);
+  procs.push(server);
+  await server.waitFor(() => server.output.includes('listening'), 'the metadata service to listen');
+
+  for (const mnt of [mntA, mntB]) {
+    mkdirSync(mnt);
+    const mount = new StrataProcess(['mount', `127.0.0.1:${port}/shared`, mnt, '--secret-file', secretFile]);
+    procs.push(mount);
+    await mount.waitFor(() => isMounted(mnt), `${mnt} to be mounted`);
+  }
+
+  const payload = Buffer.alloc(3 * 1024 * 1024 + 123, 'abc');
+  writeFileSync(join(mntA, 'from-a.bin'), payload);
+  assert.ok(readFileSync(join(mntB, 'from-a.bin')).equals(payload), 'B reads what A closed');
+
+  // Rewritten on A with a different size: B's next open sees the new content, not its cache.
+  const second = Buffer.alloc(1_000_001, 'z');
+  writeFileSync(join(mntA, 'from-a.bin'), second);
+  assert.ok(readFileSync(join(mntB, 'from-a.bin')).equals(second), 'B sees the rewrite after A closed it');
+
+  // And the other way round, through a directory B creates.
+  sh(`mkdir ${mntB}/dir && echo hello-from-b > ${mntB}/dir/note`);
+  assert.equal(readFileSync(join(mntA, 'dir', 'note'), 'utf8'), 'hello-from-b\n');
+
+  // A lock taken on one mount conflicts on the other (locks live in the metadata service).
+  sh(`flock -n ${mntA}/dir/note -c "! flock -n ${mntB}/dir/note -c true"`);
+});

@@ -1,0 +1,196 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { constants } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
+import { createDataPath, type DataPath } from '../../src/data/index.js';
+import { LockType, type Entry, type NegativeEntry, type RequestContext } from '../../src/fuse/index.js';
+import { formatVolume, openMetaService, type MetaService } from '../../src/meta/index.js';
+import '../../src/meta/engines/sqlite/register.js';
+import { openObjectStore, type ObjectStore } from '../../src/object/index.js';
+import { Vfs } from '../../src/vfs/index.js';
+
+// The VFS over the real metadata service (SQLite in a temp dir) and the real data path
+// (file: object store), called the way the FUSE layer calls it, without a kernel mount.
+const dir = mkdtempSync('/tmp/strata-vfs-unit-');
+let meta: MetaService;
+let store: ObjectStore;
+let data: DataPath;
+let vfs: Vfs;
+let otherVfs: Vfs;
+let otherData: DataPath;
+const logged: string[] = [];
+
+function ctx(signal: AbortSignal = new AbortController().signal): RequestContext {
+  return { uid: 0, gid: 0, pid: process.pid, umask: 0o022, unique: 1n, signal };
+}
+
+function newVfs(d: DataPath): Vfs {
+  return new Vfs(meta, d, {
+    attrTimeoutMs: 1000,
+    entryTimeoutMs: 1000,
+    lockRetryMaxMs: 20,
+    heartbeatIntervalMs: 60_000,
+    compactSlicesThreshold: 8,
+    mountpoint: dir,
+    version: 'test',
+    log: (m) => logged.push(m),
+  });
+}
+
+before(async () => {
+  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
+  await formatVolume(engineUrl, {
+    name: 'unit',
+    storageUrl: `file:${join(dir, 'objects')}`,
+    blockSizeBytes: 64 * 1024,
+    chunkSizeBytes: 1024 * 1024,
+  });
+  meta = await openMetaService({ engineUrl });
+  store = await openObjectStore(`file:${join(dir, 'objects')}`);
+  const volume = await meta.volume();
+  const options = {
+    store,
+    blockSizeBytes: volume.blockSizeBytes,
+    chunkSizeBytes: volume.chunkSizeBytes,
+    memoryBudgetBytes: 64 * 1024 * 1024,
+    allocateSliceIds: (n: number) => meta.allocateSliceIds(n),
+  };
+  data = createDataPath(options);
+  otherData = createDataPath(options);
+  vfs = newVfs(data);
+  otherVfs = newVfs(otherData);
+  await vfs.start();
+  await otherVfs.start();
+});
+
+after(async () => {
+  await vfs?.stop().catch(() => undefined);
+  await otherVfs?.stop().catch(() => undefined);
+  await data?.close();
+  await otherData?.close();
+  await store?.close();
+  await meta?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const { O_RDWR, O_RDONLY, O_APPEND, O_TRUNC, O_CREAT } = constants;
+
+async function create(name: string, flags = O_RDWR | O_CREAT): Promise<{ ino: Ino; fh: number }> {
+  const reply = await vfs.create(ctx(), ROOT_INO, name, 0o100644, flags);
+  return { ino: reply.attr.ino, fh: reply.fh };
+}
+
+test("reads see the handle's own pending writes, and getattr reports the size including them", async () => {
+  const { ino, fh } = await create('pending');
+  const payload = Buffer.from('hello, pending world');
+  assert.equal(await vfs.write(ctx(), ino, fh, 100, payload, 0), payload.length);
+  const attr = await vfs.getattr(ctx(), ino);
+  assert.equal(attr.attr.sizeBytes, 100 + payload.length, 'size includes unflushed writes');
+  const back = await vfs.read(ctx(), ino, fh, 90, 200);
+  assert.equal(back.length, 10 + payload.length, 'the read stops at the end of the pending write');
+  assert.ok(back.subarray(0, 10).equals(Buffer.alloc(10)), 'the gap before the write reads as zeros');
+  assert.ok(back.subarray(10).equals(payload));
+  await vfs.flush(ctx(), ino, fh, 1n);
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  assert.equal((await meta.getattr(ino)).sizeBytes, 120, 'close committed the size');
+});
+
+test('close-to-open: a file closed by one mount is read whole by another', async () => {
+  const { ino, fh } = await create('c2o');
+  const first = Buffer.alloc(300_000, 'a');
+  await vfs.write(ctx(), ino, fh, 0, first, 0);
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  const other = await otherVfs.open(ctx(), ino, O_RDONLY);
+  assert.ok((await otherVfs.read(ctx(), ino, other.fh, 0, 400_000)).equals(first));
+  await otherVfs.release(ctx(), ino, other.fh, 0, 2n, false);
+
+  // Rewritten shorter on the first mount; the second sees the new bytes and size on reopen.
+  const again = await vfs.open(ctx(), ino, O_RDWR | O_TRUNC);
+  const second = Buffer.alloc(1000, 'b');
+  await vfs.write(ctx(), ino, again.fh, 0, second, 0);
+  await vfs.release(ctx(), ino, again.fh, 0, 1n, false);
+  const reopened = await otherVfs.open(ctx(), ino, O_RDONLY);
+  assert.equal(reopened.keepCache, false, 'the kernel must drop its pages of the old content');
+  assert.ok((await otherVfs.read(ctx(), ino, reopened.fh, 0, 400_000)).equals(second));
+  await otherVfs.release(ctx(), ino, reopened.fh, 0, 2n, false);
+  const unchanged = await otherVfs.open(ctx(), ino, O_RDONLY);
+  assert.equal(unchanged.keepCache, true, 'an unchanged file keeps the page cache');
+  await otherVfs.release(ctx(), ino, unchanged.fh, 0, 2n, false);
+});
+
+test("O_APPEND writes land at the end even when the caller's offset is stale", async () => {
+  const { ino, fh } = await create('append');
+  await vfs.write(ctx(), ino, fh, 0, Buffer.from('12345'), 0);
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  const appender = await vfs.open(ctx(), ino, O_RDWR | O_APPEND);
+  await vfs.write(ctx(), ino, appender.fh, 0, Buffer.from('678'), 0);
+  assert.equal((await vfs.read(ctx(), ino, appender.fh, 0, 100)).toString(), '12345678');
+  await vfs.release(ctx(), ino, appender.fh, 0, 1n, false);
+});
+
+test('truncate through setattr cuts pending writes too, and extending reads zeros', async () => {
+  const { ino, fh } = await create('trunc');
+  await vfs.write(ctx(), ino, fh, 0, Buffer.alloc(5000, 'x'), 0);
+  await vfs.setattr(ctx(), ino, { sizeBytes: 10, fh });
+  await vfs.setattr(ctx(), ino, { sizeBytes: 20, fh });
+  const back = await vfs.read(ctx(), ino, fh, 0, 100);
+  assert.ok(back.equals(Buffer.concat([Buffer.alloc(10, 'x'), Buffer.alloc(10)])));
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+});
+
+test('many small committed writes get compacted in the background and still read back', async () => {
+  const { ino, fh } = await create('fragmented');
+  const expected = Buffer.alloc(40 * 1000);
+  for (let i = 0; i < 40; i++) {
+    const piece = Buffer.alloc(1000, 65 + (i % 26));
+    piece.copy(expected, i * 1000);
+    await vfs.write(ctx(), ino, fh, i * 1000, piece, 0);
+    await vfs.fsync(ctx(), ino, fh, false);
+  }
+  for (let i = 0; i < 100; i++) {
+    const slices = (await meta.readSlices(ino, 0, 0)).get(0) ?? [];
+    if (slices.length < 8) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const slices = (await meta.readSlices(ino, 0, 0)).get(0) ?? [];
+  assert.ok(slices.length < 40, `compaction merged the chunk (now ${slices.length} slices)`);
+  assert.ok((await vfs.read(ctx(), ino, fh, 0, 50_000)).equals(expected));
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+});
+
+test('a blocking lock waits for the holder on another mount and stops with EINTR when interrupted', async () => {
+  const { ino, fh } = await create('locked');
+  const other = await otherVfs.open(ctx(), ino, O_RDWR);
+  const whole = { start: 0, end: Number.MAX_SAFE_INTEGER, type: LockType.F_WRLCK, pid: 1 };
+  await vfs.setlk(ctx(), ino, fh, 11n, whole, false, false);
+  const conflict = await otherVfs.getlk(ctx(), ino, other.fh, 22n, whole);
+  assert.equal(conflict.type, LockType.F_WRLCK, 'the other mount sees the conflicting lock');
+
+  const interrupt = new AbortController();
+  const waiting = otherVfs.setlk(ctx(interrupt.signal), ino, other.fh, 22n, whole, true, false);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  interrupt.abort();
+  await assert.rejects(waiting, (err) => isFsError(err) && err.errno === Errno.EINTR);
+
+  const granted = otherVfs.setlk(ctx(), ino, other.fh, 22n, whole, true, false);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  await vfs.flush(ctx(), ino, fh, 11n); // close(2) drops the holder's POSIX locks
+  await granted;
+  await otherVfs.setlk(ctx(), ino, other.fh, 22n, { ...whole, type: LockType.F_UNLCK }, false, false);
+  await vfs.release(ctx(), ino, fh, 0, 11n, false);
+  await otherVfs.release(ctx(), ino, other.fh, 0, 22n, false);
+});
+
+test('lookups of missing names are cacheable negatives; xattrs round-trip', async () => {
+  const missing = (await vfs.lookup(ctx(), ROOT_INO, 'nope')) as NegativeEntry;
+  assert.equal(missing.negative, true);
+  const { ino, fh } = await create('xattrs');
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  await vfs.setxattr(ctx(), ino, 'user.color', Buffer.from('blue'), 0);
+  assert.equal((await vfs.getxattr(ctx(), ino, 'user.color')).toString(), 'blue');
+  assert.deepEqual(await vfs.listxattr(ctx(), ino), ['user.color']);
+  const found = (await vfs.lookup(ctx(), ROOT_INO, 'xattrs')) as Entry;
+  assert.equal(found.attr.ino, ino);
+});
