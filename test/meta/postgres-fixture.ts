@@ -52,3 +52,28 @@ export async function createTestDatabase(prefix = 'strata_t'): Promise<TestDatab
       }),
   };
 }
+
+/**
+ * A fresh schema in the test database, reached through `search_path` in the URL: much faster
+ * than CREATE DATABASE (no checkpoint), for suites that need hundreds of empty volumes.
+ */
+export async function createTestSchema(prefix = 'strata_s'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const base = requireUrl();
+  const run = async (sql: string) => {
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`CREATE SCHEMA ${pg.escapeIdentifier(name)}`);
+  const url = new URL(base);
+  url.searchParams.set('options', `-c search_path=${name}`);
+  return {
+    url: url.toString(),
+    drop: () => run(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(name)} CASCADE`),
+  };
+}

@@ -162,14 +162,14 @@ export const SQL = {
   ),
   listChunkIndexes: stmt(
     'list_chunk_indexes',
-    'SELECT idx FROM chunk WHERE ino = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx',
+    'SELECT idx FROM chunk WHERE ino = $1 AND idx BETWEEN $2::bigint AND $3::bigint ORDER BY idx',
   ),
   listChunkIndexesAsOf: stmt(
     'list_chunk_indexes_asof',
-    `SELECT idx FROM chunk WHERE ino = $1 AND idx BETWEEN $2 AND $3 AND ver <= $4
+    `SELECT idx FROM chunk WHERE ino = $1 AND idx BETWEEN $2::bigint AND $3::bigint AND ver <= $4
      UNION
      SELECT idx FROM chunk_hist
-      WHERE ino = $1 AND idx BETWEEN $2 AND $3 AND from_us <= $4 AND to_us > $4
+      WHERE ino = $1 AND idx BETWEEN $2::bigint AND $3::bigint AND from_us <= $4 AND to_us > $4
      ORDER BY idx`,
   ),
   putChunk: stmt(
