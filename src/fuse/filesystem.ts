@@ -193,6 +193,7 @@ export interface FileSystem {
   /** Called on DESTROY (clean unmount) or session shutdown. */
   destroy?(): Promise<void>;
 
+  /** Must also resolve "." and ".." (EXPORT_SUPPORT is negotiated, for NFS re-export). */
   lookup(ctx: RequestContext, parent: Ino, name: string): Promise<Entry | NegativeEntry>;
   /** The kernel dropped its last reference to `ino`. Default: nothing. No reply is sent. */
   forget?(ino: Ino): Promise<void>;
@@ -217,7 +218,7 @@ export interface FileSystem {
   link?(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry>;
 
   /**
-   * `flags` are the open(2) flags. `killSuidgid`: an O_TRUNC open by a caller without
+   * `flags` are the open(2) flags; O_TRUNC must truncate (ATOMIC_O_TRUNC is negotiated). `killSuidgid`: an O_TRUNC open by a caller without
    * CAP_FSETID; clear setuid/setgid as the truncation happens (HANDLE_KILLPRIV_V2).
    */
   open?(ctx: RequestContext, ino: Ino, flags: number, killSuidgid: boolean): Promise<OpenReply>;
@@ -240,7 +241,11 @@ export interface FileSystem {
     data: Buffer,
     flags: number,
   ): Promise<number>;
-  /** Called on each close(2) of a file descriptor. Default: success. */
+  /**
+   * Called on each close(2) of a file descriptor. Default: success. A file system that
+   * implements `setlk` must drop all POSIX locks of `lockOwner` here: with remote locks
+   * the kernel sends no unlock on close.
+   */
   flush?(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void>;
   /** The last reference to the open file is gone. Default: success. */
   release?(

@@ -284,7 +284,7 @@ export class FuseSession {
         this.finish(code === 'ENODEV' ? undefined : (error as Error));
         return;
       }
-      if (!this.dispatch(buf, length)) this.releaseBuffer(buf);
+      if (!this.processRequest(buf, length)) this.releaseBuffer(buf);
     }
   };
 
@@ -298,8 +298,12 @@ export class FuseSession {
     }
   }
 
-  /** Decodes the header and starts the handler; returns true if the handler keeps `buf`. */
-  private dispatch(buf: Buffer, length: number): boolean {
+  /**
+   * Decodes one request (as read from the device) and starts its handler; returns true if
+   * the handler keeps `buf` until it settles. Public so that other transports and the
+   * protocol tests can feed requests; the /dev/fuse loop calls it for every read.
+   */
+  processRequest(buf: Buffer, length: number): boolean {
     if (length < fuse_in_header.size || buf.readUInt32LE(fuse_in_header.len) !== length) {
       this.log.error(
         `fuse: malformed request of ${length} bytes (header says ${buf.readUInt32LE(0)}), dropped`,

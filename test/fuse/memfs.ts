@@ -461,6 +461,11 @@ export class MemFs implements FileSystem {
     return data.length;
   }
 
+  /** close(2): POSIX locks belong to the closing owner and end with it (the kernel does not send an unlock). */
+  async flush(_ctx: RequestContext, ino: Ino, _fh: number, lockOwner: bigint): Promise<void> {
+    this.get(ino).locks.remove(lockOwner, { start: 0, end: Number.MAX_SAFE_INTEGER }, false);
+  }
+
   async release(
     _ctx: RequestContext,
     ino: Ino,

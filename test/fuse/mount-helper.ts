@@ -120,8 +120,7 @@ const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'serve-memfs.
  * Mounts a MemFs served by a child Node process (so tests can kill it, or run programs
  * with synchronous spawns). Resolves once the child reports the mount is ready.
  */
-export async function mountInChild(args: string[] = []): Promise<ChildMount> {
-  const mountpoint = makeMountDir();
+export async function mountInChild(args: string[] = [], mountpoint = makeMountDir()): Promise<ChildMount> {
   const child = spawn(process.execPath, [serverScript, mountpoint, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
