@@ -117,6 +117,8 @@ export interface DifferentialOptions extends PairOptions {
   sequenceLength?: number;
   snapshotEvery?: number;
   largeOffsets?: boolean;
+  /** Force hole punching off (a known, reported mismatch); default: on when both sides support it. */
+  punchHole?: boolean;
   /** Time allowed for shrinking a failure to a short sequence. */
   shrinkBudgetMs?: number;
 }
@@ -146,7 +148,7 @@ export async function runDifferential(options: DifferentialOptions): Promise<Dif
   const snapshotEvery = options.snapshotEvery ?? 20;
   const pair = new DifferentialPair(options);
   try {
-    const punchHole = await pair.punchHoleSupported();
+    const punchHole = (options.punchHole ?? true) && (await pair.punchHoleSupported());
     const generatorOptions: GeneratorOptions = {
       users: options.users ?? [],
       punchHole,

@@ -233,8 +233,12 @@ static void basePath(char *dst, size_t len, const char *rel) {
 }
 
 static void treeWalk(int dirFd, const char *prefix) {
-  DIR *dir = fdopendir(dup(dirFd));
+  // A fresh open, never dup(): a dup shares the directory offset, and the next
+  // walk would start where this one ended and see nothing.
+  int walkFd = openat(dirFd, ".", O_RDONLY | O_DIRECTORY);
+  DIR *dir = walkFd >= 0 ? fdopendir(walkFd) : NULL;
   if (!dir) {
+    if (walkFd >= 0) close(walkFd);
     emit(" %s:opendir-%s;", prefix, strerrorname_np(errno));
     return;
   }

@@ -50,15 +50,15 @@ export function repoRoot(): string {
 
 const CACHE_DIR = '/tmp/strata-rel-executor';
 
-/** Compiles executor.c with gcc (cached by source hash) and returns the binary's path. */
-export function buildExecutor(): string {
-  const source = join(repoRoot(), 'test', 'reliability', 'executor.c');
+/** Compiles test/reliability/NAME.c with gcc (cached by source hash) and returns the binary's path. */
+export function buildHelper(name: string): string {
+  const source = join(repoRoot(), 'test', 'reliability', `${name}.c`);
   if (!existsSync(source)) {
-    throw new Error(`executor source ${source} not found: run from the repository root`);
+    throw new Error(`helper source ${source} not found: run from the repository root`);
   }
   const text = readFileSync(source);
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const binary = join(CACHE_DIR, `executor-${hash}`);
+  const binary = join(CACHE_DIR, `${name}-${hash}`);
   if (existsSync(binary)) return binary;
   mkdirSync(CACHE_DIR, { recursive: true });
   // Compile to a private name and rename: concurrent test files may race here.
@@ -94,7 +94,7 @@ export class Executor {
     for (const user of options.users ?? []) args.push('--user', formatIdentity(user));
     if (options.plant) args.push('--plant', options.plant);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
-    this.child = spawn(buildExecutor(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(buildHelper('executor'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (chunk: string) => {
       this.stderr = (this.stderr + chunk).slice(-4096);
