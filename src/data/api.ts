@@ -17,6 +17,11 @@ export interface DataPathOptions {
    * writers wait (back-pressure) and the cache gives memory back. Default 512 MiB.
    */
   memoryBudgetBytes?: number;
+  /**
+   * Part of the budget kept free for buffers already released but not yet garbage-collected
+   * (V8 frees big Buffers only at its next collection). Default min(64 MiB, budget / 8).
+   */
+  gcHeadroomBytes?: number;
   /** A directory for the disk block cache; no disk cache when omitted. */
   diskCacheDir?: string;
   /** Capacity of the disk cache. Default 1 GiB. */
@@ -59,6 +64,7 @@ export interface FileWriter {
 export type ChunkSlicesFn = (chunkIndex: number) => Promise<SliceRef[]>;
 
 export interface DataPathStats {
+  /** limitBytes is the budget minus the GC headroom: what buffers, cache and readahead may hold. */
   memory: { limitBytes: number; usedBytes: number; peakBytes: number; waitingAcquires: number };
   memoryCache: { blocks: number; bytes: number; hits: number; misses: number };
   diskCache: {

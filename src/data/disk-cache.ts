@@ -25,8 +25,14 @@ export class DiskBlockCache {
     readonly dir: string,
     readonly capacityBytes: number,
   ) {
-    this.ready = this.load();
+    // A cache that cannot start (unwritable dir) must not take the mount down: it stays empty.
+    this.ready = this.load().catch((error: unknown) => {
+      this.failed = error;
+    });
   }
+
+  /** Why the cache could not load its directory, if it could not (status shows it). */
+  failed: unknown = null;
 
   get sizeBytes(): number {
     return this.bytes;
@@ -83,7 +89,7 @@ export class DiskBlockCache {
 
   /** Stores a verified body in the background; drops it when too many writes are pending. */
   put(key: string, body: Buffer): void {
-    if (this.index.has(key) || this.pendingWrites >= MAX_PENDING_WRITES) return;
+    if (this.failed !== null || this.index.has(key) || this.pendingWrites >= MAX_PENDING_WRITES) return;
     if (body.length > this.capacityBytes) return;
     this.pendingWrites++;
     this.write(key, body)

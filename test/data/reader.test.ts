@@ -171,16 +171,14 @@ describe('reader', () => {
     const storeDir = await dirs.make();
     const content = pattern(BLOCK, 5);
     const table = await writeFileData(storeDir, content);
-    table.chunks
-      .get(0)!
-      .push({
-        id: asSliceId(0),
-        sliceSizeBytes: 100,
-        chunkOffsetBytes: 50,
-        sliceOffsetBytes: 0,
-        lengthBytes: 100,
-        blockSizeBytes: BLOCK,
-      });
+    table.chunks.get(0)!.push({
+      id: asSliceId(0),
+      sliceSizeBytes: 100,
+      chunkOffsetBytes: 50,
+      sliceOffsetBytes: 0,
+      lengthBytes: 100,
+      blockSizeBytes: BLOCK,
+    });
     const got = await reader(await fileStore(storeDir)).read(asIno(1), 0, BLOCK, table.chunkSlices, BLOCK);
     const want = Buffer.from(content);
     want.fill(0, 50, 150);

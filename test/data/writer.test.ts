@@ -178,6 +178,7 @@ describe('writer', () => {
       blockSizeBytes: BLOCK,
       chunkSizeBytes: CHUNK,
       memoryBudgetBytes: MIN_BUDGET,
+      gcHeadroomBytes: 0,
       maxInFlightUploads: 2,
       allocateSliceIds: table.allocateSliceIds,
     });
@@ -212,6 +213,7 @@ describe('writer', () => {
         blockSizeBytes: BLOCK,
         chunkSizeBytes: CHUNK,
         memoryBudgetBytes: MIN_BUDGET,
+        gcHeadroomBytes: 0,
         allocateSliceIds: table.allocateSliceIds,
       });
       // 8 files each hold a partial block: twice what the budget holds, and no full block to upload.
@@ -248,6 +250,21 @@ describe('writer', () => {
     assert.equal(writer.pendingBytes, 0);
     assert.equal(data.stats().memory.usedBytes, 0);
     assert.deepEqual(await writer.flush(), []);
+  });
+
+  it('holds back part of the budget for uncollected garbage, 64 MiB at most', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const store = await fileStore(await dirs.make());
+    const open = (memoryBudgetBytes: number) =>
+      createDataPath({
+        store,
+        blockSizeBytes: BLOCK,
+        chunkSizeBytes: CHUNK,
+        memoryBudgetBytes,
+        allocateSliceIds: table.allocateSliceIds,
+      });
+    assert.equal(open(80_000).stats().memory.limitBytes, 70_000);
+    assert.equal(open(1024 * 1024 * 1024).stats().memory.limitBytes, 960 * 1024 * 1024);
   });
 
   it('rejects a budget too small for its block size, saying what is needed', () => {

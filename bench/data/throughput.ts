@@ -1,0 +1,211 @@
+// Data path alone against the file backend: sequential write/read throughput (optionally
+// through the fault wrapper emulating a remote store's per-request latency), and peak RSS
+// against the memory budget while writing a big file and while 8 readers stream.
+//
+//   node DIST/bench/data/throughput.js [--size-mib 1024] [--big-mib 4096] [--readers 8]
+//        [--reader-mib 512] [--memory-mib 512] [--dir /tmp/strata-data-bench]
+//
+// Each scenario runs in a child process of its own so its peak RSS (getrusage maxrss) is its own.
+import { spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { asIno, asSliceId, type SliceRef, type SliceWrite } from '../../src/common/index.js';
+import { createDataPath, type DataPath } from '../../src/data/index.js';
+import { FileObjectStore } from '../../src/object/backends/file.js';
+import { withFaults, type ObjectStore } from '../../src/object/index.js';
+
+const MiB = 1024 * 1024;
+
+function flag(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : fallback;
+}
+
+const dir = flag('dir', '/tmp/strata-data-bench');
+const memoryBudgetBytes = Number(flag('memory-mib', '512')) * MiB;
+
+interface FileMap {
+  sizeBytes: number;
+  chunks: Record<number, SliceRef[]>;
+}
+
+let nextSliceId = 1;
+function openDataPath(store: ObjectStore): DataPath {
+  return createDataPath({
+    store,
+    memoryBudgetBytes,
+    allocateSliceIds: async (count) => {
+      const first = nextSliceId;
+      nextSliceId += count;
+      return asSliceId(first);
+    },
+  });
+}
+
+function storeFor(latencyMs: number): ObjectStore {
+  const base = new FileObjectStore(join(dir, 'objects'));
+  return latencyMs > 0 ? withFaults(base, { latencyMs }) : base;
+}
+
+/** Writes `sizeBytes` sequentially in 1 MiB writes; returns the file's map. */
+async function writeFile(data: DataPath, ino: number, sizeBytes: number): Promise<FileMap> {
+  const writer = data.openWriter(asIno(ino));
+  const buffer = Buffer.alloc(MiB);
+  randomFillSync(buffer);
+  for (let offset = 0; offset < sizeBytes; offset += MiB) {
+    buffer.writeUInt32LE(offset / MiB, 0);
+    await writer.write(offset, buffer.subarray(0, Math.min(MiB, sizeBytes - offset)));
+  }
+  const writes: SliceWrite[] = await writer.flush();
+  const map: FileMap = { sizeBytes, chunks: {} };
+  for (const write of writes) (map.chunks[write.chunkIndex] ??= []).push(write.slice);
+  return map;
+}
+
+async function readFile(data: DataPath, ino: number, map: FileMap, readBytes = MiB): Promise<void> {
+  const chunkSlices = async (chunkIndex: number) => map.chunks[chunkIndex] ?? [];
+  for (let offset = 0; offset < map.sizeBytes; offset += readBytes) {
+    const got = await data.read(asIno(ino), offset, readBytes, chunkSlices, map.sizeBytes);
+    if (offset % MiB === 0 && got.readUInt32LE(0) !== offset / MiB)
+      throw new Error(`wrong data at ${offset}`);
+  }
+}
+
+/** Samples RSS while `work` runs; returns seconds taken and peak RSS in MiB. */
+async function measured(work: () => Promise<void>): Promise<{ seconds: number; peakRssMiB: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
+  const start = process.hrtime.bigint();
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  peak = Math.max(peak, process.resourceUsage().maxRSS * 1024);
+  return { seconds, peakRssMiB: peak / MiB };
+}
+
+async function child(scenario: string): Promise<void> {
+  const latencyMs = Number(flag('latency-ms', '0'));
+  const sizeBytes = Number(flag('size-mib', '1024')) * MiB;
+  const baseRssMiB = process.memoryUsage.rss() / MiB;
+  let result: Record<string, number | string> = { scenario, latencyMs };
+  if (scenario === 'write') {
+    const data = openDataPath(storeFor(latencyMs));
+    let map: FileMap | undefined;
+    const m = await measured(async () => {
+      map = await writeFile(data, 1, sizeBytes);
+    });
+    writeFileSync(join(dir, 'map-1.json'), JSON.stringify(map));
+    const s = data.stats();
+    result = {
+      ...result,
+      MiB: sizeBytes / MiB,
+      MiBps: sizeBytes / MiB / m.seconds,
+      ...rss(m, baseRssMiB),
+      budgetPeakMiB: s.memory.peakBytes / MiB,
+    };
+  } else if (scenario === 'read') {
+    const map = JSON.parse(readFileSync(join(dir, 'map-1.json'), 'utf8')) as FileMap;
+    const data = openDataPath(storeFor(latencyMs));
+    const m = await measured(() => readFile(data, 1, map));
+    const s = data.stats();
+    result = {
+      ...result,
+      MiB: map.sizeBytes / MiB,
+      MiBps: map.sizeBytes / MiB / m.seconds,
+      ...rss(m, baseRssMiB),
+      budgetPeakMiB: s.memory.peakBytes / MiB,
+      readaheadBlocks: s.fetches.readaheadBlocks,
+    };
+  } else if (scenario === 'write-files') {
+    const readers = Number(flag('readers', '8'));
+    const readerBytes = Number(flag('reader-mib', '512')) * MiB;
+    const data = openDataPath(storeFor(0));
+    for (let i = 0; i < readers; i++) {
+      writeFileSync(join(dir, `map-r${i}.json`), JSON.stringify(await writeFile(data, 10 + i, readerBytes)));
+    }
+    return;
+  } else if (scenario === 'readers') {
+    const readers = Number(flag('readers', '8'));
+    const maps = Array.from(
+      { length: readers },
+      (_, i) => JSON.parse(readFileSync(join(dir, `map-r${i}.json`), 'utf8')) as FileMap,
+    );
+    const data = openDataPath(storeFor(latencyMs));
+    // 128 KiB reads, as the kernel sends buffered reads.
+    const m = await measured(async () => {
+      await Promise.all(maps.map((map, i) => readFile(data, 10 + i, map, 128 * 1024)));
+    });
+    const totalMiB = maps.reduce((sum, map) => sum + map.sizeBytes, 0) / MiB;
+    const s = data.stats();
+    result = {
+      ...result,
+      readers,
+      MiB: totalMiB,
+      MiBps: totalMiB / m.seconds,
+      ...rss(m, baseRssMiB),
+      budgetPeakMiB: s.memory.peakBytes / MiB,
+    };
+  }
+  console.log(JSON.stringify(result));
+}
+
+function rss(m: { peakRssMiB: number }, baseRssMiB: number): Record<string, number> {
+  return { peakRssMiB: m.peakRssMiB, baseRssMiB };
+}
+
+function run(args: string[]): Record<string, number | string> | null {
+  const self = fileURLToPath(import.meta.url);
+  const out = spawnSync(
+    process.execPath,
+    [self, '--child', ...args, '--dir', dir, '--memory-mib', String(memoryBudgetBytes / MiB)],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  if (out.status !== 0) throw new Error(`scenario ${args.join(' ')} failed with ${out.status}`);
+  const line = out.stdout.trim().split('\n').pop();
+  return line ? (JSON.parse(line) as Record<string, number | string>) : null;
+}
+
+function show(result: Record<string, number | string> | null): void {
+  if (!result) return;
+  console.log(
+    Object.entries(result)
+      .map(([key, value]) => `${key}=${typeof value === 'number' ? Math.round(value * 10) / 10 : value}`)
+      .join(' '),
+  );
+}
+
+async function main(): Promise<void> {
+  const at = process.argv.indexOf('--child');
+  if (at >= 0) return child(process.argv[at + 1]);
+  const sizeMiB = flag('size-mib', '1024');
+  const fresh = () => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  };
+  try {
+    for (const latencyMs of ['0', '10']) {
+      fresh();
+      show(run(['write', '--size-mib', sizeMiB, '--latency-ms', latencyMs]));
+      show(run(['read', '--latency-ms', latencyMs]));
+    }
+    fresh();
+    show(run(['write', '--size-mib', flag('big-mib', '4096')]));
+    fresh();
+    const readerArgs = ['--readers', flag('readers', '8'), '--reader-mib', flag('reader-mib', '512')];
+    run(['write-files', ...readerArgs]);
+    show(run(['readers', ...readerArgs]));
+    show(run(['readers', ...readerArgs, '--latency-ms', '10']));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
