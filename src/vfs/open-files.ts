@@ -13,6 +13,8 @@ import type { VfsOptions } from './options.js';
  */
 export class OpenFile {
   refs = 0;
+  /** Whether the metadata service knows this mount has the file open (see Vfs.protectOpenFile). */
+  registered = false;
   attr: InodeAttr;
   private writer: FileWriter | null = null;
   /** Byte range covered by writes not yet committed: reads overlapping it flush first. */
@@ -80,7 +82,8 @@ export class OpenFile {
     } else {
       await this.flushing;
     }
-    return this.data.read(this.ino, offset, size, this.getChunkSlices, this.attr.sizeBytes);
+    // Pending writes past the committed size make the bytes between them a hole: zeros.
+    return this.data.read(this.ino, offset, size, this.getChunkSlices, this.sizeBytes);
   }
 
   private async chunkSlices(chunkIndex: number): Promise<SliceRef[]> {
@@ -186,10 +189,16 @@ export class OpenFiles {
     return file;
   }
 
-  release(file: OpenFile): void {
-    if (--file.refs > 0) return;
+  /** Drops one handle's reference; true when it was the last one. */
+  release(file: OpenFile): boolean {
+    if (--file.refs > 0) return false;
     this.files.delete(file.ino);
     void file.close();
+    return true;
+  }
+
+  get size(): number {
+    return this.files.size;
   }
 
   get(ino: Ino): OpenFile | undefined {

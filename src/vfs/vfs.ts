@@ -193,7 +193,9 @@ export class Vfs implements FileSystem {
   }
 
   async unlink(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
-    await this.meta.unlink(callerOf(ctx), parent, name);
+    const caller = callerOf(ctx);
+    await this.protectOpenFile(caller, parent, name);
+    await this.meta.unlink(caller, parent, name);
   }
 
   async rmdir(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
@@ -208,7 +210,9 @@ export class Vfs implements FileSystem {
     newName: string,
     flags: number,
   ): Promise<void> {
-    await this.meta.rename(callerOf(ctx), parent, name, newParent, newName, flags);
+    const caller = callerOf(ctx);
+    await this.protectOpenFile(caller, newParent, newName);
+    await this.meta.rename(caller, parent, name, newParent, newName, flags);
   }
 
   async link(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry> {
@@ -219,8 +223,9 @@ export class Vfs implements FileSystem {
 
   async open(ctx: RequestContext, ino: Ino, flags: number, killSuidgid = false): Promise<OpenReply> {
     const caller = callerOf(ctx);
-    // Close-to-open: the open asks the metadata service, so another mount's closed writes are seen.
-    let attr = await this.meta.open(caller, this.sessionId, ino, flags);
+    // Close-to-open: the open asks the metadata service, so another mount's closed writes are
+    // seen. A read, not an open registration: see protectOpenFile for why that can wait.
+    let attr = await this.meta.getattr(ino);
     if (flags & O_TRUNC && (flags & O_ACCMODE) !== O_RDONLY && isRegular(attr.mode)) {
       await this.openFiles.flush(ino, caller);
       attr = await this.meta.setattr(caller, ino, { sizeBytes: 0, killSuid: killSuidgid || undefined });
@@ -236,10 +241,30 @@ export class Vfs implements FileSystem {
     mode: number,
     flags: number,
   ): Promise<CreateReply> {
-    const caller = callerOf(ctx);
-    const created = await this.meta.mknod(caller, parent, name, mode, 0, ctx.umask);
-    const attr = await this.meta.open(caller, this.sessionId, created.ino, flags);
-    return { ...this.entry(attr), ...this.newHandle(created.ino, flags, attr) };
+    const attr = await this.meta.mknod(callerOf(ctx), parent, name, mode, 0, ctx.umask);
+    return { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
+  }
+
+  /**
+   * An unlinked file must keep its data while it is open. Registering every open with the
+   * metadata service would cost a durable write per open and per close, so this mount
+   * registers an open file only when it is about to remove (or rename over) one of its names.
+   * Opens in other mounts are not protected this way (as in JuiceFS): their reads keep
+   * working from the slices they already know until garbage collection, which waits for the
+   * history retention anyway.
+   */
+  private async protectOpenFile(caller: Caller, parent: Ino, name: string): Promise<void> {
+    if (this.openFiles.size === 0) return;
+    let ino: Ino;
+    try {
+      ino = (await this.meta.lookup(caller, parent, name)).ino;
+    } catch {
+      return; // The removal itself reports a missing name.
+    }
+    const file = this.openFiles.get(ino);
+    if (file === undefined || file.registered) return;
+    file.registered = true;
+    await this.meta.open(caller, this.sessionId, ino, 0);
   }
 
   private newHandle(ino: Ino, flags: number, attr: InodeAttr): OpenReply {
@@ -323,8 +348,9 @@ export class Vfs implements FileSystem {
       }
     } finally {
       this.handles.delete(fh);
-      this.openFiles.release(handle.file);
-      await this.meta.release(this.sessionId, ino);
+      if (this.openFiles.release(handle.file) && handle.file.registered) {
+        await this.meta.release(this.sessionId, ino);
+      }
     }
   }
 

@@ -194,3 +194,15 @@ test('lookups of missing names are cacheable negatives; xattrs round-trip', asyn
   const found = (await vfs.lookup(ctx(), ROOT_INO, 'xattrs')) as Entry;
   assert.equal(found.attr.ino, ino);
 });
+
+test('an open file keeps its data after its last name is removed, until it is closed', async () => {
+  const { ino, fh } = await create('doomed');
+  await vfs.write(ctx(), ino, fh, 0, Buffer.from('still here'), 0);
+  await vfs.fsync(ctx(), ino, fh, false);
+  await vfs.unlink(ctx(), ROOT_INO, 'doomed');
+  assert.equal((await vfs.read(ctx(), ino, fh, 0, 100)).toString(), 'still here');
+  await vfs.write(ctx(), ino, fh, 10, Buffer.from('!'), 0);
+  await vfs.fsync(ctx(), ino, fh, false);
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  await assert.rejects(meta.getattr(ino), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+});
