@@ -49,6 +49,9 @@ max_connections = 200
 shared_buffers = 256MB
 max_locks_per_transaction = 256
 max_pred_locks_per_transaction = 256
+# Renames between two directories lock them in either order; find such deadlocks fast
+# (the engine retries the victim) instead of after the default 1 s.
+deadlock_timeout = 50ms
 logging_collector = off
 CONF
 fi

@@ -16,6 +16,8 @@ import { withRetry, isRetryable, sqlState, DEFAULT_RETRY_POLICY, type RetryPolic
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
 import { PgTx } from './tx.js';
 
+const READ_BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY';
+
 /** LISTEN/NOTIFY channel of the change feed; one database holds one volume. */
 export const CHANGE_CHANNEL = 'strata_meta_changes';
 
@@ -180,8 +182,12 @@ export class PostgresEngine implements Engine {
     try {
       return await work();
     } finally {
-      if (--this.inFlight === 0) this.drained?.();
+      this.untrack();
     }
+  }
+
+  private untrack(): void {
+    if (--this.inFlight === 0) this.drained?.();
   }
 
   private async connect(): Promise<pg.PoolClient> {
@@ -197,18 +203,24 @@ export class PostgresEngine implements Engine {
       withRetry(
         async () => {
           const client = await this.connect();
-          let broken: Error | undefined;
+          const tx = new PgTx(client, false, this.lastNowUs, 0, READ_BEGIN);
+          let result: T;
           try {
-            await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-            const result = await fn(new PgTx(client, false, this.lastNowUs, 0));
-            await client.query('COMMIT');
-            return result;
+            result = await fn(tx);
           } catch (error) {
-            broken = await this.rollback(client, error);
+            client.release(await this.rollback(client, tx, error));
             throw this.translate(error);
-          } finally {
-            client.release(broken);
           }
+          // A read-only COMMIT cannot fail in a way the caller could act on: answer now, and
+          // hand the connection back once the COMMIT is through.
+          this.inFlight++;
+          tx.commit()
+            .then(
+              () => client.release(),
+              (error: unknown) => client.release(error instanceof Error ? error : new Error(String(error))),
+            )
+            .finally(() => this.untrack());
+          return result;
         },
         this.retryPolicy,
         () => this.retries++,
@@ -221,16 +233,15 @@ export class PostgresEngine implements Engine {
       withRetry(
         async () => {
           const client = await this.connect();
+          const nowUs = this.nextNowUs();
+          const tx = new PgTx(client, true, nowUs, this.history ? nowUs : 0, 'BEGIN');
           let broken: Error | undefined;
           try {
-            await client.query('BEGIN');
-            const nowUs = this.nextNowUs();
-            const tx = new PgTx(client, true, nowUs, this.history ? nowUs : 0);
             const result = await fn(tx);
-            await client.query(this.commitText(tx));
+            await tx.commit(this.notifyText(tx));
             return result;
           } catch (error) {
-            broken = await this.rollback(client, error);
+            broken = await this.rollback(client, tx, error);
             throw this.translate(error);
           } finally {
             client.release(broken);
@@ -242,18 +253,20 @@ export class PostgresEngine implements Engine {
     );
   }
 
-  /** COMMIT, preceded by the change notification in the same round trip (sent only if it commits). */
-  private commitText(tx: PgTx): string {
+  /** The change notification, sent in the COMMIT round trip (delivered only if it commits). */
+  private notifyText(tx: PgTx): string | undefined {
     const { inos, entries } = tx.changes;
-    if (!this.settings.notify || (inos.size === 0 && entries.size === 0)) return 'COMMIT';
+    if (!this.settings.notify || (inos.size === 0 && entries.size === 0)) return undefined;
     const payload = encodeChange(this.originId, inos, entries.values());
-    return `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.Client.prototype.escapeLiteral(payload)}); COMMIT`;
+    return `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.escapeLiteral(payload)})`;
   }
 
   /** Rolls back; returns the error to destroy the connection with when it is unusable. */
-  private async rollback(client: pg.PoolClient, error: unknown): Promise<Error | undefined> {
+  private async rollback(client: pg.PoolClient, tx: PgTx, error: unknown): Promise<Error | undefined> {
     if (isConnectionError(error)) return error instanceof Error ? error : new Error(String(error));
     try {
+      await tx.settled();
+      if (!tx.started) return undefined;
       await client.query('ROLLBACK');
       return undefined;
     } catch (rollbackError) {

@@ -1,3 +1,5 @@
+import pg from 'pg';
+
 /**
  * Statement texts of the PostgreSQL engine, named so node-postgres prepares each one once per
  * connection. Parameters `$now` (the transaction's commit instant, µs) and `$hist` (copy an old
@@ -270,3 +272,25 @@ export const SQL = {
     'SELECT id, size, deleted_us FROM deleted_slice WHERE deleted_us < $1 ORDER BY deleted_us, id LIMIT $2',
   ),
 } as const;
+
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`cannot inline ${value} into SQL: not a safe integer`);
+    return value < 0 ? `(${value})` : String(value);
+  }
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  if (typeof value === 'string') return pg.escapeLiteral(value);
+  if (Buffer.isBuffer(value)) return `'\\x${value.toString('hex')}'::bytea`;
+  if (Array.isArray(value)) return value.length === 0 ? `'{}'` : `ARRAY[${value.map(literal).join(', ')}]`;
+  throw new Error(`cannot inline a ${typeof value} into SQL`);
+}
+
+/**
+ * The statement with its parameters written in as literals, for the simple query protocol,
+ * which runs several statements in one round trip (prepared statements take one each). Only
+ * our own statement texts go through here: none has a "$" inside a string literal.
+ */
+export function inlineStatement(statement: Statement, values: readonly unknown[]): string {
+  return statement.text.replace(/\$(\d+)/g, (_, n: string) => literal(values[Number(n) - 1]));
+}
