@@ -37,6 +37,27 @@ test('1,000 concurrent calls on one connection complete out of order, each with 
   }
 });
 
+test('a connection never has more calls running on the server than its in-flight bound', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service, { maxInFlightPerConnection: 4 });
+  // The client itself would send all 200 at once: the server must hold back.
+  const client = testClient(server.address, { maxInFlightPerConnection: 1_000 });
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => client.call('sleep', [1, i], { idempotent: true })),
+    );
+    assert.deepEqual(
+      results,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    assert.ok(service.maxRunning <= 4, `${service.maxRunning} calls ran at once`);
+    assert.equal(service.maxRunning, 4, 'the bound should have been reached');
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 test('an FsError thrown by the service arrives as an FsError with the same errno and message', async () => {
   const server = await startTestServer(new TestService());
   const client = testClient(server.address);

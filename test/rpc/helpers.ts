@@ -18,6 +18,8 @@ export const SECRET = 'test-volume-secret';
 export class TestService {
   bumps = 0;
   calls = 0;
+  running = 0;
+  maxRunning = 0;
 
   handle = async (method: string, args: unknown[]): Promise<unknown> => {
     this.calls++;
@@ -25,7 +27,10 @@ export class TestService {
       case 'echo':
         return args[0];
       case 'sleep':
+        this.running++;
+        this.maxRunning = Math.max(this.maxRunning, this.running);
         await new Promise((resolve) => setTimeout(resolve, Number(args[0])));
+        this.running--;
         return args[1];
       case 'fail':
         throw new FsError(Number(args[0]), String(args[1]));
