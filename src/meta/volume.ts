@@ -6,7 +6,7 @@ import { systemClock, type Clock, type EngineOptions } from './engine.js';
 import { openEngine } from './engine-registry.js';
 import { COUNTER_INODES } from './namespace.js';
 import { MetaService, type MetaServiceOptions } from './service.js';
-import { COUNTER_INO_HI, SETTING_SECRET, SETTING_VOLUME } from './volume-keys.js';
+import { COUNTER_INO_HI, COUNTER_SLICE_HI, SETTING_SECRET, SETTING_VOLUME } from './volume-keys.js';
 import './engines/index.js';
 
 export const DEFAULT_VOLUME_SETTINGS = {
@@ -76,7 +76,17 @@ export async function formatVolume(
           `${engine.displayUrl} already holds volume "${name}"; pass force to wipe it and format again`,
         );
       }
+      // Ids keep growing across a forced re-format: objects of the old volume may still sit
+      // in the store under their slice ids, and must never be confused with new ones.
+      const kept = await engine.read(async (tx) => [
+        await tx.getCounter(COUNTER_INO_HI),
+        await tx.getCounter(COUNTER_SLICE_HI),
+      ]);
       await engine.wipe();
+      await engine.write(async (tx) => {
+        await tx.addCounter(COUNTER_INO_HI, kept[0]);
+        await tx.addCounter(COUNTER_SLICE_HI, kept[1]);
+      });
     }
     await engine.write(async (tx) => {
       await tx.putSetting(SETTING_VOLUME, JSON.stringify(volume));
@@ -94,8 +104,6 @@ export async function formatVolume(
         },
       );
       await tx.putInode(root);
-      // Counters only grow from here; after a forced re-format they keep their old value so
-      // ids are still never reused (objects of the old volume may linger in the store).
       if ((await tx.getCounter(COUNTER_INO_HI)) < ROOT_INO) await tx.addCounter(COUNTER_INO_HI, ROOT_INO);
       await tx.addCounter(COUNTER_INODES, 1 - (await tx.getCounter(COUNTER_INODES)));
     });

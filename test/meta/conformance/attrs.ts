@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { XATTR_CREATE, XATTR_REPLACE } from '../../../src/meta/index.js';
+import { AclTag, encodeAcl } from '../../../src/meta/acl.js';
+import { ROOT, dir, file, rejectsWith, root, user, withVolume, type EngineFixture } from './fixture.js';
+
+export function attrTests(fx: EngineFixture): void {
+  describe(`${fx.name}: setattr and xattrs`, () => {
+    it('only the owner or root may chmod; a non-member loses set-group-id on chmod', () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(1000, 1000);
+        const f = await file(svc, ROOT, 'f', alice);
+        await rejectsWith(svc.setattr(user(1001), f.ino, { mode: 0o777 }), 'EPERM');
+        assert.equal((await svc.setattr(alice, f.ino, { mode: 0o4755 })).mode, 0o104755);
+        await svc.setattr(root, f.ino, { gid: 2000 });
+        const after = await svc.setattr(alice, f.ino, { mode: 0o2755 });
+        assert.equal(after.mode, 0o100755, 'alice is not in group 2000: S_ISGID dropped');
+        assert.equal((await svc.setattr(root, f.ino, { mode: 0o2755 })).mode, 0o102755);
+      }));
+
+    it('only root may chown; the owner may chgrp to a group of their own only', () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(1000, 1000, [1000, 3000]);
+        const f = await file(svc, ROOT, 'f', alice);
+        await rejectsWith(svc.setattr(alice, f.ino, { uid: 1001 }), 'EPERM');
+        await rejectsWith(svc.setattr(user(1001), f.ino, { gid: 1001 }), 'EPERM');
+        await rejectsWith(svc.setattr(alice, f.ino, { gid: 4000 }), 'EPERM');
+        assert.equal((await svc.setattr(alice, f.ino, { gid: 3000 })).gid, 3000);
+        assert.equal(
+          (await svc.setattr(alice, f.ino, { uid: 1000 })).uid,
+          1000,
+          'chown to oneself is allowed',
+        );
+        const g = await svc.setattr(root, f.ino, { uid: 7, gid: 8 });
+        assert.equal(g.uid, 7);
+        assert.equal(g.gid, 8);
+      }));
+
+    it('chown clears set-user-id and set-group-id (with group exec); killSuid does too', () =>
+      withVolume(fx, async ({ svc }) => {
+        const f = await file(svc, ROOT, 'f', root, 0o6755);
+        assert.equal((await svc.setattr(root, f.ino, { uid: 5 })).mode, 0o100755);
+        await svc.setattr(root, f.ino, { mode: 0o6755 });
+        assert.equal((await svc.setattr(user(9), f.ino, { killSuid: true })).mode & 0o7777, 0o755);
+        // S_ISGID without group exec is mandatory locking, not privilege: kept
+        await svc.setattr(root, f.ino, { mode: 0o2745 });
+        assert.equal((await svc.setattr(root, f.ino, { killSuid: true })).mode & 0o7777, 0o2745);
+        const d = await svc.mkdir(root, ROOT, 'd', 0o2755, 0);
+        assert.equal(
+          (await svc.setattr(root, d.ino, { uid: 5 })).mode & 0o7777,
+          0o2755,
+          'directories keep it',
+        );
+      }));
+
+    it('explicit times need ownership (EPERM); "now" needs write permission; ctime always moves', () =>
+      withVolume(fx, async ({ svc, clock }) => {
+        const alice = user(1000);
+        const f = await file(svc, ROOT, 'f', alice, 0o666);
+        const t = { sec: 1234, nsec: 567_000_000 };
+        await rejectsWith(svc.setattr(user(1001), f.ino, { mtime: t }), 'EPERM');
+        clock.advanceMs(2000);
+        const a = await svc.setattr(user(1001), f.ino, { mtime: 'now', atime: 'now' });
+        assert.equal(a.mtime.sec, f.mtime.sec + 2);
+        const b = await svc.setattr(alice, f.ino, { mtime: t, atime: t });
+        assert.deepEqual(b.mtime, t);
+        assert.deepEqual(b.atime, t);
+        assert.equal(b.ctime.sec, f.ctime.sec + 2);
+        await svc.setattr(alice, f.ino, { mode: 0o600 });
+        await rejectsWith(svc.setattr(user(1001), f.ino, { mtime: 'now' }), 'EACCES');
+      }));
+
+    it('size changes apply to regular files only (EISDIR, EINVAL) and move mtime', () =>
+      withVolume(fx, async ({ svc, clock }) => {
+        const f = await file(svc, ROOT, 'f');
+        const d = await dir(svc, ROOT, 'd');
+        const l = await svc.symlink(root, ROOT, 'l', 'f');
+        clock.advanceMs(1000);
+        const g = await svc.setattr(root, f.ino, { sizeBytes: 100_000 });
+        assert.equal(g.sizeBytes, 100_000);
+        assert.equal(g.mtime.sec, f.mtime.sec + 1);
+        await rejectsWith(svc.setattr(root, d.ino, { sizeBytes: 0 }), 'EISDIR');
+        await rejectsWith(svc.setattr(root, l.ino, { sizeBytes: 0 }), 'EINVAL');
+        assert.equal((await svc.statfs()).usedBytes, 102_400);
+      }));
+
+    it('xattrs: XATTR_CREATE/REPLACE, ENODATA, list and remove; ACLs are stored as sent', () =>
+      withVolume(fx, async ({ svc }) => {
+        const f = await file(svc, ROOT, 'f');
+        await svc.setxattr(root, f.ino, 'user.a', Buffer.from('1'), 0);
+        await rejectsWith(svc.setxattr(root, f.ino, 'user.a', Buffer.from('2'), XATTR_CREATE), 'EEXIST');
+        await rejectsWith(svc.setxattr(root, f.ino, 'user.b', Buffer.from('2'), XATTR_REPLACE), 'ENODATA');
+        await svc.setxattr(root, f.ino, 'user.a', Buffer.from('22'), XATTR_REPLACE);
+        assert.equal((await svc.getxattr(f.ino, 'user.a')).toString(), '22');
+        const acl = encodeAcl([
+          [AclTag.USER_OBJ, 6, 0],
+          [AclTag.GROUP_OBJ, 4, 0],
+          [AclTag.OTHER, 4, 0],
+        ]);
+        await svc.setxattr(root, f.ino, 'system.posix_acl_access', acl, 0);
+        assert.deepEqual(await svc.getxattr(f.ino, 'system.posix_acl_access'), acl);
+        await svc.setxattr(root, f.ino, 'user.empty', Buffer.alloc(0), 0);
+        assert.equal((await svc.getxattr(f.ino, 'user.empty')).length, 0);
+        assert.deepEqual((await svc.listxattr(f.ino)).sort(), [
+          'system.posix_acl_access',
+          'user.a',
+          'user.empty',
+        ]);
+        await svc.removexattr(root, f.ino, 'user.a');
+        await rejectsWith(svc.getxattr(f.ino, 'user.a'), 'ENODATA');
+        await rejectsWith(svc.removexattr(root, f.ino, 'user.a'), 'ENODATA');
+        await rejectsWith(svc.setxattr(root, f.ino, 'bogus.x', Buffer.from('1'), 0), 'EOPNOTSUPP');
+        await rejectsWith(svc.setxattr(user(5), f.ino, 'system.posix_acl_access', acl, 0), 'EPERM');
+        await rejectsWith(svc.setxattr(user(5), f.ino, 'user.x', Buffer.from('1'), 0), 'EACCES');
+        await rejectsWith(svc.setxattr(root, f.ino, 'user.big', Buffer.alloc(70_000), 0), 'E2BIG');
+      }));
+
+    it('an access ACL grants a named user what the mode bits deny, within its mask', () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(1000);
+        const bob = user(1001);
+        const carol = user(1002);
+        const d = await dir(svc, ROOT, 'd', alice, 0o750);
+        await rejectsWith(file(svc, d.ino, 'x', bob), 'EACCES');
+        const acl = encodeAcl([
+          [AclTag.USER_OBJ, 7, 0],
+          [AclTag.USER, 7, 1001],
+          [AclTag.USER, 7, 1002],
+          [AclTag.GROUP_OBJ, 5, 0],
+          [AclTag.MASK, 7, 0],
+          [AclTag.OTHER, 0, 0],
+        ]);
+        await svc.setxattr(alice, d.ino, 'system.posix_acl_access', acl, 0);
+        await file(svc, d.ino, 'x', bob);
+        const masked = encodeAcl([
+          [AclTag.USER_OBJ, 7, 0],
+          [AclTag.USER, 7, 1002],
+          [AclTag.GROUP_OBJ, 5, 0],
+          [AclTag.MASK, 5, 0],
+          [AclTag.OTHER, 0, 0],
+        ]);
+        await svc.setxattr(alice, d.ino, 'system.posix_acl_access', masked, 0);
+        await rejectsWith(file(svc, d.ino, 'y', carol), 'EACCES');
+        await svc.lookup(carol, d.ino, 'x');
+        await rejectsWith(svc.lookup(bob, d.ino, 'x'), 'EACCES');
+      }));
+  });
+}

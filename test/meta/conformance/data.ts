@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { asSliceId, type Ino, type SliceRef } from '../../../src/common/index.js';
+import {
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  type MetaService,
+} from '../../../src/meta/index.js';
+import { ROOT, file, rejectsWith, root, withVolume, type EngineFixture } from './fixture.js';
+
+const CHUNK = 1024 * 1024;
+const BLOCK = 64 * 1024;
+const smallChunks = { chunkSizeBytes: CHUNK, blockSizeBytes: BLOCK };
+
+function slice(id: number, chunkOffsetBytes: number, lengthBytes: number, sliceOffsetBytes = 0): SliceRef {
+  return {
+    id: asSliceId(id),
+    sliceSizeBytes: sliceOffsetBytes + lengthBytes,
+    chunkOffsetBytes,
+    sliceOffsetBytes,
+    lengthBytes,
+    blockSizeBytes: BLOCK,
+  };
+}
+
+async function write(svc: MetaService, ino: Ino, chunkIndex: number, s: SliceRef) {
+  const end = chunkIndex * CHUNK + s.chunkOffsetBytes + s.lengthBytes;
+  return svc.commitWrites(root, ino, [{ chunkIndex, slice: s }], end, { sec: 1, nsec: 0 });
+}
+
+/** The bytes a reader sees: for each byte, the id of the slice on top (0 = zeros), by run. */
+async function view(svc: MetaService, ino: Ino, fromByte: number, toByte: number): Promise<string> {
+  const first = Math.floor(fromByte / CHUNK);
+  const last = Math.floor((toByte - 1) / CHUNK);
+  const chunks = await svc.readSlices(ino, first, last);
+  const runs: string[] = [];
+  let prev = '';
+  for (let at = fromByte; at < toByte; at += 1024) {
+    const idx = Math.floor(at / CHUNK);
+    const off = at - idx * CHUNK;
+    let top = '0';
+    for (const s of chunks.get(idx) ?? []) {
+      if (off >= s.chunkOffsetBytes && off < s.chunkOffsetBytes + s.lengthBytes) {
+        top = `${s.id}@${s.sliceOffsetBytes + off - s.chunkOffsetBytes}`;
+      }
+    }
+    const id = top.split('@')[0];
+    if (id !== prev) runs.push(`${at}:${id}`);
+    prev = id;
+  }
+  return runs.join(' ');
+}
+
+export function dataTests(fx: EngineFixture): void {
+  describe(`${fx.name}: data maps`, () => {
+    it('slice ids are unique and consecutive per call', () =>
+      withVolume(fx, async ({ svc }) => {
+        const a = await svc.allocateSliceIds(10);
+        const b = await svc.allocateSliceIds(1);
+        const c = await svc.allocateSliceIds(5);
+        assert.ok(a >= 1);
+        assert.equal(b, a + 10);
+        assert.equal(c, b + 1);
+        await rejectsWith(svc.allocateSliceIds(0), 'EINVAL');
+      }));
+
+    it('commitWrites appends slices in overlay order and grows size, mtime and ctime', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const f = await file(svc, ROOT, 'f');
+          await write(svc, f.ino, 0, slice(1, 0, 8192));
+          const attr = await write(svc, f.ino, 0, slice(2, 4096, 2048));
+          assert.equal(attr.sizeBytes, 8192);
+          assert.deepEqual(attr.mtime, { sec: 1, nsec: 0 });
+          const map = await svc.readSlices(f.ino, 0, 0);
+          assert.deepEqual(
+            map.get(0)!.map((s) => s.id),
+            [1, 2],
+          );
+          assert.equal(await view(svc, f.ino, 0, 8192), '0:1 4096:2 6144:1');
+          await write(svc, f.ino, 2, slice(3, 0, 1024));
+          assert.equal((await svc.getattr(f.ino)).sizeBytes, 2 * CHUNK + 1024);
+          assert.deepEqual([...(await svc.readSlices(f.ino, 0, 5)).keys()], [0, 2]);
+          const bad = slice(4, CHUNK - 10, 20);
+          await rejectsWith(
+            svc.commitWrites(root, f.ino, [{ chunkIndex: 0, slice: bad }], 0, { sec: 1, nsec: 0 }),
+            'EINVAL',
+          );
+        },
+        smallChunks,
+      ));
+
+    it('truncate then extend reads zeros where data was; whole chunks past the end are dropped', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const f = await file(svc, ROOT, 'f');
+          await write(svc, f.ino, 0, slice(1, 0, CHUNK));
+          await write(svc, f.ino, 1, slice(2, 0, CHUNK));
+          await svc.setattr(root, f.ino, { sizeBytes: 10240 });
+          assert.deepEqual([...(await svc.readSlices(f.ino, 0, 5)).keys()], [0]);
+          await svc.setattr(root, f.ino, { sizeBytes: 2 * CHUNK });
+          assert.equal(await view(svc, f.ino, 0, 2 * CHUNK), '0:1 10240:0');
+          const deleted = await svc.engine.read((tx) => tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, 10));
+          assert.deepEqual(
+            deleted.map((d) => d.id),
+            [2],
+          );
+        },
+        smallChunks,
+      ));
+
+    it('fallocate: punch hole needs KEEP_SIZE, zero range and plain allocation move the size', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const f = await file(svc, ROOT, 'f');
+          await write(svc, f.ino, 0, slice(1, 0, 65536));
+          await rejectsWith(svc.fallocate(root, f.ino, FALLOC_FL_PUNCH_HOLE, 0, 1024), 'EOPNOTSUPP');
+          await svc.fallocate(root, f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096);
+          assert.equal(await view(svc, f.ino, 0, 65536), '0:1 4096:0 8192:1');
+          assert.equal((await svc.getattr(f.ino)).sizeBytes, 65536);
+          await svc.fallocate(root, f.ino, FALLOC_FL_ZERO_RANGE, 61440, 8192);
+          assert.equal((await svc.getattr(f.ino)).sizeBytes, 69632);
+          assert.equal(await view(svc, f.ino, 0, 69632), '0:1 4096:0 8192:1 61440:0');
+          await svc.fallocate(root, f.ino, 0, 0, 3 * CHUNK);
+          assert.equal((await svc.getattr(f.ino)).sizeBytes, 3 * CHUNK);
+          await svc.fallocate(root, f.ino, FALLOC_FL_KEEP_SIZE, 0, 5 * CHUNK);
+          assert.equal((await svc.getattr(f.ino)).sizeBytes, 3 * CHUNK);
+          await rejectsWith(svc.fallocate(root, ROOT, 0, 0, 1), 'EISDIR');
+          await rejectsWith(svc.fallocate(root, f.ino, 0, 0, 0), 'EINVAL');
+        },
+        smallChunks,
+      ));
+
+    it('copyFileRange copies by reference: the same slice ids at shifted offsets, holes included', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const src = await file(svc, ROOT, 'src');
+          const dst = await file(svc, ROOT, 'dst');
+          await write(svc, src.ino, 0, slice(1, 0, 8192));
+          await write(svc, src.ino, 0, slice(2, 16384, 8192));
+          await write(svc, dst.ino, 1, slice(3, 0, CHUNK));
+          // copy src [0, 24576) to dst at CHUNK - 4096: straddles the dst chunk boundary
+          const r = await svc.copyFileRange(root, src.ino, 0, dst.ino, CHUNK - 4096, 24576);
+          assert.equal(r.copiedBytes, 24576);
+          assert.equal(r.attr.sizeBytes, 2 * CHUNK);
+          const at = CHUNK - 4096;
+          assert.equal(
+            await view(svc, dst.ino, at, at + 24576 + 1024),
+            `${at}:1 ${at + 8192}:0 ${at + 16384}:2 ${at + 24576}:3`,
+          );
+          const map = await svc.readSlices(dst.ino, 1, 1);
+          const piece = map.get(1)!.find((s) => s.id === 1)!;
+          assert.equal(piece.sliceOffsetBytes, 4096, 'the part after the boundary starts 4 KiB into slice 1');
+          // the source's slice 1 now has two references: deleting the source does not free it
+          await svc.unlink(root, ROOT, 'src');
+          const deleted = await svc.engine.read((tx) => tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, 10));
+          assert.ok(!deleted.some((d) => d.id === 1));
+          const past = await svc.copyFileRange(root, dst.ino, 5 * CHUNK, dst.ino, 0, 10);
+          assert.equal(past.copiedBytes, 0);
+          await rejectsWith(svc.copyFileRange(root, dst.ino, 0, dst.ino, 100, 1000), 'EINVAL');
+        },
+        smallChunks,
+      ));
+
+    it('replaceChunkSlices swaps the list only if it is unchanged, and logs slices that left', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const f = await file(svc, ROOT, 'f');
+          await write(svc, f.ino, 0, slice(1, 0, 4096));
+          await write(svc, f.ino, 0, slice(2, 4096, 4096));
+          const merged = [slice(3, 0, 8192)];
+          assert.equal(await svc.replaceChunkSlices(f.ino, 0, [asSliceId(2), asSliceId(1)], merged), false);
+          assert.equal(await svc.replaceChunkSlices(f.ino, 0, [asSliceId(1), asSliceId(2)], merged), true);
+          assert.deepEqual(
+            (await svc.readSlices(f.ino, 0, 0)).get(0)!.map((s) => s.id),
+            [3],
+          );
+          const deleted = await svc.engine.read((tx) => tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, 10));
+          assert.deepEqual(deleted.map((d) => d.id).sort(), [1, 2]);
+          await svc.engine.write((tx) => tx.forgetDeletedSlices([asSliceId(1), asSliceId(2)]));
+          await svc.unlink(root, ROOT, 'f');
+          const after = await svc.engine.read((tx) => tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, 10));
+          assert.deepEqual(
+            after.map((d) => d.id),
+            [3],
+          );
+        },
+        smallChunks,
+      ));
+
+    it('an unlinked file that is still open keeps its inode and data until the last release', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const s1 = (await svc.openSession({ hostname: 'h', mountpoint: '/m', pid: 1, version: 't' }))
+            .sessionId;
+          const s2 = (await svc.openSession({ hostname: 'h', mountpoint: '/m', pid: 2, version: 't' }))
+            .sessionId;
+          const f = await file(svc, ROOT, 'f');
+          await write(svc, f.ino, 0, slice(1, 0, 4096));
+          await svc.open(root, s1, f.ino, 0);
+          await svc.open(root, s2, f.ino, 0);
+          await svc.unlink(root, ROOT, 'f');
+          await rejectsWith(svc.lookup(root, ROOT, 'f'), 'ENOENT');
+          assert.equal((await svc.getattr(f.ino)).nlink, 0);
+          assert.equal((await svc.readSlices(f.ino, 0, 0)).get(0)!.length, 1);
+          await svc.release(s1, f.ino);
+          assert.equal((await svc.getattr(f.ino)).nlink, 0);
+          await svc.release(s2, f.ino);
+          await rejectsWith(svc.getattr(f.ino), 'ENOENT');
+          const deleted = await svc.engine.read((tx) => tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, 10));
+          assert.deepEqual(
+            deleted.map((d) => d.id),
+            [1],
+          );
+          assert.equal((await svc.statfs()).inodesUsed, 1);
+          await rejectsWith(svc.open(root, 'no-such-session', ROOT, 0), 'ENOTCONN');
+        },
+        smallChunks,
+      ));
+  });
+}
