@@ -97,6 +97,7 @@ class StrataDataPath implements DataPath {
       options.store,
       this.budget,
       positiveInteger('maxInFlightUploads', options.maxInFlightUploads ?? d.maxInFlightUploads),
+      (key, data, chargedBytes) => this.memoryCache.insert(key, data, chargedBytes),
     );
     // Readahead never takes more than a quarter of the budget, leaving room for writers.
     const maxReadaheadBytes = Math.min(

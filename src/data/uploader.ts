@@ -1,6 +1,6 @@
 import type { SliceId } from '../common/index.js';
 import type { ObjectStore } from '../object/index.js';
-import { sealBlock } from './block-format.js';
+import { sealBlock, TRAILER_BYTES } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import { blockKey } from './layout.js';
 import { Semaphore } from './semaphore.js';
@@ -54,6 +54,7 @@ export class Uploader {
     private readonly store: ObjectStore,
     private readonly budget: MemoryBudget,
     maxInFlightUploads: number,
+    private readonly keep: ((key: string, data: Buffer, chargedBytes: number) => void) | null = null,
   ) {
     this.slots = new Semaphore(maxInFlightUploads);
   }
@@ -73,7 +74,9 @@ export class Uploader {
 
   /**
    * Seals `buffer[0, dataLength)` as block `blockIndex` of the slice whose id `sliceId` resolves
-   * to, and puts it. Releases `chargedBytes` when done, whatever the outcome.
+   * to, and puts it. On success the block is handed to `keep` (the memory cache) with its
+   * charge, so reading back what was just written costs no fetch; on failure the charge is
+   * released.
    */
   async upload(
     sliceId: Promise<SliceId>,
@@ -82,10 +85,11 @@ export class Uploader {
     dataLength: number,
     chargedBytes: number,
   ): Promise<void> {
+    let key: string;
     try {
       const id = await sliceId;
+      key = blockKey({ sliceId: id, blockIndex, blockLengthBytes: dataLength });
       await this.slots.run(async () => {
-        const key = blockKey({ sliceId: id, blockIndex, blockLengthBytes: dataLength });
         const body = sealBlock(buffer, dataLength);
         await this.store.put(key, body);
         this.stats.blocks++;
@@ -93,9 +97,20 @@ export class Uploader {
       });
     } catch (error) {
       this.stats.errors++;
-      throw error;
-    } finally {
       this.budget.release(chargedBytes);
+      throw error;
+    }
+    if (!this.keep) {
+      this.budget.release(chargedBytes);
+      return;
+    }
+    const exactBytes = dataLength + TRAILER_BYTES;
+    if (chargedBytes > 2 * exactBytes) {
+      // A small block in a big buffer: keep a right-sized copy, not the whole buffer.
+      this.keep(key, Buffer.from(buffer.subarray(0, dataLength)), exactBytes);
+      this.budget.release(chargedBytes - exactBytes);
+    } else {
+      this.keep(key, buffer.subarray(0, dataLength), chargedBytes);
     }
   }
 }

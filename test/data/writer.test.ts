@@ -127,6 +127,29 @@ describe('writer', () => {
     assert.ok((await data.read(asIno(3), 0, 9000, table.chunkSlices, table.sizeBytes)).equals(want));
   });
 
+  it('keeps uploaded blocks in the memory cache: reading back what was written fetches nothing', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(8));
+    await writer.write(0, pattern(3 * BLOCK + 100, 3));
+    await writer.write(5 * BLOCK, pattern(10, 4));
+    table.commit(await writer.flush(), 5 * BLOCK + 10);
+    const want = Buffer.alloc(5 * BLOCK + 10);
+    pattern(3 * BLOCK + 100, 3).copy(want);
+    pattern(10, 4).copy(want, 5 * BLOCK);
+    assert.ok((await data.read(asIno(8), 0, want.length, table.chunkSlices, table.sizeBytes)).equals(want));
+    const stats = data.stats();
+    assert.equal(stats.fetches.blocks, 0);
+    assert.equal(stats.memoryCache.blocks, 5);
+    // The 10-byte block sits in a right-sized copy, not in its 64 KiB write buffer.
+    assert.ok(stats.memoryCache.bytes < 5 * BLOCK + 200, `cache holds ${stats.memoryCache.bytes} bytes`);
+  });
+
   it('copies what it keeps: the caller may reuse its buffer at once', async () => {
     const table = new SliceTable(CHUNK, BLOCK);
     const data = createDataPath({
@@ -248,7 +271,8 @@ describe('writer', () => {
     await writer.write(0, pattern(BLOCK + 10, 1));
     await writer.abort();
     assert.equal(writer.pendingBytes, 0);
-    assert.equal(data.stats().memory.usedBytes, 0);
+    // The full first block was uploaded before the abort: only the cache holds it now.
+    assert.equal(data.stats().memory.usedBytes, data.stats().memoryCache.bytes);
     assert.deepEqual(await writer.flush(), []);
   });
 
