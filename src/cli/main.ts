@@ -8,6 +8,7 @@ import { registerMetaServe } from './commands/meta-serve.js';
 import { registerMount } from './commands/mount.js';
 import { registerUmount } from './commands/umount.js';
 import { registerStatus } from './commands/status.js';
+import { registerObjbench } from './commands/objbench.js';
 
 /** Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
 export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2 } as const;
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerMount(program);
   registerUmount(program);
   registerStatus(program);
+  registerObjbench(program);
   applyErrorStyle(program);
   return program;
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { strata } from '../e2e/harness.js';
 
-const commands = [['up'], ['format'], ['meta', 'serve'], ['mount'], ['umount'], ['status']];
+const commands = [['up'], ['format'], ['meta', 'serve'], ['mount'], ['umount'], ['status'], ['objbench']];
 
 test('--help works on the program and on every command, with exit code 0', () => {
   const top = strata(['--help']);

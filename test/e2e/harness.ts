@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -115,6 +115,18 @@ export class StrataProcess {
   }
 }
 
+/**
+ * STRATA_E2E_STORAGE=s3://BUCKET?endpoint=... runs the end-to-end tests on that object store:
+ * each data dir gets its own prefix (stable across restarts of the same volume).
+ */
+function e2eStorageArgs(dataDir: string, extraArgs: string[]): string[] {
+  const base = process.env.STRATA_E2E_STORAGE;
+  if (!base || extraArgs.includes('--storage')) return [];
+  const q = base.indexOf('?');
+  const head = (q < 0 ? base : base.slice(0, q)).replace(/\/+$/, '');
+  return ['--storage', `${head}/e2e-${basename(dataDir)}${q < 0 ? '' : base.slice(q)}`];
+}
+
 /** `strata up DATA MNT` until the mount is live. */
 export async function startUp(
   dataDir: string,
@@ -122,7 +134,13 @@ export async function startUp(
   extraArgs: string[] = [],
 ): Promise<StrataProcess> {
   mkdirSync(mountpoint, { recursive: true });
-  const proc = new StrataProcess(['up', dataDir, mountpoint, ...extraArgs]);
+  const proc = new StrataProcess([
+    'up',
+    dataDir,
+    mountpoint,
+    ...extraArgs,
+    ...e2eStorageArgs(dataDir, extraArgs),
+  ]);
   try {
     await proc.waitFor(() => isMounted(mountpoint), `${mountpoint} to be mounted`);
   } catch (err) {

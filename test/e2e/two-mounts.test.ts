@@ -11,8 +11,19 @@ const root = tempDir('two');
 const mntA = join(root, 'a');
 const mntB = join(root, 'b');
 const procs: StrataProcess[] = [];
+const backgroundPids: number[] = [];
 
 after(async () => {
+  // The detached mount exits when its mount goes away; kill it if it did not.
+  for (const mnt of [mntB]) if (isMounted(mnt)) strata(['umount', mnt]);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  for (const pid of backgroundPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   // Mounts first, then the server they talk to.
   await cleanup(procs.slice(1), [mntA, mntB], []);
   await cleanup(procs.slice(0, 1), [], [root]);
@@ -50,12 +61,32 @@ test('a file closed on one mount is read on the other', async () => {
   procs.push(server);
   await server.waitFor(() => server.output.includes('listening'), 'the metadata service to listen');
 
-  for (const mnt of [mntA, mntB]) {
-    mkdirSync(mnt);
-    const mount = new StrataProcess(['mount', `127.0.0.1:${port}/shared`, mnt, '--secret-file', secretFile]);
-    procs.push(mount);
-    await mount.waitFor(() => isMounted(mnt), `${mnt} to be mounted`);
-  }
+  mkdirSync(mntA);
+  const mountA = new StrataProcess(['mount', `127.0.0.1:${port}/shared`, mntA, '--secret-file', secretFile]);
+  procs.push(mountA);
+  await mountA.waitFor(() => isMounted(mntA), `${mntA} to be mounted`);
+
+  // --background returns only once the mount is up, and leaves a detached mount process.
+  mkdirSync(mntB);
+  const background = strata(
+    ['mount', `127.0.0.1:${port}/shared`, mntB, '--background', '--log-file', join(root, 'b.log')],
+    {
+      STRATA_SECRET: readFileSync(secretFile, 'utf8').trim(),
+    },
+  );
+  const pid = Number(/pid (\d+)/.exec(background.stdout)?.[1]);
+  if (pid > 0) backgroundPids.push(pid);
+  assert.equal(background.status, 0, background.stderr);
+  assert.ok(isMounted(mntB), 'the mount is ready when --background returns');
+
+  const status = strata(['status', '--engine', engine]);
+  assert.equal(status.status, 0, status.stderr);
+  assert.match(status.stdout, /volume "shared"/);
+  assert.match(status.stdout, /sessions\s+2/);
+  assert.ok(
+    !status.stdout.includes(readFileSync(secretFile, 'utf8').trim()),
+    'status never prints the secret',
+  );
 
   const payload = Buffer.alloc(3 * 1024 * 1024 + 123, 'abc');
   writeFileSync(join(mntA, 'from-a.bin'), payload);
