@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Executor, type Identity } from './executor.js';
-import { generate, type GeneratorOptions } from './generator.js';
+import { generate, type Avoid, type GeneratorOptions } from './generator.js';
 import { formatScript } from './script.js';
 import { shrink } from './shrink.js';
 
@@ -25,6 +25,8 @@ export interface PairOptions {
   /** Plant a deliberate bug in the target's executor (self-tests of the tester). */
   plant?: string;
   requestTimeoutMs?: number;
+  /** Compare the mtime class (explicit vs touched since); off only for a target with a known mtime issue. */
+  compareMtime?: boolean;
 }
 
 let runCounter = 0;
@@ -35,7 +37,11 @@ export class DifferentialPair {
   readonly reference: Executor;
 
   constructor(readonly options: PairOptions) {
-    const common = { users: options.users ?? [], requestTimeoutMs: options.requestTimeoutMs };
+    const common = {
+      users: options.users ?? [],
+      requestTimeoutMs: options.requestTimeoutMs,
+      compareMtime: options.compareMtime,
+    };
     this.target = new Executor({ ...common, root: options.targetRoot, plant: options.plant });
     this.reference = new Executor({ ...common, root: options.referenceRoot });
   }
@@ -117,6 +123,8 @@ export interface DifferentialOptions extends PairOptions {
   sequenceLength?: number;
   snapshotEvery?: number;
   largeOffsets?: boolean;
+  /** Areas the generator leaves out (known, reported mismatches of the target). */
+  avoid?: readonly Avoid[];
   /** Force hole punching off (a known, reported mismatch); default: on when both sides support it. */
   punchHole?: boolean;
   /** Time allowed for shrinking a failure to a short sequence. */
@@ -153,6 +161,7 @@ export async function runDifferential(options: DifferentialOptions): Promise<Dif
       users: options.users ?? [],
       punchHole,
       largeOffsets: options.largeOffsets ?? false,
+      avoid: options.avoid,
     };
     let opsRun = 0;
     let sequences = 0;

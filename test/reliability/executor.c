@@ -57,6 +57,7 @@ static int slots[MAX_SLOTS];
 static int rootFd = -1;
 static int baseFd = -1;
 static const char *plant = "";
+static int compareMtime = 1;
 static char out[OUT_BYTES];
 static size_t outLen = 0;
 static unsigned char ioBuffer[1 << 20];
@@ -136,7 +137,7 @@ static void emitStat(const struct stat *st) {
   // Times are compared by class, not value: the generator only ever sets
   // explicit times before 2001 (MTIME_OLD_BEFORE_SEC), so "old" means the last
   // change was an explicit utimes and "new" that something touched it since.
-  emit(" m:%s", st->st_mtim.tv_sec < MTIME_OLD_BEFORE_SEC ? "old" : "new");
+  if (compareMtime) emit(" m:%s", st->st_mtim.tv_sec < MTIME_OLD_BEFORE_SEC ? "old" : "new");
 }
 
 static int parseInt(const char *s, long long *v) {
@@ -752,14 +753,15 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--user") && i + 1 < argc) parseUser(argv[++i]);
     else if (!strcmp(argv[i], "--plant") && i + 1 < argc) plant = argv[++i];
+    else if (!strcmp(argv[i], "--no-mtime")) compareMtime = 0;
     else if (!root) root = argv[i];
     else {
-      fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG]\n");
+      fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG] [--no-mtime]\n");
       return 2;
     }
   }
   if (!root) {
-    fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG]\n");
+    fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG] [--no-mtime]\n");
     return 2;
   }
   users[0].uid = 0;

@@ -79,6 +79,8 @@ export interface ExecutorOptions {
   plant?: string;
   /** A request not answered within this long means a hung file system. */
   requestTimeoutMs?: number;
+  /** Report the mtime class in stat results (default true). */
+  compareMtime?: boolean;
 }
 
 /** One executor process bound to one directory; requests are answered in order. */
@@ -93,6 +95,7 @@ export class Executor {
     const args = [options.root];
     for (const user of options.users ?? []) args.push('--user', formatIdentity(user));
     if (options.plant) args.push('--plant', options.plant);
+    if (options.compareMtime === false) args.push('--no-mtime');
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     this.child = spawn(buildHelper('executor'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr.setEncoding('utf8');

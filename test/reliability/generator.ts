@@ -55,7 +55,16 @@ export interface GeneratorOptions {
   punchHole: boolean;
   /** Allow offsets around 4 MiB (block boundaries): bigger files, slower tree checks. */
   largeOffsets: boolean;
+  /**
+   * Areas left out while a target has a known, reported mismatch there (each
+   * one kept visible as a todo replay in test/reliability/known/), so random
+   * runs keep exploring past it.
+   */
+  avoid?: readonly Avoid[];
 }
+
+/** `rdonly-trunc`: O_TRUNC only with a writable open; `supplementary-chown`: chown only to primary groups. */
+export type Avoid = 'rdonly-trunc' | 'supplementary-chown';
 
 /** What the generator remembers between operations: which slots it opened (not whether that worked). */
 interface State {
@@ -88,14 +97,15 @@ function uidOf(r: Random, o: GeneratorOptions): number {
 }
 
 function gidOf(r: Random, o: GeneratorOptions): number {
-  return r.pick([-1, 0, ...o.users.flatMap((u) => [u.gid, ...u.groups])]);
+  const supplementary = !o.avoid?.includes('supplementary-chown');
+  return r.pick([-1, 0, ...o.users.flatMap((u) => (supplementary ? [u.gid, ...u.groups] : [u.gid]))]);
 }
 
-function openFlags(r: Random): string {
+function openFlags(r: Random, o: GeneratorOptions): string {
   const parts = [r.pick(['r', 'w', 'rw', 'rw'])];
   if (r.chance(0.75)) parts.push('creat');
   if (r.chance(0.15)) parts.push('excl');
-  if (r.chance(0.15)) parts.push('trunc');
+  if (r.chance(0.15) && !(parts[0] === 'r' && o.avoid?.includes('rdonly-trunc'))) parts.push('trunc');
   if (r.chance(0.2)) parts.push('append');
   if (r.chance(0.03)) parts.push('directory');
   if (r.chance(0.05)) parts.push('nofollow');
@@ -134,8 +144,8 @@ const octal = (mode: number): string => `0${mode.toString(8)}`;
 const OPS: readonly (readonly [number, Op])[] = [
   [
     10,
-    (r, _o, s) =>
-      `open ${openSlot(r, s)} ${r.chance(0.4) ? r.pick(PATHS.slice(0, 4)) : path(r)} ${openFlags(r)} ${octal(r.pick(MODES))}`,
+    (r, o, s) =>
+      `open ${openSlot(r, s)} ${r.chance(0.4) ? r.pick(PATHS.slice(0, 4)) : path(r)} ${openFlags(r, o)} ${octal(r.pick(MODES))}`,
   ],
   [3, (r, _o, s) => `close ${closeSlot(r, s)}`],
   [9, (r, o, s) => `write ${slot(r, s)} ${r.chance(0.25) ? '-' : offset(r, o)} ${length(r)} ${r.int(1e6)}`],
