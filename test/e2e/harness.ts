@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -124,7 +124,9 @@ function e2eStorageArgs(dataDir: string, extraArgs: string[]): string[] {
   if (!base || extraArgs.includes('--storage')) return [];
   const q = base.indexOf('?');
   const head = (q < 0 ? base : base.slice(0, q)).replace(/\/+$/, '');
-  return ['--storage', `${head}/e2e-${basename(dataDir)}${q < 0 ? '' : base.slice(q)}`];
+  // The whole path: data dirs are unique temp dirs, while their base names ("data") repeat.
+  const volumePrefix = dataDir.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+/, '');
+  return ['--storage', `${head}/e2e/${volumePrefix}${q < 0 ? '' : base.slice(q)}`];
 }
 
 /** `strata up DATA MNT` until the mount is live. */
