@@ -100,6 +100,7 @@ export class RpcClient {
   private nextSlot = 0;
   private failedAttempts = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepPeriodMs = 0;
   private connectWaiters: { resolve: () => void; reject: (error: FsError) => void }[] = [];
   private closed = false;
   private readonly timeoutMs: number;
@@ -145,7 +146,9 @@ export class RpcClient {
       call.reject = reject;
     });
     this.active.add(call);
-    if (this.sweepTimer === null) this.startSweeping();
+    // Deadlines are checked by one periodic sweep, often enough for the shortest one in use.
+    const periodMs = sweepPeriodMs(timeoutMs);
+    if (this.sweepTimer === null || periodMs < this.sweepPeriodMs) this.startSweeping(periodMs);
     this.enqueue(call);
     this.pump();
     return promise;
@@ -351,8 +354,9 @@ export class RpcClient {
     for (const call of calls) if (call) this.settle(call, error, undefined);
   }
 
-  private startSweeping(): void {
-    const periodMs = Math.max(10, Math.min(250, this.timeoutMs / 4));
+  private startSweeping(periodMs: number): void {
+    this.stopSweeping();
+    this.sweepPeriodMs = periodMs;
     this.sweepTimer = setInterval(() => this.sweep(), periodMs);
     this.sweepTimer.unref();
   }
@@ -381,6 +385,11 @@ export class RpcClient {
       );
     }
   }
+}
+
+/** A call may end up to a quarter of its timeout late (at most 250 ms, checked at least every 10 ms). */
+function sweepPeriodMs(timeoutMs: number): number {
+  return Math.max(10, Math.min(250, timeoutMs / 4));
 }
 
 function causeCode(error: ConnectionError): string {

@@ -1,0 +1,204 @@
+// Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
+// Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT]
+// See bench/meta-rpc/README.md.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ROOT_INO, type Ino } from '../../src/common/index.js';
+import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
+
+const root: Caller = { uid: 0, gid: 0, pid: 1 };
+const S_IFREG = 0o100000;
+const SERVER_JS = fileURLToPath(new URL('./server.js', import.meta.url));
+const READDIR_ENTRIES = 1_000;
+
+interface ServerStats {
+  /** Server CPU time (user + system) since the last reset. */
+  cpuUs: number;
+  p99Ms: number;
+  maxMs: number;
+  peakRssBytes: number;
+}
+
+class ServerProcess {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(engineUrl: string, listen: string, history: boolean): Promise<ServerProcess> {
+    const args = ['--engine', engineUrl, '--listen', listen, ...(history ? [] : ['--no-history'])];
+    const child = fork(SERVER_JS, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('listening on')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`server exited (${code}): ${output}`)));
+    });
+    return new ServerProcess(child);
+  }
+
+  async ask(message: 'reset' | 'report'): Promise<ServerStats> {
+    const reply = once(this.child, 'message');
+    this.child.send(message);
+    return (await reply)[0] as ServerStats;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.send('stop');
+    await exited;
+  }
+}
+
+/** Keeps `depth` calls in flight on every client until `next` says stop; returns calls done. */
+async function drive(
+  clients: MetaClient[],
+  depth: number,
+  seconds: number,
+  op: (client: MetaClient, n: number) => Promise<unknown> | null,
+): Promise<{ ops: number; elapsedMs: number }> {
+  let issued = 0;
+  let done = 0;
+  const startMs = performance.now();
+  const endMs = startMs + seconds * 1000;
+  const lane = async (client: MetaClient): Promise<void> => {
+    while (performance.now() < endMs) {
+      const call = op(client, issued++);
+      if (call === null) return;
+      await call;
+      done++;
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  for (const client of clients) for (let i = 0; i < depth; i++) lanes.push(lane(client));
+  await Promise.all(lanes);
+  return { ops: done, elapsedMs: performance.now() - startMs };
+}
+
+interface Row {
+  history: boolean;
+  connections: number;
+  op: string;
+  opsPerSec: number;
+  p99Ms: number;
+  /** Server CPU per call: the capacity measure that a busy shared machine distorts least. */
+  serverCpuUsPerOp: number;
+}
+
+async function runConfig(
+  engineUrl: string,
+  history: boolean,
+  connections: number,
+  seconds: number,
+  rows: Row[],
+  listen: string,
+): Promise<number> {
+  const server = await ServerProcess.start(engineUrl, listen, history);
+  const service = await openMetaService({ engineUrl, background: false });
+  const secret = await service.volumeSecret();
+  await service.close();
+  const clients = await Promise.all(
+    Array.from({ length: connections }, () =>
+      connectMeta({ address: listen, secret, timeoutMs: 60_000, maxInFlightPerConnection: 1024 }),
+    ),
+  );
+  const depth = connections === 1 ? 64 : 16;
+  try {
+    const setup = clients[0];
+    const tag = `h${Number(history)}c${connections}`;
+    // A directory of exactly READDIR_ENTRIES files, also the target set of getattr and lookup.
+    const big = await setup.mkdir(root, ROOT_INO, `big-${tag}`, 0o755, 0);
+    const inos: Ino[] = [];
+    await drive([setup], 64, 3600, (client, n) => {
+      if (n >= READDIR_ENTRIES) return null;
+      return client.mknod(root, big.ino, `f${n}`, S_IFREG | 0o644, 0, 0).then((attr) => inos.push(attr.ino));
+    });
+    const work = await setup.mkdir(root, ROOT_INO, `work-${tag}`, 0o755, 0);
+    let created = 0;
+    let renamed = 0;
+    let unlinked = 0;
+    const phases: [string, (client: MetaClient, n: number) => Promise<unknown> | null][] = [
+      ['getattr', (client, n) => client.getattr(inos[n % inos.length])],
+      ['lookup', (client, n) => client.lookup(root, big.ino, `f${n % READDIR_ENTRIES}`)],
+      ['create', (client) => client.mknod(root, work.ino, `c${created++}`, S_IFREG | 0o644, 0, 0)],
+      [
+        'rename',
+        (client) =>
+          renamed < created
+            ? client.rename(root, work.ino, `c${renamed}`, work.ino, `r${renamed++}`, 0)
+            : null,
+      ],
+      ['unlink', (client) => (unlinked < renamed ? client.unlink(root, work.ino, `r${unlinked++}`) : null)],
+      ['readdir(1,000)', (client) => client.readdir(root, big.ino, 0, READDIR_ENTRIES + 2, false)],
+    ];
+    for (const [name, op] of phases) {
+      await server.ask('reset');
+      const { ops, elapsedMs } = await drive(clients, name.startsWith('readdir') ? 2 : depth, seconds, op);
+      const stats = await server.ask('report');
+      const row = {
+        history,
+        connections,
+        op: name,
+        opsPerSec: (ops / elapsedMs) * 1000,
+        p99Ms: stats.p99Ms,
+        serverCpuUsPerOp: stats.cpuUs / ops,
+      };
+      rows.push(row);
+      console.log(
+        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op`,
+      );
+    }
+    return (await server.ask('report')).peakRssBytes;
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await server.stop();
+  }
+}
+
+/** The results as a markdown table, ops/s with history on and off side by side. */
+function markdownTable(rows: Row[], seconds: number): string {
+  const lines = [
+    `| op | conns | ops/s history on | ops/s history off | history cost | loop p99 ms (on / off) | server CPU µs/op (on / off) | ops/s per server core, history on |`,
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const on of rows.filter((row) => row.history)) {
+    const off = rows.find((row) => !row.history && row.op === on.op && row.connections === on.connections);
+    const cost = off ? `${Math.round((1 - on.opsPerSec / off.opsPerSec) * 100)}%` : '';
+    lines.push(
+      `| ${on.op} | ${on.connections} | ${Math.round(on.opsPerSec).toLocaleString('en-US')} | ${off ? Math.round(off.opsPerSec).toLocaleString('en-US') : ''} | ${cost} | ${on.p99Ms.toFixed(1)} / ${off?.p99Ms.toFixed(1) ?? ''} | ${on.serverCpuUsPerOp.toFixed(1)} / ${off?.serverCpuUsPerOp.toFixed(1) ?? ''} | ${Math.round(1e6 / on.serverCpuUsPerOp).toLocaleString('en-US')} |`,
+    );
+  }
+  lines.push('', `(${seconds} s per measurement)`);
+  return lines.join('\n');
+}
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    listen: { type: 'string', default: '127.0.0.1:17070' },
+  },
+});
+const seconds = Number(values.seconds);
+const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
+const rows: Row[] = [];
+let peakRssBytes = 0;
+try {
+  for (const history of [true, false]) {
+    const engineUrl = `sqlite:${join(dir, `meta-${history ? 'history' : 'nohistory'}.db`)}`;
+    await formatVolume(engineUrl, { name: 'bench' });
+    for (const connections of [1, 16]) {
+      const rss = await runConfig(engineUrl, history, connections, seconds, rows, values.listen);
+      peakRssBytes = Math.max(peakRssBytes, rss);
+    }
+  }
+  console.log(`server peak RSS ${(peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+  console.log(markdownTable(rows, seconds));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
