@@ -149,6 +149,8 @@ async function child(scenario: string): Promise<void> {
       MiBps: totalMiB / m.seconds,
       ...rss(m, baseRssMiB),
       budgetPeakMiB: s.memory.peakBytes / MiB,
+      fetchedMiB: s.fetches.bytes / MiB,
+      readaheadBlocks: s.fetches.readaheadBlocks,
     };
   }
   console.log(JSON.stringify(result));

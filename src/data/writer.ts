@@ -228,6 +228,8 @@ export class Writer implements FileWriter {
       }
       const writes: SliceWrite[] = [];
       for (const slice of slices) {
+        // A slice that pressure sealed before its first byte landed holds nothing.
+        if (slice.lengthBytes === 0) continue;
         writes.push({
           chunkIndex: slice.chunkIndex,
           slice: {

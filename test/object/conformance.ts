@@ -85,6 +85,10 @@ export function describeObjectStoreConformance(
         return true;
       });
       await assert.rejects(store.get(`${base}missing/key`, 0, 10), ObjectNotFoundError);
+      // A prefix of existing keys is not an object either.
+      await store.put(`${base}missing/dir/x`, Buffer.from('x'));
+      await assert.rejects(store.get(`${base}missing/dir`), ObjectNotFoundError);
+      assert.equal(await store.head(`${base}missing/dir`), null);
     });
 
     it('delete removes an object and deleting a missing key succeeds', async () => {

@@ -138,7 +138,10 @@ export class FileObjectStore implements ObjectStore {
       throw error;
     }
     try {
-      const { size } = await handle.stat();
+      const info = await handle.stat();
+      // A directory is where keys below it live, not an object.
+      if (!info.isFile()) throw new ObjectNotFoundError(key, this.description);
+      const size = info.size;
       const start = Math.min(offset ?? 0, size);
       const end = length === undefined ? size : Math.min(size, start + length);
       const out = Buffer.allocUnsafe(end - start);
