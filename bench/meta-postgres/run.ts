@@ -1,0 +1,178 @@
+// Metadata RPC benchmark on the PostgreSQL engine with 1, 2 and 3 metadata servers sharing one
+// database: ops/s for getattr, create and rename with 16 calls in flight per server (one per
+// client connection, the server's PostgreSQL pool also 16).
+// Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
+// See docs/postgres.md.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { ROOT_INO, type Ino } from '../../src/common/index.js';
+import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
+import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+
+const root: Caller = { uid: 0, gid: 0, pid: 1 };
+const S_IFREG = 0o100000;
+// The real server entry with IPC probes, shared with bench/meta-rpc.
+const SERVER_JS = fileURLToPath(new URL('../meta-rpc/server.js', import.meta.url));
+const LANES_PER_SERVER = 16;
+const GETATTR_FILES = 1000;
+const BASE_PORT = 17170;
+
+class ServerProcess {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(engineUrl: string, listen: string): Promise<ServerProcess> {
+    const child = fork(SERVER_JS, ['--engine', engineUrl, '--listen', listen], {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('listening on')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`server exited (${code}): ${output}`)));
+    });
+    return new ServerProcess(child);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.send('stop');
+    await exited;
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/** Runs `op` on every lane back to back for `seconds`; returns ops/s over all lanes. */
+async function drive(
+  lanes: number,
+  seconds: number,
+  op: (lane: number, n: number) => Promise<unknown>,
+): Promise<number> {
+  let done = 0;
+  const startMs = performance.now();
+  const endMs = startMs + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      for (let n = 0; performance.now() < endMs; n++) {
+        await op(lane, n);
+        done++;
+      }
+    }),
+  );
+  return (done / (performance.now() - startMs)) * 1000;
+}
+
+async function freshDatabase(baseUrl: string, name: string): Promise<string> {
+  const adminUrl = new URL(baseUrl);
+  adminUrl.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: adminUrl.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  url.searchParams.set('pool_size', String(LANES_PER_SERVER));
+  return url.toString();
+}
+
+interface Row {
+  servers: number;
+  op: string;
+  opsPerSec: number;
+}
+
+async function runConfig(baseUrl: string, servers: number, seconds: number): Promise<Row[]> {
+  const engineUrl = await freshDatabase(baseUrl, `strata_bench_${servers}`);
+  await formatVolume(engineUrl, { name: 'bench' });
+  const setup = await openMetaService({ engineUrl, background: false });
+  const secret = await setup.volumeSecret();
+  const lanes = servers * LANES_PER_SERVER;
+  // Each lane creates and renames in its own directory: one directory's row serializes the
+  // changes inside it (its mtime and link count change with each), so a shared directory
+  // measures that row, not the servers.
+  const laneDirs: Ino[] = [];
+  for (let lane = 0; lane < lanes; lane++)
+    laneDirs.push((await setup.mkdir(root, ROOT_INO, `lane${lane}`, 0o755, 0)).ino);
+  const statDir = await setup.mkdir(root, ROOT_INO, 'stat', 0o755, 0);
+  const statInos: Ino[] = [];
+  for (let n = 0; n < GETATTR_FILES; n++)
+    statInos.push((await setup.mknod(root, statDir.ino, `f${n}`, S_IFREG | 0o644, 0, 0)).ino);
+  await setup.close();
+
+  const processes: ServerProcess[] = [];
+  const clients: MetaClient[] = [];
+  try {
+    for (let s = 0; s < servers; s++) {
+      const listen = `127.0.0.1:${BASE_PORT + s}`;
+      processes.push(await ServerProcess.start(engineUrl, listen));
+      for (let c = 0; c < LANES_PER_SERVER; c++) {
+        clients.push(await connectMeta({ address: listen, secret, timeoutMs: 120_000 }));
+      }
+    }
+    const rows: Row[] = [];
+    const phase = async (op: string, fn: (lane: number, n: number) => Promise<unknown>) => {
+      const opsPerSec = await drive(lanes, seconds, fn);
+      rows.push({ servers, op, opsPerSec });
+      console.log(
+        `${servers} server(s) | ${op.padEnd(8)} | ${Math.round(opsPerSec).toLocaleString('en-US').padStart(7)} ops/s`,
+      );
+    };
+    const created = new Array<number>(lanes).fill(0);
+    await phase('getattr', (lane, n) => clients[lane].getattr(statInos[(lane * 7919 + n) % statInos.length]));
+    await phase('create', (lane) =>
+      clients[lane].mknod(root, laneDirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
+    );
+    await phase('rename', (lane, n) => {
+      const from = n % created[lane];
+      return clients[lane]
+        .rename(root, laneDirs[lane], `c${from}`, laneDirs[lane], `c${from}.r`, 0)
+        .then(() => clients[lane].rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0));
+    });
+    // Each rename lane op above is two renames.
+    rows[rows.length - 1].opsPerSec *= 2;
+    return rows;
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(processes.map((p) => p.stop().catch(() => p.kill())));
+  }
+}
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    servers: { type: 'string', default: '1,2,3' },
+    url: { type: 'string', default: process.env.STRATA_PG_TEST_URL },
+  },
+});
+if (!values.url) {
+  console.error('no PostgreSQL: run eval "$(scripts/postgres/start.sh)" first, or pass --url postgres://...');
+  process.exit(2);
+}
+const seconds = Number(values.seconds);
+const all: Row[] = [];
+for (const servers of values.servers.split(',').map(Number))
+  all.push(...(await runConfig(values.url, servers, seconds)));
+
+const ops = ['getattr', 'create', 'rename'];
+const counts = [...new Set(all.map((r) => r.servers))];
+console.log(`\n| op | ${counts.map((n) => `${n} server${n > 1 ? 's' : ''}`).join(' | ')} |`);
+console.log(`|---|${counts.map(() => '---').join('|')}|`);
+for (const op of ops) {
+  const cells = counts.map((n) =>
+    Math.round(all.find((r) => r.servers === n && r.op === op)?.opsPerSec ?? 0).toLocaleString('en-US'),
+  );
+  console.log(`| ${op} | ${cells.join(' | ')} |`);
+}
+console.log(`\n(${seconds} s per measurement, ${LANES_PER_SERVER} calls in flight per server)`);
