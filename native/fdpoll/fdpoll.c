@@ -1,17 +1,20 @@
 // fdpoll: lets the Node.js event loop watch an arbitrary file descriptor (here /dev/fuse)
 // for readability with a libuv uv_poll_t, and call back into JavaScript when it is.
 // Node has no public API for this; reader threads cost a ~25 us hop per request
-// (FACTS.md). Reading and replying stay in JavaScript: this file only polls.
+// (FACTS.md). It also offers a read(2) that returns -errno instead of throwing. The
+// protocol (decoding, dispatch, replies) stays in TypeScript.
 //
 //   const watcher = start(fd, onReadable)   // onReadable(status): status < 0 is a libuv error
 //   stop(watcher)                            // idempotent; the callback is never called after it
 //   ref(watcher) / unref(watcher)            // keep / do not keep the process alive
 //   setNonBlocking(fd)                       // O_NONBLOCK on an fd Node did not open (session hand-over)
+//   readInto(fd, buffer)                     // read(2): bytes read, or -errno (no exception: EAGAIN is routine)
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
 #include <string.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <uv.h>
 
 typedef struct {
@@ -152,6 +155,29 @@ static napi_value set_non_blocking(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// fs.readSync throws on EAGAIN, and building that exception (with its stack trace) cost
+// more than serving an lstat (bench/fuse, RESULTS.md). Draining the device until EAGAIN
+// needs a read that reports errors as values.
+static napi_value read_into(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int32_t fd;
+  void* data;
+  size_t length;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fdpoll.readInto(fd, buffer): expected an fd and a Buffer");
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = read(fd, data, length);
+  } while (n < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
@@ -159,8 +185,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ref", NULL, ref, NULL, NULL, NULL, napi_default, NULL},
       {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
       {"setNonBlocking", NULL, set_non_blocking, NULL, NULL, NULL, napi_default, NULL},
+      {"readInto", NULL, read_into, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 5, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 6, props) != napi_ok) return NULL;
   return exports;
 }
 

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { fsError } from '../common/index.js';
 import type { FileSystem } from './filesystem.js';
+import { loadFdPoll } from './native.js';
 import { FuseSession, type SessionOptions } from './session.js';
 
 export interface MountOptions extends SessionOptions {
@@ -57,6 +58,7 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
   if (/[,\s]/.test(fsName) || /[,\s]/.test(subtype)) {
     throw fsError.EINVAL(`fsName "${fsName}" / subtype "${subtype}" must not contain commas or spaces`);
   }
+  loadFdPoll(); // fail before mounting, not after: a mount nobody serves answers ENOTCONN
   let fd: number;
   try {
     fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);
@@ -85,7 +87,13 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
     );
   }
   const session = new FuseSession(fd, fs, { ...options, mountpoint });
-  session.start();
+  try {
+    session.start();
+  } catch (error) {
+    closeSync(fd);
+    await runCommand('umount', ['-l', mountpoint]);
+    throw error;
+  }
   if (options.unmountOnSignals ?? true) session.unmountOnSignals();
   try {
     await session.ready;

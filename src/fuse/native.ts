@@ -13,22 +13,33 @@ export interface FdPoll {
   unref(watcher: FdWatcher): void;
   /** Sets O_NONBLOCK on an fd (one handed over, not opened by us). */
   setNonBlocking(fd: number): void;
+  /** read(2) into `buffer`: the byte count, or a negative errno (EAGAIN when drained). */
+  readInto(fd: number, buffer: Buffer): number;
 }
 
 declare const watcherBrand: unique symbol;
 export type FdWatcher = { readonly [watcherBrand]: 'FdWatcher' };
 
-/** The repository root: the nearest directory above this file holding package.json (works from dist/ and /tmp builds). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
+function findUp(start: string): string | undefined {
+  for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
+    if (dirname(dir) === dir) return undefined;
   }
-  // A build outside the repo (e.g. /tmp/dist-x): fall back to the working directory.
-  return process.cwd();
+}
+
+/**
+ * The repository root: the nearest directory holding package.json above this file (a
+ * build in dist/), else above the working directory (a build elsewhere, e.g. /tmp/dist-x,
+ * run from the repository), else $STRATA_REPO_ROOT.
+ */
+export function repoRoot(): string {
+  const root =
+    findUp(dirname(fileURLToPath(import.meta.url))) ?? findUp(process.cwd()) ?? process.env.STRATA_REPO_ROOT;
+  if (!root)
+    throw new Error(
+      'cannot find the StrataFS repository (package.json): run from it or set STRATA_REPO_ROOT',
+    );
+  return root;
 }
 
 let loaded: FdPoll | undefined;
@@ -36,13 +47,10 @@ let loaded: FdPoll | undefined;
 /** Loads the addon once. Throws with the command that builds it when it is missing. */
 export function loadFdPoll(): FdPoll {
   if (loaded) return loaded;
-  const candidates = [repoRoot(), process.cwd()].map((root) =>
-    join(root, 'native', 'fdpoll', 'build', 'Release', 'fdpoll.node'),
-  );
-  const path = candidates.find((candidate) => existsSync(candidate));
-  if (!path) {
+  const path = join(repoRoot(), 'native', 'fdpoll', 'build', 'Release', 'fdpoll.node');
+  if (!existsSync(path)) {
     throw new Error(
-      `native addon fdpoll not built (looked for ${candidates.join(', ')}); ` +
+      `native addon fdpoll not built (no ${path}); ` +
         'run "npx node-gyp rebuild --directory native/fdpoll" (part of "npm run build")',
     );
   }

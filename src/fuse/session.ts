@@ -1,9 +1,10 @@
-import { closeSync, readSync, write, writeSync, writevSync } from 'node:fs';
-import { Errno, FsError, fsError, isFsError, type Ino } from '../common/index.js';
+import { closeSync, write, writeSync, writevSync } from 'node:fs';
+import { constants } from 'node:os';
+import { Errno, errnoName, FsError, fsError, isFsError, type Ino } from '../common/index.js';
 import { fuse_in_header, fuse_out_header, NotifyCode, Opcode } from './abi.js';
 import { readU64, writeS64, writeU64 } from './codec.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
-import { loadFdPoll, type FdWatcher } from './native.js';
+import { loadFdPoll, type FdPoll, type FdWatcher } from './native.js';
 import { opTable, type Op } from './ops.js';
 import { FuseRequest } from './request.js';
 
@@ -41,6 +42,7 @@ export interface SessionHandoff {
   lookupCounts: Array<[number, number]>;
 }
 
+const { EAGAIN, ENOENT, ENODEV } = constants.errno;
 const DEFAULT_MAX_WRITE_BYTES = 1024 * 1024;
 /** Room for the in-header and the largest in-struct before WRITE data. */
 const REQUEST_HEADROOM_BYTES = 4096;
@@ -77,6 +79,7 @@ export class FuseSession {
   initInfo: InitInfo | undefined;
 
   private readonly fd: number;
+  private readonly fdpoll: FdPoll = loadFdPoll();
   private readonly bufferSizeBytes: number;
   private readonly pool: Buffer[] = [];
   private readonly header = Buffer.alloc(fuse_out_header.size);
@@ -138,9 +141,8 @@ export class FuseSession {
 
   /** Starts polling the fd. Only after the mount exists: before it, the device polls as an error. */
   start(): void {
-    const fdpoll = loadFdPoll();
-    fdpoll.setNonBlocking(this.fd);
-    this.watcher = fdpoll.start(this.fd, this.onReadable);
+    this.fdpoll.setNonBlocking(this.fd);
+    this.watcher = this.fdpoll.start(this.fd, this.onReadable);
   }
 
   /** Unmounts (falls back to a lazy unmount when busy) and waits for the session to end. */
@@ -269,19 +271,19 @@ export class FuseSession {
       );
       return;
     }
+    const readInto = this.fdpoll.readInto;
     for (let i = 0; i < MAX_READS_PER_WAKE && this.state === 'running'; i++) {
       const buf = this.pool.pop() ?? Buffer.allocUnsafe(this.bufferSizeBytes);
-      let length: number;
-      try {
-        length = readSync(this.fd, buf, 0, buf.length, null);
-      } catch (error) {
+      const length = readInto(this.fd, buf);
+      if (length < 0) {
         this.pool.push(buf);
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN') return;
+        if (length === -EAGAIN) return;
         // ENOENT: the request was interrupted and withdrawn between poll and read.
-        if (code === 'EINTR' || code === 'ENOENT') continue;
+        if (length === -ENOENT) continue;
         // ENODEV: unmounted (or the connection was aborted): the normal end of a session.
-        this.finish(code === 'ENODEV' ? undefined : (error as Error));
+        this.finish(
+          length === -ENODEV ? undefined : new Error(`reading /dev/fuse failed: ${errnoName(-length)}`),
+        );
         return;
       }
       if (!this.processRequest(buf, length)) this.releaseBuffer(buf);
@@ -290,12 +292,7 @@ export class FuseSession {
 
   /** After a poll error: true if the device says the connection is gone (ENODEV), the normal end. */
   private probeEnd(): boolean {
-    try {
-      readSync(this.fd, this.out, 0, this.out.length, null);
-      return false;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'ENODEV';
-    }
+    return this.fdpoll.readInto(this.fd, this.out) === -ENODEV;
   }
 
   /**
@@ -508,7 +505,7 @@ export class FuseSession {
   };
 
   private stopPolling(): void {
-    if (this.watcher) loadFdPoll().stop(this.watcher);
+    if (this.watcher) this.fdpoll.stop(this.watcher);
     this.watcher = undefined;
   }
 

@@ -12,6 +12,7 @@ import {
   type FileLock,
   type FileSystem,
   type FuseAttr,
+  type NegativeEntry,
   type OpenReply,
   type RequestContext,
   type SetAttrIn,
@@ -192,13 +193,22 @@ export class MemFs implements FileSystem {
     return inode;
   }
 
-  async lookup(_ctx: RequestContext, parent: Ino, name: string): Promise<Entry> {
+  async lookup(_ctx: RequestContext, parent: Ino, name: string): Promise<Entry | NegativeEntry> {
     const parentInode = this.get(parent);
     if (name === '.') return this.entry(parentInode);
     if (name === '..') return this.entry(this.get(parentInode.parent));
     const ino = this.dir(parent).get(name);
-    if (ino === undefined) throw fsError.ENOENT(`no entry "${name}" in directory ${parent}`);
+    // Every create starts with a failed lookup: answer it without building an exception,
+    // and with timeout 0 so the kernel does not cache the absence.
+    if (ino === undefined) return { negative: true, entryTimeoutMs: 0 };
     return this.entry(this.get(ino));
+  }
+
+  /** For tests: the entry of an existing name (ENOENT otherwise). */
+  async lookupEntry(ctx: RequestContext, parent: Ino, name: string): Promise<Entry> {
+    const entry = await this.lookup(ctx, parent, name);
+    if ('negative' in entry) throw fsError.ENOENT(`no entry "${name}" in directory ${parent}`);
+    return entry;
   }
 
   async forget(ino: Ino): Promise<void> {

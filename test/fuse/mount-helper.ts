@@ -42,6 +42,8 @@ export function run(
         stderr: signal ? `${stderr}killed by ${signal}` : stderr,
       });
     });
+    // A program that exits without reading its stdin makes this write fail with EPIPE: not our concern.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }

@@ -128,8 +128,8 @@ describe('mounting, unmounting and surviving the server', () => {
     const mnt = mounted.mountpoint;
     try {
       await sh(`echo 12345 > ${mnt}/a && echo x > ${mnt}/b && stat ${mnt}/a ${mnt}/b > /dev/null`);
-      const a = await fs.lookup(ctx, 1 as Ino, 'a');
-      const b = await fs.lookup(ctx, 1 as Ino, 'b');
+      const a = await fs.lookupEntry(ctx, 1 as Ino, 'a');
+      const b = await fs.lookupEntry(ctx, 1 as Ino, 'b');
       // Change things behind the kernel's back: it keeps answering from its cache.
       await fs.setattr(ctx, a.attr.ino, { sizeBytes: 2 });
       await fs.unlink(ctx, 1 as Ino, 'b');
@@ -156,7 +156,7 @@ describe('mounting, unmounting and surviving the server', () => {
     const mounted = await mountInProcess(fs);
     try {
       await sh(`echo x > ${mounted.mountpoint}/gone`);
-      const { attr } = await fs.lookup(ctx, 1 as Ino, 'gone');
+      const { attr } = await fs.lookupEntry(ctx, 1 as Ino, 'gone');
       await sh(`rm ${mounted.mountpoint}/gone`);
       for (let i = 0; i < 100 && !fs.forgottenInos.includes(attr.ino); i++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
