@@ -17,6 +17,7 @@ import {
   type StatFs,
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, LockOwner, MetaApi, SetAttrChanges, VolumeSettings } from '../meta/api.js';
+import { ACL_ACCESS_XATTR, modeBitsOfAcl } from './acl-mode.js';
 import { callerOf, contentVersion, isRegular, toFuseAttr } from './attr.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { VfsOptions } from './options.js';
@@ -404,7 +405,16 @@ export class Vfs implements FileSystem {
 
   async setxattr(ctx: RequestContext, ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
     // The value is a view into the request buffer; the metadata call may outlive it (RPC queues).
-    await this.meta.setxattr(callerOf(ctx), ino, name, Buffer.from(value), flags);
+    const copy = Buffer.from(value);
+    const caller = callerOf(ctx);
+    await this.meta.setxattr(caller, ino, name, copy, flags);
+    const bits = name === ACL_ACCESS_XATTR ? modeBitsOfAcl(copy) : null;
+    if (bits !== null) {
+      const attr = await this.meta.getattr(ino);
+      if ((attr.mode & 0o777) !== bits) {
+        this.openFiles.noteAttr(await this.meta.setattr(caller, ino, { mode: (attr.mode & ~0o777) | bits }));
+      }
+    }
   }
 
   async getxattr(_ctx: RequestContext, ino: Ino, name: string): Promise<Buffer> {

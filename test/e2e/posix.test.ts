@@ -1,0 +1,100 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { cleanup, sh, startUp, tempDir, type StrataProcess } from './harness.js';
+
+// The file-system features applications lean on, through the kernel, on a real mount.
+const root = tempDir('posix');
+const mnt = join(root, 'mnt');
+let up: StrataProcess | undefined;
+
+before(async () => {
+  // mkdtemp makes 0700 directories; the ACL test runs a command as nobody below it.
+  sh(`chmod 755 ${root}`);
+  up = await startUp(join(root, 'data'), mnt);
+});
+
+after(async () => {
+  await cleanup([up], [mnt], [root]);
+});
+
+function py(code: string): string {
+  return sh(`python3 - <<'PY'\nimport os, mmap, fcntl, struct\n${code}\nPY`);
+}
+
+test('a shared writable mmap reaches the file on msync and close, and survives a cache drop', () => {
+  const file = join(mnt, 'mapped');
+  py(
+    `fd = os.open(${JSON.stringify(file)}, os.O_RDWR | os.O_CREAT, 0o644)\nos.ftruncate(fd, 3 * 4096)\n` +
+      `m = mmap.mmap(fd, 3 * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)\n` +
+      `m[0:5] = b'hello'\nm[8192:8197] = b'world'\nm.flush()\nm[4096:4099] = b'mid'\nm.close()\nos.close(fd)`,
+  );
+  sh('echo 3 > /proc/sys/vm/drop_caches');
+  const out = py(
+    `d = open(${JSON.stringify(file)}, 'rb').read()\nprint(len(d), d[0:5].decode(), d[4096:4099].decode(), d[8192:8197].decode())`,
+  );
+  assert.equal(out.trim(), '12288 hello mid world');
+});
+
+test('fallocate punches holes and preallocates; reads see zeros in the hole', () => {
+  const file = join(mnt, 'holes');
+  sh(`head -c 1048576 /dev/urandom > ${file}`);
+  sh(`fallocate --punch-hole --offset 4096 --length 65536 ${file}`);
+  assert.equal(sh(`stat -c %s ${file}`).trim(), '1048576', 'punching keeps the size');
+  assert.equal(sh(`dd if=${file} bs=4096 skip=1 count=16 status=none | tr -d '\\0' | wc -c`).trim(), '0');
+  assert.notEqual(sh(`dd if=${file} bs=4096 count=1 status=none | tr -d '\\0' | wc -c`).trim(), '0');
+  sh(`fallocate --length 3145728 ${file}`);
+  assert.equal(sh(`stat -c %s ${file}`).trim(), '3145728', 'preallocation extends the size');
+});
+
+test('copy_file_range copies by reference and the copy reads identical', () => {
+  const src = join(mnt, 'copy-src');
+  sh(`head -c 9000000 /dev/urandom > ${src}`);
+  const copied = py(
+    `s = os.open(${JSON.stringify(src)}, os.O_RDONLY)\nd = os.open(${JSON.stringify(join(mnt, 'copy-dst'))}, os.O_WRONLY | os.O_CREAT, 0o644)\n` +
+      `n = 0\nwhile True:\n    k = os.copy_file_range(s, d, 1 << 30)\n    if k == 0: break\n    n += k\nprint(n)`,
+  );
+  assert.equal(copied.trim(), '9000000');
+  assert.equal(sh(`cmp ${src} ${mnt}/copy-dst && echo same`).trim(), 'same');
+  // The copy is independent: changing it leaves the source alone.
+  sh(`printf XYZ | dd of=${mnt}/copy-dst conv=notrunc status=none`);
+  assert.notEqual(sh(`head -c 3 ${src}`), 'XYZ');
+});
+
+test('extended attributes and POSIX ACLs are stored and enforced', () => {
+  const file = join(mnt, 'acl');
+  sh(`echo secret > ${file} && chmod 600 ${file}`);
+  sh(`setfattr -n user.origin -v lab42 ${file}`);
+  assert.equal(sh(`getfattr --only-values -n user.origin ${file}`), 'lab42');
+  sh(`setfattr -x user.origin ${file}`);
+  assert.equal(sh(`getfattr -d ${file} | grep -c user.origin || true`).trim(), '0');
+  sh(`setfacl -m u:nobody:r ${file}`);
+  assert.match(sh(`getfacl -p ${file}`), /user:nobody:r--/);
+  // nobody may now read a 0600 file of root's, through the ACL.
+  assert.equal(sh(`setpriv --reuid=nobody --regid=nogroup --clear-groups cat ${file}`).trim(), 'secret');
+  sh(`setfacl -b ${file}`);
+  sh(`! setpriv --reuid=nobody --regid=nogroup --clear-groups cat ${file} 2>/dev/null`);
+});
+
+test('flock and fcntl locks exclude other processes and are released on close', () => {
+  const file = join(mnt, 'lockfile');
+  sh(`touch ${file}`);
+  sh(`flock -x ${file} -c "! flock -n -x ${file} -c true"`);
+  sh(`flock -n -x ${file} -c true`);
+  const out = py(
+    `fd = os.open(${JSON.stringify(file)}, os.O_RDWR)\nfcntl.lockf(fd, fcntl.LOCK_EX, 100, 0)\n` +
+      `pid = os.fork()\nif pid == 0:\n    f2 = os.open(${JSON.stringify(file)}, os.O_RDWR)\n` +
+      `    try:\n        fcntl.lockf(f2, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 0); os._exit(1)\n    except OSError:\n        pass\n` +
+      `    fcntl.lockf(f2, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 200)\n    os._exit(0)\n` +
+      `_, status = os.waitpid(pid, 0)\nprint(os.waitstatus_to_exitcode(status))`,
+  );
+  assert.equal(out.trim(), '0', 'an overlapping range conflicts, a disjoint one does not');
+});
+
+test('O_DIRECT reads and writes go straight through and agree with buffered ones', () => {
+  const file = join(mnt, 'direct');
+  sh(`head -c 4194304 /dev/urandom > ${root}/direct.ref`);
+  sh(`dd if=${root}/direct.ref of=${file} bs=1M oflag=direct status=none`);
+  sh(`dd if=${file} of=${root}/direct.back bs=64k iflag=direct status=none`);
+  sh(`cmp ${root}/direct.ref ${root}/direct.back && cmp ${root}/direct.ref ${file}`);
+});
