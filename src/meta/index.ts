@@ -25,3 +25,4 @@ export {
   type FormatSettings,
   type OpenMetaServiceOptions,
 } from './volume.js';
+export { MetaWorkerProxy, openMetaServiceInWorker, type WorkerRemote } from './worker/index.js';

@@ -1,0 +1,2 @@
+export { MetaWorkerProxy, openMetaServiceInWorker } from './proxy.js';
+export type { WorkerRemote } from './protocol.js';
