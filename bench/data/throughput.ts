@@ -121,6 +121,29 @@ async function child(scenario: string): Promise<void> {
       budgetPeakMiB: s.memory.peakBytes / MiB,
       readaheadBlocks: s.fetches.readaheadBlocks,
     };
+  } else if (scenario === 'raw') {
+    // The baseline: the same bytes as 4 MiB objects straight through the store, 16 at a time.
+    const store = storeFor(latencyMs);
+    const blockBytes = 4 * MiB;
+    const body = Buffer.alloc(blockBytes);
+    randomFillSync(body);
+    const count = Math.ceil(sizeBytes / blockBytes);
+    const inParallel = async (work: (index: number) => Promise<void>) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < count) await work(next++);
+        }),
+      );
+    };
+    const w = await measured(() => inParallel((i) => store.put(`raw/${i}`, body)));
+    const r = await measured(() => inParallel(async (i) => void (await store.get(`raw/${i}`))));
+    result = {
+      ...result,
+      MiB: sizeBytes / MiB,
+      writeMiBps: sizeBytes / MiB / w.seconds,
+      readMiBps: sizeBytes / MiB / r.seconds,
+    };
   } else if (scenario === 'write-files') {
     const readers = Number(flag('readers', '8'));
     const readerBytes = Number(flag('reader-mib', '512')) * MiB;
@@ -194,6 +217,8 @@ async function main(): Promise<void> {
   };
   try {
     for (const latencyMs of ['0', '10']) {
+      fresh();
+      show(run(['raw', '--size-mib', sizeMiB, '--latency-ms', latencyMs]));
       fresh();
       show(run(['write', '--size-mib', sizeMiB, '--latency-ms', latencyMs]));
       show(run(['read', '--latency-ms', latencyMs]));
