@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { asIno, asSliceId, fsError, type Ino } from '../../src/common/index.js';
 import type { Clock, InodeRow } from '../../src/meta/engine.js';
-import { PostgresEngine, type MetaChange } from '../../src/meta/engines/postgres/index.js';
+import { PostgresEngine, parsePostgresUrl, type MetaChange } from '../../src/meta/engines/postgres/index.js';
+import { redact } from '../../src/meta/engines/postgres/migrate.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
 const S_IFDIR = 0o040000;
@@ -37,6 +38,24 @@ class ManualClock implements Clock {
     return this.us;
   }
 }
+
+describe('PostgreSQL engine URLs', () => {
+  test('our query parameters are taken off; libpq ones (host= for a socket dir) stay', () => {
+    assert.deepEqual(parsePostgresUrl('postgres://u@/db?host=/run/pg&pool_size=3&notify=off'), {
+      connectionString: 'postgres://u@/db?host=%2Frun%2Fpg',
+      settings: { poolSize: 3, notify: false },
+    });
+    assert.deepEqual(parsePostgresUrl('postgresql://h:5/db').settings, { poolSize: 16, notify: true });
+    assert.throws(() => parsePostgresUrl('postgres://h/db?pool_size=0'), /pool_size=0 .* from 1 to 1000/);
+  });
+
+  test('passwords never reach messages', () => {
+    assert.equal(
+      redact('postgres://u:secret@h:1/db?password=x&a=1'),
+      'postgres://u:***@h:1/db?password=***&a=1',
+    );
+  });
+});
 
 describe('PostgreSQL engine', { skip: PG_SKIP_REASON }, () => {
   let db: TestDatabase;

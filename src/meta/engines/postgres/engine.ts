@@ -41,26 +41,30 @@ const LAST_COMMIT_SAVE_INTERVAL_MS = 1000;
 
 /** Splits our own query parameters off a libpq URL; the rest (host, sslmode, ...) goes to node-postgres. */
 export function parsePostgresUrl(url: string): { connectionString: string; settings: PostgresSettings } {
-  const parsed = new URL(url);
+  // Not the WHATWG URL parser: libpq URLs may have an empty host ("postgres://user@/db?host=/run/pg").
+  const question = url.indexOf('?');
+  const params = new URLSearchParams(question >= 0 ? url.slice(question + 1) : '');
   const settings: PostgresSettings = { poolSize: DEFAULT_POOL_SIZE, notify: true };
-  const poolSize = parsed.searchParams.get('pool_size');
+  const poolSize = params.get('pool_size');
   if (poolSize !== null) {
     const n = Number(poolSize);
     if (!Number.isInteger(n) || n < 1 || n > 1000) {
       throw fsError.EINVAL(`pool_size=${poolSize} in ${redact(url)} must be an integer from 1 to 1000`);
     }
     settings.poolSize = n;
-    parsed.searchParams.delete('pool_size');
+    params.delete('pool_size');
   }
-  const notify = parsed.searchParams.get('notify');
+  const notify = params.get('notify');
   if (notify !== null) {
     if (notify !== 'on' && notify !== 'off') {
       throw fsError.EINVAL(`notify=${notify} in ${redact(url)} must be "on" or "off"`);
     }
     settings.notify = notify === 'on';
-    parsed.searchParams.delete('notify');
+    params.delete('notify');
   }
-  return { connectionString: parsed.toString(), settings };
+  const rest = params.toString();
+  const base = question >= 0 ? url.slice(0, question) : url;
+  return { connectionString: rest ? `${base}?${rest}` : base, settings };
 }
 
 // bigint columns hold inode numbers, sizes and µs instants, all below 2^53: read them as numbers.

@@ -110,11 +110,7 @@ export async function planMigrationsWith(
 
 /** The URL without its password, for messages. */
 export function redact(connectionString: string): string {
-  try {
-    const url = new URL(connectionString);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return connectionString;
-  }
+  return connectionString
+    .replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@')
+    .replace(/([?&]password=)[^&]*/i, '$1***');
 }
