@@ -154,6 +154,42 @@ test('wrong argument types and counts are refused before the service sees them',
   });
 });
 
+test('the metrics hook sees every call with its method and errno', async () => {
+  await withServedVolume(async ({ service, secret }) => {
+    const seen: [string, number][] = [];
+    const server = await startMetaServer({
+      service,
+      listen: '127.0.0.1:0',
+      secret,
+      onCall: (method, durationMs, errno) => {
+        assert.ok(durationMs >= 0);
+        seen.push([method, errno]);
+      },
+    });
+    const client = await connectMeta({ address: server.address, secret });
+    try {
+      await client.getattr(ROOT_INO);
+      await assert.rejects(client.lookup(root, ROOT_INO, 'missing'), { errno: Errno.ENOENT });
+      assert.deepEqual(seen, [
+        ['getattr', 0],
+        ['lookup', Errno.ENOENT],
+      ]);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});
+
+test('a client with the wrong secret fails to connect with EACCES, without retrying', async () => {
+  await withServedVolume(async ({ server }) => {
+    await assert.rejects(connectMeta({ address: server.address, secret: 'guess', maxAttempts: 50 }), {
+      errno: Errno.EACCES,
+      message: /authentication failed/,
+    });
+  });
+});
+
 test('a create whose answer was lost is retried and applied once: no EEXIST, the original inode', async () => {
   await withServedVolume(async ({ service, secret }) => {
     const server = await startMetaServer({ service, listen: '127.0.0.1:0', secret });

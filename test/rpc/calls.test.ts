@@ -157,6 +157,17 @@ test('a request before authentication is rejected and the connection closed', as
   }
 });
 
+test('a connection that never authenticates is closed after the handshake timeout', async () => {
+  const server = await startTestServer(new TestService(), { handshakeTimeoutMs: 100 });
+  try {
+    const { received, closed } = await rawExchange(server.address, []);
+    assert.ok(closed, 'the server should close an idle unauthenticated connection');
+    assert.match(received.toString('latin1'), /no authentication within the handshake timeout/);
+  } finally {
+    await server.close();
+  }
+});
+
 test('an oversized frame closes that connection while other clients keep being served', async () => {
   const service = new TestService();
   const server = await startTestServer(service, { maxFrameBytes: 64 * 1024 });
