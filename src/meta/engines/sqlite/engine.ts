@@ -66,6 +66,14 @@ export class SqliteEngine implements Engine {
   private readonly maxOps: number;
   private readonly maxDelayMs: number;
   private readonly counterSet: Statement;
+  // Transaction control as prepared statements: exec() parses its SQL on every call.
+  private readonly sql: Record<
+    'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
+    Statement
+  >;
+  private readonly readSql: Record<'begin' | 'commit', Statement>;
+  /** Write transactions and physical commits so far (batching efficiency, for benchmarks). */
+  readonly counts = { writes: 0, commits: 0 };
 
   private readonly queue: Job[] = [];
   private settled: Settled[] = [];
@@ -110,6 +118,15 @@ export class SqliteEngine implements Engine {
     this.rdb.pragma('busy_timeout = 5000');
     this.rdb.pragma('cache_size = -65536');
     this.ws = new WriteStatements(this.wdb);
+    this.sql = {
+      begin: this.wdb.prepare('BEGIN IMMEDIATE'),
+      commit: this.wdb.prepare('COMMIT'),
+      rollback: this.wdb.prepare('ROLLBACK'),
+      savepoint: this.wdb.prepare('SAVEPOINT op'),
+      release: this.wdb.prepare('RELEASE op'),
+      rollbackTo: this.wdb.prepare('ROLLBACK TO op'),
+    };
+    this.readSql = { begin: this.rdb.prepare('BEGIN'), commit: this.rdb.prepare('COMMIT') };
     this.rtx = new SqliteReadTx(new ReadStatements(this.rdb));
     this.counterSet = this.ws.counterSet;
     const counter = (name: string) => (this.ws.counter.get(name) as number | undefined) ?? 0;
@@ -135,7 +152,7 @@ export class SqliteEngine implements Engine {
   }
 
   private beginBatch(): void {
-    this.wdb.exec('BEGIN IMMEDIATE');
+    this.sql.begin.run();
     this.inBatch = true;
     this.batchStartMs = performance.now();
     // Commit instants strictly increase, even if the wall clock steps back (history order).
@@ -148,14 +165,15 @@ export class SqliteEngine implements Engine {
       while (this.queue.length > 0) {
         if (!this.inBatch) this.beginBatch();
         const job = this.queue.shift()!;
-        this.wdb.exec('SAVEPOINT op');
+        this.sql.savepoint.run();
+        this.counts.writes++;
         try {
           const value = await job.fn(this.wtx);
-          this.wdb.exec('RELEASE op');
+          this.sql.release.run();
           this.settled.push({ ok: true, job, value });
         } catch (error) {
-          this.wdb.exec('ROLLBACK TO op');
-          this.wdb.exec('RELEASE op');
+          this.sql.rollbackTo.run();
+          this.sql.release.run();
           this.settled.push({ ok: false, job, error });
         }
         if (this.settled.length >= this.maxOps || performance.now() - this.batchStartMs >= this.maxDelayMs) {
@@ -182,10 +200,11 @@ export class SqliteEngine implements Engine {
     try {
       this.counterSet.run(CURSOR_COUNTER, this.state.lastCursor);
       this.counterSet.run(LAST_COMMIT_COUNTER, this.state.nowUs);
-      this.wdb.exec('COMMIT');
+      this.sql.commit.run();
+      this.counts.commits++;
       this.lastCommitUs = this.state.nowUs;
     } catch (error) {
-      if (this.wdb.inTransaction) this.wdb.exec('ROLLBACK');
+      if (this.wdb.inTransaction) this.sql.rollback.run();
       this.inBatch = false;
       const failure = fsError.EIO(`metadata commit failed on ${this.displayUrl}: ${String(error)}`, error);
       for (const s of settled) s.job.reject(failure);
@@ -207,11 +226,11 @@ export class SqliteEngine implements Engine {
     try {
       while (this.readQueue.length > 0) {
         if (this.inRead && this.readStale) {
-          this.rdb.exec('COMMIT');
+          this.readSql.commit.run();
           this.inRead = false;
         }
         if (!this.inRead) {
-          this.rdb.exec('BEGIN');
+          this.readSql.begin.run();
           this.inRead = true;
           this.readStale = false;
         }
@@ -224,7 +243,7 @@ export class SqliteEngine implements Engine {
       }
     } finally {
       if (this.inRead) {
-        this.rdb.exec('COMMIT');
+        this.readSql.commit.run();
         this.inRead = false;
       }
       this.readDraining = false;
