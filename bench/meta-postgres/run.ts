@@ -4,6 +4,9 @@
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -88,13 +91,13 @@ async function freshDatabase(baseUrl: string, name: string): Promise<string> {
 }
 
 interface Row {
+  label: string;
   servers: number;
   op: string;
   opsPerSec: number;
 }
 
-async function runConfig(baseUrl: string, servers: number, seconds: number): Promise<Row[]> {
-  const engineUrl = await freshDatabase(baseUrl, `strata_bench_${servers}`);
+async function runConfig(engineUrl: string, servers: number, seconds: number, label: string): Promise<Row[]> {
   await formatVolume(engineUrl, { name: 'bench' });
   const setup = await openMetaService({ engineUrl, background: false });
   const secret = await setup.volumeSecret();
@@ -124,7 +127,7 @@ async function runConfig(baseUrl: string, servers: number, seconds: number): Pro
     const rows: Row[] = [];
     const phase = async (op: string, fn: (lane: number, n: number) => Promise<unknown>) => {
       const opsPerSec = await drive(lanes, seconds, fn);
-      rows.push({ servers, op, opsPerSec });
+      rows.push({ label, servers, op, opsPerSec });
       console.log(
         `${servers} server(s) | ${op.padEnd(8)} | ${Math.round(opsPerSec).toLocaleString('en-US').padStart(7)} ops/s`,
       );
@@ -154,6 +157,9 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     servers: { type: 'string', default: '1,2,3' },
     url: { type: 'string', default: process.env.STRATA_PG_TEST_URL },
+    // The same workload on one SQLite server, run in the same invocation: on a shared, noisy
+    // machine the ratio to it says more than the absolute figures.
+    'sqlite-baseline': { type: 'boolean', default: true },
   },
 });
 if (!values.url) {
@@ -162,17 +168,29 @@ if (!values.url) {
 }
 const seconds = Number(values.seconds);
 const all: Row[] = [];
-for (const servers of values.servers.split(',').map(Number))
-  all.push(...(await runConfig(values.url, servers, seconds)));
+for (const servers of values.servers.split(',').map(Number)) {
+  const url = await freshDatabase(values.url, `strata_bench_${servers}`);
+  all.push(
+    ...(await runConfig(url, servers, seconds, `postgres, ${servers} server${servers > 1 ? 's' : ''}`)),
+  );
+}
+if (values['sqlite-baseline']) {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-pg-bench-'));
+  try {
+    all.push(...(await runConfig(`sqlite:${join(dir, 'meta.db')}`, 1, seconds, 'sqlite, 1 server')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 const ops = ['getattr', 'create', 'rename'];
-const counts = [...new Set(all.map((r) => r.servers))];
-console.log(`\n| op | ${counts.map((n) => `${n} server${n > 1 ? 's' : ''}`).join(' | ')} |`);
-console.log(`|---|${counts.map(() => '---').join('|')}|`);
+const labels = [...new Set(all.map((r) => r.label))];
+console.log(`\n| op | ${labels.join(' | ')} |`);
+console.log(`|---|${labels.map(() => '---').join('|')}|`);
 for (const op of ops) {
-  const cells = counts.map((n) =>
-    Math.round(all.find((r) => r.servers === n && r.op === op)?.opsPerSec ?? 0).toLocaleString('en-US'),
+  const cells = labels.map((label) =>
+    Math.round(all.find((r) => r.label === label && r.op === op)?.opsPerSec ?? 0).toLocaleString('en-US'),
   );
-  console.log(`| ${op} | ${cells.join(' | ')} |`);
+  console.log(`| ${op} ops/s | ${cells.join(' | ')} |`);
 }
 console.log(`\n(${seconds} s per measurement, ${LANES_PER_SERVER} calls in flight per server)`);

@@ -4,7 +4,9 @@
  */
 import { MIGRATIONS } from './schema.js';
 import { planMigrationsWith } from './migrate.js';
-import { parsePostgresUrl } from './engine.js';
+import type { Engine } from '../../engine.js';
+import type { ChangeFeed } from './changefeed.js';
+import { PostgresEngine, parsePostgresUrl } from './engine.js';
 
 export {
   PostgresEngine,
@@ -22,4 +24,13 @@ export { withRetry, isRetryable, type RetryPolicy } from './retry.js';
  */
 export function planMigrations(url: string): Promise<string> {
   return planMigrationsWith(parsePostgresUrl(url).connectionString, MIGRATIONS);
+}
+
+/**
+ * The change feed of `engine` when it has one (PostgreSQL: other servers' writes), else
+ * undefined (SQLite: one server owns the file, nothing else changes it). The metadata server
+ * subscribes once and forwards each change to its clients as cache invalidations.
+ */
+export function changeFeedOf(engine: Engine): Promise<ChangeFeed> | undefined {
+  return engine instanceof PostgresEngine ? engine.subscribeChanges() : undefined;
 }
