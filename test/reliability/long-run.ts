@@ -1,15 +1,17 @@
 // The long profile's driver (scripts/reliability/long-run.sh runs it): rounds
-// of differential testing against fresh `strata up` mounts, as root and as
-// several users, and FUSE frame fuzzing, until a deadline; then a summary.
+// of differential testing against fresh `strata up` mounts (as root and as
+// several users), crash injection and FUSE frame fuzzing, until a deadline;
+// then a summary.
 //
 //   node DIST/test/reliability/long-run.js --hours 2 [--doc docs/RELIABILITY.md] [--seed N]
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runCrashLoop } from './crash.js';
 import { runDifferential } from './differential.js';
 import { TEST_USERS } from './executor.js';
 import { fuzzFuseFrames, fuseFuzzUnavailable } from './fuse-fuzz.js';
-import { startStrata, strataUnavailable } from './strata-mount.js';
+import { STRATA_KNOWN, startStrata, strataUnavailable } from './strata-mount.js';
 import { mountTmpfs } from './tmpfs.js';
 
 interface Totals {
@@ -19,6 +21,7 @@ interface Totals {
   sequences: number;
   framesFuzzed: number;
   crashesInjected: number;
+  fsyncsAcknowledged: number;
   faultsInjected: number;
   problems: { what: string; script: string }[];
   notRun: string[];
@@ -43,6 +46,7 @@ async function round(totals: Totals, seed: number, failuresDir: string): Promise
             opCount: users.length > 0 ? 10_000 : 20_000,
             largeOffsets: true,
             shrinkBudgetMs: 120_000,
+            ...STRATA_KNOWN,
           });
           if (users.length > 0) totals.multiUserOps += result.opsRun;
           else totals.differentialOps += result.opsRun;
@@ -62,6 +66,11 @@ async function round(totals: Totals, seed: number, failuresDir: string): Promise
           await mount.stop();
         }
       }
+      const crash = await runCrashLoop({ seed, crashes: 10 });
+      totals.crashesInjected += crash.crashesInjected;
+      totals.fsyncsAcknowledged += crash.fsyncsAcknowledged;
+      for (const problem of crash.problems)
+        totals.problems.push({ what: `crash injection: ${problem}`, script: '' });
     } else if (!totals.notRun.includes(unavailable)) {
       totals.notRun.push(unavailable);
     }
@@ -91,7 +100,8 @@ function summary(totals: Totals, startedAt: Date, hours: number, seed: number): 
     `| differential operations, three users + root | ${totals.multiUserOps} |`,
     `| sequences (each from an empty directory) | ${totals.sequences} |`,
     `| FUSE frames fuzzed | ${totals.framesFuzzed} |`,
-    `| crashes injected | ${totals.crashesInjected} |`,
+    `| crashes injected (kill -9 of strata up, restart, check) | ${totals.crashesInjected} |`,
+    `| fsyncs acknowledged before crashes, all checked | ${totals.fsyncsAcknowledged} |`,
     `| object-store faults injected | ${totals.faultsInjected} |`,
     `| problems found | ${totals.problems.length} |`,
     '',
@@ -126,6 +136,7 @@ async function main(): Promise<number> {
     sequences: 0,
     framesFuzzed: 0,
     crashesInjected: 0,
+    fsyncsAcknowledged: 0,
     faultsInjected: 0,
     problems: [],
     notRun: [],

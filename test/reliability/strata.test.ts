@@ -4,16 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runDifferential } from './differential.js';
 import { TEST_USERS } from './executor.js';
-import type { Avoid } from './generator.js';
-import { startStrata, strataUnavailable, type StrataMount } from './strata-mount.js';
+import { STRATA_KNOWN, startStrata, strataUnavailable, type StrataMount } from './strata-mount.js';
 import { longProfile, mountTmpfs, type TempMount } from './tmpfs.js';
 
-// Known mismatches of strata (reported; replays in test/reliability/known/strata-*.txt,
-// run as todo by known.test.ts) are left out of these random runs so they keep
-// exploring past them: O_RDONLY|O_TRUNC, chown to a supplementary group, and
-// mtime after write/fallocate (mtime classes are not compared here).
-const AVOID: Avoid[] = ['rdonly-trunc', 'supplementary-chown'];
-
+// Known, reported mismatches are left out of these random runs (STRATA_KNOWN).
 const ROOT_OPS = longProfile() ? 200_000 : 2_000;
 const USER_OPS = longProfile() ? 100_000 : 1_000;
 const SEED = Number(process.env.STRATA_REL_SEED ?? 0x57a7);
@@ -37,8 +31,7 @@ describe('differential tester against strata up', { skip: strataUnavailable() },
       referenceRoot: reference.path,
       seed: SEED,
       opCount: ROOT_OPS,
-      avoid: AVOID,
-      compareMtime: false,
+      ...STRATA_KNOWN,
       shrinkBudgetMs: 60_000,
     });
     assert.equal(result.failure, undefined, result.failure?.script);
@@ -53,8 +46,7 @@ describe('differential tester against strata up', { skip: strataUnavailable() },
       users: TEST_USERS,
       seed: SEED + 1_000_000,
       opCount: USER_OPS,
-      avoid: AVOID,
-      compareMtime: false,
+      ...STRATA_KNOWN,
       shrinkBudgetMs: 60_000,
     });
     assert.equal(result.failure, undefined, result.failure?.script);
