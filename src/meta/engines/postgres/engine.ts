@@ -99,6 +99,8 @@ export class PostgresEngine implements Engine {
 
   private readonly clock: Clock;
   private readonly history: boolean;
+  /** BEGIN of write transactions: with `durable: false`, commits do not wait for the WAL flush. */
+  private readonly writeBegin: string;
   private lastNowUs = 0;
   private inFlight = 0;
   private drained: (() => void) | undefined;
@@ -117,6 +119,9 @@ export class PostgresEngine implements Engine {
     this.displayUrl = redact(connectionString);
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
+    // Not durable = a crash of PostgreSQL may lose the last few hundred ms of acknowledged
+    // changes (never corrupts): the same trade as SQLite's synchronous=NORMAL.
+    this.writeBegin = options.durable === false ? 'BEGIN;\nSET LOCAL synchronous_commit = off' : 'BEGIN';
     this.saveTimer = setInterval(
       () => void this.saveLastCommit().catch(() => undefined),
       LAST_COMMIT_SAVE_INTERVAL_MS,
@@ -238,7 +243,7 @@ export class PostgresEngine implements Engine {
         async () => {
           const client = await this.connect();
           const nowUs = this.nextNowUs();
-          const tx = new PgTx(client, true, nowUs, this.history ? nowUs : 0, 'BEGIN');
+          const tx = new PgTx(client, true, nowUs, this.history ? nowUs : 0, this.writeBegin);
           let broken: Error | undefined;
           try {
             const result = await fn(tx);
