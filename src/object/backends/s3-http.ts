@@ -258,9 +258,17 @@ export class S3Transport {
         cause: err,
       });
     }
-    return new FsError(Errno.EIO, `${what}: ${code || err.name} talking to ${where}: ${err.message}`, {
-      cause: err,
-    });
+    // TLS verification failures (CERT_*, *_SELF_SIGNED_*, UNABLE_TO_*): a setup problem, said so.
+    const tlsHint = /CERT|SELF_SIGNED|UNABLE_TO/.test(code)
+      ? '; if the store uses a private CA, point AWS_CA_BUNDLE at its certificate file'
+      : '';
+    return new FsError(
+      Errno.EIO,
+      `${what}: ${code || err.name} talking to ${where}: ${err.message}${tlsHint}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   private mapStatusError(status: number, body: Buffer, what: string): Error {
