@@ -88,6 +88,7 @@ export interface DataPath {
   /**
    * Reads [offset, offset + length) clamped to `fileSizeBytes`. Bytes no slice covers read as
    * zeros. Sees only committed slices: flush a file's writers (and commit) before reading it.
+   * The result may be a view of a cached block: read it, send it, never modify it.
    */
   read(
     ino: Ino,
