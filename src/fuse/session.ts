@@ -79,7 +79,8 @@ export class FuseSession {
   initInfo: InitInfo | undefined;
 
   private readonly fd: number;
-  private readonly fdpoll: FdPoll = loadFdPoll();
+  /** Loaded by `start()`: a session fed through `processRequest` needs no addon. */
+  private fdpoll: FdPoll | undefined;
   private readonly bufferSizeBytes: number;
   private readonly pool: Buffer[] = [];
   private readonly header = Buffer.alloc(fuse_out_header.size);
@@ -141,8 +142,10 @@ export class FuseSession {
 
   /** Starts polling the fd. Only after the mount exists: before it, the device polls as an error. */
   start(): void {
-    this.fdpoll.setNonBlocking(this.fd);
-    this.watcher = this.fdpoll.start(this.fd, this.onReadable);
+    const fdpoll = loadFdPoll();
+    this.fdpoll = fdpoll;
+    fdpoll.setNonBlocking(this.fd);
+    this.watcher = fdpoll.start(this.fd, this.onReadable);
   }
 
   /** Unmounts (falls back to a lazy unmount when busy) and waits for the session to end. */
@@ -271,7 +274,7 @@ export class FuseSession {
       );
       return;
     }
-    const readInto = this.fdpoll.readInto;
+    const readInto = (this.fdpoll as FdPoll).readInto;
     for (let i = 0; i < MAX_READS_PER_WAKE && this.state === 'running'; i++) {
       const buf = this.pool.pop() ?? Buffer.allocUnsafe(this.bufferSizeBytes);
       const length = readInto(this.fd, buf);
@@ -292,7 +295,7 @@ export class FuseSession {
 
   /** After a poll error: true if the device says the connection is gone (ENODEV), the normal end. */
   private probeEnd(): boolean {
-    return this.fdpoll.readInto(this.fd, this.out) === -ENODEV;
+    return (this.fdpoll as FdPoll).readInto(this.fd, this.out) === -ENODEV;
   }
 
   /**
@@ -341,6 +344,11 @@ export class FuseSession {
       );
       this.replyError(req, Errno.EINVAL);
       return false;
+    }
+    if (this.options.debug) {
+      this.log.debug(
+        `fuse: ${op.name} unique=${req.uniqueId} ino=${nodeid} uid=${req.uid} pid=${req.pid} len=${length}`,
+      );
     }
     this.inflight.set(req.uniqueId, req);
     void this.run(op, req, op.handle);
@@ -505,7 +513,7 @@ export class FuseSession {
   };
 
   private stopPolling(): void {
-    if (this.watcher) this.fdpoll.stop(this.watcher);
+    if (this.watcher) this.fdpoll?.stop(this.watcher);
     this.watcher = undefined;
   }
 

@@ -60,6 +60,38 @@ describe('a mounted MemFs driven by real programs', () => {
     assert.equal((await sh(`ls -A ${mnt}`)).trim(), '');
   });
 
+  test("the caller's uid, gid and umask reach the file system: ownership, modes and permission checks", async () => {
+    await sh(
+      `mkdir ${mnt}/shared && chmod 1777 ${mnt}/shared && mkdir ${mnt}/private && chmod 700 ${mnt}/private`,
+    );
+    const asUser = `setpriv --reuid 1234 --regid 4321 --clear-groups sh -c`;
+    await sh(`${asUser} 'umask 027; touch ${mnt}/shared/mine && mkdir ${mnt}/shared/subdir'`);
+    assert.equal((await sh(`stat -c '%u %g %a' ${mnt}/shared/mine`)).trim(), '1234 4321 640');
+    assert.equal((await sh(`stat -c '%u %g %a' ${mnt}/shared/subdir`)).trim(), '1234 4321 750');
+    const denied = await run('setpriv', [
+      '--reuid',
+      '1234',
+      '--regid',
+      '4321',
+      '--clear-groups',
+      'touch',
+      `${mnt}/private/x`,
+    ]);
+    assert.match(denied.stderr, /Permission denied/);
+    const sticky = await run('setpriv', [
+      '--reuid',
+      '999',
+      '--regid',
+      '999',
+      '--clear-groups',
+      'rm',
+      '-f',
+      `${mnt}/shared/mine`,
+    ]);
+    assert.match(sticky.stderr, /Operation not permitted/);
+    await sh(`rm -r ${mnt}/shared ${mnt}/private`);
+  });
+
   test('df reports the file system, and errors come back as the right errno', async () => {
     const df = await sh(`df -P ${mnt} | tail -1`);
     assert.match(df, /^stratafs\s+\d+/);
