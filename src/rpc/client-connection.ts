@@ -30,6 +30,8 @@ export interface ConnectionOptions {
   protocolVersion?: number;
 }
 
+const KEEPALIVE_DELAY_MS = 15_000;
+
 /** A connection-level failure: `fatal` ones (bad secret, version mismatch) are not worth retrying. */
 export class ConnectionError extends FsError {
   constructor(
@@ -181,6 +183,8 @@ export class ClientConnection {
   }
 
   private listen(): void {
+    // A server that vanished without a FIN (host down, partition) is noticed even while idle.
+    this.socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     this.socket.removeAllListeners('close');
     this.socket.on('error', (error: Error) => this.shutDown(connectionError(this.where, error)));
     this.socket.on('close', () =>

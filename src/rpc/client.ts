@@ -44,6 +44,9 @@ export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_CLIENT_MAX_IN_FLIGHT = 256;
+/** 5 attempts back off 100+200+400+800 ms: a server restart of about a second goes unnoticed. */
+export const DEFAULT_INITIAL_BACKOFF_MS = 100;
+export const DEFAULT_MAX_BACKOFF_MS = 2_000;
 
 class Call implements OutgoingCall {
   isRetry = false;
@@ -336,8 +339,8 @@ export class RpcClient {
     }
     const demand = this.waiting.length > this.waitingHead || this.connectWaiters.length > 0;
     if (!demand) return; // reconnect lazily, on the next call
-    const initialMs = this.options.initialBackoffMs ?? 50;
-    const maxMs = this.options.maxBackoffMs ?? 2_000;
+    const initialMs = this.options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
+    const maxMs = this.options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     const attempt = Math.max(1, this.failedAttempts);
     const delayMs = Math.min(maxMs, initialMs * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
     slot.retryTimer = setTimeout(() => {
