@@ -1,7 +1,6 @@
 export {
   settingSpecs,
   parseSetting,
-  LOG_LEVELS,
   type SettingSpec,
   type SettingKind,
   type SettingName,

@@ -123,13 +123,6 @@ export const settingSpecs = {
     min: 1,
     max: 60_000,
   },
-  logLevel: {
-    kind: 'text',
-    flag: 'log-level',
-    env: 'STRATA_LOG_LEVEL',
-    description: 'log level: fatal, error, warn, info, debug or trace',
-    defaultText: 'info',
-  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;
@@ -139,17 +132,12 @@ type ValueOf<K extends SettingKind> = K extends 'text' ? string : K extends 'fla
 /** The one typed, validated configuration object of a client process. */
 export type StrataConfig = { -readonly [N in SettingName]: ValueOf<(typeof settingSpecs)[N]['kind']> };
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-
 /** Parses one setting from its text form; `what` names where it came from, e.g. "--memory". */
 export function parseSetting(name: SettingName, text: string, what: string): string | number | boolean {
   const spec: SettingSpec = settingSpecs[name];
   let value: number;
   switch (spec.kind) {
     case 'text':
-      if (name === 'logLevel' && !(LOG_LEVELS as readonly string[]).includes(text)) {
-        throw new Error(`invalid ${what} "${text}": use one of ${LOG_LEVELS.join(', ')}`);
-      }
       return text;
     case 'flag':
       if (!['true', 'false', '1', '0', 'yes', 'no'].includes(text.toLowerCase())) {

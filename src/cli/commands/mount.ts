@@ -18,7 +18,6 @@ const settings: SettingName[] = [
   'heartbeatIntervalMs',
   'compactSlicesThreshold',
   'lockRetryMaxMs',
-  'logLevel',
 ];
 
 /** The background child tells its parent "the mount is up" on this fd, then closes it. */

@@ -15,7 +15,8 @@ const settings: SettingName[] = [
   'entryTimeoutMs',
   'uploadsInFlight',
   'compactSlicesThreshold',
-  'logLevel',
+  'heartbeatIntervalMs',
+  'lockRetryMaxMs',
 ];
 
 export function registerUp(program: Command): void {
