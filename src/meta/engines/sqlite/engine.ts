@@ -163,7 +163,19 @@ export class SqliteEngine implements Engine {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
-        if (!this.inBatch) this.beginBatch();
+        if (!this.inBatch) {
+          try {
+            this.beginBatch();
+          } catch (error) {
+            // e.g. another process holds the write lock past busy_timeout: fail what waits.
+            const failure = fsError.EIO(
+              `cannot start a transaction on ${this.displayUrl}: ${String(error)}`,
+              error,
+            );
+            for (const job of this.queue.splice(0)) job.reject(failure);
+            break;
+          }
+        }
         const job = this.queue.shift()!;
         this.sql.savepoint.run();
         this.counts.writes++;
@@ -172,8 +184,10 @@ export class SqliteEngine implements Engine {
           this.sql.release.run();
           this.settled.push({ ok: true, job, value });
         } catch (error) {
-          this.sql.rollbackTo.run();
-          this.sql.release.run();
+          if (!this.undoOne()) {
+            this.abortBatch(error, job);
+            continue;
+          }
           this.settled.push({ ok: false, job, error });
         }
         if (this.settled.length >= this.maxOps || performance.now() - this.batchStartMs >= this.maxDelayMs) {
@@ -192,6 +206,32 @@ export class SqliteEngine implements Engine {
         if (!this.draining && this.inBatch) this.commit();
       });
     }
+  }
+
+  /** Rolls back the current savepoint; false when SQLite already dropped the whole transaction. */
+  private undoOne(): boolean {
+    if (!this.wdb.inTransaction) return false;
+    try {
+      this.sql.rollbackTo.run();
+      this.sql.release.run();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The batch is lost (SQLite rolled it back, e.g. disk full): every caller in it fails. */
+  private abortBatch(cause: unknown, current: Job): void {
+    if (this.wdb.inTransaction) this.sql.rollback.run();
+    this.inBatch = false;
+    const failure = fsError.EIO(
+      `metadata transaction aborted on ${this.displayUrl}: ${String(cause)}`,
+      cause,
+    );
+    current.reject(cause);
+    for (const s of this.settled.splice(0)) s.job.reject(failure);
+    this.readStale = true;
+    this.notifyIdle();
   }
 
   private commit(): void {
