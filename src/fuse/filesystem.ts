@@ -226,7 +226,11 @@ export interface FileSystem {
   create?(ctx: RequestContext, parent: Ino, name: string, mode: number, flags: number): Promise<CreateReply>;
   /** O_TMPFILE: an unnamed file in directory `parent`. */
   tmpfile?(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply>;
-  /** Returns at most `size` bytes; fewer means end of file (unless direct_io). */
+  /**
+   * Returns at most `size` bytes; fewer means end of file (unless direct_io). The layer
+   * sends the buffer to the kernel as soon as the promise resolves, before any other code
+   * runs: it may be a view into the file system's own cache (no copy needed).
+   */
   read?(ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer>;
   /**
    * `data` is valid only until the promise settles. `flags` are `WriteFlags` bits: with
