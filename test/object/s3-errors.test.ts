@@ -29,7 +29,7 @@ describe('S3 backend error mapping (scripted server)', () => {
   let server: http.Server;
   let port: number;
   const script: Behaviour[] = [];
-  const seen: { method: string; url: string; host: string; auth: string }[] = [];
+  const seen: { method: string; url: string; host: string; auth: string; payloadHash: string }[] = [];
   const secret = 'scriptedSecretNeverShown';
 
   before(async () => {
@@ -39,6 +39,7 @@ describe('S3 backend error mapping (scripted server)', () => {
         url: req.url ?? '',
         host: req.headers.host ?? '',
         auth: String(req.headers.authorization ?? ''),
+        payloadHash: String(req.headers['x-amz-content-sha256']),
       });
       req.resume();
       req.on('end', () => (script.shift() ?? ok)(req, res));
@@ -156,6 +157,8 @@ describe('S3 backend error mapping (scripted server)', () => {
       assert.equal(seen.length, 4, 'three failures, then success');
       // The reset hit a reused keep-alive socket, which the transport retries once by itself.
       assert.ok(store.stats.retries >= 2, `retries: ${store.stats.retries}`);
+      // Over plain HTTP the body's SHA-256 is signed, so the server can reject a damaged body.
+      assert.equal(seen[3].payloadHash, '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
     } finally {
       await store.close();
     }

@@ -18,6 +18,7 @@ describe('S3 backend over HTTPS', () => {
   let port: number;
   const savedBundle = process.env.AWS_CA_BUNDLE;
   const paths: string[] = [];
+  const payloadHashes: string[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'strata-s3-tls-'));
@@ -30,6 +31,7 @@ describe('S3 backend over HTTPS', () => {
       { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
       (req, res) => {
         paths.push(req.url ?? '');
+        payloadHashes.push(String(req.headers['x-amz-content-sha256']));
         req.resume();
         res.writeHead(200, { 'content-length': '7' });
         res.end('payload');
@@ -59,6 +61,9 @@ describe('S3 backend over HTTPS', () => {
     try {
       assert.equal((await store.get('k')).toString(), 'payload');
       assert.equal(paths.at(-1), '/bkt/k');
+      // TLS protects the body in transit: no SHA-256 pass over it.
+      await store.put('k', Buffer.from('data'));
+      assert.equal(payloadHashes.at(-1), 'UNSIGNED-PAYLOAD');
     } finally {
       await store.close();
     }

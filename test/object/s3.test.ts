@@ -4,11 +4,16 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FsError, Errno } from '../../src/common/index.js';
-import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../../src/object/store.js';
+import {
+  ObjectNotFoundError,
+  TransientStoreError,
+  type ObjectInfo,
+  type ObjectStore,
+} from '../../src/object/store.js';
 import { openS3Store, type S3ObjectStore } from '../../src/object/backends/s3.js';
 import { S3Transport } from '../../src/object/backends/s3-http.js';
 import { resolveAwsSettings } from '../../src/object/backends/s3-credentials.js';
-import { EMPTY_SHA256 } from '../../src/object/backends/s3-sigv4.js';
+import { EMPTY_SHA256, sha256Hex } from '../../src/object/backends/s3-sigv4.js';
 import { SKIP_REASON, S3_TEST_URL, resolveToLoopback, testUrl, uniquePrefix } from './s3-helpers.js';
 
 async function collect(iterable: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
@@ -167,6 +172,23 @@ describe('S3 backend against radosgw', { skip: SKIP_REASON }, () => {
       back.forEach((buf, i) => assert.deepEqual(buf, blobs[i].data.subarray(1000, 51_000)));
     } finally {
       await small.close();
+    }
+  });
+
+  it('has a body damaged in transit rejected by the server, as a transient error, and not stored', async () => {
+    const raw = new S3Transport(store.location, resolveAwsSettings().credentials, 'us-east-1');
+    try {
+      const sent = Buffer.from('what arrives');
+      const key = `${prefix}/damaged`;
+      // The signed hash is of other bytes: what the server sees when bytes flip on the way.
+      await assert.rejects(
+        raw.send({ method: 'PUT', key, body: sent, payloadSha256: sha256Hex('what was sent') }),
+        (err: Error) =>
+          err instanceof TransientStoreError && /XAmzContentSHA256Mismatch \(400\)/.test(err.message),
+      );
+      assert.equal(await store.head('damaged'), null);
+    } finally {
+      raw.close();
     }
   });
 

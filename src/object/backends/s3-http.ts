@@ -47,12 +47,15 @@ const TRANSIENT_NET_CODES = new Set([
   'ENOTCONN',
 ]);
 
-// S3 error codes that come with a 4xx status and still mean "try again".
+// S3 error codes that come with a 4xx status and still mean "try again". A body whose checksum
+// does not match was damaged on the way and was not stored: sending it again is the cure.
 const TRANSIENT_S3_CODES = new Set([
   'SlowDown',
   'RequestTimeout',
   'ThrottlingException',
   'RequestTimeTooSkewed',
+  'XAmzContentSHA256Mismatch',
+  'BadDigest',
 ]);
 
 const HINTS: Record<string, string> = {
