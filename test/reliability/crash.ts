@@ -4,9 +4,14 @@
 // restart: every file whose fsync was acknowledged exists, holds at least
 // everything acknowledged, and no byte of any file is one that was never
 // written (each byte is the acknowledged one, a later write's, or a zero of a
-// hole or extension).
+// hole or extension); and strata fsck finds the stopped volume's metadata and
+// objects consistent.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { openEngine } from '../../src/meta/index.js';
+import '../../src/meta/engines/sqlite/register.js';
+import { openObjectStore } from '../../src/object/index.js';
+import { fsck } from '../../src/ops/index.js';
 import { Executor } from './executor.js';
 import { Random } from './generator.js';
 import { startStrata, type StrataMount } from './strata-mount.js';
@@ -141,6 +146,9 @@ export async function runCrashLoop(options: CrashOptions): Promise<CrashResult> 
         await mount.stop();
       }
       result.crashesInjected++;
+      for (const p of await checkMetadata(dataDir)) {
+        result.problems.push(`seed ${options.seed} crash ${cycle}: fsck: ${p}`);
+      }
       mount = await startStrata({ dataDir, mountpoint });
       for (let i = 0; i < FILE_COUNT; i++) {
         const problem = files[i].check(readOrNull(join(mountpoint, base, `f${i}`)));
@@ -153,6 +161,18 @@ export async function runCrashLoop(options: CrashOptions): Promise<CrashResult> 
     rmSync(work, { recursive: true, force: true });
   }
   return result;
+}
+
+/** strata fsck (check only) on the stopped volume: the metadata must be consistent after a crash. */
+async function checkMetadata(dataDir: string): Promise<string[]> {
+  const engine = await openEngine(`sqlite:${join(dataDir, 'meta.db')}`);
+  try {
+    const store = await openObjectStore(`file:${join(dataDir, 'objects')}`, { retry: false });
+    const report = await fsck({ engine, store });
+    return report.problems.map((p) => `${p.code}: ${p.message}`);
+  } finally {
+    await engine.close();
+  }
 }
 
 function readOrNull(path: string): Uint8Array | null {

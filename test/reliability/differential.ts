@@ -27,6 +27,8 @@ export interface PairOptions {
   requestTimeoutMs?: number;
   /** Compare the mtime class (explicit vs touched since); off only for a target with a known mtime issue. */
   compareMtime?: boolean;
+  /** Ignore S_ISUID/S_ISGID of files; only for a target with a known set-id clearing issue. */
+  maskFileSetid?: boolean;
 }
 
 let runCounter = 0;
@@ -41,6 +43,7 @@ export class DifferentialPair {
       users: options.users ?? [],
       requestTimeoutMs: options.requestTimeoutMs,
       compareMtime: options.compareMtime,
+      maskFileSetid: options.maskFileSetid,
     };
     this.target = new Executor({ ...common, root: options.targetRoot, plant: options.plant });
     this.reference = new Executor({ ...common, root: options.referenceRoot });

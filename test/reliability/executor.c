@@ -58,6 +58,7 @@ static int rootFd = -1;
 static int baseFd = -1;
 static const char *plant = "";
 static int compareMtime = 1;
+static int maskFileSetid = 0;
 static char out[OUT_BYTES];
 static size_t outLen = 0;
 static unsigned char ioBuffer[1 << 20];
@@ -130,7 +131,10 @@ static const char *typeName(mode_t mode) {
 // Only the fields POSIX defines and both sides must agree on: never inode
 // numbers, st_dev, st_blocks, or a directory's size (file-system specific).
 static void emitStat(const struct stat *st) {
-  emit(" %s %04o %lu %u %u", typeName(st->st_mode), (unsigned)(st->st_mode & 07777),
+  // --mask-file-setid: leave S_ISUID/S_ISGID of non-directories out (a target with a
+  // known set-id clearing issue); directories keep them (setgid inheritance).
+  unsigned shown = S_ISDIR(st->st_mode) || !maskFileSetid ? 07777 : 01777;
+  emit(" %s %04o %lu %u %u", typeName(st->st_mode), (unsigned)(st->st_mode & shown),
        (unsigned long)st->st_nlink, (unsigned)st->st_uid, (unsigned)st->st_gid);
   if (S_ISDIR(st->st_mode)) emit(" -");
   else emit(" %lld", (long long)st->st_size);
@@ -754,14 +758,15 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--user") && i + 1 < argc) parseUser(argv[++i]);
     else if (!strcmp(argv[i], "--plant") && i + 1 < argc) plant = argv[++i];
     else if (!strcmp(argv[i], "--no-mtime")) compareMtime = 0;
+    else if (!strcmp(argv[i], "--mask-file-setid")) maskFileSetid = 1;
     else if (!root) root = argv[i];
     else {
-      fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG] [--no-mtime]\n");
+      fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG] [--no-mtime] [--mask-file-setid]\n");
       return 2;
     }
   }
   if (!root) {
-    fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG] [--no-mtime]\n");
+    fprintf(stderr, "usage: executor ROOT [--user UID:GID[:G1,G2]]... [--plant BUG] [--no-mtime] [--mask-file-setid]\n");
     return 2;
   }
   users[0].uid = 0;

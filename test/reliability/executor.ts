@@ -81,6 +81,8 @@ export interface ExecutorOptions {
   requestTimeoutMs?: number;
   /** Report the mtime class in stat results (default true). */
   compareMtime?: boolean;
+  /** Leave S_ISUID/S_ISGID of non-directories out of stat results (default false). */
+  maskFileSetid?: boolean;
 }
 
 /** One executor process bound to one directory; requests are answered in order. */
@@ -96,6 +98,7 @@ export class Executor {
     for (const user of options.users ?? []) args.push('--user', formatIdentity(user));
     if (options.plant) args.push('--plant', options.plant);
     if (options.compareMtime === false) args.push('--no-mtime');
+    if (options.maskFileSetid) args.push('--mask-file-setid');
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     this.child = spawn(buildHelper('executor'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr.setEncoding('utf8');
