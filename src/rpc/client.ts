@@ -24,8 +24,12 @@ export interface RpcClientOptions {
   /** Calls in flight per connection; more wait in the client (the server enforces its own bound). */
   maxInFlightPerConnection?: number;
   maxFrameBytes?: number;
-  /** Stable id for at-most-once retries; random by default. */
-  clientId?: string;
+  /**
+   * Names this client in its id (e.g. the host name). The id always ends in a random part: a
+   * client restarted under the same name numbers its calls from 1 again, and must not be
+   * answered with the previous instance's remembered results.
+   */
+  clientName?: string;
   /** How errors name the peer, e.g. "metadata server". */
   serverName?: string;
   /** Appended to "unreachable" errors, e.g. "is `strata meta serve` running?". */
@@ -113,7 +117,7 @@ export class RpcClient {
   constructor(private readonly options: RpcClientOptions) {
     this.address = parseRpcAddress(options.address);
     this.where = `${options.serverName ?? 'server'} ${formatRpcAddress(this.address)}`;
-    this.clientId = options.clientId ?? randomUUID();
+    this.clientId = `${(options.clientName ?? 'client').slice(0, 64)}/${randomUUID()}`;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.maxInFlight = options.maxInFlightPerConnection ?? DEFAULT_CLIENT_MAX_IN_FLIGHT;

@@ -133,3 +133,25 @@ test('a closed client fails its waiting calls and refuses new ones', async () =>
     await server.close();
   }
 });
+
+test('a client restarted under the same name is not answered with its predecessor’s results', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service);
+  try {
+    for (let instance = 1; instance <= 2; instance++) {
+      const client = testClient(server.address, { clientName: 'host-a' });
+      try {
+        // Both instances number this call 1; the second must still be applied.
+        assert.deepEqual(await client.call('bump', [instance], { idempotent: false }), {
+          bumps: instance,
+          tag: instance,
+        });
+      } finally {
+        await client.close();
+      }
+    }
+    assert.equal(service.bumps, 2);
+  } finally {
+    await server.close();
+  }
+});

@@ -35,8 +35,8 @@ export interface MetaClientOptions {
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   maxInFlightPerConnection?: number;
-  /** Stable id for at-most-once retries (default random per client). */
-  clientId?: string;
+  /** Shown in the client's id on the server (e.g. host name); a random part is always added. */
+  clientName?: string;
 }
 
 /** MetaApi over the wire, plus what a network client needs besides. */
