@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Peer rows of the S3 comparison: rclone mount (--vfs-cache-mode writes), s3fs and aws s3 cp on
+# The S3 comparison: StrataFS (strata up --storage s3://...), rclone mount (--vfs-cache-mode
+# writes), s3fs and aws s3 cp on
 # the benchmark radosgw behind the emulated WAN of bench/s3/netns.sh. Each figure is "until
 # durable in the store" for writes (polled with head/list through the S3 API) and cold for reads
 # (fresh mount, empty client cache).
 #
 #   eval "$(bench/s3/netns.sh up)"
-#   bench/s3/peers.sh [aws|rclone|s3fs ...]     (default all three)
+#   bench/s3/peers.sh [aws|rclone|s3fs|strata ...]     (default all four, in that order)
+#   (strata runs from STRATA_DIST_DIR, default dist/)
 #
 # Environment: SMALL_FILES (default 2000), RANDREAD_SECONDS (default 30), WORK (default /tmp/strata-s3-bench).
 # Prints CSV lines "peer,test,value,unit" and appends them to $WORK/results.csv.
@@ -30,8 +32,9 @@ result() {
   echo "$1,$2,$3,$4" | tee -a "$WORK/results.csv"
 }
 s3api() { "$AWS" --endpoint-url "$ENDPOINT" s3api "$@"; }
-key_count() { s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1" --query KeyCount --output text 2>/dev/null || echo 0; }
-object_size() { s3api head-object --bucket "$BUCKET" --key "$1" --query ContentLength --output text 2>/dev/null || echo 0; }
+PROBE="node ${STRATA_DIST_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/dist}/bench/s3/probe.js"
+key_count() { $PROBE count "$1"; }
+object_size() { $PROBE size "$1"; }
 wait_size() { while [ "$(object_size "$1")" != "$2" ]; do sleep 0.2; done; }
 wait_count() { while [ "$(key_count "$1")" != "$2" ]; do sleep 0.5; done; }
 
@@ -79,6 +82,19 @@ run_aws() {
   result $p "4KiB delete" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
 }
 
+# "Durable in the store": the S3 peers map files to objects, so poll the objects; StrataFS
+# stores blocks plus metadata and is durable once fsync (or syncfs) returns.
+durable_big() {
+  if [ "$1" = strata ]; then sync "$MNT/big"; else wait_size "$2/big" 1073741824; fi
+}
+durable_small() {
+  if [ "$1" = strata ]; then
+    if [ "$3" = 0 ]; then sync -f "$MNT"; else sync "$MNT"/small/*; fi
+  else
+    wait_count "$2/small/" "$3"
+  fi
+}
+
 # A mounted peer: $1 name, $2 prefix in the bucket, then the mount command (run in the background).
 mounted_peer() {
   local p=$1 prefix=$2 t
@@ -93,9 +109,11 @@ mounted_peer() {
     for _ in $(seq 1 100); do grep -q " $MNT " /proc/mounts && break; sleep 0.1; done
     grep -q " $MNT " /proc/mounts || { echo "$p did not mount" >&2; exit 1; }
   }
+  # Start from an empty prefix: leftovers of an interrupted run would count as already durable.
+  "$AWS" --endpoint-url "$ENDPOINT" s3 rm --only-show-errors --recursive "s3://$BUCKET/$prefix/" || true
   s3api put-object --bucket "$BUCKET" --key "$prefix/" >/dev/null # s3fs needs the directory object
   remount
-  t=$(now); cp "$WORK/src-1g" "$MNT/big"; wait_size "$prefix/big" 1073741824
+  t=$(now); cp "$WORK/src-1g" "$MNT/big"; durable_big "$p" "$prefix"
   result "$p" "1GiB write" "$(rate 1073.741824 "$(since "$t")")" MB/s
   remount
   t=$(now); dd if="$MNT/big" of=/dev/null bs=1M status=none
@@ -104,14 +122,14 @@ mounted_peer() {
   result "$p" "4KiB random read (4 jobs, ${RANDREAD_SECONDS}s)" "$(randread "$MNT/big")" IOPS
   remount
   mkdir -p "$MNT/small"
-  t=$(now); cp "$WORK"/small/* "$MNT/small/"; wait_count "$prefix/small/" "$SMALL_FILES"
+  t=$(now); cp "$WORK"/small/* "$MNT/small/"; durable_small "$p" "$prefix" "$SMALL_FILES"
   result "$p" "4KiB create" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
   remount
   t=$(now); stat "$MNT"/small/* >/dev/null
   result "$p" "stat (cold daemon)" "$(rate "$SMALL_FILES" "$(since "$t")")" ops/s
   t=$(now); cat "$MNT"/small/* >/dev/null
   result "$p" "4KiB read" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
-  t=$(now); rm -rf "$MNT/small"; wait_count "$prefix/small/" 0
+  t=$(now); rm -rf "$MNT/small"; durable_small "$p" "$prefix" 0
   result "$p" "4KiB delete" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
   rm -f "$MNT/big"
   unmount
@@ -136,7 +154,18 @@ run_s3fs() {
     -o passwd_file="$WORK/s3fs-passwd" -o endpoint=us-east-1
 }
 
+run_strata() {
+  local root
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  rm -rf "$WORK/strata-data"
+  local url
+  url=$(sed -E "s#^(s3://[^/?]*)#\1/strata#" <<<"$STRATA_S3_BENCH_URL")
+  # A new volume per run; the same data dir across remounts so reads find the files.
+  mounted_peer strata strata node "$root/bin/strata.js" up "$WORK/strata-data" "$MNT" --storage "$url" \
+    --cache-dir "$WORK/cache-strata"
+}
+
 prepare_data
-for peer in "${@:-aws rclone s3fs}"; do
+for peer in "${@:-aws rclone s3fs strata}"; do
   for p in $peer; do "run_$p"; done
 done
