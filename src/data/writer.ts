@@ -131,7 +131,8 @@ export class Writer implements FileWriter {
   private capacityFor(slice: OpenSlice, neededBytes: number): number {
     const { blockSizeBytes } = this.ctx;
     // Past the first block the slice is a stream: take whole blocks, no regrowth copies.
-    if (slice.blockIndex > 0) return blockSizeBytes + TRAILER_BYTES;
+    // So does a slice whose first write already fills a quarter block (1 MiB FUSE writes).
+    if (slice.blockIndex > 0 || neededBytes * 4 >= blockSizeBytes) return blockSizeBytes + TRAILER_BYTES;
     let capacity = Math.max(FIRST_BUFFER_BYTES, (slice.buffer?.length ?? 0) - TRAILER_BYTES);
     while (capacity < neededBytes) capacity *= 2;
     return Math.min(capacity, blockSizeBytes) + TRAILER_BYTES;
