@@ -4,7 +4,7 @@
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -23,8 +23,46 @@ const LANES_PER_SERVER = 16;
 const GETATTR_FILES = 1000;
 const BASE_PORT = 17170;
 
+/**
+ * CPU time (user + system, µs) of processes, from /proc: on a shared machine CPU per operation
+ * is the figure other people's load distorts least.
+ */
+function cpuUs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended
+    }
+  }
+  return (ticks / CLOCK_TICKS_PER_SEC) * 1e6;
+}
+const CLOCK_TICKS_PER_SEC = 100;
+
+/** Every PostgreSQL server process (backends and background workers). */
+function postgresPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
 class ServerProcess {
   private constructor(private readonly child: ChildProcess) {}
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
 
   static async start(engineUrl: string, listen: string): Promise<ServerProcess> {
     const child = fork(SERVER_JS, ['--engine', engineUrl, '--listen', listen], {
@@ -95,6 +133,10 @@ interface Row {
   servers: number;
   op: string;
   opsPerSec: number;
+  /** CPU of the metadata server processes per operation, µs. */
+  serverCpuUs: number;
+  /** CPU of all PostgreSQL processes per operation, µs (0 for SQLite). */
+  dbCpuUs: number;
 }
 
 async function runConfig(engineUrl: string, servers: number, seconds: number, label: string): Promise<Row[]> {
@@ -125,11 +167,26 @@ async function runConfig(engineUrl: string, servers: number, seconds: number, la
       }
     }
     const rows: Row[] = [];
-    const phase = async (op: string, fn: (lane: number, n: number) => Promise<unknown>) => {
-      const opsPerSec = await drive(lanes, seconds, fn);
-      rows.push({ label, servers, op, opsPerSec });
+    const phase = async (op: string, fn: (lane: number, n: number) => Promise<unknown>, opsPerCall = 1) => {
+      const serverPids = processes.map((p) => p.pid);
+      const dbPids = postgresPids();
+      const serverBefore = cpuUs(serverPids);
+      const dbBefore = cpuUs(dbPids);
+      const startMs = performance.now();
+      const opsPerSec = (await drive(lanes, seconds, fn)) * opsPerCall;
+      const count = (opsPerSec * (performance.now() - startMs)) / 1000;
+      const row: Row = {
+        label,
+        servers,
+        op,
+        opsPerSec,
+        serverCpuUs: (cpuUs(serverPids) - serverBefore) / count,
+        dbCpuUs: (cpuUs(dbPids) - dbBefore) / count,
+      };
+      rows.push(row);
       console.log(
-        `${servers} server(s) | ${op.padEnd(8)} | ${Math.round(opsPerSec).toLocaleString('en-US').padStart(7)} ops/s`,
+        `${label} | ${op.padEnd(8)} | ${Math.round(opsPerSec).toLocaleString('en-US').padStart(7)} ops/s | ` +
+          `server CPU ${row.serverCpuUs.toFixed(0)} µs/op | PostgreSQL CPU ${row.dbCpuUs.toFixed(0)} µs/op`,
       );
     };
     const created = new Array<number>(lanes).fill(0);
@@ -137,14 +194,18 @@ async function runConfig(engineUrl: string, servers: number, seconds: number, la
     await phase('create', (lane) =>
       clients[lane].mknod(root, laneDirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
     );
-    await phase('rename', (lane, n) => {
-      const from = n % created[lane];
-      return clients[lane]
-        .rename(root, laneDirs[lane], `c${from}`, laneDirs[lane], `c${from}.r`, 0)
-        .then(() => clients[lane].rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0));
-    });
-    // Each rename lane op above is two renames.
-    rows[rows.length - 1].opsPerSec *= 2;
+    await phase(
+      'rename',
+      (lane, n) => {
+        const from = n % created[lane];
+        return clients[lane]
+          .rename(root, laneDirs[lane], `c${from}`, laneDirs[lane], `c${from}.r`, 0)
+          .then(() =>
+            clients[lane].rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0),
+          );
+      },
+      2, // each call of this lane function is two renames
+    );
     return rows;
   } finally {
     await Promise.all(clients.map((client) => client.close()));
@@ -188,9 +249,18 @@ const labels = [...new Set(all.map((r) => r.label))];
 console.log(`\n| op | ${labels.join(' | ')} |`);
 console.log(`|---|${labels.map(() => '---').join('|')}|`);
 for (const op of ops) {
-  const cells = labels.map((label) =>
-    Math.round(all.find((r) => r.label === label && r.op === op)?.opsPerSec ?? 0).toLocaleString('en-US'),
-  );
-  console.log(`| ${op} ops/s | ${cells.join(' | ')} |`);
+  const cells = labels.map((label) => {
+    const row = all.find((r) => r.label === label && r.op === op);
+    if (!row) return '';
+    const cpu =
+      row.dbCpuUs > 0
+        ? `${row.serverCpuUs.toFixed(0)} + ${row.dbCpuUs.toFixed(0)}`
+        : row.serverCpuUs.toFixed(0);
+    return `${Math.round(row.opsPerSec).toLocaleString('en-US')} (${cpu} µs)`;
+  });
+  console.log(`| ${op} | ${cells.join(' | ')} |`);
 }
-console.log(`\n(${seconds} s per measurement, ${LANES_PER_SERVER} calls in flight per server)`);
+console.log(
+  `\nops/s (CPU per op: metadata servers + PostgreSQL processes); ${seconds} s per measurement, ` +
+    `${LANES_PER_SERVER} calls in flight per server`,
+);
