@@ -65,6 +65,19 @@ describe('retry wrapper', () => {
     assert.ok(faulty.stats.errors < 1000);
   });
 
+  it('abandons an attempt that never answers and retries it', async () => {
+    const faulty = withFaults(await store());
+    await faulty.inner.put('k', Buffer.from('v'));
+    const retrying = withRetry(faulty, { attemptTimeoutMs: 20, sleep: async () => undefined });
+    faulty.hangNext(2);
+    assert.equal((await retrying.get('k')).toString(), 'v');
+    assert.equal(faulty.stats.hangs, 2);
+    assert.equal(retrying.stats.retries, 2);
+    faulty.hangNext(5);
+    const giveUp = withRetry(faulty, { attemptTimeoutMs: 10, maxAttempts: 2, sleep: async () => undefined });
+    await assert.rejects(giveUp.head('k'), /failed after 2 attempts .*got no answer within 10 ms/);
+  });
+
   it('does not retry a missing object or a permanent error', async () => {
     const faulty = withFaults(await store());
     const retrying = withRetry(faulty, { sleep: async () => undefined });

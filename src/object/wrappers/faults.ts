@@ -13,6 +13,8 @@ export interface FaultOptions {
   truncateRate?: number;
   /** Probability that a get returns a body with one bit flipped. */
   corruptRate?: number;
+  /** Probability that a request never answers (a stalled connection); the retry timeout must catch it. */
+  hangRate?: number;
   /** Injectable for tests: how a delay is waited out. */
   sleep?: (ms: number) => Promise<void>;
   /** Injectable for tests: the clock the bandwidth limit runs on. */
@@ -24,6 +26,7 @@ export interface FaultOptions {
 export interface FaultStats {
   requests: number;
   errors: number;
+  hangs: number;
   truncated: number;
   corrupted: number;
 }
@@ -50,10 +53,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export class FaultyObjectStore implements ObjectStore {
   readonly description: string;
-  readonly stats: FaultStats = { requests: 0, errors: 0, truncated: 0, corrupted: 0 };
+  readonly stats: FaultStats = { requests: 0, errors: 0, hangs: 0, truncated: 0, corrupted: 0 };
   private readonly random: () => number;
   private linkFreeAtMs = 0;
   private scriptedFailures = 0;
+  private scriptedHangs = 0;
 
   constructor(
     readonly inner: ObjectStore,
@@ -61,6 +65,11 @@ export class FaultyObjectStore implements ObjectStore {
   ) {
     this.description = `${inner.description} (fault injection)`;
     this.random = seededRandom(options.seed ?? 1);
+  }
+
+  /** The next `count` requests never answer, whatever the rates say. */
+  hangNext(count: number): void {
+    this.scriptedHangs += count;
   }
 
   /** The next `count` requests fail with TransientStoreError, whatever the rates say. */
@@ -96,6 +105,12 @@ export class FaultyObjectStore implements ObjectStore {
     }
     // Always draw, so the fault sequence depends only on the seed and the call order.
     const draw = this.random();
+    const hangDraw = this.random();
+    if (this.applies(operation) && (this.scriptedHangs > 0 || hangDraw < (this.options.hangRate ?? 0))) {
+      if (this.scriptedHangs > 0) this.scriptedHangs--;
+      this.stats.hangs++;
+      await new Promise<never>(() => undefined);
+    }
     if (this.applies(operation) && draw < (this.options.errorRate ?? 0)) {
       this.stats.errors++;
       await this.delay(0);

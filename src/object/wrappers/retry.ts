@@ -10,6 +10,12 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** An operation gives up once this much time has passed since its first attempt. Default 60 s. */
   maxElapsedMs?: number;
+  /**
+   * One attempt that has not settled after this long counts as a transient failure and is
+   * retried (a stalled connection must not block the file system forever). The stalled request
+   * is abandoned, not cancelled; that is safe because objects are immutable. Default 60 s; 0 = none.
+   */
+  attemptTimeoutMs?: number;
   /** Decides what is worth retrying; default: TransientStoreError and network resets/timeouts. */
   isRetryable?: (error: unknown) => boolean;
   /** Injectable for tests: a number in [0, 1). */
@@ -48,6 +54,7 @@ export class RetryingObjectStore implements ObjectStore {
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly maxElapsedMs: number;
+  private readonly attemptTimeoutMs: number;
   private readonly isRetryable: (error: unknown) => boolean;
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -61,6 +68,7 @@ export class RetryingObjectStore implements ObjectStore {
     this.baseDelayMs = options.baseDelayMs ?? 50;
     this.maxDelayMs = options.maxDelayMs ?? 5000;
     this.maxElapsedMs = options.maxElapsedMs ?? 60_000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 60_000;
     this.isRetryable = options.isRetryable ?? isTransient;
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? defaultSleep;
@@ -70,7 +78,7 @@ export class RetryingObjectStore implements ObjectStore {
     const startMs = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await operation();
+        return await this.withTimeout(what, operation);
       } catch (error) {
         if (error instanceof ObjectNotFoundError || !this.isRetryable(error)) throw error;
         const elapsedMs = Date.now() - startMs;
@@ -88,6 +96,26 @@ export class RetryingObjectStore implements ObjectStore {
         await this.sleep(Math.floor(this.random() * capMs));
       }
     }
+  }
+
+  private withTimeout<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    if (this.attemptTimeoutMs <= 0) return operation();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new TransientStoreError(`${what} got no answer within ${this.attemptTimeoutMs} ms`)),
+        this.attemptTimeoutMs,
+      );
+      operation().then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   put(key: string, data: Buffer): Promise<void> {
