@@ -110,6 +110,7 @@ async function main(): Promise<void> {
   } finally {
     bindfs?.kill('SIGTERM');
     await cleanup([up], [strataMnt, bindMnt], [root]);
+    spawnSync('sh', ['-c', 'rm -f /tmp/strata-vfs-bench-include-*.tar']);
   }
 }
 
