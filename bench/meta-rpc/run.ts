@@ -1,5 +1,5 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
-// Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT]
+// Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,6 +30,7 @@ class ServerProcess {
 
   static async start(engineUrl: string, listen: string, history: boolean): Promise<ServerProcess> {
     const args = ['--engine', engineUrl, '--listen', listen, ...(history ? [] : ['--no-history'])];
+    if (!engineThread) args.push('--no-engine-thread');
     const child = fork(SERVER_JS, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       let output = '';
@@ -182,9 +183,11 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '3' },
     listen: { type: 'string', default: '127.0.0.1:17070' },
+    'no-engine-thread': { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
+const engineThread = !values['no-engine-thread'];
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
 const rows: Row[] = [];
 let peakRssBytes = 0;

@@ -19,8 +19,20 @@ const WORKERS = 6;
 const MAIN_JS = fileURLToPath(new URL('../../src/meta/server/main.js', import.meta.url));
 
 /** Starts `meta/server/main.js` as a child process and waits for its "listening" line. */
-async function startServerProcess(engineUrl: string, socket: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MAIN_JS, '--engine', engineUrl, '--listen', socket], {
+async function startServerProcess(
+  engineUrl: string,
+  socket: string,
+  engineThread: boolean,
+): Promise<ChildProcess> {
+  const args = [
+    MAIN_JS,
+    '--engine',
+    engineUrl,
+    '--listen',
+    socket,
+    ...(engineThread ? [] : ['--no-engine-thread']),
+  ];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -159,7 +171,7 @@ test('kill -9 of the server during creates and renames loses no acknowledged ope
     const secret = await service.volumeSecret();
     await service.close();
 
-    child = await startServerProcess(engineUrl, socket);
+    child = await startServerProcess(engineUrl, socket, false);
     const connect = () =>
       connectMeta({
         address: socket,
@@ -187,7 +199,8 @@ test('kill -9 of the server during creates and renames loses no acknowledged ope
       await streaming;
       await client.close();
 
-      child = await startServerProcess(engineUrl, socket);
+      // Rounds alternate between the engine on the serving thread and on its own thread.
+      child = await startServerProcess(engineUrl, socket, round === 0);
       client = await connect();
       const entries = await verify(client, dirs, model);
       console.log(`round ${round}: killed after ${killAt} acknowledged calls; ${entries} entries verified`);

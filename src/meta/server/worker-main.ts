@@ -1,0 +1,58 @@
+// The engine thread of a metadata server started with an engine worker: owns the MetaService
+// (so SQLite statements, commits and checkpoints never block the thread serving sockets) and
+// runs the calls the serving thread posts, in batches, answering in batches.
+import { parentPort, workerData } from 'node:worker_threads';
+import { isFsError } from '../../common/index.js';
+import { openMetaService } from '../index.js';
+import type { EngineWorkerOptions, WorkerReply, WorkerRequest } from './worker-service.js';
+
+const options = workerData as EngineWorkerOptions;
+const port = parentPort;
+if (!port) throw new Error('worker-main.js runs as a worker thread only');
+
+const service = await openMetaService({ ...options, background: true });
+const secret = await service.volumeSecret();
+let pending: WorkerReply[] = [];
+
+function reply(message: WorkerReply): void {
+  if (pending.length === 0) setImmediate(flush);
+  pending.push(message);
+}
+
+function flush(): void {
+  const batch = pending;
+  pending = [];
+  port?.postMessage(batch);
+}
+
+port.on('message', (batch: WorkerRequest[] | 'close') => {
+  if (batch === 'close') {
+    void service.close().then(() => port.postMessage('closed'));
+    return;
+  }
+  for (const [id, method, args] of batch) {
+    // Structured cloning turns Buffers into plain Uint8Arrays: make xattr values Buffers again.
+    if (method === 'setxattr' && args[3] instanceof Uint8Array) {
+      const bytes = args[3];
+      args[3] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    const fn = (service as unknown as Record<string, (...callArgs: unknown[]) => Promise<unknown>>)[method];
+    let result: Promise<unknown>;
+    try {
+      result = fn.apply(service, args);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (value) => reply([id, true, value]),
+      (error: unknown) =>
+        reply(
+          isFsError(error)
+            ? [id, false, error.errno, error.message]
+            : [id, false, -1, error instanceof Error ? (error.stack ?? error.message) : String(error)],
+        ),
+    );
+  }
+});
+
+port.postMessage({ ready: true, secret, volume: await service.volume() });

@@ -1,0 +1,115 @@
+import { Worker } from 'node:worker_threads';
+import { Errno, FsError } from '../../common/index.js';
+import type { MetaApi, VolumeSettings } from '../api.js';
+import { META_METHODS } from './methods.js';
+
+/** What the engine thread needs to open the service. */
+export interface EngineWorkerOptions {
+  engineUrl: string;
+  history?: boolean;
+  durable?: boolean;
+}
+
+/** [id, method, args] */
+export type WorkerRequest = [number, string, unknown[]];
+/** [id, true, value] or [id, false, errno (-1: not an FsError), message] */
+export type WorkerReply = [number, true, unknown] | [number, false, number, string];
+
+/** A MetaApi whose service runs on its own thread; the owner closes it. */
+export interface ThreadedMetaService extends MetaApi {
+  readonly secret: string;
+  readonly settings: VolumeSettings;
+  close(): Promise<void>;
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Opens the metadata service on a worker thread and returns a MetaApi that forwards each call
+ * to it. Calls made in the same tick cross the thread boundary as one message, both ways, so
+ * the per-call cost of the hop stays small under load while the serving thread never blocks
+ * on SQLite.
+ */
+export async function openThreadedMetaService(options: EngineWorkerOptions): Promise<ThreadedMetaService> {
+  const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: options });
+  const waiting = new Map<number, Waiter>();
+  let nextId = 1;
+  let outgoing: WorkerRequest[] = [];
+  let failure: Error | null = null;
+
+  const ready = new Promise<{ secret: string; volume: VolumeSettings }>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('message', (message: { secret: string; volume: VolumeSettings }) => {
+      worker.off('error', reject);
+      resolve(message);
+    });
+  });
+  const { secret, volume } = await ready;
+
+  const failAll = (error: Error): void => {
+    failure = error;
+    for (const waiter of waiting.values()) waiter.reject(error);
+    waiting.clear();
+  };
+  worker.on('error', (error) =>
+    failAll(new FsError(Errno.EIO, `metadata engine thread failed: ${error.message}`)),
+  );
+  worker.on('exit', (code) =>
+    failAll(new FsError(Errno.EIO, `metadata engine thread exited (code ${code})`)),
+  );
+  worker.on('message', (batch: WorkerReply[] | 'closed') => {
+    if (batch === 'closed') return;
+    for (const message of batch) {
+      const waiter = waiting.get(message[0]);
+      if (!waiter) continue;
+      waiting.delete(message[0]);
+      if (message[1]) {
+        const value = message[2];
+        // Structured cloning delivers Buffers as plain Uint8Arrays (getxattr).
+        waiter.resolve(
+          value instanceof Uint8Array && !Buffer.isBuffer(value)
+            ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+            : value,
+        );
+      } else if (message[2] === -1) {
+        waiter.reject(new Error(message[3]));
+      } else {
+        waiter.reject(new FsError(message[2], message[3]));
+      }
+    }
+  });
+
+  const flush = (): void => {
+    const batch = outgoing;
+    outgoing = [];
+    worker.postMessage(batch);
+  };
+  const call = (method: string, args: unknown[]): Promise<unknown> => {
+    if (failure) return Promise.reject(failure);
+    const id = nextId++;
+    if (outgoing.length === 0) queueMicrotask(flush);
+    outgoing.push([id, method, args]);
+    return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
+  };
+
+  const service = {
+    secret,
+    settings: volume,
+    close: async (): Promise<void> => {
+      if (failure) return;
+      const closed = new Promise<void>((resolve) =>
+        worker.on('message', (message: unknown) => message === 'closed' && resolve()),
+      );
+      worker.postMessage('close');
+      await closed;
+      await worker.terminate();
+    },
+  } as Record<string, unknown>;
+  for (const method of Object.keys(META_METHODS)) {
+    service[method] = (...args: unknown[]) => call(method, args);
+  }
+  return service as unknown as ThreadedMetaService;
+}
