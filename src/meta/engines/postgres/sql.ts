@@ -98,20 +98,18 @@ export const SQL = {
   // (it then sees the entry) instead of silently overwriting it.
   insertDentry: stmt(
     'insert_dentry',
-    `INSERT INTO dentry (parent, name, ino, type, cursor, ver)
-     VALUES ($1, $2, $3, $4, nextval('dentry_cursor_seq'), $5) RETURNING cursor`,
+    `INSERT INTO dentry (parent, name, ino, type, cursor, ver) VALUES ($1, $2, $3, $4, $5, $6)`,
   ),
+  nextCursors: stmt('next_cursors', `SELECT nextval('dentry_cursor_seq') AS c FROM generate_series(1, $1)`),
   putDentry: stmt(
     'put_dentry',
     `WITH old AS (SELECT * FROM dentry WHERE parent = $1 AND name = $2 FOR UPDATE),
      h AS (INSERT INTO dentry_hist (parent, name, from_us, to_us, ino, type, cursor)
-           SELECT parent, name, ver, $5, ino, type, cursor FROM old WHERE ver < $6 RETURNING 1)
+           SELECT parent, name, ver, $6, ino, type, cursor FROM old WHERE ver < $7 RETURNING 1)
      INSERT INTO dentry (parent, name, ino, type, cursor, ver)
-     SELECT $1::bigint, $2::text, $3::bigint, $4::int, nextval('dentry_cursor_seq'), $5::bigint
-       FROM ${AFTER_HISTORY}
+     SELECT $1::bigint, $2::text, $3::bigint, $4::int, $5::bigint, $6::bigint FROM ${AFTER_HISTORY}
      ON CONFLICT (parent, name) DO UPDATE SET ino = EXCLUDED.ino, type = EXCLUDED.type,
-       cursor = EXCLUDED.cursor, ver = EXCLUDED.ver
-     RETURNING cursor`,
+       cursor = EXCLUDED.cursor, ver = EXCLUDED.ver`,
   ),
   deleteDentry: stmt(
     'delete_dentry',
@@ -202,12 +200,8 @@ export const SQL = {
   ),
   addShardedCounter: stmt(
     'add_sharded_counter',
-    `WITH s AS (INSERT INTO counter_shard (name, shard, value) VALUES ($1, $2, $3)
-                ON CONFLICT (name, shard) DO UPDATE SET value = counter_shard.value + EXCLUDED.value
-                RETURNING value)
-     SELECT (SELECT value FROM s)
-          + coalesce((SELECT sum(value) FROM counter_shard WHERE name = $1 AND shard <> $2), 0)::bigint
-          + coalesce((SELECT value FROM counter WHERE name = $1), 0) AS value`,
+    `INSERT INTO counter_shard (name, shard, value) VALUES ($1, $2, $3)
+     ON CONFLICT (name, shard) DO UPDATE SET value = counter_shard.value + EXCLUDED.value`,
   ),
   addCounter: stmt(
     'add_counter',

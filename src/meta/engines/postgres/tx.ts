@@ -15,6 +15,15 @@ import { SQL, inlineStatement, type Statement } from './sql.js';
  */
 const SHARDED_COUNTERS = new Set([COUNTER_INODES, COUNTER_USED_BYTES]);
 export const COUNTER_SHARDS = 64;
+/** Readdir cursors fetched from the sequence per round trip. */
+const CURSOR_BLOCK = 64;
+
+/** State one engine's transactions share. */
+export interface SharedTxState {
+  /** Readdir cursors fetched and not handed out yet, the next one last. */
+  cursors: number[];
+  counterEstimates: Map<string, number>;
+}
 
 interface InodeRecord {
   ino: number;
@@ -118,6 +127,7 @@ export class PgTx implements WriteTx {
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
+    private readonly shared: SharedTxState,
     private readonly client: pg.PoolClient,
     private readonly writable: boolean,
     readonly nowUs: number,
@@ -269,7 +279,9 @@ export class PgTx implements WriteTx {
 
   async getCounter(name: string): Promise<number> {
     const [row] = await this.rows<{ value: number }>(SQL.getCounter, [name]);
-    return row?.value ?? 0;
+    const value = row?.value ?? 0;
+    if (SHARDED_COUNTERS.has(name)) this.shared.counterEstimates.set(name, value);
+    return value;
   }
 
   async getSession(sessionId: string): Promise<SessionRow | undefined> {
@@ -354,19 +366,30 @@ export class PgTx implements WriteTx {
 
   async putDentry(parent: Ino, name: string, ino: Ino, type: number): Promise<DentryRow> {
     const key = `${parent}/${name}`;
-    const [row] = this.absent.has(key)
-      ? await this.rows<{ cursor: number }>(SQL.insertDentry, [parent, name, ino, type, this.nowUs])
-      : await this.rows<{ cursor: number }>(SQL.putDentry, [
-          parent,
-          name,
-          ino,
-          type,
-          this.nowUs,
-          this.historyBeforeUs,
-        ]);
+    const cursor = await this.nextCursor();
+    if (this.absent.has(key)) {
+      this.defer(SQL.insertDentry, [parent, name, ino, type, cursor, this.nowUs]);
+    } else {
+      this.defer(SQL.putDentry, [parent, name, ino, type, cursor, this.nowUs, this.historyBeforeUs]);
+    }
     this.absent.delete(key);
     this.noteEntry(parent, name);
-    return { parent, name, ino, type, cursor: row.cursor };
+    return { parent, name, ino, type, cursor };
+  }
+
+  /**
+   * Readdir cursors come from a sequence, a block at a time per engine (fetched on this
+   * transaction's connection: a transaction never waits for a second one). Unique across
+   * servers and increasing per server; an entry another server adds during a readdir may be
+   * skipped by it, as POSIX allows for entries created during readdir.
+   */
+  private async nextCursor(): Promise<number> {
+    const shared = this.shared;
+    if (shared.cursors.length === 0) {
+      const rows = await this.rows<{ c: number }>(SQL.nextCursors, [CURSOR_BLOCK]);
+      if (shared.cursors.length === 0) shared.cursors = rows.map((r) => r.c).reverse();
+    }
+    return shared.cursors.pop()!;
   }
 
   async deleteDentry(parent: Ino, name: string): Promise<void> {
@@ -397,11 +420,19 @@ export class PgTx implements WriteTx {
     this.defer(SQL.putSetting, [key, value]);
   }
 
-  /** For sharded counters the value is this transaction's view: other open transactions' deltas are not in it. */
+  /**
+   * Sharded (statistics) counters: the delta goes with the COMMIT and the value returned is
+   * this server's estimate (exact after getCounter, plus its own later deltas); statfs reads
+   * the exact sum. Allocation counters are exact: one row, updated and read at once.
+   */
   async addCounter(name: string, delta: number): Promise<number> {
-    const [row] = SHARDED_COUNTERS.has(name)
-      ? await this.rows<{ value: number }>(SQL.addShardedCounter, [name, this.counterShard, delta])
-      : await this.rows<{ value: number }>(SQL.addCounter, [name, delta]);
+    if (SHARDED_COUNTERS.has(name)) {
+      this.defer(SQL.addShardedCounter, [name, this.counterShard, delta]);
+      const estimate = (this.shared.counterEstimates.get(name) ?? 0) + delta;
+      this.shared.counterEstimates.set(name, estimate);
+      return estimate;
+    }
+    const [row] = await this.rows<{ value: number }>(SQL.addCounter, [name, delta]);
     return row.value;
   }
 
