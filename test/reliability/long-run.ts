@@ -1,7 +1,7 @@
 // The long profile's driver (scripts/reliability/long-run.sh runs it): rounds
 // of differential testing against fresh `strata up` mounts (as root and as
-// several users), crash injection and FUSE frame fuzzing, until a deadline;
-// then a summary.
+// several users), under object-store faults, crash injection and FUSE frame
+// fuzzing, until a deadline; then a summary.
 //
 //   node DIST/test/reliability/long-run.js --hours 2 [--doc docs/RELIABILITY.md] [--seed N]
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { runCrashLoop } from './crash.js';
 import { runDifferential } from './differential.js';
 import { TEST_USERS } from './executor.js';
+import { startFaultyMount } from './faults.js';
 import { fuzzFuseFrames, fuseFuzzUnavailable } from './fuse-fuzz.js';
 import { STRATA_KNOWN, startStrata, strataUnavailable } from './strata-mount.js';
 import { mountTmpfs } from './tmpfs.js';
@@ -23,6 +24,7 @@ interface Totals {
   crashesInjected: number;
   fsyncsAcknowledged: number;
   faultsInjected: number;
+  faultOps: number;
   problems: { what: string; script: string }[];
   notRun: string[];
 }
@@ -66,6 +68,27 @@ async function round(totals: Totals, seed: number, failuresDir: string): Promise
           await mount.stop();
         }
       }
+      const faulty = await startFaultyMount({ seed, errorRate: 0.1, truncateRate: 0.1 });
+      try {
+        const result = await runDifferential({
+          targetRoot: faulty.mountpoint,
+          referenceRoot: reference.path,
+          seed: seed + 900_000,
+          opCount: 5_000,
+          largeOffsets: true,
+          ...STRATA_KNOWN,
+        });
+        totals.faultOps += result.opsRun;
+        if (result.failure) {
+          totals.problems.push({
+            what: 'differential mismatch under store faults',
+            script: result.failure.script,
+          });
+        }
+      } finally {
+        const counts = await faulty.stop();
+        totals.faultsInjected += counts ? counts.errors + counts.truncated : 0;
+      }
       const crash = await runCrashLoop({ seed, crashes: 10 });
       totals.crashesInjected += crash.crashesInjected;
       totals.fsyncsAcknowledged += crash.fsyncsAcknowledged;
@@ -102,6 +125,7 @@ function summary(totals: Totals, startedAt: Date, hours: number, seed: number): 
     `| FUSE frames fuzzed | ${totals.framesFuzzed} |`,
     `| crashes injected (kill -9 of strata up, restart, check) | ${totals.crashesInjected} |`,
     `| fsyncs acknowledged before crashes, all checked | ${totals.fsyncsAcknowledged} |`,
+    `| differential operations under object-store faults (10% errors, 10% cut reads) | ${totals.faultOps} |`,
     `| object-store faults injected | ${totals.faultsInjected} |`,
     `| problems found | ${totals.problems.length} |`,
     '',
@@ -138,12 +162,18 @@ async function main(): Promise<number> {
     crashesInjected: 0,
     fsyncsAcknowledged: 0,
     faultsInjected: 0,
+    faultOps: 0,
     problems: [],
     notRun: [],
   };
   // Stop early after several problems: they need people, not more hours.
   while (Date.now() < deadline && totals.problems.length < 5) {
-    await round(totals, seed + totals.rounds * 1000, failuresDir);
+    try {
+      await round(totals, seed + totals.rounds * 1000, failuresDir);
+    } catch (error) {
+      // A round that breaks (a harness or environment failure) is itself a finding; go on.
+      totals.problems.push({ what: `round ${totals.rounds + 1} failed: ${String(error)}`, script: '' });
+    }
     totals.rounds++;
     console.log(
       `round ${totals.rounds}: ${totals.differentialOps + totals.multiUserOps} operations, ` +
