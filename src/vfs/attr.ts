@@ -1,5 +1,5 @@
-import type { FuseAttr, RequestContext } from '../fuse/index.js';
-import type { Caller, InodeAttr } from '../meta/api.js';
+import type { FuseAttr } from '../fuse/index.js';
+import type { InodeAttr } from '../meta/api.js';
 
 /** The preferred I/O size reported as st_blksize: large, so `cp` and friends use big buffers. */
 const PREFERRED_IO_BYTES = 1024 * 1024;
@@ -24,11 +24,6 @@ export function toFuseAttr(attr: InodeAttr, sizeBytes = attr.sizeBytes): FuseAtt
     rdev: attr.rdev,
     blksize: PREFERRED_IO_BYTES,
   };
-}
-
-/** The identity the metadata service checks permissions against. */
-export function callerOf(ctx: RequestContext): { uid: number; gid: number; pid: number } & Caller {
-  return { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid };
 }
 
 export const S_IFMT = 0o170000;

@@ -18,7 +18,8 @@ import {
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, LockOwner, MetaApi, SetAttrChanges, VolumeSettings } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, modeBitsOfAcl } from './acl-mode.js';
-import { callerOf, contentVersion, isRegular, toFuseAttr } from './attr.js';
+import { contentVersion, isRegular, toFuseAttr } from './attr.js';
+import { CallerResolver } from './caller.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { VfsOptions } from './options.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
@@ -53,6 +54,7 @@ export class Vfs implements FileSystem {
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   private readonly openFiles: OpenFiles;
+  private readonly callers = new CallerResolver();
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
   /**
@@ -139,7 +141,7 @@ export class Vfs implements FileSystem {
 
   async lookup(ctx: RequestContext, parent: Ino, name: string): Promise<Entry | NegativeEntry> {
     try {
-      return this.entry(await this.meta.lookup(callerOf(ctx), parent, name));
+      return this.entry(await this.meta.lookup(this.callers.of(ctx), parent, name));
     } catch (err) {
       if (isFsError(err) && err.errno === Errno.ENOENT && this.options.entryTimeoutMs > 0) {
         return { negative: true, entryTimeoutMs: this.options.entryTimeoutMs };
@@ -155,7 +157,7 @@ export class Vfs implements FileSystem {
   }
 
   async setattr(ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     const metaChanges: SetAttrChanges = {};
     if (changes.mode !== undefined) metaChanges.mode = changes.mode;
     if (changes.uid !== undefined) metaChanges.uid = changes.uid;
@@ -182,25 +184,25 @@ export class Vfs implements FileSystem {
   }
 
   async symlink(ctx: RequestContext, parent: Ino, name: string, target: string): Promise<Entry> {
-    return this.entry(await this.meta.symlink(callerOf(ctx), parent, name, target));
+    return this.entry(await this.meta.symlink(this.callers.of(ctx), parent, name, target));
   }
 
   async mknod(ctx: RequestContext, parent: Ino, name: string, mode: number, rdev: number): Promise<Entry> {
-    return this.entry(await this.meta.mknod(callerOf(ctx), parent, name, mode, rdev, ctx.umask));
+    return this.entry(await this.meta.mknod(this.callers.of(ctx), parent, name, mode, rdev, ctx.umask));
   }
 
   async mkdir(ctx: RequestContext, parent: Ino, name: string, mode: number): Promise<Entry> {
-    return this.entry(await this.meta.mkdir(callerOf(ctx), parent, name, mode, ctx.umask));
+    return this.entry(await this.meta.mkdir(this.callers.of(ctx), parent, name, mode, ctx.umask));
   }
 
   async unlink(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     await this.protectOpenFile(caller, parent, name);
     await this.meta.unlink(caller, parent, name);
   }
 
   async rmdir(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
-    await this.meta.rmdir(callerOf(ctx), parent, name);
+    await this.meta.rmdir(this.callers.of(ctx), parent, name);
   }
 
   async rename(
@@ -211,19 +213,19 @@ export class Vfs implements FileSystem {
     newName: string,
     flags: number,
   ): Promise<void> {
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     await this.protectOpenFile(caller, newParent, newName);
     await this.meta.rename(caller, parent, name, newParent, newName, flags);
   }
 
   async link(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry> {
-    return this.entry(await this.meta.link(callerOf(ctx), ino, newParent, newName));
+    return this.entry(await this.meta.link(this.callers.of(ctx), ino, newParent, newName));
   }
 
   // --- open files ---
 
   async open(ctx: RequestContext, ino: Ino, flags: number, killSuidgid = false): Promise<OpenReply> {
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     // Close-to-open: the open asks the metadata service, so another mount's closed writes are
     // seen. A read, not an open registration: see protectOpenFile for why that can wait.
     let attr = await this.meta.getattr(ino);
@@ -242,7 +244,7 @@ export class Vfs implements FileSystem {
     mode: number,
     flags: number,
   ): Promise<CreateReply> {
-    const attr = await this.meta.mknod(callerOf(ctx), parent, name, mode, 0, ctx.umask);
+    const attr = await this.meta.mknod(this.callers.of(ctx), parent, name, mode, 0, ctx.umask);
     return { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
   }
 
@@ -303,18 +305,18 @@ export class Vfs implements FileSystem {
     const handle = this.handle(fh, ino);
     const file = handle.file;
     if (flags & WriteFlags.KILL_SUIDGID && file.attr.mode & 0o6000) {
-      file.noteAttr(await this.meta.setattr(callerOf(ctx), ino, { killSuid: true }));
+      file.noteAttr(await this.meta.setattr(this.callers.of(ctx), ino, { killSuid: true }));
     }
     // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
     const at = handle.flags & O_APPEND ? Math.max(offset, file.sizeBytes) : offset;
-    await file.write(at, data, callerOf(ctx));
-    if (handle.flags & (O_SYNC | O_DSYNC)) await file.flush(callerOf(ctx));
+    await file.write(at, data, this.callers.of(ctx));
+    if (handle.flags & (O_SYNC | O_DSYNC)) await file.flush(this.callers.of(ctx));
     return data.length;
   }
 
   async flush(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void> {
     const handle = this.handle(fh, ino);
-    await handle.file.flush(callerOf(ctx));
+    await handle.file.flush(this.callers.of(ctx));
     if (handle.lockOwners?.has(lockOwner)) {
       // close(2) drops the POSIX locks this owner holds on the file.
       handle.lockOwners.delete(lockOwner);
@@ -338,7 +340,7 @@ export class Vfs implements FileSystem {
   ): Promise<void> {
     const handle = this.handle(fh, ino);
     try {
-      await handle.file.flush(callerOf(ctx));
+      await handle.file.flush(this.callers.of(ctx));
       if (isFlockRelease) {
         await this.meta.setlk(
           ino,
@@ -356,7 +358,7 @@ export class Vfs implements FileSystem {
   }
 
   async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
-    await this.handle(fh, ino).file.flush(callerOf(ctx));
+    await this.handle(fh, ino).file.flush(this.callers.of(ctx));
   }
 
   // --- directories ---
@@ -368,7 +370,7 @@ export class Vfs implements FileSystem {
     offset: number,
     plus: boolean,
   ): Promise<DirEntryOut[]> {
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     const limit = plus ? READDIRPLUS_BATCH : READDIR_BATCH;
     const entries = await this.meta.readdir(caller, ino, offset, limit, plus);
     return entries.map((e) => {
@@ -406,7 +408,7 @@ export class Vfs implements FileSystem {
   async setxattr(ctx: RequestContext, ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
     // The value is a view into the request buffer; the metadata call may outlive it (RPC queues).
     const copy = Buffer.from(value);
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     await this.meta.setxattr(caller, ino, name, copy, flags);
     const bits = name === ACL_ACCESS_XATTR ? modeBitsOfAcl(copy) : null;
     if (bits !== null) {
@@ -426,11 +428,11 @@ export class Vfs implements FileSystem {
   }
 
   async removexattr(ctx: RequestContext, ino: Ino, name: string): Promise<void> {
-    await this.meta.removexattr(callerOf(ctx), ino, name);
+    await this.meta.removexattr(this.callers.of(ctx), ino, name);
   }
 
   async access(ctx: RequestContext, ino: Ino, mask: number): Promise<void> {
-    await this.meta.access(callerOf(ctx), ino, mask);
+    await this.meta.access(this.callers.of(ctx), ino, mask);
   }
 
   // --- locks ---
@@ -480,7 +482,7 @@ export class Vfs implements FileSystem {
     mode: number,
   ): Promise<void> {
     const handle = this.handle(fh, ino);
-    const caller = callerOf(ctx);
+    const caller = this.callers.of(ctx);
     await handle.file.flush(caller);
     const attr = await this.meta.fallocate(caller, ino, mode, offset, length);
     this.openFiles.invalidate(ino);
@@ -497,7 +499,7 @@ export class Vfs implements FileSystem {
     offsetOut: number,
     length: number,
   ): Promise<number> {
-    const caller: Caller = callerOf(ctx);
+    const caller: Caller = this.callers.of(ctx);
     const source = this.handle(fhIn, inoIn);
     const target = this.handle(fhOut, inoOut);
     // Reference copies see only committed slices: land both files' pending writes first.

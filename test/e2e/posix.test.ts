@@ -98,3 +98,12 @@ test('O_DIRECT reads and writes go straight through and agree with buffered ones
   sh(`dd if=${file} of=${root}/direct.back bs=64k iflag=direct status=none`);
   sh(`cmp ${root}/direct.ref ${root}/direct.back && cmp ${root}/direct.ref ${file}`);
 });
+
+test('a user may create and remove files through a supplementary group', () => {
+  const dir = join(mnt, 'team');
+  sh(`mkdir ${dir} && chown root:4321 ${dir} && chmod 0770 ${dir}`);
+  const asMember = 'setpriv --reuid=65534 --regid=65534 --groups=4321';
+  sh(`${asMember} sh -c 'echo member > ${dir}/note && cat ${dir}/note && rm ${dir}/note'`);
+  // Without the group the same user is refused.
+  sh(`! setpriv --reuid=65534 --regid=65534 --clear-groups touch ${dir}/other 2>/dev/null`);
+});

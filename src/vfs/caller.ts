@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import type { RequestContext } from '../fuse/index.js';
+import type { Caller } from '../meta/api.js';
+
+/** How long a process's supplementary groups are trusted after reading them. */
+const GROUPS_TTL_MS = 1000;
+const MAX_CACHED_PIDS = 4096;
+
+/**
+ * The identity the metadata service checks permissions against. FUSE reports only the
+ * caller's uid, gid and pid; the supplementary groups come from /proc/PID/status, so that
+ * a user who may write a directory through a secondary group is not refused by the
+ * metadata service after the kernel allowed it. Root skips the lookup (it bypasses the
+ * checks), and each pid's groups are cached for a second.
+ */
+export class CallerResolver {
+  private readonly cache = new Map<number, { groups: number[] | undefined; expiresMs: number }>();
+
+  of(ctx: RequestContext): Caller {
+    if (ctx.uid === 0) return { uid: 0, gid: ctx.gid, pid: ctx.pid };
+    return { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, groups: this.groupsOf(ctx.pid) };
+  }
+
+  private groupsOf(pid: number): number[] | undefined {
+    const now = Date.now();
+    const hit = this.cache.get(pid);
+    if (hit !== undefined && hit.expiresMs > now) return hit.groups;
+    const groups = readGroups(pid);
+    if (this.cache.size >= MAX_CACHED_PIDS) this.cache.clear();
+    this.cache.set(pid, { groups, expiresMs: now + GROUPS_TTL_MS });
+    return groups;
+  }
+}
+
+function readGroups(pid: number): number[] | undefined {
+  try {
+    const match = /^Groups:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (!match) return undefined;
+    return match[1]
+      .trim()
+      .split(/\s+/)
+      .filter((g) => g !== '')
+      .map(Number);
+  } catch {
+    // The process already exited (or pid 0 for kernel-internal requests): no extra groups.
+    return undefined;
+  }
+}
