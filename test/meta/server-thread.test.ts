@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Errno, FsError, ROOT_INO, asSliceId } from '../../src/common/index.js';
 import { formatVolume, type Caller } from '../../src/meta/index.js';
 import { startMetaServer } from '../../src/meta/server/index.js';
-import { openThreadedMetaService } from '../../src/meta/server/worker-service.js';
+import { openThreadedMetaService } from '../../src/meta/server/index.js';
 import { connectMeta } from '../../src/meta/client/index.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };

@@ -1,3 +1,8 @@
 export { startMetaServer, type MetaServer, type MetaServerOptions } from './server.js';
 export { META_METHODS, type MetaMethod } from './methods.js';
 export { runMetaServerProcess, parseMetaServerArgs, type MetaServerProcessOptions } from './main.js';
+export {
+  openThreadedMetaService,
+  type ThreadedMetaService,
+  type EngineWorkerOptions,
+} from './worker-service.js';
