@@ -70,6 +70,46 @@ export function aclPermits(
   return granted(other.perm);
 }
 
+/**
+ * A new inode under a directory with a default ACL (posix_acl_create in Linux): the umask is
+ * ignored, the default ACL masks the requested permission bits, and the inode gets the masked
+ * ACL as its access ACL when it says more than the mode bits can. Returns the new permission
+ * bits and the access ACL to store (undefined when the mode bits say it all).
+ */
+export function inheritDefaultAcl(
+  defaultAcl: Buffer,
+  requestedPerm: number,
+): { perm: number; access?: Buffer } | undefined {
+  const entries = parseAcl(defaultAcl);
+  if (!entries || entries.length === 0) return undefined;
+  let mode = requestedPerm & 0o777;
+  let groupObj: AclEntry | undefined;
+  let maskObj: AclEntry | undefined;
+  let notEquiv = false;
+  for (const e of entries) {
+    if (e.tag === ACL_USER_OBJ) {
+      e.perm &= (mode >> 6) & 7;
+      mode &= (e.perm << 6) | ~0o700;
+    } else if (e.tag === ACL_USER || e.tag === ACL_GROUP) {
+      notEquiv = true;
+    } else if (e.tag === ACL_GROUP_OBJ) {
+      groupObj = e;
+    } else if (e.tag === ACL_OTHER) {
+      e.perm &= mode & 7;
+      mode &= e.perm | ~0o007;
+    } else if (e.tag === ACL_MASK) {
+      maskObj = e;
+      notEquiv = true;
+    }
+  }
+  const g = maskObj ?? groupObj;
+  if (!g) return undefined;
+  g.perm &= (mode >> 3) & 7;
+  mode &= (g.perm << 3) | ~0o070;
+  const perm = (requestedPerm & ~0o777) | (mode & 0o777);
+  return { perm, access: notEquiv ? encodeAcl(entries.map((e) => [e.tag, e.perm, e.id])) : undefined };
+}
+
 /** Encodes an ACL (tests and tools): entries as [tag, perm, id]. */
 export function encodeAcl(entries: [number, number, number][]): Buffer {
   const out = Buffer.alloc(4 + entries.length * 8);

@@ -138,12 +138,18 @@ export interface WriteTx extends ReadTx {
   /** The commit instant of this transaction (history timestamps), µs. */
   readonly nowUs: number;
 
-  /** Inserts or replaces (history: the old image is kept). */
-  putInode(row: InodeRow): Promise<void>;
+  /**
+   * Inserts or replaces (history: the old image is kept). `fresh` promises that no row for
+   * this inode exists (a newly allocated number), so an engine may skip looking for an old image.
+   */
+  putInode(row: InodeRow, fresh?: boolean): Promise<void>;
   /** Removes the inode row with its xattrs and chunks (history kept). Dentries are the caller's job. */
   deleteInode(ino: Ino): Promise<void>;
-  /** Inserts or replaces the entry `parent/name`; returns the row with its new cursor. */
-  putDentry(parent: Ino, name: string, ino: Ino, type: number): Promise<DentryRow>;
+  /**
+   * Inserts or replaces the entry `parent/name`; returns the row with its new cursor. `fresh`
+   * promises the name does not exist in `parent` (the caller just looked), as for putInode.
+   */
+  putDentry(parent: Ino, name: string, ino: Ino, type: number, fresh?: boolean): Promise<DentryRow>;
   deleteDentry(parent: Ino, name: string): Promise<void>;
   putXattr(ino: Ino, name: string, value: Buffer): Promise<void>;
   deleteXattr(ino: Ino, name: string): Promise<void>;

@@ -1,6 +1,7 @@
 import { Errno, FsError, fsError, type Ino } from '../common/index.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from './api.js';
-import { S_IFDIR, S_IFMT, S_ISGID, isDir, isReg, newInodeRow } from './attrs.js';
+import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritDefaultAcl } from './acl.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, newInodeRow } from './attrs.js';
 import { dropAllChunks } from './chunks.js';
 import type { InodeRow } from './engine.js';
 import type { OpContext } from './op-context.js';
@@ -52,8 +53,10 @@ async function prepareCreate(ctx: OpContext, parent: Ino, name: string): Promise
 
 export interface NewInode {
   ino: Ino;
-  /** Full mode with type bits, umask already applied. */
+  /** Full mode with type bits, as asked (before the umask). */
   mode: number;
+  /** Applied unless the parent has a default ACL, which then decides instead. */
+  umask: number;
   rdev?: number;
   target?: string;
 }
@@ -73,7 +76,8 @@ export async function createEntry(
       `directory ${parent} already has ${dir.nlink} links (volume limit ${limits.maxLinks})`,
     );
   }
-  let mode = spec.mode;
+  const inherited = await applyDefaultAcl(ctx, dir, spec, makingDir);
+  let mode = inherited.mode;
   let gid = ctx.caller.gid;
   // BSD group semantics under a set-group-id directory: inherit its group (and, for
   // subdirectories, the bit itself).
@@ -89,11 +93,34 @@ export async function createEntry(
     sizeBytes: spec.target !== undefined ? Buffer.byteLength(spec.target) : 0,
   });
   ctx.add(row);
-  await ctx.tx.putDentry(parent, name, row.ino, mode & S_IFMT);
+  for (const [xattr, value] of inherited.xattrs) await ctx.tx.putXattr(row.ino, xattr, value);
+  await ctx.tx.putDentry(parent, name, row.ino, mode & S_IFMT, true);
   if (makingDir) dir.nlink++;
   ctx.touchDir(dir);
   await ctx.tx.addCounter(COUNTER_INODES, 1);
   return row;
+}
+
+/**
+ * The new inode's mode and ACLs: under a default ACL, the ACL masks the asked bits and is
+ * inherited (as access ACL, and as default ACL by subdirectories); otherwise the umask applies.
+ */
+async function applyDefaultAcl(
+  ctx: OpContext,
+  dir: InodeRow,
+  spec: NewInode,
+  makingDir: boolean,
+): Promise<{ mode: number; xattrs: [string, Buffer][] }> {
+  const type = spec.mode & S_IFMT;
+  const asked = spec.mode & 0o7777;
+  const defaultAcl =
+    (spec.mode & S_IFMT) === S_IFLNK ? undefined : await ctx.tx.getXattr(dir.ino, ACL_DEFAULT_XATTR);
+  const inherited = defaultAcl && inheritDefaultAcl(defaultAcl, asked);
+  if (!defaultAcl || !inherited) return { mode: type | (asked & ~spec.umask), xattrs: [] };
+  const xattrs: [string, Buffer][] = [];
+  if (inherited.access) xattrs.push([ACL_ACCESS_XATTR, inherited.access]);
+  if (makingDir) xattrs.push([ACL_DEFAULT_XATTR, defaultAcl]);
+  return { mode: type | inherited.perm, xattrs };
 }
 
 export async function link(
@@ -110,7 +137,7 @@ export async function link(
     throw fsError.EMLINK(`inode ${ino} already has ${inode.nlink} links (volume limit ${limits.maxLinks})`);
   }
   const dir = await prepareCreate(ctx, newParent, newName);
-  await ctx.tx.putDentry(newParent, newName, ino, inode.mode & S_IFMT);
+  await ctx.tx.putDentry(newParent, newName, ino, inode.mode & S_IFMT, true);
   inode.nlink++;
   ctx.touchCtime(inode);
   ctx.touchDir(dir);

@@ -14,6 +14,7 @@ export class OpContext {
   private readonly loaded = new Map<Ino, InodeRow>();
   private readonly dirty = new Set<Ino>();
   private readonly deleted = new Set<Ino>();
+  private readonly created = new Set<Ino>();
 
   constructor(
     readonly tx: WriteTx,
@@ -40,6 +41,7 @@ export class OpContext {
   add(row: InodeRow): void {
     this.loaded.set(row.ino, row);
     this.dirty.add(row.ino);
+    this.created.add(row.ino);
   }
 
   touch(row: InodeRow): void {
@@ -76,6 +78,7 @@ export class OpContext {
 
   async flush(): Promise<void> {
     for (const ino of this.deleted) await this.tx.deleteInode(ino);
-    for (const ino of this.dirty) if (!this.deleted.has(ino)) await this.tx.putInode(this.loaded.get(ino)!);
+    for (const ino of this.dirty)
+      if (!this.deleted.has(ino)) await this.tx.putInode(this.loaded.get(ino)!, this.created.has(ino));
   }
 }

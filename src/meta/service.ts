@@ -294,17 +294,28 @@ export class MetaService implements MetaApi {
     if (type === S_IFDIR) throw fsError.EINVAL('mknod cannot create a directory; use mkdir');
     if (type === S_IFLNK) throw fsError.EINVAL('mknod cannot create a symbolic link; use symlink');
     const ino = await this.allocIno();
-    const perm = mode & 0o7777 & ~umask;
     return this.change(caller, async (ctx) =>
-      toAttr(await ns.createEntry(ctx, this.settings, parent, name, { ino, mode: type | perm, rdev })),
+      toAttr(
+        await ns.createEntry(ctx, this.settings, parent, name, {
+          ino,
+          mode: type | (mode & 0o7777),
+          umask,
+          rdev,
+        }),
+      ),
     );
   }
 
   async mkdir(caller: Caller, parent: Ino, name: string, mode: number, umask: number): Promise<InodeAttr> {
     const ino = await this.allocIno();
-    const perm = mode & 0o7777 & ~umask;
     return this.change(caller, async (ctx) =>
-      toAttr(await ns.createEntry(ctx, this.settings, parent, name, { ino, mode: S_IFDIR | perm })),
+      toAttr(
+        await ns.createEntry(ctx, this.settings, parent, name, {
+          ino,
+          mode: S_IFDIR | (mode & 0o7777),
+          umask,
+        }),
+      ),
     );
   }
 
@@ -317,7 +328,14 @@ export class MetaService implements MetaApi {
     }
     const ino = await this.allocIno();
     return this.change(caller, async (ctx) =>
-      toAttr(await ns.createEntry(ctx, this.settings, parent, name, { ino, mode: S_IFLNK | 0o777, target })),
+      toAttr(
+        await ns.createEntry(ctx, this.settings, parent, name, {
+          ino,
+          mode: S_IFLNK | 0o777,
+          umask: 0,
+          target,
+        }),
+      ),
     );
   }
 

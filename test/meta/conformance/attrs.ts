@@ -144,5 +144,41 @@ export function attrTests(fx: EngineFixture): void {
         await svc.lookup(carol, d.ino, 'x');
         await rejectsWith(svc.lookup(bob, d.ino, 'x'), 'EACCES');
       }));
+
+    it('a default ACL replaces the umask for new entries, becomes their access ACL, and passes to subdirectories', () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(1000);
+        const bob = user(1001);
+        const d = await dir(svc, ROOT, 'd', alice, 0o777);
+        const inheritable = encodeAcl([
+          [AclTag.USER_OBJ, 7, 0],
+          [AclTag.USER, 7, 1001],
+          [AclTag.GROUP_OBJ, 5, 0],
+          [AclTag.MASK, 7, 0],
+          [AclTag.OTHER, 0, 0],
+        ]);
+        await svc.setxattr(alice, d.ino, 'system.posix_acl_default', inheritable, 0);
+        const f = await svc.mknod(alice, d.ino, 'f', 0o100666, 0, 0o022);
+        assert.equal(f.mode & 0o777, 0o660, 'umask ignored; other masked to ---; group class = mask rw-');
+        const access = await svc.getxattr(f.ino, 'system.posix_acl_access');
+        assert.deepEqual(
+          access,
+          encodeAcl([
+            [AclTag.USER_OBJ, 6, 0],
+            [AclTag.USER, 7, 1001],
+            [AclTag.GROUP_OBJ, 5, 0],
+            [AclTag.MASK, 6, 0],
+            [AclTag.OTHER, 0, 0],
+          ]),
+        );
+        await svc.access(bob, f.ino, 6);
+        await rejectsWith(svc.access(user(1002), f.ino, 4), 'EACCES');
+        const sub = await svc.mkdir(alice, d.ino, 'sub', 0o777, 0o077);
+        assert.equal(sub.mode & 0o777, 0o770);
+        assert.deepEqual(await svc.getxattr(sub.ino, 'system.posix_acl_default'), inheritable);
+        const plain = await svc.mknod(alice, ROOT, 'plain', 0o100666, 0, 0o022);
+        assert.equal(plain.mode & 0o777, 0o644);
+        await rejectsWith(svc.getxattr(plain.ino, 'system.posix_acl_access'), 'ENODATA');
+      }));
   });
 }

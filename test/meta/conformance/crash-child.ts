@@ -2,6 +2,7 @@
 // fast as it can, printing one line per acknowledged operation, until it is killed (-9).
 import { openMetaService } from '../../../src/meta/index.js';
 import type { Ino } from '../../../src/common/index.js';
+import { isDirStep, replaceTarget } from './crash-plan.js';
 
 const root = { uid: 0, gid: 0, pid: 1 };
 const ROOT = 1 as Ino;
@@ -16,19 +17,16 @@ async function main(): Promise<void> {
   const worker = async (k: number) => {
     for (let i = 0; ; i++) {
       const name = `w${k}_${i}`;
-      if (i % 4 === 3) await svc.mkdir(root, a, name, 0o755, 0);
+      if (isDirStep(i)) await svc.mkdir(root, a, name, 0o755, 0);
       else await svc.mknod(root, a, name, 0o100644, 0, 0);
       process.stdout.write(`c ${name}\n`);
       await svc.rename(root, a, name, b, name, 0);
       process.stdout.write(`r ${name}\n`);
-      if (i % 5 === 4) {
-        // replace an earlier file by rename: the old target must vanish with its inode
-        const old = `w${k}_${i - 2}`;
-        if (i % 4 !== 3 && (i - 2) % 4 !== 3) {
-          process.stdout.write(`X ${name} ${old}\n`);
-          await svc.rename(root, b, name, b, old, 0);
-          process.stdout.write(`x ${name} ${old}\n`);
-        }
+      // replace an earlier file by rename: the old target must vanish with its inode
+      const old = replaceTarget(k, i);
+      if (old) {
+        await svc.rename(root, b, name, b, old, 0);
+        process.stdout.write(`x ${name} ${old}\n`);
       }
     }
   };

@@ -131,7 +131,12 @@ export class SqliteEngine implements Engine {
     this.counterSet = this.ws.counterSet;
     const counter = (name: string) => (this.ws.counter.get(name) as number | undefined) ?? 0;
     this.lastCommitUs = counter(LAST_COMMIT_COUNTER);
-    this.state = { nowUs: 0, history: options.history !== false, lastCursor: counter(CURSOR_COUNTER) };
+    this.state = {
+      nowUs: 0,
+      history: options.history !== false,
+      lastCursor: counter(CURSOR_COUNTER),
+      keptInodes: new Set(),
+    };
     this.wtx = new SqliteWriteTx(this.ws, this.state);
   }
 
@@ -157,6 +162,7 @@ export class SqliteEngine implements Engine {
     this.batchStartMs = performance.now();
     // Commit instants strictly increase, even if the wall clock steps back (history order).
     this.state.nowUs = Math.max(this.clock.nowUs(), this.lastCommitUs + 1);
+    this.state.keptInodes.clear();
   }
 
   private async drain(): Promise<void> {
@@ -210,6 +216,8 @@ export class SqliteEngine implements Engine {
 
   /** Rolls back the current savepoint; false when SQLite already dropped the whole transaction. */
   private undoOne(): boolean {
+    // The rolled-back operation may have made the only copy of an old image in this batch.
+    this.state.keptInodes.clear();
     if (!this.wdb.inTransaction) return false;
     try {
       this.sql.rollbackTo.run();

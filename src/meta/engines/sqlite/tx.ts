@@ -452,6 +452,12 @@ export interface WriteState {
   history: boolean;
   /** Last dentry cursor handed out; persisted at each commit. */
   lastCursor: number;
+  /**
+   * Inodes whose old image this batch already copied (their row now has ver = nowUs): the
+   * copy statement would find nothing, so it is skipped. A parent directory changes in almost
+   * every create; this is most of the history cost. Cleared at each batch and savepoint rollback.
+   */
+  keptInodes: Set<number>;
 }
 
 export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
@@ -466,9 +472,12 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     return this.state.nowUs;
   }
 
-  async putInode(r: InodeRow): Promise<void> {
+  async putInode(r: InodeRow, fresh = false): Promise<void> {
     const now = this.state.nowUs;
-    if (this.state.history) this.w.inodeKeep.run(now, r.ino, now);
+    if (this.state.history && !fresh && !this.state.keptInodes.has(r.ino)) {
+      this.w.inodeKeep.run(now, r.ino, now);
+      this.state.keptInodes.add(r.ino);
+    }
     this.w.inodePut.run(
       r.ino,
       r.mode,
@@ -502,9 +511,9 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     this.w.chunkDeleteAll.run(ino);
   }
 
-  async putDentry(parent: Ino, name: string, ino: Ino, type: number): Promise<DentryRow> {
+  async putDentry(parent: Ino, name: string, ino: Ino, type: number, fresh = false): Promise<DentryRow> {
     const now = this.state.nowUs;
-    if (this.state.history) this.w.dentryKeep.run(now, parent, name, now);
+    if (this.state.history && !fresh) this.w.dentryKeep.run(now, parent, name, now);
     const cursor = ++this.state.lastCursor;
     this.w.dentryPut.run(parent, name, ino, type, cursor, now);
     return { parent, name, ino, type, cursor };
