@@ -1,6 +1,6 @@
 import { asIno, type Ino, type SliceRef } from '../common/index.js';
 import type { ChunkSlicesFn, DataPath, DataPathOptions, DataPathStats, FileWriter } from './api.js';
-import { TRAILER_BYTES } from './block-format.js';
+import { bodyBytes } from './block-format.js';
 import { MemoryBudget } from './budget.js';
 import { COMPACT_MIN_SLICES, planCompaction, zeroSlice } from './compact.js';
 import { DiskBlockCache } from './disk-cache.js';
@@ -59,7 +59,7 @@ class StrataDataPath implements DataPath {
       options.memoryBudgetBytes ?? d.memoryBudgetBytes,
     );
     // Two blocks per upload slot would be ideal; four blocks is the least that keeps a stream moving.
-    const minimumBudget = 4 * (this.blockSizeBytes + TRAILER_BYTES);
+    const minimumBudget = 4 * bodyBytes(this.blockSizeBytes);
     if (memoryBudgetBytes < minimumBudget) {
       throw new Error(
         `memory budget ${memoryBudgetBytes} bytes is too small for ${this.blockSizeBytes}-byte blocks: ` +

@@ -70,6 +70,11 @@ export class DiskBlockCache {
     await this.evictTo(this.capacityBytes);
   }
 
+  /** Whether the cache holds the block (as far as its index knows; it may still be loading). */
+  has(key: string): boolean {
+    return this.index.has(key);
+  }
+
   /** The cached body, or null. The caller verifies it and calls remove() if it is damaged. */
   async get(key: string): Promise<Buffer | null> {
     await this.ready;

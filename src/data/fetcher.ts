@@ -1,6 +1,13 @@
 import { fsError, isFsError } from '../common/index.js';
 import { ObjectNotFoundError, type ObjectStore } from '../object/index.js';
-import { CorruptBlockError, openBlock, TRAILER_BYTES } from './block-format.js';
+import {
+  bodyBytes,
+  CorruptBlockError,
+  openBlock,
+  SEGMENT_BYTES,
+  trailerBytes,
+  verifySegments,
+} from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import type { DiskBlockCache } from './disk-cache.js';
 import { blockKey, type BlockRef } from './layout.js';
@@ -77,14 +84,14 @@ export class BlockFetcher {
   }
 
   private async load(key: string, block: BlockRef, isReadahead: boolean): Promise<Buffer | null> {
-    const bodyBytes = block.blockLengthBytes + TRAILER_BYTES;
+    const wanted = bodyBytes(block.blockLengthBytes);
     let charged: number;
     if (isReadahead) {
-      if (!this.budget.tryAcquire(bodyBytes)) return null;
-      charged = bodyBytes;
+      if (!this.budget.tryAcquire(wanted)) return null;
+      charged = wanted;
     } else {
-      charged = this.budget.charged(bodyBytes);
-      await this.budget.acquire(bodyBytes);
+      charged = this.budget.charged(wanted);
+      await this.budget.acquire(wanted);
     }
     try {
       const data = await this.loadBody(key, block);
@@ -94,6 +101,108 @@ export class BlockFetcher {
     } catch (error) {
       this.budget.release(charged);
       throw error;
+    }
+  }
+
+  /** One GET, whole or ranged, with store errors turned into EIO a person can act on. */
+  private async fetch(key: string, offset?: number, length?: number): Promise<Buffer> {
+    try {
+      return await this.slots.run(() => this.store.get(key, offset, length));
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) {
+        throw fsError.EIO(
+          `block ${key} is missing from ${this.store.description}: the file's data was lost ` +
+            `(deleted by hand or by a GC bug); restore it from a backup or snapshot`,
+          error,
+        );
+      }
+      if (isFsError(error)) throw error;
+      throw fsError.EIO(
+        `reading block ${key} from ${this.store.description} failed: ${String(error)}`,
+        error,
+      );
+    }
+  }
+
+  /**
+   * Bytes [offset, offset + length) of a block's data (a view: do not modify). When the block is
+   * not cached, fetches and verifies only the 64 KiB segments covering the range plus the
+   * block's trailer (cached too), instead of the whole block: small random reads stay small.
+   */
+  async getPart(block: BlockRef, offset: number, length: number): Promise<Buffer> {
+    const key = blockKey(block);
+    if (this.memoryCache.has(key) || this.inFlight.has(key) || this.diskCache?.has(key)) {
+      return (await this.get(block)).subarray(offset, offset + length);
+    }
+    const first = Math.floor(offset / SEGMENT_BYTES);
+    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    let cached = true;
+    for (let s = first; s <= last && cached; s++) cached = this.memoryCache.has(`${key}@${s}`);
+    if (!cached) {
+      const data = await this.loadSegments(key, block, first, last);
+      return data.subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
+    }
+    if (first === last) {
+      const segment = this.memoryCache.get(`${key}@${first}`)!;
+      return segment.subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
+    }
+    const out = Buffer.allocUnsafe(length);
+    for (let s = first; s <= last; s++) {
+      const segment = this.memoryCache.get(`${key}@${s}`)!;
+      const from = Math.max(offset, s * SEGMENT_BYTES);
+      const to = Math.min(offset + length, (s + 1) * SEGMENT_BYTES);
+      segment.copy(out, from - offset, from - s * SEGMENT_BYTES, to - s * SEGMENT_BYTES);
+    }
+    return out;
+  }
+
+  private async loadSegments(key: string, block: BlockRef, first: number, last: number): Promise<Buffer> {
+    const dataLength = block.blockLengthBytes;
+    const start = first * SEGMENT_BYTES;
+    const end = Math.min(dataLength, (last + 1) * SEGMENT_BYTES);
+    const trailerKey = `${key}@t`;
+    const trailerLength = trailerBytes(dataLength);
+    const wanted = end - start + trailerLength;
+    const charged = this.budget.charged(wanted);
+    await this.budget.acquire(wanted);
+    let kept = 0;
+    try {
+      let lastProblem = '';
+      for (let attempt = 1; attempt <= this.corruptRetries; attempt++) {
+        const cachedTrailer = this.memoryCache.has(trailerKey) ? this.memoryCache.get(trailerKey)! : null;
+        const [data, trailer] = await Promise.all([
+          this.fetch(key, start, end - start),
+          cachedTrailer ?? this.fetch(key, dataLength, trailerLength),
+        ]);
+        this.stats.blocks++;
+        this.stats.bytes += data.length + (cachedTrailer ? 0 : trailer.length);
+        try {
+          verifySegments(data, first, trailer, block);
+        } catch (error) {
+          if (!(error instanceof CorruptBlockError)) throw error;
+          this.stats.corrupt++;
+          lastProblem = error.message;
+          // Either part may be the damaged one: fetch both again.
+          this.memoryCache.delete(trailerKey);
+          continue;
+        }
+        if (!cachedTrailer) {
+          this.memoryCache.insert(trailerKey, trailer, trailerLength);
+          kept += trailerLength;
+        }
+        for (let s = first; s <= last; s++) {
+          const segment = data.subarray((s - first) * SEGMENT_BYTES, (s - first + 1) * SEGMENT_BYTES);
+          this.memoryCache.insert(`${key}@${s}`, segment, segment.length);
+          kept += segment.length;
+        }
+        return data;
+      }
+      throw fsError.EIO(
+        `block ${key} in ${this.store.description} failed verification ${this.corruptRetries} times ` +
+          `(${lastProblem}): the stored object is damaged; restore it from a replica or backup`,
+      );
+    } finally {
+      if (charged > kept) this.budget.release(charged - kept);
     }
   }
 
@@ -111,23 +220,7 @@ export class BlockFetcher {
     }
     let lastProblem = '';
     for (let attempt = 1; attempt <= this.corruptRetries; attempt++) {
-      let body: Buffer;
-      try {
-        body = await this.slots.run(() => this.store.get(key));
-      } catch (error) {
-        if (error instanceof ObjectNotFoundError) {
-          throw fsError.EIO(
-            `block ${key} is missing from ${this.store.description}: the file's data was lost ` +
-              `(deleted by hand or by a GC bug); restore it from a backup or snapshot`,
-            error,
-          );
-        }
-        if (isFsError(error)) throw error;
-        throw fsError.EIO(
-          `reading block ${key} from ${this.store.description} failed: ${String(error)}`,
-          error,
-        );
-      }
+      const body = await this.fetch(key);
       this.stats.blocks++;
       this.stats.bytes += body.length;
       try {

@@ -58,6 +58,15 @@ export class MemoryBlockCache {
     this.budget.notify();
   }
 
+  /** Drops one entry (e.g. a trailer that failed verification), giving its memory back. */
+  delete(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.bytes -= entry.chargedBytes;
+    this.budget.release(entry.chargedBytes);
+  }
+
   /** Evicts oldest entries until `bytes` are freed or the cache is empty; returns bytes freed. */
   private evict(bytes: number): number {
     let freed = 0;

@@ -1,5 +1,6 @@
 import type { Ino, SliceRef } from '../common/index.js';
 import type { ChunkSlicesFn } from './api.js';
+import { SEGMENT_BYTES } from './block-format.js';
 import type { BlockFetcher } from './fetcher.js';
 import { blockAt, resolvePieces, type BlockRef } from './layout.js';
 
@@ -10,6 +11,9 @@ interface ReadState {
   /** Readahead has been issued up to here; do not re-issue. */
   issuedUpTo: number;
 }
+
+/** Blocks smaller than this are always fetched whole: a partial fetch would not save much. */
+const PARTIAL_MIN_BLOCK_BYTES = 4 * SEGMENT_BYTES;
 
 /** Files whose read state we remember; the oldest is forgotten beyond this. */
 const MAX_TRACKED_FILES = 4096;
@@ -47,21 +51,39 @@ export class Reader {
     const end = Math.min(offset + length, fileSizeBytes);
     if (end <= offset) return Buffer.alloc(0);
     const copies = await this.plan(offset, end, chunkSlices, offset);
-    this.readahead(ino, offset, end, chunkSlices, fileSizeBytes);
-    return this.fill(end - offset, copies);
+    // A jump away from where the file's last read ended is a random read: fetch only the
+    // segments it needs. The first read at offset 0 is more likely the start of a stream.
+    const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes) && offset !== 0;
+    return this.fill(end - offset, copies, isRandom);
+  }
+
+  /** Exactly the copy's bytes, as a view; a small part of a big block alone when `partial`. */
+  private bytesOf(
+    block: BlockRef,
+    blockOffset: number,
+    lengthBytes: number,
+    partial: boolean,
+  ): Promise<Buffer> {
+    if (
+      partial &&
+      block.blockLengthBytes >= PARTIAL_MIN_BLOCK_BYTES &&
+      lengthBytes * 4 <= block.blockLengthBytes
+    ) {
+      return this.fetcher.getPart(block, blockOffset, lengthBytes);
+    }
+    return this.fetcher.get(block).then((data) => data.subarray(blockOffset, blockOffset + lengthBytes));
   }
 
   /**
    * Builds the output from the planned copies. The copies cover it exactly (holes as zero
    * copies), so it need not be zeroed first: profiles showed zeroing at ~7% of a read.
    */
-  private async fill(lengthBytes: number, copies: Copy[]): Promise<Buffer> {
+  private async fill(lengthBytes: number, copies: Copy[], partial = false): Promise<Buffer> {
     const only = copies.length === 1 ? copies[0] : null;
     if (only?.block) {
       // The usual read (128 KiB inside one block) is a view of the cached block: no copy.
       // Blocks are immutable and the cache never writes into them, so the view stays valid.
-      const data = await this.fetcher.get(only.block);
-      return data.subarray(only.blockOffset, only.blockOffset + only.lengthBytes);
+      return this.bytesOf(only.block, only.blockOffset, only.lengthBytes, partial);
     }
     const out = Buffer.allocUnsafe(lengthBytes);
     const fetches: Promise<void>[] = [];
@@ -71,8 +93,8 @@ export class Reader {
         continue;
       }
       fetches.push(
-        this.fetcher.get(copy.block).then((data) => {
-          data.copy(out, copy.outOffset, copy.blockOffset, copy.blockOffset + copy.lengthBytes);
+        this.bytesOf(copy.block, copy.blockOffset, copy.lengthBytes, partial).then((data) => {
+          data.copy(out, copy.outOffset);
         }),
       );
     }
@@ -145,7 +167,7 @@ export class Reader {
     end: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
-  ): void {
+  ): boolean {
     let state = this.states.get(ino);
     // Within a block of where the last read ended counts as sequential: the kernel may
     // deliver a stream's reads slightly out of order.
@@ -158,7 +180,7 @@ export class Reader {
       state = { nextOffset: end, windowBytes: 0, issuedUpTo: end };
       this.states.set(ino, state);
       if (this.states.size > MAX_TRACKED_FILES) this.states.delete(this.states.keys().next().value!);
-      return;
+      return false;
     }
     state.nextOffset = Math.max(state.nextOffset, end);
     state.windowBytes = Math.min(
@@ -167,7 +189,7 @@ export class Reader {
     );
     const from = Math.max(end, state.issuedUpTo);
     const to = Math.min(fileSizeBytes, end + state.windowBytes);
-    if (to <= from) return;
+    if (to <= from) return true;
     state.issuedUpTo = to;
     this.plan(from, to, chunkSlices, from).then(
       (copies) => {
@@ -175,6 +197,7 @@ export class Reader {
       },
       () => undefined, // readahead is a hint: the demand read reports errors
     );
+    return true;
   }
 
   forget(ino: Ino): void {

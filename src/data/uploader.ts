@@ -1,6 +1,6 @@
 import type { SliceId } from '../common/index.js';
 import type { ObjectStore } from '../object/index.js';
-import { sealBlock, TRAILER_BYTES } from './block-format.js';
+import { bodyBytes, sealBlock } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import { blockKey } from './layout.js';
 import { Semaphore } from './semaphore.js';
@@ -104,7 +104,7 @@ export class Uploader {
       this.budget.release(chargedBytes);
       return;
     }
-    const exactBytes = dataLength + TRAILER_BYTES;
+    const exactBytes = bodyBytes(dataLength);
     if (chargedBytes > 2 * exactBytes) {
       // A small block in a big buffer: keep a right-sized copy, not the whole buffer.
       this.keep(key, Buffer.from(buffer.subarray(0, dataLength)), exactBytes);

@@ -1,5 +1,5 @@
 import { fsError, type Ino, type SliceId, type SliceWrite } from '../common/index.js';
-import { TRAILER_BYTES } from './block-format.js';
+import { bodyBytes } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import type { FileWriter } from './api.js';
 import type { SliceIdPool, Uploader } from './uploader.js';
@@ -13,8 +13,10 @@ interface OpenSlice {
   chunkOffsetBytes: number;
   lengthBytes: number;
   id: Promise<SliceId> | null;
-  /** The block being filled (data capacity = length - TRAILER_BYTES), or null between blocks. */
+  /** The block being filled, with room for its trailer; null between blocks. */
   buffer: Buffer | null;
+  /** Data bytes `buffer` can hold. */
+  capacityBytes: number;
   chargedBytes: number;
   blockIndex: number;
   fillBytes: number;
@@ -103,6 +105,7 @@ export class Writer implements FileWriter {
           lengthBytes: 0,
           id: null,
           buffer: null,
+          capacityBytes: 0,
           chargedBytes: 0,
           blockIndex: 0,
           fillBytes: 0,
@@ -127,26 +130,26 @@ export class Writer implements FileWriter {
     }
   }
 
-  /** The buffer size (with trailer room) to hold `neededBytes` of the current block. */
+  /** The data capacity (trailer room comes on top) to hold `neededBytes` of the current block. */
   private capacityFor(slice: OpenSlice, neededBytes: number): number {
     const { blockSizeBytes } = this.ctx;
     // Past the first block the slice is a stream: take whole blocks, no regrowth copies.
     // So does a slice whose first write already fills a quarter block (1 MiB FUSE writes).
-    if (slice.blockIndex > 0 || neededBytes * 4 >= blockSizeBytes) return blockSizeBytes + TRAILER_BYTES;
-    let capacity = Math.max(FIRST_BUFFER_BYTES, (slice.buffer?.length ?? 0) - TRAILER_BYTES);
+    if (slice.blockIndex > 0 || neededBytes * 4 >= blockSizeBytes) return blockSizeBytes;
+    let capacity = Math.max(FIRST_BUFFER_BYTES, slice.capacityBytes);
     while (capacity < neededBytes) capacity *= 2;
-    return Math.min(capacity, blockSizeBytes) + TRAILER_BYTES;
+    return Math.min(capacity, blockSizeBytes);
   }
 
   private growthBytes(slice: OpenSlice, neededBytes: number): number {
-    return this.capacityFor(slice, neededBytes) - slice.chargedBytes;
+    return bodyBytes(this.capacityFor(slice, neededBytes)) - slice.chargedBytes;
   }
 
   /** Grows the block buffer if needed, with memory from the reserve or the budget; false if it must wait. */
   private ensureCapacity(slice: OpenSlice, neededBytes: number): boolean {
-    if (slice.buffer && slice.buffer.length - TRAILER_BYTES >= neededBytes) return true;
+    if (slice.buffer && slice.capacityBytes >= neededBytes) return true;
     const capacity = this.capacityFor(slice, neededBytes);
-    const delta = capacity - slice.chargedBytes;
+    const delta = bodyBytes(capacity) - slice.chargedBytes;
     if (this.reserveBytes >= delta) {
       this.reserveBytes -= delta;
     } else if (!this.ctx.budget.tryAcquire(delta - this.reserveBytes)) {
@@ -154,11 +157,12 @@ export class Writer implements FileWriter {
     } else {
       this.reserveBytes = 0;
     }
-    const grown = Buffer.allocUnsafe(capacity);
+    const grown = Buffer.allocUnsafe(bodyBytes(capacity));
     if (slice.buffer) slice.buffer.copy(grown, 0, 0, slice.fillBytes);
     else this.ctx.holdsBuffers(this, true);
     slice.buffer = grown;
-    slice.chargedBytes = capacity;
+    slice.capacityBytes = capacity;
+    slice.chargedBytes = bodyBytes(capacity);
     return true;
   }
 
@@ -181,6 +185,7 @@ export class Writer implements FileWriter {
       },
     );
     slice.buffer = null;
+    slice.capacityBytes = 0;
     slice.chargedBytes = 0;
     slice.blockIndex++;
     slice.fillBytes = 0;
@@ -252,6 +257,7 @@ export class Writer implements FileWriter {
       for (const slice of this.open.values()) {
         if (slice.chargedBytes > 0) this.ctx.budget.release(slice.chargedBytes);
         slice.buffer = null;
+        slice.capacityBytes = 0;
         slice.chargedBytes = 0;
       }
       this.open.clear();

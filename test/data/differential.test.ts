@@ -9,9 +9,12 @@ import { fileStore, isLongProfile, tempDirs, testSeed } from './helpers.js';
 const dirs = tempDirs();
 after(() => dirs.cleanup());
 
-const BLOCK = 4096;
-const CHUNK = 4 * BLOCK;
-const MAX_FILE = 10 * CHUNK + 123;
+interface Geometry {
+  BLOCK: number;
+  CHUNK: number;
+  MAX_FILE: number;
+  rounds: number;
+}
 
 /** Reads [offset, offset + length) and compares it with the model, with a message that helps. */
 async function check(
@@ -34,9 +37,30 @@ async function check(
   }
 }
 
+// Small blocks stress slice/block/chunk arithmetic; 256 KiB blocks (4 segments) also exercise
+// partial (segment) fetches of random reads.
+const geometries: Geometry[] = [
+  { BLOCK: 4096, CHUNK: 4 * 4096, MAX_FILE: 10 * 4 * 4096 + 123, rounds: isLongProfile ? 400 : 80 },
+  {
+    BLOCK: 256 * 1024,
+    CHUNK: 1024 * 1024,
+    MAX_FILE: 5 * 1024 * 1024 + 123,
+    rounds: isLongProfile ? 120 : 25,
+  },
+];
+
 describe('data path against a plain Buffer model', () => {
-  it('random writes, overwrites, truncates, reference copies and compactions read back exactly', async () => {
-    const seed = testSeed('data path differential');
+  for (const geometry of geometries) {
+    it(`random writes, overwrites, truncates, reference copies and compactions read back exactly (${geometry.BLOCK}-byte blocks)`, async () => {
+      await differential(geometry);
+    });
+  }
+});
+
+async function differential(geometry: Geometry): Promise<void> {
+  const { BLOCK, CHUNK, MAX_FILE, rounds } = geometry;
+  {
+    const seed = testSeed(`data path differential, ${BLOCK}-byte blocks`);
     const random = seededRandom(seed);
     const int = (below: number) => Math.floor(random() * below);
     const table = new SliceTable(CHUNK, BLOCK);
@@ -52,7 +76,6 @@ describe('data path against a plain Buffer model', () => {
       diskCacheBytes: 16 * BLOCK,
     });
     const model = Buffer.alloc(MAX_FILE * 2);
-    const rounds = isLongProfile ? 400 : 80;
     for (let round = 0; round < rounds; round++) {
       const kind = random();
       let step: string;
@@ -97,7 +120,9 @@ describe('data path against a plain Buffer model', () => {
         step = `round ${round}: compact chunk ${chunkIndex} (${slices.length} slices)`;
       }
       for (let i = 0; i < 3; i++) {
-        await check(data, table, model, int(table.sizeBytes + 10), 1 + int(2 * CHUNK), step);
+        // Small reads (random ones fetch single segments) and big ones (many blocks).
+        const length = random() < 0.5 ? 1 + int(8192) : 1 + int(2 * CHUNK);
+        await check(data, table, model, int(table.sizeBytes + 10), length, step);
       }
     }
     await check(data, table, model, 0, table.sizeBytes + 100, 'final full read');
@@ -107,5 +132,5 @@ describe('data path against a plain Buffer model', () => {
       `memory peak ${stats.memory.peakBytes} over the budget`,
     );
     await data.close();
-  });
-});
+  }
+}

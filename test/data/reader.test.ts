@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Errno, asIno, asSliceId, isFsError, type SliceRef } from '../../src/common/index.js';
 import { createDataPath, type DataPath } from '../../src/data/index.js';
+import { bodyBytes, SEGMENT_BYTES, trailerBytes } from '../../src/data/block-format.js';
 import { blockKey } from '../../src/data/layout.js';
 import { withFaults, type ObjectInfo, type ObjectStore } from '../../src/object/index.js';
 import { SliceTable } from './meta-standin.js';
@@ -221,7 +222,7 @@ describe('integrity', () => {
       (error: unknown) => {
         assert.ok(isFsError(error));
         assert.equal(error.errno, Errno.EIO);
-        assert.match(error.message, /failed verification 3 times \(block checksum mismatch\)/);
+        assert.match(error.message, /failed verification 3 times \(block checksum mismatch in segment 0\)/);
         return true;
       },
     );
@@ -274,5 +275,100 @@ describe('integrity', () => {
         ).get(blockKey({ sliceId: slice.id, blockIndex: 2, blockLengthBytes: BLOCK })),
       ),
     );
+  });
+});
+
+describe('partial (segment) fetches of random reads', () => {
+  const BIG_BLOCK = 1024 * 1024;
+  const BIG_CHUNK = 4 * BIG_BLOCK;
+  const KiB = 1024;
+
+  async function bigFile(storeDir: string): Promise<{ table: SliceTable; content: Buffer }> {
+    const content = pattern(2 * BIG_BLOCK, 12);
+    const table = new SliceTable(BIG_CHUNK, BIG_BLOCK);
+    const data = createDataPath({
+      store: await fileStore(storeDir),
+      blockSizeBytes: BIG_BLOCK,
+      chunkSizeBytes: BIG_CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(1));
+    await writer.write(0, content);
+    table.commit(await writer.flush(), content.length);
+    return { table, content };
+  }
+
+  function bigReader(
+    store: ObjectStore,
+    extra: Partial<Parameters<typeof createDataPath>[0]> = {},
+  ): DataPath {
+    return reader(store, { blockSizeBytes: BIG_BLOCK, chunkSizeBytes: BIG_CHUNK, ...extra });
+  }
+
+  it('fetches only the needed segments plus the trailer, and reuses both', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const data = bigReader(await fileStore(storeDir));
+    const trailer = trailerBytes(BIG_BLOCK);
+    // Each read comes from its own inode: none continues a stream, so all are random reads.
+    const readAt = async (ino: number, offset: number, length: number) => {
+      const got = await data.read(asIno(ino), offset, length, table.chunkSlices, table.sizeBytes);
+      assert.ok(got.equals(content.subarray(offset, offset + length)), `read ${offset}+${length} differs`);
+      return data.stats().fetches.bytes;
+    };
+    assert.equal(await readAt(101, 300 * KiB, 4 * KiB), SEGMENT_BYTES + trailer);
+    assert.equal(await readAt(102, 310 * KiB, 4 * KiB), SEGMENT_BYTES + trailer, 'same segment: no fetch');
+    assert.equal(
+      await readAt(103, 380 * KiB, 8 * KiB),
+      3 * SEGMENT_BYTES + trailer,
+      'two new segments, cached trailer',
+    );
+    assert.equal(
+      await readAt(104, 316 * KiB, 80 * KiB),
+      3 * SEGMENT_BYTES + trailer,
+      'assembled from cached segments',
+    );
+    const before = data.stats().fetches.bytes;
+    assert.equal(
+      await readAt(105, BIG_BLOCK + 200 * KiB, 600 * KiB),
+      before + bodyBytes(BIG_BLOCK),
+      'a big read takes the whole block',
+    );
+  });
+
+  it('verifies each segment alone: damage elsewhere in the block does not fail a clean read', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const slice = table.chunks.get(0)![0];
+    const path = join(storeDir, blockKey({ sliceId: slice.id, blockIndex: 0, blockLengthBytes: BIG_BLOCK }));
+    const body = await readFile(path);
+    body[9 * SEGMENT_BYTES + 5] ^= 0x10;
+    await writeFile(path, body);
+    const data = bigReader(await fileStore(storeDir));
+    const clean = await data.read(asIno(1), 2 * SEGMENT_BYTES, 4 * KiB, table.chunkSlices, table.sizeBytes);
+    assert.ok(clean.equals(content.subarray(2 * SEGMENT_BYTES, 2 * SEGMENT_BYTES + 4 * KiB)));
+    await assert.rejects(
+      data.read(asIno(2), 9 * SEGMENT_BYTES, 4 * KiB, table.chunkSlices, table.sizeBytes),
+      (error: unknown) => {
+        assert.ok(isFsError(error));
+        assert.equal(error.errno, Errno.EIO);
+        assert.match(error.message, /failed verification 3 times \(block checksum mismatch in segment 9\)/);
+        return true;
+      },
+    );
+  });
+
+  it('retries segments or trailers that arrive damaged and returns the right bytes', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const faulty = withFaults(await fileStore(storeDir), { seed: 5, corruptRate: 0.25, truncateRate: 0.25 });
+    const data = bigReader(faulty, { corruptRetries: 30 });
+    for (let i = 0; i < 24; i++) {
+      const offset = ((i * 7919 * KiB) % (2 * BIG_BLOCK - 8 * KiB)) + 1;
+      const got = await data.read(asIno(300 + i), offset, 5 * KiB, table.chunkSlices, table.sizeBytes);
+      assert.ok(got.equals(content.subarray(offset, offset + 5 * KiB)), `read at ${offset} differs`);
+    }
+    assert.ok(faulty.stats.corrupted + faulty.stats.truncated > 0, 'the seed injected no damage');
+    assert.ok(data.stats().fetches.corrupt > 0);
   });
 });
