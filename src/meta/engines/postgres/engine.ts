@@ -111,6 +111,8 @@ export class PostgresEngine implements Engine {
   private closing = false;
   private feed: Promise<ChangeFeed> | undefined;
   private readonly shared: SharedTxState = { cursors: [], counterEstimates: new Map() };
+  /** SQL-level prepared statements per pooled connection. */
+  private readonly prepared = new WeakMap<pg.PoolClient, Set<string>>();
   /** Pooled connections whose last read left its read-only transaction open. */
   private readonly openReads = new WeakSet<pg.PoolClient>();
   private savedNowUs = 0;
@@ -228,8 +230,16 @@ export class PostgresEngine implements Engine {
     return { client, begin: endsOpenRead ? `COMMIT;\n${begin}` : begin, endsOpenRead };
   }
 
+  private preparedOn(client: pg.PoolClient): Set<string> {
+    let prepared = this.prepared.get(client);
+    if (!prepared) this.prepared.set(client, (prepared = new Set()));
+    return prepared;
+  }
+
   /** Hands a connection back; `openRead` when it still holds a read-only transaction. */
-  private giveBack(client: pg.PoolClient, broken: Error | undefined, openRead: boolean): void {
+  private giveBack(client: pg.PoolClient, broken: Error | undefined, openRead: boolean, tx?: PgTx): void {
+    if (tx?.poisoned && broken === undefined)
+      broken = new Error('prepared statements of this connection unknown');
     if (openRead && broken === undefined) this.openReads.add(client);
     client.release(broken);
   }
@@ -246,15 +256,15 @@ export class PostgresEngine implements Engine {
       withRetry(
         async () => {
           const { client, begin, endsOpenRead } = await this.acquire(READ_BEGIN);
-          const tx = new PgTx(this.shared, client, false, this.lastNowUs, 0, begin);
+          const tx = new PgTx(this.shared, client, this.preparedOn(client), false, this.lastNowUs, 0, begin);
           try {
             const result = await fn(tx);
             await tx.settled();
-            this.giveBack(client, undefined, tx.started || endsOpenRead);
+            this.giveBack(client, undefined, tx.started || endsOpenRead, tx);
             return result;
           } catch (error) {
             const broken = await this.rollback(client, tx, error);
-            this.giveBack(client, broken, !tx.started && endsOpenRead);
+            this.giveBack(client, broken, !tx.started && endsOpenRead, tx);
             throw this.translate(error);
           }
         },
@@ -270,15 +280,23 @@ export class PostgresEngine implements Engine {
         async () => {
           const { client, begin, endsOpenRead } = await this.acquire(this.writeBegin);
           const nowUs = this.nextNowUs();
-          const tx = new PgTx(this.shared, client, true, nowUs, this.history ? nowUs : 0, begin);
+          const tx = new PgTx(
+            this.shared,
+            client,
+            this.preparedOn(client),
+            true,
+            nowUs,
+            this.history ? nowUs : 0,
+            begin,
+          );
           try {
             const result = await fn(tx);
             await tx.commit(this.notifyText(tx));
-            this.giveBack(client, undefined, !tx.started && endsOpenRead);
+            this.giveBack(client, undefined, !tx.started && endsOpenRead, tx);
             return result;
           } catch (error) {
             const broken = await this.rollback(client, tx, error);
-            this.giveBack(client, broken, !tx.started && endsOpenRead);
+            this.giveBack(client, broken, !tx.started && endsOpenRead, tx);
             throw this.translate(error);
           }
         },

@@ -280,11 +280,17 @@ function literal(value: unknown): string {
   throw new Error(`cannot inline a ${typeof value} into SQL`);
 }
 
-/**
- * The statement with its parameters written in as literals, for the simple query protocol,
- * which runs several statements in one round trip (prepared statements take one each). Only
- * our own statement texts go through here: none has a "$" inside a string literal.
- */
-export function inlineStatement(statement: Statement, values: readonly unknown[]): string {
-  return statement.text.replace(/\$(\d+)/g, (_, n: string) => literal(values[Number(n) - 1]));
+/** SQL-level name of a statement (protocol-level prepared statements use `statement.name`). */
+const sqlLevelName = (statement: Statement): string => `${statement.name}_x`;
+
+/** PREPARE of a statement, once per connection, so batched statements skip parse and plan. */
+export function prepareStatement(statement: Statement): string {
+  return `PREPARE ${sqlLevelName(statement)} AS ${statement.text}`;
+}
+
+/** EXECUTE of a PREPAREd statement with its parameters written in as literals. */
+export function executeStatement(statement: Statement, values: readonly unknown[]): string {
+  return values.length === 0
+    ? `EXECUTE ${sqlLevelName(statement)}`
+    : `EXECUTE ${sqlLevelName(statement)}(${values.map(literal).join(', ')})`;
 }

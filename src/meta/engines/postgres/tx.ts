@@ -4,7 +4,7 @@ import type { SessionInfo } from '../../api.js';
 import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from '../../namespace.js';
-import { SQL, inlineStatement, type Statement } from './sql.js';
+import { SQL, executeStatement, prepareStatement, type Statement } from './sql.js';
 
 /**
  * Counters the service only keeps for statfs: nearly every create, unlink and write changes
@@ -126,9 +126,16 @@ export class PgTx implements WriteTx {
   /** The last query sent: callers may overlap calls (Promise.all), one connection runs one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
 
+  /** Statements PREPAREd by the batch being built (known to exist once it succeeds). */
+  private readonly preparing = new Set<string>();
+  /** A batch with new PREPAREs failed: which of them exist is unknown, drop the connection. */
+  poisoned = false;
+
   constructor(
     private readonly shared: SharedTxState,
     private readonly client: pg.PoolClient,
+    /** Statements PREPAREd on this connection (SQL-level, for batches). */
+    private readonly prepared: Set<string>,
     private readonly writable: boolean,
     readonly nowUs: number,
     /** Copy old images into history when their version is below this (0: history off). */
@@ -143,13 +150,33 @@ export class PgTx implements WriteTx {
       const result = await this.client.query<R>({ name: statement.name, text: statement.text, values });
       return result.rows;
     }
+    this.pending.push(this.batched(statement, values));
+    const results = (await this.flush<R>()) as pg.QueryResult<R> | pg.QueryResult<R>[];
+    return Array.isArray(results) ? results[results.length - 1].rows : results.rows;
+  }
+
+  /** Sends the pending statements as one multi-statement simple query (one round trip). */
+  private async flush<R extends pg.QueryResultRow>(): Promise<unknown> {
     const batch = this.pending;
     this.pending = [];
     this.begun = true;
-    batch.push(inlineStatement(statement, values));
-    const results = (await this.client.query<R>(batch.join(';\n'))) as unknown as
-      pg.QueryResult<R> | pg.QueryResult<R>[];
-    return Array.isArray(results) ? results[results.length - 1].rows : results.rows;
+    try {
+      const results: unknown = await this.client.query<R>(batch.join(';\n'));
+      for (const name of this.preparing) this.prepared.add(name);
+      this.preparing.clear();
+      return results;
+    } catch (error) {
+      if (this.preparing.size > 0) this.poisoned = true;
+      throw error;
+    }
+  }
+
+  /** The statement for a batch: EXECUTE of its SQL-level prepared form, PREPAREd first if new here. */
+  private batched(statement: Statement, values: unknown[]): string {
+    const execute = executeStatement(statement, values);
+    if (this.prepared.has(statement.name) || this.preparing.has(statement.name)) return execute;
+    this.preparing.add(statement.name);
+    return `${prepareStatement(statement)};\n${execute}`;
   }
 
   private rows<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
@@ -164,7 +191,7 @@ export class PgTx implements WriteTx {
 
   /** Queues a write whose result is not needed; it reaches the server with the next query or COMMIT. */
   private defer(statement: Statement, values: unknown[]): void {
-    this.pending.push(inlineStatement(statement, values));
+    this.pending.push(this.batched(statement, values));
   }
 
   /**
@@ -174,12 +201,9 @@ export class PgTx implements WriteTx {
   async commit(beforeCommit?: string): Promise<void> {
     await this.tail;
     if (!this.begun && this.pending.length <= 1) return; // only BEGIN: nothing happened
-    const batch = this.pending;
-    this.pending = [];
-    this.begun = true;
-    if (beforeCommit !== undefined) batch.push(beforeCommit);
-    batch.push('COMMIT');
-    await this.client.query(batch.join(';\n'));
+    if (beforeCommit !== undefined) this.pending.push(beforeCommit);
+    this.pending.push('COMMIT');
+    await this.flush();
   }
 
   /** Resolves once no query of this transaction is in flight (before ROLLBACK). */
