@@ -121,6 +121,30 @@ async function child(scenario: string): Promise<void> {
       budgetPeakMiB: s.memory.peakBytes / MiB,
       readaheadBlocks: s.fetches.readaheadBlocks,
     };
+  } else if (scenario === 'random') {
+    // 4 KiB reads at random offsets, 16 at a time, cold: partial (segment) fetches.
+    const map = JSON.parse(readFileSync(join(dir, 'map-1.json'), 'utf8')) as FileMap;
+    const data = openDataPath(storeFor(latencyMs));
+    const reads = Number(flag('random-reads', '2000'));
+    const chunkSlices = async (chunkIndex: number) => map.chunks[chunkIndex] ?? [];
+    let state = 12345;
+    const nextOffset = () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return Math.floor((state / 2 ** 32) * (map.sizeBytes / 4096)) * 4096;
+    };
+    let done = 0;
+    const m = await measured(async () => {
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, worker) => {
+          while (done < reads) {
+            done++;
+            await data.read(asIno(100 + worker), nextOffset(), 4096, chunkSlices, map.sizeBytes);
+          }
+        }),
+      );
+    });
+    const s = data.stats();
+    result = { ...result, reads, iops: reads / m.seconds, fetchedMiB: s.fetches.bytes / MiB };
   } else if (scenario === 'raw') {
     // The baseline: the same bytes as 4 MiB objects straight through the store, 16 at a time.
     const store = storeFor(latencyMs);
@@ -222,6 +246,7 @@ async function main(): Promise<void> {
       fresh();
       show(run(['write', '--size-mib', sizeMiB, '--latency-ms', latencyMs]));
       show(run(['read', '--latency-ms', latencyMs]));
+      show(run(['random', '--latency-ms', latencyMs]));
     }
     fresh();
     show(run(['write', '--size-mib', flag('big-mib', '4096')]));

@@ -15,6 +15,9 @@ interface ReadState {
 /** Blocks smaller than this are always fetched whole: a partial fetch would not save much. */
 const PARTIAL_MIN_BLOCK_BYTES = 4 * SEGMENT_BYTES;
 
+/** How far from the previous read's end a read may start and still continue the stream. */
+const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
+
 /** Files whose read state we remember; the oldest is forgotten beyond this. */
 const MAX_TRACKED_FILES = 4096;
 
@@ -169,12 +172,11 @@ export class Reader {
     fileSizeBytes: number,
   ): boolean {
     let state = this.states.get(ino);
-    // Within a block of where the last read ended counts as sequential: the kernel may
-    // deliver a stream's reads slightly out of order.
+    // Near where the last read ended counts as sequential: the kernel may deliver a stream's
+    // reads slightly out of order. The slack stays small so random reads rarely look like one.
+    const slack = Math.min(this.blockSizeBytes, SEQUENTIAL_SLACK_BYTES);
     const sequential =
-      state !== undefined &&
-      offset >= state.nextOffset - this.blockSizeBytes &&
-      offset <= state.nextOffset + this.blockSizeBytes;
+      state !== undefined && offset >= state.nextOffset - slack && offset <= state.nextOffset + slack;
     if (!state || !sequential) {
       if (state) this.states.delete(ino);
       state = { nextOffset: end, windowBytes: 0, issuedUpTo: end };
