@@ -5,7 +5,8 @@
 //   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick]
 //
 // Prints a markdown table for bench/RESULTS.md: medians, ratio strata/bindfs, and the
-// server's CPU per operation (from /proc/PID/stat, user+system).
+// server's CPU per operation (from /proc/PID/stat, user+system). Each sample mounts
+// afresh, warms up (see warmUp), prepares untimed, then measures.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -222,9 +223,26 @@ const rows: Row[] = [
   })),
 ];
 
+/**
+ * A short mixed load before each measurement, on both targets: a fresh Node server would
+ * otherwise pay its JIT compilation (on V8's worker threads) inside the measured window,
+ * which a long-running mount pays once.
+ */
+function warmUp(mnt: string): void {
+  const dir = join(mnt, 'warm');
+  mkdirSync(dir);
+  run(fsops, ['create', dir, '3000', '1']);
+  run(fsops, ['lstat', join(dir, 'p0'), '3000', '1']);
+  run(fsops, ['unlink', dir, '3000', '1']);
+  run('dd', ['if=/dev/zero', `of=${dir}/data`, 'bs=1M', 'count=64', 'status=none']);
+  run('dd', [`if=${dir}/data`, 'of=/dev/null', 'bs=1M', 'status=none']);
+  rmSync(dir, { recursive: true, force: true });
+}
+
 async function sample(target: Target, row: Row): Promise<Sample> {
   const mounted = await mountTarget(target, row.config);
   try {
+    warmUp(mounted.mountpoint);
     row.prepare?.(mounted.mountpoint);
     const cpuBefore = cpuSeconds(mounted.pid);
     const [value, operations] = row.measure(mounted.mountpoint);

@@ -1,11 +1,12 @@
-import { closeSync, write, writeSync, writevSync } from 'node:fs';
+import { closeSync, writeSync, writevSync } from 'node:fs';
 import { constants } from 'node:os';
-import { Errno, errnoName, FsError, fsError, isFsError, type Ino } from '../common/index.js';
-import { fuse_in_header, fuse_out_header, NotifyCode, Opcode } from './abi.js';
-import { readU64, writeS64, writeU64 } from './codec.js';
+import { Errno, errnoName, fsError, isFsError, type Ino } from '../common/index.js';
+import { fuse_in_header, fuse_out_header, Opcode } from './abi.js';
+import { readU64, writeU64 } from './codec.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
 import { loadFdPoll, type FdPoll, type FdWatcher } from './native.js';
 import { opTable, type Op } from './ops.js';
+import { deleteMessage, invalEntryMessage, invalInodeMessage, writeNotification } from './notify.js';
 import { FuseRequest } from './request.js';
 
 /** Where the session writes its log lines; pino loggers fit. */
@@ -202,65 +203,27 @@ export class FuseSession {
     process.on('SIGTERM', this.signalHandler);
   }
 
-  // ---- notifications (cache coherence) ----
-  // Sent from the libuv thread pool, not the main thread: the kernel may block a
-  // notification until a request on the same inode completes, and that request's reply
-  // must still be able to go out from here.
+  // ---- notifications (cache coherence), see notify.ts ----
 
   /** Drops cached data of `ino` in [offset, offset+length) (length 0: to the end); offset -1: attributes only. */
   notifyInvalInode(ino: Ino, offsetBytes = 0, lengthBytes = 0): Promise<void> {
-    const message = this.notifyHeader(NotifyCode.INVAL_INODE, 24);
-    writeU64(message, 16, ino);
-    writeS64(message, 24, offsetBytes);
-    writeS64(message, 32, lengthBytes);
-    return this.sendNotify(message, `inval_inode ${ino}`);
+    return this.sendNotify(invalInodeMessage(ino, offsetBytes, lengthBytes), `inval_inode ${ino}`);
   }
 
   /** Drops the cached name `name` in directory `parent`. */
   notifyInvalEntry(parent: Ino, name: string): Promise<void> {
-    const nameBytes = Buffer.byteLength(name);
-    const message = this.notifyHeader(NotifyCode.INVAL_ENTRY, 16 + nameBytes + 1);
-    writeU64(message, 16, parent);
-    message.writeUInt32LE(nameBytes, 24);
-    message.writeUInt32LE(0, 28);
-    message.write(name, 32, 'utf8');
-    message[32 + nameBytes] = 0;
-    return this.sendNotify(message, `inval_entry ${parent}/${name}`);
+    return this.sendNotify(invalEntryMessage(parent, name), `inval_entry ${parent}/${name}`);
   }
 
   /** Tells the kernel `name` in `parent` (inode `child`) was deleted elsewhere. */
   notifyDelete(parent: Ino, child: Ino, name: string): Promise<void> {
-    const nameBytes = Buffer.byteLength(name);
-    const message = this.notifyHeader(NotifyCode.DELETE, 24 + nameBytes + 1);
-    writeU64(message, 16, parent);
-    writeU64(message, 24, child);
-    message.writeUInt32LE(nameBytes, 32);
-    message.writeUInt32LE(0, 36);
-    message.write(name, 40, 'utf8');
-    message[40 + nameBytes] = 0;
-    return this.sendNotify(message, `delete ${parent}/${name}`);
-  }
-
-  private notifyHeader(code: number, bodyBytes: number): Buffer {
-    const message = Buffer.alloc(fuse_out_header.size + bodyBytes);
-    message.writeUInt32LE(message.length, fuse_out_header.len);
-    message.writeInt32LE(code, fuse_out_header.error);
-    return message; // unique stays 0: that is what marks a notification
+    return this.sendNotify(deleteMessage(parent, child, name), `delete ${parent}/${name}`);
   }
 
   private async sendNotify(message: Buffer, what: string): Promise<void> {
     await this.ready;
     if (this.state === 'closed') throw fsError.ENOTCONN(`notify ${what}: the FUSE session has ended`);
-    await new Promise<void>((resolve, reject) => {
-      write(this.fd, message, 0, message.length, null, (error) => {
-        // ENOENT: the kernel has nothing cached for it, which is the goal anyway.
-        if (!error || error.code === 'ENOENT') resolve();
-        else
-          reject(
-            new FsError(error.errno ? -error.errno : Errno.EIO, `notify ${what} failed: ${error.message}`),
-          );
-      });
-    });
+    await writeNotification(this.fd, message, what);
   }
 
   // ---- the request loop ----

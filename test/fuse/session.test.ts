@@ -15,6 +15,7 @@ import {
   Opcode,
 } from '../../src/fuse/abi.js';
 import { readU64, writeU64 } from '../../src/fuse/codec.js';
+import { opTable } from '../../src/fuse/ops.js';
 import { FuseSession, type FileSystem, type FuseLogger, type RequestContext } from '../../src/fuse/index.js';
 import { MemFs } from './memfs.js';
 
@@ -160,6 +161,56 @@ describe('the FUSE session protocol engine', () => {
     const bareFlags = replies()[0].body.readUInt32LE(fuse_init_out.flags);
     assert.equal(bareFlags & (InitFlag.POSIX_LOCKS | InitFlag.FLOCK_LOCKS | InitFlag.POSIX_ACL), 0);
     second.close();
+  });
+
+  test('the opcode table covers every operation the issue lists', () => {
+    const required = [
+      'INIT',
+      'LOOKUP',
+      'FORGET',
+      'BATCH_FORGET',
+      'GETATTR',
+      'SETATTR',
+      'READLINK',
+      'SYMLINK',
+      'MKNOD',
+      'MKDIR',
+      'UNLINK',
+      'RMDIR',
+      'RENAME',
+      'RENAME2',
+      'LINK',
+      'OPEN',
+      'CREATE',
+      'TMPFILE',
+      'READ',
+      'WRITE',
+      'FLUSH',
+      'RELEASE',
+      'FSYNC',
+      'STATFS',
+      'SETXATTR',
+      'GETXATTR',
+      'LISTXATTR',
+      'REMOVEXATTR',
+      'OPENDIR',
+      'READDIR',
+      'READDIRPLUS',
+      'RELEASEDIR',
+      'FSYNCDIR',
+      'GETLK',
+      'SETLK',
+      'SETLKW',
+      'ACCESS',
+      'INTERRUPT',
+      'DESTROY',
+      'FALLOCATE',
+      'LSEEK',
+      'COPY_FILE_RANGE',
+      'IOCTL',
+      'POLL',
+    ] as const;
+    for (const name of required) assert.equal(opTable[Opcode[name]]?.name, name, name);
   });
 
   test('an unknown opcode gets ENOSYS and the session keeps serving', async () => {

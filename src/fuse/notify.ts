@@ -1,0 +1,72 @@
+import { write } from 'node:fs';
+import { Errno, FsError, type Ino } from '../common/index.js';
+import {
+  fuse_notify_delete_out,
+  fuse_notify_inval_entry_out,
+  fuse_notify_inval_inode_out,
+  fuse_out_header,
+  NotifyCode,
+} from './abi.js';
+import { writeS64, writeU64 } from './codec.js';
+
+// Notifications: messages we send to the kernel unasked, to keep its caches coherent
+// with changes made elsewhere (other clients). An out header with unique 0 and the
+// notification code in the error field, then the struct, then a NUL-terminated name.
+
+function message(code: number, bodyBytes: number): Buffer {
+  const buf = Buffer.alloc(fuse_out_header.size + bodyBytes);
+  buf.writeUInt32LE(buf.length, fuse_out_header.len);
+  buf.writeInt32LE(code, fuse_out_header.error);
+  return buf;
+}
+
+/** Drop cached data of `ino` in [offset, offset + length) (length 0: to the end; offset -1: attributes only). */
+export function invalInodeMessage(ino: Ino, offsetBytes: number, lengthBytes: number): Buffer {
+  const buf = message(NotifyCode.INVAL_INODE, fuse_notify_inval_inode_out.size);
+  const at = fuse_out_header.size;
+  writeU64(buf, at + fuse_notify_inval_inode_out.ino, ino);
+  writeS64(buf, at + fuse_notify_inval_inode_out.off, offsetBytes);
+  writeS64(buf, at + fuse_notify_inval_inode_out.len, lengthBytes);
+  return buf;
+}
+
+/** Drop the cached name `name` in directory `parent`. */
+export function invalEntryMessage(parent: Ino, name: string): Buffer {
+  const nameBytes = Buffer.byteLength(name);
+  const buf = message(NotifyCode.INVAL_ENTRY, fuse_notify_inval_entry_out.size + nameBytes + 1);
+  const at = fuse_out_header.size;
+  writeU64(buf, at + fuse_notify_inval_entry_out.parent, parent);
+  buf.writeUInt32LE(nameBytes, at + fuse_notify_inval_entry_out.namelen);
+  buf.write(name, at + fuse_notify_inval_entry_out.size, 'utf8');
+  return buf; // flags and the trailing NUL stay 0
+}
+
+/** `name` (inode `child`) in `parent` was deleted elsewhere. */
+export function deleteMessage(parent: Ino, child: Ino, name: string): Buffer {
+  const nameBytes = Buffer.byteLength(name);
+  const buf = message(NotifyCode.DELETE, fuse_notify_delete_out.size + nameBytes + 1);
+  const at = fuse_out_header.size;
+  writeU64(buf, at + fuse_notify_delete_out.parent, parent);
+  writeU64(buf, at + fuse_notify_delete_out.child, child);
+  buf.writeUInt32LE(nameBytes, at + fuse_notify_delete_out.namelen);
+  buf.write(name, at + fuse_notify_delete_out.size, 'utf8');
+  return buf;
+}
+
+/**
+ * Writes a notification from the libuv thread pool, never the main thread: the kernel
+ * may hold a notification until a request on the same inode is answered, and that answer
+ * must still be able to leave the main thread meanwhile.
+ */
+export function writeNotification(fd: number, buf: Buffer, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    write(fd, buf, 0, buf.length, null, (error) => {
+      // ENOENT: the kernel has nothing cached for it, which is the goal anyway.
+      if (!error || error.code === 'ENOENT') resolve();
+      else
+        reject(
+          new FsError(error.errno ? -error.errno : Errno.EIO, `notify ${what} failed: ${error.message}`),
+        );
+    });
+  });
+}
