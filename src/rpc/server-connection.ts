@@ -43,9 +43,10 @@ export class ServerConnection {
   private serverNonce: Buffer = Buffer.alloc(0);
   private handshakeTimer: NodeJS.Timeout | null;
   private inFlight = 0;
-  /** Requests read while `maxInFlight` were running; at most one socket read's worth. */
+  /** Requests read while no call could start (bound reached, answers not read); at most one socket read's worth. */
   private backlog: Request[] = [];
   private readPaused = false;
+  private drainingBacklog = false;
   private writeBlocked = false;
   private corked = false;
 
@@ -60,6 +61,7 @@ export class ServerConnection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       this.writeBlocked = false;
+      this.runBacklog();
       this.updateReading();
     });
     socket.on('error', () => {}); // the close event that follows does the cleanup
@@ -198,7 +200,8 @@ export class ServerConnection {
       },
       ackBelowSeq: numbered ? (ackBelowSeq as number) : 0,
     };
-    if (this.inFlight >= this.settings.maxInFlight) {
+    // Behind a full bound or a full write buffer, calls wait (and reading stops) instead of running.
+    if (this.inFlight >= this.settings.maxInFlight || this.writeBlocked || this.backlog.length > 0) {
       this.backlog.push(request);
       this.updateReading();
       return;
@@ -231,6 +234,26 @@ export class ServerConnection {
     }
   }
 
+  /** Starts waiting calls while there is room: under the bound and the peer reading its answers. */
+  private runBacklog(): void {
+    // A call that ends synchronously (a refused argument) re-enters here from finish(): let the
+    // outer loop go on instead of recursing once per waiting call.
+    if (this.drainingBacklog) return;
+    this.drainingBacklog = true;
+    try {
+      while (
+        this.backlog.length > 0 &&
+        this.inFlight < this.settings.maxInFlight &&
+        !this.writeBlocked &&
+        this.state !== State.Closed
+      ) {
+        this.run(this.backlog.shift() as Request);
+      }
+    } finally {
+      this.drainingBacklog = false;
+    }
+  }
+
   /** The handler as a promise, so a synchronous throw is remembered like a rejection. */
   private invoke(request: Request): Promise<unknown> {
     try {
@@ -245,8 +268,7 @@ export class ServerConnection {
     if (this.state !== State.Closed) {
       if (ok) this.sendResult(request, outcome);
       else this.sendFailure(request, outcome);
-      const next = this.backlog.shift();
-      if (next) this.run(next);
+      this.runBacklog();
     }
     this.updateReading();
   }

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Errno, FsError } from '../../src/common/index.js';
 import { encodeFrame } from '../../src/rpc/codec.js';
+import { RawClient } from './raw-client.js';
+import { startRpcServer } from '../../src/rpc/index.js';
 import { SECRET, TestService, startTestServer, testClient } from './helpers.js';
 
 test('1,000 concurrent calls on one connection complete out of order, each with its own answer', async () => {
@@ -54,6 +56,53 @@ test('a connection never has more calls running on the server than its in-flight
     assert.equal(service.maxRunning, 4, 'the bound should have been reached');
   } finally {
     await client.close();
+    await server.close();
+  }
+});
+
+test('a client that stops reading answers makes the server stop running its calls', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service);
+  const raw = await RawClient.authenticated(server.address, SECRET);
+  try {
+    raw.socket.pause(); // answers pile up in the kernel, then in the server's write buffer
+    const requests = 1_000;
+    for (let id = 1; id <= requests; id++) raw.write(encodeFrame([6, id, 'big', [64 * 1024]]));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // 1,000 answers of 64 KiB are 64 MiB: far more than socket buffers hold.
+    assert.ok(service.calls < requests / 2, `${service.calls} calls ran for a client that reads nothing`);
+    raw.socket.resume();
+    for (let id = 1; id <= requests; id++) {
+      const reply = await raw.replyTo(id, 10_000);
+      assert.equal((reply?.[2] as Buffer).length, 64 * 1024);
+    }
+    assert.equal(service.calls, requests);
+  } finally {
+    raw.close();
+    await server.close();
+  }
+});
+
+test('20,000 calls queued behind a bound of one all run and are answered, also when refused at once', async () => {
+  const server = await startRpcServer({
+    listen: '127.0.0.1:0',
+    secret: SECRET,
+    maxInFlightPerConnection: 1,
+    handler: () => {
+      throw new FsError(Errno.EINVAL, 'refused at once');
+    },
+  });
+  const raw = await RawClient.authenticated(server.address, SECRET);
+  try {
+    const requests = 20_000;
+    const frames: Buffer[] = [];
+    for (let id = 1; id <= requests; id++) frames.push(encodeFrame([6, id, 'x', []]));
+    raw.write(Buffer.concat(frames));
+    for (let id = 1; id <= requests; id++) {
+      assert.deepEqual(await raw.replyTo(id), [8, id, Errno.EINVAL, 'refused at once']);
+    }
+  } finally {
+    raw.close();
     await server.close();
   }
 });

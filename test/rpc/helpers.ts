@@ -13,7 +13,7 @@ export const SECRET = 'test-volume-secret';
 /**
  * A small service for RPC-level tests: `echo` returns its argument, `sleep` answers after a
  * delay (so replies overtake each other), `fail` throws an FsError, `boom` a plain Error, and
- * `bump` is a non-idempotent counter, so tests can count how often a call was really applied.
+ * `big` answers that many bytes, `bump` is a non-idempotent counter, so tests can count how often a call was really applied.
  */
 export class TestService {
   bumps = 0;
@@ -32,6 +32,8 @@ export class TestService {
         await new Promise((resolve) => setTimeout(resolve, Number(args[0])));
         this.running--;
         return args[1];
+      case 'big':
+        return Buffer.alloc(Number(args[0]), 7);
       case 'fail':
         throw new FsError(Number(args[0]), String(args[1]));
       case 'boom':
