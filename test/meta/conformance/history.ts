@@ -142,5 +142,37 @@ export function historyTests(fx: EngineFixture): void {
         await rejectsWith(svc.getattr(f.ino, { asOfUs: t0 }), 'ENOENT');
         await rejectsWith(svc.getattr(999_999 as Ino, { asOfUs: clock.nowUs() }), 'ENOENT');
       }));
+
+    it('with background work on, old history is pruned and dead sessions expire without being asked', () =>
+      withVolume(
+        fx,
+        async ({ svc, clock }) => {
+          const f = await file(svc, ROOT, 'f');
+          const { sessionId } = await svc.openSession({
+            hostname: 'h',
+            mountpoint: '/m',
+            pid: 1,
+            version: 't',
+          });
+          await svc.open(root, sessionId, f.ino, 0);
+          await svc.unlink(root, ROOT, 'f');
+          for (let i = 0; i < 10; i++) await svc.setattr(root, ROOT, { uid: i });
+          assert.ok((await svc.engine.stats()).historyRows >= 10);
+          clock.advanceMs(120_000);
+          const deadline = Date.now() + 10_000;
+          while (Date.now() < deadline) {
+            const rows = (await svc.engine.stats()).historyRows;
+            const sessions = await svc.engine.read((tx) => tx.listSessions());
+            if (rows <= 1 && sessions.length === 0) break;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          // what is left is the one old image the expiry itself made (the reclaimed inode): recent
+          assert.ok((await svc.engine.stats()).historyRows <= 1);
+          assert.deepEqual(await svc.engine.read((tx) => tx.listSessions()), []);
+          await rejectsWith(svc.getattr(f.ino), 'ENOENT');
+        },
+        { historyRetentionMs: 60_000 },
+        { background: true, pruneIntervalMs: 50, sessionTimeoutMs: 400 },
+      ));
   });
 }
