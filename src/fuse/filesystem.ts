@@ -169,6 +169,11 @@ export interface InitInfo {
   kernelMinor: number;
   maxWriteBytes: number;
   maxReadaheadBytes: number;
+  /**
+   * The kernel caches writes and is the authority for size and mtime: expect SETATTRs
+   * of both, reads through write-only handles (read-modify-write of partial pages), and
+   * no O_APPEND in open flags (the layer removes it; appends arrive at explicit offsets).
+   */
   writebackCache: boolean;
   /**
    * POSIX ACLs negotiated: the kernel enforces ACLs stored as system.posix_acl_* xattrs

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { fsError, type Ino } from '../common/index.js';
 import {
   FSYNC_FDATASYNC,
@@ -26,6 +27,15 @@ import type { FuseRequest } from './request.js';
 import type { FuseSession } from './session.js';
 import { B, replyCreate, unsupported, type Op } from './op-helpers.js';
 
+/**
+ * With the writeback cache the kernel owns the file size and turns appends into writes
+ * at explicit offsets: a file system honouring O_APPEND itself would write at its own
+ * (stale) end of file. So O_APPEND never reaches it then, as libfuse's examples do.
+ */
+function openFlags(s: FuseSession, flags: number): number {
+  return s.initInfo?.writebackCache ? flags & ~constants.O_APPEND : flags;
+}
+
 /** Opcodes about open files and directories: I/O, handles, listings, locks. */
 export const fileOps: Op[] = [
   {
@@ -33,7 +43,7 @@ export const fileOps: Op[] = [
     minBodyBytes: fuse_open_in.size,
     handle: async (s, req) => {
       if (!s.fs.open) throw unsupported('open');
-      const flags = req.buf.readUInt32LE(B + fuse_open_in.flags);
+      const flags = openFlags(s, req.buf.readUInt32LE(B + fuse_open_in.flags));
       const kill = (req.buf.readUInt32LE(B + fuse_open_in.open_flags) & OPEN_KILL_SUIDGID) !== 0;
       writeOpenOut(s.out, 16, await s.fs.open(req, req.nodeid, flags, kill));
       s.replyOut(req, fuse_open_out.size);
@@ -48,7 +58,7 @@ export const fileOps: Op[] = [
       req.umask = buf.readUInt32LE(B + fuse_create_in.umask);
       const [name] = readCString(buf, B + fuse_create_in.size, req.end);
       const mode = buf.readUInt32LE(B + fuse_create_in.mode);
-      const flags = buf.readUInt32LE(B + fuse_create_in.flags);
+      const flags = openFlags(s, buf.readUInt32LE(B + fuse_create_in.flags));
       replyCreate(s, req, await s.fs.create(req, req.nodeid, name, mode, flags));
     },
   },

@@ -94,6 +94,30 @@ describe('mounting, unmounting and surviving the server', () => {
     }
   });
 
+  test('with the writeback cache the kernel batches writes and the data still arrives intact', async () => {
+    const fs = new MemFs();
+    const mounted = await mountInProcess(fs, { writebackCache: true });
+    const scratch = makeMountDir();
+    try {
+      assert.equal(mounted.session.initInfo?.writebackCache, true);
+      const f = `${mounted.mountpoint}/wb`;
+      await sh(
+        `head -c 3000000 /dev/urandom > ${scratch}/src && cp ${scratch}/src ${f} && echo tail >> ${f}`,
+      );
+      await sh(
+        `cat ${scratch}/src > ${scratch}/want && echo tail >> ${scratch}/want && cmp ${scratch}/want ${f}`,
+      );
+      await sh(`sync ${f}`);
+      const { attr } = await fs.lookupEntry(ctx, 1 as Ino, 'wb');
+      assert.equal(attr.sizeBytes, 3_000_005, 'flushed to the file system');
+      await sh(`truncate -s 10 ${f}`);
+      assert.equal((await sh(`stat -c %s ${f}`)).trim(), '10');
+    } finally {
+      await mounted.cleanup();
+      await unmountAndRemove(scratch);
+    }
+  });
+
   test('a slow READ does not hold up a GETATTR', async () => {
     const fs = new MemFs({ attrTimeoutMs: 0, entryTimeoutMs: 0, directIo: true });
     let releaseRead: () => void = () => undefined;
