@@ -12,11 +12,24 @@ import { connectMeta } from '../../src/meta/client/index.js';
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
 
+test('opening an engine thread on a missing volume fails with the service’s own error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-thread-'));
+  try {
+    await assert.rejects(openThreadedMetaService({ engineUrl: `sqlite:${join(dir, 'none.db')}` }), {
+      errno: Errno.ENOENT,
+      message: /no volume in .*run "strata format" first/,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a service on an engine thread serves the same calls, Buffers, Maps and errors over RPC', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-thread-'));
   const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
   await formatVolume(engineUrl, { name: 'threaded' });
-  const service = await openThreadedMetaService({ engineUrl });
+  const failures: Error[] = [];
+  const service = await openThreadedMetaService({ engineUrl, onFailure: (error) => failures.push(error) });
   try {
     assert.equal(service.settings.name, 'threaded');
     const server = await startMetaServer({ service, listen: join(dir, 'meta.sock'), secret: service.secret });
@@ -54,4 +67,5 @@ test('a service on an engine thread serves the same calls, Buffers, Maps and err
     await service.close();
     rmSync(dir, { recursive: true, force: true });
   }
+  assert.deepEqual(failures, [], 'a normal close is not a failure');
 });

@@ -22,7 +22,8 @@ test('frames split across arbitrary chunk boundaries decode to the messages sent
   const value = fc.oneof(
     fc.string(),
     fc.integer(),
-    fc.double({ noNaN: true }),
+    // msgpackr writes -0 as the integer 0 (no file system value depends on the sign of zero).
+    fc.double({ noNaN: true }).map((value) => (Object.is(value, -0) ? 0 : value)),
     fc.boolean(),
     fc.constant(null),
     fc.uint8Array({ maxLength: 40_000 }).map((bytes) => Buffer.from(bytes)),

@@ -5,4 +5,5 @@ export {
   openThreadedMetaService,
   type ThreadedMetaService,
   type EngineWorkerOptions,
+  type ThreadedServiceOptions,
 } from './worker-service.js';

@@ -79,7 +79,14 @@ export async function runMetaServerProcess(
   let closeService: () => Promise<void>;
   let volumeSecret: string;
   if (options.engineThread) {
-    const threaded = await openThreadedMetaService(engine);
+    const threaded = await openThreadedMetaService({
+      ...engine,
+      // A server whose engine is gone must not linger answering EIO: exit, let the supervisor restart it.
+      onFailure: (error) => {
+        process.stderr.write(`metadata server: ${error.message}; exiting\n`);
+        process.exit(1);
+      },
+    });
     [service, closeService, volumeSecret] = [threaded, () => threaded.close(), threaded.secret];
   } else {
     const local = await openMetaService({ ...engine, background: true });

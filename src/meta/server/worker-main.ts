@@ -3,15 +3,27 @@
 // runs the calls the serving thread posts, in batches, answering in batches.
 import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
-import { openMetaService } from '../index.js';
+import { openMetaService, type MetaService } from '../index.js';
 import type { EngineWorkerOptions, WorkerReply, WorkerRequest } from './worker-service.js';
 
 const options = workerData as EngineWorkerOptions;
 const port = parentPort;
 if (!port) throw new Error('worker-main.js runs as a worker thread only');
 
-const service = await openMetaService({ ...options, background: true });
-const secret = await service.volumeSecret();
+let service: MetaService;
+let secret: string;
+try {
+  service = await openMetaService({ ...options, background: true });
+  secret = await service.volumeSecret();
+} catch (error) {
+  // Tell the opener why, errno included (an uncaught error would reach it as a bare Error).
+  port.postMessage({
+    failed: isFsError(error)
+      ? { errno: error.errno, message: error.message }
+      : { errno: 0, message: error instanceof Error ? error.message : String(error) },
+  });
+  process.exit(1);
+}
 let pending: WorkerReply[] = [];
 
 function reply(message: WorkerReply): void {

@@ -10,6 +10,11 @@ export interface EngineWorkerOptions {
   durable?: boolean;
 }
 
+export interface ThreadedServiceOptions extends EngineWorkerOptions {
+  /** The engine thread died (not by close()): every call now fails with EIO. */
+  onFailure?: (error: Error) => void;
+}
+
 /** [id, method, args] */
 export type WorkerRequest = [number, string, unknown[]];
 /** [id, true, value] or [id, false, errno (-1: not an FsError), message] */
@@ -33,24 +38,32 @@ interface Waiter {
  * the per-call cost of the hop stays small under load while the serving thread never blocks
  * on SQLite.
  */
-export async function openThreadedMetaService(options: EngineWorkerOptions): Promise<ThreadedMetaService> {
-  const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: options });
+export async function openThreadedMetaService(options: ThreadedServiceOptions): Promise<ThreadedMetaService> {
+  const { onFailure, ...workerOptions } = options;
+  const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: workerOptions });
+  let closing = false;
   const waiting = new Map<number, Waiter>();
   let nextId = 1;
   let outgoing: WorkerRequest[] = [];
   let failure: Error | null = null;
 
-  const ready = new Promise<{ secret: string; volume: VolumeSettings }>((resolve, reject) => {
+  type Hello = { secret: string; volume: VolumeSettings; failed?: { errno: number; message: string } };
+  const ready = new Promise<Hello>((resolve, reject) => {
     worker.once('error', reject);
-    worker.once('message', (message: { secret: string; volume: VolumeSettings }) => {
+    worker.once('message', (message: Hello) => {
       worker.off('error', reject);
-      resolve(message);
+      const { failed } = message;
+      if (failed)
+        reject(failed.errno > 0 ? new FsError(failed.errno, failed.message) : new Error(failed.message));
+      else resolve(message);
     });
   });
   const { secret, volume } = await ready;
 
   const failAll = (error: Error): void => {
+    if (failure) return;
     failure = error;
+    if (!closing) onFailure?.(error);
     for (const waiter of waiting.values()) waiter.reject(error);
     waiting.clear();
   };
@@ -100,6 +113,7 @@ export async function openThreadedMetaService(options: EngineWorkerOptions): Pro
     settings: volume,
     close: async (): Promise<void> => {
       if (failure) return;
+      closing = true;
       const closed = new Promise<void>((resolve) =>
         worker.on('message', (message: unknown) => message === 'closed' && resolve()),
       );
