@@ -36,7 +36,7 @@ if [ "$(id -u)" != 0 ]; then die "must run as root (it installs packages and sta
 unset AWS_CA_BUNDLE CURL_CA_BUNDLE REQUESTS_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR
 
 need_install=""
-for bin in ceph-mon ceph-mgr ceph-osd radosgw ceph radosgw-admin monmaptool ceph-authtool; do
+for bin in ceph-mon ceph-mgr ceph-osd radosgw ceph radosgw-admin monmaptool ceph-authtool uuidgen curl; do
   command -v "$bin" >/dev/null 2>&1 || need_install=1
 done
 if [ -n "$need_install" ]; then
