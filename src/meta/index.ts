@@ -25,6 +25,5 @@ export {
   type FormatSettings,
   type OpenMetaServiceOptions,
 } from './volume.js';
-export { MetaWorkerProxy, openMetaServiceInWorker, type WorkerRemote } from './worker/index.js';
 export { dumpMeta, loadMeta, type DumpOptions, type DumpProgress } from './dump.js';
 export { planMigrations, changeFeedOf, type ChangeFeed, type MetaChange } from './engines/postgres/index.js';

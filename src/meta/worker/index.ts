@@ -1,2 +1,0 @@
-export { MetaWorkerProxy, openMetaServiceInWorker } from './proxy.js';
-export type { WorkerRemote } from './protocol.js';
