@@ -47,8 +47,12 @@ const { EAGAIN, ENOENT, ENODEV } = constants.errno;
 const DEFAULT_MAX_WRITE_BYTES = 1024 * 1024;
 /** Room for the in-header and the largest in-struct before WRITE data. */
 const REQUEST_HEADROOM_BYTES = 4096;
-/** Reads per poll wake-up before yielding to the loop (replies and timers also need the thread). */
-const MAX_READS_PER_WAKE = 64;
+/**
+ * Reads per poll wake-up. One: when a single caller waits on each answer (stat, create,
+ * a 1-job read) a second read only returns EAGAIN, a wasted syscall per request; when
+ * requests queue up, the level-triggered poll calls back again at once.
+ */
+const MAX_READS_PER_WAKE = 1;
 /** Request buffers kept for reuse; beyond this they are left to the GC. */
 const MAX_POOLED_BUFFERS = 32;
 
