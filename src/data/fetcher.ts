@@ -29,6 +29,7 @@ export interface FetchStats {
 export class BlockFetcher {
   readonly stats: FetchStats = { blocks: 0, bytes: 0, readaheadBlocks: 0, corrupt: 0 };
   private readonly inFlight = new Map<string, Promise<Buffer | null>>();
+  private readonly segmentLoads = new Map<string, Promise<Buffer>>();
   private readonly slots: Semaphore;
 
   constructor(
@@ -139,7 +140,16 @@ export class BlockFetcher {
     let cached = true;
     for (let s = first; s <= last && cached; s++) cached = this.memoryCache.has(`${key}@${s}`);
     if (!cached) {
-      const data = await this.loadSegments(key, block, first, last);
+      // Parallel reads of neighbouring pages (the kernel sends them at once) share one fetch.
+      const rangeKey = `${key}@${first}-${last}`;
+      let pending = this.segmentLoads.get(rangeKey);
+      if (!pending) {
+        pending = this.loadSegments(key, block, first, last);
+        this.segmentLoads.set(rangeKey, pending);
+        const forget = () => this.segmentLoads.delete(rangeKey);
+        pending.then(forget, forget);
+      }
+      const data = await pending;
       return data.subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
     }
     if (first === last) {

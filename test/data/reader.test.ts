@@ -336,6 +336,20 @@ describe('partial (segment) fetches of random reads', () => {
     );
   });
 
+  it('shares one segment fetch between parallel reads of neighbouring pages', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const data = bigReader(await fileStore(storeDir));
+    const offsets = [640 * KiB, 644 * KiB, 648 * KiB, 652 * KiB];
+    const got = await Promise.all(
+      offsets.map((offset, i) =>
+        data.read(asIno(400 + i), offset, 4 * KiB, table.chunkSlices, table.sizeBytes),
+      ),
+    );
+    offsets.forEach((offset, i) => assert.ok(got[i].equals(content.subarray(offset, offset + 4 * KiB))));
+    assert.equal(data.stats().fetches.bytes, SEGMENT_BYTES + trailerBytes(BIG_BLOCK));
+  });
+
   it('verifies each segment alone: damage elsewhere in the block does not fail a clean read', async () => {
     const storeDir = await dirs.make();
     const { table, content } = await bigFile(storeDir);
