@@ -144,7 +144,12 @@ export async function startUp(
     ...e2eStorageArgs(dataDir, extraArgs),
   ]);
   try {
-    await proc.waitFor(() => isMounted(mountpoint), `${mountpoint} to be mounted`);
+    // "mounted at" is logged once the kernel's INIT is answered: before that, calls on the
+    // mount block in the kernel instead of failing.
+    await proc.waitFor(
+      () => isMounted(mountpoint) && proc.output.includes(`mounted at ${mountpoint}`),
+      `${mountpoint} to be mounted`,
+    );
   } catch (err) {
     proc.kill();
     throw err;

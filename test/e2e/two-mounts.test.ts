@@ -64,7 +64,10 @@ test('a file closed on one mount is read on the other', async () => {
   mkdirSync(mntA);
   const mountA = new StrataProcess(['mount', `127.0.0.1:${port}/shared`, mntA, '--secret-file', secretFile]);
   procs.push(mountA);
-  await mountA.waitFor(() => isMounted(mntA), `${mntA} to be mounted`);
+  await mountA.waitFor(
+    () => isMounted(mntA) && mountA.output.includes('mounted at'),
+    `${mntA} to be mounted`,
+  );
 
   // --background returns only once the mount is up, and leaves a detached mount process.
   mkdirSync(mntB);
@@ -103,4 +106,45 @@ test('a file closed on one mount is read on the other', async () => {
 
   // A lock taken on one mount conflicts on the other (locks live in the metadata service).
   sh(`flock -n ${mntA}/dir/note -c "! flock -n ${mntB}/dir/note -c true"`);
+});
+
+test('`strata up --listen` serves its volume to a `strata mount` on another mount point', async () => {
+  const dataDir = join(root, 'up-data');
+  const upMnt = join(root, 'up-mnt');
+  const clientMnt = join(root, 'up-client');
+  mkdirSync(upMnt);
+  mkdirSync(clientMnt);
+  const port = await freePort();
+  const up = new StrataProcess(['up', dataDir, upMnt, '--listen', `127.0.0.1:${port}`, '--name', 'embedded']);
+  procs.push(up);
+  await up.waitFor(() => isMounted(upMnt) && up.output.includes('metadata served on'), 'strata up to serve');
+  const client = new StrataProcess([
+    'mount',
+    `127.0.0.1:${port}/embedded`,
+    clientMnt,
+    '--secret-file',
+    join(dataDir, 'meta.db.secret'),
+  ]);
+  procs.push(client);
+  try {
+    await client.waitFor(
+      () => isMounted(clientMnt) && client.output.includes('mounted at'),
+      'the client mount',
+    );
+    writeFileSync(join(upMnt, 'served.txt'), 'from the embedded mount\n');
+    assert.equal(readFileSync(join(clientMnt, 'served.txt'), 'utf8'), 'from the embedded mount\n');
+    // A wrong volume name is refused with a message naming the right one.
+    const wrong = strata([
+      'mount',
+      `127.0.0.1:${port}/other`,
+      clientMnt,
+      '--secret-file',
+      join(dataDir, 'meta.db.secret'),
+    ]);
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /serves volume "embedded", not "other"/);
+  } finally {
+    await cleanup([client], [clientMnt], []);
+    await cleanup([up], [upMnt], []);
+  }
 });
