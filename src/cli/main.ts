@@ -9,6 +9,8 @@ import { registerMount } from './commands/mount.js';
 import { registerUmount } from './commands/umount.js';
 import { registerStatus } from './commands/status.js';
 import { registerObjbench } from './commands/objbench.js';
+import { registerFsck } from './commands/fsck.js';
+import { registerMetaAdmin } from './commands/meta-admin.js';
 
 /** Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
 export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2 } as const;
@@ -27,6 +29,9 @@ export function buildProgram(): Command {
   registerUmount(program);
   registerStatus(program);
   registerObjbench(program);
+  registerFsck(program);
+  // After registerMetaServe: adds migrate/dump/load to its `meta` command.
+  registerMetaAdmin(program);
   applyErrorStyle(program);
   return program;
 }
