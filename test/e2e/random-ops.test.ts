@@ -73,7 +73,8 @@ test('a random read/write/truncate sequence matches the same sequence on a local
         const length = 1 + int(random() < 0.8 ? 8192 : 200_000);
         const offset = int(spanBytes(i));
         const data = Buffer.alloc(length, (op % 251) + 1);
-        data.writeUInt32LE(op, 0 < length - 4 ? int(length - 4) : 0);
+        // Stamp the op number somewhere in it, so misplaced bytes show which write they came from.
+        if (length >= 4) data.writeUInt32LE(op, int(length - 3));
         assert.equal(writeSync(fd.mnt, data, 0, length, offset), length, where);
         writeSync(fd.local, data, 0, length, offset);
       } else if (kind < 0.85) {
