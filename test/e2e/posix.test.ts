@@ -107,3 +107,11 @@ test('a user may create and remove files through a supplementary group', () => {
   // Without the group the same user is refused.
   sh(`! setpriv --reuid=65534 --regid=65534 --clear-groups touch ${dir}/other 2>/dev/null`);
 });
+
+test('statfs reports the volume: df shows capacity and the files in use', () => {
+  const fields = sh(`stat -f -c '%b %S %c %d' ${mnt}`).trim().split(' ').map(Number);
+  const [blocks, blockSize, files, filesFree] = fields;
+  assert.ok(blocks * blockSize >= 2 ** 40, `capacity ${blocks} x ${blockSize}`);
+  assert.ok(files > filesFree, 'some inodes are in use');
+  assert.match(sh(`df -h ${mnt}`), /strata:strata/);
+});
