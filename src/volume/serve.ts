@@ -5,7 +5,6 @@ import { serveLocalMeta } from './rpc-access.js';
 export interface ServeOptions {
   engineUrl: string;
   listen: { host: string; port: number };
-  secretFile?: string;
   log: (message: string) => void;
 }
 

@@ -8,23 +8,18 @@ export function registerMetaServe(program: Command): void {
   meta
     .command('serve')
     .description(
-      'serve the volumes of a metadata engine over RPC, in the foreground (SIGINT/SIGTERM stop it)',
+      'serve the volume of a metadata engine over RPC (clients authenticate with its secret), in the foreground; SIGINT/SIGTERM stop it',
     )
     .requiredOption(
       '--engine <URL>',
       'metadata engine, e.g. sqlite:/var/lib/strata/meta.db or postgres://...',
     )
     .requiredOption('--listen <HOST:PORT>', 'where clients connect, e.g. 127.0.0.1:7070')
-    .option(
-      '--secret-file <PATH>',
-      'the secret clients must present (default: next to a sqlite engine, or env STRATA_SECRET)',
-    )
     .action(async (options: Record<string, unknown>) => {
       const listen = parseHostPort(String(options.listen), '--listen');
       const server = await serveMetadata({
         engineUrl: checkEngineUrl(String(options.engine)),
         listen,
-        secretFile: typeof options.secretFile === 'string' ? options.secretFile : undefined,
         log: stderrLog,
       });
       stderrLog(`metadata service listening on ${server.address}; Ctrl-C to stop`);
