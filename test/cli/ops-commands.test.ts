@@ -182,6 +182,29 @@ test('fsck finds a planted bad link count and counter, --repair fixes them', asy
   }
 });
 
+test('fsck --repair refuses while a client session is registered', async () => {
+  const { engineUrl, dbPath, hardIno } = await populatedVolume();
+  const service = await openMetaService({ engineUrl, background: false });
+  try {
+    await service.openSession({ hostname: 'h', mountpoint: '/mnt/x', pid: 1, version: 'test' });
+  } finally {
+    await service.close();
+  }
+  const db = new Database(dbPath);
+  try {
+    db.prepare('UPDATE inode SET nlink = 3 WHERE ino = ?').run(hardIno);
+  } finally {
+    db.close();
+  }
+  const result = strata(['fsck', '--engine', engineUrl, '--repair']);
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    /^strata: fsck --repair needs the volume unmounted, but 1 client session\(s\) are registered/,
+  );
+  assert.match(strata(['fsck', '--engine', engineUrl]).stdout, /has nlink 3 but 2/, 'nothing was changed');
+});
+
 test('fsck reports a block missing from the store as not repairable, exit 1 even with --repair', async () => {
   const { engineUrl } = await populatedVolume();
   const service = await openMetaService({ engineUrl, background: false });
@@ -243,6 +266,11 @@ test('dump of a SQLite volume loaded into a new SQLite volume dumps the same (fi
   );
   assert.equal(truncated.status, 1);
   assert.match(truncated.stderr, /dump is truncated/);
+  assert.equal(
+    existsSync(join(dir, 'truncated.db')),
+    false,
+    'a failed load removes the SQLite file it created',
+  );
 });
 
 test('meta migrate on SQLite says that SQLite migrates on open', async () => {

@@ -1,11 +1,4 @@
-import {
-  createReadStream,
-  createWriteStream,
-  existsSync,
-  statSync,
-  unlinkSync,
-  type ReadStream,
-} from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, rmSync, statSync, type ReadStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
@@ -129,7 +122,7 @@ function registerDump(meta: Command): void {
         if (toFile) {
           out.destroy();
           // A partial dump would only fail later at load; do not leave it looking usable.
-          if (existsSync(outputPath)) unlinkSync(outputPath);
+          rmSync(outputPath, { force: true });
         }
         throw err;
       } finally {
@@ -157,12 +150,20 @@ function registerLoad(meta: Command): void {
       const input: Readable = fromFile ? createReadStream(inputPath) : process.stdin;
       // Progress in bytes of the file when its size is known; a pipe only counts records.
       const totalBytes = fromFile ? statSync(inputPath).size : 0;
+      // A SQLite file this load creates is removed if the load fails, so a retry finds no
+      // half-loaded volume in its way.
+      const newSqliteFile =
+        engineScheme(engineUrl) === 'sqlite' && !existsSync(sqlitePath(engineUrl))
+          ? sqlitePath(engineUrl)
+          : undefined;
       const engine = await openEngine(engineUrl);
       const progress = new ProgressLine('load', totalBytes, 'bytes');
+      let loaded = false;
       try {
         const result = await loadMeta(engine, input, {
           onProgress: (p) => progress.update(p, fromFile ? (input as ReadStream).bytesRead : p.records),
         });
+        loaded = true;
         progress.finish(
           `loaded ${result.inodes} inode(s), ${result.dentries} entr${result.dentries === 1 ? 'y' : 'ies'} ` +
             `(${result.records} lines) into ${engine.displayUrl}`,
@@ -171,6 +172,9 @@ function registerLoad(meta: Command): void {
         progress.stop();
         input.destroy();
         await engine.close();
+        if (!loaded && newSqliteFile !== undefined) {
+          for (const suffix of ['', '-wal', '-shm']) rmSync(`${newSqliteFile}${suffix}`, { force: true });
+        }
       }
     });
 }
