@@ -11,6 +11,7 @@ import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   FALLOC_FL_ZERO_RANGE,
+  type Caller,
   type SetAttrChanges,
   type Timespec,
 } from './api.js';
@@ -24,6 +25,19 @@ import { W_OK, inGroup, isOwnerOrRoot } from './permissions.js';
 /** Rules for changing attributes and file data maps, each inside one write transaction. */
 
 export const MAX_FILE_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The set-id bits Linux clears when `caller` modifies `row` (setattr_should_drop_suidgid):
+ * S_ISUID always; S_ISGID with group exec, or without it when the caller is neither in the
+ * file's group nor root (checked on tmpfs, kernel 6.18).
+ */
+function setidBitsToKill(caller: Caller, row: InodeRow): number {
+  let bits = row.mode & S_ISUID;
+  if (row.mode & S_ISGID && (row.mode & S_IXGRP || (caller.uid !== 0 && !inGroup(caller, row.gid)))) {
+    bits |= S_ISGID;
+  }
+  return bits;
+}
 
 function killSuid(row: InodeRow): void {
   row.mode &= ~S_ISUID;
@@ -185,16 +199,17 @@ export async function fallocate(
       );
     }
     await zeroRange(ctx.tx, ino, chunkSizeBytes, offset, Math.min(end, row.sizeBytes));
-    setMtime(row, ctx.now);
   } else if (mode & FALLOC_FL_ZERO_RANGE) {
     await zeroRange(ctx.tx, ino, chunkSizeBytes, offset, keepSize ? Math.min(end, row.sizeBytes) : end);
-    setMtime(row, ctx.now);
   }
   // Plain allocation has nothing to reserve in an object store: only the size moves.
-  if (!keepSize && end > row.sizeBytes) {
-    await setSize(ctx, chunkSizeBytes, row, end);
-    setMtime(row, ctx.now);
-  }
+  if (!keepSize && end > row.sizeBytes) await setSize(ctx, chunkSizeBytes, row, end);
+  // Linux (tmpfs, ext4) runs file_modified() on every fallocate, KEEP_SIZE included: mtime
+  // and ctime move, and a caller without CAP_FSETID loses set-id bits as after a write. The
+  // FUSE request carries no kill flag for fallocate, so the rule lives here (uid 0 stands in
+  // for CAP_FSETID, as everywhere in this service).
+  if (ctx.caller.uid !== 0) row.mode &= ~setidBitsToKill(ctx.caller, row);
+  setMtime(row, ctx.now);
   setCtime(row, ctx.now);
   ctx.touch(row);
   return row;

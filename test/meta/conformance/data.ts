@@ -7,7 +7,7 @@ import {
   FALLOC_FL_ZERO_RANGE,
   type MetaService,
 } from '../../../src/meta/index.js';
-import { ROOT, file, rejectsWith, root, withVolume, type EngineFixture } from './fixture.js';
+import { ROOT, file, rejectsWith, root, user, withVolume, type EngineFixture } from './fixture.js';
 
 const CHUNK = 1024 * 1024;
 const BLOCK = 64 * 1024;
@@ -134,6 +134,48 @@ export function dataTests(fx: EngineFixture): void {
         },
         smallChunks,
       ));
+
+    it('fallocate moves mtime and ctime in every mode, KEEP_SIZE beyond the end included (as tmpfs)', () =>
+      withVolume(
+        fx,
+        async ({ svc, clock }) => {
+          const f = await file(svc, ROOT, 'f');
+          await write(svc, f.ino, 0, slice(1, 0, 65536));
+          const old = { sec: 1000, nsec: 0 };
+          for (const mode of [
+            FALLOC_FL_KEEP_SIZE,
+            FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+            0,
+          ]) {
+            await svc.setattr(root, f.ino, { mtime: old });
+            clock.advanceMs(3000);
+            const before = await svc.getattr(f.ino);
+            // Beyond the end, so KEEP_SIZE changes neither data nor size: the times still move.
+            const after = await svc.fallocate(root, f.ino, mode, 65536, 4096);
+            assert.notDeepEqual(after.mtime, old, `mode 0x${mode.toString(16)}: mtime moved`);
+            assert.deepEqual(after.mtime, after.ctime, `mode 0x${mode.toString(16)}: mtime = ctime = now`);
+            assert.equal(after.ctime.sec, before.ctime.sec + 3, `mode 0x${mode.toString(16)}: ctime moved`);
+          }
+        },
+        smallChunks,
+      ));
+
+    it('fallocate by a caller other than root clears set-id bits as a write does (tmpfs)', () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(2002, 2002);
+        const f = await file(svc, ROOT, 'f', alice, 0o6777);
+        assert.equal((await svc.fallocate(root, f.ino, FALLOC_FL_KEEP_SIZE, 0, 100)).mode & 0o7777, 0o6777);
+        assert.equal((await svc.fallocate(user(2003), f.ino, 0, 0, 100)).mode & 0o7777, 0o777);
+        // The owner has no CAP_FSETID either: S_ISUID goes; S_ISGID without group exec stays
+        // for a member of the file's group, and goes for anyone else.
+        await svc.setattr(alice, f.ino, { mode: 0o6747 });
+        assert.equal((await svc.fallocate(alice, f.ino, FALLOC_FL_KEEP_SIZE, 0, 100)).mode & 0o7777, 0o2747);
+        assert.equal(
+          (await svc.fallocate(user(2003), f.ino, FALLOC_FL_KEEP_SIZE, 0, 100)).mode & 0o7777,
+          0o747,
+        );
+      }));
 
     it('copyFileRange copies by reference: the same slice ids at shifted offsets, holes included', () =>
       withVolume(
