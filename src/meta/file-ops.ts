@@ -45,6 +45,25 @@ function killSuid(row: InodeRow): void {
   if (row.mode & S_IXGRP) row.mode &= ~S_ISGID;
 }
 
+/**
+ * chown(path, -1, -1) reaches the service as a setattr that changes nothing: the kernel
+ * sends FATTR_KILL_SUIDGID only along with FATTR_UID/FATTR_GID, and FATTR_CTIME only with
+ * the writeback cache. The kernel's file_remove_privs() before a fallocate or
+ * copy_file_range by a caller without CAP_FSETID arrives in the same shape (FUSE strips the
+ * kill bits and sends what is left: nothing), so the two cannot be told apart here.
+ */
+function isEmptyChange(changes: SetAttrChanges): boolean {
+  return (
+    changes.mode === undefined &&
+    changes.uid === undefined &&
+    changes.gid === undefined &&
+    changes.sizeBytes === undefined &&
+    changes.atime === undefined &&
+    changes.mtime === undefined &&
+    !changes.killSuid
+  );
+}
+
 async function setSize(
   ctx: OpContext,
   chunkSizeBytes: number,
@@ -69,6 +88,11 @@ export async function setattr(
   const { caller, now } = ctx;
   const row = await ctx.inode(ino);
   const owner = isOwnerOrRoot(caller, row);
+  // Linux clears set-id bits on every chown of a non-directory, even chown(-1, -1). For the
+  // owner or root that is what an empty change means either way. For anyone else tmpfs
+  // answers chown(-1, -1) with EPERM, but file_remove_privs() (same request) must not fail a
+  // fallocate through a descriptor the caller may use: leave the bits, fallocate clears them.
+  if (owner && isEmptyChange(changes) && !isDir(row.mode)) row.mode &= ~setidBitsToKill(caller, row);
   if (changes.uid !== undefined || changes.gid !== undefined) {
     const newUid = changes.uid ?? row.uid;
     const newGid = changes.gid ?? row.gid;

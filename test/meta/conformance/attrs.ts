@@ -53,6 +53,37 @@ export function attrTests(fx: EngineFixture): void {
         );
       }));
 
+    it('chown(-1, -1) (a setattr that changes nothing) by the owner or root clears set-id bits of a non-directory (tmpfs)', () =>
+      withVolume(fx, async ({ svc, clock }) => {
+        const alice = user(2001, 2001);
+        const f = await file(svc, ROOT, 'f', alice, 0o6755);
+        clock.advanceMs(1000);
+        const a = await svc.setattr(alice, f.ino, {});
+        assert.equal(a.mode & 0o7777, 0o755);
+        assert.equal(a.ctime.sec, f.ctime.sec + 1, 'ctime moves');
+        // S_ISGID without group exec: kept for a member of the file's group or root, cleared
+        // for an owner outside it.
+        await svc.setattr(alice, f.ino, { mode: 0o2745 });
+        assert.equal((await svc.setattr(alice, f.ino, {})).mode & 0o7777, 0o2745);
+        assert.equal((await svc.setattr(root, f.ino, {})).mode & 0o7777, 0o2745);
+        await svc.setattr(root, f.ino, { gid: 4000 });
+        await svc.setattr(root, f.ino, { mode: 0o2745 });
+        assert.equal((await svc.setattr(alice, f.ino, {})).mode & 0o7777, 0o745, 'owner outside the group');
+        // Root clears S_ISUID too (chown kills regardless of capabilities); directories keep theirs.
+        await svc.setattr(root, f.ino, { mode: 0o4755 });
+        assert.equal((await svc.setattr(root, f.ino, {})).mode & 0o7777, 0o755);
+        const d = await svc.mkdir(alice, ROOT, 'd', 0o755, 0);
+        await svc.setattr(alice, d.ino, { mode: 0o6755 });
+        assert.equal((await svc.setattr(alice, d.ino, {})).mode & 0o7777, 0o6755);
+        // A non-owner's empty setattr is also the kernel's file_remove_privs() before a
+        // fallocate through a shared descriptor: it succeeds and leaves the bits to fallocate.
+        await svc.setattr(root, f.ino, { mode: 0o4755 });
+        clock.advanceMs(1000);
+        const b = await svc.setattr(user(2003), f.ino, {});
+        assert.equal(b.mode & 0o7777, 0o4755);
+        assert.equal(b.ctime.sec, f.ctime.sec + 2, 'ctime moves');
+      }));
+
     it('explicit times need ownership (EPERM); "now" needs write permission; ctime always moves', () =>
       withVolume(fx, async ({ svc, clock }) => {
         const alice = user(1000);
