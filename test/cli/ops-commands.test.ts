@@ -119,6 +119,15 @@ test('a SQLite engine file that does not exist is reported, not created', () => 
   assert.equal(existsSync(missing), false);
 });
 
+test('an unreachable PostgreSQL is one line with exit code 1', () => {
+  // Nothing listens on port 1: the connection is refused at once.
+  const url = 'postgres://127.0.0.1:1/strata';
+  assertOneLineError(['meta', 'migrate', '--engine', url, '--dry-run'], /ECONNREFUSED.*check --engine/, 1);
+  for (const command of [['fsck'], ['meta', 'dump'], ['meta', 'load']]) {
+    assertOneLineError([...command, '--engine', url], /cannot open PostgreSQL .*ECONNREFUSED/, 1);
+  }
+});
+
 test('fsck of a freshly formatted volume and of a populated one is clean', async () => {
   const fresh = join(dir, 'fresh.db');
   assertOk(
