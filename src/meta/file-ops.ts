@@ -261,6 +261,9 @@ export async function copyFileRange(
     throw fsError.EFBIG('copy_file_range past the maximum file size');
   if (copiedBytes === 0) return { copiedBytes, row: dst };
   await copyByReference(ctx.tx, chunkSizeBytes, srcIno, srcOffset, dstIno, dstOffset, copiedBytes);
+  // A copy is a write to dst: a caller without CAP_FSETID (uid 0 stands in for it) clears
+  // its set-id bits, as on tmpfs; FUSE's copy request carries no kill flag.
+  if (ctx.caller.uid !== 0) dst.mode &= ~setidBitsToKill(ctx.caller, dst);
   if (dstOffset + copiedBytes > dst.sizeBytes)
     await setSize(ctx, chunkSizeBytes, dst, dstOffset + copiedBytes);
   setMtime(dst, ctx.now);

@@ -209,6 +209,29 @@ export function dataTests(fx: EngineFixture): void {
         smallChunks,
       ));
 
+    it('copyFileRange by a caller other than root clears set-id bits of the destination (tmpfs)', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const alice = user(2002, 2002);
+          const src = await file(svc, ROOT, 'src');
+          await write(svc, src.ino, 0, slice(1, 0, 4096));
+          const dst = await file(svc, ROOT, 'dst', alice, 0o6777);
+          await svc.copyFileRange(root, src.ino, 0, dst.ino, 0, 100);
+          assert.equal((await svc.getattr(dst.ino)).mode & 0o7777, 0o6777, 'root keeps them');
+          await svc.copyFileRange(user(2003), src.ino, 0, dst.ino, 0, 100);
+          assert.equal((await svc.getattr(dst.ino)).mode & 0o7777, 0o777);
+          await svc.setattr(alice, dst.ino, { mode: 0o6747 });
+          await svc.copyFileRange(alice, src.ino, 0, dst.ino, 0, 100);
+          assert.equal(
+            (await svc.getattr(dst.ino)).mode & 0o7777,
+            0o2747,
+            'the owner in the group keeps S_ISGID without group exec',
+          );
+        },
+        smallChunks,
+      ));
+
     it('replaceChunkSlices swaps the list only if it is unchanged, and logs slices that left', () =>
       withVolume(
         fx,
