@@ -25,8 +25,7 @@ import type { VfsOptions } from './options.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
 import type { DataPath } from '../data/index.js';
 
-const { O_RDONLY, O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC } = fsConstants;
-const O_ACCMODE = 3;
+const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC } = fsConstants;
 
 /** One open(2) of a file: the kernel's `fh` names it. */
 interface Handle {
@@ -229,7 +228,9 @@ export class Vfs implements FileSystem {
     // Close-to-open: the open asks the metadata service, so another mount's closed writes are
     // seen. A read, not an open registration: see protectOpenFile for why that can wait.
     let attr = await this.meta.getattr(ino);
-    if (flags & O_TRUNC && (flags & O_ACCMODE) !== O_RDONLY && isRegular(attr.mode)) {
+    // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC included): the
+    // kernel has already checked write permission for it (build_open_flags adds MAY_WRITE).
+    if (flags & O_TRUNC && isRegular(attr.mode)) {
       await this.openFiles.flush(ino, caller);
       attr = await this.meta.setattr(caller, ino, { sizeBytes: 0, killSuid: killSuidgid || undefined });
       this.openFiles.invalidate(ino);

@@ -11,12 +11,12 @@ import type { Avoid } from './generator.js';
 /**
  * Known, reported mismatches of strata (replays in test/reliability/known/strata-*.txt,
  * run as todo by known.test.ts) that random runs leave out so they keep exploring
- * past them: O_RDONLY|O_TRUNC, the mtime class
- * (write and fallocate leave mtime alone), and set-id bits of files (chown and a
- * non-owner's fallocate keep them). Remove entries as they are fixed.
+ * past them: the mtime class (a write leaves mtime alone while the file stays open)
+ * and set-id bits of files (a non-owner's chown(-1, -1) is not refused). Remove
+ * entries as they are fixed.
  */
 export const STRATA_KNOWN = {
-  avoid: ['rdonly-trunc'] as Avoid[],
+  avoid: [] as Avoid[],
   compareMtime: false,
   maskFileSetid: true,
 };
