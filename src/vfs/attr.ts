@@ -5,12 +5,12 @@ import type { InodeAttr } from '../meta/api.js';
 const PREFERRED_IO_BYTES = 1024 * 1024;
 
 /** Converts the metadata view of an inode into what the kernel caches; `sizeBytes` may include pending writes. */
-export function toFuseAttr(attr: InodeAttr, sizeBytes = attr.sizeBytes): FuseAttr {
+export function toFuseAttr(attr: InodeAttr): FuseAttr {
   return {
     ino: attr.ino,
-    sizeBytes,
+    sizeBytes: attr.sizeBytes,
     // Sparse files report their apparent size: the data map is not consulted for st_blocks.
-    blocks: Math.ceil(sizeBytes / 512),
+    blocks: Math.ceil(attr.sizeBytes / 512),
     atimeSec: attr.atime.sec,
     atimeNsec: attr.atime.nsec,
     mtimeSec: attr.mtime.sec,

@@ -1,6 +1,6 @@
 import { fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
 import type { DataPath, FileWriter } from '../data/index.js';
-import type { Caller, InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
+import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
 import { contentVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
@@ -25,6 +25,8 @@ export class OpenFile {
   private readonly slices = new Map<number, SliceRef[]>();
   private slicesVersion: string;
   private flushing: Promise<void> = Promise.resolve();
+  /** When the newest uncommitted write happened: the file's mtime until that write is committed. */
+  private lastWriteTime: Timespec | null = null;
   /** Who wrote last: commits not tied to a close (a read of pending data, unmount) run as them. */
   lastWriter: Caller = { uid: 0, gid: 0, pid: 0 };
   private readonly getChunkSlices = (chunkIndex: number): Promise<SliceRef[]> => this.chunkSlices(chunkIndex);
@@ -52,6 +54,18 @@ export class OpenFile {
     return Math.max(this.attr.sizeBytes, this.pendingEnd, this.committingEnd);
   }
 
+  /**
+   * The attributes the kernel must see: the committed ones grown by this mount's pending
+   * writes, whose size counts and whose time is the file's mtime and ctime (as on a local
+   * file system, where a write moves mtime at once, not at close).
+   */
+  withPending(attr: InodeAttr): InodeAttr {
+    const sizeBytes = Math.max(attr.sizeBytes, this.sizeBytes);
+    const writeTime = this.lastWriteTime;
+    if (writeTime === null) return sizeBytes === attr.sizeBytes ? attr : { ...attr, sizeBytes };
+    return { ...attr, sizeBytes, mtime: writeTime, ctime: laterOf(attr.ctime, writeTime) };
+  }
+
   /** A newer view of the inode from the metadata service (open, getattr, setattr). */
   noteAttr(attr: InodeAttr): void {
     // A getattr answered before our own commit may arrive after it: never step back in time.
@@ -69,6 +83,7 @@ export class OpenFile {
 
   async write(offset: number, data: Buffer, caller: Caller): Promise<void> {
     this.lastWriter = caller;
+    this.lastWriteTime = nowTimespec();
     this.writer ??= this.data.openWriter(this.ino);
     await this.writer.write(offset, data);
     if (offset < this.pendingStart) this.pendingStart = offset;
@@ -112,10 +127,12 @@ export class OpenFile {
     this.committingEnd = this.pendingEnd;
     this.pendingStart = Number.POSITIVE_INFINITY;
     this.pendingEnd = 0;
+    const mtime = this.lastWriteTime ?? nowTimespec();
+    this.lastWriteTime = null;
     try {
       const writes = await writer.flush();
       if (writes.length === 0) return;
-      this.attr = await this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), nowTimespec());
+      this.attr = await this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), mtime);
       this.afterCommit(writes);
     } catch (err) {
       if (isFsError(err)) throw err;
@@ -151,6 +168,10 @@ export class OpenFile {
     if (writer !== null && writer.pendingBytes > 0) await writer.abort();
     this.data.forget(this.ino);
   }
+}
+
+function laterOf(a: Timespec, b: Timespec): Timespec {
+  return a.sec > b.sec || (a.sec === b.sec && a.nsec >= b.nsec) ? a : b;
 }
 
 function isOlder(a: InodeAttr, b: InodeAttr): boolean {
@@ -205,9 +226,10 @@ export class OpenFiles {
     return this.files.get(ino);
   }
 
-  sizeOf(ino: Ino, committedSizeBytes: number): number {
-    const file = this.files.get(ino);
-    return file === undefined ? committedSizeBytes : Math.max(committedSizeBytes, file.sizeBytes);
+  /** `attr` as the kernel must see it while this mount holds uncommitted writes to the file. */
+  withPending(attr: InodeAttr): InodeAttr {
+    const file = this.files.get(attr.ino);
+    return file === undefined ? attr : file.withPending(attr);
   }
 
   noteAttr(attr: InodeAttr): void {

@@ -124,7 +124,7 @@ export class Vfs implements FileSystem {
 
   private entry(attr: InodeAttr): Entry {
     return {
-      attr: toFuseAttr(attr, this.openFiles.sizeOf(attr.ino, attr.sizeBytes)),
+      attr: toFuseAttr(this.openFiles.withPending(attr)),
       generation: attr.generation,
       entryTimeoutMs: this.options.entryTimeoutMs,
       attrTimeoutMs: this.options.attrTimeoutMs,
@@ -133,7 +133,7 @@ export class Vfs implements FileSystem {
 
   private attrReply(attr: InodeAttr): AttrReply {
     return {
-      attr: toFuseAttr(attr, this.openFiles.sizeOf(attr.ino, attr.sizeBytes)),
+      attr: toFuseAttr(this.openFiles.withPending(attr)),
       attrTimeoutMs: this.options.attrTimeoutMs,
     };
   }
@@ -165,11 +165,12 @@ export class Vfs implements FileSystem {
     if (changes.mtime !== undefined) metaChanges.mtime = changes.mtime;
     if (changes.ctime !== undefined) metaChanges.ctime = changes.ctime;
     if (changes.killSuidgid) metaChanges.killSuid = true;
-    if (changes.sizeBytes !== undefined) {
-      // Pending writes land first, so a truncate cuts them like it cuts committed data.
+    if (changes.sizeBytes !== undefined || changes.mtime !== undefined) {
+      // Pending writes land first, so a truncate cuts them like it cuts committed data and an
+      // explicit mtime (utimes after a write) is not overwritten by their later commit.
       await this.openFiles.flush(ino, caller);
-      metaChanges.sizeBytes = changes.sizeBytes;
     }
+    if (changes.sizeBytes !== undefined) metaChanges.sizeBytes = changes.sizeBytes;
     const attr = await this.meta.setattr(caller, ino, metaChanges);
     if (changes.sizeBytes !== undefined) this.openFiles.invalidate(ino);
     this.openFiles.noteAttr(attr);
