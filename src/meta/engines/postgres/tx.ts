@@ -1,8 +1,15 @@
 import type pg from 'pg';
 import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
-import type { SessionInfo } from '../../api.js';
 import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
+import {
+  toDentry,
+  toInode,
+  toSession,
+  type DentryRecord,
+  type InodeRecord,
+  type SessionRecord,
+} from '../rows.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from '../../namespace.js';
 import { SQL, executeStatement, prepareStatement, type Statement } from './sql.js';
 
@@ -24,74 +31,6 @@ export interface SharedTxState {
   cursors: number[];
   counterEstimates: Map<string, number>;
 }
-
-interface InodeRecord {
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  size: number;
-  rdev: number;
-  atime_s: number;
-  atime_ns: number;
-  mtime_s: number;
-  mtime_ns: number;
-  ctime_s: number;
-  ctime_ns: number;
-  gen: number;
-  parent: number;
-  target: string | null;
-}
-
-interface DentryRecord {
-  parent: number;
-  name: string;
-  ino: number;
-  type: number;
-  cursor: number;
-}
-
-interface SessionRecord {
-  id: string;
-  info: string;
-  started_us: number;
-  heartbeat_us: number;
-}
-
-const toInode = (r: InodeRecord): InodeRow => ({
-  ino: asIno(r.ino),
-  mode: r.mode,
-  uid: r.uid,
-  gid: r.gid,
-  nlink: r.nlink,
-  sizeBytes: r.size,
-  rdev: r.rdev,
-  atimeSec: r.atime_s,
-  atimeNsec: r.atime_ns,
-  mtimeSec: r.mtime_s,
-  mtimeNsec: r.mtime_ns,
-  ctimeSec: r.ctime_s,
-  ctimeNsec: r.ctime_ns,
-  generation: r.gen,
-  parent: asIno(r.parent),
-  target: r.target,
-});
-
-const toDentry = (r: DentryRecord): DentryRow => ({
-  parent: asIno(r.parent),
-  name: r.name,
-  ino: asIno(r.ino),
-  type: r.type,
-  cursor: r.cursor,
-});
-
-const toSession = (r: SessionRecord): SessionRow => ({
-  sessionId: r.id,
-  info: JSON.parse(r.info) as SessionInfo,
-  startedUs: r.started_us,
-  heartbeatUs: r.heartbeat_us,
-});
 
 /** What a write transaction changed, for the change feed. */
 export interface TxChanges {

@@ -10,66 +10,29 @@ import type {
   WriteTx,
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
+import {
+  toDentry,
+  toInode,
+  toSession,
+  type DentryRecord,
+  type InodeRecord,
+  type SessionRecord,
+} from '../rows.js';
 
 const INODE_COLS =
   'mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target';
 
-interface InodeRaw {
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  size: number;
-  rdev: number;
-  atime_s: number;
-  atime_ns: number;
-  mtime_s: number;
-  mtime_ns: number;
-  ctime_s: number;
-  ctime_ns: number;
-  gen: number;
-  parent: number;
-  target: string | null;
+/** History rows also carry when the old image became current. */
+interface InodeRaw extends InodeRecord {
   from_us?: number;
 }
 
-interface DentryRaw {
-  parent: number;
-  name: string;
-  ino: number;
-  type: number;
-  cursor: number;
+interface DentryRaw extends DentryRecord {
   from_us?: number;
 }
 
 const LOCK_READ = 1;
 const LOCK_WRITE = 2;
-
-function toInode(r: InodeRaw): InodeRow {
-  return {
-    ino: asIno(r.ino),
-    mode: r.mode,
-    uid: r.uid,
-    gid: r.gid,
-    nlink: r.nlink,
-    sizeBytes: r.size,
-    rdev: r.rdev,
-    atimeSec: r.atime_s,
-    atimeNsec: r.atime_ns,
-    mtimeSec: r.mtime_s,
-    mtimeNsec: r.mtime_ns,
-    ctimeSec: r.ctime_s,
-    ctimeNsec: r.ctime_ns,
-    generation: r.gen,
-    parent: asIno(r.parent),
-    target: r.target,
-  };
-}
-
-function toDentry(r: DentryRaw): DentryRow {
-  return { parent: asIno(r.parent), name: r.name, ino: asIno(r.ino), type: r.type, cursor: r.cursor };
-}
 
 /** Prepared statements of one connection. Prepared once: preparing costs more than running. */
 export class ReadStatements {
@@ -166,13 +129,6 @@ export class ReadStatements {
   }
 }
 
-interface SessionRaw {
-  id: string;
-  info: string;
-  started_us: number;
-  heartbeat_us: number;
-}
-
 interface LockRaw {
   ino: number;
   session: string;
@@ -182,15 +138,6 @@ interface LockRaw {
   start: number;
   end: number;
   pid: number;
-}
-
-function toSession(r: SessionRaw): SessionRow {
-  return {
-    sessionId: r.id,
-    info: JSON.parse(r.info) as SessionRow['info'],
-    startedUs: r.started_us,
-    heartbeatUs: r.heartbeat_us,
-  };
 }
 
 /**
@@ -295,12 +242,12 @@ export class SqliteReadTx implements ReadTx {
   }
 
   async getSession(sessionId: string): Promise<SessionRow | undefined> {
-    const r = this.s.session.get(sessionId) as SessionRaw | undefined;
+    const r = this.s.session.get(sessionId) as SessionRecord | undefined;
     return r && toSession(r);
   }
 
   async listSessions(): Promise<SessionRow[]> {
-    return (this.s.sessions.all() as SessionRaw[]).map(toSession);
+    return (this.s.sessions.all() as SessionRecord[]).map(toSession);
   }
 
   async listLocks(ino: Ino): Promise<LockRow[]> {
