@@ -96,6 +96,15 @@ export const settingSpecs = {
     min: 1,
     max: 1024,
   },
+  storeRetryMs: {
+    kind: 'duration',
+    flag: 'store-retry',
+    env: 'STRATA_STORE_RETRY',
+    description: 'how long an object store request is retried (store down, throttled) before EIO',
+    defaultText: '60s',
+    min: 0,
+    max: 86_400_000,
+  },
   heartbeatIntervalMs: {
     kind: 'duration',
     flag: 'heartbeat',

@@ -4,6 +4,7 @@ export {
   withRetry,
   isTransient,
   RetryingObjectStore,
+  RETRY_DEFAULTS,
   type RetryOptions,
   type RetryStats,
 } from './wrappers/retry.js';

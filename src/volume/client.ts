@@ -38,7 +38,9 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
   const volume = await meta.volume();
   const undo: (() => Promise<void>)[] = [options.closeMeta];
   try {
-    const store: ObjectStore = await openObjectStore(options.storageUrl ?? volume.storageUrl);
+    const store: ObjectStore = await openObjectStore(options.storageUrl ?? volume.storageUrl, {
+      retry: { maxElapsedMs: config.storeRetryMs, log },
+    });
     undo.push(() => store.close());
     const data: DataPath = createDataPath({
       store,

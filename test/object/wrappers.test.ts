@@ -86,6 +86,55 @@ describe('retry wrapper', () => {
     assert.equal(retrying.stats.retries, 0);
   });
 
+  /** A clock that only moves when the wrapper sleeps, so minutes of backoff take no time. */
+  function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void> } {
+    let nowMs = 0;
+    return { now: () => nowMs, sleep: async (ms) => void (nowMs += ms) };
+  }
+
+  it('by default waits out a 20 s outage instead of failing', async () => {
+    const base = await store();
+    await base.put('k', Buffer.from('v'));
+    const clock = fakeClock();
+    const lines: string[] = [];
+    const down = Object.assign(Object.create(base) as FileObjectStore, {
+      get: (key: string) =>
+        clock.now() < 20_000
+          ? Promise.reject(new TransientStoreError('connect ECONNREFUSED 127.0.0.1:7480'))
+          : base.get(key),
+    });
+    const retrying = withRetry(down, { ...clock, random: () => 0.5, log: (line) => lines.push(line) });
+    const results = await Promise.all([retrying.get('k'), retrying.get('k'), retrying.get('k')]);
+    assert.deepEqual(
+      results.map((body) => body.toString()),
+      ['v', 'v', 'v'],
+    );
+    // The old default (8 attempts) gave up after ~6 s of backoff; time is the budget now.
+    assert.ok(retrying.stats.retries > 3 * 8, `only ${retrying.stats.retries} retries`);
+    assert.equal(retrying.stats.gaveUp, 0);
+    // One line when the outage starts and one when it ends, not one per operation or attempt.
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.match(lines[0], /is failing .*ECONNREFUSED.*retrying each operation for up to 60 s/);
+    assert.match(lines[1], /answers again after \d+ ms/);
+  });
+
+  it('fails with EIO once the time budget is spent, not before', async () => {
+    const base = await store();
+    const clock = fakeClock();
+    const dead = Object.assign(Object.create(base) as FileObjectStore, {
+      put: () => Promise.reject(new TransientStoreError('503 Service Unavailable')),
+    });
+    const retrying = withRetry(dead, { ...clock, maxElapsedMs: 30_000 });
+    await assert.rejects(retrying.put('x', Buffer.from('y')), (error: unknown) => {
+      assert.ok(isFsError(error) && error.errno === Errno.EIO);
+      assert.match(error.message, /put "x" .* failed after \d+ attempts in \d+ ms .*503/);
+      return true;
+    });
+    // Backoff is capped at 2 s, so the last attempt happens within 2 s after the budget ends.
+    assert.ok(clock.now() >= 30_000 && clock.now() < 32_000, `gave up at ${clock.now()} ms`);
+    assert.equal(retrying.stats.gaveUp, 1);
+  });
+
   it('resumes a list that failed midway after the last delivered key', async () => {
     const base = await store();
     for (let i = 0; i < 5; i++) await base.put(`l/${i}`, Buffer.from([i]));

@@ -15,6 +15,7 @@ const settings: SettingName[] = [
   'attrTimeoutMs',
   'entryTimeoutMs',
   'uploadsInFlight',
+  'storeRetryMs',
   'heartbeatIntervalMs',
   'compactSlicesThreshold',
   'lockRetryMaxMs',

@@ -14,6 +14,7 @@ const settings: SettingName[] = [
   'attrTimeoutMs',
   'entryTimeoutMs',
   'uploadsInFlight',
+  'storeRetryMs',
   'compactSlicesThreshold',
   'heartbeatIntervalMs',
   'lockRetryMaxMs',

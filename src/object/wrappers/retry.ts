@@ -1,14 +1,31 @@
 import { fsError } from '../../common/index.js';
 import { ObjectNotFoundError, TransientStoreError, type ObjectInfo, type ObjectStore } from '../store.js';
 
+/**
+ * The default budget outlasts a store restart or a short network outage (20 s and more): an
+ * operation keeps retrying for up to a minute, at most 2 s apart so it notices the store is
+ * back quickly, and only then fails with EIO. Attempts are not capped by count by default;
+ * time is what the application feels.
+ */
+export const RETRY_DEFAULTS = {
+  maxAttempts: Number.POSITIVE_INFINITY,
+  baseDelayMs: 50,
+  maxDelayMs: 2_000,
+  maxElapsedMs: 60_000,
+  attemptTimeoutMs: 60_000,
+} as const;
+
 export interface RetryOptions {
-  /** Attempts per operation, the first included. Default 8. */
+  /** Attempts per operation, the first included. Default: no limit but time. */
   maxAttempts?: number;
   /** First backoff; doubles per attempt with full jitter. Default 50 ms. */
   baseDelayMs?: number;
-  /** Cap of one backoff. Default 5 s. */
+  /** Cap of one backoff. Default 2 s. */
   maxDelayMs?: number;
-  /** An operation gives up once this much time has passed since its first attempt. Default 60 s. */
+  /**
+   * An operation gives up (EIO) once this much time has passed since its first attempt and
+   * its latest attempt failed too. Default 60 s (the `store-retry` setting of a mount).
+   */
   maxElapsedMs?: number;
   /**
    * One attempt that has not settled after this long counts as a transient failure and is
@@ -22,6 +39,13 @@ export interface RetryOptions {
   random?: () => number;
   /** Injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
+  /** Injectable for tests: the clock that measures maxElapsedMs. */
+  now?: () => number;
+  /**
+   * Receives one line when the store starts failing (and retries begin) and one when it answers
+   * again, however many operations are waiting: an outage is one log line, not thousands.
+   */
+  log?: (message: string) => void;
 }
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTCONN']);
@@ -58,30 +82,56 @@ export class RetryingObjectStore implements ObjectStore {
   private readonly isRetryable: (error: unknown) => boolean;
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+  private readonly log: ((message: string) => void) | null;
+  /** Since when the store has been failing (retries in progress), null while it is healthy. */
+  private failingSinceMs: number | null = null;
 
   constructor(
     readonly inner: ObjectStore,
     options: RetryOptions = {},
   ) {
     this.description = inner.description;
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 8);
-    this.baseDelayMs = options.baseDelayMs ?? 50;
-    this.maxDelayMs = options.maxDelayMs ?? 5000;
-    this.maxElapsedMs = options.maxElapsedMs ?? 60_000;
-    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 60_000;
+    const d = RETRY_DEFAULTS;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? d.maxAttempts);
+    this.baseDelayMs = options.baseDelayMs ?? d.baseDelayMs;
+    this.maxDelayMs = options.maxDelayMs ?? d.maxDelayMs;
+    this.maxElapsedMs = options.maxElapsedMs ?? d.maxElapsedMs;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? d.attemptTimeoutMs;
     this.isRetryable = options.isRetryable ?? isTransient;
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? defaultSleep;
+    this.now = options.now ?? Date.now;
+    this.log = options.log ?? null;
+  }
+
+  private noteFailure(what: string, error: unknown): void {
+    if (this.failingSinceMs !== null) return;
+    this.failingSinceMs = this.now();
+    const cause = error instanceof Error ? error.message : String(error);
+    this.log?.(
+      `object store ${this.description} is failing (${what}: ${cause}); retrying each operation ` +
+        `for up to ${Math.round(this.maxElapsedMs / 1000)} s before reporting EIO`,
+    );
+  }
+
+  private noteSuccess(): void {
+    if (this.failingSinceMs === null) return;
+    const downMs = this.now() - this.failingSinceMs;
+    this.failingSinceMs = null;
+    this.log?.(`object store ${this.description} answers again after ${downMs} ms`);
   }
 
   private async run<T>(what: string, operation: () => Promise<T>): Promise<T> {
-    const startMs = Date.now();
+    const startMs = this.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.withTimeout(what, operation);
+        const result = await this.withTimeout(what, operation);
+        this.noteSuccess();
+        return result;
       } catch (error) {
         if (error instanceof ObjectNotFoundError || !this.isRetryable(error)) throw error;
-        const elapsedMs = Date.now() - startMs;
+        const elapsedMs = this.now() - startMs;
         if (attempt >= this.maxAttempts || elapsedMs >= this.maxElapsedMs) {
           this.stats.gaveUp++;
           const cause = error instanceof Error ? error.message : String(error);
@@ -91,6 +141,7 @@ export class RetryingObjectStore implements ObjectStore {
             error,
           );
         }
+        this.noteFailure(what, error);
         this.stats.retries++;
         const capMs = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
         await this.sleep(Math.floor(this.random() * capMs));
@@ -138,7 +189,7 @@ export class RetryingObjectStore implements ObjectStore {
   async *list(prefix: string, startAfter?: string): AsyncIterable<ObjectInfo> {
     let last = startAfter;
     let attempt = 0;
-    const startMs = Date.now();
+    const startMs = this.now();
     for (;;) {
       try {
         for await (const info of this.inner.list(prefix, last)) {
@@ -150,7 +201,7 @@ export class RetryingObjectStore implements ObjectStore {
       } catch (error) {
         attempt++;
         if (!this.isRetryable(error)) throw error;
-        const elapsedMs = Date.now() - startMs;
+        const elapsedMs = this.now() - startMs;
         if (attempt >= this.maxAttempts || elapsedMs >= this.maxElapsedMs) {
           this.stats.gaveUp++;
           throw fsError.EIO(
@@ -158,6 +209,7 @@ export class RetryingObjectStore implements ObjectStore {
             error,
           );
         }
+        this.noteFailure(`list "${prefix}"`, error);
         this.stats.retries++;
         const capMs = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
         await this.sleep(Math.floor(this.random() * capMs));
