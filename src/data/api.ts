@@ -32,7 +32,11 @@ export interface DataPathOptions {
   maxInFlightUploads?: number;
   /** Block fetches in flight across all reads (demand and readahead). Default 32. */
   maxInFlightFetches?: number;
-  /** Largest readahead window of one sequential reader. Default 8 blocks. */
+  /**
+   * Largest readahead window of one sequential reader. A window starts capped at 8 blocks and
+   * grows toward this only while reads wait for blocks already requested (a high-latency store).
+   * Default (and upper bound): a quarter of the memory budget.
+   */
   maxReadaheadBytes?: number;
   /** Fetch attempts of one block whose checksum does not match before EIO. Default 3. */
   corruptRetries?: number;

@@ -19,7 +19,6 @@ export const DATA_PATH_DEFAULTS = {
   diskCacheBytes: 1024 * MiB,
   maxInFlightUploads: 16,
   maxInFlightFetches: 32,
-  readaheadBlocks: 8,
   corruptRetries: 3,
 } as const;
 
@@ -99,9 +98,10 @@ class StrataDataPath implements DataPath {
       positiveInteger('maxInFlightUploads', options.maxInFlightUploads ?? d.maxInFlightUploads),
       (key, data, chargedBytes) => this.memoryCache.insert(key, data, chargedBytes),
     );
-    // Readahead never takes more than a quarter of the budget, leaving room for writers.
+    // Readahead never takes more than a quarter of the budget, leaving room for writers; a
+    // stream's window reaches that only against a slow store (see Reader).
     const maxReadaheadBytes = Math.min(
-      options.maxReadaheadBytes ?? d.readaheadBlocks * this.blockSizeBytes,
+      options.maxReadaheadBytes ?? Math.floor(memoryBudgetBytes / 4),
       Math.floor(memoryBudgetBytes / 4),
     );
     this.reader = new Reader(this.fetcher, this.chunkSizeBytes, this.blockSizeBytes, maxReadaheadBytes);

@@ -52,6 +52,12 @@ export class BlockFetcher {
     return this.memoryCache.has(key) || this.inFlight.has(key);
   }
 
+  /** Whether a block is being fetched and not yet cached: a read of it would wait. */
+  isFetching(block: BlockRef): boolean {
+    const key = blockKey(block);
+    return this.inFlight.has(key) && !this.memoryCache.has(key);
+  }
+
   /** The block's data (a view into the cached body: do not modify). */
   async get(block: BlockRef): Promise<Buffer> {
     const key = blockKey(block);

@@ -8,6 +8,8 @@ import { blockAt, resolvePieces, type BlockRef } from './layout.js';
 interface ReadState {
   nextOffset: number;
   windowBytes: number;
+  /** The window's current ceiling: grows while reads wait for blocks readahead already asked for. */
+  limitBytes: number;
   /** Readahead has been issued up to here; do not re-issue. */
   issuedUpTo: number;
 }
@@ -17,6 +19,14 @@ const PARTIAL_MIN_BLOCK_BYTES = 4 * SEGMENT_BYTES;
 
 /** How far from the previous read's end a read may start and still continue the stream. */
 const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
+
+/**
+ * A stream's window starts capped at this many blocks; enough for a local store. It grows past
+ * that only while reads catch up with readahead still in flight, i.e. when blocks take longer to
+ * arrive than the reader takes to consume the window (a store 40 ms away needs bandwidth x round
+ * trip in flight, more than 8 blocks at a few hundred MB/s).
+ */
+const INITIAL_READAHEAD_BLOCKS = 8;
 
 /** Files whose read state we remember; the oldest is forgotten beyond this. */
 const MAX_TRACKED_FILES = 4096;
@@ -32,7 +42,9 @@ interface Copy {
 /**
  * Byte-range reads over the overlay of a chunk's slices. Blocks are fetched in parallel;
  * a read that starts where the previous one ended is sequential, and each sequential read
- * doubles the readahead window (from one block to maxReadaheadBytes) fetched in background.
+ * doubles the readahead window (from one block up to its ceiling) fetched in background. The
+ * ceiling starts at 8 blocks and doubles, up to maxReadaheadBytes, each time a sequential read
+ * finds its block still being fetched: the stream outruns the store's latency.
  */
 export class Reader {
   private readonly states = new Map<Ino, ReadState>();
@@ -56,7 +68,7 @@ export class Reader {
     const copies = await this.plan(offset, end, chunkSlices, offset);
     // A jump away from where the file's last read ended is a random read: fetch only the
     // segments it needs. The first read at offset 0 is more likely the start of a stream.
-    const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes) && offset !== 0;
+    const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes, copies) && offset !== 0;
     return this.fill(end - offset, copies, isRandom);
   }
 
@@ -170,6 +182,7 @@ export class Reader {
     end: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    copies: readonly Copy[],
   ): boolean {
     let state = this.states.get(ino);
     // Near where the last read ended counts as sequential: the kernel may deliver a stream's
@@ -179,27 +192,48 @@ export class Reader {
       state !== undefined && offset >= state.nextOffset - slack && offset <= state.nextOffset + slack;
     if (!state || !sequential) {
       if (state) this.states.delete(ino);
-      state = { nextOffset: end, windowBytes: 0, issuedUpTo: end };
+      state = {
+        nextOffset: end,
+        windowBytes: 0,
+        limitBytes: Math.min(this.maxReadaheadBytes, INITIAL_READAHEAD_BLOCKS * this.blockSizeBytes),
+        issuedUpTo: end,
+      };
       this.states.set(ino, state);
       if (this.states.size > MAX_TRACKED_FILES) this.states.delete(this.states.keys().next().value!);
       return false;
     }
     state.nextOffset = Math.max(state.nextOffset, end);
-    state.windowBytes = Math.min(
-      this.maxReadaheadBytes,
-      Math.max(this.blockSizeBytes, state.windowBytes * 2),
-    );
+    if (state.limitBytes < this.maxReadaheadBytes && this.waitsForReadahead(copies)) {
+      // Concurrent streams share the readahead memory: windows that together outgrow it would
+      // evict each other's blocks before they are read.
+      const share = Math.floor(this.maxReadaheadBytes / this.activeStreams());
+      if (share > state.limitBytes) state.limitBytes = Math.min(share, state.limitBytes * 2);
+    }
+    state.windowBytes = Math.min(state.limitBytes, Math.max(this.blockSizeBytes, state.windowBytes * 2));
     const from = Math.max(end, state.issuedUpTo);
     const to = Math.min(fileSizeBytes, end + state.windowBytes);
     if (to <= from) return true;
     state.issuedUpTo = to;
     this.plan(from, to, chunkSlices, from).then(
-      (copies) => {
-        for (const copy of copies) if (copy.block) this.fetcher.prefetch(copy.block);
+      (ahead) => {
+        for (const copy of ahead) if (copy.block) this.fetcher.prefetch(copy.block);
       },
       () => undefined, // readahead is a hint: the demand read reports errors
     );
     return true;
+  }
+
+  /** Files being read sequentially (with a readahead window) right now. */
+  private activeStreams(): number {
+    let streams = 0;
+    for (const state of this.states.values()) if (state.windowBytes > 0) streams++;
+    return Math.max(1, streams);
+  }
+
+  /** Whether this read needs a block that is on its way but not here yet. */
+  private waitsForReadahead(copies: readonly Copy[]): boolean {
+    for (const copy of copies) if (copy.block && this.fetcher.isFetching(copy.block)) return true;
+    return false;
   }
 
   forget(ino: Ino): void {

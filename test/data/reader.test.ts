@@ -144,6 +144,28 @@ describe('reader', () => {
     assert.equal(random.stats().fetches.readaheadBlocks, 0);
   });
 
+  it('deepens readahead past 8 blocks while a stream waits on a slow store, up to its ceiling', async () => {
+    const storeDir = await dirs.make();
+    const content = pattern(64 * BLOCK, 5);
+    const table = await writeFileData(storeDir, content);
+    async function streamOnce(ceilingBytes?: number): Promise<number> {
+      const counting = new CountingStore(withFaults(await fileStore(storeDir), { latencyMs: 20 }));
+      const data = reader(counting, ceilingBytes === undefined ? {} : { maxReadaheadBytes: ceilingBytes });
+      for (let offset = 0; offset < content.length; offset += 1024) {
+        const got = await data.read(asIno(1), offset, 1024, table.chunkSlices, table.sizeBytes);
+        assert.ok(got.equals(content.subarray(offset, offset + 1024)), `wrong bytes at ${offset}`);
+      }
+      assert.equal(data.stats().fetches.blocks, 64, 'each block fetched once');
+      return counting.maxInFlight;
+    }
+    // Blocks take 20 ms and reads take microseconds: the stream keeps catching up with its
+    // readahead, so the window grows until bandwidth x latency is in flight.
+    const deep = await streamOnce();
+    assert.ok(deep > 12, `at most ${deep} gets in flight: the window did not grow past 8 blocks`);
+    const capped = await streamOnce(8 * BLOCK);
+    assert.ok(capped <= 9, `${capped} gets in flight despite an 8-block ceiling`);
+  });
+
   it('reads a reference copy (non-zero sliceOffsetBytes into a multi-block slice) right', async () => {
     const storeDir = await dirs.make();
     const content = pattern(3 * BLOCK, 4);
