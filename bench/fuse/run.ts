@@ -2,20 +2,23 @@
 // through an await, as the VFS will be) against bindfs over tmpfs (libfuse3, C), taking
 // turns in the same run so both see the same machine noise. Not a test: run it by hand.
 //
-//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick]
+//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink]
+//
+// --only keeps the rows whose name contains one of the comma-separated words.
 //
 // Prints a markdown table for bench/RESULTS.md: medians, ratio strata/bindfs, and the
 // server's CPU per operation (from /proc/PID/stat, user+system). Each sample mounts
 // afresh, warms up (see warmUp), prepares untimed, then measures.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
 const rounds = Number(args[args.indexOf('--rounds') + 1]) || 3;
 const quick = args.includes('--quick');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
 const here = dirname(fileURLToPath(import.meta.url));
 const serverScript = join(here, '..', '..', 'test', 'fuse', 'serve-memfs.js');
 const sourceDir = findSourceDir();
@@ -264,7 +267,9 @@ async function main(): Promise<void> {
     `| row | strata | bindfs | ratio | strata CPU µs/op | bindfs CPU µs/op |`,
     `|---|---|---|---|---|---|`,
   ];
+  const loads: number[] = [loadavg()[0]];
   for (const row of rows) {
+    if (only && !only.some((word) => row.name.includes(word))) continue;
     const results: Record<Target, Sample[]> = { strata: [], bindfs: [] };
     for (let round = 0; round < rounds; round++) {
       // Alternate who goes first so neither always gets the quieter slot.
@@ -277,12 +282,14 @@ async function main(): Promise<void> {
       `| ${row.name} (${row.unit}) | ${fmt(strata)} | ${fmt(bindfs)} | ${(strata / bindfs).toFixed(2)}× | ` +
       `${median(results.strata.map((s) => s.cpuUsPerOp)).toFixed(1)} | ${median(results.bindfs.map((s) => s.cpuUsPerOp)).toFixed(1)} |`;
     lines.push(line);
+    loads.push(loadavg()[0]);
     console.error(
       `${row.name}: strata ${results.strata.map((s) => fmt(s.value)).join(' ')} / bindfs ${results.bindfs.map((s) => fmt(s.value)).join(' ')}`,
     );
   }
   console.log(
-    `\n${new Date().toISOString()}, ${cpus().length} vCPU, ${rounds} rounds (medians), node ${process.version}\n`,
+    `\n${new Date().toISOString()}, ${cpus().length} vCPU, ${rounds} rounds (medians), node ${process.version}, ` +
+      `1-minute load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}\n`,
   );
   console.log(lines.join('\n'));
 }

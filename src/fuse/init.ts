@@ -14,6 +14,16 @@ import type { FuseSession } from './session.js';
 
 const PAGE_BYTES = 4096;
 const MAX_PAGES = 256;
+/** What the kernel allows per request when MAX_PAGES is not negotiated (FUSE_DEFAULT_MAX_PAGES_PER_REQ). */
+const DEFAULT_MAX_PAGES = 32;
+
+/**
+ * The largest READ the kernel can send under the negotiated flags: one request never
+ * spans more than max_pages pages (fuse_direct_io and readahead both split by it).
+ */
+export function maxReadBytesFor(initFlags: number): number {
+  return (initFlags & InitFlag.MAX_PAGES ? MAX_PAGES : DEFAULT_MAX_PAGES) * PAGE_BYTES;
+}
 /** init_out was 24 bytes before protocol 7.23. */
 const COMPAT_22_INIT_OUT_BYTES = 24;
 
@@ -65,7 +75,7 @@ export async function handleInit(s: FuseSession, req: FuseRequest): Promise<void
   const kernelFlags = hasBody ? buf.readUInt32LE(at + fuse_init_in.flags) : 0;
   const flags = wantedFlags(s) & kernelFlags;
   const agreedMinor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
-  const maxPages = flags & InitFlag.MAX_PAGES ? MAX_PAGES : 32;
+  const maxPages = flags & InitFlag.MAX_PAGES ? MAX_PAGES : DEFAULT_MAX_PAGES;
   const maxWriteBytes = Math.min(s.maxWriteBytes, maxPages * PAGE_BYTES);
   const info: InitInfo = {
     kernelMajor: major,

@@ -80,6 +80,14 @@ export const fileOps: Op[] = [
       if (!s.fs.read) throw unsupported('read');
       const buf = req.buf;
       const size = buf.readUInt32LE(B + fuse_read_in.size_);
+      // A kernel never asks for more than max_pages; trusting a larger size would let one
+      // frame make the file system allocate gigabytes. Refuse it rather than clamp: a
+      // clamped answer would read as a short read (end of file) to the caller.
+      if (size > s.maxReadBytes) {
+        throw fsError.EINVAL(
+          `READ of ${size} bytes exceeds the negotiated maximum of ${s.maxReadBytes} bytes (max_pages); refused`,
+        );
+      }
       const fh = readU64(buf, B + fuse_read_in.fh);
       const data = await s.fs.read(req, req.nodeid, fh, readU64(buf, B + fuse_read_in.offset), size);
       s.replyData(req, data.length > size ? data.subarray(0, size) : data);

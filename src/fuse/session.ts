@@ -4,6 +4,7 @@ import { Errno, errnoName, fsError, isFsError, type Ino } from '../common/index.
 import { fuse_in_header, fuse_out_header, Opcode } from './abi.js';
 import { readU64, writeU64 } from './codec.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
+import { maxReadBytesFor } from './init.js';
 import { loadFdPoll, type FdPoll, type FdWatcher } from './native.js';
 import { opTable, type Op } from './ops.js';
 import { deleteMessage, invalEntryMessage, invalInodeMessage, writeNotification } from './notify.js';
@@ -81,6 +82,8 @@ export class FuseSession {
   readonly closed: Promise<void>;
   /** The negotiated INIT flags; 0 until INIT. */
   initFlags = 0;
+  /** The largest READ a kernel may send under the negotiated flags; larger ones are refused. */
+  maxReadBytes = 0;
   initInfo: InitInfo | undefined;
 
   private readonly fd: number;
@@ -124,6 +127,7 @@ export class FuseSession {
     const handoff = options.handoff;
     if (handoff) {
       this.initFlags = handoff.initFlags;
+      this.maxReadBytes = maxReadBytesFor(handoff.initFlags);
       this.initInfo = handoff.init;
       for (const [ino, count] of handoff.lookupCounts) this.lookups.set(ino, count);
       this.resolveReady(handoff.init);
@@ -436,6 +440,7 @@ export class FuseSession {
   completeInit(info: InitInfo, flags: number): void {
     this.initInfo = info;
     this.initFlags = flags;
+    this.maxReadBytes = maxReadBytesFor(flags);
     this.resolveReady(info);
   }
 

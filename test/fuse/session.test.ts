@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -336,6 +336,38 @@ describe('the FUSE session protocol engine', () => {
     assert.deepEqual(fs.forgottenInos, [ino]);
     assert.equal(replies().length, 5, 'FORGET and BATCH_FORGET get no reply');
     session.close();
+  });
+
+  test('a READ larger than max_pages allows is refused with EINVAL, one at the limit is served', async () => {
+    for (const [kernelFlags, limitBytes] of [
+      [allOffered, 256 * 4096],
+      [allOffered & ~InitFlag.MAX_PAGES, 32 * 4096],
+    ]) {
+      truncateSync(device, 0);
+      const fs = new MemFs();
+      const session = await started(fs, kernelFlags);
+      const ctx = { uid: 0, gid: 0, pid: 0, umask: 0, unique: 0n, signal: new AbortController().signal };
+      const file = await fs.create(ctx, 1 as Ino, 'f', 0o644, 2); // O_RDWR
+      await fs.setattr(ctx, file.attr.ino, { sizeBytes: 2 ** 31 });
+      const read = (unique: number, size: number) => {
+        const body = Buffer.alloc(fuse_read_in.size);
+        writeU64(body, fuse_read_in.fh, file.fh);
+        body.writeUInt32LE(size >>> 0, fuse_read_in.size_);
+        send(session, request(Opcode.READ, unique, file.attr.ino, body));
+      };
+      read(4, limitBytes);
+      read(6, limitBytes + 1);
+      read(8, 0xffffffff);
+      await settle();
+      const [, atLimit, over, huge] = replies();
+      assert.equal(atLimit.error, 0);
+      assert.equal(atLimit.body.length, limitBytes);
+      assert.equal(over.error, -constants.errno.EINVAL);
+      assert.equal(huge.error, -constants.errno.EINVAL);
+      assert.equal(session.maxReadBytes, limitBytes);
+      session.close();
+      fd = openSync(device, 'r+');
+    }
   });
 
   test('GETXATTR answers the size probe and ERANGE itself', async () => {
