@@ -226,4 +226,13 @@ export interface MetaApi {
   // --- volume ---
   statfs(): Promise<StatFsInfo>;
   volume(): Promise<VolumeSettings>;
+
+  // --- durability ---
+  /**
+   * Durable barrier: resolves once every change committed before the call survives a power
+   * loss. Every other change is visible at once and survives a crash of the metadata
+   * process, but may be lost with the machine until a sync (as a local file system's
+   * changes are before fsync). Concurrent callers share one flush (group commit).
+   */
+  sync(): Promise<void>;
 }

@@ -9,7 +9,9 @@ import type { LockType, SessionInfo } from './api.js';
  *
  * Transactions
  * - `write(fn)` runs `fn` as ONE atomic transaction: all of its changes commit together or
- *   none do, and the returned promise settles only after the commit is durable. When `fn`
+ *   none do, and the returned promise settles only after the commit is visible to every
+ *   reader and survives a crash of this process (not necessarily a power loss: see
+ *   `sync`). When `fn`
  *   throws (an FsError such as EEXIST, or a bug), nothing it wrote survives, and the error is
  *   rethrown unchanged. An engine may group several `write` calls into one physical
  *   transaction (SQLite group commit, each call under its own savepoint) as long as a failing
@@ -205,6 +207,12 @@ export interface Engine {
    * many went. Called repeatedly in small batches so writers are never blocked for long.
    */
   pruneHistory(beforeUs: number, maxRows: number): Promise<number>;
+  /**
+   * Durable barrier: resolves once every write that settled before the call survives a power
+   * loss. Concurrent calls should share one flush. Absent = every commit is already durable
+   * (PostgreSQL with synchronous_commit on): callers treat it as a no-op.
+   */
+  sync?(): Promise<void>;
   /** Drops every row of every table (re-format with force). The schema stays. */
   wipe(): Promise<void>;
   stats(): Promise<EngineStats>;
@@ -214,7 +222,11 @@ export interface Engine {
 
 export interface EngineOptions {
   clock?: Clock;
-  /** SQLite: synchronous=FULL when true (default), NORMAL when false. Engines may ignore it. */
+  /**
+   * True: every commit is durable on its own (SQLite synchronous=FULL, one fsync per group
+   * commit). False/absent for SQLite: commits survive a process crash (WAL, synchronous=NORMAL)
+   * and `sync()` makes them survive a power loss. PostgreSQL: false turns synchronous_commit off.
+   */
   durable?: boolean;
   /** Group commit: commit after this many write transactions... */
   groupCommitMaxOps?: number;

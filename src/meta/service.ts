@@ -573,6 +573,11 @@ export class MetaService implements MetaApi {
     return { ...this.settings };
   }
 
+  async sync(): Promise<void> {
+    // Engines without sync() commit durably already (PostgreSQL).
+    await this.engine.sync?.();
+  }
+
   /** The volume's shared secret, for the RPC server's authentication. Never part of MetaApi. */
   async volumeSecret(): Promise<string> {
     const secret = await this.engine.read((tx) => tx.getSetting(SETTING_SECRET));

@@ -312,7 +312,10 @@ export class Vfs implements FileSystem {
     // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
     const at = handle.flags & O_APPEND ? Math.max(offset, file.sizeBytes) : offset;
     await file.write(at, data, this.callers.of(ctx));
-    if (handle.flags & (O_SYNC | O_DSYNC)) await file.flush(this.callers.of(ctx));
+    if (handle.flags & (O_SYNC | O_DSYNC)) {
+      await file.flush(this.callers.of(ctx));
+      await this.meta.sync();
+    }
     return data.length;
   }
 
@@ -361,6 +364,13 @@ export class Vfs implements FileSystem {
 
   async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
     await this.handle(fh, ino).file.flush(this.callers.of(ctx));
+    // Metadata commits survive a crash of the service but not a power loss until synced.
+    await this.meta.sync();
+  }
+
+  /** Names created or removed in the directory were committed already; make them durable. */
+  async fsyncdir(_ctx: RequestContext, _ino: Ino, _fh: number, _datasync = false): Promise<void> {
+    await this.meta.sync();
   }
 
   // --- directories ---

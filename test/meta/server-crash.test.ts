@@ -211,3 +211,53 @@ test('kill -9 of the server during creates and renames loses no acknowledged ope
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('commits nobody synced survive kill -9 of the server (they are in the WAL), and sync works over RPC', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-unsynced-'));
+  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
+  const socket = join(dir, 'meta.sock');
+  let child: ChildProcess | null = null;
+  let client: MetaClient | null = null;
+  try {
+    await formatVolume(engineUrl, { name: 'unsynced' });
+    const service = await openMetaService({ engineUrl, background: false });
+    const secret = await service.volumeSecret();
+    await service.close();
+    const connect = () => connectMeta({ address: socket, secret, timeoutMs: 10_000, connections: 4 });
+
+    child = await startServerProcess(engineUrl, socket, true);
+    client = await connect();
+    const c = client;
+    // A synced prefix, then 3,000 creates and 1,000 unlinks with no sync after them.
+    const base = await c.mkdir(root, ROOT_INO, 'base', 0o755, 0);
+    await Promise.all([c.sync(), c.sync(), c.sync()]);
+    const names = Array.from({ length: 3000 }, (_, i) => `f${i}`);
+    for (let i = 0; i < names.length; i += 100) {
+      await Promise.all(
+        names.slice(i, i + 100).map((name) => c.mknod(root, base.ino, name, S_IFREG | 0o644, 0, 0)),
+      );
+    }
+    for (let i = 0; i < 1000; i += 100) {
+      await Promise.all(names.slice(i, i + 100).map((name) => c.unlink(root, base.ino, name)));
+    }
+    // The last reply is out: kill at once, before any checkpoint or timer could flush.
+    await kill9(child);
+    child = null;
+    await client.close();
+    client = null;
+
+    child = await startServerProcess(engineUrl, socket, false);
+    client = await connect();
+    const listed = (await client.readdir(root, base.ino, 0, 10_000, false))
+      .map((e) => e.name)
+      .filter((name) => name !== '.' && name !== '..')
+      .sort();
+    assert.deepEqual(listed, names.slice(1000).sort());
+    assert.equal((await client.statfs()).inodesUsed, 1 + 1 + 2000);
+    await client.sync();
+  } finally {
+    await client?.close();
+    await kill9(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -89,10 +89,11 @@ describe('SQLite engine: group commit', () => {
     }
   });
 
-  it('runs WAL with synchronous=FULL by default and NORMAL when not durable', async () => {
+  it('runs WAL with synchronous=NORMAL by default and FULL when every commit must be durable', async () => {
     for (const [durable, expected] of [
-      [undefined, 2],
+      [undefined, 1],
       [false, 1],
+      [true, 2],
     ] as const) {
       const { engine, path } = open({ durable });
       await engine.close();
@@ -134,6 +135,61 @@ describe('SQLite engine: group commit', () => {
       await engine.write((tx) => tx.putInode({ ...row, uid: 1 }));
       await engine.write((tx) => tx.deleteInode(row.ino));
       assert.equal((await engine.stats()).historyRows, 0);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('SQLite engine: sync() durable barrier', () => {
+  it('concurrent syncs share WAL flushes, and a sync with nothing new committed flushes nothing', async () => {
+    const { engine } = open();
+    try {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) => engine.write((tx) => tx.putSetting(`k${i}`, 'v'))),
+      );
+      await Promise.all(Array.from({ length: 40 }, () => engine.sync()));
+      // The first caller starts a flush covering every commit; the others wait for it, and at
+      // most one more runs for commits that raced with it (none here).
+      assert.equal(engine.counts.syncs, 1, `40 concurrent syncs made ${engine.counts.syncs} flushes`);
+      await engine.sync();
+      assert.equal(engine.counts.syncs, 1, 'a sync with no commit since the last flush flushed again');
+      await engine.write((tx) => tx.putSetting('later', 'v'));
+      await engine.sync();
+      assert.equal(engine.counts.syncs, 2, 'a commit after the last flush must be flushed by the next sync');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('syncs issued while writes keep committing all resolve, each after a flush that covers its writes', async () => {
+    const { engine } = open({ groupCommitMaxOps: 4 });
+    try {
+      const flushesSeen: number[] = [];
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, i) => {
+          await engine.write((tx) => tx.putSetting(`k${i}`, 'v'));
+          const before = engine.counts.syncs;
+          await engine.sync();
+          flushesSeen.push(engine.counts.syncs - before);
+        }),
+      );
+      assert.ok(
+        flushesSeen.every((n) => n >= 1),
+        'a sync after an unflushed commit returned without a flush',
+      );
+      assert.ok(engine.counts.syncs < 100, `100 syncs made ${engine.counts.syncs} flushes: no grouping`);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('with every commit durable (synchronous=FULL) sync has nothing to flush', async () => {
+    const { engine } = open({ durable: true });
+    try {
+      await engine.write((tx) => tx.putSetting('k', 'v'));
+      await engine.sync();
+      assert.equal(engine.counts.syncs, 0);
     } finally {
       await engine.close();
     }

@@ -240,6 +240,10 @@ class RemoteMeta implements MetaClient {
   volume(): Promise<VolumeSettings> {
     return this.read('volume', []);
   }
+  // A barrier changes nothing: resending it after a lost connection is safe.
+  sync(): Promise<void> {
+    return this.read('sync', []);
+  }
 }
 
 /** Trailing omitted optional arguments are not sent at all. */

@@ -17,8 +17,12 @@ export interface MetaServerProcessOptions {
   tlsKeyFile?: string;
   /** Benchmarks only: keep no history. */
   history: boolean;
-  /** SQLite synchronous=FULL (default) or NORMAL. */
-  durable: boolean;
+  /**
+   * Every commit durable on its own (`--durable-commits`: SQLite synchronous=FULL) or not
+   * (`--no-durable`: PostgreSQL synchronous_commit off); default: the engine's own (SQLite:
+   * commits survive a process crash, clients' sync() makes them survive a power loss).
+   */
+  durable: boolean | undefined;
   /**
    * Run the service on its own thread (the default), so engine statements, commits and
    * checkpoints never delay the sockets: under load it cut the serving thread's event-loop
@@ -31,7 +35,7 @@ export const DEFAULT_META_LISTEN = '127.0.0.1:7070';
 
 const USAGE =
   'usage: meta-server --engine sqlite:PATH [--listen HOST:PORT|SOCKET] [--secret-file PATH] ' +
-  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--no-history] [--no-durable]';
+  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--no-history] [--durable-commits | --no-durable]';
 
 export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
   const { values } = parseArgs({
@@ -44,6 +48,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
       'tls-key': { type: 'string' },
       'no-history': { type: 'boolean', default: false },
       'no-durable': { type: 'boolean', default: false },
+      'durable-commits': { type: 'boolean', default: false },
       'no-engine-thread': { type: 'boolean', default: false },
     },
     strict: true,
@@ -53,6 +58,9 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
   if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
     throw fsError.EINVAL('--tls-cert and --tls-key go together');
   }
+  if (values['durable-commits'] && values['no-durable']) {
+    throw fsError.EINVAL('--durable-commits and --no-durable contradict each other; pass one');
+  }
   return {
     engineUrl: values.engine,
     listen: values.listen,
@@ -60,7 +68,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
     history: !values['no-history'],
-    durable: !values['no-durable'],
+    durable: values['durable-commits'] ? true : values['no-durable'] ? false : undefined,
     engineThread: !values['no-engine-thread'],
   };
 }

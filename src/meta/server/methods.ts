@@ -318,6 +318,7 @@ export const META_METHODS = {
   },
   statfs: { params: [] },
   volume: { params: [] },
+  sync: { params: [] },
 } satisfies Record<keyof MetaApi, MethodSpec>;
 
 export type MetaMethod = keyof typeof META_METHODS;

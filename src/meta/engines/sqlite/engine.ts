@@ -1,4 +1,6 @@
 import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { fsError } from '../../../common/index.js';
 import {
@@ -45,10 +47,13 @@ export function sqlitePath(url: string): string {
  *
  * Group commit: write transactions queue up and run one after another inside one SQLite
  * transaction, each under its own SAVEPOINT (a failing one rolls back alone). The batch
- * commits (one fsync) after `groupCommitMaxOps` transactions, after `groupCommitMaxDelayMs`,
+ * commits after `groupCommitMaxOps` transactions, after `groupCommitMaxDelayMs`,
  * or as soon as the queue runs dry at the end of the event-loop turn, whichever comes first.
  * Callers' promises settle only after that commit. All transactions of a batch share one
  * commit instant (`nowUs`), so history keeps one old image per row per batch.
+ *
+ * Durability: commits go to the WAL without an fsync (synchronous=NORMAL) unless opened
+ * `durable`; `sync()` is the barrier that fsyncs the WAL, shared by concurrent callers.
  *
  * Reads run on their own connection and see committed state only. Queued reads share one
  * read transaction (one snapshot) until a write commits, so a caller who got a write's
@@ -72,8 +77,16 @@ export class SqliteEngine implements Engine {
     Statement
   >;
   private readonly readSql: Record<'begin' | 'commit', Statement>;
-  /** Write transactions and physical commits so far (batching efficiency, for benchmarks). */
-  readonly counts = { writes: 0, commits: 0 };
+  /** Write transactions, physical commits and WAL flushes by sync() so far (benchmarks, tests). */
+  readonly counts = { writes: 0, commits: 0, syncs: 0 };
+  /** Every commit fsyncs the WAL itself (synchronous=FULL): sync() has nothing to add. */
+  private readonly durableCommits: boolean;
+  /** Physical commits so far, and how many of them a WAL flush has made durable. */
+  private commitSeq = 0;
+  private syncedSeq = 0;
+  private walFlush: Promise<void> | null = null;
+  /** SQLite syncs the directory once after creating a WAL; sync() does the same on its first flush. */
+  private dirSynced = false;
 
   private readonly queue: Job[] = [];
   private settled: Settled[] = [];
@@ -100,7 +113,10 @@ export class SqliteEngine implements Engine {
     this.maxDelayMs = options.groupCommitMaxDelayMs ?? 2;
     this.wdb = new BetterSqlite3(path);
     this.wdb.pragma('journal_mode = WAL');
-    this.wdb.pragma(`synchronous = ${options.durable === false ? 'NORMAL' : 'FULL'}`);
+    // NORMAL: a commit is written to the WAL (safe against a crash of this process) but not
+    // fsynced; sync() flushes the WAL for everything committed so far, once for all callers.
+    this.durableCommits = options.durable === true;
+    this.wdb.pragma(`synchronous = ${this.durableCommits ? 'FULL' : 'NORMAL'}`);
     this.wdb.pragma('busy_timeout = 5000');
     this.wdb.pragma('cache_size = -65536');
     // Bound the WAL: checkpoint every ~4 MiB of log, and truncate the file back afterwards.
@@ -250,6 +266,7 @@ export class SqliteEngine implements Engine {
       this.counterSet.run(LAST_COMMIT_COUNTER, this.state.nowUs);
       this.sql.commit.run();
       this.counts.commits++;
+      this.commitSeq++;
       this.lastCommitUs = this.state.nowUs;
     } catch (error) {
       if (this.wdb.inTransaction) this.sql.rollback.run();
@@ -267,6 +284,38 @@ export class SqliteEngine implements Engine {
       else s.job.reject(s.error);
     }
     this.notifyIdle();
+  }
+
+  /**
+   * Durable barrier for every write that settled before the call: fsyncs the WAL, which holds
+   * every commit not yet checkpointed (a checkpoint fsyncs what it moves into the database
+   * file under synchronous=NORMAL). Callers arriving while a flush runs share the next one.
+   */
+  async sync(): Promise<void> {
+    if (this.closed) throw fsError.EIO(`metadata engine ${this.displayUrl} is closed`);
+    if (this.durableCommits) return;
+    const target = this.commitSeq;
+    while (this.syncedSeq < target) {
+      this.walFlush ??= this.flushWal().finally(() => (this.walFlush = null));
+      await this.walFlush;
+    }
+  }
+
+  private async flushWal(): Promise<void> {
+    const upTo = this.commitSeq;
+    try {
+      // fsync(2) flushes the file, whichever descriptor wrote it; on the libuv pool, so
+      // commits continue meanwhile.
+      await fsyncPath(this.path + '-wal');
+      if (!this.dirSynced) {
+        await fsyncPath(dirname(this.path));
+        this.dirSynced = true;
+      }
+    } catch (error) {
+      throw fsError.EIO(`cannot flush the metadata log ${this.path}-wal to disk: ${String(error)}`, error);
+    }
+    this.counts.syncs++;
+    this.syncedSeq = Math.max(this.syncedSeq, upTo);
   }
 
   private async drainReads(): Promise<void> {
@@ -351,9 +400,19 @@ export class SqliteEngine implements Engine {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
     while (this.readDraining) await new Promise((resolve) => setImmediate(resolve));
+    await this.walFlush?.catch(() => undefined);
     this.rdb.close();
     this.wdb.pragma('wal_checkpoint(TRUNCATE)');
     this.wdb.close();
+  }
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
