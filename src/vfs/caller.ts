@@ -6,28 +6,39 @@ import type { Caller } from '../meta/api.js';
 const GROUPS_TTL_MS = 1000;
 const MAX_CACHED_PIDS = 4096;
 
+interface CachedGroups {
+  uid: number;
+  gid: number;
+  groups: number[] | undefined;
+  expiresMs: number;
+}
+
 /**
  * The identity the metadata service checks permissions against. FUSE reports only the
  * caller's uid, gid and pid; the supplementary groups come from /proc/PID/status, so that
  * a user who may write a directory through a secondary group is not refused by the
  * metadata service after the kernel allowed it. Root skips the lookup (it bypasses the
- * checks), and each pid's groups are cached for a second.
+ * checks), and each pid's groups are cached for a second, but only while the pid keeps the
+ * uid and gid it had when they were read: a process that switches users (a server with
+ * saved root privileges, su, newgrp) gets its new groups at once.
  */
 export class CallerResolver {
-  private readonly cache = new Map<number, { groups: number[] | undefined; expiresMs: number }>();
+  private readonly cache = new Map<number, CachedGroups>();
 
   of(ctx: RequestContext): Caller {
     if (ctx.uid === 0) return { uid: 0, gid: ctx.gid, pid: ctx.pid };
-    return { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, groups: this.groupsOf(ctx.pid) };
+    return { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, groups: this.groupsOf(ctx) };
   }
 
-  private groupsOf(pid: number): number[] | undefined {
+  private groupsOf(ctx: RequestContext): number[] | undefined {
     const now = Date.now();
-    const hit = this.cache.get(pid);
-    if (hit !== undefined && hit.expiresMs > now) return hit.groups;
-    const groups = readGroups(pid);
+    const hit = this.cache.get(ctx.pid);
+    if (hit !== undefined && hit.expiresMs > now && hit.uid === ctx.uid && hit.gid === ctx.gid) {
+      return hit.groups;
+    }
+    const groups = readGroups(ctx.pid);
     if (this.cache.size >= MAX_CACHED_PIDS) this.cache.clear();
-    this.cache.set(pid, { groups, expiresMs: now + GROUPS_TTL_MS });
+    this.cache.set(ctx.pid, { uid: ctx.uid, gid: ctx.gid, groups, expiresMs: now + GROUPS_TTL_MS });
     return groups;
   }
 }
