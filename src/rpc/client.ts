@@ -7,7 +7,11 @@ import { ClientConnection, ConnectionError, type OutgoingCall } from './client-c
 import { DEFAULT_MAX_FRAME_BYTES } from './codec.js';
 
 export interface RpcClientOptions {
-  /** `HOST:PORT` or a Unix socket path. */
+  /**
+   * `HOST:PORT` or a Unix socket path; several servers of one service as a comma-separated list
+   * (`10.0.0.1:7070,10.0.0.2:7070`): the client uses one at a time and moves to the next when
+   * its server goes away.
+   */
   address: string;
   secret: RpcSecret;
   /** Use TLS (TCP only); at least `ca` for a self-signed server certificate. */
@@ -83,6 +87,8 @@ class Call implements OutgoingCall {
 
 interface Slot {
   connection: ClientConnection | null;
+  /** Index in `addresses` of the server this slot's connection goes (or went) to. */
+  serverIndex: number;
   connecting: boolean;
   retryTimer: NodeJS.Timeout | null;
 }
@@ -95,8 +101,10 @@ interface Slot {
  */
 export class RpcClient {
   readonly clientId: string;
-  private readonly address: RpcAddress;
+  private readonly addresses: RpcAddress[];
   private readonly where: string;
+  /** The server new connections go to; moves on when a connection to it fails or is lost. */
+  private currentServer = 0;
   private readonly slots: Slot[];
   private readonly waiting: Call[] = [];
   private waitingHead = 0;
@@ -115,8 +123,12 @@ export class RpcClient {
   private readonly maxInFlight: number;
 
   constructor(private readonly options: RpcClientOptions) {
-    this.address = parseRpcAddress(options.address);
-    this.where = `${options.serverName ?? 'server'} ${formatRpcAddress(this.address)}`;
+    this.addresses = parseRpcAddressList(options.address);
+    const names = this.addresses.map(formatRpcAddress);
+    this.where =
+      names.length === 1
+        ? `${options.serverName ?? 'server'} ${names[0]}`
+        : `${options.serverName ?? 'server'}s ${names.join(', ')}`;
     this.clientId = `${(options.clientName ?? 'client').slice(0, 64)}/${randomUUID()}`;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
@@ -124,6 +136,7 @@ export class RpcClient {
     const count = Math.max(1, options.connections ?? 1);
     this.slots = Array.from({ length: count }, () => ({
       connection: null,
+      serverIndex: 0,
       connecting: false,
       retryTimer: null,
     }));
@@ -131,6 +144,13 @@ export class RpcClient {
 
   /** Calls retried after a lost connection so far (for metrics and tests). */
   retriedCalls = 0;
+  /** Times the client moved on to another server of its list (for metrics and tests). */
+  failovers = 0;
+
+  /** The server new connections go to, as given. */
+  get currentAddress(): string {
+    return formatRpcAddress(this.addresses[this.currentServer]);
+  }
 
   /** Connected connections right now. */
   get connectedCount(): number {
@@ -280,12 +300,24 @@ export class RpcClient {
     void this.connectSlot(this.slots[0]);
   }
 
+  /**
+   * The server at `serverIndex` failed us: later connections go to the next one in the list.
+   * Only the first slot to report a server moves the client on, so several connections lost to
+   * one dead server do not skip over a live one.
+   */
+  private moveOnFrom(serverIndex: number): void {
+    if (this.addresses.length === 1 || serverIndex !== this.currentServer) return;
+    this.currentServer = (serverIndex + 1) % this.addresses.length;
+    this.failovers++;
+  }
+
   private async connectSlot(slot: Slot): Promise<void> {
     slot.connecting = true;
+    slot.serverIndex = this.currentServer;
     let connection: ClientConnection;
     try {
       connection = await ClientConnection.open({
-        address: this.address,
+        address: this.addresses[slot.serverIndex],
         secret: this.options.secret,
         clientId: this.clientId,
         tls: this.options.tls,
@@ -308,6 +340,8 @@ export class RpcClient {
     for (const waiter of this.connectWaiters.splice(0)) waiter.resolve();
     connection.onClose = (error, orphans) => {
       slot.connection = null;
+      // A server that dropped us may be dying: reconnect to the next one rather than wait on it.
+      if (!this.closed) this.moveOnFrom(slot.serverIndex);
       for (let i = orphans.length - 1; i >= 0; i--) {
         const call = orphans[i] as Call;
         call.connection = null;
@@ -325,9 +359,12 @@ export class RpcClient {
 
   private onConnectFailed(slot: Slot, error: ConnectionError): void {
     if (this.closed) return;
+    this.moveOnFrom(slot.serverIndex);
     const anyConnected = this.slots.some((other) => other.connection !== null);
     if (!anyConnected) this.failedAttempts++;
-    const giveUp = error.fatal || (!anyConnected && this.failedAttempts >= this.maxAttempts);
+    // Every server of the list gets maxAttempts tries before waiting calls fail.
+    const attemptBudget = this.maxAttempts * this.addresses.length;
+    const giveUp = error.fatal || (!anyConnected && this.failedAttempts >= attemptBudget);
     if (giveUp) {
       const failure = error.fatal
         ? error
@@ -345,8 +382,13 @@ export class RpcClient {
     if (!demand) return; // reconnect lazily, on the next call
     const initialMs = this.options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
     const maxMs = this.options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
-    const attempt = Math.max(1, this.failedAttempts);
-    const delayMs = Math.min(maxMs, initialMs * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
+    // The first try of each round through the list is at once: another server may be up.
+    const servers = this.addresses.length;
+    const round = Math.max(1, Math.ceil(this.failedAttempts / servers));
+    const delayMs =
+      servers > 1 && this.failedAttempts % servers !== 0
+        ? 0
+        : Math.min(maxMs, initialMs * 2 ** (round - 1)) * (0.8 + 0.4 * Math.random());
     slot.retryTimer = setTimeout(() => {
       slot.retryTimer = null;
       if (this.waiting.length > this.waitingHead || this.connectWaiters.length > 0) this.ensureConnecting();
@@ -392,6 +434,18 @@ export class RpcClient {
       );
     }
   }
+}
+
+/** `A,B,C`: one or more addresses of servers of the same service. */
+function parseRpcAddressList(text: string): RpcAddress[] {
+  const parts = text.split(',').map((part) => part.trim());
+  if (parts.some((part) => part === '')) {
+    throw new FsError(
+      Errno.EINVAL,
+      `invalid server list "${text}": separate addresses with single commas, e.g. 127.0.0.1:7070,127.0.0.1:7071`,
+    );
+  }
+  return parts.map(parseRpcAddress);
 }
 
 /** A call may end up to a quarter of its timeout late (at most 250 ms, checked at least every 10 ms). */

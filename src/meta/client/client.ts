@@ -19,7 +19,11 @@ import type {
 } from '../api.js';
 
 export interface MetaClientOptions {
-  /** The metadata server: `HOST:PORT` or a Unix socket path. */
+  /**
+   * The metadata server: `HOST:PORT` or a Unix socket path; or several servers of the volume as
+   * a comma-separated list, used one at a time: when the current one goes away, calls in flight
+   * move to the next one (see docs/rpc.md, failover).
+   */
   address: string;
   /** The volume's secret (proved to the server, never sent). */
   secret: RpcSecret;
@@ -44,6 +48,8 @@ export interface MetaClient extends MetaApi {
   readonly address: string;
   /** Calls resent after a lost connection so far. */
   readonly retriedCalls: number;
+  /** Times the client moved on to the next server of its list. */
+  readonly failovers: number;
   close(): Promise<void>;
 }
 
@@ -82,6 +88,10 @@ class RemoteMeta implements MetaClient {
 
   get retriedCalls(): number {
     return this.rpc.retriedCalls;
+  }
+
+  get failovers(): number {
+    return this.rpc.failovers;
   }
 
   close(): Promise<void> {
