@@ -25,6 +25,7 @@ import type {
   VolumeSettings,
 } from './api.js';
 import { XATTR_CREATE, XATTR_REPLACE } from './api.js';
+import { outsideNumberedCall } from './call-outcomes.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isDir, isLnk, timespecFromUs, toAttr } from './attrs.js';
 import type { Clock, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import * as fileOps from './file-ops.js';
@@ -121,12 +122,12 @@ export class MetaService implements MetaApi {
     while (this.inoNext >= this.inoEnd) {
       // Reserve a range durably before handing any of it out: a crash loses the rest of the
       // range, never re-issues a number.
-      this.inoRefill ??= (async () => {
+      this.inoRefill ??= outsideNumberedCall(async () => {
         const batch = this.options.inoBatch ?? 1024;
         const hi = await this.engine.write((tx) => tx.addCounter(COUNTER_INO_HI, batch));
         this.inoNext = hi - batch + 1;
         this.inoEnd = hi + 1;
-      })().finally(() => (this.inoRefill = undefined));
+      }).finally(() => (this.inoRefill = undefined));
       await this.inoRefill;
     }
     return asIno(this.inoNext++);

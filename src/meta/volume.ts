@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ROOT_INO, fsError } from '../common/index.js';
 import type { VolumeSettings } from './api.js';
+import { recordCallOutcomes } from './call-outcomes.js';
 import { S_IFDIR, newInodeRow, timespecFromUs } from './attrs.js';
 import { systemClock, type Clock, type EngineOptions } from './engine.js';
 import { openEngine } from './engine-registry.js';
@@ -120,7 +121,7 @@ export interface OpenMetaServiceOptions extends EngineOptions, Partial<Omit<Meta
 /** Opens the engine at `engineUrl` and the service over the volume it holds. */
 export async function openMetaService(options: OpenMetaServiceOptions): Promise<MetaService> {
   const clock = options.clock ?? systemClock;
-  const engine = await openEngine(options.engineUrl, { ...options, clock });
+  const engine = recordCallOutcomes(await openEngine(options.engineUrl, { ...options, clock }));
   const raw = await engine.read((tx) => tx.getSetting(SETTING_VOLUME));
   if (!raw) {
     await engine.close();

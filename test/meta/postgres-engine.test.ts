@@ -242,6 +242,6 @@ describe('PostgreSQL engine', { skip: PG_SKIP_REASON }, () => {
 
   test('a second server finds the schema in place and the dry run says there is nothing to do', async () => {
     const { planMigrations } = await import('../../src/meta/engines/postgres/index.js');
-    assert.match(await planMigrations(db.url), /schema version 1\nup to date/);
+    assert.match(await planMigrations(db.url), /schema version 2\nup to date/);
   });
 });

@@ -5,8 +5,11 @@ import {
   type RpcSecret,
   type RpcServer,
   type RpcServerEvent,
+  type CallInfo,
 } from '../../rpc/index.js';
 import type { MetaApi } from '../api.js';
+import { runNumberedCall } from '../call-outcomes.js';
+import { MetaService } from '../service.js';
 import { dispatchMetaCall } from './methods.js';
 
 export interface MetaServerOptions {
@@ -42,9 +45,20 @@ export interface MetaServer {
  */
 export async function startMetaServer(options: MetaServerOptions): Promise<MetaServer> {
   const { service, onCall } = options;
-  const handler = onCall
+  const dispatch = onCall
     ? (method: string, args: unknown[]): Promise<unknown> => timedCall(service, method, args, onCall)
     : (method: string, args: unknown[]): Promise<unknown> => dispatchMetaCall(service, method, args);
+  // A service in this process is asked for a stored outcome here; a threaded one gets the call's
+  // number with the call (worker-service.ts) and looks on its own thread.
+  const engine = service instanceof MetaService ? service.engine : undefined;
+  const handler = (method: string, args: unknown[], call: CallInfo): Promise<unknown> =>
+    call.seq === undefined
+      ? dispatch(method, args)
+      : runNumberedCall(
+          engine,
+          { clientId: call.clientId, seq: call.seq, isRetry: call.isRetry, method },
+          () => dispatch(method, args),
+        );
   const rpc: RpcServer = await startRpcServer({
     listen: options.listen,
     secret: options.secret,

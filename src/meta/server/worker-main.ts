@@ -3,6 +3,7 @@
 // runs the calls the serving thread posts, in batches, answering in batches.
 import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
+import { runNumberedCall } from '../call-outcomes.js';
 import { openMetaService, type MetaService } from '../index.js';
 import type { EngineWorkerOptions, WorkerReply, WorkerRequest } from './worker-service.js';
 
@@ -42,7 +43,7 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
     void service.close().then(() => port.postMessage('closed'));
     return;
   }
-  for (const [id, method, args] of batch) {
+  for (const [id, method, args, numbered] of batch) {
     // Structured cloning turns Buffers into plain Uint8Arrays: make xattr values Buffers again.
     if (method === 'setxattr' && args[3] instanceof Uint8Array) {
       const bytes = args[3];
@@ -51,7 +52,9 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
     const fn = (service as unknown as Record<string, (...callArgs: unknown[]) => Promise<unknown>>)[method];
     let result: Promise<unknown>;
     try {
-      result = fn.apply(service, args);
+      result = numbered
+        ? runNumberedCall(service.engine, numbered, () => fn.apply(service, args))
+        : fn.apply(service, args);
     } catch (error) {
       result = Promise.reject(error);
     }

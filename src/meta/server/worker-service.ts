@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { Errno, FsError } from '../../common/index.js';
 import type { MetaApi, VolumeSettings } from '../api.js';
+import { currentCallKey, type CallKey } from '../call-outcomes.js';
 import { META_METHODS } from './methods.js';
 
 /** What the engine thread needs to open the service. */
@@ -15,8 +16,8 @@ export interface ThreadedServiceOptions extends EngineWorkerOptions {
   onFailure?: (error: Error) => void;
 }
 
-/** [id, method, args] */
-export type WorkerRequest = [number, string, unknown[]];
+/** [id, method, args, the numbered call it belongs to] */
+export type WorkerRequest = [number, string, unknown[], CallKey | undefined];
 /** [id, true, value] or [id, false, errno (-1: not an FsError), message] */
 export type WorkerReply = [number, true, unknown] | [number, false, number, string];
 
@@ -24,6 +25,8 @@ export type WorkerReply = [number, true, unknown] | [number, false, number, stri
 export interface ThreadedMetaService extends MetaApi {
   readonly secret: string;
   readonly settings: VolumeSettings;
+  /** The same secret, shaped as MetaService offers it (what an RPC server in front needs). */
+  volumeSecret(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -104,13 +107,14 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
     if (failure) return Promise.reject(failure);
     const id = nextId++;
     if (outgoing.length === 0) queueMicrotask(flush);
-    outgoing.push([id, method, args]);
+    outgoing.push([id, method, args, currentCallKey()]);
     return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
   };
 
   const service = {
     secret,
     settings: volume,
+    volumeSecret: async () => secret,
     close: async (): Promise<void> => {
       if (failure) return;
       closing = true;

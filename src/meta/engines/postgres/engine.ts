@@ -368,6 +368,31 @@ export class PostgresEngine implements Engine {
     });
   }
 
+  /** CallOutcomeStore (src/meta/call-outcomes.ts): committed state, from any server. */
+  async getCallOutcome(clientId: string, seq: number): Promise<Buffer | undefined> {
+    return this.track(async () => {
+      const [row] = await this.query<{ reply: Buffer }>(
+        'SELECT reply FROM call_outcome WHERE client_id = $1 AND seq = $2',
+        [clientId, seq],
+      );
+      return row?.reply;
+    });
+  }
+
+  async pruneCallOutcomes(beforeUs: number, maxRows: number): Promise<number> {
+    return this.track(async () => {
+      // Outcomes are appended in about commit order: prune from the front, in one batch.
+      const [row] = await this.query<{ n: number }>(
+        `WITH d AS (DELETE FROM call_outcome WHERE seq_no IN (
+           SELECT seq_no FROM (SELECT seq_no, at_us FROM call_outcome ORDER BY seq_no LIMIT $2) f
+           WHERE at_us < $1
+         ) RETURNING 1) SELECT count(*) AS n FROM d`,
+        [beforeUs, maxRows],
+      );
+      return Number(row.n);
+    });
+  }
+
   async wipe(): Promise<void> {
     await this.track(async () => {
       await this.query(

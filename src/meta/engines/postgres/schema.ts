@@ -107,6 +107,18 @@ CREATE TABLE deleted_slice (id bigint NOT NULL, size bigint NOT NULL, deleted_us
 CREATE INDEX deleted_slice_time ON deleted_slice (deleted_us);
 `,
   },
+  {
+    version: 2,
+    name: 'at-most-once replies of numbered calls',
+    sql: `
+CREATE TABLE call_outcome (
+  seq_no bigserial,
+  client_id text COLLATE "C" NOT NULL, seq bigint NOT NULL, reply bytea NOT NULL, at_us bigint NOT NULL,
+  PRIMARY KEY (client_id, seq)
+);
+CREATE INDEX call_outcome_age ON call_outcome (seq_no);
+`,
+  },
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
@@ -125,4 +137,5 @@ export const ALL_TABLES = [
   'open_file',
   'slice_ref',
   'deleted_slice',
+  'call_outcome',
 ] as const;

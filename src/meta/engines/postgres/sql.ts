@@ -188,6 +188,11 @@ export const SQL = {
      SELECT ino, idx, ver, $3, slices FROM d WHERE ver < $4`,
   ),
 
+  putCallOutcome: stmt(
+    'put_call_outcome',
+    `INSERT INTO call_outcome (client_id, seq, reply, at_us) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (client_id, seq) DO UPDATE SET reply = EXCLUDED.reply, at_us = EXCLUDED.at_us`,
+  ),
   getSetting: stmt('get_setting', 'SELECT value FROM setting WHERE key = $1'),
   putSetting: stmt(
     'put_setting',

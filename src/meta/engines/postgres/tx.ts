@@ -379,6 +379,11 @@ export class PgTx implements WriteTx {
     this.changes.inos.add(ino);
   }
 
+  /** CallOutcomeWriter (src/meta/call-outcomes.ts): rides with the COMMIT like other writes. */
+  async putCallOutcome(clientId: string, seq: number, reply: Buffer): Promise<void> {
+    this.defer(SQL.putCallOutcome, [clientId, seq, reply, this.nowUs]);
+  }
+
   async putSetting(key: string, value: string): Promise<void> {
     this.defer(SQL.putSetting, [key, value]);
   }

@@ -71,6 +71,7 @@ export class SqliteEngine implements Engine {
   private readonly maxOps: number;
   private readonly maxDelayMs: number;
   private readonly counterSet: Statement;
+  private readonly callOutcomeGet: Statement;
   // Transaction control as prepared statements: exec() parses its SQL on every call.
   private readonly sql: Record<
     'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
@@ -144,6 +145,9 @@ export class SqliteEngine implements Engine {
     };
     this.readSql = { begin: this.rdb.prepare('BEGIN'), commit: this.rdb.prepare('COMMIT') };
     this.rtx = new SqliteReadTx(new ReadStatements(this.rdb));
+    this.callOutcomeGet = this.rdb
+      .prepare('SELECT reply FROM call_outcome WHERE client_id = ? AND seq = ?')
+      .pluck();
     this.counterSet = this.ws.counterSet;
     const counter = (name: string) => (this.ws.counter.get(name) as number | undefined) ?? 0;
     this.lastCommitUs = counter(LAST_COMMIT_COUNTER);
@@ -367,6 +371,22 @@ export class SqliteEngine implements Engine {
       }
       return deleted;
     });
+  }
+
+  /** CallOutcomeStore (src/meta/call-outcomes.ts): committed state, like any read. */
+  getCallOutcome(clientId: string, seq: number): Promise<Buffer | undefined> {
+    return this.read(async () => this.callOutcomeGet.get(clientId, seq) as Buffer | undefined);
+  }
+
+  pruneCallOutcomes(beforeUs: number, maxRows: number): Promise<number> {
+    return this.write(
+      async () =>
+        this.wdb
+          .prepare(
+            'DELETE FROM call_outcome WHERE rowid IN (SELECT rowid FROM call_outcome ORDER BY rowid LIMIT ?) AND at_us < ?',
+          )
+          .run(maxRows, beforeUs).changes,
+    );
   }
 
   async wipe(): Promise<void> {

@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS deleted_slice (
   id INTEGER NOT NULL, size INTEGER NOT NULL, deleted_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deleted_slice_time ON deleted_slice(deleted_us);
+
+-- At-most-once replies of numbered calls (src/meta/call-outcomes.ts); rowid order is age order.
+CREATE TABLE IF NOT EXISTS call_outcome (
+  client_id TEXT NOT NULL, seq INTEGER NOT NULL, reply BLOB NOT NULL, at_us INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS call_outcome_key ON call_outcome(client_id, seq);
 `;
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
@@ -102,4 +108,5 @@ export const ALL_TABLES = [
   'open_file',
   'slice_ref',
   'deleted_slice',
+  'call_outcome',
 ] as const;

@@ -310,6 +310,7 @@ export class WriteStatements extends ReadStatements {
   readonly sliceRefDelete: Statement;
   readonly deletedSliceInsert: Statement;
   readonly deletedSliceForget: Statement;
+  readonly callOutcomePut: Statement;
 
   constructor(db: Database) {
     super(db);
@@ -390,6 +391,9 @@ export class WriteStatements extends ReadStatements {
     this.sliceRefDelete = db.prepare('DELETE FROM slice_ref WHERE id = ?');
     this.deletedSliceInsert = db.prepare('INSERT INTO deleted_slice (id, size, deleted_us) VALUES (?, ?, ?)');
     this.deletedSliceForget = db.prepare('DELETE FROM deleted_slice WHERE id = ?');
+    this.callOutcomePut = db.prepare(
+      'INSERT OR REPLACE INTO call_outcome (client_id, seq, reply, at_us) VALUES (?, ?, ?, ?)',
+    );
   }
 }
 
@@ -546,5 +550,10 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
 
   async forgetDeletedSlices(ids: SliceId[]): Promise<void> {
     for (const id of ids) this.w.deletedSliceForget.run(id);
+  }
+
+  /** CallOutcomeWriter (src/meta/call-outcomes.ts). */
+  async putCallOutcome(clientId: string, seq: number, reply: Buffer): Promise<void> {
+    this.w.callOutcomePut.run(clientId, seq, reply, this.state.nowUs);
   }
 }

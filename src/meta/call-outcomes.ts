@@ -1,0 +1,151 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Packr } from 'msgpackr';
+import type { Engine, WriteTx } from './engine.js';
+
+/**
+ * At-most-once across metadata servers. A client numbers each change it sends (client id +
+ * sequence number) and resends it under the same number after losing its server, possibly to
+ * another server of the same volume. The outcome of a numbered change is stored by the change's
+ * own transaction, so it exists exactly when the change committed, whichever server ran it and
+ * whether or not that server lived to answer; a resend finds it and gets the original reply
+ * instead of running again (a create answering EEXIST for the file it just made).
+ *
+ * Only successes are stored: a failed change rolled back and changed nothing, so running it
+ * again is harmless. Outcomes are pruned by age (`CALL_OUTCOME_RETENTION_MS`), far longer than
+ * any client keeps resending.
+ *
+ * Engines opt in by implementing the two small interfaces below (SQLite and PostgreSQL do).
+ */
+export interface CallOutcomeWriter {
+  /** Stores (or replaces) the reply of call `seq` of `clientId`, in this transaction. */
+  putCallOutcome(clientId: string, seq: number, reply: Buffer): Promise<void>;
+}
+
+export interface CallOutcomeStore {
+  /** The committed reply of call `seq` of `clientId`, if that call committed. */
+  getCallOutcome(clientId: string, seq: number): Promise<Buffer | undefined>;
+  /** Deletes at most `maxRows` outcomes stored before `beforeUs`; returns how many went. */
+  pruneCallOutcomes(beforeUs: number, maxRows: number): Promise<number>;
+}
+
+/** A numbered call as the service thread sees it. */
+export interface CallKey {
+  clientId: string;
+  seq: number;
+  /** The client sent it before (lost connection or server): look for a stored outcome first. */
+  isRetry: boolean;
+  method: string;
+}
+
+export const CALL_OUTCOME_RETENTION_MS = 10 * 60_000;
+const PRUNE_INTERVAL_MS = 30_000;
+const PRUNE_BATCH_ROWS = 10_000;
+
+/**
+ * Changes whose reply is what their one transaction returns. The others are not recorded:
+ * `allocateSliceIds` and `openSession` shape their reply outside the transaction, and running
+ * them twice only wastes ids or leaves a session that expires.
+ */
+const RECORDED = new Set([
+  'mknod',
+  'mkdir',
+  'symlink',
+  'link',
+  'setattr',
+  'open',
+  'commitWrites',
+  'fallocate',
+  'copyFileRange',
+  'replaceChunkSlices',
+]);
+/** Recorded changes whose reply is empty, whatever their transaction returned. */
+const RECORDED_VOID = new Set([
+  'unlink',
+  'rmdir',
+  'rename',
+  'release',
+  'setxattr',
+  'removexattr',
+  'setlk',
+  'closeSession',
+]);
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const current = new AsyncLocalStorage<CallKey>();
+
+export function hasCallOutcomes(engine: Engine): engine is Engine & CallOutcomeStore {
+  return typeof (engine as Partial<CallOutcomeStore>).getCallOutcome === 'function';
+}
+
+function canRecord(tx: WriteTx): tx is WriteTx & CallOutcomeWriter {
+  return typeof (tx as Partial<CallOutcomeWriter>).putCallOutcome === 'function';
+}
+
+/** The numbered call this code runs for, if any (read by the engine-thread bridge). */
+export function currentCallKey(): CallKey | undefined {
+  return current.getStore();
+}
+
+/**
+ * Runs `run` as numbered call `key`: every engine write it makes stores the call's outcome. For
+ * a retry whose first attempt committed (here or on another server), answers the stored reply
+ * instead of running it.
+ */
+export async function runNumberedCall<T>(
+  engine: Engine | undefined,
+  key: CallKey,
+  run: () => Promise<T>,
+): Promise<T> {
+  const recorded = RECORDED.has(key.method) || RECORDED_VOID.has(key.method);
+  if (!recorded) return run();
+  if (key.isRetry && engine && hasCallOutcomes(engine)) {
+    const prior = await engine.getCallOutcome(key.clientId, key.seq);
+    if (prior !== undefined) {
+      return (RECORDED_VOID.has(key.method) ? undefined : packr.unpack(prior)) as T;
+    }
+  }
+  return current.run(key, run);
+}
+
+/**
+ * Code that works for all calls (an id range reserved for whoever needs it next) must not store
+ * its transaction's result as one call's outcome.
+ */
+export function outsideNumberedCall<T>(fn: () => T): T {
+  return current.exit(fn);
+}
+
+/**
+ * Makes `engine` store the outcome of each numbered call in the call's write transaction, and
+ * prune old outcomes in the background until it closes. Engines without the capability are
+ * returned unchanged.
+ */
+export function recordCallOutcomes(engine: Engine): Engine {
+  if (!hasCallOutcomes(engine)) return engine;
+  const write = engine.write.bind(engine);
+  const close = engine.close.bind(engine);
+  engine.write = <T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> => {
+    const key = current.getStore();
+    if (key === undefined) return write(fn);
+    return write(async (tx) => {
+      const value = await fn(tx);
+      if (canRecord(tx)) {
+        const reply = RECORDED_VOID.has(key.method) ? EMPTY_REPLY : packr.pack(value);
+        await tx.putCallOutcome(key.clientId, key.seq, reply);
+      }
+      return value;
+    });
+  };
+  const prune = setInterval(() => {
+    const beforeUs = (Date.now() - CALL_OUTCOME_RETENTION_MS) * 1000;
+    engine.pruneCallOutcomes(beforeUs, PRUNE_BATCH_ROWS).catch(() => undefined);
+  }, PRUNE_INTERVAL_MS);
+  prune.unref();
+  engine.close = (): Promise<void> => {
+    clearInterval(prune);
+    return close();
+  };
+  return engine;
+}
+
+const EMPTY_REPLY = Buffer.alloc(0);
