@@ -103,9 +103,10 @@ export function parseVolumeAddress(text: string): { metaAddress: string; volumeN
   const volumeName = slash > 0 ? text.slice(slash + 1) : '';
   if (metaAddress === '' || volumeName === '' || !/^[A-Za-z0-9._-]+$/.test(volumeName)) {
     throw new UsageError(
-      `invalid volume address "${text}": use META_ADDR/VOLUME, e.g. 127.0.0.1:7070/myvol or /run/strata/meta.sock/myvol`,
+      `invalid volume address "${text}": use META_ADDR/VOLUME, e.g. 127.0.0.1:7070/myvol, 10.0.0.1:7070,10.0.0.2:7070/myvol or /run/strata/meta.sock/myvol`,
     );
   }
-  if (!metaAddress.includes('/')) parseHostPort(metaAddress, 'metadata address');
+  // Several servers of one volume: a comma-separated list, failed over in order (docs/rpc.md).
+  for (const one of metaAddress.split(',')) if (!one.includes('/')) parseHostPort(one, 'metadata address');
   return { metaAddress, volumeName };
 }

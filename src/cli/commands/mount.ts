@@ -28,7 +28,10 @@ export function registerMount(program: Command): void {
   const command = program
     .command('mount')
     .description('mount a volume served by `strata meta serve`, in the foreground (or --background)')
-    .argument('<META_ADDR/VOLUME>', 'metadata service and volume, e.g. 127.0.0.1:7070/myvol')
+    .argument(
+      '<META_ADDR/VOLUME>',
+      'metadata server and volume, e.g. 127.0.0.1:7070/myvol; several servers of the volume as a list: 10.0.0.1:7070,10.0.0.2:7070/myvol',
+    )
     .argument('<MOUNTPOINT>', 'an existing empty directory')
     .option('--secret-file <PATH>', 'the secret `strata format` wrote (or env STRATA_SECRET)')
     .option('--background', 'detach once the mount is ready; logs go to --log-file')
