@@ -146,7 +146,8 @@ export async function runCrashLoop(options: CrashOptions): Promise<CrashResult> 
         await mount.stop();
       }
       result.crashesInjected++;
-      for (const p of await checkMetadata(dataDir)) {
+      const engineUrl = `sqlite:${join(dataDir, 'meta.db')}`;
+      for (const p of await checkMetadata(engineUrl, `file:${join(dataDir, 'objects')}`)) {
         result.problems.push(`seed ${options.seed} crash ${cycle}: fsck: ${p}`);
       }
       mount = await startStrata({ dataDir, mountpoint });
@@ -163,11 +164,11 @@ export async function runCrashLoop(options: CrashOptions): Promise<CrashResult> 
   return result;
 }
 
-/** strata fsck (check only) on the stopped volume: the metadata must be consistent after a crash. */
-async function checkMetadata(dataDir: string): Promise<string[]> {
-  const engine = await openEngine(`sqlite:${join(dataDir, 'meta.db')}`);
+/** strata fsck (check only) on a volume no server runs on: the metadata must be consistent after a crash. */
+export async function checkMetadata(engineUrl: string, storageUrl: string): Promise<string[]> {
+  const engine = await openEngine(engineUrl);
   try {
-    const store = await openObjectStore(`file:${join(dataDir, 'objects')}`, { retry: false });
+    const store = await openObjectStore(storageUrl, { retry: false });
     const report = await fsck({ engine, store });
     return report.problems.map((p) => `${p.code}: ${p.message}`);
   } finally {
@@ -175,7 +176,7 @@ async function checkMetadata(dataDir: string): Promise<string[]> {
   }
 }
 
-function readOrNull(path: string): Uint8Array | null {
+export function readOrNull(path: string): Uint8Array | null {
   try {
     return readFileSync(path);
   } catch (error) {
