@@ -17,11 +17,13 @@ import {
   type StatFs,
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, LockOwner, MetaApi, SetAttrChanges, VolumeSettings } from '../meta/api.js';
+import { RENAME_EXCHANGE } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, modeBitsOfAcl } from './acl-mode.js';
 import { contentVersion, isRegular, toFuseAttr } from './attr.js';
 import { CallerResolver } from './caller.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { VfsOptions } from './options.js';
+import { OpenDirs } from './open-dirs.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
 import type { DataPath } from '../data/index.js';
 
@@ -53,6 +55,7 @@ export class Vfs implements FileSystem {
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   private readonly openFiles: OpenFiles;
+  private readonly openDirs: OpenDirs;
   private readonly callers = new CallerResolver();
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
@@ -70,6 +73,7 @@ export class Vfs implements FileSystem {
     private readonly options: VfsOptions,
   ) {
     this.openFiles = new OpenFiles(meta, data, options);
+    this.openDirs = new OpenDirs(meta);
   }
 
   /** Registers this mount with the metadata service and starts the heartbeat. */
@@ -150,7 +154,15 @@ export class Vfs implements FileSystem {
   }
 
   async getattr(_ctx: RequestContext, ino: Ino): Promise<AttrReply> {
-    const attr = await this.meta.getattr(ino);
+    let attr: InodeAttr;
+    try {
+      attr = await this.meta.getattr(ino);
+    } catch (err) {
+      const removed =
+        isFsError(err) && err.errno === Errno.ENOENT ? this.openDirs.removedAttr(ino) : undefined;
+      if (removed === undefined) throw err;
+      return this.attrReply(removed);
+    }
     this.openFiles.noteAttr(attr);
     return this.attrReply(attr);
   }
@@ -202,7 +214,10 @@ export class Vfs implements FileSystem {
   }
 
   async rmdir(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
-    await this.meta.rmdir(this.callers.of(ctx), parent, name);
+    const caller = this.callers.of(ctx);
+    const openDir = await this.openDirs.victim(caller, parent, name);
+    await this.meta.rmdir(caller, parent, name);
+    this.openDirs.removed(openDir);
   }
 
   async rename(
@@ -215,7 +230,10 @@ export class Vfs implements FileSystem {
   ): Promise<void> {
     const caller = this.callers.of(ctx);
     await this.protectOpenFile(caller, newParent, newName);
+    const openDir =
+      flags & RENAME_EXCHANGE ? undefined : await this.openDirs.victim(caller, newParent, newName);
     await this.meta.rename(caller, parent, name, newParent, newName, flags);
+    this.openDirs.removed(openDir);
   }
 
   async link(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry> {
@@ -374,6 +392,15 @@ export class Vfs implements FileSystem {
   }
 
   // --- directories ---
+
+  async opendir(_ctx: RequestContext, ino: Ino, _flags: number): Promise<OpenReply> {
+    this.openDirs.opened(ino);
+    return { fh: 0 };
+  }
+
+  async releasedir(_ctx: RequestContext, ino: Ino, _fh: number): Promise<void> {
+    this.openDirs.released(ino);
+  }
 
   async readdir(
     ctx: RequestContext,
