@@ -168,6 +168,7 @@ async function main(): Promise<number> {
   };
   // Stop early after several problems: they need people, not more hours.
   while (Date.now() < deadline && totals.problems.length < 5) {
+    const reported = totals.problems.length;
     try {
       await round(totals, seed + totals.rounds * 1000, failuresDir);
     } catch (error) {
@@ -175,6 +176,11 @@ async function main(): Promise<number> {
       totals.problems.push({ what: `round ${totals.rounds + 1} failed: ${String(error)}`, script: '' });
     }
     totals.rounds++;
+    // Each problem is printed when found: an interrupted run still tells what it saw.
+    for (const problem of totals.problems.slice(reported)) {
+      console.log(`problem: ${problem.what}`);
+      if (problem.script !== '') console.log(problem.script);
+    }
     console.log(
       `round ${totals.rounds}: ${totals.differentialOps + totals.multiUserOps} operations, ` +
         `${totals.framesFuzzed} frames, ${totals.problems.length} problems`,
