@@ -36,6 +36,28 @@ describe('file backend', () => {
     }
   });
 
+  it('concurrent puts into one directory and into many all land whole, sharing directory syncs', async () => {
+    const dir = await tempDir();
+    const store = new FileObjectStore(dir);
+    const body = (i: number) => Buffer.alloc(1000 + i, i & 255);
+    // Waves of puts: each wave's puts rename while an earlier directory sync is still running.
+    const keys: string[] = [];
+    const puts: Promise<void>[] = [];
+    for (let i = 0; i < 96; i++) {
+      const key = i % 3 === 0 ? `d${i % 7}/o${i}` : `same/o${i}`;
+      keys.push(key);
+      puts.push(store.put(key, body(i)));
+      if (i % 16 === 15) await Promise.race(puts);
+    }
+    await Promise.all(puts);
+    for (let i = 0; i < keys.length; i++) assert.ok((await store.get(keys[i])).equals(body(i)), keys[i]);
+    assert.deepEqual(await readdir(join(dir, '.strata-tmp')), []);
+    // Later puts into a directory whose syncs went idle still work.
+    await store.put('same/late', Buffer.from('late'));
+    assert.equal((await store.get('same/late')).toString(), 'late');
+    await store.close();
+  });
+
   it('a put killed mid-way leaves no object or the whole object, and no visible temp files', async () => {
     const dir = await tempDir();
     const backend = fileURLToPath(new URL('../../src/object/backends/file.js', import.meta.url));
