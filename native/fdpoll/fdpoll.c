@@ -9,11 +9,14 @@
 //   ref(watcher) / unref(watcher)            // keep / do not keep the process alive
 //   setNonBlocking(fd)                       // O_NONBLOCK on an fd Node did not open (session hand-over)
 //   readInto(fd, buffer)                     // read(2): bytes read, or -errno (no exception: EAGAIN is routine)
+//   writeFrom(fd, buffer, length)            // write(2) of buffer[0, length): bytes written, or -errno
+//   writeTwo(fd, header, data)               // writev(2) of two buffers (a reply header and its data)
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -22,6 +25,8 @@ typedef struct {
   napi_env env;
   napi_ref callback;
   napi_async_context async_context;
+  // The async resource handed to every callback: made once, not per wake-up.
+  napi_ref resource;
   int stopped;
 } watcher_t;
 
@@ -44,7 +49,7 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value callback, resource, argv[1], result;
   if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback != NULL &&
-      napi_create_object(env, &resource) == napi_ok &&
+      napi_get_reference_value(env, w->resource, &resource) == napi_ok && resource != NULL &&
       napi_create_int32(env, status, &argv[0]) == napi_ok) {
     // napi_make_callback (not napi_call_function) so the microtask queue is drained after
     // the callback, exactly as for Node's own I/O callbacks: promise continuations of the
@@ -73,7 +78,7 @@ static watcher_t* unwrap(napi_env env, napi_callback_info info) {
 
 static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], name, external;
+  napi_value argv[2], name, external, resource;
   int32_t fd;
   napi_valuetype type;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -98,12 +103,15 @@ static napi_value start(napi_env env, napi_callback_info info) {
   }
   w->poll.data = w;
   CHECK(napi_create_reference(env, argv[1], 1, &w->callback));
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_create_reference(env, resource, 1, &w->resource));
   CHECK(napi_create_string_utf8(env, "FuseDevice", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, &w->async_context));
   rc = uv_poll_start(&w->poll, UV_READABLE, on_poll);
   if (rc != 0) {
     w->stopped = 1;
     napi_delete_reference(env, w->callback);
+    napi_delete_reference(env, w->resource);
     napi_async_destroy(env, w->async_context);
     uv_close((uv_handle_t*)&w->poll, on_closed);
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
@@ -121,6 +129,7 @@ static napi_value stop(napi_env env, napi_callback_info info) {
   w->stopped = 1;
   uv_poll_stop(&w->poll);
   napi_delete_reference(env, w->callback);
+  napi_delete_reference(env, w->resource);
   napi_async_destroy(env, w->async_context);
   uv_close((uv_handle_t*)&w->poll, on_closed);
   return NULL;
@@ -178,6 +187,51 @@ static napi_value read_into(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// Replies go out through these rather than fs.writeSync: that one builds a context
+// object, a request wrapper and, when the kernel refuses a reply (ENOENT for an
+// interrupted request), an exception; this is the hot path of every request.
+static napi_value write_from(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  int32_t fd;
+  uint32_t length;
+  void* data;
+  size_t capacity;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], &data, &capacity) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &length) != napi_ok || length > capacity) {
+    napi_throw_type_error(env, NULL, "fdpoll.writeFrom(fd, buffer, length): expected an fd, a Buffer and a length within it");
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = write(fd, data, length);
+  } while (n < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result));
+  return result;
+}
+
+static napi_value write_two(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  int32_t fd;
+  struct iovec iov[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], &iov[0].iov_base, &iov[0].iov_len) != napi_ok ||
+      napi_get_buffer_info(env, argv[2], &iov[1].iov_base, &iov[1].iov_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fdpoll.writeTwo(fd, header, data): expected an fd and two Buffers");
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = writev(fd, iov, 2);
+  } while (n < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
@@ -186,8 +240,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
       {"setNonBlocking", NULL, set_non_blocking, NULL, NULL, NULL, napi_default, NULL},
       {"readInto", NULL, read_into, NULL, NULL, NULL, napi_default, NULL},
+      {"writeFrom", NULL, write_from, NULL, NULL, NULL, napi_default, NULL},
+      {"writeTwo", NULL, write_two, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 6, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 8, props) != napi_ok) return NULL;
   return exports;
 }
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync, writevSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,10 @@ export interface FdPoll {
   setNonBlocking(fd: number): void;
   /** read(2) into `buffer`: the byte count, or a negative errno (EAGAIN when drained). */
   readInto(fd: number, buffer: Buffer): number;
+  /** write(2) of `buffer[0, length)`: the byte count, or a negative errno. */
+  writeFrom(fd: number, buffer: Buffer, length: number): number;
+  /** writev(2) of `header` then `data`: the byte count, or a negative errno. */
+  writeTwo(fd: number, header: Buffer, data: Buffer): number;
 }
 
 declare const watcherBrand: unique symbol;
@@ -44,6 +48,15 @@ export function repoRoot(): string {
 
 let loaded: FdPoll | undefined;
 
+/** The addon if it is built, else undefined (a session fed through `processRequest` can do without). */
+export function tryLoadFdPoll(): FdPoll | undefined {
+  try {
+    return loadFdPoll();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Loads the addon once. Throws with the command that builds it when it is missing. */
 export function loadFdPoll(): FdPoll {
   if (loaded) return loaded;
@@ -56,4 +69,38 @@ export function loadFdPoll(): FdPoll {
   }
   loaded = createRequire(import.meta.url)(path) as FdPoll;
   return loaded;
+}
+
+type WriteFrom = FdPoll['writeFrom'];
+type WriteTwo = FdPoll['writeTwo'];
+
+const negativeErrno = (error: unknown): number => -Math.abs((error as NodeJS.ErrnoException).errno ?? 5);
+
+const writeSyncErrno: WriteFrom = (fd, buffer, length) => {
+  try {
+    return writeSync(fd, buffer, 0, length);
+  } catch (error) {
+    return negativeErrno(error);
+  }
+};
+
+const writevSyncErrno: WriteTwo = (fd, header, data) => {
+  try {
+    return writevSync(fd, [header, data]);
+  } catch (error) {
+    return negativeErrno(error);
+  }
+};
+
+/**
+ * How replies are written: the addon's write/writev (no context object, request wrapper
+ * or exception per reply: measured in bench/fuse/dispatch.ts), or fs.writeSync when the
+ * addon is not built (a session fed through `processRequest` needs no poll) or predates
+ * these functions.
+ */
+export function replyWriters(): [WriteFrom, WriteTwo] {
+  const addon = tryLoadFdPoll();
+  if (addon && typeof addon.writeFrom === 'function' && typeof addon.writeTwo === 'function')
+    return [addon.writeFrom, addon.writeTwo];
+  return [writeSyncErrno, writevSyncErrno];
 }

@@ -63,7 +63,14 @@ for (const op of [...coreOps, ...nameOps, ...fileOps]) {
   const opcode = opcodeByName[op.name];
   if (opcode === undefined) throw new Error(`opcode table: unknown opcode name ${op.name}`);
   if (opTable[opcode]) throw new Error(`opcode table: ${op.name} listed twice`);
-  opTable[opcode] = op;
+  // Every row gets the same shape (all four fields, in one order): the dispatcher's
+  // property loads then stay monomorphic instead of going megamorphic across rows.
+  opTable[opcode] = {
+    name: op.name,
+    minBodyBytes: op.minBodyBytes,
+    handle: op.handle,
+    noReply: op.noReply,
+  };
 }
 
 /** The opcode's name for log lines. */

@@ -12,6 +12,8 @@ export class FuseRequest implements RequestContext {
   replied = false;
   /** The request buffer holds data the file system reads after the first await (WRITE, SETXATTR). */
   retainsBuffer = false;
+  /** Where this request sits in the session's `InFlight` list; -1 when not in it. */
+  slot = -1;
   private interrupted = false;
   private controller: AbortController | undefined;
 
@@ -56,4 +58,46 @@ function interruptReason(uniqueId: number, why = 'interrupted by the kernel'): E
   const error = new Error(`request ${uniqueId} ${why}`);
   error.name = 'AbortError';
   return error;
+}
+
+/**
+ * The requests a session is serving, for INTERRUPT and shutdown. Adding and removing are
+ * O(1) without allocation or hashing (every request passes through here, INTERRUPT is
+ * rare and few requests are ever in flight, so finding one by id is a scan).
+ */
+export class InFlight {
+  private items: Array<FuseRequest | undefined> = [];
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(req: FuseRequest): void {
+    req.slot = this.count;
+    this.items[this.count++] = req;
+  }
+
+  remove(req: FuseRequest): void {
+    const slot = req.slot;
+    if (slot < 0) return;
+    const last = this.items[--this.count] as FuseRequest;
+    this.items[slot] = last;
+    last.slot = slot;
+    this.items[this.count] = undefined;
+    req.slot = -1;
+  }
+
+  find(uniqueId: number): FuseRequest | undefined {
+    for (let i = 0; i < this.count; i++) {
+      const req = this.items[i] as FuseRequest;
+      if (req.uniqueId === uniqueId) return req;
+    }
+    return undefined;
+  }
+
+  /** A copy, so callers may remove while iterating. */
+  list(): FuseRequest[] {
+    return this.items.slice(0, this.count) as FuseRequest[];
+  }
 }

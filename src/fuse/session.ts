@@ -1,14 +1,14 @@
-import { closeSync, writeSync, writevSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno, errnoName, fsError, isFsError, type Ino } from '../common/index.js';
 import { fuse_in_header, fuse_out_header, Opcode } from './abi.js';
 import { readU64, writeU64 } from './codec.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
-import { loadFdPoll, type FdPoll, type FdWatcher } from './native.js';
+import { loadFdPoll, replyWriters, type FdPoll, type FdWatcher } from './native.js';
 import { opTable, type Op } from './ops.js';
 import { deleteMessage, invalEntryMessage, invalInodeMessage, writeNotification } from './notify.js';
-import { FuseRequest } from './request.js';
+import { FuseRequest, InFlight } from './request.js';
 
 /** Where the session writes its log lines; pino loggers fit. */
 export interface FuseLogger {
@@ -49,11 +49,18 @@ const DEFAULT_MAX_WRITE_BYTES = 1024 * 1024;
 /** Room for the in-header and the largest in-struct before WRITE data. */
 const REQUEST_HEADROOM_BYTES = 4096;
 /**
- * Reads per poll wake-up. One: when a single caller waits on each answer (stat, create,
- * a 1-job read) a second read only returns EAGAIN, a wasted syscall per request; when
- * requests queue up, the level-triggered poll calls back again at once.
+ * Reads per poll wake-up at most while draining: requests that queued up (several
+ * callers, readahead, fio jobs) then cost one wake-up of the event loop instead of one
+ * each. The bound keeps timers and other I/O from starving under a flood.
  */
-const MAX_READS_PER_WAKE = 1;
+const MAX_READS_PER_WAKE = 32;
+/**
+ * When the device was found empty after the first request of the last wake-up, only
+ * every this many wake-ups tries a second read: with a single caller waiting on each
+ * answer (stat, create, a 1-job read) the second read only returns EAGAIN, a syscall
+ * wasted per request (bench/fuse, RESULTS.md).
+ */
+const PROBE_EVERY_WAKES = 8;
 /** Request buffers kept for reuse; beyond this they are left to the GC. */
 const MAX_POOLED_BUFFERS = 32;
 
@@ -92,10 +99,16 @@ export class FuseSession {
   private readonly bufferSizeBytes: number;
   private readonly pool: Buffer[] = [];
   private readonly header = Buffer.alloc(fuse_out_header.size);
-  private readonly inflight = new Map<number, FuseRequest>();
+  /** write(2) / writev(2) of a reply returning -errno instead of throwing (see `replyWriters`). */
+  private readonly writeReply: (fd: number, buf: Buffer, length: number) => number;
+  private readonly writeReplyTwo: (fd: number, header: Buffer, data: Buffer) => number;
+  private readonly inflight = new InFlight();
   /** Kernel lookup count per inode (nlookup); the root is never counted nor forgotten. */
   private readonly lookups = new Map<number, number>();
   private watcher: FdWatcher | undefined;
+  /** The last draining wake-up found more than one request queued. */
+  private queueSeen = false;
+  private wakesSinceProbe = 0;
   private state: 'running' | 'draining' | 'closed' = 'running';
   private destroyed = false;
   private resolveReady!: (info: InitInfo) => void;
@@ -118,6 +131,7 @@ export class FuseSession {
     this.maxWriteBytes = maxWrite;
     this.bufferSizeBytes = maxWrite + REQUEST_HEADROOM_BYTES;
     this.out = Buffer.allocUnsafe(this.bufferSizeBytes);
+    [this.writeReply, this.writeReplyTwo] = replyWriters();
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -246,12 +260,15 @@ export class FuseSession {
       return;
     }
     const readInto = (this.fdpoll as FdPoll).readInto;
-    for (let i = 0; i < MAX_READS_PER_WAKE && this.state === 'running'; i++) {
+    const limit = this.queueSeen || ++this.wakesSinceProbe >= PROBE_EVERY_WAKES ? MAX_READS_PER_WAKE : 1;
+    if (limit > 1) this.wakesSinceProbe = 0;
+    let reads = 0;
+    while (reads < limit && this.state === 'running') {
       const buf = this.pool.pop() ?? Buffer.allocUnsafe(this.bufferSizeBytes);
       const length = readInto(this.fd, buf);
       if (length < 0) {
         this.pool.push(buf);
-        if (length === -EAGAIN) return;
+        if (length === -EAGAIN) break;
         // ENOENT: the request was interrupted and withdrawn between poll and read.
         if (length === -ENOENT) continue;
         // ENODEV: unmounted (or the connection was aborted): the normal end of a session.
@@ -260,8 +277,11 @@ export class FuseSession {
         );
         return;
       }
+      reads++;
       if (!this.processRequest(buf, length)) this.releaseBuffer(buf);
     }
+    // Draining pays while it finds queues; a lone request per wake-up means one caller.
+    if (limit > 1) this.queueSeen = reads > 1;
   };
 
   /** After a poll error: true if the device says the connection is gone (ENODEV), the normal end. */
@@ -321,7 +341,7 @@ export class FuseSession {
         `fuse: ${op.name} unique=${req.uniqueId} ino=${nodeid} uid=${req.uid} pid=${req.pid} len=${length}`,
       );
     }
-    this.inflight.set(req.uniqueId, req);
+    this.inflight.add(req);
     void this.run(op, req, op.handle);
     return req.retainsBuffer;
   }
@@ -337,7 +357,7 @@ export class FuseSession {
     } catch (error) {
       this.replyFailure(op, req, error);
     } finally {
-      this.inflight.delete(req.uniqueId);
+      this.inflight.remove(req);
       if (req.retainsBuffer) this.releaseBuffer(req.buf);
       if (this.drained && this.inflight.size === 0) this.drained();
     }
@@ -395,22 +415,14 @@ export class FuseSession {
     header.writeInt32LE(0, fuse_out_header.error);
     writeU64(header, fuse_out_header.unique, req.uniqueId);
     if (!this.claimReply(req)) return false;
-    try {
-      writevSync(this.fd, [header, data]);
-      return true;
-    } catch (error) {
-      return this.writeFailed(req, error);
-    }
+    const written = this.writeReplyTwo(this.fd, header, data);
+    return written >= 0 || this.writeFailed(req, written);
   }
 
   private send(req: FuseRequest, buf: Buffer, length: number): boolean {
     if (!this.claimReply(req)) return false;
-    try {
-      writeSync(this.fd, buf, 0, length);
-      return true;
-    } catch (error) {
-      return this.writeFailed(req, error);
-    }
+    const written = this.writeReply(this.fd, buf, length);
+    return written >= 0 || this.writeFailed(req, written);
   }
 
   private claimReply(req: FuseRequest): boolean {
@@ -423,12 +435,11 @@ export class FuseSession {
     return this.state !== 'closed';
   }
 
-  private writeFailed(req: FuseRequest, error: unknown): boolean {
-    const code = (error as NodeJS.ErrnoException).code;
+  private writeFailed(req: FuseRequest, negativeErrno: number): boolean {
     // ENOENT: the kernel gave up on the request (interrupted); ENODEV: unmounted meanwhile.
-    if (code !== 'ENOENT' && code !== 'ENODEV') {
+    if (negativeErrno !== -ENOENT && negativeErrno !== -ENODEV) {
       this.log.error(
-        `fuse: writing the reply to request ${req.uniqueId} (opcode ${req.opcode}) failed: ${String(error)}`,
+        `fuse: writing the reply to request ${req.uniqueId} (opcode ${req.opcode}) failed: ${errnoName(-negativeErrno)}`,
       );
     }
     return false;
@@ -470,7 +481,7 @@ export class FuseSession {
 
   interruptRequest(uniqueId: number): void {
     // Not found: the request was already answered, which is fine.
-    this.inflight.get(uniqueId)?.interrupt('interrupted by the kernel');
+    this.inflight.find(uniqueId)?.interrupt('interrupted by the kernel');
   }
 
   /** Calls the file system's destroy once (DESTROY or session end). */
@@ -503,7 +514,7 @@ export class FuseSession {
     this.stopPolling();
     this.removeSignalHandlers();
     if (error) this.log.error(`fuse: session ended on error: ${error.message}`);
-    for (const req of this.inflight.values()) req.interrupt('aborted: the FUSE session ended');
+    for (const req of this.inflight.list()) req.interrupt('aborted: the FUSE session ended');
     try {
       closeSync(this.fd);
     } catch {
