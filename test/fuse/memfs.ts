@@ -383,6 +383,19 @@ export class MemFs implements FileSystem {
     return this.entry(inode);
   }
 
+  /** Entry and open handle in one literal: a spread of the two builds a slow object per create. */
+  private createReply(inode: Inode, flags: number): CreateReply {
+    const { fh, directIo } = this.openHandle(inode, flags);
+    return {
+      attr: this.attr(inode),
+      generation: 0,
+      entryTimeoutMs: this.entryTimeoutMs,
+      attrTimeoutMs: this.attrTimeoutMs,
+      fh,
+      directIo,
+    };
+  }
+
   private openHandle(inode: Inode, flags: number): OpenReply {
     const fh = this.nextFh++;
     this.handles.set(fh, { ino: inode.ino, flags });
@@ -408,14 +421,14 @@ export class MemFs implements FileSystem {
     flags: number,
   ): Promise<CreateReply> {
     const inode = this.addChild(ctx, parent, name, S_IFREG | (mode & 0o7777));
-    return { ...this.entry(inode), ...this.openHandle(inode, flags) };
+    return this.createReply(inode, flags);
   }
 
   async tmpfile(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply> {
     this.dir(parent);
     const inode = this.newInode(S_IFREG | (mode & 0o7777 & ~(ctx.umask & 0o777)), ctx.uid, ctx.gid);
     inode.nlink = 0;
-    return { ...this.entry(inode), ...this.openHandle(inode, flags) };
+    return this.createReply(inode, flags);
   }
 
   private handle(fh: number): Handle {
