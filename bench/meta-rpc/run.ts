@@ -1,5 +1,6 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread]
+//          [--ops create,getattr] [--connections 16] [--history on|off]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -139,6 +140,8 @@ async function runConfig(
       ['readdir(1,000)', (client) => client.readdir(root, big.ino, 0, READDIR_ENTRIES + 2, false)],
     ];
     for (const [name, op] of phases) {
+      // rename and unlink work on the names create made: keep them only with create.
+      if (onlyOps && !onlyOps.has(name.replace(/\(.*/, ''))) continue;
       await server.ask('reset');
       const { ops, elapsedMs } = await drive(clients, name.startsWith('readdir') ? 2 : depth, seconds, op);
       const stats = await server.ask('report');
@@ -184,18 +187,22 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     listen: { type: 'string', default: '127.0.0.1:17070' },
     'no-engine-thread': { type: 'boolean', default: false },
+    ops: { type: 'string', default: '' },
+    connections: { type: 'string', default: '1,16' },
+    history: { type: 'string', default: 'on,off' },
   },
 });
+const onlyOps = values.ops ? new Set(values.ops.split(',')) : undefined;
 const seconds = Number(values.seconds);
 const engineThread = !values['no-engine-thread'];
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
 const rows: Row[] = [];
 let peakRssBytes = 0;
 try {
-  for (const history of [true, false]) {
+  for (const history of values.history.split(',').map((h) => h === 'on')) {
     const engineUrl = `sqlite:${join(dir, `meta-${history ? 'history' : 'nohistory'}.db`)}`;
     await formatVolume(engineUrl, { name: 'bench' });
-    for (const connections of [1, 16]) {
+    for (const connections of values.connections.split(',').map(Number)) {
       const rss = await runConfig(engineUrl, history, connections, seconds, rows, values.listen);
       peakRssBytes = Math.max(peakRssBytes, rss);
     }
