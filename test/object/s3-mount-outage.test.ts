@@ -25,36 +25,57 @@ const skip = !S3_TEST_URL
     ? 'the S3 under test is not the radosgw of scripts/radosgw/start.sh, which this test stops and starts'
     : false;
 
+/**
+ * The default retry budget (60 s) outlasts the outage: no fsync may fail. A budget shorter than
+ * the outage (long profile only, it costs another minute) must turn waiting fsyncs into EIO.
+ */
+const cases: { storeRetry: string | null; title: string }[] = [
+  { storeRetry: null, title: 'with the default retry budget, waits out' },
+  ...(process.env.STRATA_TEST_PROFILE === 'long'
+    ? [
+        {
+          storeRetry: '3s',
+          title: 'with --store-retry 3s, reports EIO (and loses nothing acknowledged) during',
+        },
+      ]
+    : []),
+];
+
 describe('a StrataFS mount on S3 through a radosgw outage', { skip }, () => {
   const root = tempDir('s3-outage');
-  const dataDir = join(root, 'data');
   const mnt = join(root, 'mnt');
-  const local = join(root, 'local');
-  const prefix = uniquePrefix('mount-outage');
-  const storage = testUrl(prefix);
+  const storages: string[] = [];
   let up: StrataProcess | undefined;
 
   after(async () => {
     await cleanup([up], [mnt], []);
     if (localRadosgwPid() === undefined) radosgwScript('start.sh');
-    const store = await openS3Store(storage);
-    for await (const info of store.list('')) await store.delete(info.key);
-    await store.close();
+    for (const storage of storages) {
+      const store = await openS3Store(storage);
+      for await (const info of store.list('')) await store.delete(info.key);
+      await store.close();
+    }
     await cleanup([], [], [root]);
   });
 
-  it(
-    `keeps every fsynced file across ${OUTAGE_MS / 1000} s without radosgw`,
-    { timeout: 600_000 },
-    async () => {
-      sh(`mkdir -p ${local}`);
-      up = await startUp(dataDir, mnt, ['--storage', storage]);
-      // The application: a separate process, so a blocked write blocks it and not the test.
-      const writer = spawn(
-        'bash',
-        [
-          '-c',
-          `i=0; while [ ! -e ${local}/STOP ]; do
+  for (const [n, { storeRetry, title }] of cases.entries()) {
+    it(
+      `${title} ${OUTAGE_MS / 1000} s without radosgw; every fsynced file is intact`,
+      { timeout: 600_000 },
+      async () => {
+        const dataDir = join(root, `data${n}`);
+        const local = join(root, `local${n}`);
+        const storage = testUrl(uniquePrefix('mount-outage'));
+        storages.push(storage);
+        const args = ['--storage', storage, ...(storeRetry === null ? [] : ['--store-retry', storeRetry])];
+        sh(`mkdir -p ${local}`);
+        up = await startUp(dataDir, mnt, args);
+        // The application: a separate process, so a blocked write blocks it and not the test.
+        const writer = spawn(
+          'bash',
+          [
+            '-c',
+            `i=0; while [ ! -e ${local}/STOP ]; do
            head -c $((16384 + RANDOM)) /dev/urandom > ${local}/next
            sum=$(sha256sum < ${local}/next | cut -c1-64)
            if cp ${local}/next ${mnt}/f$i 2>>${local}/errors && sync ${mnt}/f$i 2>>${local}/errors; then
@@ -64,61 +85,71 @@ describe('a StrataFS mount on S3 through a radosgw outage', { skip }, () => {
            fi
            i=$((i+1))
          done`,
-        ],
-        { stdio: 'ignore' },
-      );
-      const writerDone = new Promise<void>((resolve) => writer.once('exit', () => resolve()));
-      let stopped = false;
-      try {
-        await sleep(2_000);
-        radosgwScript('stop.sh', ['--rgw-only']);
-        stopped = true;
-        await sleep(OUTAGE_MS);
-        radosgwScript('start.sh');
-        stopped = false;
-        const restartedMs = Date.now();
-        await sleep(4_000);
-        writeFileSync(join(local, 'STOP'), '');
-        await writerDone;
-
-        const acked = readFileSync(join(local, 'acked'), 'utf8')
-          .trim()
-          .split('\n')
-          .map((line) => line.split(' '));
-        const failed = existsSync(join(local, 'failed'))
-          ? readFileSync(join(local, 'failed'), 'utf8').trim().split('\n')
-          : [];
-        const errors = existsSync(join(local, 'errors')) ? readFileSync(join(local, 'errors'), 'utf8') : '';
-        console.log(`# ${acked.length} files fsynced, ${failed.length} failed during the outage`);
-        assert.ok(acked.length > 0);
-        // The outage (plus radosgw's restart) is shorter than the default retry budget (60 s):
-        // fsyncs wait it out, none may fail.
-        assert.deepEqual(failed, [], `fsyncs failed during a ${OUTAGE_MS} ms outage: ${errors}`);
-        assert.ok(
-          acked.some(([, , atMs]) => Number(atMs) > restartedMs),
-          'writes succeed again once radosgw is back',
+          ],
+          { stdio: 'ignore' },
         );
-        // The documented failure mode is EIO; anything else (ENOTCONN, a crash) is a bug.
-        for (const line of errors.split('\n').filter(Boolean)) assert.match(line, /Input\/output error/);
+        const writerDone = new Promise<void>((resolve) => writer.once('exit', () => resolve()));
+        let stopped = false;
+        try {
+          await sleep(2_000);
+          radosgwScript('stop.sh', ['--rgw-only']);
+          stopped = true;
+          await sleep(OUTAGE_MS);
+          radosgwScript('start.sh');
+          stopped = false;
+          const restartedMs = Date.now();
+          await sleep(4_000);
+          writeFileSync(join(local, 'STOP'), '');
+          await writerDone;
 
-        // Remount: reads now come from radosgw, not from the page cache of the old mount.
-        await cleanup([up], [mnt], []);
-        up = undefined;
-        up = await startUp(dataDir, mnt, ['--storage', storage]);
-        const sums = sh(`cd ${mnt} && sha256sum ${acked.map(([name]) => name).join(' ')}`)
-          .trim()
-          .split('\n')
-          .map((line) => line.split(/\s+/));
-        assert.deepEqual(
-          sums.map(([sum, name]) => `${name} ${sum}`),
-          acked.map(([name, sum]) => `${name} ${sum}`),
-          'every fsynced file reads back intact',
-        );
-      } finally {
-        writeFileSync(join(local, 'STOP'), '');
-        if (writer.exitCode === null) writer.kill('SIGKILL');
-        if (stopped) radosgwScript('start.sh');
-      }
-    },
-  );
+          const acked = readFileSync(join(local, 'acked'), 'utf8')
+            .trim()
+            .split('\n')
+            .map((line) => line.split(' '));
+          const failed = existsSync(join(local, 'failed'))
+            ? readFileSync(join(local, 'failed'), 'utf8').trim().split('\n')
+            : [];
+          const errors = existsSync(join(local, 'errors')) ? readFileSync(join(local, 'errors'), 'utf8') : '';
+          console.log(`# ${acked.length} files fsynced, ${failed.length} failed during the outage`);
+          assert.ok(acked.length > 0);
+          if (storeRetry === null) {
+            // The outage (plus radosgw's restart) is shorter than the default retry budget (60 s):
+            // fsyncs wait it out, none may fail.
+            assert.deepEqual(failed, [], `fsyncs failed during a ${OUTAGE_MS} ms outage: ${errors}`);
+          } else {
+            assert.ok(
+              failed.length > 0,
+              `no fsync failed although the outage outlasted --store-retry ${storeRetry}`,
+            );
+          }
+          assert.ok(
+            acked.some(([, , atMs]) => Number(atMs) > restartedMs),
+            'writes succeed again once radosgw is back',
+          );
+          // The documented failure mode is EIO; anything else (ENOTCONN, a crash) is a bug.
+          for (const line of errors.split('\n').filter(Boolean)) assert.match(line, /Input\/output error/);
+
+          // Remount: reads now come from radosgw, not from the page cache of the old mount.
+          await cleanup([up], [mnt], []);
+          up = undefined;
+          up = await startUp(dataDir, mnt, args);
+          const sums = sh(`cd ${mnt} && sha256sum ${acked.map(([name]) => name).join(' ')}`)
+            .trim()
+            .split('\n')
+            .map((line) => line.split(/\s+/));
+          assert.deepEqual(
+            sums.map(([sum, name]) => `${name} ${sum}`),
+            acked.map(([name, sum]) => `${name} ${sum}`),
+            'every fsynced file reads back intact',
+          );
+          await cleanup([up], [mnt], []);
+          up = undefined;
+        } finally {
+          writeFileSync(join(local, 'STOP'), '');
+          if (writer.exitCode === null) writer.kill('SIGKILL');
+          if (stopped) radosgwScript('start.sh');
+        }
+      },
+    );
+  }
 });
