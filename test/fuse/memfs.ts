@@ -224,9 +224,13 @@ export class MemFs implements FileSystem {
     return this.attrReply(this.get(ino));
   }
 
-  async setattr(_ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {
+  async setattr(ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {
     const inode = this.get(ino);
     const t = now();
+    // chown(-1, -1) arrives as a change of nothing; Linux clears the set-id bits of a
+    // non-directory on every chown by its owner or root, even that one.
+    const empty = Object.values({ ...changes, fh: undefined, lockOwner: undefined }).every((v) => !v);
+    if (empty && !inode.children && (ctx.uid === 0 || ctx.uid === inode.uid)) this.killSuidgid(inode);
     if (changes.mode !== undefined) inode.mode = (inode.mode & S_IFMT) | (changes.mode & 0o7777);
     if (changes.uid !== undefined) inode.uid = changes.uid;
     if (changes.gid !== undefined) inode.gid = changes.gid;
@@ -379,7 +383,9 @@ export class MemFs implements FileSystem {
     if (to.has(newName)) throw fsError.EEXIST(`"${newName}" already exists in directory ${newParent}`);
     to.set(newName, ino);
     inode.nlink++;
-    inode.ctime = now();
+    const t = now();
+    const parent = this.get(newParent);
+    inode.ctime = parent.mtime = parent.ctime = t;
     return this.entry(inode);
   }
 
@@ -625,7 +631,7 @@ export class MemFs implements FileSystem {
   }
 
   async fallocate(
-    _ctx: RequestContext,
+    ctx: RequestContext,
     ino: Ino,
     _fh: number,
     offset: number,
@@ -635,11 +641,17 @@ export class MemFs implements FileSystem {
     const inode = this.get(ino);
     const KEEP_SIZE = 1;
     const PUNCH_HOLE = 2;
+    if (mode !== 0 && mode !== KEEP_SIZE && mode !== (PUNCH_HOLE | KEEP_SIZE)) {
+      throw fsError.ENOTSUP(`fallocate mode ${mode} is not supported`);
+    }
+    // Every mode modifies the file as tmpfs sees it (file_modified): times move, and a caller
+    // without CAP_FSETID (FUSE sends no kill flag here) loses the set-id bits.
+    inode.mtime = inode.ctime = now();
+    if (ctx.uid !== 0) this.killSuidgid(inode);
     if (mode === 0 || mode === KEEP_SIZE) {
       if (mode === 0) inode.sizeBytes = Math.max(inode.sizeBytes, offset + length);
       return;
     }
-    if (mode !== (PUNCH_HOLE | KEEP_SIZE)) throw fsError.ENOTSUP(`fallocate mode ${mode} is not supported`);
     const end = Math.min(offset + length, inode.sizeBytes);
     for (let position = offset; position < end;) {
       const index = Math.floor(position / BLOCK_BYTES);

@@ -11,10 +11,8 @@ import { longProfile, mountTmpfs, type TempMount } from './tmpfs.js';
 const OPS = longProfile() ? 100_000 : 3_000;
 const SEED = Number(process.env.STRATA_REL_SEED ?? 0xfe5e);
 
-// Known mismatches of MemFs over FUSE (reported; replays in
-// test/reliability/known/memfs-*.txt, run as todo by known.test.ts): punching a
-// hole leaves mtime alone, and fallocate by a non-owner keeps S_ISUID. Hole
-// punching is left out here and the multi-user run stays todo until fixed.
+// The two mismatches MemFs had (punching a hole left mtime alone, fallocate by a
+// non-owner kept S_ISUID) are fixed; their replays run in regressions/.
 
 describe('differential tester against a FUSE mount of MemFs', () => {
   let mount: ChildMount | undefined;
@@ -29,9 +27,8 @@ describe('differential tester against a FUSE mount of MemFs', () => {
   });
 
   for (const users of [[], TEST_USERS]) {
-    const run = users.length > 0 ? test.todo : test;
     const who = users.length > 0 ? 'three users and root' : 'root';
-    run(`${who}: MemFs over FUSE behaves as tmpfs`, async () => {
+    test(`${who}: MemFs over FUSE behaves as tmpfs`, async () => {
       assert.ok(mount && reference);
       const result = await runDifferential({
         targetRoot: mount.mountpoint,
@@ -39,7 +36,6 @@ describe('differential tester against a FUSE mount of MemFs', () => {
         users,
         seed: SEED + users.length,
         opCount: OPS,
-        punchHole: false,
         largeOffsets: true,
       });
       assert.equal(result.failure, undefined, result.failure?.script);
