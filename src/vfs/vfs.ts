@@ -21,6 +21,7 @@ import { RENAME_EXCHANGE } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, modeBitsOfAcl } from './acl-mode.js';
 import { contentVersion, isRegular, toFuseAttr } from './attr.js';
 import { CallerResolver } from './caller.js';
+import { foreignChownRefusal } from './foreign-chown.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { VfsOptions } from './options.js';
 import { OpenDirs } from './open-dirs.js';
@@ -169,6 +170,7 @@ export class Vfs implements FileSystem {
 
   async setattr(ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {
     const caller = this.callers.of(ctx);
+    if (caller.uid !== 0 && isEmptySetattr(changes)) await this.refuseForeignChown(caller, ino);
     const metaChanges: SetAttrChanges = {};
     if (changes.mode !== undefined) metaChanges.mode = changes.mode;
     if (changes.uid !== undefined) metaChanges.uid = changes.uid;
@@ -187,6 +189,12 @@ export class Vfs implements FileSystem {
     if (changes.sizeBytes !== undefined) this.openFiles.invalidate(ino);
     this.openFiles.noteAttr(attr);
     return this.attrReply(attr);
+  }
+
+  /** An empty SETATTR may be a chown(-1, -1) that Linux refuses: see foreignChownRefusal. */
+  private async refuseForeignChown(caller: Caller, ino: Ino): Promise<void> {
+    const refusal = foreignChownRefusal(caller, await this.meta.getattr(ino));
+    if (refusal !== undefined) throw fsError.EPERM(refusal);
   }
 
   // --- namespace ---
@@ -556,4 +564,17 @@ export class Vfs implements FileSystem {
     this.openFiles.noteAttr(attr);
     return copiedBytes;
   }
+}
+
+/** chown(-1, -1) and file_remove_privs() both arrive as a SETATTR that changes nothing. */
+function isEmptySetattr(changes: SetAttrIn): boolean {
+  return (
+    changes.mode === undefined &&
+    changes.uid === undefined &&
+    changes.gid === undefined &&
+    changes.sizeBytes === undefined &&
+    changes.atime === undefined &&
+    changes.mtime === undefined &&
+    !changes.killSuidgid
+  );
 }
