@@ -41,7 +41,8 @@ export async function startFaultyMount(options: {
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // 'close', not 'exit': the statistics line may still be in the pipe when the process exits.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const cleanup = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
