@@ -234,6 +234,8 @@ export interface EngineOptions {
   groupCommitMaxDelayMs?: number;
   /** False disables history (benchmarks only): no old images are kept. */
   history?: boolean;
+  /** SQLite: false runs WAL checkpoints inside commits instead of on their own thread (benchmarks). */
+  checkpointThread?: boolean;
 }
 
 /** Opens (creating the schema if missing) the engine at `url`. Registered per URL scheme. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -192,6 +192,40 @@ describe('SQLite engine: sync() durable barrier', () => {
       assert.equal(engine.counts.syncs, 0);
     } finally {
       await engine.close();
+    }
+  });
+});
+
+describe('SQLite engine: checkpoints on their own thread', () => {
+  it('keep the WAL near its 4 MiB trigger while 40 MiB are written, and lose nothing', async () => {
+    const { engine, path } = open();
+    const value = 'x'.repeat(4000);
+    try {
+      for (let round = 0; round < 100; round++) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, i) => engine.write((tx) => tx.putSetting(`k${round}-${i}`, value))),
+        );
+        // Let the checkpoint thread answer between rounds, as idle moments would.
+        if (round % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const checkpointer = engine.checkpointer!;
+      assert.equal(checkpointer.counts.failures, 0);
+      assert.ok(checkpointer.counts.runs >= 1, 'no checkpoint ran on the checkpoint thread');
+      // Without the thread the WAL would reach SQLite's own bound (64 MiB) before a checkpoint.
+      const walBytes = statSync(`${path}-wal`).size;
+      assert.ok(
+        walBytes < 32 * 2 ** 20,
+        `WAL grew to ${walBytes} bytes (${checkpointer.counts.runs} checkpoints)`,
+      );
+    } finally {
+      await engine.close();
+    }
+    const again = new SqliteEngine(path, {});
+    try {
+      assert.equal(await again.read((tx) => tx.getSetting('k99-99')), value);
+      assert.equal(await again.read((tx) => tx.getSetting('k0-0')), value);
+    } finally {
+      await again.close();
     }
   });
 });

@@ -12,6 +12,7 @@ import {
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
+import { WalCheckpointer } from './checkpointer.js';
 import { ALL_TABLES, HISTORY_TABLES, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 import { ReadStatements, SqliteReadTx, SqliteWriteTx, WriteStatements, type WriteState } from './tx.js';
 
@@ -88,6 +89,8 @@ export class SqliteEngine implements Engine {
   private walFlush: Promise<void> | null = null;
   /** SQLite syncs the directory once after creating a WAL; sync() does the same on its first flush. */
   private dirSynced = false;
+  /** Checkpoints on a thread of their own (null: SQLite's automatic checkpoint in the commit). */
+  readonly checkpointer: WalCheckpointer | null;
 
   private readonly queue: Job[] = [];
   private settled: Settled[] = [];
@@ -103,6 +106,9 @@ export class SqliteEngine implements Engine {
   private readStale = false;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
+  /** Writes held for the checkpoint thread's catch-up (see checkpointer.ts). */
+  private held = false;
+  private readonly heldWaiters: (() => void)[] = [];
 
   constructor(
     private readonly path: string,
@@ -120,8 +126,12 @@ export class SqliteEngine implements Engine {
     this.wdb.pragma(`synchronous = ${this.durableCommits ? 'FULL' : 'NORMAL'}`);
     this.wdb.pragma('busy_timeout = 5000');
     this.wdb.pragma('cache_size = -65536');
-    // Bound the WAL: checkpoint every ~4 MiB of log, and truncate the file back afterwards.
-    this.wdb.pragma('wal_autocheckpoint = 1000');
+    // Bound the WAL: checkpoint every ~4 MiB of log (on the checkpoint thread), and truncate
+    // the file back afterwards. SQLite's own checkpoint in the commit stays as the bound
+    // (64 MiB) should that thread fall behind.
+    const checkpointThread = options.checkpointThread !== false;
+    this.wdb.pragma(`wal_autocheckpoint = ${checkpointThread ? 16_384 : 1000}`);
+    this.checkpointer = checkpointThread ? new WalCheckpointer(path, 1000 * 4096, this) : null;
     this.wdb.pragma('journal_size_limit = 67108864');
     const version = this.wdb.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
@@ -190,6 +200,7 @@ export class SqliteEngine implements Engine {
     try {
       while (this.queue.length > 0) {
         if (!this.inBatch) {
+          if (this.held) break;
           try {
             this.beginBatch();
           } catch (error) {
@@ -272,6 +283,7 @@ export class SqliteEngine implements Engine {
       this.counts.commits++;
       this.commitSeq++;
       this.lastCommitUs = this.state.nowUs;
+      this.checkpointer?.afterCommit();
     } catch (error) {
       if (this.wdb.inTransaction) this.sql.rollback.run();
       this.inBatch = false;
@@ -351,7 +363,19 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  /** CheckpointedWriter: no batch open, none begun until `release` (the queue waits, the thread does not). */
+  holdWrites(): Promise<() => void> {
+    this.held = true;
+    const release = (): void => {
+      this.held = false;
+      if (this.queue.length > 0 && !this.draining) void this.drain();
+    };
+    if (!this.inBatch) return Promise.resolve(release);
+    return new Promise((resolve) => this.heldWaiters.push(() => resolve(release)));
+  }
+
   private notifyIdle(): void {
+    if (!this.inBatch) for (const w of this.heldWaiters.splice(0)) w();
     if (this.queue.length > 0 || this.inBatch) return;
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -421,6 +445,7 @@ export class SqliteEngine implements Engine {
     }
     while (this.readDraining) await new Promise((resolve) => setImmediate(resolve));
     await this.walFlush?.catch(() => undefined);
+    await this.checkpointer?.close();
     this.rdb.close();
     this.wdb.pragma('wal_checkpoint(TRUNCATE)');
     this.wdb.close();
