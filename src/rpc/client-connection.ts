@@ -53,6 +53,8 @@ export class ClientConnection {
   private nextRequestId = 1;
   private closed = false;
   private corked = false;
+  /** Receives the server's unasked messages (PUSH frames). */
+  onPush: (topic: string, value: unknown) => void = () => {};
   /** Set once, when the connection is gone; receives the calls that were still in flight. */
   onClose: (error: ConnectionError, orphans: OutgoingCall[]) => void = () => {};
 
@@ -249,6 +251,8 @@ export class ClientConnection {
       this.pending.delete(call.requestId);
       if (type === MessageType.RESULT) call.onResult(message[2]);
       else call.onError(wireError(message[2], message[3]));
+    } else if (type === MessageType.PUSH) {
+      if (typeof message[1] === 'string') this.onPush(message[1], message[2]);
     } else if (type === MessageType.REJECT) {
       this.shutDown(
         new ConnectionError(Errno.EIO, `${this.where} closed the connection: ${String(message[2])}`, false),

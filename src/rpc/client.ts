@@ -38,6 +38,13 @@ export interface RpcClientOptions {
   serverName?: string;
   /** Appended to "unreachable" errors, e.g. "is `strata meta serve` running?". */
   unreachableHint?: string;
+  /** Receives the server's unasked messages (PUSH frames), from whichever connection. */
+  onPush?: (topic: string, value: unknown) => void;
+  /**
+   * A connection was lost or a new one opened after a loss: pushes sent meanwhile are gone
+   * (whoever keeps state from pushes should assume they missed some).
+   */
+  onPushGap?: () => void;
   /** Tests only: speak another protocol version. */
   protocolVersion?: number;
 }
@@ -114,6 +121,8 @@ export class RpcClient {
   private nextSeq = 1;
   private nextSlot = 0;
   private failedAttempts = 0;
+  /** A connection was up before: the next one follows a gap in pushes. */
+  private hadConnection = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweepPeriodMs = 0;
   private connectWaiters: { resolve: () => void; reject: (error: FsError) => void }[] = [];
@@ -337,9 +346,14 @@ export class RpcClient {
     }
     this.failedAttempts = 0;
     slot.connection = connection;
+    const { onPush, onPushGap } = this.options;
+    if (onPush) connection.onPush = onPush;
+    if (this.hadConnection) onPushGap?.();
+    this.hadConnection = true;
     for (const waiter of this.connectWaiters.splice(0)) waiter.resolve();
     connection.onClose = (error, orphans) => {
       slot.connection = null;
+      if (!this.closed) onPushGap?.();
       // A server that dropped us may be dying: reconnect to the next one rather than wait on it.
       if (!this.closed) this.moveOnFrom(slot.serverIndex);
       for (let i = orphans.length - 1; i >= 0; i--) {

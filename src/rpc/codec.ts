@@ -13,6 +13,7 @@ import { Packr, RESERVE_START_SPACE } from 'msgpackr';
  *             [6, id, method, args, seq, ackBelowSeq, isRetry]   call applied at most once
  *   RESULT    [7, id, value]
  *   ERROR     [8, id, errno, message]
+ *   PUSH      [9, topic, value]                                  server -> client, unasked (version 2)
  */
 export const MessageType = {
   HELLO: 1,
@@ -23,9 +24,13 @@ export const MessageType = {
   REQUEST: 6,
   RESULT: 7,
   ERROR: 8,
+  PUSH: 9,
 } as const;
 
-export const PROTOCOL_VERSION = 1;
+/** Version 2 added PUSH; a server still serves version 1 clients (it never pushes to them). */
+export const PROTOCOL_VERSION = 2;
+export const OLDEST_PROTOCOL_VERSION = 1;
+export const FIRST_PUSH_VERSION = 2;
 export const FRAME_HEADER_BYTES = 4;
 export const DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024;
 /** Before authentication nothing but the tiny handshake frames is accepted. */

@@ -2,8 +2,10 @@ import type net from 'node:net';
 import { Errno, isFsError } from '../common/index.js';
 import { clientProof, newNonce, proofMatches, serverProof } from './auth.js';
 import {
+  FIRST_PUSH_VERSION,
   MAX_HANDSHAKE_FRAME_BYTES,
   MessageType,
+  OLDEST_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   decodePayload,
   encodeFrame,
@@ -27,6 +29,8 @@ interface Request {
 }
 
 const MAX_METHOD_NAME_CHARS = 64;
+/** Unsent bytes beyond which a client that does not read is dropped instead of pushed to. */
+const MAX_PUSH_BACKLOG_BYTES = 16 * 1024 * 1024;
 /** Sequence numbers are sent as msgpack integers and must stay exact in a JS number. */
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 
@@ -39,6 +43,7 @@ export class ServerConnection {
   private readonly decoder: FrameDecoder;
   private readonly remote: string;
   private clientId = '';
+  private protocolVersion = 0;
   private clientNonce: Buffer = Buffer.alloc(0);
   private serverNonce: Buffer = Buffer.alloc(0);
   private handshakeTimer: NodeJS.Timeout | null;
@@ -75,6 +80,26 @@ export class ServerConnection {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /** The authenticated client's id ('' before authentication). */
+  get peerClientId(): string {
+    return this.state === State.Ready ? this.clientId : '';
+  }
+
+  /**
+   * Sends an unasked message (a PUSH frame, already encoded) if this client is authenticated and
+   * understands pushes; true when sent. A client that does not read its socket loses pushes rather than making
+   * the server buffer them without bound: it then hears of the loss as a reconnect.
+   */
+  push(frame: Buffer): boolean {
+    if (this.state !== State.Ready || this.protocolVersion < FIRST_PUSH_VERSION) return false;
+    if (this.socket.writableLength > MAX_PUSH_BACKLOG_BYTES) {
+      this.socket.destroy();
+      return false;
+    }
+    this.send(frame);
+    return true;
   }
 
   private onData(chunk: Buffer): void {
@@ -119,10 +144,15 @@ export class ServerConnection {
       this.reject(Errno.EACCES, 'the first message must be the handshake (HELLO); authenticate first');
       return;
     }
-    if (version !== PROTOCOL_VERSION) {
+    if (
+      typeof version !== 'number' ||
+      version < OLDEST_PROTOCOL_VERSION ||
+      version > PROTOCOL_VERSION ||
+      !Number.isInteger(version)
+    ) {
       this.reject(
         Errno.EIO,
-        `client speaks RPC protocol version ${String(version)} but this server speaks version ${PROTOCOL_VERSION}; ` +
+        `client speaks RPC protocol version ${String(version)} but this server speaks versions ${OLDEST_PROTOCOL_VERSION}-${PROTOCOL_VERSION}; ` +
           'run the same StrataFS version on both sides',
       );
       return;
@@ -138,9 +168,11 @@ export class ServerConnection {
     }
     this.clientId = clientId;
     this.clientNonce = clientNonce;
+    this.protocolVersion = version;
     this.serverNonce = newNonce();
     this.state = State.AwaitAuth;
-    this.send(encodeFrame([MessageType.CHALLENGE, PROTOCOL_VERSION, this.serverNonce]));
+    // The version both sides speak: the client's own (this server knows every older one).
+    this.send(encodeFrame([MessageType.CHALLENGE, version, this.serverNonce]));
   }
 
   private onAuth(message: unknown[]): void {

@@ -4,7 +4,7 @@ import { unlinkSync } from 'node:fs';
 import { Errno, FsError, fsError } from '../common/index.js';
 import { formatRpcAddress, parseRpcAddress, type RpcAddress } from './address.js';
 import type { RpcSecret } from './auth.js';
-import { DEFAULT_MAX_FRAME_BYTES } from './codec.js';
+import { DEFAULT_MAX_FRAME_BYTES, MessageType, encodeFrame } from './codec.js';
 import { ReplayCache, type ReplayOptions } from './replay.js';
 import { ServerConnection } from './server-connection.js';
 
@@ -49,6 +49,11 @@ export interface RpcServer {
   readonly address: string;
   readonly connectionCount: number;
   readonly replay: ReplayCache | null;
+  /**
+   * Sends `[PUSH, topic, value]` to every authenticated client that understands pushes, except
+   * those whose client id is `exceptClientId` (the client whose call caused it knows already).
+   */
+  push(topic: string, value: unknown, exceptClientId?: string): void;
   close(): Promise<void>;
 }
 
@@ -111,6 +116,17 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
       return connections.size;
     },
     replay,
+    push(topic, value, exceptClientId) {
+      if (connections.size === 0) return;
+      const frame = encodeFrame([MessageType.PUSH, topic, value]);
+      // A client with several connections hears each push once.
+      const reached = new Set<string>();
+      for (const connection of connections) {
+        const clientId = connection.peerClientId;
+        if (clientId === exceptClientId || reached.has(clientId)) continue;
+        if (connection.push(frame)) reached.add(clientId);
+      }
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         if (expiry) clearInterval(expiry);
