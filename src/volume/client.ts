@@ -3,7 +3,8 @@ import { createDataPath, type DataPath } from '../data/index.js';
 import { mount, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
 import { openObjectStore, type ObjectStore } from '../object/index.js';
-import { Vfs } from '../vfs/index.js';
+import { Coherence, Vfs, type Invalidation } from '../vfs/index.js';
+import { ROOT_INO } from '../common/index.js';
 
 /** A mounted volume as the CLI sees it. */
 export interface MountedVolume {
@@ -27,6 +28,8 @@ export interface ClientOptions {
   log: (message: string) => void;
   /** Runs last in stop(): closes the metadata client or the in-process service. */
   closeMeta: () => Promise<void>;
+  /** Subscribes to what other clients change (a metadata server's pushes), for cache coherence. */
+  onInvalidation?: (listener: (invalidation: Invalidation) => void) => void;
 }
 
 /**
@@ -77,6 +80,17 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
     vfs.onStaleInode = (ino) => {
       session.notifyInvalInode(ino).catch(() => undefined);
     };
+    if (options.onInvalidation) {
+      const coherence = new Coherence(
+        {
+          holds: (ino) => ino === ROOT_INO || session.lookupCount(ino) > 0,
+          invalInode: (ino) => session.notifyInvalInode(ino),
+          invalEntry: (parent, name) => session.notifyInvalEntry(parent, name),
+        },
+        log,
+      );
+      options.onInvalidation((invalidation) => coherence.apply(invalidation));
+    }
     let stopping: Promise<void> | null = null;
     const stop = (): Promise<void> => {
       stopping ??= (async () => {

@@ -31,5 +31,6 @@ export async function mountRemote(options: RemoteOptions): Promise<MountedVolume
     version: VERSION,
     log: options.log,
     closeMeta: () => remote.close(),
+    onInvalidation: (listener) => remote.meta.onInvalidation(listener),
   });
 }

@@ -1,5 +1,4 @@
-import { connectMeta } from '../meta/client/index.js';
-import type { MetaApi } from '../meta/index.js';
+import { connectMeta, type MetaClient } from '../meta/client/index.js';
 import { startMetaServer } from '../meta/server/index.js';
 import type { LocalMeta } from './meta-access.js';
 
@@ -33,7 +32,7 @@ export async function connectRemoteMeta(
   volumeName: string,
   secret: string,
   _log: (message: string) => void,
-): Promise<{ meta: MetaApi; close(): Promise<void> }> {
+): Promise<{ meta: MetaClient; close(): Promise<void> }> {
   const client = await connectMeta({ address, secret });
   try {
     const volume = await client.volume();

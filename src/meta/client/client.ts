@@ -17,6 +17,7 @@ import type {
   Timespec,
   VolumeSettings,
 } from '../api.js';
+import { INVALIDATION_TOPIC } from '../invalidation.js';
 
 export interface MetaClientOptions {
   /**
@@ -43,8 +44,21 @@ export interface MetaClientOptions {
   clientName?: string;
 }
 
+/**
+ * What other clients' changes made stale in this client's caches, as its server pushes it:
+ * inodes whose attributes or data changed, entries added, removed or repointed, and `all` when
+ * some were missed (a lost connection, a failover): then everything cached is suspect.
+ */
+export interface MetaInvalidation {
+  inos: Ino[];
+  entries: { parent: Ino; name: string }[];
+  all: boolean;
+}
+
 /** MetaApi over the wire, plus what a network client needs besides. */
 export interface MetaClient extends MetaApi {
+  /** Calls `listener` with each invalidation the server pushes (see MetaInvalidation). */
+  onInvalidation(listener: (invalidation: MetaInvalidation) => void): void;
   readonly address: string;
   /** Calls resent after a lost connection so far. */
   readonly retriedCalls: number;
@@ -61,12 +75,21 @@ const WRITE = { idempotent: false } as const;
  * FsError saying why not (unreachable after N attempts, wrong secret, version mismatch).
  */
 export async function connectMeta(options: MetaClientOptions): Promise<MetaClient> {
+  const listeners: ((invalidation: MetaInvalidation) => void)[] = [];
+  const emit = (invalidation: MetaInvalidation): void => {
+    for (const listener of listeners) listener(invalidation);
+  };
   const rpcOptions: RpcClientOptions = {
     ...options,
     serverName: 'metadata server',
     unreachableHint: 'is `strata meta serve` running?',
+    onPush: (topic, value) => {
+      const invalidation = topic === INVALIDATION_TOPIC ? decodeInvalidation(value) : undefined;
+      if (invalidation) emit(invalidation);
+    },
+    onPushGap: () => emit({ inos: [], entries: [], all: true }),
   };
-  const client = new RemoteMeta(new RpcClient(rpcOptions), options.address);
+  const client = new RemoteMeta(new RpcClient(rpcOptions), options.address, listeners);
   try {
     await client.rpc.connect();
   } catch (error) {
@@ -84,7 +107,12 @@ class RemoteMeta implements MetaClient {
   constructor(
     readonly rpc: RpcClient,
     readonly address: string,
+    private readonly listeners: ((invalidation: MetaInvalidation) => void)[],
   ) {}
+
+  onInvalidation(listener: (invalidation: MetaInvalidation) => void): void {
+    this.listeners.push(listener);
+  }
 
   get retriedCalls(): number {
     return this.rpc.retriedCalls;
@@ -254,6 +282,22 @@ class RemoteMeta implements MetaClient {
   sync(): Promise<void> {
     return this.read('sync', []);
   }
+}
+
+/** The PUSH value `[inos, [parent, name][], all]` (server/invalidations.ts); undefined if malformed. */
+function decodeInvalidation(value: unknown): MetaInvalidation | undefined {
+  if (!Array.isArray(value) || value.length !== 3) return undefined;
+  const [inos, entries, all] = value as unknown[];
+  if (!Array.isArray(inos) || !Array.isArray(entries) || typeof all !== 'boolean') return undefined;
+  const out: MetaInvalidation = { inos: [], entries: [], all };
+  for (const ino of inos) if (Number.isSafeInteger(ino) && (ino as number) > 0) out.inos.push(ino as Ino);
+  for (const entry of entries) {
+    if (!Array.isArray(entry)) continue;
+    const [parent, name] = entry as unknown[];
+    if (Number.isSafeInteger(parent) && typeof name === 'string')
+      out.entries.push({ parent: parent as Ino, name });
+  }
+  return out;
 }
 
 /** Trailing omitted optional arguments are not sent at all. */

@@ -1,1 +1,1 @@
-export { connectMeta, type MetaClient, type MetaClientOptions } from './client.js';
+export { connectMeta, type MetaClient, type MetaClientOptions, type MetaInvalidation } from './client.js';

@@ -10,6 +10,7 @@ import {
 import type { MetaApi } from '../api.js';
 import { runNumberedCall } from '../call-outcomes.js';
 import { MetaService } from '../service.js';
+import { InvalidationPusher, followOtherServers } from './invalidations.js';
 import { dispatchMetaCall } from './methods.js';
 
 export interface MetaServerOptions {
@@ -29,6 +30,11 @@ export interface MetaServerOptions {
   onEvent?: (event: RpcServerEvent) => void;
   /** Called after each call with its duration and errno (0 on success), e.g. for metrics. */
   onCall?: (method: string, durationMs: number, errno: number) => void;
+  /**
+   * Push cache invalidations to clients (default true): what each change made stale, from this
+   * server's calls and, on PostgreSQL, from the other servers' change feed (invalidations.ts).
+   */
+  invalidations?: boolean;
 }
 
 export interface MetaServer {
@@ -51,14 +57,16 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   // A service in this process is asked for a stored outcome here; a threaded one gets the call's
   // number with the call (worker-service.ts) and looks on its own thread.
   const engine = service instanceof MetaService ? service.engine : undefined;
+  let pusher: InvalidationPusher | null = null;
+  const numbered = async (method: string, args: unknown[], call: CallInfo, seq: number): Promise<unknown> => {
+    const key = { clientId: call.clientId, seq, isRetry: call.isRetry, method };
+    const result = await runNumberedCall(engine, key, () => dispatch(method, args));
+    pusher?.noteCall(call.clientId, method, args);
+    return result;
+  };
+  // Reads (unnumbered) change nothing: straight to the service.
   const handler = (method: string, args: unknown[], call: CallInfo): Promise<unknown> =>
-    call.seq === undefined
-      ? dispatch(method, args)
-      : runNumberedCall(
-          engine,
-          { clientId: call.clientId, seq: call.seq, isRetry: call.isRetry, method },
-          () => dispatch(method, args),
-        );
+    call.seq === undefined ? dispatch(method, args) : numbered(method, args, call, call.seq);
   const rpc: RpcServer = await startRpcServer({
     listen: options.listen,
     secret: options.secret,
@@ -69,12 +77,26 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
     replay: options.replay ?? {},
     onEvent: options.onEvent,
   });
+  let stopFollowing: (() => Promise<void>) | undefined;
+  if (options.invalidations !== false) {
+    const active = new InvalidationPusher((topic, value, except) => rpc.push(topic, value, except));
+    try {
+      stopFollowing = await followOtherServers(service, (change) => active.noteRemote(change));
+    } catch (error) {
+      await rpc.close();
+      throw error;
+    }
+    pusher = active;
+  }
   return {
     address: rpc.address,
     get connectionCount() {
       return rpc.connectionCount;
     },
-    close: () => rpc.close(),
+    close: async () => {
+      await stopFollowing?.();
+      await rpc.close();
+    },
   };
 }
 

@@ -70,4 +70,11 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
   }
 });
 
-port.postMessage({ ready: true, secret, volume: await service.volume() });
+// The serving thread skips its own engine's changes on the change feed (invalidations.ts).
+const originId = (service.engine as { originId?: unknown }).originId;
+port.postMessage({
+  ready: true,
+  secret,
+  volume: await service.volume(),
+  originId: typeof originId === 'string' ? originId : undefined,
+});

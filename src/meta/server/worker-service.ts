@@ -25,6 +25,9 @@ export type WorkerReply = [number, true, unknown] | [number, false, number, stri
 export interface ThreadedMetaService extends MetaApi {
   readonly secret: string;
   readonly settings: VolumeSettings;
+  readonly engineUrl: string;
+  /** The engine's id on the change feed (PostgreSQL), if it has one. */
+  readonly originId: string | undefined;
   /** The same secret, shaped as MetaService offers it (what an RPC server in front needs). */
   volumeSecret(): Promise<string>;
   close(): Promise<void>;
@@ -50,7 +53,12 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
   let outgoing: WorkerRequest[] = [];
   let failure: Error | null = null;
 
-  type Hello = { secret: string; volume: VolumeSettings; failed?: { errno: number; message: string } };
+  type Hello = {
+    secret: string;
+    volume: VolumeSettings;
+    originId?: string;
+    failed?: { errno: number; message: string };
+  };
   const ready = new Promise<Hello>((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (message: Hello) => {
@@ -61,7 +69,7 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
       else resolve(message);
     });
   });
-  const { secret, volume } = await ready;
+  const { secret, volume, originId } = await ready;
 
   const failAll = (error: Error): void => {
     if (failure) return;
@@ -114,6 +122,8 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
   const service = {
     secret,
     settings: volume,
+    engineUrl: options.engineUrl,
+    originId,
     volumeSecret: async () => secret,
     close: async (): Promise<void> => {
       if (failure) return;

@@ -1,0 +1,186 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { mkdirSync, readFileSync, statSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { cleanup, isMounted, strata, StrataProcess, tempDir } from './harness.js';
+
+/**
+ * Cache coherence between two `strata mount` processes whose kernels cache names and attributes
+ * for 5 minutes: a rename, a chmod and a write+close on mount A must show on mount B without
+ * remounting, long before those timeouts, which only the server's pushed invalidations (FUSE
+ * notify INVAL_ENTRY / INVAL_INODE on B) can do. Once with one server (SQLite), once with two
+ * servers on one PostgreSQL database, A and B on different servers (the change travels through
+ * the PostgreSQL change feed) when STRATA_PG_TEST_URL is set.
+ *
+ * The bound below is generous (the machine is shared); the observed delays are printed.
+ */
+const KERNEL_CACHE_TIMEOUT = '300s';
+const VISIBLE_WITHIN_MS = 10_000;
+const PG_URL = process.env.STRATA_PG_TEST_URL;
+
+const root = tempDir('coherence');
+const procs: StrataProcess[] = [];
+const mounts: string[] = [];
+const servers: StrataProcess[] = [];
+const databases: string[] = [];
+
+after(async () => {
+  await cleanup(procs, mounts, []);
+  await cleanup(servers, [], [root]);
+  for (const name of databases)
+    await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+});
+
+async function adminQuery(sql: string): Promise<void> {
+  if (!PG_URL) return;
+  const url = new URL(PG_URL);
+  url.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: url.toString() });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function serve(engine: string): Promise<string> {
+  const address = `127.0.0.1:${await freePort()}`;
+  const server = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
+  servers.push(server);
+  await server.waitFor(() => server.output.includes('listening'), 'the metadata server to listen');
+  return address;
+}
+
+async function mount(address: string, volume: string, mountpoint: string, secretFile: string): Promise<void> {
+  mkdirSync(mountpoint);
+  mounts.push(mountpoint);
+  const proc = new StrataProcess([
+    'mount',
+    `${address}/${volume}`,
+    mountpoint,
+    '--secret-file',
+    secretFile,
+    '--attr-timeout',
+    KERNEL_CACHE_TIMEOUT,
+    '--entry-timeout',
+    KERNEL_CACHE_TIMEOUT,
+  ]);
+  procs.push(proc);
+  await proc.waitFor(
+    () => isMounted(mountpoint) && proc.output.includes('mounted at'),
+    `${mountpoint} mounted`,
+  );
+}
+
+/** Polls `check` until it holds; returns how long that took. */
+async function visibleAfterMs(what: string, check: () => boolean): Promise<number> {
+  const startMs = Date.now();
+  for (;;) {
+    if (check()) return Date.now() - startMs;
+    if (Date.now() - startMs > VISIBLE_WITHIN_MS) {
+      assert.fail(`${what}: not visible on the other mount after ${VISIBLE_WITHIN_MS} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const exists = (path: string): boolean => existsSync(path);
+const modeOf = (path: string): number => statSync(path).mode & 0o7777;
+
+async function checkCoherence(label: string, a: string, b: string): Promise<void> {
+  // Set up on A, then fill B's kernel caches: names (positive and negative), attributes, pages.
+  mkdirSync(join(a, 'dir'));
+  writeFileSync(join(a, 'dir', 'old-name'), 'one');
+  writeFileSync(join(a, 'dir', 'data'), 'first version');
+  assert.equal(readFileSync(join(b, 'dir', 'old-name'), 'utf8'), 'one');
+  assert.equal(exists(join(b, 'dir', 'new-name')), false);
+  assert.equal(modeOf(join(b, 'dir', 'data')), 0o644);
+  assert.equal(readFileSync(join(b, 'dir', 'data'), 'utf8'), 'first version');
+  const sizeBefore = statSync(join(b, 'dir', 'data')).size;
+
+  const delays: Record<string, number> = {};
+  renameSync(join(a, 'dir', 'old-name'), join(a, 'dir', 'new-name'));
+  delays.rename = await visibleAfterMs(
+    'rename',
+    () => !exists(join(b, 'dir', 'old-name')) && exists(join(b, 'dir', 'new-name')),
+  );
+  assert.equal(readFileSync(join(b, 'dir', 'new-name'), 'utf8'), 'one');
+
+  chmodSync(join(a, 'dir', 'data'), 0o600);
+  delays.chmod = await visibleAfterMs('chmod', () => modeOf(join(b, 'dir', 'data')) === 0o600);
+
+  writeFileSync(join(a, 'dir', 'data'), 'the second, longer version');
+  delays.write = await visibleAfterMs(
+    'write+close',
+    () => statSync(join(b, 'dir', 'data')).size !== sizeBefore,
+  );
+  assert.equal(readFileSync(join(b, 'dir', 'data'), 'utf8'), 'the second, longer version');
+  console.log(`coherence (${label}): visible on the other mount after ${JSON.stringify(delays)} ms`);
+}
+
+function format(engine: string, volume: string): string {
+  const formatted = strata([
+    'format',
+    '--engine',
+    engine,
+    '--storage',
+    `file:${join(root, `objects-${volume}`)}`,
+    '--name',
+    volume,
+    '--secret-file',
+    join(root, `${volume}.secret`),
+  ]);
+  assert.equal(formatted.status, 0, formatted.stderr);
+  return join(root, `${volume}.secret`);
+}
+
+describe('cache coherence between two mounts', () => {
+  test('one SQLite server: rename, chmod and write+close on A show on B without waiting for the kernel timeouts', async () => {
+    const engine = `sqlite:${join(root, 'meta.db')}`;
+    const secretFile = format(engine, 'solo');
+    const address = await serve(engine);
+    const [a, b] = [join(root, 'solo-a'), join(root, 'solo-b')];
+    await mount(address, 'solo', a, secretFile);
+    await mount(address, 'solo', b, secretFile);
+    await checkCoherence('one SQLite server', a, b);
+  });
+
+  test(
+    'two PostgreSQL servers, A and B on different ones: the change feed carries the invalidations',
+    {
+      skip: PG_URL
+        ? undefined
+        : 'STRATA_PG_TEST_URL is not set: run eval "$(scripts/postgres/start.sh)" first',
+    },
+    async () => {
+      const name = `strata_coh_${process.pid}`;
+      databases.push(name);
+      await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+      const url = new URL(PG_URL!);
+      url.pathname = `/${name}`;
+      const engine = url.toString();
+      const secretFile = format(engine, 'pgvol');
+      const first = await serve(engine);
+      const second = await serve(engine);
+      const [a, b] = [join(root, 'pg-a'), join(root, 'pg-b')];
+      await mount(first, 'pgvol', a, secretFile);
+      await mount(second, 'pgvol', b, secretFile);
+      await checkCoherence('two PostgreSQL servers', a, b);
+    },
+  );
+});
