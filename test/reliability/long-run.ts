@@ -1,7 +1,8 @@
 // The long profile's driver (scripts/reliability/long-run.sh runs it): rounds
 // of differential testing against fresh `strata up` mounts (as root and as
-// several users), under object-store faults, crash injection and FUSE frame
-// fuzzing, until a deadline; then a summary.
+// several users), under object-store faults, crash injection (of strata up, and
+// of strata meta serve under a strata mount) and FUSE frame fuzzing, until a
+// deadline; then a summary.
 //
 //   node DIST/test/reliability/long-run.js --hours 2 [--doc docs/RELIABILITY.md] [--seed N]
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCrashLoop } from './crash.js';
 import { runDifferential } from './differential.js';
+import { runMetaCrashLoop } from './meta-crash.js';
 import { TEST_USERS } from './executor.js';
 import { startFaultyMount } from './faults.js';
 import { fuzzFuseFrames, fuseFuzzUnavailable } from './fuse-fuzz.js';
@@ -23,6 +25,8 @@ interface Totals {
   framesFuzzed: number;
   crashesInjected: number;
   fsyncsAcknowledged: number;
+  metaCrashesInjected: number;
+  metaFsyncsAcknowledged: number;
   faultsInjected: number;
   faultOps: number;
   problems: { what: string; script: string }[];
@@ -94,6 +98,11 @@ async function round(totals: Totals, seed: number, failuresDir: string): Promise
       totals.fsyncsAcknowledged += crash.fsyncsAcknowledged;
       for (const problem of crash.problems)
         totals.problems.push({ what: `crash injection: ${problem}`, script: '' });
+      const metaCrash = await runMetaCrashLoop({ seed, crashes: 5 });
+      totals.metaCrashesInjected += metaCrash.crashesInjected;
+      totals.metaFsyncsAcknowledged += metaCrash.fsyncsAcknowledged;
+      for (const problem of metaCrash.problems)
+        totals.problems.push({ what: `metadata server crash injection: ${problem}`, script: '' });
     } else if (!totals.notRun.includes(unavailable)) {
       totals.notRun.push(unavailable);
     }
@@ -125,6 +134,8 @@ function summary(totals: Totals, startedAt: Date, hours: number, seed: number): 
     `| FUSE frames fuzzed | ${totals.framesFuzzed} |`,
     `| crashes injected (kill -9 of strata up, restart, check) | ${totals.crashesInjected} |`,
     `| fsyncs acknowledged before crashes, all checked | ${totals.fsyncsAcknowledged} |`,
+    `| crashes of the metadata server (kill -9 of strata meta serve under a live mount, fsck, restart) | ${totals.metaCrashesInjected} |`,
+    `| fsyncs and closes acknowledged around those crashes, all checked | ${totals.metaFsyncsAcknowledged} |`,
     `| differential operations under object-store faults (10% errors, 10% cut reads) | ${totals.faultOps} |`,
     `| object-store faults injected | ${totals.faultsInjected} |`,
     `| problems found | ${totals.problems.length} |`,
@@ -161,6 +172,8 @@ async function main(): Promise<number> {
     framesFuzzed: 0,
     crashesInjected: 0,
     fsyncsAcknowledged: 0,
+    metaCrashesInjected: 0,
+    metaFsyncsAcknowledged: 0,
     faultsInjected: 0,
     faultOps: 0,
     problems: [],
