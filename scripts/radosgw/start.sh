@@ -154,11 +154,13 @@ if ! pid_alive "$DIR/run/osd.$osd_id.pid"; then
   log "starting ceph-osd.$osd_id"
   ceph-osd -i "$osd_id"
 fi
+# grep reads all of the output: with pipefail, grep -q exiting early could fail the pipeline
+# through SIGPIPE in ceph, and a healthy osd looked down.
 for _ in $(seq 1 120); do
-  ceph osd dump 2>/dev/null | grep -q "^osd.$osd_id up" && break
+  ceph osd dump 2>/dev/null | grep "^osd.$osd_id up" >/dev/null && break
   sleep 0.5
 done
-ceph osd dump 2>/dev/null | grep -q "^osd.$osd_id up" || die "osd.$osd_id did not come up; see $DIR/log/osd.$osd_id.log"
+ceph osd dump 2>/dev/null | grep "^osd.$osd_id up" >/dev/null || die "osd.$osd_id did not come up; see $DIR/log/osd.$osd_id.log"
 
 # --- radosgw ---
 if ! pid_alive "$DIR/run/client.rgw.a.pid"; then
