@@ -246,6 +246,18 @@ async function runCycle(
   const files: TrackedFile[] = [];
   let stop = false;
   let restarted = false;
+  // The cycle's directory is made durably before the kill timer starts: the server is up.
+  const setUp = async (line: string): Promise<boolean> => (await executor.request(line)).startsWith('ok');
+  const ready =
+    (await setUp(`!base ${base}`)) &&
+    (await setUp(`0 open ${DIR_SLOT} .. r+directory 0`)) &&
+    (await setUp(`0 fsync ${DIR_SLOT}`)) &&
+    (await setUp(`0 close ${DIR_SLOT}`)) &&
+    (await setUp(`0 open ${DIR_SLOT} . r+directory 0`));
+  if (!ready) {
+    await executor.close();
+    throw new Error(`could not set up ${base} on the mount with the metadata server up`);
+  }
   const workload = runWorkload(executor, base, files, r, result, {
     stopped: () => stop,
     restarted: () => restarted,
@@ -305,16 +317,6 @@ async function runWorkload(
     result.fsyncsAcknowledged++;
     if (phase.restarted()) result.fsyncsAfterRestart++;
   };
-  // The cycle's directory is made durably while the server is surely up.
-  const setUp =
-    (await ok(`!base ${base}`)) &&
-    (await ok(`0 open ${DIR_SLOT} .. r+directory 0`)) &&
-    (await ok(`0 fsync ${DIR_SLOT}`)) &&
-    (await ok(`0 close ${DIR_SLOT}`)) &&
-    (await ok(`0 open ${DIR_SLOT} . r+directory 0`));
-  if (!setUp) {
-    throw new Error(`could not set up ${base} on the mount before any crash`);
-  }
   const freeSlots = Array.from({ length: DIR_SLOT }, (_, i) => i);
   while (!phase.stopped()) {
     const live = files.filter((f) => f.live);
