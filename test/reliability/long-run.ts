@@ -11,6 +11,8 @@ import { parseArgs } from 'node:util';
 import { runCrashLoop } from './crash.js';
 import { runDifferential } from './differential.js';
 import { runMetaCrashLoop } from './meta-crash.js';
+import { runStoreOutage } from './store-outage.js';
+import { S3_TEST_URL, testUrl, uniquePrefix } from '../object/s3-helpers.js';
 import { TEST_USERS } from './executor.js';
 import { startFaultyMount } from './faults.js';
 import { fuzzFuseFrames, fuseFuzzUnavailable } from './fuse-fuzz.js';
@@ -27,12 +29,14 @@ interface Totals {
   fsyncsAcknowledged: number;
   metaCrashesInjected: number;
   metaFsyncsAcknowledged: number;
+  storeOutages: number;
   faultsInjected: number;
   faultOps: number;
   problems: { what: string; script: string }[];
   notRun: string[];
 }
 
+const NO_S3 = 'the S3 outage (STRATA_S3_TEST_URL unset; eval "$(scripts/radosgw/start.sh)" first)';
 const MARK_START = '<!-- long-run-summary:start -->';
 const MARK_END = '<!-- long-run-summary:end -->';
 
@@ -103,6 +107,20 @@ async function round(totals: Totals, seed: number, failuresDir: string): Promise
       totals.metaFsyncsAcknowledged += metaCrash.fsyncsAcknowledged;
       for (const problem of metaCrash.problems)
         totals.problems.push({ what: `metadata server crash injection: ${problem}`, script: '' });
+      if (S3_TEST_URL) {
+        const outage = await runStoreOutage({
+          storeUrl: testUrl(uniquePrefix('rel-long-outage')),
+          retryBudget: '2s',
+          seed,
+        });
+        totals.storeOutages++;
+        const expected = ['fsync f1: err EIO', 'fdatasync f2: err EIO', 'close f3: err EIO'];
+        const unexpected = outage.duringOutage.filter((reply, i) => reply !== expected[i]);
+        for (const problem of [...unexpected, ...outage.failuresAfter, ...outage.problems])
+          totals.problems.push({ what: `store outage past the retry budget: ${problem}`, script: '' });
+      } else if (!totals.notRun.includes(NO_S3)) {
+        totals.notRun.push(NO_S3);
+      }
     } else if (!totals.notRun.includes(unavailable)) {
       totals.notRun.push(unavailable);
     }
@@ -136,6 +154,7 @@ function summary(totals: Totals, startedAt: Date, hours: number, seed: number): 
     `| fsyncs acknowledged before crashes, all checked | ${totals.fsyncsAcknowledged} |`,
     `| crashes of the metadata server (kill -9 of strata meta serve under a live mount, fsck, restart) | ${totals.metaCrashesInjected} |`,
     `| fsyncs and closes acknowledged around those crashes, all checked | ${totals.metaFsyncsAcknowledged} |`,
+    `| S3 outages past the retry budget (EIO on fsync/close, nothing acknowledged lost, mount recovers) | ${totals.storeOutages} |`,
     `| differential operations under object-store faults (10% errors, 10% cut reads) | ${totals.faultOps} |`,
     `| object-store faults injected | ${totals.faultsInjected} |`,
     `| problems found | ${totals.problems.length} |`,
@@ -174,6 +193,7 @@ async function main(): Promise<number> {
     fsyncsAcknowledged: 0,
     metaCrashesInjected: 0,
     metaFsyncsAcknowledged: 0,
+    storeOutages: 0,
     faultsInjected: 0,
     faultOps: 0,
     problems: [],

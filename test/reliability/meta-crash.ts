@@ -273,7 +273,9 @@ async function runCycle(
     if (server) await kill(server, 'SIGKILL');
     result.crashesInjected++;
     for (const problem of await checkMetadata(cluster.engineUrl, cluster.storageUrl)) {
-      result.problems.push(`${base}: fsck of the engine the killed server left: ${problem}`);
+      result.problems.push(
+        `seed ${options.seed} ${base}: fsck of the engine the killed server left: ${problem}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, r.int(options.maxDownMs ?? 3000)));
     await cluster.startServer();
@@ -283,7 +285,7 @@ async function runCycle(
     while (result.fsyncsAfterRestart - acksBefore < ACKS_TO_RECOVER && workloadError === undefined) {
       if (Date.now() > deadline) {
         result.problems.push(
-          `${base}: the mount acknowledged no fsync within ${RECOVER_TIMEOUT_MS} ms of the server's restart`,
+          `seed ${options.seed} ${base}: the mount acknowledged fewer than ${ACKS_TO_RECOVER} fsyncs within ${RECOVER_TIMEOUT_MS} ms of the server's restart`,
         );
         break;
       }
@@ -294,7 +296,9 @@ async function runCycle(
     await workloadDone;
     await executor.close();
   }
-  if (workloadError !== undefined) result.problems.push(`${base}: workload: ${String(workloadError)}`);
+  if (workloadError !== undefined) {
+    result.problems.push(`seed ${options.seed} ${base}: workload: ${String(workloadError)}`);
+  }
   return files;
 }
 
