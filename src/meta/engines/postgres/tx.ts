@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
 import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
+import { ACL_DEFAULT_XATTR } from '../../acl.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
 import {
   toDentry,
@@ -52,6 +53,8 @@ export class PgTx implements WriteTx {
   private readonly absent = new Set<string>();
   private readonly lockedLockInodes = new Set<number>();
   private readonly counterShard = Math.floor(Math.random() * COUNTER_SHARDS);
+  /** Default ACLs read with their inode's lock (lockInode); undefined value = none. */
+  private readonly defaultAcls = new Map<number, Buffer | undefined>();
 
   /**
    * Statements not sent yet: BEGIN, then writes whose result nobody waits for. They travel in
@@ -162,11 +165,36 @@ export class PgTx implements WriteTx {
   // --- reads ---
 
   async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
+    if (asOfUs === undefined && this.writable) return this.lockInode(ino);
     const [row] =
       asOfUs !== undefined
         ? await this.rows<InodeRecord>(SQL.getInodeAsOf, [ino, asOfUs])
-        : await this.rows<InodeRecord>(this.writable ? SQL.getInodeLocked : SQL.getInode, [ino]);
+        : await this.rows<InodeRecord>(SQL.getInode, [ino]);
     return row && toInode(row);
+  }
+
+  /**
+   * Locks and reads an inode, and reads its default ACL in the same round trip: a create reads
+   * its directory's default ACL right after locking the directory, and that read was a round
+   * trip of its own. The second statement runs after the first has the row lock, so it sees
+   * the value as of then; xattrs change only under their inode's lock (the service locks the
+   * inode first), so it stays right for this transaction until this transaction changes it.
+   */
+  private lockInode(ino: Ino): Promise<InodeRow | undefined> {
+    const result = this.tail.then(async () => {
+      this.pending.push(
+        this.batched(SQL.getInodeLocked, [ino]),
+        this.batched(SQL.getXattr, [ino, ACL_DEFAULT_XATTR]),
+      );
+      // The batch may also hold BEGIN, deferred writes and PREPAREs of statements new here.
+      const results = ((await this.flush()) as pg.QueryResult[]).filter((r) => r.command !== 'PREPARE');
+      const [row] = results[results.length - 2].rows as InodeRecord[];
+      const [acl] = results[results.length - 1].rows as { value: Buffer }[];
+      if (row !== undefined) this.defaultAcls.set(ino, acl?.value);
+      return row && toInode(row);
+    });
+    this.tail = result.catch(() => undefined);
+    return result;
   }
 
   async lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined> {
@@ -196,6 +224,9 @@ export class PgTx implements WriteTx {
   }
 
   async getXattr(ino: Ino, name: string, asOfUs?: number): Promise<Buffer | undefined> {
+    if (asOfUs === undefined && name === ACL_DEFAULT_XATTR && this.defaultAcls.has(ino)) {
+      return this.defaultAcls.get(ino);
+    }
     const [row] =
       asOfUs !== undefined
         ? await this.rows<{ value: Buffer }>(SQL.getXattrAsOf, [ino, name, asOfUs])
@@ -323,6 +354,7 @@ export class PgTx implements WriteTx {
   }
 
   async deleteInode(ino: Ino): Promise<void> {
+    this.defaultAcls.delete(ino);
     this.defer(SQL.deleteInode, [ino, this.nowUs, this.historyBeforeUs]);
     this.changes.inos.add(ino);
   }
@@ -361,11 +393,13 @@ export class PgTx implements WriteTx {
   }
 
   async putXattr(ino: Ino, name: string, value: Buffer): Promise<void> {
+    this.defaultAcls.delete(ino);
     this.defer(SQL.putXattr, [ino, name, value, this.nowUs, this.historyBeforeUs]);
     this.changes.inos.add(ino);
   }
 
   async deleteXattr(ino: Ino, name: string): Promise<void> {
+    this.defaultAcls.delete(ino);
     this.defer(SQL.deleteXattr, [ino, name, this.nowUs, this.historyBeforeUs]);
     this.changes.inos.add(ino);
   }
