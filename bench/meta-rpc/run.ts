@@ -1,5 +1,5 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
-// Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread]
+// Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
 //          [--ops create,getattr] [--connections 16] [--history on|off]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -32,6 +32,7 @@ class ServerProcess {
   static async start(engineUrl: string, listen: string, history: boolean): Promise<ServerProcess> {
     const args = ['--engine', engineUrl, '--listen', listen, ...(history ? [] : ['--no-history'])];
     if (!engineThread) args.push('--no-engine-thread');
+    if (!localReads) args.push('--no-local-reads');
     const child = fork(SERVER_JS, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       let output = '';
@@ -187,6 +188,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     listen: { type: 'string', default: '127.0.0.1:17070' },
     'no-engine-thread': { type: 'boolean', default: false },
+    'no-local-reads': { type: 'boolean', default: false },
     ops: { type: 'string', default: '' },
     connections: { type: 'string', default: '1,16' },
     history: { type: 'string', default: 'on,off' },
@@ -195,6 +197,7 @@ const { values } = parseArgs({
 const onlyOps = values.ops ? new Set(values.ops.split(',')) : undefined;
 const seconds = Number(values.seconds);
 const engineThread = !values['no-engine-thread'];
+const localReads = !values['no-local-reads'];
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
 const rows: Row[] = [];
 let peakRssBytes = 0;

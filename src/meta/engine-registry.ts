@@ -1,5 +1,5 @@
 import { fsError } from '../common/index.js';
-import type { Engine, EngineOpener, EngineOptions } from './engine.js';
+import type { Engine, EngineOpener, EngineOptions, EngineReader, EngineReaderOpener } from './engine.js';
 
 // One opener per URL scheme; the service never names a backend.
 const openers = new Map<string, EngineOpener>();
@@ -7,6 +7,18 @@ const openers = new Map<string, EngineOpener>();
 /** Makes `scheme:` URLs (e.g. "sqlite", "postgres") open with `opener`. */
 export function registerEngine(scheme: string, opener: EngineOpener): void {
   openers.set(scheme, opener);
+}
+
+// Engines whose committed state another thread of the process may read directly (SQLite).
+const readers = new Map<string, EngineReaderOpener>();
+
+export function registerReader(scheme: string, opener: EngineReaderOpener): void {
+  readers.set(scheme, opener);
+}
+
+/** A read-only view of the volume at `url` from this thread, or undefined if its engine has none. */
+export async function openEngineReader(url: string): Promise<EngineReader | undefined> {
+  return readers.get(engineScheme(url))?.(url);
 }
 
 export function engineScheme(url: string): string {

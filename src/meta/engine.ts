@@ -238,5 +238,21 @@ export interface EngineOptions {
   checkpointThread?: boolean;
 }
 
+/**
+ * Committed state of a volume read from another thread of the process that owns its engine
+ * (SQLite: a second connection; the metadata server reads on its serving thread while writes
+ * go to the engine thread). Queued reads share one snapshot until `invalidate()`: the owner
+ * calls it whenever a write has committed, before passing the write's reply on, so a caller
+ * always reads back its own writes.
+ */
+export interface EngineReader {
+  readonly displayUrl: string;
+  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
+  invalidate(): void;
+  close(): Promise<void>;
+}
+
+export type EngineReaderOpener = (url: string) => Promise<EngineReader>;
+
 /** Opens (creating the schema if missing) the engine at `url`. Registered per URL scheme. */
 export type EngineOpener = (url: string, options: EngineOptions) => Promise<Engine>;

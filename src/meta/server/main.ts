@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { fsError, isFsError } from '../../common/index.js';
 import { openMetaService, type MetaApi } from '../index.js';
 import { startMetaServer } from './server.js';
+import { withLocalReads } from './local-reads.js';
 import { openThreadedMetaService } from './worker-service.js';
 
 export interface MetaServerProcessOptions {
@@ -29,13 +30,15 @@ export interface MetaServerProcessOptions {
    * p99 about tenfold for writes (bench/RESULTS.md, Metadata RPC).
    */
   engineThread: boolean;
+  /** With the engine thread: answer short reads on the serving thread (local-reads.ts). */
+  localReads: boolean;
 }
 
 export const DEFAULT_META_LISTEN = '127.0.0.1:7070';
 
 const USAGE =
   'usage: meta-server --engine sqlite:PATH [--listen HOST:PORT|SOCKET] [--secret-file PATH] ' +
-  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--no-history] [--durable-commits | --no-durable]';
+  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--no-local-reads] [--no-history] [--durable-commits | --no-durable]';
 
 export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
   const { values } = parseArgs({
@@ -50,6 +53,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
       'no-durable': { type: 'boolean', default: false },
       'durable-commits': { type: 'boolean', default: false },
       'no-engine-thread': { type: 'boolean', default: false },
+      'no-local-reads': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -70,6 +74,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
     history: !values['no-history'],
     durable: values['durable-commits'] ? true : values['no-durable'] ? false : undefined,
     engineThread: !values['no-engine-thread'],
+    localReads: !values['no-local-reads'],
   };
 }
 
@@ -95,7 +100,17 @@ export async function runMetaServerProcess(
         process.exit(1);
       },
     });
-    [service, closeService, volumeSecret] = [threaded, () => threaded.close(), threaded.secret];
+    const local = options.localReads
+      ? await withLocalReads(threaded, options.engineUrl, threaded.settings).catch(async (error: unknown) => {
+          await threaded.close();
+          throw error;
+        })
+      : undefined;
+    const closeAll = async (): Promise<void> => {
+      await local?.close();
+      await threaded.close();
+    };
+    [service, closeService, volumeSecret] = [local?.api ?? threaded, closeAll, threaded.secret];
   } else {
     const local = await openMetaService({ ...engine, background: true });
     [service, closeService, volumeSecret] = [local, () => local.close(), await local.volumeSecret()];

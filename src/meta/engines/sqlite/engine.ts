@@ -14,16 +14,11 @@ import {
 } from '../../engine.js';
 import { WalCheckpointer } from './checkpointer.js';
 import { ALL_TABLES, HISTORY_TABLES, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
-import { ReadStatements, SqliteReadTx, SqliteWriteTx, WriteStatements, type WriteState } from './tx.js';
+import { SqliteReader } from './reader.js';
+import { SqliteWriteTx, WriteStatements, type WriteState } from './tx.js';
 
 interface Job {
   fn: (tx: WriteTx) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-}
-
-interface ReadJob {
-  fn: (tx: ReadTx) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -63,10 +58,9 @@ export function sqlitePath(url: string): string {
 export class SqliteEngine implements Engine {
   readonly displayUrl: string;
   private readonly wdb: Database;
-  private readonly rdb: Database;
+  private readonly reader: SqliteReader;
   private readonly ws: WriteStatements;
   private readonly wtx: SqliteWriteTx;
-  private readonly rtx: SqliteReadTx;
   private readonly state: WriteState;
   private readonly clock: Clock;
   private readonly maxOps: number;
@@ -78,7 +72,6 @@ export class SqliteEngine implements Engine {
     'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
     Statement
   >;
-  private readonly readSql: Record<'begin' | 'commit', Statement>;
   /** Write transactions, physical commits and WAL flushes by sync() so far (benchmarks, tests). */
   readonly counts = { writes: 0, commits: 0, syncs: 0 };
   /** Every commit fsyncs the WAL itself (synchronous=FULL): sync() has nothing to add. */
@@ -100,10 +93,6 @@ export class SqliteEngine implements Engine {
   private commitArmed = false;
   private lastCommitUs: number;
 
-  private readonly readQueue: ReadJob[] = [];
-  private readDraining = false;
-  private inRead = false;
-  private readStale = false;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
   /** Writes held for the checkpoint thread's catch-up (see checkpointer.ts). */
@@ -141,9 +130,7 @@ export class SqliteEngine implements Engine {
     }
     this.wdb.exec(SCHEMA_SQL);
     this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
-    this.rdb = new BetterSqlite3(path, { readonly: true });
-    this.rdb.pragma('busy_timeout = 5000');
-    this.rdb.pragma('cache_size = -65536');
+    this.reader = new SqliteReader(path);
     this.ws = new WriteStatements(this.wdb);
     this.sql = {
       begin: this.wdb.prepare('BEGIN IMMEDIATE'),
@@ -153,9 +140,7 @@ export class SqliteEngine implements Engine {
       release: this.wdb.prepare('RELEASE op'),
       rollbackTo: this.wdb.prepare('ROLLBACK TO op'),
     };
-    this.readSql = { begin: this.rdb.prepare('BEGIN'), commit: this.rdb.prepare('COMMIT') };
-    this.rtx = new SqliteReadTx(new ReadStatements(this.rdb));
-    this.callOutcomeGet = this.rdb
+    this.callOutcomeGet = this.reader.db
       .prepare('SELECT reply FROM call_outcome WHERE client_id = ? AND seq = ?')
       .pluck();
     this.counterSet = this.ws.counterSet;
@@ -180,10 +165,7 @@ export class SqliteEngine implements Engine {
 
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(fsError.EIO(`metadata engine ${this.displayUrl} is closed`));
-    return new Promise<T>((resolve, reject) => {
-      this.readQueue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.readDraining) void this.drainReads();
-    });
+    return this.reader.read(fn);
   }
 
   private beginBatch(): void {
@@ -269,7 +251,7 @@ export class SqliteEngine implements Engine {
     );
     current.reject(cause);
     for (const s of this.settled.splice(0)) s.job.reject(failure);
-    this.readStale = true;
+    this.reader.invalidate();
     this.notifyIdle();
   }
 
@@ -289,12 +271,12 @@ export class SqliteEngine implements Engine {
       this.inBatch = false;
       const failure = fsError.EIO(`metadata commit failed on ${this.displayUrl}: ${String(error)}`, error);
       for (const s of settled) s.job.reject(failure);
-      this.readStale = true;
+      this.reader.invalidate();
       this.notifyIdle();
       return;
     }
     this.inBatch = false;
-    this.readStale = true;
+    this.reader.invalidate();
     for (const s of settled) {
       if (s.ok) s.job.resolve(s.value);
       else s.job.reject(s.error);
@@ -332,35 +314,6 @@ export class SqliteEngine implements Engine {
     }
     this.counts.syncs++;
     this.syncedSeq = Math.max(this.syncedSeq, upTo);
-  }
-
-  private async drainReads(): Promise<void> {
-    this.readDraining = true;
-    try {
-      while (this.readQueue.length > 0) {
-        if (this.inRead && this.readStale) {
-          this.readSql.commit.run();
-          this.inRead = false;
-        }
-        if (!this.inRead) {
-          this.readSql.begin.run();
-          this.inRead = true;
-          this.readStale = false;
-        }
-        const job = this.readQueue.shift()!;
-        try {
-          job.resolve(await job.fn(this.rtx));
-        } catch (error) {
-          job.reject(error);
-        }
-      }
-    } finally {
-      if (this.inRead) {
-        this.readSql.commit.run();
-        this.inRead = false;
-      }
-      this.readDraining = false;
-    }
   }
 
   /** CheckpointedWriter: no batch open, none begun until `release` (the queue waits, the thread does not). */
@@ -423,7 +376,7 @@ export class SqliteEngine implements Engine {
     return this.read(async () => {
       let historyRows = 0;
       for (const table of HISTORY_TABLES) {
-        historyRows += this.rdb.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+        historyRows += this.reader.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
       }
       let sizeBytes = 0;
       for (const suffix of ['', '-wal']) {
@@ -443,10 +396,9 @@ export class SqliteEngine implements Engine {
     if (this.queue.length > 0 || this.inBatch || this.draining) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
-    while (this.readDraining) await new Promise((resolve) => setImmediate(resolve));
     await this.walFlush?.catch(() => undefined);
     await this.checkpointer?.close();
-    this.rdb.close();
+    await this.reader.close();
     this.wdb.pragma('wal_checkpoint(TRUNCATE)');
     this.wdb.close();
   }
