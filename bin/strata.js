@@ -5,6 +5,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 
+// Object-store puts and cache files go through libuv's thread pool; its default of 4 threads
+// held sequential writes back (16 measured about 20% faster). It must be set before the pool
+// starts, and a user's own setting wins.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 const distDir = process.env.STRATA_DIST_DIR ?? fileURLToPath(new URL('../dist', import.meta.url));
 const entry = join(distDir, 'src', 'cli', 'main.js');
 if (!existsSync(entry)) {
