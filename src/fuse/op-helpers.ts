@@ -1,6 +1,6 @@
 import { Errno, fsError, type Ino } from '../common/index.js';
 import { fuse_entry_out, fuse_getxattr_out, fuse_in_header, fuse_open_out } from './abi.js';
-import { writeEntryOut, writeNegativeEntryOut, writeOpenOut } from './codec.js';
+import { writeEntryOut, writeNegativeEntryOut, writeOpenOut, writeU32 } from './codec.js';
 import type { CreateReply, Entry, NegativeEntry, StatFs } from './filesystem.js';
 import type { FuseRequest } from './request.js';
 import type { FuseSession } from './session.js';
@@ -42,8 +42,8 @@ export function replyCreate(s: FuseSession, req: FuseRequest, reply: CreateReply
 /** GETXATTR/LISTXATTR: size 0 asks only for the length; a too-small buffer is ERANGE. */
 export function replySized(s: FuseSession, req: FuseRequest, value: Buffer, sizeAsked: number): void {
   if (sizeAsked === 0) {
-    s.out.writeUInt32LE(value.length, 16 + fuse_getxattr_out.size_);
-    s.out.writeUInt32LE(0, 20);
+    writeU32(s.out, 16 + fuse_getxattr_out.size_, value.length);
+    writeU32(s.out, 20, 0);
     s.replyOut(req, fuse_getxattr_out.size);
   } else if (value.length > sizeAsked) {
     s.replyError(req, Errno.ERANGE);

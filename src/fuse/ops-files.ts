@@ -21,7 +21,16 @@ import {
   OPEN_KILL_SUIDGID,
   RELEASE_FLOCK_UNLOCK,
 } from './abi.js';
-import { readCString, readLock, readU64, writeLock, writeOpenOut, writeU64 } from './codec.js';
+import {
+  readCString,
+  readLock,
+  readU32,
+  readU64,
+  writeLock,
+  writeOpenOut,
+  writeU32,
+  writeU64,
+} from './codec.js';
 import { packDirents } from './dirents.js';
 import type { FuseRequest } from './request.js';
 import type { FuseSession } from './session.js';
@@ -43,8 +52,8 @@ export const fileOps: Op[] = [
     minBodyBytes: fuse_open_in.size,
     handle: async (s, req) => {
       if (!s.fs.open) throw unsupported('open');
-      const flags = openFlags(s, req.buf.readUInt32LE(B + fuse_open_in.flags));
-      const kill = (req.buf.readUInt32LE(B + fuse_open_in.open_flags) & OPEN_KILL_SUIDGID) !== 0;
+      const flags = openFlags(s, readU32(req.buf, B + fuse_open_in.flags));
+      const kill = (readU32(req.buf, B + fuse_open_in.open_flags) & OPEN_KILL_SUIDGID) !== 0;
       writeOpenOut(s.out, 16, await s.fs.open(req, req.nodeid, flags, kill));
       s.replyOut(req, fuse_open_out.size);
     },
@@ -55,10 +64,10 @@ export const fileOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.create) throw unsupported('create');
       const buf = req.buf;
-      req.umask = buf.readUInt32LE(B + fuse_create_in.umask);
+      req.umask = readU32(buf, B + fuse_create_in.umask);
       const [name] = readCString(buf, B + fuse_create_in.size, req.end);
-      const mode = buf.readUInt32LE(B + fuse_create_in.mode);
-      const flags = openFlags(s, buf.readUInt32LE(B + fuse_create_in.flags));
+      const mode = readU32(buf, B + fuse_create_in.mode);
+      const flags = openFlags(s, readU32(buf, B + fuse_create_in.flags));
       replyCreate(s, req, await s.fs.create(req, req.nodeid, name, mode, flags));
     },
   },
@@ -67,9 +76,9 @@ export const fileOps: Op[] = [
     minBodyBytes: fuse_create_in.size,
     handle: async (s, req) => {
       if (!s.fs.tmpfile) throw unsupported('O_TMPFILE');
-      req.umask = req.buf.readUInt32LE(B + fuse_create_in.umask);
-      const mode = req.buf.readUInt32LE(B + fuse_create_in.mode);
-      const flags = req.buf.readUInt32LE(B + fuse_create_in.flags);
+      req.umask = readU32(req.buf, B + fuse_create_in.umask);
+      const mode = readU32(req.buf, B + fuse_create_in.mode);
+      const flags = readU32(req.buf, B + fuse_create_in.flags);
       replyCreate(s, req, await s.fs.tmpfile(req, req.nodeid, mode, flags));
     },
   },
@@ -79,7 +88,7 @@ export const fileOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.read) throw unsupported('read');
       const buf = req.buf;
-      const size = buf.readUInt32LE(B + fuse_read_in.size_);
+      const size = readU32(buf, B + fuse_read_in.size_);
       // A kernel never asks for more than max_pages; trusting a larger size would let one
       // frame make the file system allocate gigabytes. Refuse it rather than clamp: a
       // clamped answer would read as a short read (end of file) to the caller.
@@ -99,7 +108,7 @@ export const fileOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.write) throw unsupported('write');
       const buf = req.buf;
-      const size = buf.readUInt32LE(B + fuse_write_in.size_);
+      const size = readU32(buf, B + fuse_write_in.size_);
       const start = B + fuse_write_in.size;
       if (start + size > req.end)
         throw fsError.EINVAL(`WRITE of ${size} bytes carries only ${req.end - start}`);
@@ -110,10 +119,10 @@ export const fileOps: Op[] = [
         readU64(buf, B + fuse_write_in.fh),
         readU64(buf, B + fuse_write_in.offset),
         buf.subarray(start, start + size),
-        buf.readUInt32LE(B + fuse_write_in.write_flags),
+        readU32(buf, B + fuse_write_in.write_flags),
       );
-      s.out.writeUInt32LE(written, 16 + fuse_write_out.size_);
-      s.out.writeUInt32LE(0, 20);
+      writeU32(s.out, 16 + fuse_write_out.size_, written);
+      writeU32(s.out, 20, 0);
       s.replyOut(req, fuse_write_out.size);
     },
   },
@@ -127,9 +136,9 @@ export const fileOps: Op[] = [
           req,
           req.nodeid,
           readU64(buf, B + fuse_release_in.fh),
-          buf.readUInt32LE(B + fuse_release_in.flags),
+          readU32(buf, B + fuse_release_in.flags),
           buf.readBigUInt64LE(B + fuse_release_in.lock_owner),
-          (buf.readUInt32LE(B + fuse_release_in.release_flags) & RELEASE_FLOCK_UNLOCK) !== 0,
+          (readU32(buf, B + fuse_release_in.release_flags) & RELEASE_FLOCK_UNLOCK) !== 0,
         );
       }
       s.replyOut(req, 0);
@@ -140,7 +149,7 @@ export const fileOps: Op[] = [
     minBodyBytes: fuse_fsync_in.size,
     handle: async (s, req) => {
       if (!s.fs.fsync) throw unsupported('fsync');
-      const datasync = (req.buf.readUInt32LE(B + fuse_fsync_in.fsync_flags) & FSYNC_FDATASYNC) !== 0;
+      const datasync = (readU32(req.buf, B + fuse_fsync_in.fsync_flags) & FSYNC_FDATASYNC) !== 0;
       await s.fs.fsync(req, req.nodeid, readU64(req.buf, B + fuse_fsync_in.fh), datasync);
       s.replyOut(req, 0);
     },
@@ -160,7 +169,7 @@ export const fileOps: Op[] = [
     name: 'OPENDIR',
     minBodyBytes: fuse_open_in.size,
     handle: async (s, req) => {
-      const flags = req.buf.readUInt32LE(B + fuse_open_in.flags);
+      const flags = readU32(req.buf, B + fuse_open_in.flags);
       writeOpenOut(s.out, 16, s.fs.opendir ? await s.fs.opendir(req, req.nodeid, flags) : { fh: 0 });
       s.replyOut(req, fuse_open_out.size);
     },
@@ -180,7 +189,7 @@ export const fileOps: Op[] = [
     minBodyBytes: fuse_fsync_in.size,
     handle: async (s, req) => {
       if (s.fs.fsyncdir) {
-        const datasync = (req.buf.readUInt32LE(B + fuse_fsync_in.fsync_flags) & FSYNC_FDATASYNC) !== 0;
+        const datasync = (readU32(req.buf, B + fuse_fsync_in.fsync_flags) & FSYNC_FDATASYNC) !== 0;
         await s.fs.fsyncdir(req, req.nodeid, readU64(req.buf, B + fuse_fsync_in.fh), datasync);
       }
       s.replyOut(req, 0);
@@ -213,7 +222,7 @@ export const fileOps: Op[] = [
         readU64(buf, B + fuse_fallocate_in.fh),
         readU64(buf, B + fuse_fallocate_in.offset),
         readU64(buf, B + fuse_fallocate_in.length),
-        buf.readUInt32LE(B + fuse_fallocate_in.mode),
+        readU32(buf, B + fuse_fallocate_in.mode),
       );
       s.replyOut(req, 0);
     },
@@ -226,13 +235,7 @@ export const fileOps: Op[] = [
       const buf = req.buf;
       const fh = readU64(buf, B + fuse_lseek_in.fh);
       const offset = readU64(buf, B + fuse_lseek_in.offset);
-      const result = await s.fs.lseek(
-        req,
-        req.nodeid,
-        fh,
-        offset,
-        buf.readUInt32LE(B + fuse_lseek_in.whence),
-      );
+      const result = await s.fs.lseek(req, req.nodeid, fh, offset, readU32(buf, B + fuse_lseek_in.whence));
       writeU64(s.out, 16 + fuse_lseek_out.offset, result);
       s.replyOut(req, fuse_lseek_out.size);
     },
@@ -255,8 +258,8 @@ export const fileOps: Op[] = [
         at(fuse_copy_file_range_in.len),
         at(fuse_copy_file_range_in.flags),
       );
-      s.out.writeUInt32LE(copied, 16 + fuse_write_out.size_);
-      s.out.writeUInt32LE(0, 20);
+      writeU32(s.out, 16 + fuse_write_out.size_, copied);
+      writeU32(s.out, 20, 0);
       s.replyOut(req, fuse_write_out.size);
     },
   },
@@ -267,7 +270,7 @@ async function readdir(s: FuseSession, req: FuseRequest, plus: boolean): Promise
   if (!s.fs.readdir) throw unsupported('readdir');
   const fh = readU64(req.buf, B + fuse_read_in.fh);
   const offset = readU64(req.buf, B + fuse_read_in.offset);
-  const size = Math.min(req.buf.readUInt32LE(B + fuse_read_in.size_), s.out.length - 16);
+  const size = Math.min(readU32(req.buf, B + fuse_read_in.size_), s.out.length - 16);
   const entries = await s.fs.readdir(req, req.nodeid, fh, offset, plus);
   const [bytes, packed] = packDirents(s.out, 16, size, entries, plus);
   if (s.replyOut(req, bytes) && plus) {
@@ -285,7 +288,7 @@ async function setlk(s: FuseSession, req: FuseRequest, sleep: boolean): Promise<
   const buf = req.buf;
   const fh = readU64(buf, B + fuse_lk_in.fh);
   const owner = buf.readBigUInt64LE(B + fuse_lk_in.owner);
-  const isFlock = (buf.readUInt32LE(B + fuse_lk_in.lk_flags) & LK_FLOCK) !== 0;
+  const isFlock = (readU32(buf, B + fuse_lk_in.lk_flags) & LK_FLOCK) !== 0;
   await s.fs.setlk(req, req.nodeid, fh, owner, readLock(buf, B + fuse_lk_in.lk), sleep, isFlock);
   s.replyOut(req, 0);
 }

@@ -14,7 +14,7 @@ import {
   FUSE_COMPAT_SETXATTR_IN_SIZE,
   GETATTR_FH,
 } from './abi.js';
-import { readCString, readU64, writeAttrOut, writeStatfs } from './codec.js';
+import { readCString, readU32, readU64, writeAttrOut, writeStatfs } from './codec.js';
 import type { FuseRequest } from './request.js';
 import type { FuseSession } from './session.js';
 import { decodeSetattr } from './setattr.js';
@@ -36,7 +36,7 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       const hasFh =
         req.end - B >= fuse_getattr_in.size &&
-        (req.buf.readUInt32LE(B + fuse_getattr_in.getattr_flags) & GETATTR_FH) !== 0;
+        (readU32(req.buf, B + fuse_getattr_in.getattr_flags) & GETATTR_FH) !== 0;
       const fh = hasFh ? readU64(req.buf, B + fuse_getattr_in.fh) : undefined;
       const reply = await s.fs.getattr(req, req.nodeid, fh);
       writeAttrOut(s.out, 16, reply);
@@ -77,14 +77,10 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.mknod) throw unsupported('mknod');
       const buf = req.buf;
-      req.umask = buf.readUInt32LE(B + fuse_mknod_in.umask);
+      req.umask = readU32(buf, B + fuse_mknod_in.umask);
       const [name] = readCString(buf, B + fuse_mknod_in.size, req.end);
-      const mode = buf.readUInt32LE(B + fuse_mknod_in.mode);
-      replyEntry(
-        s,
-        req,
-        await s.fs.mknod(req, req.nodeid, name, mode, buf.readUInt32LE(B + fuse_mknod_in.rdev)),
-      );
+      const mode = readU32(buf, B + fuse_mknod_in.mode);
+      replyEntry(s, req, await s.fs.mknod(req, req.nodeid, name, mode, readU32(buf, B + fuse_mknod_in.rdev)));
     },
   },
   {
@@ -92,13 +88,9 @@ export const nameOps: Op[] = [
     minBodyBytes: fuse_mkdir_in.size + 1,
     handle: async (s, req) => {
       if (!s.fs.mkdir) throw unsupported('mkdir');
-      req.umask = req.buf.readUInt32LE(B + fuse_mkdir_in.umask);
+      req.umask = readU32(req.buf, B + fuse_mkdir_in.umask);
       const [name] = readCString(req.buf, B + fuse_mkdir_in.size, req.end);
-      replyEntry(
-        s,
-        req,
-        await s.fs.mkdir(req, req.nodeid, name, req.buf.readUInt32LE(B + fuse_mkdir_in.mode)),
-      );
+      replyEntry(s, req, await s.fs.mkdir(req, req.nodeid, name, readU32(req.buf, B + fuse_mkdir_in.mode)));
     },
   },
   {
@@ -127,7 +119,7 @@ export const nameOps: Op[] = [
   {
     name: 'RENAME2',
     minBodyBytes: fuse_rename2_in.size + 2,
-    handle: (s, req) => rename(s, req, fuse_rename2_in.size, req.buf.readUInt32LE(B + fuse_rename2_in.flags)),
+    handle: (s, req) => rename(s, req, fuse_rename2_in.size, readU32(req.buf, B + fuse_rename2_in.flags)),
   },
   {
     name: 'LINK',
@@ -153,12 +145,12 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.setxattr) throw unsupported('extended attributes');
       const buf = req.buf;
-      const size = buf.readUInt32LE(B + fuse_setxattr_in.size_);
+      const size = readU32(buf, B + fuse_setxattr_in.size_);
       const [name, valueStart] = readCString(buf, B + FUSE_COMPAT_SETXATTR_IN_SIZE, req.end);
       if (valueStart + size > req.end) throw fsError.EINVAL(`SETXATTR value of ${size} bytes is truncated`);
       req.retainsBuffer = true;
       const value = buf.subarray(valueStart, valueStart + size);
-      await s.fs.setxattr(req, req.nodeid, name, value, buf.readUInt32LE(B + fuse_setxattr_in.flags));
+      await s.fs.setxattr(req, req.nodeid, name, value, readU32(buf, B + fuse_setxattr_in.flags));
       s.replyOut(req, 0);
     },
   },
@@ -167,7 +159,7 @@ export const nameOps: Op[] = [
     minBodyBytes: fuse_getxattr_in.size + 1,
     handle: async (s, req) => {
       if (!s.fs.getxattr) throw unsupported('extended attributes');
-      const size = req.buf.readUInt32LE(B + fuse_getxattr_in.size_);
+      const size = readU32(req.buf, B + fuse_getxattr_in.size_);
       const [name] = readCString(req.buf, B + fuse_getxattr_in.size, req.end);
       replySized(s, req, await s.fs.getxattr(req, req.nodeid, name), size);
     },
@@ -177,7 +169,7 @@ export const nameOps: Op[] = [
     minBodyBytes: fuse_getxattr_in.size,
     handle: async (s, req) => {
       if (!s.fs.listxattr) throw unsupported('extended attributes');
-      const size = req.buf.readUInt32LE(B + fuse_getxattr_in.size_);
+      const size = readU32(req.buf, B + fuse_getxattr_in.size_);
       const names = await s.fs.listxattr(req, req.nodeid);
       const list = Buffer.from(names.map((name) => name + '\0').join(''), 'utf8');
       replySized(s, req, list, size);
@@ -196,7 +188,7 @@ export const nameOps: Op[] = [
     name: 'ACCESS',
     minBodyBytes: fuse_access_in.size,
     handle: async (s, req) => {
-      if (s.fs.access) await s.fs.access(req, req.nodeid, req.buf.readUInt32LE(B + fuse_access_in.mask));
+      if (s.fs.access) await s.fs.access(req, req.nodeid, readU32(req.buf, B + fuse_access_in.mask));
       s.replyOut(req, 0);
     },
   },

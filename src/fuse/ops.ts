@@ -1,6 +1,6 @@
 import { Errno, FsError } from '../common/index.js';
 import { fuse_batch_forget_in, fuse_forget_one, fuse_interrupt_in, Opcode } from './abi.js';
-import { readU64 } from './codec.js';
+import { readU32, readU64 } from './codec.js';
 import { handleInit } from './init.js';
 import { B, unsupported, type Op } from './op-helpers.js';
 import { fileOps } from './ops-files.js';
@@ -20,7 +20,7 @@ const coreOps: Op[] = [
     name: 'BATCH_FORGET',
     minBodyBytes: fuse_batch_forget_in.size,
     noReply: (s, buf, length) => {
-      const count = buf.readUInt32LE(B + fuse_batch_forget_in.count);
+      const count = readU32(buf, B + fuse_batch_forget_in.count);
       let at = B + fuse_batch_forget_in.size;
       for (let i = 0; i < count && at + fuse_forget_one.size <= length; i++, at += fuse_forget_one.size) {
         s.forgetLookups(

@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno, errnoName, fsError, isFsError, type Ino } from '../common/index.js';
 import { fuse_in_header, fuse_out_header, Opcode } from './abi.js';
-import { readU64, writeU64 } from './codec.js';
+import { readU32, readU64, writeU32, writeU64 } from './codec.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
 import { loadFdPoll, replyWriters, type FdPoll, type FdWatcher } from './native.js';
@@ -295,13 +295,11 @@ export class FuseSession {
    * protocol tests can feed requests; the /dev/fuse loop calls it for every read.
    */
   processRequest(buf: Buffer, length: number): boolean {
-    if (length < fuse_in_header.size || buf.readUInt32LE(fuse_in_header.len) !== length) {
-      this.log.error(
-        `fuse: malformed request of ${length} bytes (header says ${buf.readUInt32LE(0)}), dropped`,
-      );
+    if (length < fuse_in_header.size || readU32(buf, fuse_in_header.len) !== length) {
+      this.log.error(`fuse: malformed request of ${length} bytes (header says ${readU32(buf, 0)}), dropped`);
       return false;
     }
-    const opcode = buf.readUInt32LE(fuse_in_header.opcode);
+    const opcode = readU32(buf, fuse_in_header.opcode);
     const nodeid = readU64(buf, fuse_in_header.nodeid) as Ino;
     const op: Op | undefined = opTable[opcode];
     if (op?.noReply) {
@@ -315,9 +313,9 @@ export class FuseSession {
       opcode,
       readU64(buf, fuse_in_header.unique),
       nodeid,
-      buf.readUInt32LE(fuse_in_header.uid),
-      buf.readUInt32LE(fuse_in_header.gid),
-      buf.readUInt32LE(fuse_in_header.pid),
+      readU32(buf, fuse_in_header.uid),
+      readU32(buf, fuse_in_header.gid),
+      readU32(buf, fuse_in_header.pid),
     );
     if (!op?.handle) {
       if (this.options.debug) this.log.debug(`fuse: unknown opcode ${opcode}, answering ENOSYS`);
@@ -391,8 +389,8 @@ export class FuseSession {
 
   replyError(req: FuseRequest, errno: number): void {
     const header = this.header;
-    header.writeUInt32LE(fuse_out_header.size, fuse_out_header.len);
-    header.writeInt32LE(-errno, fuse_out_header.error);
+    writeU32(header, fuse_out_header.len, fuse_out_header.size);
+    writeU32(header, fuse_out_header.error, -errno);
     writeU64(header, fuse_out_header.unique, req.uniqueId);
     this.send(req, header, fuse_out_header.size);
   }
@@ -401,8 +399,8 @@ export class FuseSession {
   replyOut(req: FuseRequest, bodyBytes: number): boolean {
     const out = this.out;
     const length = fuse_out_header.size + bodyBytes;
-    out.writeUInt32LE(length, fuse_out_header.len);
-    out.writeInt32LE(0, fuse_out_header.error);
+    writeU32(out, fuse_out_header.len, length);
+    writeU32(out, fuse_out_header.error, 0);
     writeU64(out, fuse_out_header.unique, req.uniqueId);
     return this.send(req, out, length);
   }
@@ -411,8 +409,8 @@ export class FuseSession {
   replyData(req: FuseRequest, data: Buffer): boolean {
     if (data.length === 0) return this.replyOut(req, 0);
     const header = this.header;
-    header.writeUInt32LE(fuse_out_header.size + data.length, fuse_out_header.len);
-    header.writeInt32LE(0, fuse_out_header.error);
+    writeU32(header, fuse_out_header.len, fuse_out_header.size + data.length);
+    writeU32(header, fuse_out_header.error, 0);
     writeU64(header, fuse_out_header.unique, req.uniqueId);
     if (!this.claimReply(req)) return false;
     const written = this.writeReplyTwo(this.fd, header, data);

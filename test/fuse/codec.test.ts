@@ -6,13 +6,16 @@ import { Fattr, fuse_dirent, fuse_direntplus, fuse_entry_out, fuse_setattr_in } 
 import {
   readAttr,
   readCString,
+  readI32,
   readLock,
   readS64,
+  readU32,
   readU64,
   writeAttr,
   writeEntryOut,
   writeLock,
   writeS64,
+  writeU32,
   writeU64,
 } from '../../src/fuse/codec.js';
 import { packDirents } from '../../src/fuse/dirents.js';
@@ -36,6 +39,24 @@ const attr: FuseAttr = {
   rdev: 0x0801,
   blksize: 65536,
 };
+
+test('32-bit fields by byte agree with Buffer.writeUInt32LE/readUInt32LE/readInt32LE, and refuse offsets outside', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }), fc.nat(12), (value, offset) => {
+      const ours = Buffer.alloc(16, 0xaa);
+      const node = Buffer.alloc(16, 0xaa);
+      writeU32(ours, offset, value);
+      if (value < 0) node.writeInt32LE(value, offset);
+      else node.writeUInt32LE(value, offset);
+      assert.deepEqual(ours, node);
+      assert.equal(readU32(ours, offset), node.readUInt32LE(offset));
+      assert.equal(readI32(ours, offset), node.readInt32LE(offset));
+    }),
+    { seed: 0x3232 },
+  );
+  assert.throws(() => writeU32(Buffer.alloc(8), 5, 1), RangeError);
+  assert.throws(() => readU32(Buffer.alloc(8), -1), RangeError);
+});
 
 test('64-bit fields round-trip through the two-halves codec, including negatives', () => {
   fc.assert(
