@@ -26,6 +26,7 @@ import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { VfsOptions } from './options.js';
 import { OpenDirs } from './open-dirs.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
+import { seekOpenFile } from './seek.js';
 import type { DataPath } from '../data/index.js';
 
 const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC } = fsConstants;
@@ -534,6 +535,10 @@ export class Vfs implements FileSystem {
     const attr = await this.meta.fallocate(caller, ino, mode, offset, length);
     this.openFiles.invalidate(ino);
     this.openFiles.noteAttr(attr);
+  }
+
+  async lseek(_ctx: RequestContext, ino: Ino, fh: number, offset: number, whence: number): Promise<number> {
+    return seekOpenFile(this.handle(fh, ino).file, this.meta, this.volume.chunkSizeBytes, offset, whence);
   }
 
   async copyFileRange(
