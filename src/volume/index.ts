@@ -1,6 +1,6 @@
 export { type MountedVolume } from './client.js';
 export { startEmbedded, type EmbeddedOptions } from './embedded.js';
 export { mountRemote, type RemoteOptions } from './remote.js';
-export { serveMetadata, formatNewVolume, redactUrl, type ServeOptions, type FormatOptions } from './serve.js';
+export { formatNewVolume, redactUrl, type FormatOptions } from './serve.js';
 export { volumeStatus, type VolumeStatus } from './meta-access.js';
 export { VERSION } from './version.js';

@@ -1,12 +1,5 @@
 import { defaultSecretFile } from './secret.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
-import { serveLocalMeta } from './rpc-access.js';
-
-export interface ServeOptions {
-  engineUrl: string;
-  listen: { host: string; port: number };
-  log: (message: string) => void;
-}
 
 export interface FormatOptions {
   engineUrl: string;
@@ -15,26 +8,6 @@ export interface FormatOptions {
   blockSizeBytes: number;
   retentionMs: number;
   secretFile?: string;
-}
-
-/** `strata meta serve`: the volume of an engine, served over RPC until close(). */
-export async function serveMetadata(
-  options: ServeOptions,
-): Promise<{ address: string; close(): Promise<void> }> {
-  const local = await openLocalMeta(options.engineUrl);
-  try {
-    const server = await serveLocalMeta(local, options.listen, options.log);
-    return {
-      address: server.address,
-      close: async () => {
-        await server.close();
-        await local.close();
-      },
-    };
-  } catch (err) {
-    await local.close();
-    throw err;
-  }
 }
 
 /** `strata format`: creates the volume and writes the client secret file (mode 0600). */

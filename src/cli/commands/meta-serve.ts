@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { serveMetadata } from '../../volume/index.js';
-import { checkEngineUrl, parseHostPort } from '../options.js';
+import { startMetaServerProcess } from '../../meta/server/index.js';
+import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
 
 export function registerMetaServe(program: Command): void {
@@ -15,19 +15,36 @@ export function registerMetaServe(program: Command): void {
       'metadata engine, e.g. sqlite:/var/lib/strata/meta.db or postgres://...',
     )
     .requiredOption('--listen <HOST:PORT>', 'where clients connect, e.g. 127.0.0.1:7070')
+    .option('--tls-cert <PATH>', 'serve TLS with this certificate (PEM); needs --tls-key')
+    .option('--tls-key <PATH>', 'the private key of --tls-cert (PEM)')
+    .option(
+      '--durable-commits',
+      'make every commit durable on its own (SQLite synchronous=FULL); by default commits survive a crash of the server and clients fsync makes them survive a power loss',
+    )
+    .option('--no-engine-thread', 'run the engine on the serving thread (for comparisons)')
+    .option('--no-local-reads', 'send short reads to the engine thread too (for comparisons)')
     .action(async (options: Record<string, unknown>) => {
-      const listen = parseHostPort(String(options.listen), '--listen');
-      const server = await serveMetadata({
+      const { host, port } = parseHostPort(String(options.listen), '--listen');
+      if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) {
+        throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
+      }
+      // The same server process as the benchmarks measure: engine on its own thread, short
+      // reads answered on the serving thread, cache invalidations pushed to clients.
+      const server = await startMetaServerProcess({
         engineUrl: checkEngineUrl(String(options.engine)),
-        listen,
-        log: stderrLog,
+        listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        tlsCertFile: options.tlsCert === undefined ? undefined : String(options.tlsCert),
+        tlsKeyFile: options.tlsKey === undefined ? undefined : String(options.tlsKey),
+        history: true,
+        durable: options.durableCommits === true ? true : undefined,
+        engineThread: options.engineThread !== false,
+        localReads: options.localReads !== false,
       });
-      stderrLog(`metadata service listening on ${server.address}; Ctrl-C to stop`);
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGINT', () => resolve('SIGINT'));
         process.once('SIGTERM', () => resolve('SIGTERM'));
       });
       stderrLog(`received ${signal}: stopping the metadata service`);
-      await server.close();
+      await server.stop();
     });
 }

@@ -1,6 +1,11 @@
 export { startMetaServer, type MetaServer, type MetaServerOptions } from './server.js';
 export { META_METHODS, type MetaMethod } from './methods.js';
-export { runMetaServerProcess, parseMetaServerArgs, type MetaServerProcessOptions } from './main.js';
+export {
+  runMetaServerProcess,
+  startMetaServerProcess,
+  parseMetaServerArgs,
+  type MetaServerProcessOptions,
+} from './main.js';
 export {
   openThreadedMetaService,
   type ThreadedMetaService,

@@ -86,7 +86,13 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
 export async function runMetaServerProcess(
   argv: string[],
 ): Promise<{ address: string; stop(): Promise<void> }> {
-  const options = parseMetaServerArgs(argv);
+  return startMetaServerProcess(parseMetaServerArgs(argv));
+}
+
+/** The same with options already parsed (`strata meta serve` parses its own flags). */
+export async function startMetaServerProcess(
+  options: MetaServerProcessOptions,
+): Promise<{ address: string; stop(): Promise<void> }> {
   const engine = { engineUrl: options.engineUrl, history: options.history, durable: options.durable };
   let service: MetaApi;
   let closeService: () => Promise<void>;
