@@ -26,6 +26,8 @@ export interface ConnectionOptions {
   tls?: tls.ConnectionOptions;
   connectTimeoutMs: number;
   maxFrameBytes: number;
+  /** Ask the server for PUSH frames (it sends none otherwise). */
+  wantsPushes?: boolean;
   /** Only tests change this, to check that a mismatch is refused. */
   protocolVersion?: number;
 }
@@ -179,7 +181,9 @@ export class ClientConnection {
       );
       socket.once(secureEvent, () => {
         const version = options.protocolVersion ?? PROTOCOL_VERSION;
-        socket.write(encodeFrame([MessageType.HELLO, version, options.clientId, clientNonce]));
+        const hello: unknown[] = [MessageType.HELLO, version, options.clientId, clientNonce];
+        if (options.wantsPushes === true) hello.push(true);
+        socket.write(encodeFrame(hello));
       });
     });
   }

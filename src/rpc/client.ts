@@ -38,7 +38,10 @@ export interface RpcClientOptions {
   serverName?: string;
   /** Appended to "unreachable" errors, e.g. "is `strata meta serve` running?". */
   unreachableHint?: string;
-  /** Receives the server's unasked messages (PUSH frames), from whichever connection. */
+  /**
+   * Receives the server's unasked messages (PUSH frames), from whichever connection. Only a
+   * client that sets it asks for pushes: the others cost the server nothing.
+   */
   onPush?: (topic: string, value: unknown) => void;
   /**
    * A connection was lost or a new one opened after a loss: pushes sent meanwhile are gone
@@ -333,6 +336,7 @@ export class RpcClient {
         connectTimeoutMs: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
         protocolVersion: this.options.protocolVersion,
+        wantsPushes: this.options.onPush !== undefined,
       });
     } catch (error) {
       slot.connecting = false;

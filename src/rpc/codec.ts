@@ -4,7 +4,7 @@ import { Packr, RESERVE_START_SPACE } from 'msgpackr';
  * Wire messages. Every frame is a 4-byte big-endian payload length followed by one
  * msgpack array whose first element is the message type:
  *
- *   HELLO     [1, protocolVersion, clientId, clientNonce]        client -> server, first frame
+ *   HELLO     [1, protocolVersion, clientId, clientNonce, wantsPushes?]  client -> server, first frame
  *   CHALLENGE [2, protocolVersion, serverNonce]                  server -> client
  *   AUTH      [3, clientProof]                                   client -> server
  *   AUTH_OK   [4, serverProof]                                   server -> client; requests may follow

@@ -44,6 +44,7 @@ export class ServerConnection {
   private readonly remote: string;
   private clientId = '';
   private protocolVersion = 0;
+  private wantsPushes = false;
   private clientNonce: Buffer = Buffer.alloc(0);
   private serverNonce: Buffer = Buffer.alloc(0);
   private handshakeTimer: NodeJS.Timeout | null;
@@ -89,11 +90,13 @@ export class ServerConnection {
 
   /**
    * Sends an unasked message (a PUSH frame, already encoded) if this client is authenticated and
-   * understands pushes; true when sent. A client that does not read its socket loses pushes rather than making
+   * asked for pushes in its HELLO; true when sent. A client that does not read its socket loses pushes rather than making
    * the server buffer them without bound: it then hears of the loss as a reconnect.
    */
   push(frame: Buffer): boolean {
-    if (this.state !== State.Ready || this.protocolVersion < FIRST_PUSH_VERSION) return false;
+    if (this.state !== State.Ready || !this.wantsPushes || this.protocolVersion < FIRST_PUSH_VERSION) {
+      return false;
+    }
     if (this.socket.writableLength > MAX_PUSH_BACKLOG_BYTES) {
       this.socket.destroy();
       return false;
@@ -139,7 +142,7 @@ export class ServerConnection {
   }
 
   private onHello(message: unknown[]): void {
-    const [type, version, clientId, clientNonce] = message;
+    const [type, version, clientId, clientNonce, wantsPushes] = message;
     if (type !== MessageType.HELLO) {
       this.reject(Errno.EACCES, 'the first message must be the handshake (HELLO); authenticate first');
       return;
@@ -169,6 +172,7 @@ export class ServerConnection {
     this.clientId = clientId;
     this.clientNonce = clientNonce;
     this.protocolVersion = version;
+    this.wantsPushes = wantsPushes === true;
     this.serverNonce = newNonce();
     this.state = State.AwaitAuth;
     // The version both sides speak: the client's own (this server knows every older one).

@@ -33,7 +33,8 @@ export async function connectRemoteMeta(
   secret: string,
   _log: (message: string) => void,
 ): Promise<{ meta: MetaClient; close(): Promise<void> }> {
-  const client = await connectMeta({ address, secret });
+  // A mount keeps its kernel caches coherent with what other clients change.
+  const client = await connectMeta({ address, secret, invalidations: true });
   try {
     const volume = await client.volume();
     if (volume.name !== volumeName) {

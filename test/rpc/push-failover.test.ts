@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestServer, testClient, TestService } from './helpers.js';
+import { ClientConnection } from '../../src/rpc/client-connection.js';
+import { parseRpcAddress } from '../../src/rpc/index.js';
+import { SECRET, startTestServer, testClient, TestService } from './helpers.js';
 
 /** Resolves with the first push `client` hears, or null when none came within `waitMs`. */
 function nextPush(pushes: [string, unknown][], waitMs: number): Promise<[string, unknown] | null> {
@@ -15,7 +17,7 @@ function nextPush(pushes: [string, unknown][], waitMs: number): Promise<[string,
   });
 }
 
-test('a push reaches each client once, not the client it leaves out, and never a version 1 client', async () => {
+test('a push reaches each client that asked once, not the client it leaves out, never one that did not ask or speaks version 1', async () => {
   const server = await startTestServer(new TestService());
   const heard = {
     two: [] as [string, unknown][],
@@ -31,6 +33,16 @@ test('a push reaches each client once, not the client it leaves out, and never a
     protocolVersion: 1,
     onPush: (topic, value) => heard.old.push([topic, value]),
   });
+  // A connection that did not ask for pushes (no onPush) gets none.
+  const silent = await ClientConnection.open({
+    address: parseRpcAddress(server.address),
+    secret: SECRET,
+    clientId: 'silent',
+    connectTimeoutMs: 2_000,
+    maxFrameBytes: 1 << 20,
+  });
+  const heardBySilent: unknown[] = [];
+  silent.onPush = (topic) => heardBySilent.push(topic);
   try {
     for (const client of [twoConnections, other, old]) await client.call('echo', [1], { idempotent: true });
     // More calls than one connection carries make the client open its second connection.
@@ -52,7 +64,9 @@ test('a push reaches each client once, not the client it leaves out, and never a
     // The version 1 client is served but never pushed to.
     assert.equal(await old.call('echo', ['still served'], { idempotent: true }), 'still served');
     assert.deepEqual(heard.old, []);
+    assert.deepEqual(heardBySilent, []);
   } finally {
+    silent.close();
     for (const client of [twoConnections, other, old]) await client.close();
     await server.close();
   }

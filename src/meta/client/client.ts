@@ -42,6 +42,11 @@ export interface MetaClientOptions {
   maxInFlightPerConnection?: number;
   /** Shown in the client's id on the server (e.g. host name); a random part is always added. */
   clientName?: string;
+  /**
+   * Ask the server for cache invalidations (default false): a mount does, to keep its kernel's
+   * caches coherent (onInvalidation); tools and benchmarks need not cost the server pushes.
+   */
+  invalidations?: boolean;
 }
 
 /**
@@ -57,7 +62,7 @@ export interface MetaInvalidation {
 
 /** MetaApi over the wire, plus what a network client needs besides. */
 export interface MetaClient extends MetaApi {
-  /** Calls `listener` with each invalidation the server pushes (see MetaInvalidation). */
+  /** Calls `listener` with each invalidation the server pushes (connect with `invalidations: true`). */
   onInvalidation(listener: (invalidation: MetaInvalidation) => void): void;
   readonly address: string;
   /** Calls resent after a lost connection so far. */
@@ -83,12 +88,14 @@ export async function connectMeta(options: MetaClientOptions): Promise<MetaClien
     ...options,
     serverName: 'metadata server',
     unreachableHint: 'is `strata meta serve` running?',
-    onPush: (topic, value) => {
+  };
+  if (options.invalidations === true) {
+    rpcOptions.onPush = (topic, value) => {
       const invalidation = topic === INVALIDATION_TOPIC ? decodeInvalidation(value) : undefined;
       if (invalidation) emit(invalidation);
-    },
-    onPushGap: () => emit({ inos: [], entries: [], all: true }),
-  };
+    };
+    rpcOptions.onPushGap = () => emit({ inos: [], entries: [], all: true });
+  }
   const client = new RemoteMeta(new RpcClient(rpcOptions), options.address, listeners);
   try {
     await client.rpc.connect();
@@ -210,6 +217,12 @@ class RemoteMeta implements MetaClient {
   }
   release(sessionId: string, ino: Ino): Promise<void> {
     return this.write('release', [sessionId, ino]);
+  }
+  tmpfile(caller: Caller, sessionId: string, parent: Ino, mode: number, umask: number): Promise<InodeAttr> {
+    return this.write('tmpfile', [caller, sessionId, parent, mode, umask]);
+  }
+  linkTmpfile(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr> {
+    return this.write('linkTmpfile', [caller, ino, newParent, newName]);
   }
   setxattr(caller: Caller, ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
     return this.write('setxattr', [caller, ino, name, value, flags]);
