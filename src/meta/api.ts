@@ -178,6 +178,13 @@ export interface MetaApi {
   setattr(caller: Caller, ino: Ino, changes: SetAttrChanges): Promise<InodeAttr>;
 
   // --- open files: an unlinked file keeps its data until the last session closes it ---
+  /**
+   * O_TMPFILE: a regular file in no directory (nlink 0), counted open by `sessionId`; freed at
+   * its last `release` unless `linkTmpfile` named it first.
+   */
+  tmpfile(caller: Caller, sessionId: string, parent: Ino, mode: number, umask: number): Promise<InodeAttr>;
+  /** linkat(2) of an open O_TMPFILE file: its first name (an ordinary `link` once it has one). */
+  linkTmpfile(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr>;
   open(caller: Caller, sessionId: string, ino: Ino, flags: number): Promise<InodeAttr>;
   release(sessionId: string, ino: Ino): Promise<void>;
 

@@ -53,6 +53,8 @@ const RECORDED = new Set([
   'link',
   'setattr',
   'open',
+  'tmpfile',
+  'linkTmpfile',
   'commitWrites',
   'fallocate',
   'copyFileRange',

@@ -41,7 +41,7 @@ export const alignedBytes = (sizeBytes: number): number =>
   Math.ceil(sizeBytes / BLOCK_ALIGN_BYTES) * BLOCK_ALIGN_BYTES;
 
 /** Parent must be a directory the caller may write and search, without `name` in it. */
-async function prepareCreate(ctx: OpContext, parent: Ino, name: string): Promise<InodeRow> {
+export async function prepareCreate(ctx: OpContext, parent: Ino, name: string): Promise<InodeRow> {
   checkNewName(name);
   const dir = await ctx.dir(parent);
   await ctx.requireAccess(dir, W_OK | X_OK, `create "${name}" in directory ${parent}`);
@@ -105,7 +105,7 @@ export async function createEntry(
  * The new inode's mode and ACLs: under a default ACL, the ACL masks the asked bits and is
  * inherited (as access ACL, and as default ACL by subdirectories); otherwise the umask applies.
  */
-async function applyDefaultAcl(
+export async function applyDefaultAcl(
   ctx: OpContext,
   dir: InodeRow,
   spec: NewInode,

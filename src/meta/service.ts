@@ -31,6 +31,7 @@ import type { Clock, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import * as fileOps from './file-ops.js';
 import { applyPosixChange, findConflict } from './locks.js';
 import * as ns from './namespace.js';
+import { createTmpfile, linkTmpfile } from './tmpfile.js';
 import { OpContext } from './op-context.js';
 import { R_OK, W_OK, X_OK, isOwnerOrRoot, requireAccess } from './permissions.js';
 import { SETTING_SECRET, COUNTER_INO_HI, COUNTER_SLICE_HI } from './volume-keys.js';
@@ -343,6 +344,26 @@ export class MetaService implements MetaApi {
   async link(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr> {
     return this.change(caller, async (ctx) =>
       toAttr(await ns.link(ctx, this.settings, ino, newParent, newName)),
+    );
+  }
+
+  async tmpfile(
+    caller: Caller,
+    sessionId: string,
+    parent: Ino,
+    mode: number,
+    umask: number,
+  ): Promise<InodeAttr> {
+    const ino = await this.allocIno();
+    return this.change(caller, async (ctx) => {
+      await requireSession(ctx.tx, sessionId);
+      return toAttr(await createTmpfile(ctx, sessionId, parent, ino, mode, umask));
+    });
+  }
+
+  async linkTmpfile(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr> {
+    return this.change(caller, async (ctx) =>
+      toAttr(await linkTmpfile(ctx, this.settings, ino, newParent, newName)),
     );
   }
 

@@ -29,7 +29,7 @@ import { OpenFiles, type OpenFile } from './open-files.js';
 import { seekOpenFile } from './seek.js';
 import type { DataPath } from '../data/index.js';
 
-const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC } = fsConstants;
+const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_EXCL } = fsConstants;
 
 /** One open(2) of a file: the kernel's `fh` names it. */
 interface Handle {
@@ -61,6 +61,8 @@ export class Vfs implements FileSystem {
   private readonly callers = new CallerResolver();
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
+  /** O_TMPFILE files made here without O_EXCL and not named yet: linkat gives them a first name. */
+  private readonly linkableTmpfiles = new Set<Ino>();
   /**
    * Tells the kernel to drop what it caches of an inode (attributes, pages). Set by the
    * composition root once the FUSE session exists; an open that finds the file changed by
@@ -124,6 +126,7 @@ export class Vfs implements FileSystem {
 
   async forget(ino: Ino): Promise<void> {
     this.cachedVersions.delete(ino);
+    this.linkableTmpfiles.delete(ino);
   }
 
   // --- attributes ---
@@ -246,7 +249,12 @@ export class Vfs implements FileSystem {
   }
 
   async link(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry> {
-    return this.entry(await this.meta.link(this.callers.of(ctx), ino, newParent, newName));
+    if (!this.linkableTmpfiles.has(ino)) {
+      return this.entry(await this.meta.link(this.callers.of(ctx), ino, newParent, newName));
+    }
+    const attr = await this.meta.linkTmpfile(this.callers.of(ctx), ino, newParent, newName);
+    this.linkableTmpfiles.delete(ino);
+    return this.entry(attr);
   }
 
   // --- open files ---
@@ -275,6 +283,16 @@ export class Vfs implements FileSystem {
   ): Promise<CreateReply> {
     const attr = await this.meta.mknod(this.callers.of(ctx), parent, name, mode, 0, ctx.umask);
     return { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
+  }
+
+  /** O_TMPFILE: an unnamed file (nlink 0) that lives while open, as an open-but-unlinked file does. */
+  async tmpfile(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply> {
+    const attr = await this.meta.tmpfile(this.callers.of(ctx), this.sessionId, parent, mode, ctx.umask);
+    const reply = { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
+    // The service counted this open already: the last release must end it, freeing the file.
+    this.handle(reply.fh, attr.ino).file.registered = true;
+    if (!(flags & O_EXCL)) this.linkableTmpfiles.add(attr.ino);
+    return reply;
   }
 
   /**

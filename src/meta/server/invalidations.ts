@@ -60,6 +60,7 @@ export class InvalidationPusher {
         entry(args[1], args[2]);
         break;
       case 'link':
+      case 'linkTmpfile':
         entry(args[2], args[3]);
         ino(args[1]);
         break;

@@ -212,6 +212,23 @@ export const META_METHODS = {
       ['changes', setAttrChanges],
     ],
   },
+  tmpfile: {
+    params: [
+      ['caller', caller],
+      ['sessionId', string],
+      ['parent', ino],
+      ['mode', u32],
+      ['umask', u32],
+    ],
+  },
+  linkTmpfile: {
+    params: [
+      ['caller', caller],
+      ['ino', ino],
+      ['newParent', ino],
+      ['newName', string],
+    ],
+  },
   open: {
     params: [
       ['caller', caller],
