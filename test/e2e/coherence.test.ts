@@ -1,10 +1,9 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { mkdirSync, readFileSync, statSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { cleanup, isMounted, strata, StrataProcess, tempDir } from './harness.js';
+import { adminQuery, cleanup, freePort, isMounted, strata, StrataProcess, tempDir } from './harness.js';
 
 /**
  * Cache coherence between two `strata mount` processes whose kernels cache names and attributes
@@ -32,31 +31,6 @@ after(async () => {
   for (const name of databases)
     await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
 });
-
-async function adminQuery(sql: string): Promise<void> {
-  if (!PG_URL) return;
-  const url = new URL(PG_URL);
-  url.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: url.toString() });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function serve(engine: string): Promise<string> {
   const address = `127.0.0.1:${await freePort()}`;

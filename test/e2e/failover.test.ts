@@ -1,11 +1,10 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { cleanup, isMounted, strata, StrataProcess, tempDir } from './harness.js';
+import { adminQuery, cleanup, freePort, isMounted, strata, StrataProcess, tempDir } from './harness.js';
 
 /**
  * Failover under a real mount: `strata mount A,B/vol` with two `meta serve` processes on one
@@ -27,30 +26,6 @@ after(async () => {
   await cleanup(servers, [], [root]);
   if (PG_URL) await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
 });
-
-async function adminQuery(sql: string): Promise<void> {
-  const url = new URL(PG_URL!);
-  url.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: url.toString() });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function serve(engine: string): Promise<{ address: string; proc: StrataProcess }> {
   const address = `127.0.0.1:${await freePort()}`;

@@ -1,7 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 
 /**
  * The repository root: the nearest directory holding package.json and bin/strata.js above
@@ -194,4 +196,32 @@ export function sh(script: string, cwd?: string, timeoutMs = 600_000): string {
     );
   }
   return result.stdout;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for servers given a fixed --listen). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+/** Runs `sql` on the `postgres` database of STRATA_PG_TEST_URL's cluster; nothing without it. */
+export async function adminQuery(sql: string): Promise<void> {
+  const base = process.env.STRATA_PG_TEST_URL;
+  if (!base) return;
+  const url = new URL(base);
+  url.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: url.toString() });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }

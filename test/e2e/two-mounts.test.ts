@@ -1,9 +1,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, isMounted, sh, strata, StrataProcess, tempDir } from './harness.js';
+import { cleanup, freePort, isMounted, sh, strata, StrataProcess, tempDir } from './harness.js';
 
 // `strata format` + `strata meta serve` + two `strata mount` processes on one volume:
 // a file closed on one mount is read, whole and current, on the other (close-to-open).
@@ -28,17 +27,6 @@ after(async () => {
   await cleanup(procs.slice(1), [mntA, mntB], []);
   await cleanup(procs.slice(0, 1), [], [root]);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 test('a file closed on one mount is read on the other', async () => {
   const engine = `sqlite:${join(root, 'meta.db')}`;
