@@ -74,6 +74,13 @@ const RECORDED_VOID = new Set([
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const current = new AsyncLocalStorage<CallKey>();
+/**
+ * The numbered call being forwarded to a service on another thread, set only while the forwarding
+ * code runs synchronously (it reads the key before its first await). No AsyncLocalStorage there:
+ * once used, its promise hooks cost every promise of the thread, ~6 µs per create on the serving
+ * thread.
+ */
+let forwarding: CallKey | undefined;
 
 export function hasCallOutcomes(engine: Engine): engine is Engine & CallOutcomeStore {
   return typeof (engine as Partial<CallOutcomeStore>).getCallOutcome === 'function';
@@ -85,7 +92,7 @@ function canRecord(tx: WriteTx): tx is WriteTx & CallOutcomeWriter {
 
 /** The numbered call this code runs for, if any (read by the engine-thread bridge). */
 export function currentCallKey(): CallKey | undefined {
-  return current.getStore();
+  return forwarding ?? current.getStore();
 }
 
 /**
@@ -110,11 +117,33 @@ export async function runNumberedCall<T>(
 }
 
 /**
+ * Runs `run`, which hands the call to a service on another thread before its first await, as
+ * numbered call `key`: that thread looks for a stored outcome and records the new one itself
+ * (worker-main.ts). Nothing is looked up or stored on this thread.
+ */
+export function forwardNumberedCall<T>(key: CallKey, run: () => Promise<T>): Promise<T> {
+  if (!RECORDED.has(key.method) && !RECORDED_VOID.has(key.method)) return run();
+  const outer = forwarding;
+  forwarding = key;
+  try {
+    return run();
+  } finally {
+    forwarding = outer;
+  }
+}
+
+/**
  * Code that works for all calls (an id range reserved for whoever needs it next) must not store
  * its transaction's result as one call's outcome.
  */
 export function outsideNumberedCall<T>(fn: () => T): T {
-  return current.exit(fn);
+  const outer = forwarding;
+  forwarding = undefined;
+  try {
+    return current.exit(fn);
+  } finally {
+    forwarding = outer;
+  }
 }
 
 /**
