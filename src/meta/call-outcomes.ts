@@ -75,12 +75,14 @@ const RECORDED_VOID = new Set([
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const current = new AsyncLocalStorage<CallKey>();
 /**
- * The numbered call being forwarded to a service on another thread, set only while the forwarding
- * code runs synchronously (it reads the key before its first await). No AsyncLocalStorage there:
- * once used, its promise hooks cost every promise of the thread, ~6 µs per create on the serving
- * thread.
+ * The numbered call being handed on, set only while the code that hands it on runs synchronously:
+ * to a service on another thread (forwardNumberedCall), or to the engine write of a service that
+ * reaches it before any await (runNumberedCall with `direct`). No AsyncLocalStorage there: once
+ * used, its promise hooks cost every promise of the thread, several µs per create.
  */
 let forwarding: CallKey | undefined;
+/** The last key an engine write took from `forwarding` (runNumberedCall checks it was its own). */
+let taken: CallKey | undefined;
 
 export function hasCallOutcomes(engine: Engine): engine is Engine & CallOutcomeStore {
   return typeof (engine as Partial<CallOutcomeStore>).getCallOutcome === 'function';
@@ -104,6 +106,7 @@ export async function runNumberedCall<T>(
   engine: Engine | undefined,
   key: CallKey,
   run: () => Promise<T>,
+  direct?: DirectRun,
 ): Promise<T> {
   const recorded = RECORDED.has(key.method) || RECORDED_VOID.has(key.method);
   if (!recorded) return run();
@@ -113,7 +116,34 @@ export async function runNumberedCall<T>(
       return (RECORDED_VOID.has(key.method) ? undefined : packr.unpack(prior)) as T;
     }
   }
-  return current.run(key, run);
+  if (direct === undefined) return current.run(key, run);
+  for (let wait = direct.ready(key.method); wait !== undefined; wait = direct.ready(key.method)) await wait;
+  const outer = forwarding;
+  forwarding = key;
+  taken = undefined;
+  let result: Promise<T>;
+  try {
+    result = run();
+  } finally {
+    forwarding = outer;
+  }
+  const stored = taken === key;
+  const value = await result;
+  if (!stored && engine && hasCallOutcomes(engine)) {
+    // Committed without its outcome: a resend would run it again. Loud, so tests catch it.
+    throw new Error(`${key.method} reached its engine write after an await: its outcome was not stored`);
+  }
+  return value;
+}
+
+/**
+ * Hands the key to the engine write synchronously instead of through AsyncLocalStorage (whose
+ * promise hooks cost every promise of the thread). For services whose recorded changes call
+ * `engine.write` before any await once `ready(method)` answers undefined (MetaService: after
+ * `inosInHand()` for the creates).
+ */
+export interface DirectRun {
+  ready(method: string): Promise<void> | undefined;
 }
 
 /**
@@ -156,8 +186,9 @@ export function recordCallOutcomes(engine: Engine): Engine {
   const write = engine.write.bind(engine);
   const close = engine.close.bind(engine);
   engine.write = <T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> => {
-    const key = current.getStore();
+    const key = forwarding ?? current.getStore();
     if (key === undefined) return write(fn);
+    taken = forwarding;
     return write(async (tx) => {
       const value = await fn(tx);
       if (canRecord(tx)) {

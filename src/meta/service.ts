@@ -119,7 +119,28 @@ export class MetaService implements MetaApi {
     });
   }
 
+  /**
+   * Resolves once an inode number is in hand, so that a create started right after reaches its
+   * engine write with no await in between: the engine thread hands call keys over synchronously
+   * (call-outcomes.ts, server/worker-main.ts).
+   */
+  inosInHand(): Promise<void> | undefined {
+    return this.inoNext < this.inoEnd ? undefined : this.refillInos();
+  }
+
+  private takeIno(): Ino | undefined {
+    return this.inoNext < this.inoEnd ? asIno(this.inoNext++) : undefined;
+  }
+
   private async allocIno(): Promise<Ino> {
+    for (;;) {
+      const ino = this.takeIno();
+      if (ino !== undefined) return ino;
+      await this.refillInos();
+    }
+  }
+
+  private async refillInos(): Promise<void> {
     while (this.inoNext >= this.inoEnd) {
       // Reserve a range durably before handing any of it out: a crash loses the rest of the
       // range, never re-issues a number.
@@ -131,7 +152,6 @@ export class MetaService implements MetaApi {
       }).finally(() => (this.inoRefill = undefined));
       await this.inoRefill;
     }
-    return asIno(this.inoNext++);
   }
 
   // --- sessions ---
@@ -295,7 +315,7 @@ export class MetaService implements MetaApi {
     const type = mode & S_IFMT || S_IFREG;
     if (type === S_IFDIR) throw fsError.EINVAL('mknod cannot create a directory; use mkdir');
     if (type === S_IFLNK) throw fsError.EINVAL('mknod cannot create a symbolic link; use symlink');
-    const ino = await this.allocIno();
+    const ino = this.takeIno() ?? (await this.allocIno());
     return this.change(caller, async (ctx) =>
       toAttr(
         await ns.createEntry(ctx, this.settings, parent, name, {
@@ -309,7 +329,7 @@ export class MetaService implements MetaApi {
   }
 
   async mkdir(caller: Caller, parent: Ino, name: string, mode: number, umask: number): Promise<InodeAttr> {
-    const ino = await this.allocIno();
+    const ino = this.takeIno() ?? (await this.allocIno());
     return this.change(caller, async (ctx) =>
       toAttr(
         await ns.createEntry(ctx, this.settings, parent, name, {
@@ -328,7 +348,7 @@ export class MetaService implements MetaApi {
         `symlink target of ${Buffer.byteLength(target)} bytes is over the path limit`,
       );
     }
-    const ino = await this.allocIno();
+    const ino = this.takeIno() ?? (await this.allocIno());
     return this.change(caller, async (ctx) =>
       toAttr(
         await ns.createEntry(ctx, this.settings, parent, name, {
@@ -354,7 +374,7 @@ export class MetaService implements MetaApi {
     mode: number,
     umask: number,
   ): Promise<InodeAttr> {
-    const ino = await this.allocIno();
+    const ino = this.takeIno() ?? (await this.allocIno());
     return this.change(caller, async (ctx) => {
       await requireSession(ctx.tx, sessionId);
       return toAttr(await createTmpfile(ctx, sessionId, parent, ino, mode, umask));

@@ -64,7 +64,8 @@ test('numbered calls through an engine-thread server store outcomes that resends
   const dir = mkdtempSync(join(tmpdir(), 'strata-perf-outcomes-'));
   const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
   await formatVolume(engineUrl, { name: 'outcomes' });
-  const threaded = await openThreadedMetaService({ engineUrl });
+  // A small inode batch: creates in flight also wait for refills on the engine thread.
+  const threaded = await openThreadedMetaService({ engineUrl, inoBatch: 4 });
   const local = await openMetaService({ engineUrl, background: false });
   const servers: MetaServer[] = [];
   try {

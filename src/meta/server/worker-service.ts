@@ -9,6 +9,8 @@ export interface EngineWorkerOptions {
   engineUrl: string;
   history?: boolean;
   durable?: boolean;
+  /** Inode numbers reserved per refill (MetaServiceOptions.inoBatch; small in tests). */
+  inoBatch?: number;
 }
 
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
