@@ -8,7 +8,7 @@ import {
   type CallInfo,
 } from '../../rpc/index.js';
 import type { MetaApi } from '../api.js';
-import { forwardNumberedCall, runNumberedCall } from '../call-outcomes.js';
+import { directRunOf, forwardNumberedCall, runNumberedCall } from '../call-outcomes.js';
 import { MetaService } from '../service.js';
 import { InvalidationPusher, followOtherServers } from './invalidations.js';
 import { dispatchMetaCall } from './methods.js';
@@ -57,12 +57,15 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   // A service in this process is asked for a stored outcome here; a threaded one gets the call's
   // number with the call (worker-service.ts) and looks on its own thread.
   const engine = service instanceof MetaService ? service.engine : undefined;
+  const direct = service instanceof MetaService ? directRunOf(service) : undefined;
   const threaded = typeof (service as { engineUrl?: unknown }).engineUrl === 'string'; // worker-service.ts
   let pusher: InvalidationPusher | null = null;
   const numbered = async (method: string, args: unknown[], call: CallInfo, seq: number): Promise<unknown> => {
     const key = { clientId: call.clientId, seq, isRetry: call.isRetry, method };
     const run = (): Promise<unknown> => dispatch(method, args);
-    const result = await (threaded ? forwardNumberedCall(key, run) : runNumberedCall(engine, key, run));
+    const result = await (threaded
+      ? forwardNumberedCall(key, run)
+      : runNumberedCall(engine, key, run, direct));
     pusher?.noteCall(call.clientId, method, args);
     return result;
   };

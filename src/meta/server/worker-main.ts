@@ -3,7 +3,7 @@
 // runs the calls the serving thread posts, in batches, answering in batches.
 import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
-import { runNumberedCall, type DirectRun } from '../call-outcomes.js';
+import { directRunOf, runNumberedCall } from '../call-outcomes.js';
 import { openMetaService, type MetaService } from '../index.js';
 import type { EngineWorkerOptions, WorkerReply, WorkerRequest } from './worker-service.js';
 
@@ -26,12 +26,9 @@ try {
   process.exit(1);
 }
 let pending: WorkerReply[] = [];
-// The creates wait for an inode number first; then every recorded change reaches its engine
-// write synchronously, which takes the call key without AsyncLocalStorage.
-const ALLOCATES_INO = new Set(['mknod', 'mkdir', 'symlink', 'tmpfile']);
-const direct: DirectRun = {
-  ready: (method) => (ALLOCATES_INO.has(method) ? service.inosInHand() : undefined),
-};
+// Every recorded change reaches its engine write synchronously (creates once an inode number is
+// in hand), which takes the call key without AsyncLocalStorage.
+const direct = directRunOf(service);
 
 function reply(message: WorkerReply): void {
   if (pending.length === 0) setImmediate(flush);
