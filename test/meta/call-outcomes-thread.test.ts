@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { ROOT_INO, isFsError, type FsError } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import { openThreadedMetaService, startMetaServer, type MetaServer } from '../../src/meta/server/index.js';
+import { withLocalReads } from '../../src/meta/server/local-reads.js';
 import { ClientConnection } from '../../src/rpc/client-connection.js';
 import { parseRpcAddress } from '../../src/rpc/index.js';
 
@@ -68,11 +69,15 @@ test('numbered calls through an engine-thread server store outcomes that resends
   const threaded = await openThreadedMetaService({ engineUrl, inoBatch: 4 });
   const local = await openMetaService({ engineUrl, background: false });
   const servers: MetaServer[] = [];
+  // The default server: reads on the serving thread, changes passed on to the engine thread.
+  const localReads = await withLocalReads(threaded, engineUrl, threaded.settings);
   try {
+    assert.ok(localReads);
     const secret = threaded.secret;
     servers.push(await startMetaServer({ service: threaded, listen: '127.0.0.1:0', secret }));
     servers.push(await startMetaServer({ service: local, listen: '127.0.0.1:0', secret }));
-    const [onThread, inProcess] = servers;
+    servers.push(await startMetaServer({ service: localReads.api, listen: '127.0.0.1:0', secret }));
+    const [onThread, inProcess, withReads] = servers;
     const mknod = (name: string): unknown[] => [root, ROOT_INO, name, S_IFREG | 0o644, 0, 0];
 
     // First attempt on the engine thread, resend to the in-process server.
@@ -101,11 +106,19 @@ test('numbered calls through an engine-thread server store outcomes that resends
       assert.deepEqual(again.value, burst[i].value);
     }
 
+    // Through the local-reads front of the default server, then resent to the in-process one.
+    const third = await sendNumbered(withReads, secret, 3, false, 'mknod', mknod('d'));
+    assert.ok(third.ok, `the create through local reads failed: ${third.error?.message}`);
+    const resent3 = await sendNumbered(inProcess, secret, 3, true, 'mknod', mknod('d'));
+    assert.ok(resent3.ok, `the resent third create failed: ${resent3.error?.message}`);
+    assert.deepEqual(resent3.value, third.value);
+
     // The control: a new number really runs, and fails as it should.
     const fresh = await sendNumbered(onThread, secret, 100, true, 'mknod', mknod('a'));
     assert.ok(!fresh.ok && isFsError(fresh.error) && fresh.error.code === 'EEXIST');
   } finally {
     for (const server of servers) await server.close();
+    await localReads?.close();
     await local.close();
     await threaded.close();
     rmSync(dir, { recursive: true, force: true });

@@ -58,12 +58,14 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   // number with the call (worker-service.ts) and looks on its own thread.
   const engine = service instanceof MetaService ? service.engine : undefined;
   const direct = service instanceof MetaService ? directRunOf(service) : undefined;
-  const threaded = typeof (service as { engineUrl?: unknown }).engineUrl === 'string'; // worker-service.ts
+  // Any other service (the engine thread, local-reads.ts in front of it) passes each change on
+  // before its first await: the key goes with it synchronously (forwardNumberedCall).
+  const forwards = !(service instanceof MetaService);
   let pusher: InvalidationPusher | null = null;
   const numbered = async (method: string, args: unknown[], call: CallInfo, seq: number): Promise<unknown> => {
     const key = { clientId: call.clientId, seq, isRetry: call.isRetry, method };
     const run = (): Promise<unknown> => dispatch(method, args);
-    const result = await (threaded
+    const result = await (forwards
       ? forwardNumberedCall(key, run)
       : runNumberedCall(engine, key, run, direct));
     pusher?.noteCall(call.clientId, method, args);
