@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { StrataConfig } from '../config/index.js';
 import { mountClient, type MountedVolume } from './client.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
-import { serveLocalMeta } from './rpc-access.js';
+import { serveLocalMeta, type LocalMetaServer } from './rpc-access.js';
 import { VERSION } from './version.js';
 
 export interface EmbeddedOptions {
@@ -41,7 +41,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
   });
   if (created) log(`created volume "${options.volumeName}" in ${dataDir}`);
   const local = await openLocalMeta(engineUrl);
-  let server: { address: string; close(): Promise<void> } | null = null;
+  let server: LocalMetaServer | null = null;
   try {
     if (options.listen) server = await serveLocalMeta(local, options.listen, log);
   } catch (err) {
@@ -49,7 +49,10 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     throw err;
   }
   const volume = await mountClient({
-    meta: local.meta,
+    // With other clients on the server, this mount's changes are pushed to them and theirs
+    // invalidate this mount's kernel caches, as between two `strata mount` processes.
+    meta: server?.meta ?? local.meta,
+    onInvalidation: server ? (listener) => server?.onInvalidation(listener) : undefined,
     mountpoint: options.mountpoint,
     config,
     storageUrl: options.storageUrl,

@@ -1,5 +1,6 @@
-import { connectMeta, type MetaClient } from '../meta/client/index.js';
+import { connectMeta, type MetaClient, type MetaInvalidation } from '../meta/client/index.js';
 import { startMetaServer } from '../meta/server/index.js';
+import type { MetaApi } from '../meta/index.js';
 import type { LocalMeta } from './meta-access.js';
 
 /** Serves an in-process metadata service over RPC, authenticated with the volume's secret. */
@@ -7,7 +8,7 @@ export async function serveLocalMeta(
   local: LocalMeta,
   listen: { host: string; port: number },
   log: (message: string) => void,
-): Promise<{ address: string; close(): Promise<void> }> {
+): Promise<LocalMetaServer> {
   const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   const server = await startMetaServer({
     service: local.service,
@@ -23,7 +24,47 @@ export async function serveLocalMeta(
       }
     },
   });
-  return { address: server.address, close: () => server.close() };
+  return {
+    address: server.address,
+    meta: noticingChanges(local.meta, (method, args) => server.noteLocalChange(method, args)),
+    onInvalidation: (listener) => server.onLocalInvalidation(listener),
+    close: () => server.close(),
+  };
+}
+
+export interface LocalMetaServer {
+  address: string;
+  /** The service for a mount in this process: its changes are pushed to the RPC clients. */
+  meta: MetaApi;
+  /** What the RPC clients change, for that mount's kernel caches. */
+  onInvalidation(listener: (invalidation: MetaInvalidation) => void): void;
+  close(): Promise<void>;
+}
+
+/** `meta`, calling `note` after each call that succeeded (the server ignores the reads). */
+function noticingChanges(meta: MetaApi, note: (method: string, args: unknown[]) => void): MetaApi {
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(meta, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      let wrapper = wrapped.get(property);
+      if (wrapper === undefined) {
+        const method = String(property);
+        const fn = value as (...args: unknown[]) => unknown;
+        wrapper = (...args: unknown[]): unknown => {
+          const result = fn.apply(target, args);
+          if (!(result instanceof Promise)) return result;
+          return result.then((reply: unknown) => {
+            note(method, args);
+            return reply;
+          });
+        };
+        wrapped.set(property, wrapper);
+      }
+      return wrapper;
+    },
+  });
 }
 
 /** Connects to `strata meta serve` and checks that it serves the volume asked for. */

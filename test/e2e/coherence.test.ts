@@ -134,6 +134,35 @@ describe('cache coherence between two mounts', () => {
     await checkCoherence('one SQLite server', a, b);
   });
 
+  test('strata up --listen and a strata mount of it: changes travel both ways', async () => {
+    const dataDir = join(root, 'up-data');
+    const [up, client] = [join(root, 'up-mnt'), join(root, 'up-client')];
+    mkdirSync(up);
+    mounts.push(up);
+    const port = await freePort();
+    const timeouts = ['--attr-timeout', KERNEL_CACHE_TIMEOUT, '--entry-timeout', KERNEL_CACHE_TIMEOUT];
+    const embedded = new StrataProcess([
+      'up',
+      dataDir,
+      up,
+      '--name',
+      'emb',
+      '--listen',
+      `127.0.0.1:${port}`,
+      ...timeouts,
+    ]);
+    procs.push(embedded);
+    await embedded.waitFor(
+      () => isMounted(up) && embedded.output.includes('metadata served on'),
+      'strata up to mount and serve',
+    );
+    await mount(`127.0.0.1:${port}`, 'emb', client, join(dataDir, 'meta.db.secret'));
+    mkdirSync(join(up, 'from-up'));
+    mkdirSync(join(client, 'from-client'));
+    await checkCoherence('strata up to its client', join(up, 'from-up'), join(client, 'from-up'));
+    await checkCoherence('client to strata up', join(client, 'from-client'), join(up, 'from-client'));
+  });
+
   test(
     'two PostgreSQL servers, A and B on different ones: the change feed carries the invalidations',
     {

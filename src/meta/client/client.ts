@@ -17,7 +17,9 @@ import type {
   Timespec,
   VolumeSettings,
 } from '../api.js';
-import { INVALIDATION_TOPIC } from '../invalidation.js';
+import { INVALIDATION_TOPIC, decodeInvalidation, type MetaInvalidation } from '../invalidation.js';
+
+export type { MetaInvalidation };
 
 export interface MetaClientOptions {
   /**
@@ -47,17 +49,6 @@ export interface MetaClientOptions {
    * caches coherent (onInvalidation); tools and benchmarks need not cost the server pushes.
    */
   invalidations?: boolean;
-}
-
-/**
- * What other clients' changes made stale in this client's caches, as its server pushes it:
- * inodes whose attributes or data changed, entries added, removed or repointed, and `all` when
- * some were missed (a lost connection, a failover): then everything cached is suspect.
- */
-export interface MetaInvalidation {
-  inos: Ino[];
-  entries: { parent: Ino; name: string }[];
-  all: boolean;
 }
 
 /** MetaApi over the wire, plus what a network client needs besides. */
@@ -295,22 +286,6 @@ class RemoteMeta implements MetaClient {
   sync(): Promise<void> {
     return this.read('sync', []);
   }
-}
-
-/** The PUSH value `[inos, [parent, name][], all]` (server/invalidations.ts); undefined if malformed. */
-function decodeInvalidation(value: unknown): MetaInvalidation | undefined {
-  if (!Array.isArray(value) || value.length !== 3) return undefined;
-  const [inos, entries, all] = value as unknown[];
-  if (!Array.isArray(inos) || !Array.isArray(entries) || typeof all !== 'boolean') return undefined;
-  const out: MetaInvalidation = { inos: [], entries: [], all };
-  for (const ino of inos) if (Number.isSafeInteger(ino) && (ino as number) > 0) out.inos.push(ino as Ino);
-  for (const entry of entries) {
-    if (!Array.isArray(entry)) continue;
-    const [parent, name] = entry as unknown[];
-    if (Number.isSafeInteger(parent) && typeof name === 'string')
-      out.entries.push({ parent: parent as Ino, name });
-  }
-  return out;
 }
 
 /** Trailing omitted optional arguments are not sent at all. */

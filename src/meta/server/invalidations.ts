@@ -41,12 +41,14 @@ export class InvalidationPusher {
    * until the attribute timeout).
    */
   noteCall(clientId: string, method: string, args: unknown[]): void {
-    const batch = this.batchOf(clientId);
+    // Taken only by a change: a read must not leave an empty batch behind to be pushed.
+    let batch: Batch | undefined;
     const ino = (value: unknown): void => {
-      if (typeof value === 'number') batch.inos.add(value);
+      if (typeof value === 'number') (batch ??= this.batchOf(clientId)).inos.add(value);
     };
     const entry = (parent: unknown, name: unknown): void => {
       if (typeof parent === 'number' && typeof name === 'string') {
+        batch ??= this.batchOf(clientId);
         batch.entries.set(`${parent}/${name}`, [parent, name]);
         batch.inos.add(parent); // its mtime, ctime, size and readdir listing
       }

@@ -10,6 +10,7 @@ import {
 import type { MetaApi } from '../api.js';
 import { directRunOf, forwardNumberedCall, runNumberedCall } from '../call-outcomes.js';
 import { MetaService } from '../service.js';
+import { INVALIDATION_TOPIC, decodeInvalidation, type MetaInvalidation } from '../invalidation.js';
 import { InvalidationPusher, followOtherServers } from './invalidations.js';
 import { dispatchMetaCall } from './methods.js';
 
@@ -41,9 +42,19 @@ export interface MetaServer {
   /** The address clients should use (with the real port when listening on port 0). */
   readonly address: string;
   readonly connectionCount: number;
+  /**
+   * A change made in this process without RPC (the `strata up` mount calling its service
+   * directly): its invalidations are pushed to every subscribed client.
+   */
+  noteLocalChange(method: string, args: unknown[]): void;
+  /** Invalidations from the clients' changes (and other servers'), for a mount in this process. */
+  onLocalInvalidation(listener: (invalidation: MetaInvalidation) => void): void;
   /** Stops listening and drops the connections; the service stays open (its owner closes it). */
   close(): Promise<void>;
 }
+
+/** The client id under which this process's own changes are batched (no RPC client has it). */
+const LOCAL_CLIENT = '\u0000local';
 
 /**
  * Serves a MetaApi over the RPC layer. Arguments are checked against the method table before
@@ -62,6 +73,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   // before its first await: the key goes with it synchronously (forwardNumberedCall).
   const forwards = !(service instanceof MetaService);
   let pusher: InvalidationPusher | null = null;
+  const localListeners: ((invalidation: MetaInvalidation) => void)[] = [];
   const numbered = async (method: string, args: unknown[], call: CallInfo, seq: number): Promise<unknown> => {
     const key = { clientId: call.clientId, seq, isRetry: call.isRetry, method };
     const run = (): Promise<unknown> => dispatch(method, args);
@@ -86,7 +98,12 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   });
   let stopFollowing: (() => Promise<void>) | undefined;
   if (options.invalidations !== false) {
-    const active = new InvalidationPusher((topic, value, except) => rpc.push(topic, value, except));
+    const active = new InvalidationPusher((topic, value, except) => {
+      rpc.push(topic, value, except);
+      if (except === LOCAL_CLIENT || localListeners.length === 0 || topic !== INVALIDATION_TOPIC) return;
+      const invalidation = decodeInvalidation(value);
+      if (invalidation) for (const listener of localListeners) listener(invalidation);
+    });
     try {
       stopFollowing = await followOtherServers(service, (change) => active.noteRemote(change));
     } catch (error) {
@@ -99,6 +116,10 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
     address: rpc.address,
     get connectionCount() {
       return rpc.connectionCount;
+    },
+    noteLocalChange: (method, args) => pusher?.noteCall(LOCAL_CLIENT, method, args),
+    onLocalInvalidation: (listener) => {
+      localListeners.push(listener);
     },
     close: async () => {
       await stopFollowing?.();
