@@ -199,8 +199,17 @@ async function main(): Promise<number> {
     problems: [],
     notRun: [],
   };
+  // SIGINT/SIGTERM end the run after the current round, which unmounts what it mounted; the
+  // summary is still written. A second signal kills at once.
+  let stopRequested = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      stopRequested = true;
+      console.log(`${signal}: stopping after this round (send it again to kill at once)`);
+    });
+  }
   // Stop early after several problems: they need people, not more hours.
-  while (Date.now() < deadline && totals.problems.length < 5) {
+  while (Date.now() < deadline && totals.problems.length < 5 && !stopRequested) {
     const reported = totals.problems.length;
     try {
       await round(totals, seed + totals.rounds * 1000, failuresDir);
