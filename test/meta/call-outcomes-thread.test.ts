@@ -3,12 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT_INO, isFsError, type FsError } from '../../src/common/index.js';
+import { ROOT_INO, isFsError } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import { openThreadedMetaService, startMetaServer, type MetaServer } from '../../src/meta/server/index.js';
 import { withLocalReads } from '../../src/meta/server/local-reads.js';
-import { ClientConnection } from '../../src/rpc/client-connection.js';
-import { parseRpcAddress } from '../../src/rpc/index.js';
+import { sendNumbered } from './numbered-call.js';
 
 /**
  * A server whose service runs on an engine thread hands each numbered call's key to that thread
@@ -19,47 +18,6 @@ import { parseRpcAddress } from '../../src/rpc/index.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
-
-interface Outcome {
-  ok: boolean;
-  value?: unknown;
-  error?: FsError;
-}
-
-async function sendNumbered(
-  server: MetaServer,
-  secret: string,
-  seq: number,
-  isRetry: boolean,
-  method: string,
-  args: unknown[],
-): Promise<Outcome> {
-  const connection = await ClientConnection.open({
-    address: parseRpcAddress(server.address),
-    secret,
-    clientId: 'test/outcomes-thread',
-    connectTimeoutMs: 5_000,
-    maxFrameBytes: 8 << 20,
-  });
-  try {
-    return await new Promise<Outcome>((resolve) => {
-      connection.send(
-        {
-          method,
-          args,
-          seq,
-          isRetry,
-          requestId: 0,
-          onResult: (value) => resolve({ ok: true, value }),
-          onError: (error) => resolve({ ok: false, error }),
-        },
-        seq,
-      );
-    });
-  } finally {
-    connection.close();
-  }
-}
 
 test('numbered calls through an engine-thread server store outcomes that resends find', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-perf-outcomes-'));
@@ -81,40 +39,112 @@ test('numbered calls through an engine-thread server store outcomes that resends
     const mknod = (name: string): unknown[] => [root, ROOT_INO, name, S_IFREG | 0o644, 0, 0];
 
     // First attempt on the engine thread, resend to the in-process server.
-    const first = await sendNumbered(onThread, secret, 1, false, 'mknod', mknod('a'));
+    const first = await sendNumbered(
+      onThread.address,
+      secret,
+      'test/outcomes-thread',
+      1,
+      false,
+      'mknod',
+      mknod('a'),
+    );
     assert.ok(first.ok, `the first create failed: ${first.error?.message}`);
-    const resent = await sendNumbered(inProcess, secret, 1, true, 'mknod', mknod('a'));
+    const resent = await sendNumbered(
+      inProcess.address,
+      secret,
+      'test/outcomes-thread',
+      1,
+      true,
+      'mknod',
+      mknod('a'),
+    );
     assert.ok(resent.ok, `the resent create failed: ${resent.error?.message}`);
     assert.deepEqual(resent.value, first.value);
 
     // The other way round: the engine thread looks the outcome up itself.
-    const second = await sendNumbered(inProcess, secret, 2, false, 'mknod', mknod('b'));
+    const second = await sendNumbered(
+      inProcess.address,
+      secret,
+      'test/outcomes-thread',
+      2,
+      false,
+      'mknod',
+      mknod('b'),
+    );
     assert.ok(second.ok, `the second create failed: ${second.error?.message}`);
-    const resent2 = await sendNumbered(onThread, secret, 2, true, 'mknod', mknod('b'));
+    const resent2 = await sendNumbered(
+      onThread.address,
+      secret,
+      'test/outcomes-thread',
+      2,
+      true,
+      'mknod',
+      mknod('b'),
+    );
     assert.ok(resent2.ok, `the resent second create failed: ${resent2.error?.message}`);
     assert.deepEqual(resent2.value, second.value);
 
     // Many creates in flight at once on the thread: each resend gets its own reply.
     const burst = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        sendNumbered(onThread, secret, 10 + i, false, 'mknod', mknod(`c${i}`)),
+        sendNumbered(
+          onThread.address,
+          secret,
+          'test/outcomes-thread',
+          10 + i,
+          false,
+          'mknod',
+          mknod(`c${i}`),
+        ),
       ),
     );
     for (let i = 0; i < burst.length; i++) {
-      const again = await sendNumbered(inProcess, secret, 10 + i, true, 'mknod', mknod(`c${i}`));
+      const again = await sendNumbered(
+        inProcess.address,
+        secret,
+        'test/outcomes-thread',
+        10 + i,
+        true,
+        'mknod',
+        mknod(`c${i}`),
+      );
       assert.ok(again.ok, `resend ${i} failed: ${again.error?.message}`);
       assert.deepEqual(again.value, burst[i].value);
     }
 
     // Through the local-reads front of the default server, then resent to the in-process one.
-    const third = await sendNumbered(withReads, secret, 3, false, 'mknod', mknod('d'));
+    const third = await sendNumbered(
+      withReads.address,
+      secret,
+      'test/outcomes-thread',
+      3,
+      false,
+      'mknod',
+      mknod('d'),
+    );
     assert.ok(third.ok, `the create through local reads failed: ${third.error?.message}`);
-    const resent3 = await sendNumbered(inProcess, secret, 3, true, 'mknod', mknod('d'));
+    const resent3 = await sendNumbered(
+      inProcess.address,
+      secret,
+      'test/outcomes-thread',
+      3,
+      true,
+      'mknod',
+      mknod('d'),
+    );
     assert.ok(resent3.ok, `the resent third create failed: ${resent3.error?.message}`);
     assert.deepEqual(resent3.value, third.value);
 
     // The control: a new number really runs, and fails as it should.
-    const fresh = await sendNumbered(onThread, secret, 100, true, 'mknod', mknod('a'));
+    const fresh = await sendNumbered(
+      onThread.address,
+      secret,
+      'test/outcomes-thread',
+      100,
+      true,
+      'mknod',
+      mknod('a'),
+    );
     assert.ok(!fresh.ok && isFsError(fresh.error) && fresh.error.code === 'EEXIST');
   } finally {
     for (const server of servers) await server.close();

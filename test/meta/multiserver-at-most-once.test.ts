@@ -3,11 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ROOT_INO, isFsError, type FsError } from '../../src/common/index.js';
+import { ROOT_INO, isFsError } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
 import { startMetaServer, type MetaServer } from '../../src/meta/server/index.js';
-import { ClientConnection } from '../../src/rpc/client-connection.js';
-import { parseRpcAddress } from '../../src/rpc/index.js';
+import { sendNumbered } from './numbered-call.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
 /**
@@ -19,49 +18,6 @@ import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgre
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
-
-interface Outcome {
-  ok: boolean;
-  value?: unknown;
-  error?: FsError;
-}
-
-/** One request on a raw connection, numbered as the RPC client would number it. */
-async function sendNumbered(
-  address: string,
-  secret: string,
-  clientId: string,
-  seq: number,
-  isRetry: boolean,
-  method: string,
-  args: unknown[],
-): Promise<Outcome> {
-  const connection = await ClientConnection.open({
-    address: parseRpcAddress(address),
-    secret,
-    clientId,
-    connectTimeoutMs: 5_000,
-    maxFrameBytes: 8 << 20,
-  });
-  try {
-    return await new Promise<Outcome>((resolve) => {
-      connection.send(
-        {
-          method,
-          args,
-          seq,
-          isRetry,
-          requestId: 0,
-          onResult: (value) => resolve({ ok: true, value }),
-          onError: (error) => resolve({ ok: false, error }),
-        },
-        seq,
-      );
-    });
-  } finally {
-    connection.close();
-  }
-}
 
 /** Two servers of one volume (two services, each with its own engine connection). */
 async function twoServers(engineUrl: string): Promise<{
