@@ -72,7 +72,9 @@ async function mountTarget(target: Target, config: MountConfig): Promise<Mounted
   let child: ChildProcess;
   let backing: string | undefined;
   if (target === 'strata') {
-    const flags = [];
+    // bindfs (libfuse without lock or flush handlers) leaves locks to the kernel and
+    // answers the first FLUSH ENOSYS; the MemFs then does the same (MemFsOptions.locks).
+    const flags = ['--no-locks'];
     if (config.timeoutsZero) flags.push('--timeouts-zero');
     if (config.directIo) flags.push('--direct-io');
     child = spawn(process.execPath, [serverScript, mountpoint, ...flags], {

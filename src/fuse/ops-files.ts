@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { fsError, type Ino } from '../common/index.js';
+import { Errno, fsError, type Ino } from '../common/index.js';
 import {
   FSYNC_FDATASYNC,
   fuse_copy_file_range_in,
@@ -158,10 +158,11 @@ export const fileOps: Op[] = [
     name: 'FLUSH',
     minBodyBytes: fuse_flush_in.size,
     handle: async (s, req) => {
-      if (s.fs.flush) {
-        const fh = readU64(req.buf, B + fuse_flush_in.fh);
-        await s.fs.flush(req, req.nodeid, fh, req.buf.readBigUInt64LE(B + fuse_flush_in.lock_owner));
-      }
+      // ENOSYS, as libfuse answers without a flush handler: the kernel then stops sending
+      // FLUSH (one round trip on every close(2)) and reports success to close itself.
+      if (!s.fs.flush) return s.replyError(req, Errno.ENOSYS);
+      const fh = readU64(req.buf, B + fuse_flush_in.fh);
+      await s.fs.flush(req, req.nodeid, fh, req.buf.readBigUInt64LE(B + fuse_flush_in.lock_owner));
       s.replyOut(req, 0);
     },
   },
@@ -188,10 +189,10 @@ export const fileOps: Op[] = [
     name: 'FSYNCDIR',
     minBodyBytes: fuse_fsync_in.size,
     handle: async (s, req) => {
-      if (s.fs.fsyncdir) {
-        const datasync = (readU32(req.buf, B + fuse_fsync_in.fsync_flags) & FSYNC_FDATASYNC) !== 0;
-        await s.fs.fsyncdir(req, req.nodeid, readU64(req.buf, B + fuse_fsync_in.fh), datasync);
-      }
+      // ENOSYS: the kernel stops asking and reports success for fsync on directories.
+      if (!s.fs.fsyncdir) return s.replyError(req, Errno.ENOSYS);
+      const datasync = (readU32(req.buf, B + fuse_fsync_in.fsync_flags) & FSYNC_FDATASYNC) !== 0;
+      await s.fs.fsyncdir(req, req.nodeid, readU64(req.buf, B + fuse_fsync_in.fh), datasync);
       s.replyOut(req, 0);
     },
   },

@@ -1,4 +1,4 @@
-import { fsError, type Ino } from '../common/index.js';
+import { Errno, fsError, type Ino } from '../common/index.js';
 import {
   fuse_access_in,
   fuse_attr_out,
@@ -188,7 +188,9 @@ export const nameOps: Op[] = [
     name: 'ACCESS',
     minBodyBytes: fuse_access_in.size,
     handle: async (s, req) => {
-      if (s.fs.access) await s.fs.access(req, req.nodeid, readU32(req.buf, B + fuse_access_in.mask));
+      // ENOSYS: the kernel stops asking and grants access(2) itself (mode bits with default_permissions).
+      if (!s.fs.access) return s.replyError(req, Errno.ENOSYS);
+      await s.fs.access(req, req.nodeid, readU32(req.buf, B + fuse_access_in.mask));
       s.replyOut(req, 0);
     },
   },

@@ -66,6 +66,12 @@ export interface MemFsOptions {
   attrTimeoutMs?: number;
   /** Open files with FOPEN_DIRECT_IO. */
   directIo?: boolean;
+  /**
+   * POSIX and flock locks kept here (default true). Without them MemFs has no `getlk`,
+   * `setlk` nor `flush` (which only drops locks): the kernel keeps locks locally and stops
+   * sending FLUSH, as for bindfs (libfuse without lock or flush handlers) in bench/fuse.
+   */
+  locks?: boolean;
 }
 
 function now(): [number, number] {
@@ -83,11 +89,19 @@ export class MemFs implements FileSystem {
   private readonly entryTimeoutMs: number;
   private readonly attrTimeoutMs: number;
   private readonly directIo: boolean;
+  // Own properties rather than methods, so that `locks: false` can leave them out.
+  readonly flush: FileSystem['flush'];
+  readonly getlk: FileSystem['getlk'];
+  readonly setlk: FileSystem['setlk'];
 
   constructor(options: MemFsOptions = {}) {
     this.entryTimeoutMs = options.entryTimeoutMs ?? 1000;
     this.attrTimeoutMs = options.attrTimeoutMs ?? 1000;
     this.directIo = options.directIo ?? false;
+    const locks = options.locks ?? true;
+    this.flush = locks ? this.dropLocksOnClose.bind(this) : undefined;
+    this.getlk = locks ? this.testLock.bind(this) : undefined;
+    this.setlk = locks ? this.setLock.bind(this) : undefined;
     const root = this.newInode(S_IFDIR | 0o755, 0, 0);
     root.ino = 1 as Ino;
     root.parent = 1 as Ino;
@@ -497,7 +511,12 @@ export class MemFs implements FileSystem {
   }
 
   /** close(2): POSIX locks belong to the closing owner and end with it (the kernel does not send an unlock). */
-  async flush(_ctx: RequestContext, ino: Ino, _fh: number, lockOwner: bigint): Promise<void> {
+  private async dropLocksOnClose(
+    _ctx: RequestContext,
+    ino: Ino,
+    _fh: number,
+    lockOwner: bigint,
+  ): Promise<void> {
     this.get(ino).locks.remove(lockOwner, { start: 0, end: Number.MAX_SAFE_INTEGER }, false);
   }
 
@@ -608,7 +627,7 @@ export class MemFs implements FileSystem {
     if (!this.get(ino).xattrs.delete(name)) throw fsError.ENODATA(`no xattr "${name}" on inode ${ino}`);
   }
 
-  async getlk(
+  private async testLock(
     _ctx: RequestContext,
     ino: Ino,
     _fh: number,
@@ -618,7 +637,7 @@ export class MemFs implements FileSystem {
     return this.get(ino).locks.test(lockOwner, lock);
   }
 
-  async setlk(
+  private async setLock(
     ctx: RequestContext,
     ino: Ino,
     _fh: number,

@@ -175,6 +175,30 @@ describe('mounting, unmounting and surviving the server', () => {
     }
   });
 
+  test('without flush (MemFs without locks) the kernel sends FLUSH once, then keeps locks and closes locally', async () => {
+    let flushes = 0;
+    const logger = {
+      debug: (line: string) => {
+        if (line.startsWith('fuse: FLUSH ')) flushes++;
+      },
+      warn: (line: string) => console.warn(line),
+      error: (line: string) => console.error(line),
+    };
+    const mounted = await mountInProcess(new MemFs({ locks: false }), { debug: true, logger });
+    try {
+      const mnt = mounted.mountpoint;
+      const out = await sh(`for i in 1 2 3 4 5; do echo $i > ${mnt}/f$i; done; cat ${mnt}/f1 ${mnt}/f5`);
+      assert.equal(out, '1\n5\n');
+      assert.equal(flushes, 1, 'the first FLUSH is answered ENOSYS and the kernel stops sending it');
+      // Locks now live in the kernel: a second flock on the same file still conflicts.
+      const inner = await run('flock', ['-n', `${mnt}/f1`, 'flock', '-n', `${mnt}/f1`, 'true']);
+      assert.equal(inner.code, 1, inner.stderr);
+      assert.equal((await run('flock', ['-n', `${mnt}/f1`, 'true'])).code, 0);
+    } finally {
+      await mounted.cleanup();
+    }
+  });
+
   test('the file system hears forget for an unlinked file once the kernel lets go of it', async () => {
     const fs = new MemFs();
     const mounted = await mountInProcess(fs);

@@ -1,12 +1,14 @@
 // Test helper process: mounts a MemFs at argv[2] and serves it until unmounted or
 // signalled (SIGINT/SIGTERM unmount cleanly). Prints "ready" once INIT is answered.
-// Flags: --direct-io, --timeouts-zero, --writeback.
+// Flags: --direct-io, --timeouts-zero, --writeback, --no-locks (see MemFsOptions.locks).
 import { mount } from '../../src/fuse/index.js';
 import { MemFs } from './memfs.js';
 
 const [mountpoint, ...flags] = process.argv.slice(2);
 if (!mountpoint) {
-  console.error('usage: serve-memfs.js MOUNTPOINT [--direct-io] [--timeouts-zero] [--writeback]');
+  console.error(
+    'usage: serve-memfs.js MOUNTPOINT [--direct-io] [--timeouts-zero] [--writeback] [--no-locks]',
+  );
   process.exit(2);
 }
 const zero = flags.includes('--timeouts-zero');
@@ -14,6 +16,7 @@ const fs = new MemFs({
   directIo: flags.includes('--direct-io'),
   entryTimeoutMs: zero ? 0 : 1000,
   attrTimeoutMs: zero ? 0 : 1000,
+  locks: !flags.includes('--no-locks'),
 });
 const session = await mount({
   mountpoint,
