@@ -213,7 +213,16 @@ export function direntAlign(length: number): number {
  * Returns the name and the offset just past its NUL.
  */
 export function readCString(buf: Buffer, offset: number, end: number): [string, number] {
-  let nul = buf.indexOf(0, offset);
-  if (nul < 0 || nul > end) nul = end;
+  const nul = nulOrEnd(buf, offset, end);
   return [buf.toString('utf8', offset, nul), nul + 1];
+}
+
+/** `readCString` for a request's last (usually only) name: no tuple allocated on the hot path. */
+export function readName(buf: Buffer, offset: number, end: number): string {
+  return buf.toString('utf8', offset, nulOrEnd(buf, offset, end));
+}
+
+function nulOrEnd(buf: Buffer, offset: number, end: number): number {
+  const nul = buf.indexOf(0, offset);
+  return nul < 0 || nul > end ? end : nul;
 }

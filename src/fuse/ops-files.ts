@@ -22,7 +22,7 @@ import {
   RELEASE_FLOCK_UNLOCK,
 } from './abi.js';
 import {
-  readCString,
+  readName,
   readLock,
   readU32,
   readU64,
@@ -65,7 +65,7 @@ export const fileOps: Op[] = [
       if (!s.fs.create) throw unsupported('create');
       const buf = req.buf;
       req.umask = readU32(buf, B + fuse_create_in.umask);
-      const [name] = readCString(buf, B + fuse_create_in.size, req.end);
+      const name = readName(buf, B + fuse_create_in.size, req.end);
       const mode = readU32(buf, B + fuse_create_in.mode);
       const flags = openFlags(s, readU32(buf, B + fuse_create_in.flags));
       replyCreate(s, req, await s.fs.create(req, req.nodeid, name, mode, flags));

@@ -14,7 +14,7 @@ import {
   FUSE_COMPAT_SETXATTR_IN_SIZE,
   GETATTR_FH,
 } from './abi.js';
-import { readCString, readU32, readU64, writeAttrOut, writeStatfs } from './codec.js';
+import { readCString, readName, readU32, readU64, writeAttrOut, writeStatfs } from './codec.js';
 import type { FuseRequest } from './request.js';
 import type { FuseSession } from './session.js';
 import { decodeSetattr } from './setattr.js';
@@ -26,7 +26,7 @@ export const nameOps: Op[] = [
     name: 'LOOKUP',
     minBodyBytes: 1,
     handle: async (s, req) => {
-      const [name] = readCString(req.buf, B, req.end);
+      const name = readName(req.buf, B, req.end);
       replyEntry(s, req, await s.fs.lookup(req, req.nodeid, name));
     },
   },
@@ -67,7 +67,7 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.symlink) throw unsupported('symlink');
       const [name, next] = readCString(req.buf, B, req.end);
-      const [target] = readCString(req.buf, next, req.end);
+      const target = readName(req.buf, next, req.end);
       replyEntry(s, req, await s.fs.symlink(req, req.nodeid, name, target));
     },
   },
@@ -78,7 +78,7 @@ export const nameOps: Op[] = [
       if (!s.fs.mknod) throw unsupported('mknod');
       const buf = req.buf;
       req.umask = readU32(buf, B + fuse_mknod_in.umask);
-      const [name] = readCString(buf, B + fuse_mknod_in.size, req.end);
+      const name = readName(buf, B + fuse_mknod_in.size, req.end);
       const mode = readU32(buf, B + fuse_mknod_in.mode);
       replyEntry(s, req, await s.fs.mknod(req, req.nodeid, name, mode, readU32(buf, B + fuse_mknod_in.rdev)));
     },
@@ -89,7 +89,7 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.mkdir) throw unsupported('mkdir');
       req.umask = readU32(req.buf, B + fuse_mkdir_in.umask);
-      const [name] = readCString(req.buf, B + fuse_mkdir_in.size, req.end);
+      const name = readName(req.buf, B + fuse_mkdir_in.size, req.end);
       replyEntry(s, req, await s.fs.mkdir(req, req.nodeid, name, readU32(req.buf, B + fuse_mkdir_in.mode)));
     },
   },
@@ -98,7 +98,7 @@ export const nameOps: Op[] = [
     minBodyBytes: 1,
     handle: async (s, req) => {
       if (!s.fs.unlink) throw unsupported('unlink');
-      await s.fs.unlink(req, req.nodeid, readCString(req.buf, B, req.end)[0]);
+      await s.fs.unlink(req, req.nodeid, readName(req.buf, B, req.end));
       s.replyOut(req, 0);
     },
   },
@@ -107,7 +107,7 @@ export const nameOps: Op[] = [
     minBodyBytes: 1,
     handle: async (s, req) => {
       if (!s.fs.rmdir) throw unsupported('rmdir');
-      await s.fs.rmdir(req, req.nodeid, readCString(req.buf, B, req.end)[0]);
+      await s.fs.rmdir(req, req.nodeid, readName(req.buf, B, req.end));
       s.replyOut(req, 0);
     },
   },
@@ -127,7 +127,7 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.link) throw unsupported('link');
       const ino = readU64(req.buf, B + fuse_link_in.oldnodeid) as Ino;
-      const [name] = readCString(req.buf, B + fuse_link_in.size, req.end);
+      const name = readName(req.buf, B + fuse_link_in.size, req.end);
       replyEntry(s, req, await s.fs.link(req, ino, req.nodeid, name));
     },
   },
@@ -160,7 +160,7 @@ export const nameOps: Op[] = [
     handle: async (s, req) => {
       if (!s.fs.getxattr) throw unsupported('extended attributes');
       const size = readU32(req.buf, B + fuse_getxattr_in.size_);
-      const [name] = readCString(req.buf, B + fuse_getxattr_in.size, req.end);
+      const name = readName(req.buf, B + fuse_getxattr_in.size, req.end);
       replySized(s, req, await s.fs.getxattr(req, req.nodeid, name), size);
     },
   },
@@ -180,7 +180,7 @@ export const nameOps: Op[] = [
     minBodyBytes: 1,
     handle: async (s, req) => {
       if (!s.fs.removexattr) throw unsupported('extended attributes');
-      await s.fs.removexattr(req, req.nodeid, readCString(req.buf, B, req.end)[0]);
+      await s.fs.removexattr(req, req.nodeid, readName(req.buf, B, req.end));
       s.replyOut(req, 0);
     },
   },
@@ -200,7 +200,7 @@ async function rename(s: FuseSession, req: FuseRequest, inSize: number, flags: n
   if (!s.fs.rename) throw unsupported('rename');
   const newParent = readU64(req.buf, B) as Ino;
   const [name, next] = readCString(req.buf, B + inSize, req.end);
-  const [newName] = readCString(req.buf, next, req.end);
+  const newName = readName(req.buf, next, req.end);
   await s.fs.rename(req, req.nodeid, name, newParent, newName, flags);
   s.replyOut(req, 0);
 }

@@ -108,8 +108,11 @@ export class FuseSession {
   private readonly writeReply: (fd: number, buf: Buffer, length: number) => number;
   private readonly writeReplyTwo: (fd: number, header: Buffer, data: Buffer) => number;
   private readonly inflight = new InFlight();
-  /** Kernel lookup count per inode (nlookup); the root is never counted nor forgotten. */
-  private readonly lookups = new Map<number, number>();
+  /**
+   * Kernel lookup count per inode (nlookup); the root is never counted nor forgotten.
+   * Boxed, so that counting an inode the kernel already holds is one Map read.
+   */
+  private readonly lookups = new Map<number, { count: number }>();
   private watcher: FdWatcher | undefined;
   /** The last draining wake-up found more than one request queued. */
   private queueSeen = false;
@@ -148,7 +151,7 @@ export class FuseSession {
       this.initFlags = handoff.initFlags;
       this.maxReadBytes = maxReadBytesFor(handoff.initFlags);
       this.initInfo = handoff.init;
-      for (const [ino, count] of handoff.lookupCounts) this.lookups.set(ino, count);
+      for (const [ino, count] of handoff.lookupCounts) this.lookups.set(ino, { count });
       this.resolveReady(handoff.init);
     }
   }
@@ -217,7 +220,12 @@ export class FuseSession {
     this.state = 'closed';
     this.removeSignalHandlers();
     this.resolveClosed();
-    return { fd: this.fd, init: this.initInfo, initFlags: this.initFlags, lookupCounts: [...this.lookups] };
+    return {
+      fd: this.fd,
+      init: this.initInfo,
+      initFlags: this.initFlags,
+      lookupCounts: Array.from(this.lookups, ([ino, held]) => [ino, held.count]),
+    };
   }
 
   /** Unmount cleanly when the process gets SIGINT or SIGTERM. */
@@ -466,7 +474,9 @@ export class FuseSession {
   /** The kernel now holds one more reference to `ino` (an entry reply it accepted). */
   countLookup(ino: number): void {
     if (ino === 1 || ino === 0) return;
-    this.lookups.set(ino, (this.lookups.get(ino) ?? 0) + 1);
+    const held = this.lookups.get(ino);
+    if (held) held.count++;
+    else this.lookups.set(ino, { count: 1 });
   }
 
   /** FORGET: drops `count` references; the file system hears of it when none remain. */
@@ -474,8 +484,8 @@ export class FuseSession {
     const held = this.lookups.get(ino);
     // The kernel may forget an inode we never counted (root, or one from before a restart): ignore.
     if (held === undefined) return;
-    if (held > count) {
-      this.lookups.set(ino, held - count);
+    if (held.count > count) {
+      held.count -= count;
       return;
     }
     this.lookups.delete(ino);
@@ -484,7 +494,7 @@ export class FuseSession {
 
   /** Kernel references currently held, for tests and `strata status`. */
   lookupCount(ino: number): number {
-    return this.lookups.get(ino) ?? 0;
+    return this.lookups.get(ino)?.count ?? 0;
   }
 
   interruptRequest(uniqueId: number): void {
