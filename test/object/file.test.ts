@@ -58,6 +58,18 @@ describe('file backend', () => {
     await store.close();
   });
 
+  it('a directory that could not be created is tried again by the next put, not remembered', async () => {
+    const store = new FileObjectStore(await tempDir());
+    await store.put('x', Buffer.from('an object where a directory is wanted'));
+    await assert.rejects(store.put('x/y/z', Buffer.from('1')), /a parent of it is already an object/);
+    await store.delete('x');
+    // New nested directories: their entries' syncs run alongside the object's own.
+    await Promise.all([store.put('x/y/z', Buffer.from('1')), store.put('x/y/w', Buffer.from('2'))]);
+    assert.equal((await store.get('x/y/z')).toString(), '1');
+    assert.equal((await store.get('x/y/w')).toString(), '2');
+    await store.close();
+  });
+
   it('a put killed mid-way leaves no object or the whole object, and no visible temp files', async () => {
     const dir = await tempDir();
     const backend = fileURLToPath(new URL('../../src/object/backends/file.js', import.meta.url));

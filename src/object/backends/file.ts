@@ -103,7 +103,13 @@ class DirectorySync {
  */
 export class FileObjectStore implements ObjectStore {
   readonly description: string;
-  private readonly knownDirs = new Set<string>();
+  /**
+   * Directories created or being created, each with a promise that settles once its creation
+   * (its entry in every parent mkdir -p made) is durable: a put into a new directory awaits it
+   * together with its own fsyncs, instead of syncing the parents first and the object after.
+   * Registered before the mkdir runs, so concurrent puts into a new directory share its syncs.
+   */
+  private readonly knownDirs = new Map<string, Promise<{ durable: Promise<void> }>>();
   private readonly dirSyncs = new Map<string, DirectorySync>();
 
   constructor(readonly root: string) {
@@ -115,27 +121,44 @@ export class FileObjectStore implements ObjectStore {
     return join(this.root, key);
   }
 
-  /** Creates the key's parent directories, fsyncing each new entry's parent. */
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.knownDirs.has(dir)) return;
-    const first = await mkdir(dir, { recursive: true });
-    if (first !== undefined) {
-      // mkdir -p created `first` and everything below it: make each new entry durable.
-      let current = dir;
-      while (current.length >= first.length) {
-        await syncDir(dirname(current));
-        current = dirname(current);
-      }
+  /**
+   * Creates the key's parent directories. Resolves once they exist, with a promise (which the
+   * caller must await before acknowledging) that settles when the new entries are durable;
+   * wrapped, because an async function would flatten a returned promise into its own.
+   */
+  private ensureDir(dir: string): Promise<{ durable: Promise<void> }> {
+    let entry = this.knownDirs.get(dir);
+    if (entry === undefined) {
+      entry = this.createDir(dir);
+      this.knownDirs.set(dir, entry);
+      // A failure must be met again by the next put into the directory, not remembered.
+      const forget = (): void => {
+        if (this.knownDirs.get(dir) === entry) this.knownDirs.delete(dir);
+      };
+      entry.then(({ durable }) => durable.catch(forget), forget);
     }
-    this.knownDirs.add(dir);
+    return entry;
+  }
+
+  private async createDir(dir: string): Promise<{ durable: Promise<void> }> {
+    const first = await mkdir(dir, { recursive: true });
+    if (first === undefined) return { durable: Promise.resolve() };
+    // mkdir -p created `first` and everything below it: each new entry's parent needs a sync.
+    const parents: string[] = [];
+    for (let current = dir; current.length >= first.length; current = dirname(current)) {
+      parents.push(dirname(current));
+    }
+    return { durable: Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined) };
   }
 
   async put(key: string, data: Buffer): Promise<void> {
     const target = this.path(key);
     const tmpDir = join(this.root, TMP_DIR);
+    // The temporary area's own durability does not matter: objects are renamed out of it.
     await this.ensureDir(tmpDir);
+    let dirDurable: Promise<void>;
     try {
-      await this.ensureDir(dirname(target));
+      dirDurable = (await this.ensureDir(dirname(target))).durable;
     } catch (error) {
       if (isErrno(error, 'EEXIST') || isErrno(error, 'ENOTDIR')) {
         throw new Error(
@@ -164,7 +187,7 @@ export class FileObjectStore implements ObjectStore {
       // only after the put returns) and readers verify every block against its checksums.
       await rename(tmp, target);
       renamed = true;
-      const synced = await Promise.allSettled([handle.datasync(), this.syncDirOf(target)]);
+      const synced = await Promise.allSettled([handle.datasync(), this.syncDir(dirname(target)), dirDurable]);
       for (const result of synced) if (result.status === 'rejected') throw result.reason;
     } catch (error) {
       if (!renamed) await unlink(tmp).catch(() => undefined);
@@ -174,8 +197,7 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
-  private syncDirOf(path: string): Promise<void> {
-    const dir = dirname(path);
+  private syncDir(dir: string): Promise<void> {
     let sync = this.dirSyncs.get(dir);
     if (!sync) {
       sync = new DirectorySync(dir, () => this.dirSyncs.delete(dir));

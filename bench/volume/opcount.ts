@@ -1,0 +1,184 @@
+// What one file operation costs on a mounted volume: the FUSE requests the kernel sends, the
+// metadata calls the VFS makes (with their mean wall time, i.e. how long the request waited on
+// them) and the object puts, per file, plus the mount process's CPU per file. Runs an embedded
+// volume in this process so it can count through the classes' prototypes; the workload runs in
+// a child process.
+// Usage: node DIST/bench/volume/opcount.js [--workload lstat|create|unlink|write4k|seqwrite|untar]
+//   [--files N (MiB for seqwrite)] [--strace]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig } from '../../src/config/index.js';
+import { MetaService } from '../../src/meta/index.js';
+import { FileObjectStore } from '../../src/object/backends/file.js';
+import { Vfs } from '../../src/vfs/index.js';
+import { startEmbedded, type MountedVolume } from '../../src/volume/index.js';
+
+interface Tally {
+  count: number;
+  wallUs: number;
+}
+
+const tallies = new Map<string, Tally>();
+let counting = false;
+
+/** Replaces every async method of `proto` by one that counts calls and their wall time. */
+function instrument(proto: object, prefix: string, names: readonly string[]): void {
+  const target = proto as Record<string, unknown>;
+  for (const name of names) {
+    const original = target[name];
+    if (typeof original !== 'function') continue;
+    target[name] = function (this: unknown, ...args: unknown[]): unknown {
+      if (!counting) return (original as (...a: unknown[]) => unknown).apply(this, args);
+      const key = `${prefix}.${name}`;
+      const start = process.hrtime.bigint();
+      const settle = (): void => {
+        const tally = tallies.get(key) ?? { count: 0, wallUs: 0 };
+        tally.count++;
+        tally.wallUs += Number(process.hrtime.bigint() - start) / 1000;
+        tallies.set(key, tally);
+      };
+      const result = (original as (...a: unknown[]) => unknown).apply(this, args);
+      if (result instanceof Promise) result.then(settle, settle);
+      else settle();
+      return result;
+    };
+  }
+}
+
+function methodsOf(proto: object): string[] {
+  // Plain methods only: reading a getter off the prototype would run it without an instance.
+  return Object.getOwnPropertyNames(proto).filter(
+    (n) => n !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, n)?.value === 'function',
+  );
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+/** Runs a shell script without blocking the event loop (the FUSE server runs on it). */
+function sh(script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-euo', 'pipefail', '-c', script], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`step failed (${code}): ${script}`)),
+    );
+  });
+}
+
+function py(code: string): Promise<void> {
+  return sh(`python3 - <<'PY'\nimport os\n${code}\nPY`);
+}
+
+interface Workload {
+  setup: (dir: string, files: number) => Promise<void>;
+  run: (dir: string, files: number) => Promise<void>;
+  /** Files the run touches (for per-file figures); defaults to --files. */
+  files?: () => number;
+}
+
+const createN = (dir: string, files: number): Promise<void> =>
+  py(`for i in range(${files}): os.close(os.open('${dir}/f%d' % i, os.O_CREAT | os.O_WRONLY, 0o644))`);
+
+const untarTar = '/tmp/strata-volume-opcount.tar';
+const workloads: Record<string, Workload> = {
+  lstat: {
+    setup: createN,
+    run: async (dir, files) => {
+      await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
+      await py(`for i in range(${files}): os.lstat('${dir}/f%d' % i)`);
+    },
+  },
+  create: { setup: async () => undefined, run: createN },
+  unlink: {
+    setup: createN,
+    run: (dir, files) => py(`for i in range(${files}): os.unlink('${dir}/f%d' % i)`),
+  },
+  write4k: {
+    setup: async () => undefined,
+    run: (dir, files) =>
+      py(
+        `b = os.urandom(4096)\nfor i in range(${files}):\n    with open('${dir}/f%d' % i, 'wb') as f: f.write(b)`,
+      ),
+  },
+  seqwrite: {
+    setup: async () => undefined,
+    run: (dir, files) => sh(`dd if=/dev/zero of=${dir}/big bs=1M count=${files} conv=fsync status=none`),
+  },
+  untar: {
+    setup: () => sh(`[ -f ${untarTar} ] || tar -C /usr/include -cf ${untarTar} linux`),
+    run: (dir) => sh(`tar -C ${dir} -xf ${untarTar}`),
+  },
+};
+
+async function main(): Promise<void> {
+  const workloadName = arg('workload', 'unlink');
+  const files = Number(arg('files', '1000'));
+  const workload = workloads[workloadName];
+  if (workload === undefined)
+    throw new Error(`unknown --workload ${workloadName}; one of ${Object.keys(workloads).join(', ')}`);
+  instrument(Vfs.prototype, 'fuse', methodsOf(Vfs.prototype));
+  instrument(MetaService.prototype, 'meta', methodsOf(MetaService.prototype));
+  instrument(FileObjectStore.prototype, 'store', ['put', 'get', 'delete']);
+  const root = mkdtempSync('/tmp/strata-volume-opcount-');
+  const mnt = join(root, 'mnt');
+  mkdirSync(mnt);
+  let volume: MountedVolume | undefined;
+  try {
+    volume = await startEmbedded({
+      dataDir: join(root, 'data'),
+      mountpoint: mnt,
+      volumeName: 'opcount',
+      config: resolveConfig().config,
+      log: (m) => console.error(m),
+    });
+    const dir = join(mnt, 'w');
+    // Never a synchronous call on the mount from here: this thread is the one serving it.
+    await sh(`mkdir ${dir}`);
+    await workload.setup(dir, files);
+    // --strace: count this process's system calls (all threads) during the measured part only.
+    const strace = process.argv.includes('--strace')
+      ? spawn(
+          'strace',
+          // Every thread by id, not -f: -f would also follow the workload's child processes.
+          ['-c', '-e', 'trace=fsync,fdatasync,pwrite64,write,writev,rename,openat'].concat(
+            ...readdirSync(`/proc/${process.pid}/task`).map((t) => ['-p', t]),
+          ),
+          { stdio: ['ignore', 'inherit', 'inherit'] },
+        )
+      : undefined;
+    if (strace) await new Promise((resolve) => setTimeout(resolve, 1000));
+    counting = true;
+    const cpu = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    await workload.run(dir, files);
+    const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
+    const used = process.cpuUsage(cpu);
+    counting = false;
+    if (strace) {
+      const exited = new Promise((resolve) => strace.on('exit', resolve));
+      strace.kill('SIGINT');
+      await exited;
+    }
+    let n = files;
+    if (workloadName === 'untar') n = tallies.get('fuse.create')?.count ?? files;
+    console.log(
+      `workload ${workloadName}: ${n} files, ${wallMs.toFixed(0)} ms, ${((wallMs * 1000) / n).toFixed(0)} µs/file wall, ` +
+        `mount CPU ${((used.user + used.system) / n).toFixed(0)} µs/file (user ${(used.user / n).toFixed(0)}, sys ${(used.system / n).toFixed(0)})`,
+    );
+    console.log('| call | per file | mean wall µs |');
+    console.log('|---|---|---|');
+    for (const [key, t] of [...tallies.entries()].sort()) {
+      console.log(`| ${key} | ${(t.count / n).toFixed(2)} | ${(t.wallUs / t.count).toFixed(0)} |`);
+    }
+  } finally {
+    await volume?.stop().catch((err: unknown) => console.error(err));
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
