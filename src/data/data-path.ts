@@ -7,6 +7,7 @@ import { DiskBlockCache } from './disk-cache.js';
 import { BlockFetcher } from './fetcher.js';
 import { MemoryBlockCache } from './memory-cache.js';
 import { Reader } from './reader.js';
+import { BlockSealer } from './sealer.js';
 import { SliceIdPool, Uploader } from './uploader.js';
 import { Writer, type WriterContext } from './writer.js';
 
@@ -40,6 +41,7 @@ class StrataDataPath implements DataPath {
   private readonly diskCache: DiskBlockCache | null;
   private readonly fetcher: BlockFetcher;
   private readonly uploader: Uploader;
+  private readonly sealer = new BlockSealer();
   private readonly reader: Reader;
   private readonly writerContext: WriterContext;
   private readonly buffering = new Set<Writer>();
@@ -96,6 +98,7 @@ class StrataDataPath implements DataPath {
       options.store,
       this.budget,
       positiveInteger('maxInFlightUploads', options.maxInFlightUploads ?? d.maxInFlightUploads),
+      this.sealer,
       (key, data, chargedBytes) => this.memoryCache.insert(key, data, chargedBytes),
     );
     // Readahead never takes more than a quarter of the budget, leaving room for writers; a
@@ -212,6 +215,7 @@ class StrataDataPath implements DataPath {
   }
 
   async close(): Promise<void> {
+    await this.sealer.close();
     await this.diskCache?.drain();
     this.memoryCache.clear();
   }

@@ -1,8 +1,9 @@
 import type { SliceId } from '../common/index.js';
 import type { ObjectStore } from '../object/index.js';
-import { bodyBytes, sealBlock } from './block-format.js';
+import { bodyBytes } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import { blockKey } from './layout.js';
+import type { BlockSealer } from './sealer.js';
 import { Semaphore } from './semaphore.js';
 
 export interface UploadStats {
@@ -54,6 +55,7 @@ export class Uploader {
     private readonly store: ObjectStore,
     private readonly budget: MemoryBudget,
     maxInFlightUploads: number,
+    private readonly sealer: BlockSealer,
     private readonly keep: ((key: string, data: Buffer, chargedBytes: number) => void) | null = null,
   ) {
     this.slots = new Semaphore(maxInFlightUploads);
@@ -86,11 +88,14 @@ export class Uploader {
     chargedBytes: number,
   ): Promise<void> {
     let key: string;
+    // Sealing may move the block's memory to another thread and back: from then on, only
+    // `body` (same memory) is valid, never `buffer`.
+    let body = buffer;
     try {
       const id = await sliceId;
       key = blockKey({ sliceId: id, blockIndex, blockLengthBytes: dataLength });
       await this.slots.run(async () => {
-        const body = sealBlock(buffer, dataLength);
+        body = await this.sealer.seal(buffer, dataLength);
         await this.store.put(key, body);
         this.stats.blocks++;
         this.stats.bytes += body.length;
@@ -107,10 +112,10 @@ export class Uploader {
     const exactBytes = bodyBytes(dataLength);
     if (chargedBytes > 2 * exactBytes) {
       // A small block in a big buffer: keep a right-sized copy, not the whole buffer.
-      this.keep(key, Buffer.from(buffer.subarray(0, dataLength)), exactBytes);
+      this.keep(key, Buffer.from(body.subarray(0, dataLength)), exactBytes);
       this.budget.release(chargedBytes - exactBytes);
     } else {
-      this.keep(key, buffer.subarray(0, dataLength), chargedBytes);
+      this.keep(key, body.subarray(0, dataLength), chargedBytes);
     }
   }
 }
