@@ -139,7 +139,75 @@ describe('SQLite engine: group commit', () => {
       await engine.close();
     }
   });
+
+  it('within one batch, a rolled-back change leaves no trace in the rows and counters later changes read', async () => {
+    // Counters are summed in memory and inode rows cached per batch (batch-rows.ts): a change that
+    // fails after touching them must not leak into the changes after it, nor into the commit.
+    const { engine, path } = open();
+    try {
+      const row = { ...inodeRow(7), uid: 1 };
+      await engine.write(async (tx) => {
+        await tx.putInode(row);
+        await tx.addCounter('c', 10);
+      });
+      const seen: [number, number | undefined, number][] = [];
+      const writes = Array.from({ length: 30 }, (_, i) =>
+        engine.write(async (tx) => {
+          const before = await tx.getCounter('c');
+          const after = await tx.addCounter('c', 1);
+          const inode = await tx.getInode(row.ino);
+          if (i % 2 === 1) {
+            await tx.putInode({ ...row, uid: 100 + i });
+            await tx.deleteInode(asIno(7000 + i));
+            throw fsError.EINVAL(`change ${i} fails on purpose`);
+          }
+          await tx.putInode({ ...row, uid: 100 + i, nlink: (inode?.nlink ?? 0) + 1 });
+          seen.push([before, inode?.uid, after]);
+        }),
+      );
+      const results = await Promise.allSettled(writes);
+      assert.equal(results.filter((r) => r.status === 'rejected').length, 15);
+      // Each successful change saw the one before it and none of the failed ones.
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 15 }, (_, k) => [10 + k, k === 0 ? 1 : 100 + 2 * (k - 1), 11 + k]),
+      );
+      assert.ok(engine.counts.commits < 1 + 30, 'the 30 changes were not grouped');
+      const db = new BetterSqlite3(path, { readonly: true });
+      try {
+        assert.equal(db.prepare("SELECT value FROM counter WHERE name = 'c'").pluck().get(), 25);
+        const stored = db.prepare('SELECT uid, nlink FROM inode WHERE ino = 7').get();
+        assert.deepEqual(stored, { uid: 128, nlink: 16 });
+      } finally {
+        db.close();
+      }
+      assert.equal(await engine.read((tx) => tx.getCounter('c')), 25);
+    } finally {
+      await engine.close();
+    }
+  });
 });
+
+function inodeRow(ino: number) {
+  return {
+    ino: asIno(ino),
+    mode: 0o100644,
+    uid: 0,
+    gid: 0,
+    nlink: 1,
+    sizeBytes: 0,
+    rdev: 0,
+    atimeSec: 0,
+    atimeNsec: 0,
+    mtimeSec: 0,
+    mtimeNsec: 0,
+    ctimeSec: 0,
+    ctimeNsec: 0,
+    generation: 1,
+    parent: asIno(0),
+    target: null,
+  };
+}
 
 describe('SQLite engine: sync() durable barrier', () => {
   it('concurrent syncs share WAL flushes, and a sync with nothing new committed flushes nothing', async () => {

@@ -116,7 +116,10 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
   const call = (method: string, args: unknown[]): Promise<unknown> => {
     if (failure) return Promise.reject(failure);
     const id = nextId++;
-    if (outgoing.length === 0) queueMicrotask(flush);
+    // One message per event-loop turn, not per microtask checkpoint (one per socket read): the
+    // calls that all connections delivered in this turn cross together, and reach the engine
+    // as one group commit instead of several small ones.
+    if (outgoing.length === 0) setImmediate(flush);
     outgoing.push([id, method, args, currentCallKey()]);
     return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
   };

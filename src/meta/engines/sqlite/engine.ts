@@ -12,6 +12,7 @@ import {
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
+import { BatchRows } from './batch-rows.js';
 import { WalCheckpointer } from './checkpointer.js';
 import { ALL_TABLES, HISTORY_TABLES, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 import { SqliteReader } from './reader.js';
@@ -151,6 +152,7 @@ export class SqliteEngine implements Engine {
       history: options.history !== false,
       lastCursor: counter(CURSOR_COUNTER),
       keptInodes: new Set(),
+      rows: new BatchRows(),
     };
     this.wtx = new SqliteWriteTx(this.ws, this.state);
   }
@@ -175,6 +177,7 @@ export class SqliteEngine implements Engine {
     // Commit instants strictly increase, even if the wall clock steps back (history order).
     this.state.nowUs = Math.max(this.clock.nowUs(), this.lastCommitUs + 1);
     this.state.keptInodes.clear();
+    this.state.rows.reset();
   }
 
   private async drain(): Promise<void> {
@@ -197,6 +200,7 @@ export class SqliteEngine implements Engine {
         }
         const job = this.queue.shift()!;
         this.sql.savepoint.run();
+        this.state.rows.beginChange();
         this.counts.writes++;
         try {
           const value = await job.fn(this.wtx);
@@ -231,6 +235,7 @@ export class SqliteEngine implements Engine {
   private undoOne(): boolean {
     // The rolled-back operation may have made the only copy of an old image in this batch.
     this.state.keptInodes.clear();
+    this.state.rows.rollbackChange();
     if (!this.wdb.inTransaction) return false;
     try {
       this.sql.rollbackTo.run();
@@ -259,6 +264,7 @@ export class SqliteEngine implements Engine {
     const settled = this.settled;
     this.settled = [];
     try {
+      for (const [name, value] of this.state.rows.dirtyCounters()) this.counterSet.run(name, value);
       this.counterSet.run(CURSOR_COUNTER, this.state.lastCursor);
       this.counterSet.run(LAST_COMMIT_COUNTER, this.state.nowUs);
       this.sql.commit.run();
@@ -369,6 +375,8 @@ export class SqliteEngine implements Engine {
   async wipe(): Promise<void> {
     await this.write(async () => {
       for (const table of ALL_TABLES) this.wdb.exec(`DELETE FROM ${table}`);
+      // Nothing this batch cached may be written back over the emptied tables.
+      this.state.rows.reset();
     });
   }
 

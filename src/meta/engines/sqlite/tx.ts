@@ -10,6 +10,7 @@ import type {
   WriteTx,
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
+import type { BatchRows } from './batch-rows.js';
 import {
   toDentry,
   toInode,
@@ -295,7 +296,6 @@ export class WriteStatements extends ReadStatements {
   readonly chunkDelete: Statement;
   readonly chunkDeleteAll: Statement;
   readonly settingPut: Statement;
-  readonly counterAdd: Statement;
   readonly counterSet: Statement;
   readonly sessionPut: Statement;
   readonly sessionDelete: Statement;
@@ -355,12 +355,6 @@ export class WriteStatements extends ReadStatements {
     this.chunkDelete = db.prepare('DELETE FROM chunk WHERE ino = ? AND idx = ?');
     this.chunkDeleteAll = db.prepare('DELETE FROM chunk WHERE ino = ?');
     this.settingPut = db.prepare('INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)');
-    this.counterAdd = db
-      .prepare(
-        'INSERT INTO counter (name, value) VALUES (?, ?) ' +
-          'ON CONFLICT (name) DO UPDATE SET value = value + excluded.value RETURNING value',
-      )
-      .pluck();
     this.counterSet = db.prepare('INSERT OR REPLACE INTO counter (name, value) VALUES (?, ?)');
     this.sessionPut = db.prepare(
       'INSERT OR REPLACE INTO session (id, info, started_us, heartbeat_us) VALUES (?, ?, ?, ?)',
@@ -409,6 +403,8 @@ export interface WriteState {
    * every create; this is most of the history cost. Cleared at each batch and savepoint rollback.
    */
   keptInodes: Set<number>;
+  /** Hot inode rows and summed counters of the open batch (batch-rows.ts). */
+  rows: BatchRows;
 }
 
 export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
@@ -421,6 +417,14 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
 
   get nowUs(): number {
     return this.state.nowUs;
+  }
+
+  override async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
+    if (asOfUs === undefined) {
+      const cached = this.state.rows.inode(ino);
+      if (cached !== undefined) return cached ?? undefined;
+    }
+    return super.getInode(ino, asOfUs);
   }
 
   async putInode(r: InodeRow, fresh = false): Promise<void> {
@@ -448,6 +452,7 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
       r.target,
       now,
     );
+    this.state.rows.wroteInode(r);
   }
 
   async deleteInode(ino: Ino): Promise<void> {
@@ -460,6 +465,7 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     this.w.inodeDelete.run(ino);
     this.w.xattrDeleteAll.run(ino);
     this.w.chunkDeleteAll.run(ino);
+    this.state.rows.deletedInode(ino);
   }
 
   async putDentry(parent: Ino, name: string, ino: Ino, type: number, fresh = false): Promise<DentryRow> {
@@ -495,9 +501,17 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     this.w.settingPut.run(key, value);
   }
 
-  async addCounter(name: string, delta: number): Promise<number> {
-    return this.w.counterAdd.get(name, delta) as number;
+  override async getCounter(name: string): Promise<number> {
+    return this.state.rows.counter(name, this.loadCounter);
   }
+
+  /** Summed in the batch, written once before its commit (engine.ts). */
+  async addCounter(name: string, delta: number): Promise<number> {
+    return this.state.rows.addCounter(name, delta, this.loadCounter);
+  }
+
+  private readonly loadCounter = (name: string): number =>
+    (this.w.counter.get(name) as number | undefined) ?? 0;
 
   async putSession(row: SessionRow): Promise<void> {
     this.w.sessionPut.run(row.sessionId, JSON.stringify(row.info), row.startedUs, row.heartbeatUs);
