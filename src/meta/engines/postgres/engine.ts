@@ -10,9 +10,17 @@ import {
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
-import { ChangeFeed, encodeChange } from './changefeed.js';
+import { ChangeFeed, encodeChange, type MetaChange } from './changefeed.js';
 import { applyMigrations, redact } from './migrate.js';
-import { withRetry, isRetryable, sqlState, DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import {
+  withRetry,
+  isRetryable,
+  sqlState,
+  DEFAULT_RETRY_POLICY,
+  STALE_CACHE_SQLSTATE,
+  type RetryPolicy,
+} from './retry.js';
+import { RowCache, dentryKey, inodeKey } from './row-cache.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
 import { PgTx, type SharedTxState } from './tx.js';
 
@@ -31,6 +39,11 @@ export interface PostgresSettings {
   poolSize: number;
   /** Publish committed changes on the change feed (`?notify=off` to disable, e.g. one server only). */
   notify: boolean;
+  /**
+   * Write transactions decide from rows this server cached and check them in their commit
+   * batch: one round trip per change (`?cached_reads=off` to read every row first).
+   */
+  cachedReads: boolean;
 }
 
 const DEFAULT_POOL_SIZE = 16;
@@ -48,7 +61,7 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
   // Not the WHATWG URL parser: libpq URLs may have an empty host ("postgres://user@/db?host=/run/pg").
   const question = url.indexOf('?');
   const params = new URLSearchParams(question >= 0 ? url.slice(question + 1) : '');
-  const settings: PostgresSettings = { poolSize: DEFAULT_POOL_SIZE, notify: true };
+  const settings: PostgresSettings = { poolSize: DEFAULT_POOL_SIZE, notify: true, cachedReads: true };
   const poolSize = params.get('pool_size');
   if (poolSize !== null) {
     const n = Number(poolSize);
@@ -66,6 +79,14 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
     settings.notify = notify === 'on';
     params.delete('notify');
   }
+  const cachedReads = params.get('cached_reads');
+  if (cachedReads !== null) {
+    if (cachedReads !== 'on' && cachedReads !== 'off') {
+      throw fsError.EINVAL(`cached_reads=${cachedReads} in ${redact(url)} must be "on" or "off"`);
+    }
+    settings.cachedReads = cachedReads === 'on';
+    params.delete('cached_reads');
+  }
   const rest = params.toString();
   const base = question >= 0 ? url.slice(0, question) : url;
   return { connectionString: rest ? `${base}?${rest}` : base, settings };
@@ -79,6 +100,13 @@ const types = {
       ? (value: string) => Number(value)
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
+
+/** A POSIX error decided from cached values: retried reading PostgreSQL (retry.ts, SR001). */
+function staleDecision(error: Error): Error {
+  return Object.assign(new Error(`rechecking without cached rows: ${error.message}`, { cause: error }), {
+    code: STALE_CACHE_SQLSTATE,
+  });
+}
 
 /** Connection trouble (server gone, network): the operation's outcome may be unknown. */
 function isConnectionError(error: unknown): boolean {
@@ -110,7 +138,9 @@ export class PostgresEngine implements Engine {
   private drained: (() => void) | undefined;
   private closing = false;
   private feed: Promise<ChangeFeed> | undefined;
-  private readonly shared: SharedTxState = { cursors: [], counterEstimates: new Map() };
+  private readonly shared: SharedTxState = { cursors: [], counterEstimates: new Map(), roundTrips: 0 };
+  /** Rows this server read or wrote lately (row-cache.ts); undefined with `cached_reads=off`. */
+  readonly cache: RowCache | undefined;
   /** SQL-level prepared statements per pooled connection. */
   private readonly prepared = new WeakMap<pg.PoolClient, Set<string>>();
   /** Pooled connections whose last read left its read-only transaction open. */
@@ -126,6 +156,7 @@ export class PostgresEngine implements Engine {
     private readonly retryPolicy: RetryPolicy,
   ) {
     this.displayUrl = redact(connectionString);
+    this.cache = settings.cachedReads ? new RowCache() : undefined;
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
     // Not durable = a crash of PostgreSQL may lose the last few hundred ms of acknowledged
@@ -190,8 +221,29 @@ export class PostgresEngine implements Engine {
    * the engine.
    */
   subscribeChanges(): Promise<ChangeFeed> {
-    this.feed ??= ChangeFeed.start({ connectionString: this.connectionString, channel: CHANGE_CHANNEL });
+    this.feed ??= ChangeFeed.start({ connectionString: this.connectionString, channel: CHANGE_CHANNEL }).then(
+      (feed) => {
+        // Other servers' changes make cached rows stale: forget them now rather than fail a
+        // check later (a check still catches whatever the feed misses or delivers late).
+        feed.on('change', (change: MetaChange) => {
+          const cache = this.cache;
+          if (!cache || change.originId === this.originId) return;
+          if (change.invalidateAll) cache.clear();
+          for (const ino of change.inos) cache.dropInode(ino);
+          for (const { parent, name } of change.entries) {
+            cache.drop(dentryKey(parent, name));
+            cache.drop(inodeKey(parent));
+          }
+        });
+        return feed;
+      },
+    );
     return this.feed;
+  }
+
+  /** Queries sent by this engine's transactions so far (one round trip each): metrics, tests. */
+  get roundTrips(): number {
+    return this.shared.roundTrips;
   }
 
   private nextNowUs(): number {
@@ -256,7 +308,16 @@ export class PostgresEngine implements Engine {
       withRetry(
         async () => {
           const { client, begin, endsOpenRead } = await this.acquire(READ_BEGIN);
-          const tx = new PgTx(this.shared, client, this.preparedOn(client), false, this.lastNowUs, 0, begin);
+          const tx = new PgTx(
+            this.shared,
+            client,
+            this.preparedOn(client),
+            false,
+            this.lastNowUs,
+            0,
+            begin,
+            this.cache,
+          );
           try {
             const result = await fn(tx);
             await tx.settled();
@@ -274,10 +335,15 @@ export class PostgresEngine implements Engine {
     );
   }
 
+  /**
+   * The first attempt of a write decides from cached rows where it can (row-cache.ts) and
+   * checks them in its commit batch; a later attempt (after a failed check, a conflict, or a
+   * POSIX error that may come from a stale value) reads everything from PostgreSQL.
+   */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
     return this.track(() =>
       withRetry(
-        async () => {
+        async (attempt) => {
           const { client, begin, endsOpenRead } = await this.acquire(this.writeBegin);
           const nowUs = this.nextNowUs();
           const tx = new PgTx(
@@ -288,15 +354,21 @@ export class PostgresEngine implements Engine {
             nowUs,
             this.history ? nowUs : 0,
             begin,
+            this.cache,
+            attempt === 1,
           );
           try {
             const result = await fn(tx);
             await tx.commit(this.notifyText(tx));
+            tx.finish(true);
             this.giveBack(client, undefined, !tx.started && endsOpenRead, tx);
             return result;
           } catch (error) {
+            tx.finish(false);
             const broken = await this.rollback(client, tx, error);
             this.giveBack(client, broken, !tx.started && endsOpenRead, tx);
+            if (sqlState(error) === STALE_CACHE_SQLSTATE && this.cache) this.cache.staleReads++;
+            if (isFsError(error) && tx.usedCache) throw staleDecision(error);
             throw this.translate(error);
           }
         },

@@ -1,9 +1,17 @@
 import { Errno, FsError } from '../../../common/index.js';
 
+/**
+ * Raised by strata_expect (migration 3) when a row a transaction took from the server's cache
+ * changed meanwhile, and by the engine when a transaction that used cached values fails with a
+ * POSIX error (the error may come from a stale value). The next attempt reads PostgreSQL.
+ */
+export const STALE_CACHE_SQLSTATE = 'SR001';
+
 /** SQLSTATEs after which the whole transaction may simply run again. */
 const RETRYABLE_SQLSTATES = new Set([
   '40001', // serialization_failure
   '40P01', // deadlock_detected
+  STALE_CACHE_SQLSTATE, // a value taken from this server's cache had changed (row-cache.ts)
 ]);
 
 export interface RetryPolicy {
@@ -62,6 +70,8 @@ export async function withRetry<T>(
         throw error;
       }
       onRetry?.(error, n);
+      // A stale cached read is no conflict with anyone: the next attempt reads PostgreSQL at once.
+      if (sqlState(error) === STALE_CACHE_SQLSTATE) continue;
       const capMs = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1));
       await sleep(Math.random() * capMs);
     }

@@ -119,6 +119,23 @@ CREATE TABLE call_outcome (
 CREATE INDEX call_outcome_age ON call_outcome (seq_no);
 `,
   },
+  {
+    version: 3,
+    name: 'checks of cached reads (one round trip per change)',
+    sql: `
+-- A write transaction may decide from rows this server cached instead of reading them first;
+-- its batch then checks each such row (locking it) before writing, and a mismatch aborts the
+-- transaction with SQLSTATE SR001, which the server retries reading PostgreSQL.
+CREATE FUNCTION strata_expect(ok boolean, what text, id text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF ok IS NOT TRUE THEN
+    RAISE EXCEPTION 'cached % % changed meanwhile', what, id USING ERRCODE = 'SR001';
+  END IF;
+END
+$fn$;
+`,
+  },
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;

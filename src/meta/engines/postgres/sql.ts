@@ -188,6 +188,36 @@ export const SQL = {
      SELECT ino, idx, ver, $3, slices FROM d WHERE ver < $4`,
   ),
 
+  // Checks of values a write transaction took from this server's cache (row-cache.ts), sent in
+  // its batch before its writes: each locks the row it checks, as the uncached read would have,
+  // and strata_expect (migration 3) fails the transaction with SQLSTATE SR001 on a mismatch.
+  expectInode: stmt(
+    'expect_inode',
+    `SELECT strata_expect(EXISTS (SELECT 1 FROM inode WHERE ino = $1 AND mode = $2 AND uid = $3
+       AND gid = $4 AND nlink = $5 AND size = $6 AND rdev = $7 AND atime_s = $8 AND atime_ns = $9
+       AND mtime_s = $10 AND mtime_ns = $11 AND ctime_s = $12 AND ctime_ns = $13 AND gen = $14
+       AND parent = $15 AND target IS NOT DISTINCT FROM $16 FOR UPDATE), 'inode', $1::bigint::text)`,
+  ),
+  expectDentry: stmt(
+    'expect_dentry',
+    `SELECT strata_expect(EXISTS (SELECT 1 FROM dentry WHERE parent = $1 AND name = $2 AND ino = $3
+       AND type = $4 AND cursor = $5 FOR UPDATE), 'entry', $1::bigint::text || '/' || $2::text)`,
+  ),
+  expectNoDentry: stmt(
+    'expect_no_dentry',
+    `SELECT strata_expect(NOT EXISTS (SELECT 1 FROM dentry WHERE parent = $1 AND name = $2),
+       'absent entry', $1::bigint::text || '/' || $2::text)`,
+  ),
+  expectXattr: stmt(
+    'expect_xattr',
+    `SELECT strata_expect(EXISTS (SELECT 1 FROM xattr WHERE ino = $1 AND name = $2 AND value = $3
+       FOR UPDATE), 'xattr', $1::bigint::text || '/' || $2::text)`,
+  ),
+  expectNoXattr: stmt(
+    'expect_no_xattr',
+    `SELECT strata_expect(NOT EXISTS (SELECT 1 FROM xattr WHERE ino = $1 AND name = $2),
+       'absent xattr', $1::bigint::text || '/' || $2::text)`,
+  ),
   putCallOutcome: stmt(
     'put_call_outcome',
     `INSERT INTO call_outcome (client_id, seq, reply, at_us) VALUES ($1, $2, $3, $4)

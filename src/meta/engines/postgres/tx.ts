@@ -13,6 +13,7 @@ import {
 } from '../rows.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from '../../namespace.js';
 import { SQL, executeStatement, prepareStatement, type Statement } from './sql.js';
+import { dentryKey, inodeKey, xattrKey, type CachedValue, type RowCache } from './row-cache.js';
 
 /**
  * Counters the service only keeps for statfs: nearly every create, unlink and write changes
@@ -31,7 +32,29 @@ export interface SharedTxState {
   /** Readdir cursors fetched and not handed out yet, the next one last. */
   cursors: number[];
   counterEstimates: Map<string, number>;
+  /** Queries sent to PostgreSQL by transactions (each one round trip): metrics, tests. */
+  roundTrips: number;
 }
+
+/** The values of an inode row in the order of SQL.expectInode's parameters. */
+const inodeValues = (row: InodeRow): unknown[] => [
+  row.ino,
+  row.mode,
+  row.uid,
+  row.gid,
+  row.nlink,
+  row.sizeBytes,
+  row.rdev,
+  row.atimeSec,
+  row.atimeNsec,
+  row.mtimeSec,
+  row.mtimeNsec,
+  row.ctimeSec,
+  row.ctimeNsec,
+  row.generation,
+  row.parent,
+  row.target,
+];
 
 /** What a write transaction changed, for the change feed. */
 export interface TxChanges {
@@ -49,7 +72,7 @@ export interface TxChanges {
  */
 export class PgTx implements WriteTx {
   readonly changes: TxChanges = { inos: new Set(), entries: new Map() };
-  /** Names looked up and found absent in this transaction: inserted without upsert. */
+  /** Entries (dentryKey) looked up and found absent in this transaction: inserted without upsert. */
   private readonly absent = new Set<string>();
   private readonly lockedLockInodes = new Set<number>();
   private readonly counterShard = Math.floor(Math.random() * COUNTER_SHARDS);
@@ -73,6 +96,20 @@ export class PgTx implements WriteTx {
   /** A batch with new PREPAREs failed: which of them exist is unknown, drop the connection. */
   poisoned = false;
 
+  /**
+   * Cached reads (row-cache.ts): what this transaction read or wrote, for the cache once it
+   * commits (a write overrides a read of the same key; null = gone).
+   */
+  private readonly observed = new Map<string, CachedValue>();
+  /** Keys this transaction wrote: reading them again must see its own write, not the cache. */
+  private readonly written = new Set<string>();
+  /** Keys this transaction marked busy in the cache (released by `finish`). */
+  private readonly held = new Set<string>();
+  /** Entries assumed absent without asking (the insert's unique key or a check at commit decides). */
+  private readonly speculated = new Set<string>();
+  /** True once a decision rested on a cached or assumed value (a POSIX error must then be rechecked). */
+  usedCache = false;
+
   constructor(
     private readonly shared: SharedTxState,
     private readonly client: pg.PoolClient,
@@ -83,12 +120,17 @@ export class PgTx implements WriteTx {
     /** Copy old images into history when their version is below this (0: history off). */
     private readonly historyBeforeUs: number,
     begin: string,
+    /** The server's row cache: reads of a read transaction are offered to it. */
+    private readonly cache?: RowCache,
+    /** Write transactions: decide from cached values this attempt (the first one only). */
+    private readonly cachedReads = false,
   ) {
     this.pending = [begin];
   }
 
   private async send<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
     if (this.pending.length === 0) {
+      this.shared.roundTrips++;
       const result = await this.client.query<R>({ name: statement.name, text: statement.text, values });
       return result.rows;
     }
@@ -102,6 +144,7 @@ export class PgTx implements WriteTx {
     const batch = this.pending;
     this.pending = [];
     this.begun = true;
+    this.shared.roundTrips++;
     try {
       const results: unknown = await this.client.query<R>(batch.join(';\n'));
       for (const name of this.preparing) this.prepared.add(name);
@@ -142,6 +185,12 @@ export class PgTx implements WriteTx {
    */
   async commit(beforeCommit?: string): Promise<void> {
     await this.tail;
+    // Names assumed absent and not inserted (an insert's unique key checks those itself).
+    for (const key of this.speculated) {
+      if (!this.absent.has(key)) continue;
+      const slash = key.indexOf('/');
+      this.defer(SQL.expectNoDentry, [Number(key.slice(1, slash)), key.slice(slash + 1)]);
+    }
     if (!this.begun && this.pending.length <= 1) return; // only BEGIN: nothing happened
     if (beforeCommit !== undefined) this.pending.push(beforeCommit);
     this.pending.push('COMMIT');
@@ -162,15 +211,80 @@ export class PgTx implements WriteTx {
     this.changes.entries.set(`${parent}/${name}`, [parent, name]);
   }
 
+  /**
+   * Ends this transaction's use of the cache: after a commit, what it read and wrote becomes
+   * the cache's newest knowledge; after a failure, every key it touched is forgotten (one of
+   * them may be what failed its checks).
+   */
+  finish(committed: boolean): void {
+    const cache = this.cache;
+    if (!cache || !this.writable) return;
+    for (const key of this.held) cache.release(key);
+    if (committed) {
+      for (const [key, value] of this.observed) {
+        if (value === null && key.charCodeAt(0) === 0x69 /* i */) cache.dropInode(Number(key.slice(1)));
+        else cache.set(key, value);
+      }
+    } else {
+      for (const key of this.observed.keys()) cache.drop(key);
+      for (const key of this.speculated) cache.drop(key);
+    }
+  }
+
+  private hold(key: string): void {
+    if (!this.cache || this.held.has(key)) return;
+    this.held.add(key);
+    this.cache.hold(key);
+  }
+
+  /** A read's result, remembered for the cache unless this transaction already wrote the key. */
+  private observe(key: string, value: CachedValue): void {
+    if (!this.writable) this.cache?.offer(key, value);
+    else if (this.cache && !this.observed.has(key)) this.observed.set(key, value);
+  }
+
+  private wrote(key: string, value: CachedValue): void {
+    if (!this.cache) return;
+    this.hold(key);
+    this.written.add(key);
+    this.observed.set(key, value);
+  }
+
+  /**
+   * The cached value of `key` this attempt may decide from (checked at commit), or undefined:
+   * no cached reads this attempt, unknown, written by this transaction (it must read its own
+   * write), or in use by another transaction of this server (which is about to change it).
+   */
+  private fromCache(key: string): CachedValue | undefined {
+    if (!this.cachedReads || !this.cache || this.written.has(key)) return undefined;
+    const value = this.cache.get(key);
+    if (value === undefined || this.cache.busyElsewhere(key, this.held.has(key))) return undefined;
+    this.hold(key);
+    this.usedCache = true;
+    return value;
+  }
+
   // --- reads ---
 
   async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
-    if (asOfUs === undefined && this.writable) return this.lockInode(ino);
+    if (asOfUs === undefined && this.writable) {
+      const key = inodeKey(ino);
+      const cached = this.fromCache(key) as InodeRow | null | undefined;
+      if (cached) {
+        this.defer(SQL.expectInode, inodeValues(cached));
+        this.observe(key, cached);
+        return { ...cached };
+      }
+      this.hold(key);
+      return this.lockInode(ino);
+    }
     const [row] =
       asOfUs !== undefined
         ? await this.rows<InodeRecord>(SQL.getInodeAsOf, [ino, asOfUs])
         : await this.rows<InodeRecord>(SQL.getInode, [ino]);
-    return row && toInode(row);
+    const inode = row && toInode(row);
+    if (inode && asOfUs === undefined) this.observe(inodeKey(ino), { ...inode });
+    return inode;
   }
 
   /**
@@ -190,8 +304,12 @@ export class PgTx implements WriteTx {
       const results = ((await this.flush()) as pg.QueryResult[]).filter((r) => r.command !== 'PREPARE');
       const [row] = results[results.length - 2].rows as InodeRecord[];
       const [acl] = results[results.length - 1].rows as { value: Buffer }[];
-      if (row !== undefined) this.defaultAcls.set(ino, acl?.value);
-      return row && toInode(row);
+      if (row === undefined) return undefined;
+      this.defaultAcls.set(ino, acl?.value);
+      const inode = toInode(row);
+      this.observe(inodeKey(ino), { ...inode });
+      this.observe(xattrKey(ino, ACL_DEFAULT_XATTR), acl?.value ?? null);
+      return inode;
     });
     this.tail = result.catch(() => undefined);
     return result;
@@ -202,12 +320,41 @@ export class PgTx implements WriteTx {
       const [row] = await this.rows<DentryRecord>(SQL.lookupAsOf, [parent, name, asOfUs]);
       return row && toDentry(row);
     }
+    const key = dentryKey(parent, name);
+    if (this.writable) {
+      const cached = this.fromCache(key) as DentryRow | null | undefined;
+      if (cached) {
+        this.defer(SQL.expectDentry, [parent, name, cached.ino, cached.type, cached.cursor]);
+        this.observe(key, cached);
+        return { ...cached };
+      }
+      // Known absent, or unknown while nothing went to PostgreSQL yet: assume absent, so that a
+      // create costs one round trip. If the name exists after all, the insert's unique key or
+      // the check at commit fails this attempt, and a POSIX error (ENOENT) is rechecked.
+      if (cached === null || (cached === undefined && this.assumeAbsent(key))) {
+        this.absent.add(key);
+        this.speculated.add(key);
+        return undefined;
+      }
+      this.hold(key);
+    }
     const [row] = await this.rows<DentryRecord>(this.writable ? SQL.lookupLocked : SQL.lookup, [
       parent,
       name,
     ]);
-    if (this.writable && row === undefined) this.absent.add(`${parent}/${name}`);
-    return row && toDentry(row);
+    if (this.writable && row === undefined) this.absent.add(key);
+    const entry = row && toDentry(row);
+    this.observe(key, entry ? { ...entry } : null);
+    return entry;
+  }
+
+  /** Whether an unknown name may be assumed absent: only while the attempt is still all in memory. */
+  private assumeAbsent(key: string): boolean {
+    if (!this.cachedReads || !this.cache || this.begun || this.written.has(key)) return false;
+    if (this.cache.busyElsewhere(key, this.held.has(key))) return false;
+    this.hold(key);
+    this.usedCache = true;
+    return true;
   }
 
   async listDir(parent: Ino, afterCursor: number, limit: number, asOfUs?: number): Promise<DentryRow[]> {
@@ -227,10 +374,22 @@ export class PgTx implements WriteTx {
     if (asOfUs === undefined && name === ACL_DEFAULT_XATTR && this.defaultAcls.has(ino)) {
       return this.defaultAcls.get(ino);
     }
+    const key = xattrKey(ino, name);
+    if (asOfUs === undefined && this.writable) {
+      const cached = this.fromCache(key) as Buffer | null | undefined;
+      if (cached !== undefined) {
+        if (cached === null) this.defer(SQL.expectNoXattr, [ino, name]);
+        else this.defer(SQL.expectXattr, [ino, name, cached]);
+        this.observe(key, cached);
+        return cached ?? undefined;
+      }
+      this.hold(key);
+    }
     const [row] =
       asOfUs !== undefined
         ? await this.rows<{ value: Buffer }>(SQL.getXattrAsOf, [ino, name, asOfUs])
         : await this.rows<{ value: Buffer }>(this.writable ? SQL.getXattrLocked : SQL.getXattr, [ino, name]);
+    if (asOfUs === undefined) this.observe(key, row?.value ?? null);
     return row?.value;
   }
 
@@ -351,16 +510,18 @@ export class PgTx implements WriteTx {
       this.historyBeforeUs,
     ]);
     this.changes.inos.add(row.ino);
+    this.wrote(inodeKey(row.ino), { ...row });
   }
 
   async deleteInode(ino: Ino): Promise<void> {
     this.defaultAcls.delete(ino);
     this.defer(SQL.deleteInode, [ino, this.nowUs, this.historyBeforeUs]);
     this.changes.inos.add(ino);
+    this.wrote(inodeKey(ino), null);
   }
 
   async putDentry(parent: Ino, name: string, ino: Ino, type: number): Promise<DentryRow> {
-    const key = `${parent}/${name}`;
+    const key = dentryKey(parent, name);
     const cursor = await this.nextCursor();
     if (this.absent.has(key)) {
       this.defer(SQL.insertDentry, [parent, name, ino, type, cursor, this.nowUs]);
@@ -369,7 +530,9 @@ export class PgTx implements WriteTx {
     }
     this.absent.delete(key);
     this.noteEntry(parent, name);
-    return { parent, name, ino, type, cursor };
+    const row = { parent, name, ino, type, cursor };
+    this.wrote(key, { ...row });
+    return row;
   }
 
   /**
@@ -390,18 +553,21 @@ export class PgTx implements WriteTx {
   async deleteDentry(parent: Ino, name: string): Promise<void> {
     this.defer(SQL.deleteDentry, [parent, name, this.nowUs, this.historyBeforeUs]);
     this.noteEntry(parent, name);
+    this.wrote(dentryKey(parent, name), null);
   }
 
   async putXattr(ino: Ino, name: string, value: Buffer): Promise<void> {
     this.defaultAcls.delete(ino);
     this.defer(SQL.putXattr, [ino, name, value, this.nowUs, this.historyBeforeUs]);
     this.changes.inos.add(ino);
+    this.wrote(xattrKey(ino, name), value);
   }
 
   async deleteXattr(ino: Ino, name: string): Promise<void> {
     this.defaultAcls.delete(ino);
     this.defer(SQL.deleteXattr, [ino, name, this.nowUs, this.historyBeforeUs]);
     this.changes.inos.add(ino);
+    this.wrote(xattrKey(ino, name), null);
   }
 
   async putChunk(ino: Ino, chunkIndex: number, slices: SliceRef[]): Promise<void> {

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
+import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
+import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
+import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
+
+/**
+ * Cached reads (src/meta/engines/postgres/row-cache.ts): a server decides a change from rows it
+ * cached and checks them in the change's one round trip. Two servers on one database: whatever
+ * one of them cached, the other's changes must win, with the POSIX answer PostgreSQL's current
+ * state implies.
+ */
+
+const root: Caller = { uid: 0, gid: 0, pid: 1 };
+const user: Caller = { uid: 1000, gid: 1000, pid: 2 };
+const S_IFREG = 0o100000;
+
+const engineOf = (service: MetaService): PostgresEngine => {
+  const engine = service.engine;
+  assert.ok(engine instanceof PostgresEngine);
+  return engine;
+};
+
+async function errnoOf(work: Promise<unknown>): Promise<number | 'ok'> {
+  try {
+    await work;
+    return 'ok';
+  } catch (error) {
+    if (isFsError(error)) return error.errno;
+    throw error;
+  }
+}
+
+describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
+  let db: TestDatabase;
+  let a: MetaService;
+  let b: MetaService;
+
+  before(async () => {
+    db = await createTestDatabase();
+    await formatVolume(db.url, { name: 'cached' });
+    a = await openMetaService({ engineUrl: db.url, background: false });
+    b = await openMetaService({ engineUrl: db.url, background: false });
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await db?.drop();
+  });
+
+  test('create, rename and chmod in a directory the server knows cost one round trip each', async () => {
+    const engine = engineOf(a);
+    const dir = await a.mkdir(root, ROOT_INO, 'one-trip', 0o755, 0);
+    await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0); // readdir cursors fetched
+    const trips = async (work: () => Promise<unknown>): Promise<number> => {
+      const before = engine.roundTrips;
+      await work();
+      return engine.roundTrips - before;
+    };
+    let file: Ino | undefined;
+    assert.equal(
+      await trips(async () => (file = (await a.mknod(root, dir.ino, 'f', S_IFREG | 0o644, 0, 0o022)).ino)),
+      1,
+    );
+    assert.equal(await trips(() => a.rename(root, dir.ino, 'f', dir.ino, 'g', 0)), 1);
+    assert.equal(await trips(() => a.setattr(root, file!, { mode: 0o600 })), 1);
+    // unlink also asks for open counts and chunks (neither is cached): one round trip each more.
+    assert.equal(await trips(() => a.unlink(root, dir.ino, 'g')), 3);
+    // What those single round trips did is what the other server reads.
+    assert.equal(await b.lookup(root, dir.ino, 'f').catch(() => undefined), undefined);
+    assert.equal(await b.lookup(root, dir.ino, 'g').catch(() => undefined), undefined);
+    assert.deepEqual(
+      (await b.readdir(root, dir.ino, 0, 100, false))
+        .map((e) => e.name)
+        .filter((n) => n !== '.' && n !== '..'),
+      ['warm-up'],
+    );
+  });
+
+  test("another server's changes win over what this one cached", async () => {
+    const engine = engineOf(a);
+    const dir = await a.mkdir(root, ROOT_INO, 'contested', 0o777, 0);
+    const file = await a.mknod(root, dir.ino, 'f', S_IFREG | 0o644, 0, 0);
+    await a.mknod(root, dir.ino, 'keep', S_IFREG | 0o644, 0, 0);
+    const staleBefore = engine.cache!.staleReads;
+
+    // b removes an entry a has cached: a's rename of it must fail as if a had read it.
+    await b.unlink(root, dir.ino, 'f');
+    assert.equal(await errnoOf(a.rename(root, dir.ino, 'f', dir.ino, 'f2', 0)), Errno.ENOENT);
+    // b creates a name a never saw: a's create of it must not overwrite it.
+    const theirs = await b.mknod(root, dir.ino, 'x', S_IFREG | 0o644, 0, 0);
+    assert.equal(await errnoOf(a.mknod(root, dir.ino, 'x', S_IFREG | 0o644, 0, 0)), Errno.EEXIST);
+    assert.equal((await a.lookup(root, dir.ino, 'x')).ino, theirs.ino);
+    // b takes write permission away on a directory a has cached as writable by everyone.
+    await b.setattr(root, dir.ino, { mode: 0o755 });
+    assert.equal(await errnoOf(a.mknod(user, dir.ino, 'denied', S_IFREG | 0o644, 0, 0)), Errno.EACCES);
+    // b changes an inode a has cached: a's change starts from b's version.
+    await b.setattr(root, (await b.lookup(root, dir.ino, 'keep')).ino, { uid: 7 });
+    const keep = await a.lookup(root, dir.ino, 'keep');
+    await a.setattr(root, keep.ino, { mode: 0o640 });
+    const after = await b.getattr(keep.ino);
+    assert.equal(after.uid, 7, "b's owner change survived a's chmod");
+    assert.equal(after.mode & 0o7777, 0o640);
+
+    assert.ok(engine.cache!.staleReads > staleBefore, 'the checks of cached rows did fail and were retried');
+    assert.equal(await errnoOf(a.getattr(file.ino)), Errno.ENOENT);
+  });
+});
