@@ -14,7 +14,7 @@
 // earlier writes landed, so its model keeps them all as "maybe" and it is
 // never acknowledged again.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { checkMetadata, FileModel, fillPattern, readOrNull } from './crash.js';
@@ -180,6 +180,19 @@ class Cluster {
     );
   }
 
+  /** Why paths under the mountpoint no longer reach this cluster's mount, if they do not. */
+  detachedWhy(): string | undefined {
+    const mount = this.mount;
+    if (mount === undefined) return 'no mount was started';
+    if (!running(mount)) {
+      return `the mount process ended (${mount.child.exitCode ?? mount.child.signalCode}): ${mount.log().trim().slice(-600)}`;
+    }
+    if (!isMounted(this.mountpoint)) {
+      return `${this.mountpoint} is no longer mounted although its mount process runs: detached from outside (umount -l by another process?)`;
+    }
+    return undefined;
+  }
+
   /** kill -9 of the mount; the dead mount is detached so a new one can take its place. */
   async crashMount(): Promise<void> {
     if (this.mount) await kill(this.mount, 'SIGKILL');
@@ -208,10 +221,23 @@ export async function runMetaCrashLoop(options: MetaCrashOptions): Promise<MetaC
   const work = mkdtempSync('/tmp/strata-rel-metacrash-');
   const cluster = new Cluster(work);
   const files: TrackedFile[] = [];
-  const checkAll = (when: string, list: readonly TrackedFile[]): void => {
+  const trail: string[] = [];
+  const checkAll = async (when: string, list: readonly TrackedFile[]): Promise<void> => {
+    // Paths only reach the volume while this mount is attached. A mount detached from outside
+    // (a stray `umount -l`) keeps serving the workload's open descriptors, so the workload goes
+    // on, but every path then names the empty directory beneath: report that, not lost files.
+    const detached = cluster.detachedWhy();
+    if (detached !== undefined) {
+      result.problems.push(`seed ${options.seed} ${when}: cannot check files: ${detached}`);
+      return;
+    }
     for (const file of list) {
-      const problem = file.model.check(readOrNull(join(cluster.mountpoint, file.path)));
-      if (problem) result.problems.push(`seed ${options.seed} ${when}: ${file.path}: ${problem}`);
+      const path = join(cluster.mountpoint, file.path);
+      const problem = file.model.check(readOrNull(path));
+      if (problem) {
+        const seen = await explainMissing(cluster, file.path, trail);
+        result.problems.push(`seed ${options.seed} ${when}: ${file.path}: ${problem}${seen}`);
+      }
     }
   };
   try {
@@ -219,14 +245,16 @@ export async function runMetaCrashLoop(options: MetaCrashOptions): Promise<MetaC
     await cluster.startServer();
     await cluster.startMount();
     for (let cycle = 0; cycle < options.crashes && result.problems.length === 0; cycle++) {
-      const cycleFiles = await runCycle(cluster, `cycle-${cycle}`, r, options, result);
+      trail.length = 0;
+      const cycleFiles = await runCycle(cluster, `cycle-${cycle}`, r, options, result, trail);
       files.push(...cycleFiles);
-      checkAll(`crash ${cycle}, through the reconnected mount`, cycleFiles);
+      await checkAll(`crash ${cycle}, through the reconnected mount`, cycleFiles);
     }
     // Only what reached the metadata server and the store counts now.
     await cluster.crashMount();
     await cluster.startMount();
-    checkAll('after all crashes, through a fresh mount', files);
+    trail.length = 0;
+    await checkAll('after all crashes, through a fresh mount', files);
   } finally {
     await cluster.stop();
     rmSync(work, { recursive: true, force: true });
@@ -241,6 +269,7 @@ async function runCycle(
   r: Random,
   options: MetaCrashOptions,
   result: MetaCrashResult,
+  trail: string[],
 ): Promise<TrackedFile[]> {
   const executor = new Executor({ root: cluster.mountpoint, requestTimeoutMs: 60_000 });
   const files: TrackedFile[] = [];
@@ -258,7 +287,7 @@ async function runCycle(
     await executor.close();
     throw new Error(`could not set up ${base} on the mount with the metadata server up`);
   }
-  const workload = runWorkload(executor, base, files, r, result, {
+  const workload = runWorkload(executor, base, files, r, result, trail, {
     stopped: () => stop,
     restarted: () => restarted,
   });
@@ -271,6 +300,7 @@ async function runCycle(
     await new Promise((resolve) => setTimeout(resolve, 20 + r.int(options.maxRunMs ?? 1500)));
     const server = cluster.server;
     if (server) await kill(server, 'SIGKILL');
+    note(trail, 'server killed');
     result.crashesInjected++;
     for (const problem of await checkMetadata(cluster.engineUrl, cluster.storageUrl)) {
       result.problems.push(
@@ -279,6 +309,7 @@ async function runCycle(
     }
     await new Promise((resolve) => setTimeout(resolve, r.int(options.maxDownMs ?? 3000)));
     await cluster.startServer();
+    note(trail, 'server restarted');
     restarted = true;
     const deadline = Date.now() + RECOVER_TIMEOUT_MS;
     const acksBefore = result.fsyncsAfterRestart;
@@ -309,10 +340,13 @@ async function runWorkload(
   files: TrackedFile[],
   r: Random,
   result: MetaCrashResult,
+  trail: string[],
   phase: { stopped(): boolean; restarted(): boolean },
 ): Promise<void> {
   const ok = async (line: string): Promise<boolean> => {
-    if ((await executor.request(line)).startsWith('ok')) return true;
+    const answer = await executor.request(line);
+    if (answer.startsWith('ok')) return true;
+    note(trail, `${line} -> ${answer}`);
     result.operationsFailed++;
     return false;
   };
@@ -386,4 +420,32 @@ async function retire(executor: Executor, file: TrackedFile, freeSlots: number[]
   // Whatever close says, the frozen model already allows every write as landed or lost.
   await executor.request(`0 close ${file.slot}`);
   freeSlots.push(file.slot);
+}
+
+/** Failed operations and the server's kill and restart of the current cycle, for problem reports. */
+function note(trail: string[], what: string): void {
+  trail.push(`${new Date().toISOString().slice(11, 23)} ${what}`);
+  if (trail.length > 40) trail.splice(0, trail.length - 40);
+}
+
+/**
+ * What the mount shows around a missing file, and whether it is still missing once the
+ * kernel's entry timeout (1 s by default) has run out: tells a stale cached name from a
+ * name the metadata service lost.
+ */
+async function explainMissing(cluster: Cluster, path: string, trail: readonly string[]): Promise<string> {
+  const { mountpoint } = cluster;
+  const list = (dir: string): string => {
+    try {
+      return readdirSync(join(mountpoint, dir)).sort().join(' ');
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code ?? String(error);
+    }
+  };
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const before = `root lists [${list('.')}], ${dir} lists [${list(dir)}]`;
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const later = readOrNull(join(mountpoint, path)) === null ? 'still missing' : 'present';
+  const mount = cluster.detachedWhy() ?? 'mount attached';
+  return ` (${before}; 2 s later: ${later}, ${mount}; failed operations and events of the cycle: ${trail.join(' | ')})`;
 }
