@@ -3,7 +3,8 @@
 // them) and the object puts, per file, plus the mount process's CPU per file. Runs an embedded
 // volume in this process so it can count through the classes' prototypes; the workload runs in
 // a child process.
-// Usage: node DIST/bench/volume/opcount.js [--workload lstat|create|unlink|write4k|seqwrite|untar]
+// Usage: node DIST/bench/volume/opcount.js [--workload lstat|create|unlink|write4k|read4k|reread4k|
+//   seqwrite|untar]
 //   [--files N (MiB for seqwrite)] [--strace]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -104,6 +105,25 @@ const workloads: Record<string, Workload> = {
       py(
         `b = os.urandom(4096)\nfor i in range(${files}):\n    with open('${dir}/f%d' % i, 'wb') as f: f.write(b)`,
       ),
+  },
+  read4k: {
+    setup: (dir, files) =>
+      py(
+        `b = os.urandom(4096)\nfor i in range(${files}):\n    with open('${dir}/f%d' % i, 'wb') as f: f.write(b)`,
+      ),
+    run: async (dir, files) => {
+      await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
+      await py(
+        `for i in range(${files}):\n    with open('${dir}/f%d' % i, 'rb') as f: assert len(f.read()) == 4096`,
+      );
+    },
+  },
+  reread4k: {
+    setup: async (dir, files) => {
+      await workloads.read4k.setup(dir, files);
+      await workloads.read4k.run(dir, files);
+    },
+    run: (dir, files) => workloads.read4k.run(dir, files),
   },
   seqwrite: {
     setup: async () => undefined,

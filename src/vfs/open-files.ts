@@ -4,6 +4,7 @@ import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../me
 import { contentVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
+import { exactVersion, RecentSlices } from './recent-slices.js';
 
 /**
  * The state of one inode while this mount has it open: a writer shared by all its handles
@@ -24,6 +25,12 @@ export class OpenFile {
   private committingEnd = 0;
   private readonly slices = new Map<number, SliceRef[]>();
   private slicesVersion: string;
+  /**
+   * The exact inode state (exactVersion) the cached lists are at least as new as, and when the
+   * oldest of them was asked for: what RecentSlices needs to reuse them after the last close.
+   */
+  private slicesExact: string | null = null;
+  private slicesReadAtMs = Number.POSITIVE_INFINITY;
   private flushing: Promise<void> = Promise.resolve();
   /** When the newest uncommitted write happened: the file's mtime until that write is committed. */
   private lastWriteTime: Timespec | null = null;
@@ -79,6 +86,23 @@ export class OpenFile {
   invalidate(): void {
     this.slices.clear();
     this.slicesVersion = contentVersion(this.attr);
+    this.slicesExact = null;
+    this.slicesReadAtMs = Number.POSITIVE_INFINITY;
+  }
+
+  /** Lists another open of the same unchanged file read (see RecentSlices). */
+  seedSlices(slices: Map<number, SliceRef[]>, readAtMs: number): void {
+    if (this.slices.size > 0 || this.hasPending) return;
+    for (const [chunkIndex, list] of slices) this.slices.set(chunkIndex, list);
+    this.slicesExact = exactVersion(this.attr);
+    this.slicesReadAtMs = readAtMs;
+  }
+
+  /** The cached lists, when they describe committed state and nothing is pending. */
+  reusableSlices(): { version: string; slices: Map<number, SliceRef[]>; readAtMs: number } | null {
+    if (this.hasPending || this.slicesExact === null || this.slices.size === 0) return null;
+    if (this.slicesVersion !== contentVersion(this.attr)) return null;
+    return { version: this.slicesExact, slices: this.slices, readAtMs: this.slicesReadAtMs };
   }
 
   async write(offset: number, data: Buffer, caller: Caller): Promise<void> {
@@ -105,8 +129,15 @@ export class OpenFile {
     const cached = this.slices.get(chunkIndex);
     if (cached !== undefined) return cached;
     const version = this.slicesVersion;
+    // The lists are at least as new as the inode state known when asking for them.
+    const exact = exactVersion(this.attr);
+    const askedAtMs = Date.now();
     const fetched = (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex)).get(chunkIndex) ?? [];
-    if (version === this.slicesVersion) this.slices.set(chunkIndex, fetched);
+    if (version === this.slicesVersion) {
+      this.slices.set(chunkIndex, fetched);
+      this.slicesExact ??= exact;
+      this.slicesReadAtMs = Math.min(this.slicesReadAtMs, askedAtMs);
+    }
     this.compactor.consider(this.ino, chunkIndex, fetched);
     return fetched;
   }
@@ -159,6 +190,10 @@ export class OpenFile {
       this.compactor.noteCommit(this.ino, w.chunkIndex);
     }
     this.slicesVersion = contentVersion(this.attr);
+    // The lists now include slices we appended rather than read: right while this file stays
+    // open, but another mount's commit may have landed between, so never reuse them past a close.
+    this.slicesExact = null;
+    this.slicesReadAtMs = Number.POSITIVE_INFINITY;
   }
 
   /** Drops the writer after the last handle closed (its data was flushed or reported as lost). */
@@ -181,6 +216,7 @@ function isOlder(a: InodeAttr, b: InodeAttr): boolean {
 /** The open files of a mount, by inode. */
 export class OpenFiles {
   private readonly files = new Map<Ino, OpenFile>();
+  private readonly recent = new RecentSlices();
   private dataPath: DataPath;
   private readonly compactor: Compactor;
 
@@ -191,11 +227,15 @@ export class OpenFiles {
   ) {
     this.dataPath = data;
     this.compactor = new Compactor(meta, data, options);
-    this.compactor.onCompacted = (ino) => this.files.get(ino)?.invalidate();
+    this.compactor.onCompacted = (ino) => {
+      this.files.get(ino)?.invalidate();
+      this.recent.forget(ino);
+    };
   }
 
-  setVolume(_volume: VolumeSettings): void {
+  setVolume(volume: VolumeSettings): void {
     // The data path was built with the volume's block and chunk sizes by the composition root.
+    this.recent.setRetention(volume.historyRetentionMs);
   }
 
   acquire(attr: InodeAttr): OpenFile {
@@ -203,6 +243,8 @@ export class OpenFiles {
     if (file === undefined) {
       file = new OpenFile(attr, this.meta, this.dataPath, this.compactor);
       this.files.set(attr.ino, file);
+      const recent = this.recent.take(attr.ino, attr);
+      if (recent !== undefined) file.seedSlices(recent.slices, recent.readAtMs);
     } else {
       file.noteAttr(attr);
     }
@@ -214,6 +256,9 @@ export class OpenFiles {
   release(file: OpenFile): boolean {
     if (--file.refs > 0) return false;
     this.files.delete(file.ino);
+    const reusable = file.reusableSlices();
+    if (reusable !== null)
+      this.recent.remember(file.ino, reusable.version, reusable.slices, reusable.readAtMs);
     void file.close();
     return true;
   }
@@ -238,6 +283,7 @@ export class OpenFiles {
 
   invalidate(ino: Ino): void {
     this.files.get(ino)?.invalidate();
+    this.recent.forget(ino);
   }
 
   async flush(ino: Ino, caller: Caller): Promise<void> {

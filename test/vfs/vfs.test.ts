@@ -206,3 +206,41 @@ test('an open file keeps its data after its last name is removed, until it is cl
   await vfs.release(ctx(), ino, fh, 0, 1n, false);
   await assert.rejects(meta.getattr(ino), (err) => isFsError(err) && err.errno === Errno.ENOENT);
 });
+
+test('reopening an unchanged file reuses its slice lists; another mount changing it, even with its mtime put back, is read at the next open', async () => {
+  const { ino, fh } = await create('reused-slice-lists');
+  await vfs.write(ctx(), ino, fh, 0, Buffer.from('first version'), 0);
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  let asked = 0;
+  const readSlices = meta.readSlices;
+  meta.readSlices = (...args) => {
+    asked++;
+    return readSlices.apply(meta, args);
+  };
+  const readAll = async (): Promise<string> => {
+    const opened = await vfs.open(ctx(), ino, O_RDONLY);
+    try {
+      return (await vfs.read(ctx(), ino, opened.fh, 0, 100)).toString();
+    } finally {
+      await vfs.release(ctx(), ino, opened.fh, 0, 1n, false);
+    }
+  };
+  try {
+    assert.equal(await readAll(), 'first version');
+    assert.equal(asked, 1, 'the first read asks for the lists');
+    assert.equal(await readAll(), 'first version');
+    assert.equal(asked, 1, 'an unchanged file is read with the lists of its last open');
+
+    // The other mount rewrites the same bytes' range, then puts size and mtime back as they were.
+    const before = await meta.getattr(ino);
+    const writer = await otherVfs.open(ctx(), ino, O_RDWR);
+    await otherVfs.write(ctx(), ino, writer.fh, 0, Buffer.from('FIRST'), 0);
+    await otherVfs.release(ctx(), ino, writer.fh, 0, 2n, false);
+    await otherVfs.setattr(ctx(), ino, { mtime: before.mtime });
+    assert.deepEqual((await meta.getattr(ino)).mtime, before.mtime);
+    assert.equal(await readAll(), 'FIRST version', 'close-to-open: the other mount’s write is read');
+    assert.equal(asked, 2);
+  } finally {
+    meta.readSlices = readSlices;
+  }
+});
