@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { asIno, fsError, isFsError } from '../../src/common/index.js';
+import type { CallOutcomeWriter } from '../../src/meta/call-outcomes.js';
+import type { WriteTx } from '../../src/meta/engine.js';
 import { SqliteEngine } from '../../src/meta/engines/sqlite/index.js';
 
 const base = mkdtempSync(join(tmpdir(), 'strata-meta-sqlite-'));
@@ -187,6 +189,85 @@ describe('SQLite engine: group commit', () => {
     }
   });
 });
+
+describe('SQLite engine: stored call outcomes', () => {
+  it('are found by client id and sequence number, also after a restart, and pruned by age', async () => {
+    const path = join(base, `e${++n}.db`);
+    let engine = new SqliteEngine(path, {});
+    try {
+      for (const [clientId, seq] of [
+        ['client-a', 1],
+        ['client-b', 1],
+        ['client-a', 2],
+      ] as const) {
+        await engine.write(async (tx) =>
+          outcomes(tx).putCallOutcome(clientId, seq, Buffer.from(`${clientId}/${seq}`)),
+        );
+      }
+      // A change that fails takes its new client number with it; the next one gets a working one.
+      await assert.rejects(
+        engine.write(async (tx) => {
+          await outcomes(tx).putCallOutcome('client-c', 7, Buffer.from('lost'));
+          throw fsError.EINVAL('fails on purpose');
+        }),
+      );
+      await engine.write(async (tx) => outcomes(tx).putCallOutcome('client-c', 8, Buffer.from('client-c/8')));
+      await engine.close();
+      engine = new SqliteEngine(path, {});
+      assert.equal(String(await engine.getCallOutcome('client-a', 2)), 'client-a/2');
+      assert.equal(String(await engine.getCallOutcome('client-b', 1)), 'client-b/1');
+      assert.equal(String(await engine.getCallOutcome('client-c', 8)), 'client-c/8');
+      assert.equal(await engine.getCallOutcome('client-c', 7), undefined);
+      assert.equal(await engine.getCallOutcome('client-b', 2), undefined);
+      assert.equal(await engine.pruneCallOutcomes(Number.MAX_SAFE_INTEGER, 1_000), 4);
+      assert.equal(await engine.getCallOutcome('client-a', 2), undefined);
+      // Every client went with its last outcome; a returning one is numbered afresh.
+      await engine.write(async (tx) => outcomes(tx).putCallOutcome('client-a', 3, Buffer.from('client-a/3')));
+      assert.equal(String(await engine.getCallOutcome('client-a', 3)), 'client-a/3');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('stored under schema 1 (text client ids) are moved over when the volume is opened', async () => {
+    const path = join(base, `e${++n}.db`);
+    const old = new BetterSqlite3(path);
+    old.exec(`CREATE TABLE call_outcome (
+      client_id TEXT NOT NULL, seq INTEGER NOT NULL, reply BLOB NOT NULL, at_us INTEGER NOT NULL);
+      CREATE UNIQUE INDEX call_outcome_key ON call_outcome(client_id, seq);`);
+    const put = old.prepare('INSERT INTO call_outcome VALUES (?, ?, ?, ?)');
+    put.run('client-x', 41, Buffer.from('x41'), 1);
+    put.run('client-y', 5, Buffer.from('y5'), 2);
+    put.run('client-x', 42, Buffer.from('x42'), 3);
+    old.pragma('user_version = 1');
+    old.close();
+    const engine = new SqliteEngine(path, {});
+    try {
+      assert.equal(String(await engine.getCallOutcome('client-x', 42)), 'x42');
+      assert.equal(String(await engine.getCallOutcome('client-y', 5)), 'y5');
+      assert.equal(String(await engine.getCallOutcome('client-x', 41)), 'x41');
+      await engine.write(async (tx) => outcomes(tx).putCallOutcome('client-y', 6, Buffer.from('y6')));
+      assert.equal(String(await engine.getCallOutcome('client-y', 6)), 'y6');
+      // Age order survives the move: the two oldest go first.
+      assert.equal(await engine.pruneCallOutcomes(Number.MAX_SAFE_INTEGER, 2), 2);
+      assert.equal(await engine.getCallOutcome('client-y', 5), undefined);
+      assert.equal(String(await engine.getCallOutcome('client-x', 42)), 'x42');
+    } finally {
+      await engine.close();
+    }
+    const db = new BetterSqlite3(path, { readonly: true });
+    try {
+      assert.equal(db.pragma('user_version', { simple: true }), 2);
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
+      assert.ok(!tables.includes('call_outcome'));
+    } finally {
+      db.close();
+    }
+  });
+});
+
+/** The SQLite write transaction stores call outcomes (CallOutcomeWriter). */
+const outcomes = (tx: WriteTx): CallOutcomeWriter => tx as WriteTx & CallOutcomeWriter;
 
 function inodeRow(ino: number) {
   return {

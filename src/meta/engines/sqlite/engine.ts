@@ -13,8 +13,15 @@ import {
   type WriteTx,
 } from '../../engine.js';
 import { BatchRows } from './batch-rows.js';
+import { CallClients } from './call-clients.js';
 import { WalCheckpointer } from './checkpointer.js';
-import { ALL_TABLES, HISTORY_TABLES, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import {
+  ALL_TABLES,
+  HISTORY_TABLES,
+  MIGRATE_CALL_OUTCOMES_SQL,
+  SCHEMA_SQL,
+  SCHEMA_VERSION,
+} from './schema.js';
 import { SqliteReader } from './reader.js';
 import { SqliteWriteTx, WriteStatements, type WriteState } from './tx.js';
 
@@ -130,6 +137,10 @@ export class SqliteEngine implements Engine {
       );
     }
     this.wdb.exec(SCHEMA_SQL);
+    const hasOldOutcomes = this.wdb
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_outcome'")
+      .get();
+    if (hasOldOutcomes) this.wdb.transaction(() => this.wdb.exec(MIGRATE_CALL_OUTCOMES_SQL))();
     this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.reader = new SqliteReader(path);
     this.ws = new WriteStatements(this.wdb);
@@ -142,7 +153,9 @@ export class SqliteEngine implements Engine {
       rollbackTo: this.wdb.prepare('ROLLBACK TO op'),
     };
     this.callOutcomeGet = this.reader.db
-      .prepare('SELECT reply FROM call_outcome WHERE client_id = ? AND seq = ?')
+      .prepare(
+        'SELECT r.reply FROM call_result r JOIN call_client c ON c.num = r.client WHERE c.id = ? AND r.seq = ?',
+      )
       .pluck();
     this.counterSet = this.ws.counterSet;
     const counter = (name: string) => (this.ws.counter.get(name) as number | undefined) ?? 0;
@@ -153,6 +166,7 @@ export class SqliteEngine implements Engine {
       lastCursor: counter(CURSOR_COUNTER),
       keptInodes: new Set(),
       rows: new BatchRows(),
+      clients: new CallClients(this.ws.callClientFind, this.ws.callClientInsert),
     };
     this.wtx = new SqliteWriteTx(this.ws, this.state);
   }
@@ -201,6 +215,7 @@ export class SqliteEngine implements Engine {
         const job = this.queue.shift()!;
         this.sql.savepoint.run();
         this.state.rows.beginChange();
+        this.state.clients.beginChange();
         this.counts.writes++;
         try {
           const value = await job.fn(this.wtx);
@@ -236,6 +251,7 @@ export class SqliteEngine implements Engine {
     // The rolled-back operation may have made the only copy of an old image in this batch.
     this.state.keptInodes.clear();
     this.state.rows.rollbackChange();
+    this.state.clients.rollbackChange();
     if (!this.wdb.inTransaction) return false;
     try {
       this.sql.rollbackTo.run();
@@ -249,6 +265,7 @@ export class SqliteEngine implements Engine {
   /** The batch is lost (SQLite rolled it back, e.g. disk full): every caller in it fails. */
   private abortBatch(cause: unknown, current: Job): void {
     if (this.wdb.inTransaction) this.sql.rollback.run();
+    this.state.clients.forgetAll();
     this.inBatch = false;
     const failure = fsError.EIO(
       `metadata transaction aborted on ${this.displayUrl}: ${String(cause)}`,
@@ -274,6 +291,7 @@ export class SqliteEngine implements Engine {
       this.checkpointer?.afterCommit();
     } catch (error) {
       if (this.wdb.inTransaction) this.sql.rollback.run();
+      this.state.clients.forgetAll();
       this.inBatch = false;
       const failure = fsError.EIO(`metadata commit failed on ${this.displayUrl}: ${String(error)}`, error);
       for (const s of settled) s.job.reject(failure);
@@ -362,14 +380,21 @@ export class SqliteEngine implements Engine {
   }
 
   pruneCallOutcomes(beforeUs: number, maxRows: number): Promise<number> {
-    return this.write(
-      async () =>
-        this.wdb
-          .prepare(
-            'DELETE FROM call_outcome WHERE rowid IN (SELECT rowid FROM call_outcome ORDER BY rowid LIMIT ?) AND at_us < ?',
-          )
-          .run(maxRows, beforeUs).changes,
-    );
+    return this.write(async () => {
+      const deleted = this.wdb
+        .prepare(
+          'DELETE FROM call_result WHERE rowid IN (SELECT rowid FROM call_result ORDER BY rowid LIMIT ?) AND at_us < ?',
+        )
+        .run(maxRows, beforeUs).changes;
+      // Clients with no outcome left: one indexed probe each, not a scan of the outcomes.
+      const gone = this.wdb
+        .prepare(
+          'DELETE FROM call_client WHERE NOT EXISTS (SELECT 1 FROM call_result WHERE client = call_client.num)',
+        )
+        .run().changes;
+      if (gone > 0) this.state.clients.forgetAll();
+      return deleted;
+    });
   }
 
   async wipe(): Promise<void> {
@@ -377,6 +402,7 @@ export class SqliteEngine implements Engine {
       for (const table of ALL_TABLES) this.wdb.exec(`DELETE FROM ${table}`);
       // Nothing this batch cached may be written back over the emptied tables.
       this.state.rows.reset();
+      this.state.clients.forgetAll();
     });
   }
 

@@ -5,7 +5,8 @@
  * the to_us order and pruning deletes from the front in small batches without a time index.
  * `ver` is the commit instant (µs) of the transaction that wrote the current row.
  */
-export const SCHEMA_VERSION = 1;
+/** 2: call outcomes keyed by an integer client number (call_client) instead of the text id. */
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS inode (
@@ -87,10 +88,22 @@ CREATE TABLE IF NOT EXISTS deleted_slice (
 CREATE INDEX IF NOT EXISTS deleted_slice_time ON deleted_slice(deleted_us);
 
 -- At-most-once replies of numbered calls (src/meta/call-outcomes.ts); rowid order is age order.
-CREATE TABLE IF NOT EXISTS call_outcome (
-  client_id TEXT NOT NULL, seq INTEGER NOT NULL, reply BLOB NOT NULL, at_us INTEGER NOT NULL
+-- Keyed by a small client number, not the client's text id: one is written per change, and a
+-- short integer key keeps the index entries small (call-clients.ts).
+CREATE TABLE IF NOT EXISTS call_client (num INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS call_result (
+  client INTEGER NOT NULL, seq INTEGER NOT NULL, reply BLOB NOT NULL, at_us INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS call_outcome_key ON call_outcome(client_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS call_result_key ON call_result(client, seq);
+`;
+
+/** Schema 1 kept call outcomes under the text client id: move them over, in age order. */
+export const MIGRATE_CALL_OUTCOMES_SQL = `
+INSERT OR IGNORE INTO call_client (id) SELECT DISTINCT client_id FROM call_outcome;
+INSERT OR REPLACE INTO call_result (client, seq, reply, at_us)
+  SELECT c.num, o.seq, o.reply, o.at_us FROM call_outcome o JOIN call_client c ON c.id = o.client_id
+  ORDER BY o.rowid;
+DROP TABLE call_outcome;
 `;
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
@@ -108,5 +121,6 @@ export const ALL_TABLES = [
   'open_file',
   'slice_ref',
   'deleted_slice',
-  'call_outcome',
+  'call_result',
+  'call_client',
 ] as const;

@@ -11,6 +11,7 @@ import type {
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
 import type { BatchRows } from './batch-rows.js';
+import type { CallClients } from './call-clients.js';
 import {
   toDentry,
   toInode,
@@ -310,7 +311,9 @@ export class WriteStatements extends ReadStatements {
   readonly sliceRefDelete: Statement;
   readonly deletedSliceInsert: Statement;
   readonly deletedSliceForget: Statement;
-  readonly callOutcomePut: Statement;
+  readonly callResultPut: Statement;
+  readonly callClientFind: Statement;
+  readonly callClientInsert: Statement;
 
   constructor(db: Database) {
     super(db);
@@ -385,9 +388,11 @@ export class WriteStatements extends ReadStatements {
     this.sliceRefDelete = db.prepare('DELETE FROM slice_ref WHERE id = ?');
     this.deletedSliceInsert = db.prepare('INSERT INTO deleted_slice (id, size, deleted_us) VALUES (?, ?, ?)');
     this.deletedSliceForget = db.prepare('DELETE FROM deleted_slice WHERE id = ?');
-    this.callOutcomePut = db.prepare(
-      'INSERT OR REPLACE INTO call_outcome (client_id, seq, reply, at_us) VALUES (?, ?, ?, ?)',
+    this.callResultPut = db.prepare(
+      'INSERT OR REPLACE INTO call_result (client, seq, reply, at_us) VALUES (?, ?, ?, ?)',
     );
+    this.callClientFind = db.prepare('SELECT num FROM call_client WHERE id = ?').pluck();
+    this.callClientInsert = db.prepare('INSERT INTO call_client (id) VALUES (?) RETURNING num').pluck();
   }
 }
 
@@ -405,6 +410,8 @@ export interface WriteState {
   keptInodes: Set<number>;
   /** Hot inode rows and summed counters of the open batch (batch-rows.ts). */
   rows: BatchRows;
+  /** Client numbers of stored call outcomes. */
+  clients: CallClients;
 }
 
 export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
@@ -568,6 +575,6 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
 
   /** CallOutcomeWriter (src/meta/call-outcomes.ts). */
   async putCallOutcome(clientId: string, seq: number, reply: Buffer): Promise<void> {
-    this.w.callOutcomePut.run(clientId, seq, reply, this.state.nowUs);
+    this.w.callResultPut.run(this.state.clients.num(clientId), seq, reply, this.state.nowUs);
   }
 }
