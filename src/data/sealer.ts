@@ -19,6 +19,11 @@ export interface SealReply {
  * seal full 4 MiB blocks, whose SHA-256 took ~12% of the main thread while writing.
  */
 const OFFLOAD_MIN_BYTES = 256 * 1024;
+/**
+ * The thread costs ~10 MiB of RSS (its own V8 heap), counted against no budget: it stops after
+ * this long without work, so the mount carries it only while streaming. Restarting takes ~20 ms.
+ */
+const IDLE_STOP_MS = 2000;
 
 interface Waiter {
   resolve: (body: Buffer) => void;
@@ -38,6 +43,12 @@ export class BlockSealer {
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 1;
   private closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /** Whether the sealing thread is running (tests, stats). */
+  get threadRunning(): boolean {
+    return this.worker !== null;
+  }
 
   seal(buffer: Buffer, dataLength: number): Promise<Buffer> {
     const memory = buffer.buffer;
@@ -52,6 +63,8 @@ export class BlockSealer {
       return Promise.resolve(sealBlock(buffer, dataLength));
     }
     const worker = this.ensureWorker();
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       try {
@@ -75,15 +88,19 @@ export class BlockSealer {
       const waiter = this.waiting.get(reply.id);
       if (waiter === undefined) return;
       this.waiting.delete(reply.id);
-      if (this.waiting.size === 0) worker.unref();
+      if (this.waiting.size === 0) {
+        worker.unref();
+        this.idleTimer = setTimeout(() => this.stopIdle(worker), IDLE_STOP_MS);
+        this.idleTimer.unref();
+      }
       if (reply.error !== undefined) waiter.reject(new Error(`sealing a block failed: ${reply.error}`));
       else waiter.resolve(Buffer.from(reply.memory, 0, waiter.bodyLength));
     });
     const fail = (error: Error): void => {
-      if (this.worker === worker) this.worker = null;
-      const waiters = [...this.waiting.values()];
-      this.waiting.clear();
-      for (const w of waiters) w.reject(new Error(`the block sealing thread stopped: ${error.message}`));
+      // A thread stopped on purpose (idle, close) is no longer this.worker: nothing waits on it.
+      if (this.worker !== worker) return;
+      this.worker = null;
+      this.rejectAll(`the block sealing thread stopped: ${error.message}`);
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
@@ -91,11 +108,27 @@ export class BlockSealer {
     return worker;
   }
 
+  private rejectAll(message: string): void {
+    const waiters = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const w of waiters) w.reject(new Error(message));
+  }
+
+  private stopIdle(worker: Worker): void {
+    this.idleTimer = null;
+    if (this.worker !== worker || this.waiting.size > 0) return;
+    this.worker = null;
+    void worker.terminate();
+  }
+
   /** Stops the worker; blocks still being sealed fail. Later calls seal on the calling thread. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     const worker = this.worker;
     this.worker = null;
     if (worker !== null) await worker.terminate();
+    this.rejectAll('the data path was closed while a block was being sealed');
   }
 }

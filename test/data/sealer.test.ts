@@ -46,6 +46,23 @@ describe('block sealer', () => {
     }
   });
 
+  it('stops its thread after a while without work and starts one again for the next large block', async () => {
+    const sealer = new BlockSealer();
+    try {
+      const first = blockBuffer(1 * MiB);
+      await sealer.seal(first.buffer, first.data.length);
+      assert.equal(sealer.threadRunning, true);
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      assert.equal(sealer.threadRunning, false, 'an idle thread is stopped');
+      const second = blockBuffer(1 * MiB);
+      const body = await sealer.seal(second.buffer, second.data.length);
+      assert.equal(second.buffer.length, 0, 'sealed on a new thread');
+      assert.ok(body.equals(expectedBody(second.data)));
+    } finally {
+      await sealer.close();
+    }
+  });
+
   it('seals small blocks and blocks in shared memory in place, and keeps sealing after close', async () => {
     const sealer = new BlockSealer();
     const small = blockBuffer(64 * 1024);
