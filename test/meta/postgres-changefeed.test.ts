@@ -3,6 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import {
   ChangeFeed,
+  FEED_APP_NAME,
+  NOTIFIER_APP_PREFIX,
   decodeChange,
   encodeChange,
   type MetaChange,
@@ -116,11 +118,28 @@ describe('change feed over LISTEN/NOTIFY', { skip: PG_SKIP_REASON }, () => {
     const resync = nextChange(feed);
     await writer.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+        WHERE datname = current_database() AND application_name = $1`,
+      [FEED_APP_NAME],
     );
     assert.equal((await resync).invalidateAll, true);
     const arriving = nextChange(feed);
     await writer.query('SELECT pg_notify($1, $2)', [CHANNEL, encodeChange('w', [21], [])]);
     assert.deepEqual((await arriving).inos, [21]);
+  });
+
+  test('a server whose notifier connection vanishes makes the feed ask for a full invalidation', async () => {
+    // Servers announce changes after commit (notifier.ts): one that dies in between never will,
+    // and its notifier connection dies with it.
+    const name = `${NOTIFIER_APP_PREFIX}vanishing`;
+    const notifier = new pg.Client({ connectionString: db.url, application_name: name });
+    await notifier.connect();
+    notifier.on('error', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 600)); // the feed's presence polls saw it
+    const resync = nextChange(feed);
+    await writer.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+      name,
+    ]);
+    assert.equal((await resync).invalidateAll, true);
+    await notifier.end().catch(() => undefined);
   });
 });

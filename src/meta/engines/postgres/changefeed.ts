@@ -21,6 +21,20 @@ export interface MetaChange {
   invalidateAll: boolean;
 }
 
+/**
+ * Every engine's notifier connection (notifier.ts) carries this application_name prefix and its
+ * origin id. Feeds watch the set of them: one that vanishes (its server died, or lost
+ * PostgreSQL) may have left committed changes unannounced, so the feed asks for a full
+ * invalidation.
+ */
+export const NOTIFIER_APP_PREFIX = 'strata-notify ';
+
+/** The application_name of feed connections (for operators looking at pg_stat_activity). */
+export const FEED_APP_NAME = 'strata-feed';
+
+/** How often a feed looks for vanished notifiers (bounds how long a cache may stay stale). */
+const PRESENCE_POLL_MS = 250;
+
 /** NOTIFY payloads are limited to 8000 bytes by PostgreSQL; stay safely below. */
 const MAX_PAYLOAD_BYTES = 7800;
 
@@ -63,6 +77,8 @@ export interface ChangeFeedOptions {
   channel: string;
   /** Delay before reconnecting after the listening connection broke. */
   reconnectDelayMs?: number;
+  /** How often to look for vanished notifiers (default 250 ms). */
+  presencePollMs?: number;
 }
 
 /**
@@ -75,6 +91,10 @@ export class ChangeFeed extends EventEmitter {
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly reconnectDelayMs: number;
+  private presenceTimer: NodeJS.Timeout | undefined;
+  /** Notifier connections (application names) seen by the last presence poll. */
+  private notifiers: Set<string> | undefined;
+  private polling = false;
 
   private constructor(private readonly options: ChangeFeedOptions) {
     super();
@@ -89,7 +109,10 @@ export class ChangeFeed extends EventEmitter {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.connectionString });
+    const client = new pg.Client({
+      connectionString: this.options.connectionString,
+      application_name: FEED_APP_NAME,
+    });
     client.on('notification', (message) => {
       if (message.channel !== this.options.channel || message.payload === undefined) return;
       let change: MetaChange;
@@ -109,11 +132,48 @@ export class ChangeFeed extends EventEmitter {
     await client.connect();
     await client.query(`LISTEN ${pg.escapeIdentifier(this.options.channel)}`);
     this.client = client;
+    this.notifiers = undefined;
+    this.presenceTimer = setInterval(
+      () => void this.checkNotifiers(client),
+      this.options.presencePollMs ?? PRESENCE_POLL_MS,
+    );
+    this.presenceTimer.unref();
+  }
+
+  /**
+   * Servers announce their changes after commit (notifier.ts); one that died in between never
+   * will. Its notifier connection dies with it: when one vanishes, every cache must go.
+   */
+  private async checkNotifiers(client: pg.Client): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    let names: Set<string>;
+    try {
+      const result = await client.query<{ name: string }>(
+        `SELECT application_name AS name FROM pg_stat_activity
+          WHERE datname = current_database() AND starts_with(application_name, $1)`,
+        [NOTIFIER_APP_PREFIX],
+      );
+      names = new Set(result.rows.map((row) => row.name));
+    } catch {
+      return; // a broken connection is reported by its 'error' event (reconnect + full invalidation)
+    } finally {
+      this.polling = false;
+    }
+    if (this.client !== client) return;
+    const before = this.notifiers;
+    this.notifiers = names;
+    if (before && [...before].some((name) => !names.has(name))) this.emitInvalidateAll();
+  }
+
+  private emitInvalidateAll(): void {
+    this.emit('change', { originId: '', inos: [], entries: [], invalidateAll: true } satisfies MetaChange);
   }
 
   private lost(client: pg.Client, error: Error): void {
     if (this.closed || this.client !== client) return;
     this.client = undefined;
+    clearInterval(this.presenceTimer);
     client.removeAllListeners('notification');
     client.end().catch(() => undefined);
     if (this.listenerCount('error') > 0) this.emit('error', error);
@@ -125,13 +185,7 @@ export class ChangeFeed extends EventEmitter {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.connect().then(
-        () =>
-          this.emit('change', {
-            originId: '',
-            inos: [],
-            entries: [],
-            invalidateAll: true,
-          } satisfies MetaChange),
+        () => this.emitInvalidateAll(),
         (error: unknown) => {
           if (this.listenerCount('error') > 0) this.emit('error', error);
           this.scheduleReconnect();
@@ -162,6 +216,7 @@ export class ChangeFeed extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.presenceTimer);
     const client = this.client;
     this.client = undefined;
     this.emit('close');

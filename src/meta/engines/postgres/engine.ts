@@ -10,7 +10,7 @@ import {
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
-import { ChangeFeed, encodeChange, type MetaChange } from './changefeed.js';
+import { ChangeFeed, type MetaChange } from './changefeed.js';
 import { applyMigrations, redact } from './migrate.js';
 import {
   withRetry,
@@ -21,6 +21,7 @@ import {
   type RetryPolicy,
 } from './retry.js';
 import { RowCache, dentryKey, inodeKey } from './row-cache.js';
+import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
 import { PgTx, type SharedTxState } from './tx.js';
 
@@ -139,6 +140,8 @@ export class PostgresEngine implements Engine {
   private closing = false;
   private feed: Promise<ChangeFeed> | undefined;
   private readonly shared: SharedTxState = { cursors: [], counterEstimates: new Map(), roundTrips: 0 };
+  /** Announces committed changes to the other servers (undefined with `notify=off`). */
+  private readonly notifier: ChangeNotifier | undefined;
   /** Rows this server read or wrote lately (row-cache.ts); undefined with `cached_reads=off`. */
   readonly cache: RowCache | undefined;
   /** SQL-level prepared statements per pooled connection. */
@@ -157,6 +160,9 @@ export class PostgresEngine implements Engine {
   ) {
     this.displayUrl = redact(connectionString);
     this.cache = settings.cachedReads ? new RowCache() : undefined;
+    this.notifier = settings.notify
+      ? new ChangeNotifier(connectionString, CHANGE_CHANNEL, this.originId)
+      : undefined;
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
     // Not durable = a crash of PostgreSQL may lose the last few hundred ms of acknowledged
@@ -210,6 +216,15 @@ export class PostgresEngine implements Engine {
       );
     }
     const engine = new PostgresEngine(pool, connectionString, settings, options, retryPolicy);
+    try {
+      await engine.notifier?.start();
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw fsError.EIO(
+        `cannot open the change notifier connection to ${redact(connectionString)}: ${String(error)}`,
+        error,
+      );
+    }
     engine.lastNowUs = lastCommitUs;
     engine.savedNowUs = lastCommitUs;
     return engine;
@@ -359,8 +374,9 @@ export class PostgresEngine implements Engine {
           );
           try {
             const result = await fn(tx);
-            await tx.commit(this.notifyText(tx));
+            await tx.commit();
             tx.finish(true);
+            this.notifier?.publish(tx.changes);
             this.giveBack(client, undefined, !tx.started && endsOpenRead, tx);
             return result;
           } catch (error) {
@@ -391,14 +407,6 @@ export class PostgresEngine implements Engine {
     } finally {
       this.giveBack(client, broken, false);
     }
-  }
-
-  /** The change notification, sent in the COMMIT round trip (delivered only if it commits). */
-  private notifyText(tx: PgTx): string | undefined {
-    const { inos, entries } = tx.changes;
-    if (!this.settings.notify || (inos.size === 0 && entries.size === 0)) return undefined;
-    const payload = encodeChange(this.originId, inos, entries.values());
-    return `SELECT pg_notify('${CHANGE_CHANNEL}', ${pg.escapeLiteral(payload)})`;
   }
 
   /** Rolls back; returns the error to destroy the connection with when it is unusable. */
@@ -492,6 +500,7 @@ export class PostgresEngine implements Engine {
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     clearInterval(this.saveTimer);
     await this.saveLastCommit().catch(() => undefined);
+    await this.notifier?.close();
     const feed = this.feed;
     this.feed = undefined;
     if (feed) await (await feed.catch(() => undefined))?.close();

@@ -180,10 +180,11 @@ export class PgTx implements WriteTx {
   }
 
   /**
-   * Ends the transaction: deferred writes, `beforeCommit` (the change notification) and COMMIT
-   * in one round trip. Nothing at all when the transaction never reached the server.
+   * Ends the transaction: checks of cached values, deferred writes and COMMIT in one round
+   * trip. Nothing at all when the transaction never reached the server. (The change
+   * notification goes after the commit: notifier.ts.)
    */
-  async commit(beforeCommit?: string): Promise<void> {
+  async commit(): Promise<void> {
     await this.tail;
     // Names assumed absent and not inserted (an insert's unique key checks those itself).
     for (const key of this.speculated) {
@@ -192,7 +193,6 @@ export class PgTx implements WriteTx {
       this.defer(SQL.expectNoDentry, [Number(key.slice(1, slash)), key.slice(slash + 1)]);
     }
     if (!this.begun && this.pending.length <= 1) return; // only BEGIN: nothing happened
-    if (beforeCommit !== undefined) this.pending.push(beforeCommit);
     this.pending.push('COMMIT');
     await this.flush();
   }
