@@ -52,6 +52,24 @@ export const SQL = {
        ctime_s = EXCLUDED.ctime_s, ctime_ns = EXCLUDED.ctime_ns,
        gen = EXCLUDED.gen, parent = EXCLUDED.parent, target = EXCLUDED.target, ver = EXCLUDED.ver`,
   ),
+  // A number just allocated (`fresh`): nothing to copy into history, no conflict to handle.
+  insertInode: stmt(
+    'insert_inode',
+    `INSERT INTO inode (${INODE_COLS}, ver) VALUES (${INODE_VALUES}, $17::bigint)`,
+  ),
+  // A row this transaction holds locked (it read it, or checked its cached copy): a plain
+  // UPDATE, cheaper than the upsert's conflict path. Same parameters as putInode.
+  updateInode: stmt(
+    'update_inode',
+    `WITH old AS (SELECT * FROM inode WHERE ino = $1 FOR UPDATE),
+     h AS (INSERT INTO inode_hist (from_us, to_us, ${INODE_COLS})
+           SELECT ver, $17, ${INODE_COLS} FROM old WHERE ver < $18 RETURNING 1)
+     UPDATE inode SET mode = $2::int, uid = $3::bigint, gid = $4::bigint, nlink = $5::int,
+       size = $6::bigint, rdev = $7::bigint, atime_s = $8::bigint, atime_ns = $9::int,
+       mtime_s = $10::bigint, mtime_ns = $11::int, ctime_s = $12::bigint, ctime_ns = $13::int,
+       gen = $14::bigint, parent = $15::bigint, target = $16::text, ver = $17::bigint
+     FROM ${AFTER_HISTORY} WHERE ino = $1::bigint`,
+  ),
   deleteInode: stmt(
     'delete_inode',
     `WITH di AS (DELETE FROM inode WHERE ino = $1 RETURNING *),

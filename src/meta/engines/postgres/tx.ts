@@ -101,6 +101,11 @@ export class PgTx implements WriteTx {
    * commits (a write overrides a read of the same key; null = gone).
    */
   private readonly observed = new Map<string, CachedValue>();
+  /**
+   * Inode rows that exist and that this transaction holds locked (read FOR UPDATE, a cached
+   * copy checked, or written by it): written back with a plain UPDATE.
+   */
+  private readonly lockedRows = new Set<string>();
   /** Keys this transaction wrote: reading them again must see its own write, not the cache. */
   private readonly written = new Set<string>();
   /** Keys this transaction marked busy in the cache (released by `finish`). */
@@ -272,6 +277,7 @@ export class PgTx implements WriteTx {
       const cached = this.fromCache(key) as InodeRow | null | undefined;
       if (cached) {
         this.defer(SQL.expectInode, inodeValues(cached));
+        this.lockedRows.add(key);
         this.observe(key, cached);
         return { ...cached };
       }
@@ -305,6 +311,7 @@ export class PgTx implements WriteTx {
       const [row] = results[results.length - 2].rows as InodeRecord[];
       const [acl] = results[results.length - 1].rows as { value: Buffer }[];
       if (row === undefined) return undefined;
+      this.lockedRows.add(inodeKey(ino));
       this.defaultAcls.set(ino, acl?.value);
       const inode = toInode(row);
       this.observe(inodeKey(ino), { ...inode });
@@ -488,8 +495,10 @@ export class PgTx implements WriteTx {
 
   // --- writes ---
 
-  async putInode(row: InodeRow): Promise<void> {
-    this.defer(SQL.putInode, [
+  async putInode(row: InodeRow, fresh = false): Promise<void> {
+    const key = inodeKey(row.ino);
+    const statement = fresh ? SQL.insertInode : this.lockedRows.has(key) ? SQL.updateInode : SQL.putInode;
+    this.defer(statement, [
       row.ino,
       row.mode,
       row.uid,
@@ -507,15 +516,17 @@ export class PgTx implements WriteTx {
       row.parent,
       row.target,
       this.nowUs,
-      this.historyBeforeUs,
+      ...(fresh ? [] : [this.historyBeforeUs]),
     ]);
     this.changes.inos.add(row.ino);
-    this.wrote(inodeKey(row.ino), { ...row });
+    this.lockedRows.add(key);
+    this.wrote(key, { ...row });
   }
 
   async deleteInode(ino: Ino): Promise<void> {
     this.defaultAcls.delete(ino);
     this.defer(SQL.deleteInode, [ino, this.nowUs, this.historyBeforeUs]);
+    this.lockedRows.delete(inodeKey(ino));
     this.changes.inos.add(ino);
     this.wrote(inodeKey(ino), null);
   }
