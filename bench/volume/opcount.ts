@@ -7,7 +7,7 @@
 //   seqwrite|untar]
 //   [--files N (MiB for seqwrite)] [--strace]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/index.js';
 import { MetaService } from '../../src/meta/index.js';
@@ -189,6 +189,12 @@ async function main(): Promise<void> {
     console.log(
       `workload ${workloadName}: ${n} files, ${wallMs.toFixed(0)} ms, ${((wallMs * 1000) / n).toFixed(0)} µs/file wall, ` +
         `mount CPU ${((used.user + used.system) / n).toFixed(0)} µs/file (user ${(used.user / n).toFixed(0)}, sys ${(used.system / n).toFixed(0)})`,
+    );
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kib = (field: string): number =>
+      Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+    console.log(
+      `mount RSS ${(kib('VmRSS') / 1024).toFixed(0)} MiB, peak ${(kib('VmHWM') / 1024).toFixed(0)} MiB`,
     );
     console.log('| call | per file | mean wall µs |');
     console.log('|---|---|---|');

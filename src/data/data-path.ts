@@ -7,7 +7,7 @@ import { DiskBlockCache } from './disk-cache.js';
 import { BlockFetcher } from './fetcher.js';
 import { MemoryBlockCache } from './memory-cache.js';
 import { Reader } from './reader.js';
-import { BlockSealer } from './sealer.js';
+import { BlockSealer, SEALER_THREAD_BYTES, sealsOnThread } from './sealer.js';
 import { SliceIdPool, Uploader } from './uploader.js';
 import { Writer, type WriterContext } from './writer.js';
 
@@ -81,7 +81,13 @@ class StrataDataPath implements DataPath {
           `${minimumBudget} bytes (4 blocks of ${this.blockSizeBytes} bytes): give a larger budget`,
       );
     }
-    this.budget = new MemoryBudget(memoryBudgetBytes - gcHeadroomBytes);
+    // The sealing thread's memory comes out of the budget too, when the budget has room for it.
+    const sealerBytes =
+      sealsOnThread(this.blockSizeBytes) &&
+      memoryBudgetBytes - gcHeadroomBytes - SEALER_THREAD_BYTES >= minimumBudget
+        ? SEALER_THREAD_BYTES
+        : 0;
+    this.budget = new MemoryBudget(memoryBudgetBytes - gcHeadroomBytes - sealerBytes);
     this.memoryCache = new MemoryBlockCache(this.budget);
     this.diskCache = options.diskCacheDir
       ? new DiskBlockCache(options.diskCacheDir, options.diskCacheBytes ?? d.diskCacheBytes)
