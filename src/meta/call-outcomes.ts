@@ -201,6 +201,8 @@ export function recordCallOutcomes(engine: Engine): Engine {
       const value = await fn(tx);
       if (canRecord(tx)) {
         const reply = RECORDED_VOID.has(key.method) ? EMPTY_REPLY : packr.pack(value);
+        if (reply !== EMPTY_REPLY && typeof value === 'object' && value !== null)
+          packedReplies.set(value, reply);
         await tx.putCallOutcome(key.clientId, key.seq, reply);
       }
       return value;
@@ -219,3 +221,11 @@ export function recordCallOutcomes(engine: Engine): Engine {
 }
 
 const EMPTY_REPLY = Buffer.alloc(0);
+
+/** The stored (msgpack) reply of each recorded result object, for whoever sends it on (worker-main.ts). */
+const packedReplies = new WeakMap<object, Buffer>();
+
+/** The msgpack bytes stored as `value`'s outcome, when `value` is a recorded change's result object. */
+export function packedReplyOf(value: unknown): Buffer | undefined {
+  return typeof value === 'object' && value !== null ? packedReplies.get(value) : undefined;
+}

@@ -52,3 +52,44 @@ export function encodeFrame(message: unknown[]): Buffer {
 export function decodePayload(payload: Buffer): unknown {
   return packr.unpack(payload);
 }
+
+/**
+ * Values whose msgpack bytes already exist (the engine thread packs each recorded change's reply
+ * to store it, and hands those bytes over): their RESULT frame reuses the bytes instead of
+ * packing the value again. Keyed weakly by the decoded value, which nobody changes after.
+ */
+const encodedValues = new WeakMap<object, Buffer>();
+
+/** Decodes bytes packed elsewhere (same msgpack settings) and remembers them for encodeResultFrame. */
+export function adoptEncodedValue(encoded: Buffer): unknown {
+  const value: unknown = packr.unpack(encoded);
+  if (typeof value === 'object' && value !== null) encodedValues.set(value, encoded);
+  return value;
+}
+
+/** A RESULT frame `[7, id, value]`; for an adopted value, its bytes copied in behind a hand-made header. */
+export function encodeResultFrame(id: number, value: unknown): Buffer {
+  const encoded = typeof value === 'object' && value !== null ? encodedValues.get(value) : undefined;
+  if (encoded === undefined) return encodeFrame([MessageType.RESULT, id, value]);
+  // msgpack: fixarray of 3, positive fixint type, then the id as the smallest unsigned integer.
+  const idBytes = id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : 5;
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 2 + idBytes + encoded.length);
+  frame.writeUInt32BE(frame.length - FRAME_HEADER_BYTES, 0);
+  frame[4] = 0x93;
+  frame[5] = MessageType.RESULT;
+  let at = 6;
+  if (idBytes === 1) {
+    frame[at++] = id;
+  } else if (idBytes === 2) {
+    frame[at++] = 0xcc;
+    frame[at++] = id;
+  } else if (idBytes === 3) {
+    frame[at++] = 0xcd;
+    at = frame.writeUInt16BE(id, at);
+  } else {
+    frame[at++] = 0xce;
+    at = frame.writeUInt32BE(id, at);
+  }
+  encoded.copy(frame, at);
+  return frame;
+}

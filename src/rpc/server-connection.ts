@@ -9,6 +9,7 @@ import {
   PROTOCOL_VERSION,
   decodePayload,
   encodeFrame,
+  encodeResultFrame,
 } from './codec.js';
 import { FrameDecoder, FrameTooLargeError } from './frame.js';
 import type { CallInfo, ServerSettings } from './server.js';
@@ -312,7 +313,7 @@ export class ServerConnection {
   private sendResult(request: Request, value: unknown): void {
     let frame: Buffer;
     try {
-      frame = encodeFrame([MessageType.RESULT, request.id, value]);
+      frame = encodeResultFrame(request.id, value);
     } catch (error) {
       this.settings.emit({ type: 'internal-error', method: request.method, error });
       this.sendError(request.id, Errno.EIO, `the result of ${request.method} could not be encoded`);

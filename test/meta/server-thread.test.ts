@@ -39,6 +39,9 @@ test('a service on an engine thread serves the same calls, Buffers, Maps and err
         Array.from({ length: 100 }, (_, i) => client.mknod(root, ROOT_INO, `f${i}`, S_IFREG | 0o644, 0, 0)),
       );
       assert.equal(new Set(created.map((attr) => attr.ino)).size, 100);
+      // A recorded change's reply crosses from the engine thread as the bytes its outcome was
+      // stored as and goes out in the RESULT frame unchanged: the same attributes as a fresh read.
+      for (const i of [0, 3, 99]) assert.deepEqual(created[i], await client.getattr(created[i].ino));
       assert.equal((await client.lookup(root, ROOT_INO, 'f7')).ino, created[7].ino);
       await assert.rejects(client.lookup(root, ROOT_INO, 'nope'), (error: unknown) => {
         assert.ok(error instanceof FsError);

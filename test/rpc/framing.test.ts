@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodePayload, encodeFrame } from '../../src/rpc/codec.js';
+import { Packr } from 'msgpackr';
+import {
+  MessageType,
+  adoptEncodedValue,
+  decodePayload,
+  encodeFrame,
+  encodeResultFrame,
+} from '../../src/rpc/codec.js';
 import { FrameDecoder, FrameTooLargeError } from '../../src/rpc/frame.js';
 import { FsError, Errno } from '../../src/common/index.js';
 
@@ -104,4 +111,37 @@ test('the types of the metadata contract survive the codec', () => {
     Errno.ENOENT,
     'no entry',
   ]);
+});
+
+test('a RESULT frame built from bytes packed elsewhere equals the one packed here, for every id size', () => {
+  // The engine thread packs a recorded change's reply with its own Packr (call-outcomes.ts).
+  const elsewhere = new Packr({ useRecords: false, moreTypes: false });
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 0xffffffff })),
+      fc.record({
+        ino: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        mode: fc.integer({ min: 0, max: 0xffff }),
+        name: fc.string(),
+        target: fc.option(fc.string()),
+        list: fc.array(
+          fc.oneof(
+            fc.integer(),
+            fc.double({ noNaN: true }).filter((x) => !Object.is(x, -0)),
+          ),
+        ),
+      }),
+      (id, generated) => {
+        const attr = { ...generated }; // fast-check may build null-prototype objects
+        const value = adoptEncodedValue(Buffer.from(elsewhere.pack(attr)));
+        assert.deepEqual(value, attr);
+        const frame = encodeResultFrame(id, value);
+        assert.deepEqual(frame, encodeFrame([MessageType.RESULT, id, attr]));
+        assert.deepEqual(decodeInChunks(frame, []), [[MessageType.RESULT, id, attr]]);
+      },
+    ),
+    { numRuns: 300 },
+  );
+  // Values nobody packed before take the ordinary path.
+  assert.deepEqual(encodeResultFrame(7, { a: 1 }), encodeFrame([MessageType.RESULT, 7, { a: 1 }]));
 });

@@ -3,7 +3,7 @@
 // runs the calls the serving thread posts, in batches, answering in batches.
 import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
-import { directRunOf, runNumberedCall } from '../call-outcomes.js';
+import { directRunOf, packedReplyOf, runNumberedCall } from '../call-outcomes.js';
 import { openMetaService, type MetaService } from '../index.js';
 import type { EngineWorkerOptions, WorkerReply, WorkerRequest } from './worker-service.js';
 
@@ -62,7 +62,13 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
       result = Promise.reject(error);
     }
     result.then(
-      (value) => reply([id, true, value]),
+      (value) => {
+        // A recorded change's reply is packed already (its stored outcome): hand over those bytes,
+        // in a buffer of their own (a view would clone the packer's whole buffer), instead of
+        // cloning the object here and packing it again on the serving thread.
+        const packed = numbered ? packedReplyOf(value) : undefined;
+        reply(packed ? [id, true, undefined, new Uint8Array(packed)] : [id, true, value]);
+      },
       (error: unknown) =>
         reply(
           isFsError(error)

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { Errno, FsError } from '../../common/index.js';
+import { adoptEncodedValue } from '../../rpc/index.js';
 import type { MetaApi, VolumeSettings } from '../api.js';
 import { currentCallKey, type CallKey } from '../call-outcomes.js';
 import { META_METHODS } from './methods.js';
@@ -20,8 +21,12 @@ export interface ThreadedServiceOptions extends EngineWorkerOptions {
 
 /** [id, method, args, the numbered call it belongs to] */
 export type WorkerRequest = [number, string, unknown[], CallKey | undefined];
-/** [id, true, value] or [id, false, errno (-1: not an FsError), message] */
-export type WorkerReply = [number, true, unknown] | [number, false, number, string];
+/**
+ * [id, true, value], [id, true, undefined, the value msgpack-encoded] (recorded changes: the
+ * bytes their outcome was stored as) or [id, false, errno (-1: not an FsError), message]
+ */
+export type WorkerReply =
+  [number, true, unknown] | [number, true, undefined, Uint8Array] | [number, false, number, string];
 
 /** A MetaApi whose service runs on its own thread; the owner closes it. */
 export interface ThreadedMetaService extends MetaApi {
@@ -93,6 +98,12 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
       if (!waiter) continue;
       waiting.delete(message[0]);
       if (message[1]) {
+        if (message.length === 4) {
+          // The RESULT frame reuses these bytes (rpc codec); callers in this thread get the value.
+          const bytes = message[3];
+          waiter.resolve(adoptEncodedValue(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+          continue;
+        }
         const value = message[2];
         // Structured cloning delivers Buffers as plain Uint8Arrays (getxattr).
         waiter.resolve(
