@@ -148,6 +148,15 @@ async function main(): Promise<void> {
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);
   let volume: MountedVolume | undefined;
+  // Interrupted (Ctrl-C, or `| head` closing stdout): unmount before leaving, never leave a dead mount.
+  const bail = (): void => {
+    void (volume?.stop() ?? Promise.resolve()).finally(() => {
+      rmSync(root, { recursive: true, force: true });
+      process.exit(1);
+    });
+  };
+  process.once('SIGINT', bail).once('SIGTERM', bail);
+  process.stdout.once('error', bail);
   try {
     volume = await startEmbedded({
       dataDir: join(root, 'data'),
