@@ -152,19 +152,23 @@ describe('SQLite engine: group commit', () => {
         await tx.putInode(row);
         await tx.addCounter('c', 10);
       });
-      const seen: [number, number | undefined, number][] = [];
+      const seen: [number, number | undefined, number, string | undefined][] = [];
       const writes = Array.from({ length: 30 }, (_, i) =>
         engine.write(async (tx) => {
           const before = await tx.getCounter('c');
           const after = await tx.addCounter('c', 1);
           const inode = await tx.getInode(row.ino);
+          const xattr = await tx.getXattr(row.ino, 'user.last');
           if (i % 2 === 1) {
             await tx.putInode({ ...row, uid: 100 + i });
+            await tx.putXattr(row.ino, 'user.last', Buffer.from(`failed ${i}`));
             await tx.deleteInode(asIno(7000 + i));
             throw fsError.EINVAL(`change ${i} fails on purpose`);
           }
           await tx.putInode({ ...row, uid: 100 + i, nlink: (inode?.nlink ?? 0) + 1 });
-          seen.push([before, inode?.uid, after]);
+          if (i % 4 === 2) await tx.deleteXattr(row.ino, 'user.last');
+          else await tx.putXattr(row.ino, 'user.last', Buffer.from(`change ${i}`));
+          seen.push([before, inode?.uid, after, xattr && String(xattr)]);
         }),
       );
       const results = await Promise.allSettled(writes);
@@ -172,7 +176,12 @@ describe('SQLite engine: group commit', () => {
       // Each successful change saw the one before it and none of the failed ones.
       assert.deepEqual(
         seen,
-        Array.from({ length: 15 }, (_, k) => [10 + k, k === 0 ? 1 : 100 + 2 * (k - 1), 11 + k]),
+        Array.from({ length: 15 }, (_, k) => [
+          10 + k,
+          k === 0 ? 1 : 100 + 2 * (k - 1),
+          11 + k,
+          k === 0 || (2 * (k - 1)) % 4 === 2 ? undefined : `change ${2 * (k - 1)}`,
+        ]),
       );
       assert.ok(engine.counts.commits < 1 + 30, 'the 30 changes were not grouped');
       const db = new BetterSqlite3(path, { readonly: true });

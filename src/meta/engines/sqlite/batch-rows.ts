@@ -6,16 +6,21 @@ import type { InodeRow } from '../../engine.js';
  * batch the parent is served from here instead of a SELECT, and counters are summed here and
  * written once at commit instead of one upsert per change.
  *
- * Inode rows are write-through (SQLite holds every put at once; this is only a read cache).
+ * Inode rows and extended attributes are write-through (SQLite holds every put at once; this is only a read cache).
  * Counters are write-back: the engine writes `dirtyCounters()` before its COMMIT, so nothing
  * outside this batch can tell the difference (readers see committed state only).
  *
  * A change rolled back to its savepoint must leave no trace here: `rollbackChange` drops the
- * inode cache and restores every counter the change touched.
+ * cached rows and restores every counter the change touched.
  */
 export class BatchRows {
   /** Inode rows written by this batch (null: deleted by it). Callers get copies: they mutate rows. */
   private readonly inodes = new Map<number, InodeRow | null>();
+  /**
+   * Extended attributes this batch read or wrote (null: none by that name). Every create reads its
+   * directory's default ACL, almost always absent: one SELECT per batch instead of per create.
+   */
+  private readonly xattrs = new Map<number, Map<string, Buffer | null>>();
   /** Counter values as this batch sees them, loaded on first use. */
   private readonly counters = new Map<string, number>();
   private readonly dirty = new Set<string>();
@@ -25,6 +30,7 @@ export class BatchRows {
   /** A new batch: nothing cached survives a commit or an abort. */
   reset(): void {
     this.inodes.clear();
+    this.xattrs.clear();
     this.counters.clear();
     this.dirty.clear();
     this.undo.clear();
@@ -37,6 +43,7 @@ export class BatchRows {
 
   rollbackChange(): void {
     this.inodes.clear();
+    this.xattrs.clear();
     for (const [name, before] of this.undo) {
       if (before === undefined) {
         this.counters.delete(name);
@@ -60,6 +67,23 @@ export class BatchRows {
 
   deletedInode(ino: number): void {
     this.inodes.set(ino, null);
+    this.xattrs.delete(ino);
+  }
+
+  /** undefined: not known here (ask SQLite); null: the inode has no such attribute. */
+  xattr(ino: number, name: string): Buffer | null | undefined {
+    const value = this.xattrs.get(ino)?.get(name);
+    return value ? Buffer.from(value) : value;
+  }
+
+  /** What SQLite holds for (ino, name) now, read or just written (null: nothing). */
+  knowXattr(ino: number, name: string, value: Buffer | null): void {
+    let names = this.xattrs.get(ino);
+    if (names === undefined) {
+      names = new Map();
+      this.xattrs.set(ino, names);
+    }
+    names.set(name, value && Buffer.from(value));
   }
 
   /** The counter's value in this batch; `load` reads the committed value the first time. */

@@ -488,14 +488,25 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     this.w.dentryDelete.run(parent, name);
   }
 
+  override async getXattr(ino: Ino, name: string, asOfUs?: number): Promise<Buffer | undefined> {
+    if (asOfUs !== undefined) return super.getXattr(ino, name, asOfUs);
+    const cached = this.state.rows.xattr(ino, name);
+    if (cached !== undefined) return cached ?? undefined;
+    const value = await super.getXattr(ino, name);
+    this.state.rows.knowXattr(ino, name, value ?? null);
+    return value;
+  }
+
   async putXattr(ino: Ino, name: string, value: Buffer): Promise<void> {
     if (this.state.history) this.w.xattrKeep.run(this.state.nowUs, ino, name, this.state.nowUs);
     this.w.xattrPut.run(ino, name, value, this.state.nowUs);
+    this.state.rows.knowXattr(ino, name, value);
   }
 
   async deleteXattr(ino: Ino, name: string): Promise<void> {
     if (this.state.history) this.w.xattrKeep.run(this.state.nowUs, ino, name, this.state.nowUs);
     this.w.xattrDelete.run(ino, name);
+    this.state.rows.knowXattr(ino, name, null);
   }
 
   async putChunk(ino: Ino, chunkIndex: number, slices: SliceRef[]): Promise<void> {
