@@ -4,12 +4,19 @@ import type { TxChanges } from './tx.js';
 
 /** Transactions merged into one notification at most (their union must stay small). */
 const MAX_CHANGES_PER_NOTIFY = 64;
+/**
+ * At most one notification per this interval: each one wakes every listening backend and
+ * server (this one's own feed included), which cost more than the changes it carried when every
+ * commit sent one. 10 ms is far below the 1 s coherence bound and the kernel caches' timeouts.
+ */
+const NOTIFY_INTERVAL_MS = 10;
 /** Before connecting again after the notifier connection failed. */
 const RECONNECT_DELAY_MS = 200;
 
 /**
  * Publishes committed changes on the change feed after their commit, from one connection of
- * its own, merging those that commit while a notification is on its way into the next one.
+ * its own, merging those that commit while a notification is on its way, or within
+ * NOTIFY_INTERVAL_MS of the previous one, into the next one.
  *
  * Why not pg_notify inside each write transaction: PostgreSQL serializes the commits of all
  * transactions that NOTIFY (a database-wide lock held from before the commit record until
@@ -30,6 +37,7 @@ export class ChangeNotifier {
   private sending: Promise<void> | undefined;
   private closed = false;
   private closing = false;
+  private lastSentMs = -Infinity;
 
   constructor(
     private readonly connectionString: string,
@@ -56,6 +64,8 @@ export class ChangeNotifier {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
+      const waitMs = this.lastSentMs + NOTIFY_INTERVAL_MS - performance.now();
+      if (waitMs > 0 && !this.closing) await new Promise((resolve) => setTimeout(resolve, waitMs));
       const batch = this.queue.splice(0, this.queue.length);
       const statements: string[] = [];
       for (let first = 0; first < batch.length; first += MAX_CHANGES_PER_NOTIFY) {
@@ -70,6 +80,7 @@ export class ChangeNotifier {
       }
       try {
         const client = await this.connect();
+        this.lastSentMs = performance.now();
         await client.query(statements.join(';\n'));
       } catch {
         // Not sent: keep the changes for the next attempt. Peers saw this connection vanish
