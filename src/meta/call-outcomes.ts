@@ -201,8 +201,14 @@ export function recordCallOutcomes(engine: Engine): Engine {
       const value = await fn(tx);
       if (canRecord(tx)) {
         const reply = RECORDED_VOID.has(key.method) ? EMPTY_REPLY : packr.pack(value);
-        if (reply !== EMPTY_REPLY && typeof value === 'object' && value !== null)
-          packedReplies.set(value, reply);
+        if (
+          reply !== EMPTY_REPLY &&
+          typeof value === 'object' &&
+          value !== null &&
+          Object.isExtensible(value)
+        ) {
+          Object.defineProperty(value, PACKED_REPLY, { value: reply });
+        }
         await tx.putCallOutcome(key.clientId, key.seq, reply);
       }
       return value;
@@ -222,10 +228,15 @@ export function recordCallOutcomes(engine: Engine): Engine {
 
 const EMPTY_REPLY = Buffer.alloc(0);
 
-/** The stored (msgpack) reply of each recorded result object, for whoever sends it on (worker-main.ts). */
-const packedReplies = new WeakMap<object, Buffer>();
+/**
+ * The stored (msgpack) reply of a recorded result object, for whoever sends it on (worker-main.ts),
+ * as a hidden symbol property: a WeakMap entry per change cost more in GC than it saved.
+ */
+const PACKED_REPLY = Symbol('strata.meta.packedReply');
 
 /** The msgpack bytes stored as `value`'s outcome, when `value` is a recorded change's result object. */
 export function packedReplyOf(value: unknown): Buffer | undefined {
-  return typeof value === 'object' && value !== null ? packedReplies.get(value) : undefined;
+  return typeof value === 'object' && value !== null
+    ? (value as { [PACKED_REPLY]?: Buffer })[PACKED_REPLY]
+    : undefined;
 }

@@ -56,20 +56,24 @@ export function decodePayload(payload: Buffer): unknown {
 /**
  * Values whose msgpack bytes already exist (the engine thread packs each recorded change's reply
  * to store it, and hands those bytes over): their RESULT frame reuses the bytes instead of
- * packing the value again. Keyed weakly by the decoded value, which nobody changes after.
+ * packing the value again. The bytes ride on the decoded value (which nobody changes after) as a
+ * hidden symbol property: a WeakMap entry per reply cost more in GC than it saved.
  */
-const encodedValues = new WeakMap<object, Buffer>();
+const ENCODED = Symbol('strata.rpc.encoded');
+type WithEncoding = { [ENCODED]?: Buffer };
 
 /** Decodes bytes packed elsewhere (same msgpack settings) and remembers them for encodeResultFrame. */
 export function adoptEncodedValue(encoded: Buffer): unknown {
   const value: unknown = packr.unpack(encoded);
-  if (typeof value === 'object' && value !== null) encodedValues.set(value, encoded);
+  if (typeof value === 'object' && value !== null) {
+    Object.defineProperty(value, ENCODED, { value: encoded });
+  }
   return value;
 }
 
 /** A RESULT frame `[7, id, value]`; for an adopted value, its bytes copied in behind a hand-made header. */
 export function encodeResultFrame(id: number, value: unknown): Buffer {
-  const encoded = typeof value === 'object' && value !== null ? encodedValues.get(value) : undefined;
+  const encoded = typeof value === 'object' && value !== null ? (value as WithEncoding)[ENCODED] : undefined;
   if (encoded === undefined) return encodeFrame([MessageType.RESULT, id, value]);
   // msgpack: fixarray of 3, positive fixint type, then the id as the smallest unsigned integer.
   const idBytes = id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : 5;

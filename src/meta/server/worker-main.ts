@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
 import { directRunOf, packedReplyOf, runNumberedCall } from '../call-outcomes.js';
 import { openMetaService, type MetaService } from '../index.js';
-import type { EngineWorkerOptions, WorkerReply, WorkerRequest } from './worker-service.js';
+import type { EngineWorkerOptions, WorkerReply, WorkerReplyBatch, WorkerRequest } from './worker-service.js';
 
 const options = workerData as EngineWorkerOptions;
 const port = parentPort;
@@ -26,6 +26,9 @@ try {
   process.exit(1);
 }
 let pending: WorkerReply[] = [];
+/** Packed replies of this batch, sent as one transferred buffer (one copy, no clone per reply). */
+let packedParts: Buffer[] = [];
+let packedBytes = 0;
 // Every recorded change reaches its engine write synchronously (creates once an inode number is
 // in hand), which takes the call key without AsyncLocalStorage.
 const direct = directRunOf(service);
@@ -35,10 +38,29 @@ function reply(message: WorkerReply): void {
   pending.push(message);
 }
 
+function replyPacked(id: number, packed: Buffer): void {
+  reply([id, true, undefined, packedBytes, packed.length]);
+  packedParts.push(packed);
+  packedBytes += packed.length;
+}
+
 function flush(): void {
-  const batch = pending;
+  const batch: WorkerReplyBatch = [pending, null];
   pending = [];
-  port?.postMessage(batch);
+  if (packedParts.length === 0) {
+    port?.postMessage(batch);
+    return;
+  }
+  const bytes = new Uint8Array(packedBytes);
+  let at = 0;
+  for (const part of packedParts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  packedParts = [];
+  packedBytes = 0;
+  batch[1] = bytes;
+  port?.postMessage(batch, [bytes.buffer]);
 }
 
 port.on('message', (batch: WorkerRequest[] | 'close') => {
@@ -63,11 +85,11 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
     }
     result.then(
       (value) => {
-        // A recorded change's reply is packed already (its stored outcome): hand over those bytes,
-        // in a buffer of their own (a view would clone the packer's whole buffer), instead of
-        // cloning the object here and packing it again on the serving thread.
+        // A recorded change's reply is packed already (its stored outcome): hand over those bytes
+        // instead of cloning the object here and packing it again on the serving thread.
         const packed = numbered ? packedReplyOf(value) : undefined;
-        reply(packed ? [id, true, undefined, new Uint8Array(packed)] : [id, true, value]);
+        if (packed) replyPacked(id, packed);
+        else reply([id, true, value]);
       },
       (error: unknown) =>
         reply(

@@ -22,11 +22,14 @@ export interface ThreadedServiceOptions extends EngineWorkerOptions {
 /** [id, method, args, the numbered call it belongs to] */
 export type WorkerRequest = [number, string, unknown[], CallKey | undefined];
 /**
- * [id, true, value], [id, true, undefined, the value msgpack-encoded] (recorded changes: the
- * bytes their outcome was stored as) or [id, false, errno (-1: not an FsError), message]
+ * [id, true, value], [id, true, undefined, offset, length] (recorded changes: the value
+ * msgpack-encoded, as its outcome was stored, at that place in the batch's bytes) or
+ * [id, false, errno (-1: not an FsError), message]
  */
 export type WorkerReply =
-  [number, true, unknown] | [number, true, undefined, Uint8Array] | [number, false, number, string];
+  [number, true, unknown] | [number, true, undefined, number, number] | [number, false, number, string];
+/** The replies of one engine-thread turn and the packed values they point into. */
+export type WorkerReplyBatch = [WorkerReply[], Uint8Array | null];
 
 /** A MetaApi whose service runs on its own thread; the owner closes it. */
 export interface ThreadedMetaService extends MetaApi {
@@ -91,17 +94,18 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
   worker.on('exit', (code) =>
     failAll(new FsError(Errno.EIO, `metadata engine thread exited (code ${code})`)),
   );
-  worker.on('message', (batch: WorkerReply[] | 'closed') => {
+  worker.on('message', (batch: WorkerReplyBatch | 'closed') => {
     if (batch === 'closed') return;
-    for (const message of batch) {
+    const [replies, packed] = batch;
+    for (const message of replies) {
       const waiter = waiting.get(message[0]);
       if (!waiter) continue;
       waiting.delete(message[0]);
       if (message[1]) {
-        if (message.length === 4) {
+        if (message.length === 5 && packed) {
           // The RESULT frame reuses these bytes (rpc codec); callers in this thread get the value.
-          const bytes = message[3];
-          waiter.resolve(adoptEncodedValue(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+          const bytes = Buffer.from(packed.buffer, packed.byteOffset + message[3], message[4]);
+          waiter.resolve(adoptEncodedValue(bytes));
           continue;
         }
         const value = message[2];
