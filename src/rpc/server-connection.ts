@@ -89,15 +89,18 @@ export class ServerConnection {
     return this.state === State.Ready ? this.clientId : '';
   }
 
+  /** Authenticated, asked for pushes in its HELLO, and speaks a version that has them. */
+  get acceptsPushes(): boolean {
+    return this.state === State.Ready && this.wantsPushes && this.protocolVersion >= FIRST_PUSH_VERSION;
+  }
+
   /**
    * Sends an unasked message (a PUSH frame, already encoded) if this client is authenticated and
    * asked for pushes in its HELLO; true when sent. A client that does not read its socket loses pushes rather than making
    * the server buffer them without bound: it then hears of the loss as a reconnect.
    */
   push(frame: Buffer): boolean {
-    if (this.state !== State.Ready || !this.wantsPushes || this.protocolVersion < FIRST_PUSH_VERSION) {
-      return false;
-    }
+    if (!this.acceptsPushes) return false;
     if (this.socket.writableLength > MAX_PUSH_BACKLOG_BYTES) {
       this.socket.destroy();
       return false;

@@ -117,13 +117,15 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     },
     replay,
     push(topic, value, exceptClientId) {
-      if (connections.size === 0) return;
-      const frame = encodeFrame([MessageType.PUSH, topic, value]);
+      // Packed only once some connection takes pushes: most clients never ask for them.
+      let frame: Buffer | undefined;
       // A client with several connections hears each push once.
       const reached = new Set<string>();
       for (const connection of connections) {
+        if (!connection.acceptsPushes) continue;
         const clientId = connection.peerClientId;
         if (clientId === exceptClientId || reached.has(clientId)) continue;
+        frame ??= encodeFrame([MessageType.PUSH, topic, value]);
         if (connection.push(frame)) reached.add(clientId);
       }
     },
