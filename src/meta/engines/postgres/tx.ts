@@ -36,7 +36,7 @@ export interface SharedTxState {
   roundTrips: number;
 }
 
-/** The values of an inode row in the order of SQL.expectInode's parameters. */
+/** The values of an inode row in the order of the inode statements' first parameters (SQL.expectInode, SQL.putInode, ...). */
 const inodeValues = (row: InodeRow): unknown[] => [
   row.ino,
   row.mode,
@@ -498,26 +498,7 @@ export class PgTx implements WriteTx {
   async putInode(row: InodeRow, fresh = false): Promise<void> {
     const key = inodeKey(row.ino);
     const statement = fresh ? SQL.insertInode : this.lockedRows.has(key) ? SQL.updateInode : SQL.putInode;
-    this.defer(statement, [
-      row.ino,
-      row.mode,
-      row.uid,
-      row.gid,
-      row.nlink,
-      row.sizeBytes,
-      row.rdev,
-      row.atimeSec,
-      row.atimeNsec,
-      row.mtimeSec,
-      row.mtimeNsec,
-      row.ctimeSec,
-      row.ctimeNsec,
-      row.generation,
-      row.parent,
-      row.target,
-      this.nowUs,
-      ...(fresh ? [] : [this.historyBeforeUs]),
-    ]);
+    this.defer(statement, [...inodeValues(row), this.nowUs, ...(fresh ? [] : [this.historyBeforeUs])]);
     this.changes.inos.add(row.ino);
     this.lockedRows.add(key);
     this.wrote(key, { ...row });
