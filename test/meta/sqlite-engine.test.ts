@@ -115,24 +115,7 @@ describe('SQLite engine: group commit', () => {
   it('with history off no old images are kept', async () => {
     const { engine } = open({ history: false });
     try {
-      const row = {
-        ino: asIno(5),
-        mode: 0o100644,
-        uid: 0,
-        gid: 0,
-        nlink: 1,
-        sizeBytes: 0,
-        rdev: 0,
-        atimeSec: 0,
-        atimeNsec: 0,
-        mtimeSec: 0,
-        mtimeNsec: 0,
-        ctimeSec: 0,
-        ctimeNsec: 0,
-        generation: 1,
-        parent: asIno(0),
-        target: null,
-      };
+      const row = inodeRow(5);
       await engine.write((tx) => tx.putInode(row));
       await engine.write((tx) => tx.putInode({ ...row, uid: 1 }));
       await engine.write((tx) => tx.deleteInode(row.ino));
