@@ -36,115 +36,44 @@ test('numbered calls through an engine-thread server store outcomes that resends
     servers.push(await startMetaServer({ service: local, listen: '127.0.0.1:0', secret }));
     servers.push(await startMetaServer({ service: localReads.api, listen: '127.0.0.1:0', secret }));
     const [onThread, inProcess, withReads] = servers;
-    const mknod = (name: string): unknown[] => [root, ROOT_INO, name, S_IFREG | 0o644, 0, 0];
+    const create = (address: string, seq: number, resend: boolean, name: string) =>
+      sendNumbered(address, secret, 'test/outcomes-thread', seq, resend, 'mknod', [
+        root,
+        ROOT_INO,
+        name,
+        S_IFREG | 0o644,
+        0,
+        0,
+      ]);
+    /** A create on `first`, resent under the same number to `then`: the original reply comes back. */
+    const createThenResend = async (first: string, then: string, seq: number, name: string, what: string) => {
+      const original = await create(first, seq, false, name);
+      assert.ok(original.ok, `the ${what} create failed: ${original.error?.message}`);
+      const resent = await create(then, seq, true, name);
+      assert.ok(resent.ok, `the resent ${what} create failed: ${resent.error?.message}`);
+      assert.deepEqual(resent.value, original.value);
+    };
 
     // First attempt on the engine thread, resend to the in-process server.
-    const first = await sendNumbered(
-      onThread.address,
-      secret,
-      'test/outcomes-thread',
-      1,
-      false,
-      'mknod',
-      mknod('a'),
-    );
-    assert.ok(first.ok, `the first create failed: ${first.error?.message}`);
-    const resent = await sendNumbered(
-      inProcess.address,
-      secret,
-      'test/outcomes-thread',
-      1,
-      true,
-      'mknod',
-      mknod('a'),
-    );
-    assert.ok(resent.ok, `the resent create failed: ${resent.error?.message}`);
-    assert.deepEqual(resent.value, first.value);
-
+    await createThenResend(onThread.address, inProcess.address, 1, 'a', 'first');
     // The other way round: the engine thread looks the outcome up itself.
-    const second = await sendNumbered(
-      inProcess.address,
-      secret,
-      'test/outcomes-thread',
-      2,
-      false,
-      'mknod',
-      mknod('b'),
-    );
-    assert.ok(second.ok, `the second create failed: ${second.error?.message}`);
-    const resent2 = await sendNumbered(
-      onThread.address,
-      secret,
-      'test/outcomes-thread',
-      2,
-      true,
-      'mknod',
-      mknod('b'),
-    );
-    assert.ok(resent2.ok, `the resent second create failed: ${resent2.error?.message}`);
-    assert.deepEqual(resent2.value, second.value);
+    await createThenResend(inProcess.address, onThread.address, 2, 'b', 'second');
 
     // Many creates in flight at once on the thread: each resend gets its own reply.
     const burst = await Promise.all(
-      Array.from({ length: 40 }, (_, i) =>
-        sendNumbered(
-          onThread.address,
-          secret,
-          'test/outcomes-thread',
-          10 + i,
-          false,
-          'mknod',
-          mknod(`c${i}`),
-        ),
-      ),
+      Array.from({ length: 40 }, (_, i) => create(onThread.address, 10 + i, false, `c${i}`)),
     );
     for (let i = 0; i < burst.length; i++) {
-      const again = await sendNumbered(
-        inProcess.address,
-        secret,
-        'test/outcomes-thread',
-        10 + i,
-        true,
-        'mknod',
-        mknod(`c${i}`),
-      );
+      const again = await create(inProcess.address, 10 + i, true, `c${i}`);
       assert.ok(again.ok, `resend ${i} failed: ${again.error?.message}`);
       assert.deepEqual(again.value, burst[i].value);
     }
 
     // Through the local-reads front of the default server, then resent to the in-process one.
-    const third = await sendNumbered(
-      withReads.address,
-      secret,
-      'test/outcomes-thread',
-      3,
-      false,
-      'mknod',
-      mknod('d'),
-    );
-    assert.ok(third.ok, `the create through local reads failed: ${third.error?.message}`);
-    const resent3 = await sendNumbered(
-      inProcess.address,
-      secret,
-      'test/outcomes-thread',
-      3,
-      true,
-      'mknod',
-      mknod('d'),
-    );
-    assert.ok(resent3.ok, `the resent third create failed: ${resent3.error?.message}`);
-    assert.deepEqual(resent3.value, third.value);
+    await createThenResend(withReads.address, inProcess.address, 3, 'd', 'third (through local reads)');
 
     // The control: a new number really runs, and fails as it should.
-    const fresh = await sendNumbered(
-      onThread.address,
-      secret,
-      'test/outcomes-thread',
-      100,
-      true,
-      'mknod',
-      mknod('a'),
-    );
+    const fresh = await create(onThread.address, 100, true, 'a');
     assert.ok(!fresh.ok && isFsError(fresh.error) && fresh.error.code === 'EEXIST');
   } finally {
     for (const server of servers) await server.close();
