@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { adminQuery, cleanup, freePort, isMounted, strata, StrataProcess, tempDir } from './harness.js';
+import { adminQuery, cleanup, freePort, isMounted, StrataProcess, tempDir, formatVolume } from './harness.js';
 
 /**
  * Cache coherence between two `strata mount` processes whose kernels cache names and attributes
@@ -108,19 +108,9 @@ async function checkCoherence(label: string, a: string, b: string): Promise<void
 }
 
 function format(engine: string, volume: string): string {
-  const formatted = strata([
-    'format',
-    '--engine',
-    engine,
-    '--storage',
-    `file:${join(root, `objects-${volume}`)}`,
-    '--name',
-    volume,
-    '--secret-file',
-    join(root, `${volume}.secret`),
-  ]);
-  assert.equal(formatted.status, 0, formatted.stderr);
-  return join(root, `${volume}.secret`);
+  const secretFile = join(root, `${volume}.secret`);
+  formatVolume(engine, join(root, `objects-${volume}`), volume, secretFile);
+  return secretFile;
 }
 
 describe('cache coherence between two mounts', () => {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { adminQuery, cleanup, freePort, isMounted, strata, StrataProcess, tempDir } from './harness.js';
+import { adminQuery, cleanup, freePort, isMounted, StrataProcess, tempDir, formatVolume } from './harness.js';
 
 /**
  * Failover under a real mount: `strata mount A,B/vol` with two `meta serve` processes on one
@@ -46,18 +46,7 @@ test(
     url.pathname = `/${database}`;
     const engine = url.toString();
     const secretFile = join(root, 'vol.secret');
-    const formatted = strata([
-      'format',
-      '--engine',
-      engine,
-      '--storage',
-      `file:${join(root, 'objects')}`,
-      '--name',
-      'vol',
-      '--secret-file',
-      secretFile,
-    ]);
-    assert.equal(formatted.status, 0, formatted.stderr);
+    formatVolume(engine, join(root, 'objects'), 'vol', secretFile);
     const first = await serve(engine);
     const second = await serve(engine);
     mkdirSync(mnt);

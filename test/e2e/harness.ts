@@ -46,6 +46,19 @@ export function strata(
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
+/**
+ * `strata format` of volume `name` on `engine`, its objects in the local directory
+ * `objectsDir`, the secret written to `secretFile` when given. Returns format's output; a
+ * failed format throws with its stderr.
+ */
+export function formatVolume(engine: string, objectsDir: string, name: string, secretFile?: string): string {
+  const args = ['format', '--engine', engine, '--storage', `file:${objectsDir}`, '--name', name];
+  if (secretFile !== undefined) args.push('--secret-file', secretFile);
+  const formatted = strata(args);
+  if (formatted.status !== 0) throw new Error(`strata ${args.join(' ')} failed: ${formatted.stderr}`);
+  return formatted.stdout;
+}
+
 export function isMounted(mountpoint: string): boolean {
   return readFileSync('/proc/mounts', 'utf8')
     .split('\n')

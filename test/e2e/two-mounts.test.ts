@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, freePort, isMounted, sh, strata, StrataProcess, tempDir } from './harness.js';
+import { cleanup, freePort, isMounted, sh, strata, StrataProcess, tempDir, formatVolume } from './harness.js';
 
 // `strata format` + `strata meta serve` + two `strata mount` processes on one volume:
 // a file closed on one mount is read, whole and current, on the other (close-to-open).
@@ -30,18 +30,9 @@ after(async () => {
 
 test('a file closed on one mount is read on the other', async () => {
   const engine = `sqlite:${join(root, 'meta.db')}`;
-  const formatted = strata([
-    'format',
-    '--engine',
-    engine,
-    '--storage',
-    `file:${join(root, 'objects')}`,
-    '--name',
-    'shared',
-  ]);
-  assert.equal(formatted.status, 0, formatted.stderr);
-  const secretFile = /client secret: (\S+)/.exec(formatted.stdout)?.[1];
-  assert.ok(secretFile, `format prints the secret location: ${formatted.stdout}`);
+  const formatted = formatVolume(engine, join(root, 'objects'), 'shared');
+  const secretFile = /client secret: (\S+)/.exec(formatted)?.[1];
+  assert.ok(secretFile, `format prints the secret location: ${formatted}`);
   assert.equal(sh(`stat -c %a ${secretFile}`).trim(), '600');
 
   const port = await freePort();
