@@ -39,6 +39,15 @@ export function contentVersion(attr: InodeAttr): string {
   return `${attr.sizeBytes}:${attr.mtime.sec}:${attr.mtime.nsec}`;
 }
 
+/**
+ * An exact fingerprint of an inode's committed state: the content version plus ctime, which
+ * moves with every change to the inode and which no caller can set (unlike mtime, which
+ * `touch -d` can put back).
+ */
+export function exactVersion(attr: InodeAttr): string {
+  return `${contentVersion(attr)}:${attr.ctime.sec}:${attr.ctime.nsec}`;
+}
+
 export function nowTimespec(): { sec: number; nsec: number } {
   const ms = Date.now();
   return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };

@@ -1,10 +1,10 @@
 import { fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
 import type { DataPath, FileWriter } from '../data/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
-import { contentVersion, nowTimespec } from './attr.js';
+import { contentVersion, exactVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
-import { exactVersion, RecentSlices } from './recent-slices.js';
+import { RecentSlices } from './recent-slices.js';
 
 /**
  * The state of one inode while this mount has it open: a writer shared by all its handles

@@ -1,5 +1,6 @@
 import type { Ino, SliceRef } from '../common/index.js';
 import type { InodeAttr } from '../meta/api.js';
+import { exactVersion } from './attr.js';
 
 /** Files whose slice lists are kept after their last close. */
 const MAX_FILES = 4096;
@@ -10,14 +11,6 @@ interface Entry {
   version: string;
   slices: Map<number, SliceRef[]>;
   readAtMs: number;
-}
-
-/**
- * An exact fingerprint of an inode's committed state: ctime moves with every change to the
- * inode and no caller can set it (unlike mtime, which `touch -d` can put back).
- */
-export function exactVersion(attr: InodeAttr): string {
-  return `${attr.sizeBytes}:${attr.mtime.sec}:${attr.mtime.nsec}:${attr.ctime.sec}:${attr.ctime.nsec}`;
 }
 
 /**
