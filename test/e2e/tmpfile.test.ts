@@ -1,15 +1,30 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, sh, startUp, strata, tempDir, type StrataProcess } from './harness.js';
+import pg from 'pg';
+import {
+  adminQuery,
+  cleanup,
+  formatVolume,
+  freePort,
+  isMounted,
+  sh,
+  startUp,
+  strata,
+  StrataProcess,
+  tempDir,
+} from './harness.js';
 
-// O_TMPFILE on a real mount: an unnamed file that linkat names, or that vanishes at close.
+// O_TMPFILE on a real mount: an unnamed file that linkat names, or that vanishes at close. Once
+// on the embedded volume (SQLite), once on a volume whose metadata server runs on PostgreSQL
+// (the engines keep unnamed inodes and reclaim them at release each in their own SQL).
+const PG_URL = process.env.STRATA_PG_TEST_URL;
 const root = tempDir('tmpfile');
-const mnt = join(root, 'mnt');
-const dataDir = join(root, 'data');
 const script = join(root, 'tmpfile.py');
-let up: StrataProcess | undefined;
+const procs: StrataProcess[] = [];
+const mounts: string[] = [];
+const database = `strata_tmpfile_${process.pid}`;
 
 // Python 3.11's os.link calls link(2), which does not follow /proc/self/fd links: linkat with
 // AT_SYMLINK_FOLLOW (or AT_EMPTY_PATH on the descriptor) is what applications use.
@@ -65,16 +80,25 @@ function sha256Of(file: string): string {
   return sh(`sha256sum ${file}`).split(' ')[0];
 }
 
-before(async () => {
+before(() => {
   writeFileSync(script, TMPFILE_PY);
-  up = await startUp(dataDir, mnt);
 });
 
 after(async () => {
-  await cleanup([up], [mnt], [root]);
+  await cleanup(procs, mounts, [root]);
+  if (PG_URL) await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
 });
 
-test('O_TMPFILE: unnamed while open, linkat names it, O_EXCL refuses, an unnamed one leaves nothing', async () => {
+/** A mounted volume the check can restart: `remount` stops the mount and mounts it again. */
+interface Volume {
+  mnt: string;
+  remount(): Promise<void>;
+  stop(): Promise<void>;
+  fsckEngine: string;
+}
+
+async function checkTmpfile(volume: Volume): Promise<void> {
+  const { mnt } = volume;
   sh(`umask 022 && mkdir ${mnt}/dir`);
   const out = JSON.parse(sh(`umask 022 && python3 ${script} ${mnt}/dir`)) as Record<string, unknown>;
   assert.equal(out.nlink_unnamed, 0);
@@ -88,13 +112,72 @@ test('O_TMPFILE: unnamed while open, linkat names it, O_EXCL refuses, an unnamed
   assert.equal(sh(`cat ${mnt}/dir/via-empty-path`), 'empty path');
 
   // After a remount the named files read back from the volume; then fsck finds it clean.
-  await up?.stop();
-  up = await startUp(dataDir, mnt);
+  await volume.remount();
   assert.equal(sha256Of(`${mnt}/dir/via-proc`), out.via_proc_sha);
   assert.equal(sh(`cat ${mnt}/dir/via-empty-path`), 'empty path');
   assert.equal(sh(`ls -A ${mnt}/dir`).trim().split('\n').join(' '), 'via-empty-path via-proc');
-  await up.stop();
-  up = undefined;
-  const fsck = strata(['fsck', '--engine', `sqlite:${join(dataDir, 'meta.db')}`]);
+  await volume.stop();
+  const fsck = strata(['fsck', '--engine', volume.fsckEngine]);
   assert.equal(fsck.status, 0, `fsck found problems:\n${fsck.stdout}\n${fsck.stderr}`);
+}
+
+test('O_TMPFILE on the embedded volume (SQLite): unnamed while open, linkat names it, O_EXCL refuses, an unnamed one leaves nothing', async () => {
+  const mnt = join(root, 'mnt-sqlite');
+  const dataDir = join(root, 'data');
+  mounts.push(mnt);
+  let up: StrataProcess | undefined = await startUp(dataDir, mnt);
+  procs.push(up);
+  await checkTmpfile({
+    mnt,
+    remount: async () => {
+      await up?.stop();
+      up = await startUp(dataDir, mnt);
+      procs.push(up);
+    },
+    stop: async () => {
+      await up?.stop();
+    },
+    fsckEngine: `sqlite:${join(dataDir, 'meta.db')}`,
+  });
 });
+
+test(
+  'O_TMPFILE on a volume served from PostgreSQL: the same rules, and fsck clean',
+  {
+    skip: PG_URL ? undefined : 'STRATA_PG_TEST_URL is not set: run eval "$(scripts/postgres/start.sh)" first',
+  },
+  async () => {
+    await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+    const url = new URL(PG_URL!);
+    url.pathname = `/${database}`;
+    const engine = url.toString();
+    const secretFile = join(root, 'vol.secret');
+    formatVolume(engine, join(root, 'objects-pg'), 'vol', secretFile);
+    const address = `127.0.0.1:${await freePort()}`;
+    const server = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
+    procs.push(server);
+    await server.waitFor(() => server.output.includes('listening'), 'the metadata server to listen');
+    const mnt = join(root, 'mnt-pg');
+    mkdirSync(mnt);
+    mounts.push(mnt);
+    const mountOnce = async (): Promise<StrataProcess> => {
+      const proc = new StrataProcess(['mount', `${address}/vol`, mnt, '--secret-file', secretFile]);
+      procs.push(proc);
+      await proc.waitFor(() => isMounted(mnt) && proc.output.includes('mounted at'), `${mnt} mounted`);
+      return proc;
+    };
+    let mount = await mountOnce();
+    await checkTmpfile({
+      mnt,
+      remount: async () => {
+        await mount.stop();
+        mount = await mountOnce();
+      },
+      stop: async () => {
+        await mount.stop();
+        await server.stop();
+      },
+      fsckEngine: engine,
+    });
+  },
+);
