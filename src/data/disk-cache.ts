@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 /** Writes queued beyond this are skipped: the disk cache is best effort, never back-pressure. */
@@ -89,6 +89,56 @@ export class DiskBlockCache {
     } catch {
       this.forget(key);
       return null;
+    }
+  }
+
+  /**
+   * Parts of a cached body, one buffer per [offset, length] range (shorter at the file's end),
+   * or null when the block is not cached. The caller verifies them like fetched bytes and calls
+   * remove() if they are damaged: a random read costs one segment, not the whole body.
+   */
+  async getRanges(key: string, ranges: ReadonlyArray<readonly [number, number]>): Promise<Buffer[] | null> {
+    await this.ready;
+    const size = this.index.get(key);
+    if (size === undefined) return null;
+    let handle: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      handle = await open(this.path(key), 'r');
+      const file = handle;
+      const parts = await Promise.all(
+        ranges.map(async ([offset, length]) => {
+          const part = Buffer.allocUnsafe(length);
+          const { bytesRead } = await file.read(part, 0, length, offset);
+          return part.subarray(0, bytesRead);
+        }),
+      );
+      this.index.delete(key);
+      this.index.set(key, size);
+      this.hits++;
+      return parts;
+    } catch {
+      this.forget(key);
+      return null;
+    } finally {
+      await handle?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Stores a body and resolves once it is in the cache (or was not stored: no room, no cache).
+   * Unlike put(), never skipped for pending writes: whole-file fetches wait on it instead.
+   */
+  async store(key: string, body: Buffer): Promise<boolean> {
+    if (this.failed !== null || body.length > this.capacityBytes) return false;
+    if (this.index.has(key)) return true;
+    this.pendingWrites++;
+    try {
+      await this.write(key, body);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      this.pendingWrites--;
     }
   }
 

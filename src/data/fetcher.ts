@@ -18,6 +18,8 @@ export interface FetchStats {
   blocks: number;
   bytes: number;
   readaheadBlocks: number;
+  /** Blocks copied into the disk cache by whole-file fetches of randomly read files. */
+  diskFillBlocks: number;
   corrupt: number;
 }
 
@@ -27,9 +29,10 @@ export interface FetchStats {
  * exist, so a flood of reads waits instead of growing the heap.
  */
 export class BlockFetcher {
-  readonly stats: FetchStats = { blocks: 0, bytes: 0, readaheadBlocks: 0, corrupt: 0 };
+  readonly stats: FetchStats = { blocks: 0, bytes: 0, readaheadBlocks: 0, diskFillBlocks: 0, corrupt: 0 };
   private readonly inFlight = new Map<string, Promise<Buffer | null>>();
   private readonly segmentLoads = new Map<string, Promise<Buffer>>();
+  private readonly diskFills = new Map<string, Promise<boolean>>();
   private readonly slots: Semaphore;
 
   constructor(
@@ -50,6 +53,50 @@ export class BlockFetcher {
   /** Whether a block is cached in memory or already being fetched. */
   isWarm(key: string): boolean {
     return this.memoryCache.has(key) || this.inFlight.has(key);
+  }
+
+  /** How much a whole-file fetch may fill: the disk cache's capacity (0 without a disk cache). */
+  get diskCacheCapacityBytes(): number {
+    return this.diskCache?.capacityBytes ?? 0;
+  }
+
+  /**
+   * Copies a whole block from the store into the disk cache (not into memory: the file may be
+   * larger than the budget), unless the disk cache has it. A file read at random is fetched
+   * this way in the background; afterwards its random reads cost a local read and the check of
+   * one segment instead of a store round trip. The body goes to disk as fetched: every read of
+   * it verifies the segments it uses, as for any disk-cache entry. Resolves false when there is
+   * no disk cache or the block could not be stored there.
+   */
+  fetchToDisk(block: BlockRef): Promise<boolean> {
+    const key = blockKey(block);
+    if (!this.diskCache) return Promise.resolve(false);
+    if (this.diskCache.has(key)) return Promise.resolve(true);
+    // A file reopened while its copy still runs starts another: they share the block fetches.
+    let pending = this.diskFills.get(key);
+    if (!pending) {
+      pending = this.copyToDisk(this.diskCache, key, block);
+      this.diskFills.set(key, pending);
+      const forget = () => this.diskFills.delete(key);
+      pending.then(forget, forget);
+    }
+    return pending;
+  }
+
+  private async copyToDisk(disk: DiskBlockCache, key: string, block: BlockRef): Promise<boolean> {
+    const wanted = bodyBytes(block.blockLengthBytes);
+    // Background work: take memory only when it is free, so writers and demand reads never wait.
+    while (!this.budget.tryAcquire(wanted)) await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      const body = await this.fetch(key);
+      this.stats.blocks++;
+      this.stats.bytes += body.length;
+      this.stats.diskFillBlocks++;
+      // A body of the wrong size is not worth a disk write; the reads that need it fetch it.
+      return body.length === wanted && (await disk.store(key, body));
+    } finally {
+      this.budget.release(wanted);
+    }
   }
 
   /** Whether a block is being fetched and not yet cached: a read of it would wait. */
@@ -133,12 +180,13 @@ export class BlockFetcher {
 
   /**
    * Bytes [offset, offset + length) of a block's data (a view: do not modify). When the block is
-   * not cached, fetches and verifies only the 64 KiB segments covering the range plus the
-   * block's trailer (cached too), instead of the whole block: small random reads stay small.
+   * not in memory, reads and verifies only the 64 KiB segments covering the range plus the
+   * block's trailer (cached too), from the disk cache or else the store, instead of the whole
+   * block: small random reads stay small.
    */
   async getPart(block: BlockRef, offset: number, length: number): Promise<Buffer> {
     const key = blockKey(block);
-    if (this.memoryCache.has(key) || this.inFlight.has(key) || this.diskCache?.has(key)) {
+    if (this.memoryCache.has(key) || this.inFlight.has(key)) {
       return (await this.get(block)).subarray(offset, offset + length);
     }
     const first = Math.floor(offset / SEGMENT_BYTES);
@@ -184,22 +232,41 @@ export class BlockFetcher {
     let kept = 0;
     try {
       let lastProblem = '';
-      for (let attempt = 1; attempt <= this.corruptRetries; attempt++) {
+      // The disk cache first (once): a damaged copy there is dropped and the store asked.
+      let fromDisk = this.diskCache?.has(key) ?? false;
+      for (let attempt = 1; attempt <= this.corruptRetries;) {
         const cachedTrailer = this.memoryCache.has(trailerKey) ? this.memoryCache.get(trailerKey)! : null;
-        const [data, trailer] = await Promise.all([
-          this.fetch(key, start, end - start),
-          cachedTrailer ?? this.fetch(key, dataLength, trailerLength),
-        ]);
-        this.stats.blocks++;
-        this.stats.bytes += data.length + (cachedTrailer ? 0 : trailer.length);
+        let parts: Buffer[] | null = null;
+        if (fromDisk) {
+          const ranges: Array<[number, number]> = [[start, end - start]];
+          if (!cachedTrailer) ranges.push([dataLength, trailerLength]);
+          parts = await this.diskCache!.getRanges(key, ranges);
+          if (!parts) fromDisk = false;
+        }
+        if (!parts) {
+          parts = await Promise.all([
+            this.fetch(key, start, end - start),
+            cachedTrailer ?? this.fetch(key, dataLength, trailerLength),
+          ]);
+          this.stats.blocks++;
+          this.stats.bytes += parts[0].length + (cachedTrailer ? 0 : parts[1].length);
+          attempt++;
+        }
+        const data = parts[0];
+        const trailer = cachedTrailer ?? parts[1];
         try {
           verifySegments(data, first, trailer, block);
         } catch (error) {
           if (!(error instanceof CorruptBlockError)) throw error;
-          this.stats.corrupt++;
-          lastProblem = error.message;
           // Either part may be the damaged one: fetch both again.
           this.memoryCache.delete(trailerKey);
+          if (fromDisk) {
+            fromDisk = false;
+            await this.diskCache!.remove(key, 'corrupt');
+          } else {
+            this.stats.corrupt++;
+            lastProblem = error.message;
+          }
           continue;
         }
         if (!cachedTrailer) {

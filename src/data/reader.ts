@@ -2,7 +2,7 @@ import type { Ino, SliceRef } from '../common/index.js';
 import type { ChunkSlicesFn } from './api.js';
 import { SEGMENT_BYTES } from './block-format.js';
 import type { BlockFetcher } from './fetcher.js';
-import { blockAt, resolvePieces, type BlockRef } from './layout.js';
+import { blockAt, blockKey, resolvePieces, type BlockRef } from './layout.js';
 
 /** Per open file: where the last read ended and how far ahead we fetch. */
 interface ReadState {
@@ -31,6 +31,23 @@ const INITIAL_READAHEAD_BLOCKS = 8;
 /** Files whose read state we remember; the oldest is forgotten beyond this. */
 const MAX_TRACKED_FILES = 4096;
 
+/**
+ * Random reads of one open file after which the whole file is copied into the disk cache in the
+ * background (as s3fs does on open): over a WAN each cold random read is a store round trip
+ * (~45 ms at 40 ms RTT), a read from the local copy a fraction of a millisecond. A few random
+ * reads first, so a program that seeks once (a file's header, then its tail) fetches no more.
+ */
+const RANDOM_READS_BEFORE_DISK_FILL = 8;
+
+/** A file is copied whole only while it takes at most this share of the disk cache. */
+const DISK_FILL_MAX_CACHE_SHARE = 0.5;
+
+/**
+ * Blocks one whole-file copy keeps in flight. 4 MiB GETs over a 40 ms round trip move ~50 MB/s
+ * each, so 8 fill a 1 Gbit/s link; the rest of the fetch slots stay free for demand reads.
+ */
+const DISK_FILL_CONCURRENCY = 8;
+
 interface Copy {
   /** null: these output bytes are zeros (a hole). */
   block: BlockRef | null;
@@ -48,6 +65,10 @@ interface Copy {
  */
 export class Reader {
   private readonly states = new Map<Ino, ReadState>();
+  /** Random reads counted per file, until its whole-file copy starts. */
+  private readonly randomReads = new Map<Ino, number>();
+  /** Files copied (or being copied) whole into the disk cache since they were opened. */
+  private readonly filledFiles = new Set<Ino>();
 
   constructor(
     private readonly fetcher: BlockFetcher,
@@ -69,7 +90,45 @@ export class Reader {
     // A jump away from where the file's last read ended is a random read: fetch only the
     // segments it needs. The first read at offset 0 is more likely the start of a stream.
     const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes, copies) && offset !== 0;
+    if (isRandom) this.countRandomRead(ino, chunkSlices, fileSizeBytes);
     return this.fill(end - offset, copies, isRandom);
+  }
+
+  /** Starts the whole-file copy into the disk cache once a file that fits it is read at random. */
+  private countRandomRead(ino: Ino, chunkSlices: ChunkSlicesFn, fileSizeBytes: number): void {
+    if (this.filledFiles.has(ino)) return;
+    if (fileSizeBytes > this.fetcher.diskCacheCapacityBytes * DISK_FILL_MAX_CACHE_SHARE) return;
+    const count = (this.randomReads.get(ino) ?? 0) + 1;
+    if (count < RANDOM_READS_BEFORE_DISK_FILL) {
+      this.randomReads.set(ino, count);
+      if (this.randomReads.size > MAX_TRACKED_FILES)
+        this.randomReads.delete(this.randomReads.keys().next().value!);
+      return;
+    }
+    this.randomReads.delete(ino);
+    this.filledFiles.add(ino);
+    if (this.filledFiles.size > MAX_TRACKED_FILES)
+      this.filledFiles.delete(this.filledFiles.values().next().value!);
+    // A hint like readahead: the demand reads report store errors, this copy only stops.
+    this.fillDiskCache(chunkSlices, fileSizeBytes).catch(() => undefined);
+  }
+
+  /** Copies every block of the file into the disk cache, a chunk at a time, a few blocks in flight. */
+  private async fillDiskCache(chunkSlices: ChunkSlicesFn, fileSizeBytes: number): Promise<void> {
+    for (let start = 0; start < fileSizeBytes; start += this.chunkSizeBytes) {
+      const end = Math.min(fileSizeBytes, start + this.chunkSizeBytes);
+      const blocks = new Map<string, BlockRef>();
+      for (const copy of await this.plan(start, end, chunkSlices, start)) {
+        if (copy.block) blocks.set(blockKey(copy.block), copy.block);
+      }
+      const queue = [...blocks.values()];
+      const worker = async (): Promise<void> => {
+        for (let block = queue.shift(); block; block = queue.shift()) {
+          if (!(await this.fetcher.fetchToDisk(block))) throw new Error('the disk cache took no block');
+        }
+      };
+      await Promise.all(Array.from({ length: DISK_FILL_CONCURRENCY }, worker));
+    }
   }
 
   /** Exactly the copy's bytes, as a view; a small part of a big block alone when `partial`. */
@@ -238,5 +297,7 @@ export class Reader {
 
   forget(ino: Ino): void {
     this.states.delete(ino);
+    this.randomReads.delete(ino);
+    this.filledFiles.delete(ino);
   }
 }

@@ -394,6 +394,91 @@ describe('partial (segment) fetches of random reads', () => {
     );
   });
 
+  /**
+   * Offsets of a random read pattern over the two blocks: each more than a block (the sequential
+   * slack) away from where the previous read ended.
+   */
+  const randomOffset = (i: number) =>
+    i % 2 === 0 ? 8 * KiB + i * 20 * KiB : BIG_BLOCK + 700 * KiB + i * 10 * KiB;
+
+  /** Waits (without a deadline of its own: the test runner's timeout is the limit) for `done`. */
+  async function until(done: () => boolean): Promise<void> {
+    while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  it('copies a file read at random into the disk cache, then reads it without the store', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const store = new CountingStore(await fileStore(storeDir));
+    const data = bigReader(store, { diskCacheDir: await dirs.make() });
+    const readAt = async (offset: number) => {
+      const got = await data.read(asIno(7), offset, 4 * KiB, table.chunkSlices, table.sizeBytes);
+      assert.ok(got.equals(content.subarray(offset, offset + 4 * KiB)), `read at ${offset} differs`);
+    };
+    // Seven random reads: segment fetches only, no copy yet.
+    for (let i = 1; i <= 7; i++) await readAt(randomOffset(i));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(data.stats().diskCache.blocks, 0);
+    await readAt(randomOffset(8));
+    await until(() => data.stats().diskCache.blocks === 2);
+    const getsBefore = store.gets;
+    const hitsBefore = data.stats().diskCache.hits;
+    for (let i = 9; i < 28; i++) await readAt(randomOffset(i) + 3);
+    assert.equal(store.gets, getsBefore, 'every random read came from the disk copy');
+    assert.ok(data.stats().diskCache.hits > hitsBefore);
+    await data.close();
+  });
+
+  it('does not copy a file larger than half the disk cache, nor one read in sequence', async () => {
+    const storeDir = await dirs.make();
+    const { table } = await bigFile(storeDir);
+    const small = bigReader(await fileStore(storeDir), {
+      diskCacheDir: await dirs.make(),
+      diskCacheBytes: 3 * BIG_BLOCK,
+    });
+    for (let i = 1; i <= 12; i++) {
+      await small.read(asIno(7), randomOffset(i), 4 * KiB, table.chunkSlices, table.sizeBytes);
+    }
+    const sequential = bigReader(await fileStore(storeDir), { diskCacheDir: await dirs.make() });
+    for (let offset = 0; offset < 2 * BIG_BLOCK; offset += 128 * KiB) {
+      await sequential.read(asIno(7), offset, 128 * KiB, table.chunkSlices, table.sizeBytes);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(small.stats().diskCache.blocks, 0);
+    // Sequential reads fetch whole blocks and keep them (put() in the background): blocks, yes,
+    // but no whole-body GET beyond the two blocks the reads themselves needed.
+    assert.equal(sequential.stats().fetches.blocks, 2);
+    await small.close();
+    await sequential.close();
+  });
+
+  it('drops a disk-cache copy whose segment is damaged and reads the store instead', async () => {
+    const storeDir = await dirs.make();
+    const cacheDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const first = bigReader(await fileStore(storeDir), { diskCacheDir: cacheDir });
+    for (let i = 1; i <= 8; i++) {
+      await first.read(asIno(7), randomOffset(i), 4 * KiB, table.chunkSlices, table.sizeBytes);
+    }
+    await until(() => first.stats().diskCache.blocks === 2);
+    await first.close();
+    const slice = table.chunks.get(0)![0];
+    const key = blockKey({ sliceId: slice.id, blockIndex: 0, blockLengthBytes: BIG_BLOCK });
+    const body = await readFile(join(cacheDir, key));
+    body[5 * SEGMENT_BYTES + 100] ^= 0x01;
+    await writeFile(join(cacheDir, key), body);
+
+    const store = new CountingStore(await fileStore(storeDir));
+    const second = bigReader(store, { diskCacheDir: cacheDir });
+    await until(() => second.stats().diskCache.blocks === 2); // the cache's index, loaded from its directory
+    const offset = 5 * SEGMENT_BYTES + 64;
+    const got = await second.read(asIno(9), offset, 4 * KiB, table.chunkSlices, table.sizeBytes);
+    assert.ok(got.equals(content.subarray(offset, offset + 4 * KiB)));
+    assert.equal(second.stats().diskCache.corrupt, 1);
+    assert.ok(store.gets > 0, 'the damaged segment came from the store');
+    await second.close();
+  });
+
   it('retries segments or trailers that arrive damaged and returns the right bytes', async () => {
     const storeDir = await dirs.make();
     const { table, content } = await bigFile(storeDir);
