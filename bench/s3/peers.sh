@@ -9,7 +9,13 @@
 #   bench/s3/peers.sh [aws|rclone|s3fs|strata ...]     (default all four, in that order)
 #   (strata runs from STRATA_DIST_DIR, default dist/)
 #
-# Environment: SMALL_FILES (default 2000), RANDREAD_SECONDS (default 30), WORK (default /tmp/strata-s3-bench).
+# Small-file create runs twice per tool, the same way for every tool: "serial" (one writer:
+# one cp process on a mount, aws s3 cp with max_concurrent_requests = 1) and "16 writers"
+# (16 cp processes each copying its share of the files on a mount, aws s3 cp with
+# max_concurrent_requests = 16). Each file counts once durable in the store.
+#
+# Environment: SMALL_FILES (default 2000), RANDREAD_SECONDS (default 30), WORK (default /tmp/strata-s3-bench),
+# WRITERS (default 16).
 # Prints CSV lines "peer,test,value,unit" and appends them to $WORK/results.csv.
 set -euo pipefail
 
@@ -19,6 +25,7 @@ BUCKET=$(sed -E 's#^s3://([^/?]*).*#\1#' <<<"$STRATA_S3_BENCH_URL")
 WORK=${WORK:-/tmp/strata-s3-bench}
 SMALL_FILES=${SMALL_FILES:-2000}
 RANDREAD_SECONDS=${RANDREAD_SECONDS:-30}
+WRITERS=${WRITERS:-16}
 AWS=/usr/bin/aws # the Debian awscli package, not whatever else is on PATH
 unset AWS_CA_BUNDLE AWS_PROFILE
 export AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=''
@@ -62,6 +69,18 @@ randread() {
     awk -F';' '{ print $8 }' # total read IOPS
 }
 
+# The aws CLI's own concurrency setting, so its serial and parallel creates match the mounts'.
+aws_concurrency() {
+  printf '[default]\ns3 =\n  max_concurrent_requests = %s\n' "$1" >"$WORK/aws-config-$1"
+  echo "$WORK/aws-config-$1"
+}
+
+# Copies the small files into $1 with $WRITERS cp processes, each taking its share.
+parallel_copy() {
+  find "$WORK/small" -type f -print0 |
+    xargs -0 -P "$WRITERS" -n $(((SMALL_FILES + WRITERS - 1) / WRITERS)) cp -t "$1"
+}
+
 run_aws() {
   local p=aws t
   s3api delete-object --bucket "$BUCKET" --key aws/big >/dev/null 2>&1 || true
@@ -72,12 +91,16 @@ run_aws() {
   result $p "1GiB cold read" "$(rate 1073.741824 "$(since "$t")")" MB/s
   cmp -s "$WORK/dl-big" "$WORK/src-1g" || echo "aws: downloaded file differs" >&2
   rm -f "$WORK/dl-big"
-  t=$(now); "$AWS" --endpoint-url "$ENDPOINT" s3 cp --only-show-errors --recursive "$WORK/small" "s3://$BUCKET/aws/small"
-  result $p "4KiB create" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
+  t=$(now); AWS_CONFIG_FILE=$(aws_concurrency 1) "$AWS" --endpoint-url "$ENDPOINT" s3 cp --only-show-errors --recursive "$WORK/small" "s3://$BUCKET/aws/small"
+  result $p "4KiB create (serial)" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
+  t=$(now); AWS_CONFIG_FILE=$(aws_concurrency "$WRITERS") "$AWS" --endpoint-url "$ENDPOINT" s3 cp --only-show-errors --recursive "$WORK/small" "s3://$BUCKET/aws/small-par"
+  result $p "4KiB create ($WRITERS writers)" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
   rm -rf "$WORK/dl-small"
   t=$(now); "$AWS" --endpoint-url "$ENDPOINT" s3 cp --only-show-errors --recursive "s3://$BUCKET/aws/small" "$WORK/dl-small"
   result $p "4KiB read" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
   rm -rf "$WORK/dl-small"
+  "$AWS" --endpoint-url "$ENDPOINT" s3 rm --only-show-errors --recursive "s3://$BUCKET/aws/small-par/"
+  "$AWS" --endpoint-url "$ENDPOINT" s3 rm --only-show-errors "s3://$BUCKET/aws/big"
   t=$(now); "$AWS" --endpoint-url "$ENDPOINT" s3 rm --only-show-errors --recursive "s3://$BUCKET/aws/"
   result $p "4KiB delete" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
 }
@@ -87,11 +110,12 @@ run_aws() {
 durable_big() {
   if [ "$1" = strata ]; then sync "$MNT/big"; else wait_size "$2/big" 1073741824; fi
 }
-durable_small() {
+durable_small() { # peer prefix count [dir]
+  local dir=${4:-small}
   if [ "$1" = strata ]; then
-    if [ "$3" = 0 ]; then sync -f "$MNT"; else sync "$MNT"/small/*; fi
+    if [ "$3" = 0 ]; then sync -f "$MNT"; else sync "$MNT/$dir"/*; fi
   else
-    wait_count "$2/small/" "$3"
+    wait_count "$2/$dir/" "$3"
   fi
 }
 
@@ -123,7 +147,11 @@ mounted_peer() {
   remount
   mkdir -p "$MNT/small"
   t=$(now); cp "$WORK"/small/* "$MNT/small/"; durable_small "$p" "$prefix" "$SMALL_FILES"
-  result "$p" "4KiB create" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
+  result "$p" "4KiB create (serial)" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
+  mkdir -p "$MNT/small-par"
+  t=$(now); parallel_copy "$MNT/small-par"; durable_small "$p" "$prefix" "$SMALL_FILES" small-par
+  result "$p" "4KiB create ($WRITERS writers)" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
+  rm -rf "$MNT/small-par"
   remount
   t=$(now); stat "$MNT"/small/* >/dev/null
   result "$p" "stat (cold daemon)" "$(rate "$SMALL_FILES" "$(since "$t")")" ops/s
