@@ -1,9 +1,32 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 /** Writes queued beyond this are skipped: the disk cache is best effort, never back-pressure. */
 const MAX_PENDING_WRITES = 8;
+
+/**
+ * Cache files kept open for partial reads (random reads of a file copied to the cache), so each
+ * read is one pread instead of open + pread + close; the least recently used is closed beyond.
+ */
+const MAX_OPEN_FILES = 256;
+
+interface OpenFile {
+  handle: Promise<FileHandle>;
+  /** Reads using the handle now; a retired handle closes when the last one ends. */
+  users: number;
+  retired: boolean;
+}
 
 /**
  * A bounded LRU of block object bodies (data + checksummed trailer) in a local directory. It
@@ -17,6 +40,7 @@ export class DiskBlockCache {
   private readonly index = new Map<string, number>();
   private bytes = 0;
   private pendingWrites = 0;
+  private readonly openFiles = new Map<string, OpenFile>();
   private readonly ready: Promise<void>;
   hits = 0;
   corrupt = 0;
@@ -101,14 +125,13 @@ export class DiskBlockCache {
     await this.ready;
     const size = this.index.get(key);
     if (size === undefined) return null;
-    let handle: Awaited<ReturnType<typeof open>> | undefined;
+    const file = this.openFile(key);
     try {
-      handle = await open(this.path(key), 'r');
-      const file = handle;
+      const handle = await file.handle;
       const parts = await Promise.all(
         ranges.map(async ([offset, length]) => {
           const part = Buffer.allocUnsafe(length);
-          const { bytesRead } = await file.read(part, 0, length, offset);
+          const { bytesRead } = await handle.read(part, 0, length, offset);
           return part.subarray(0, bytesRead);
         }),
       );
@@ -120,8 +143,34 @@ export class DiskBlockCache {
       this.forget(key);
       return null;
     } finally {
-      await handle?.close().catch(() => undefined);
+      file.users--;
+      if (file.retired && file.users === 0) closeFile(file);
     }
+  }
+
+  /** The key's open cache file, opened if needed; the caller decrements `users` when done. */
+  private openFile(key: string): OpenFile {
+    let file = this.openFiles.get(key);
+    if (file) {
+      this.openFiles.delete(key);
+    } else {
+      const handle = open(this.path(key), 'r');
+      handle.catch(() => undefined); // the reader awaiting it sees the error
+      file = { handle, users: 0, retired: false };
+      const oldest = this.openFiles.keys().next();
+      if (this.openFiles.size >= MAX_OPEN_FILES && !oldest.done) this.retireFile(oldest.value);
+    }
+    this.openFiles.set(key, file);
+    file.users++;
+    return file;
+  }
+
+  private retireFile(key: string): void {
+    const file = this.openFiles.get(key);
+    if (!file) return;
+    this.openFiles.delete(key);
+    file.retired = true;
+    if (file.users === 0) closeFile(file);
   }
 
   /**
@@ -174,6 +223,7 @@ export class DiskBlockCache {
   }
 
   private forget(key: string): void {
+    this.retireFile(key);
     const size = this.index.get(key);
     if (size === undefined) return;
     this.index.delete(key);
@@ -187,9 +237,14 @@ export class DiskBlockCache {
     }
   }
 
-  /** Waits for background writes (tests, shutdown). */
+  /** Waits for background writes and closes the files kept open (tests, shutdown). */
   async drain(): Promise<void> {
     await this.ready;
     while (this.pendingWrites > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const key of [...this.openFiles.keys()]) this.retireFile(key);
   }
+}
+
+function closeFile(file: OpenFile): void {
+  file.handle.then((handle) => handle.close()).catch(() => undefined);
 }
