@@ -2,9 +2,11 @@
 // through an await, as the VFS will be) against bindfs over tmpfs (libfuse3, C), taking
 // turns in the same run so both see the same machine noise. Not a test: run it by hand.
 //
-//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink]
+//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring]
 //
 // --only keeps the rows whose name contains one of the comma-separated words.
+// --io-uring adds a third target taking turns with the two others: the same server over
+// FUSE-over-io_uring (the fuse module's enable_uring is turned on, and restored at the end).
 //
 // Prints a markdown table for bench/RESULTS.md: medians, ratio strata/bindfs, and the
 // server's CPU per operation (from /proc/PID/stat, user+system). Each sample mounts
@@ -12,6 +14,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { kernelUringEnabled, setKernelUring } from '../../src/fuse/ring.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +22,8 @@ const args = process.argv.slice(2);
 const rounds = Number(args[args.indexOf('--rounds') + 1]) || 3;
 const quick = args.includes('--quick');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
+const withUring = args.includes('--io-uring');
+const uringWasEnabled = kernelUringEnabled();
 const here = dirname(fileURLToPath(import.meta.url));
 const serverScript = join(here, '..', '..', 'test', 'fuse', 'serve-memfs.js');
 const sourceDir = findSourceDir();
@@ -48,7 +53,8 @@ interface Mounted {
   stop(): Promise<void>;
 }
 
-type Target = 'strata' | 'bindfs';
+type Target = 'strata' | 'uring' | 'bindfs';
+const targets: Target[] = withUring ? ['strata', 'uring', 'bindfs'] : ['strata', 'bindfs'];
 
 function isMounted(path: string): boolean {
   return readFileSync('/proc/mounts', 'utf8')
@@ -71,18 +77,23 @@ async function mountTarget(target: Target, config: MountConfig): Promise<Mounted
   mkdirSync(mountpoint);
   let child: ChildProcess;
   let backing: string | undefined;
-  if (target === 'strata') {
+  if (target !== 'bindfs') {
     // bindfs (libfuse without lock or flush handlers) leaves locks to the kernel and
     // answers the first FLUSH ENOSYS; the MemFs then does the same (MemFsOptions.locks).
     const flags = ['--no-locks'];
     if (config.timeoutsZero) flags.push('--timeouts-zero');
     if (config.directIo) flags.push('--direct-io');
+    if (target === 'uring') flags.push('--io-uring');
     child = spawn(process.execPath, [serverScript, mountpoint, ...flags], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
     await waitFor('strata', () => out.includes('ready'), child);
+    if (target === 'uring' && !out.includes('io_uring')) {
+      child.kill('SIGTERM');
+      throw new Error('the server did not get an io_uring ring from the kernel (see its log above)');
+    }
   } else {
     backing = join(work, `tmpfs-${mountSeq}`);
     mkdirSync(backing);
@@ -265,28 +276,38 @@ const median = (values: number[]) => {
 const fmt = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
 
 async function main(): Promise<void> {
-  const lines = [
-    `| row | strata | bindfs | ratio | strata CPU µs/op | bindfs CPU µs/op |`,
-    `|---|---|---|---|---|---|`,
-  ];
+  const lines = withUring
+    ? [
+        `| row | strata | strata io_uring | bindfs | ratio | io_uring ratio | strata CPU µs/op | io_uring CPU µs/op | bindfs CPU µs/op |`,
+        `|---|---|---|---|---|---|---|---|---|`,
+      ]
+    : [
+        `| row | strata | bindfs | ratio | strata CPU µs/op | bindfs CPU µs/op |`,
+        `|---|---|---|---|---|---|`,
+      ];
   const loads: number[] = [loadavg()[0]];
   for (const row of rows) {
     if (only && !only.some((word) => row.name.includes(word))) continue;
-    const results: Record<Target, Sample[]> = { strata: [], bindfs: [] };
+    const results: Record<Target, Sample[]> = { strata: [], uring: [], bindfs: [] };
     for (let round = 0; round < rounds; round++) {
-      // Alternate who goes first so neither always gets the quieter slot.
-      const order: Target[] = round % 2 === 0 ? ['strata', 'bindfs'] : ['bindfs', 'strata'];
+      // Rotate who goes first so no target always gets the quieter slot.
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
       for (const target of order) results[target].push(await sample(target, row));
     }
-    const strata = median(results.strata.map((s) => s.value));
-    const bindfs = median(results.bindfs.map((s) => s.value));
-    const line =
-      `| ${row.name} (${row.unit}) | ${fmt(strata)} | ${fmt(bindfs)} | ${(strata / bindfs).toFixed(2)}× | ` +
-      `${median(results.strata.map((s) => s.cpuUsPerOp)).toFixed(1)} | ${median(results.bindfs.map((s) => s.cpuUsPerOp)).toFixed(1)} |`;
-    lines.push(line);
+    const value = (target: Target) => median(results[target].map((s) => s.value));
+    const cpu = (target: Target) => median(results[target].map((s) => s.cpuUsPerOp)).toFixed(1);
+    const [strata, bindfs] = [value('strata'), value('bindfs')];
+    const ratio = (of: number) => `${(of / bindfs).toFixed(2)}×`;
+    lines.push(
+      withUring
+        ? `| ${row.name} (${row.unit}) | ${fmt(strata)} | ${fmt(value('uring'))} | ${fmt(bindfs)} | ${ratio(strata)} | ` +
+            `${ratio(value('uring'))} | ${cpu('strata')} | ${cpu('uring')} | ${cpu('bindfs')} |`
+        : `| ${row.name} (${row.unit}) | ${fmt(strata)} | ${fmt(bindfs)} | ${ratio(strata)} | ${cpu('strata')} | ${cpu('bindfs')} |`,
+    );
     loads.push(loadavg()[0]);
     console.error(
-      `${row.name}: strata ${results.strata.map((s) => fmt(s.value)).join(' ')} / bindfs ${results.bindfs.map((s) => fmt(s.value)).join(' ')}`,
+      `${row.name}: ` +
+        targets.map((t) => `${t} ${results[t].map((s) => fmt(s.value)).join(' ')}`).join(' / '),
     );
   }
   console.log(
@@ -300,4 +321,5 @@ try {
   await main();
 } finally {
   rmSync(work, { recursive: true, force: true });
+  if (withUring && !uringWasEnabled) setKernelUring(false);
 }

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "fdpoll",
-      "sources": ["fdpoll.c"],
+      "sources": ["fdpoll.c", "furing.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

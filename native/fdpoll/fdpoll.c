@@ -232,6 +232,8 @@ static napi_value write_two(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value furing_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
@@ -244,7 +246,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"writeTwo", NULL, write_two, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, 8, props) != napi_ok) return NULL;
-  return exports;
+  return furing_init(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -24,6 +24,8 @@ const DEFAULT_MAX_PAGES = 32;
 export function maxReadBytesFor(initFlags: number): number {
   return (initFlags & InitFlag.MAX_PAGES ? MAX_PAGES : DEFAULT_MAX_PAGES) * PAGE_BYTES;
 }
+/** FUSE_OVER_IO_URING (bit 41 of the 64-bit flags): bit 9 of flags2. */
+const FLAGS2_OVER_IO_URING = 1 << 9;
 /** init_out was 24 bytes before protocol 7.23. */
 const COMPAT_22_INIT_OUT_BYTES = 24;
 
@@ -73,9 +75,23 @@ export async function handleInit(s: FuseSession, req: FuseRequest): Promise<void
   const hasBody = req.end - at >= 16;
   const maxReadaheadBytes = hasBody ? buf.readUInt32LE(at + fuse_init_in.max_readahead) : 0;
   const kernelFlags = hasBody ? buf.readUInt32LE(at + fuse_init_in.flags) : 0;
-  const flags = wantedFlags(s) & kernelFlags;
+  let flags = wantedFlags(s) & kernelFlags;
   const agreedMinor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
   const maxPages = flags & InitFlag.MAX_PAGES ? MAX_PAGES : DEFAULT_MAX_PAGES;
+  const kernelFlags2 =
+    kernelFlags & InitFlag.INIT_EXT && req.end - at >= 20 ? buf.readUInt32LE(at + fuse_init_in.flags2) : 0;
+  let flags2 = 0;
+  if (s.options.ioUring) {
+    if (!(kernelFlags2 & FLAGS2_OVER_IO_URING)) {
+      s.log.warn(
+        'fuse: the kernel did not offer FUSE over io_uring at INIT (fuse module parameter enable_uring is N, or the kernel predates 6.14); serving over /dev/fuse',
+      );
+    } else if (s.prepareRing(maxPages * PAGE_BYTES)) {
+      // (the kernel sizes payload buffers as max(max_write, max_pages pages): the latter here)
+      flags |= InitFlag.INIT_EXT;
+      flags2 |= FLAGS2_OVER_IO_URING;
+    }
+  }
   const maxWriteBytes = Math.min(s.maxWriteBytes, maxPages * PAGE_BYTES);
   const info: InitInfo = {
     kernelMajor: major,
@@ -101,8 +117,11 @@ export async function handleInit(s: FuseSession, req: FuseRequest): Promise<void
   out.writeUInt32LE(maxWriteBytes, 16 + fuse_init_out.max_write);
   out.writeUInt32LE(1, 16 + fuse_init_out.time_gran); // nanosecond timestamps
   out.writeUInt16LE(maxPages, 16 + fuse_init_out.max_pages);
+  out.writeUInt32LE(flags2 >>> 0, 16 + fuse_init_out.flags2);
   s.completeInit(info, flags);
-  s.replyOut(req, agreedMinor < 23 ? COMPAT_22_INIT_OUT_BYTES : fuse_init_out.size);
+  const accepted = s.replyOut(req, agreedMinor < 23 ? COMPAT_22_INIT_OUT_BYTES : fuse_init_out.size);
+  // The kernel now holds every new request until each CPU queue has a ring entry.
+  if (accepted && flags2 & FLAGS2_OVER_IO_URING) s.startRing();
   if (s.options.debug) {
     s.log.debug(
       `fuse: INIT kernel ${major}.${minor}, agreed 7.${agreedMinor}, flags 0x${flags.toString(16)}, max_write ${maxWriteBytes}`,

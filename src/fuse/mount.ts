@@ -3,6 +3,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { fsError } from '../common/index.js';
 import type { FileSystem } from './filesystem.js';
 import { loadFdPoll } from './native.js';
+import { enableKernelUring } from './ring.js';
 import { FuseSession, type SessionOptions } from './session.js';
 
 export interface MountOptions extends SessionOptions {
@@ -59,6 +60,16 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
     throw fsError.EINVAL(`fsName "${fsName}" / subtype "${subtype}" must not contain commas or spaces`);
   }
   loadFdPoll(); // fail before mounting, not after: a mount nobody serves answers ENOTCONN
+  if (options.ioUring) {
+    // The kernel offers io_uring at INIT only while the module parameter is on.
+    const log = options.logger ?? console;
+    try {
+      if (enableKernelUring() === 'enabled')
+        log.warn('fuse: turned FUSE over io_uring on (fuse module parameter enable_uring=Y, machine-wide)');
+    } catch (error) {
+      log.warn(`fuse: ${(error as Error).message}; serving over /dev/fuse`);
+    }
+  }
   let fd: number;
   try {
     fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);

@@ -12,6 +12,8 @@ export class FuseRequest implements RequestContext {
   replied = false;
   /** The request buffer holds data the file system reads after the first await (WRITE, SETXATTR). */
   retainsBuffer = false;
+  /** The io_uring entry this request arrived in (its reply goes back there); -1: read from /dev/fuse. */
+  ringEntry = -1;
   /** Where this request sits in the session's `InFlight` list; -1 when not in it. */
   slot = -1;
   private interrupted = false;

@@ -7,6 +7,7 @@ import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
 import { loadFdPoll, replyWriters, type FdPoll, type FdWatcher } from './native.js';
 import { opTable, type Op } from './ops.js';
+import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
 import { deleteMessage, invalEntryMessage, invalInodeMessage, writeNotification } from './notify.js';
 import { FuseRequest, InFlight } from './request.js';
 
@@ -33,6 +34,14 @@ export interface SessionOptions {
   handoff?: SessionHandoff;
   /** The mount point, if known: needed by `unmount()`. */
   mountpoint?: string;
+  /**
+   * Serve requests through FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING) when the
+   * kernel offers it at INIT (`mount` turns the fuse module's enable_uring on); otherwise,
+   * or if the kernel refuses the ring, /dev/fuse read/write with one log line. Default false.
+   */
+  ioUring?: boolean;
+  /** Ring entries (requests in flight) per CPU queue with `ioUring`. Default 8. */
+  ioUringQueueDepth?: number;
 }
 
 /** What a new session needs to take over a mounted fd from `detach()` without the kernel noticing. */
@@ -63,6 +72,9 @@ const MAX_READS_PER_WAKE = 32;
 const PROBE_EVERY_WAKES = 8;
 /** Request buffers kept for reuse; beyond this they are left to the GC. */
 const MAX_POOLED_BUFFERS = 32;
+const DEFAULT_RING_QUEUE_DEPTH = 8;
+/** The kernel's smallest payload buffer (FUSE_MIN_READ_BUFFER). */
+const MIN_RING_PAYLOAD_BYTES = 8192;
 
 function isForget(buf: Buffer): boolean {
   const opcode = readU32(buf, fuse_in_header.opcode);
@@ -81,7 +93,7 @@ const consoleLogger: FuseLogger = {
  * exactly once. The request loop is the hot path: pooled request buffers, one shared reply
  * buffer (replies are written synchronously, so it is never shared by two at once).
  */
-export class FuseSession {
+export class FuseSession implements RingSink {
   readonly fs: FileSystem;
   readonly options: SessionOptions;
   readonly log: FuseLogger;
@@ -114,6 +126,8 @@ export class FuseSession {
    */
   private readonly lookups = new Map<number, { count: number }>();
   private watcher: FdWatcher | undefined;
+  /** The io_uring transport, once INIT negotiated it and the entries were registered. */
+  private ring: FuseRing | undefined;
   /** The last draining wake-up found more than one request queued. */
   private queueSeen = false;
   private wakesSinceProbe = 0;
@@ -214,6 +228,10 @@ export class FuseSession {
   async detach(): Promise<SessionHandoff> {
     if (this.state !== 'running' || !this.initInfo)
       throw new Error('detach: session is not running or not initialised');
+    if (this.ring)
+      throw new Error(
+        "detach: the kernel holds this session's io_uring entries, which cannot be handed over; mount without ioUring for in-place upgrades",
+      );
     this.state = 'draining';
     this.stopPolling();
     if (this.inflight.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
@@ -312,7 +330,7 @@ export class FuseSession {
    * the handler keeps `buf` until it settles. Public so that other transports and the
    * protocol tests can feed requests; the /dev/fuse loop calls it for every read.
    */
-  processRequest(buf: Buffer, length: number): boolean {
+  processRequest(buf: Buffer, length: number, ringEntry = -1): boolean {
     if (length < fuse_in_header.size || readU32(buf, fuse_in_header.len) !== length) {
       this.log.error(`fuse: malformed request of ${length} bytes (header says ${readU32(buf, 0)}), dropped`);
       return false;
@@ -335,6 +353,7 @@ export class FuseSession {
       readU32(buf, fuse_in_header.gid),
       readU32(buf, fuse_in_header.pid),
     );
+    req.ringEntry = ringEntry;
     if (!op?.handle) {
       if (this.options.debug) this.log.debug(`fuse: unknown opcode ${opcode}, answering ENOSYS`);
       this.replyError(req, Errno.ENOSYS);
@@ -374,7 +393,8 @@ export class FuseSession {
       this.replyFailure(op, req, error);
     } finally {
       this.inflight.remove(req);
-      if (req.retainsBuffer) this.releaseBuffer(req.buf);
+      // A ring request's buffer is a view of its entry, never one for the /dev/fuse pool.
+      if (req.retainsBuffer && req.ringEntry < 0) this.releaseBuffer(req.buf);
       if (this.drained && this.inflight.size === 0) this.drained();
     }
   }
@@ -431,14 +451,27 @@ export class FuseSession {
     writeU32(header, fuse_out_header.error, 0);
     writeU64(header, fuse_out_header.unique, req.uniqueId);
     if (!this.claimReply(req)) return false;
-    const written = this.writeReplyTwo(this.fd, header, data);
+    const written =
+      req.ringEntry >= 0
+        ? this.ringReply(req).replyTwo(req.ringEntry, header, data)
+        : this.writeReplyTwo(this.fd, header, data);
     return written >= 0 || this.writeFailed(req, written);
   }
 
   private send(req: FuseRequest, buf: Buffer, length: number): boolean {
     if (!this.claimReply(req)) return false;
-    const written = this.writeReply(this.fd, buf, length);
+    const written =
+      req.ringEntry >= 0
+        ? this.ringReply(req).reply(req.ringEntry, buf, length)
+        : this.writeReply(this.fd, buf, length);
     return written >= 0 || this.writeFailed(req, written);
+  }
+
+  /** The ring a request came through; it lives until the session is closed, and closed sessions send nothing. */
+  private ringReply(req: FuseRequest): FuseRing {
+    const ring = this.ring;
+    if (!ring) throw new Error(`fuse: BUG: request ${req.uniqueId} came through a ring that is gone`);
+    return ring;
   }
 
   private claimReply(req: FuseRequest): boolean {
@@ -459,6 +492,60 @@ export class FuseSession {
       );
     }
     return false;
+  }
+
+  // ---- the io_uring transport (ring.ts) ----
+
+  /**
+   * Before the INIT reply: sets up the ring (memory, io_uring instance) so that
+   * FUSE_OVER_IO_URING is accepted only if it can be served. Once accepted, the kernel
+   * holds every new request until each CPU queue has an entry, so failing later would hang
+   * callers. Returns false (after one log line) to stay on /dev/fuse.
+   */
+  prepareRing(payloadBytes: number): boolean {
+    if (this.ring || this.state !== 'running') return false;
+    const depth = this.options.ioUringQueueDepth ?? DEFAULT_RING_QUEUE_DEPTH;
+    try {
+      const queues = possibleCpuCount();
+      this.ring = new FuseRing(this.fd, queues, depth, Math.max(MIN_RING_PAYLOAD_BYTES, payloadBytes), this);
+      this.log.warn(`fuse: serving over io_uring (${queues} queues of ${depth} entries)`);
+      return true;
+    } catch (error) {
+      this.log.warn(
+        `fuse: cannot set up an io_uring ring (${(error as Error).message}); serving over /dev/fuse`,
+      );
+      return false;
+    }
+  }
+
+  /** Right after the INIT reply that accepted FUSE_OVER_IO_URING: registers the ring entries. */
+  startRing(): void {
+    if (!this.ring || this.state !== 'running') return;
+    try {
+      this.ring.start();
+    } catch (error) {
+      // The kernel waits for entries that will never come: end the connection (callers
+      // get ENOTCONN) instead of leaving them blocked.
+      this.finish(new Error(`registering the io_uring entries failed: ${(error as Error).message}`));
+    }
+  }
+
+  /** RingSink: a ring command failed. Before any request came through it, the kernel falls back to /dev/fuse. */
+  ringFailed(errno: number, message: string): void {
+    if (this.state === 'closed') return;
+    const { ENOTCONN, ECANCELED, ECONNABORTED } = constants.errno;
+    if (errno === ENOTCONN || errno === ECANCELED || errno === ECONNABORTED) return; // /dev/fuse reports the end
+    this.log.error(`fuse: io_uring: ${message}`);
+  }
+
+  /** True while requests are served through io_uring. */
+  get usesIoUring(): boolean {
+    return this.ring !== undefined;
+  }
+
+  /** Requests that arrived through the io_uring ring so far (0 over /dev/fuse). */
+  get ioUringRequests(): number {
+    return this.ring?.requestsServed ?? 0;
   }
 
   // ---- state used by the opcode handlers ----
@@ -533,6 +620,9 @@ export class FuseSession {
     this.removeSignalHandlers();
     if (error) this.log.error(`fuse: session ended on error: ${error.message}`);
     for (const req of this.inflight.list()) req.interrupt('aborted: the FUSE session ended');
+    // The ring first: its pending commands hold the device file open, so the connection
+    // aborts (callers get ENOTCONN) only once both are closed.
+    this.ring?.close();
     try {
       closeSync(this.fd);
     } catch {

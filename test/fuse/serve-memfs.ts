@@ -1,13 +1,14 @@
 // Test helper process: mounts a MemFs at argv[2] and serves it until unmounted or
 // signalled (SIGINT/SIGTERM unmount cleanly). Prints "ready" once INIT is answered.
-// Flags: --direct-io, --timeouts-zero, --writeback, --no-locks (see MemFsOptions.locks).
+// Flags: --direct-io, --timeouts-zero, --writeback, --no-locks (see MemFsOptions.locks),
+// --io-uring (serve through FUSE over io_uring, see SessionOptions.ioUring).
 import { mount } from '../../src/fuse/index.js';
 import { MemFs } from './memfs.js';
 
 const [mountpoint, ...flags] = process.argv.slice(2);
 if (!mountpoint) {
   console.error(
-    'usage: serve-memfs.js MOUNTPOINT [--direct-io] [--timeouts-zero] [--writeback] [--no-locks]',
+    'usage: serve-memfs.js MOUNTPOINT [--direct-io] [--timeouts-zero] [--writeback] [--no-locks] [--io-uring]',
   );
   process.exit(2);
 }
@@ -21,8 +22,12 @@ const fs = new MemFs({
 const session = await mount({
   mountpoint,
   fs,
-  options: { writebackCache: flags.includes('--writeback'), unmountOnSignals: true },
+  options: {
+    writebackCache: flags.includes('--writeback'),
+    ioUring: flags.includes('--io-uring'),
+    unmountOnSignals: true,
+  },
 });
-process.stdout.write('ready\n');
+process.stdout.write(session.usesIoUring ? 'io_uring\nready\n' : 'ready\n');
 await session.closed;
 process.stdout.write('unmounted\n');
