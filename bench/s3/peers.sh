@@ -189,7 +189,8 @@ run_strata() {
   local url
   url=$(sed -E "s#^(s3://[^/?]*)#\1/strata#" <<<"$STRATA_S3_BENCH_URL")
   # A new volume per run; the same data dir across remounts so reads find the files.
-  mounted_peer strata strata node "$root/bin/strata.js" up "$WORK/strata-data" "$MNT" --storage "$url" \
+  # STRATA_REPO_ROOT: the mount finds its native helpers from any working directory.
+  mounted_peer strata strata env STRATA_REPO_ROOT="$root" node "$root/bin/strata.js" up "$WORK/strata-data" "$MNT" --storage "$url" \
     --cache-dir "$WORK/cache-strata"
 }
 
