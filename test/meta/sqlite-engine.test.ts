@@ -180,6 +180,65 @@ describe('SQLite engine: group commit', () => {
       await engine.close();
     }
   });
+
+  it('writes the inode rows of a batch back once, one history image each, undoing only what a failed change did', async () => {
+    // Inode rows are written at COMMIT (batch-rows.ts): until then SQLite holds the committed
+    // image, copied to history by the first change of the batch that touches the inode. A change
+    // that fails takes back its own copy and rows, and nothing of the changes around it.
+    const { engine, path } = open();
+    try {
+      const row = { ...inodeRow(9), uid: 1 };
+      await engine.write((tx) => tx.putInode(row));
+      const fail = (what: string) => {
+        throw fsError.EINVAL(`${what} fails on purpose`);
+      };
+      const writes = [
+        engine.write(async (tx) => {
+          await tx.putInode({ ...row, uid: 50 });
+          fail('the first change of inode 9');
+        }),
+        engine.write((tx) => tx.putInode({ ...row, uid: 2 })),
+        engine.write(async (tx) => {
+          await tx.putInode({ ...row, uid: 3 });
+          fail('the second change of inode 9');
+        }),
+        engine.write((tx) => tx.putInode(inodeRow(11), true)),
+        engine.write(async (tx) => {
+          await tx.deleteInode(asIno(11));
+          fail('deleting inode 11');
+        }),
+        engine.write((tx) => tx.putInode(inodeRow(12), true)),
+        engine.write(async (tx) => {
+          assert.equal((await tx.getInode(asIno(12)))?.ino, 12);
+          await tx.deleteInode(asIno(12));
+          assert.equal(await tx.getInode(asIno(12)), undefined);
+        }),
+        engine.write(async (tx) => {
+          assert.equal((await tx.getInode(row.ino))?.uid, 2);
+          await tx.putInode({ ...row, uid: 5 });
+        }),
+      ];
+      const results = await Promise.allSettled(writes);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['rejected', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+      );
+      assert.equal((await engine.read((tx) => tx.getInode(row.ino)))?.uid, 5);
+      assert.equal((await engine.read((tx) => tx.getInode(asIno(11))))?.ino, 11);
+      assert.equal(await engine.read((tx) => tx.getInode(asIno(12))), undefined);
+      const db = new BetterSqlite3(path, { readonly: true });
+      try {
+        const history = db.prepare('SELECT ino, uid FROM inode_hist ORDER BY rowid').all();
+        // One image of inode 9 (the committed uid 1) however many changes touched it in the
+        // batch; 11 and 12 had no committed image before it.
+        assert.deepEqual(history, [{ ino: 9, uid: 1 }]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await engine.close();
+    }
+  });
 });
 
 describe('SQLite engine: stored call outcomes', () => {
@@ -249,11 +308,72 @@ describe('SQLite engine: stored call outcomes', () => {
     }
     const db = new BetterSqlite3(path, { readonly: true });
     try {
-      assert.equal(db.pragma('user_version', { simple: true }), 2);
+      assert.equal(db.pragma('user_version', { simple: true }), 3);
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
-      assert.ok(!tables.includes('call_outcome'));
+      assert.ok(!tables.includes('call_outcome') && !tables.includes('call_result'));
     } finally {
       db.close();
+    }
+  });
+
+  it('stored under schema 2 (one row per change) are moved over when the volume is opened', async () => {
+    const path = join(base, `e${++n}.db`);
+    const old = new BetterSqlite3(path);
+    old.exec(`CREATE TABLE call_client (num INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
+      CREATE TABLE call_result (client INTEGER NOT NULL, seq INTEGER NOT NULL, reply BLOB NOT NULL, at_us INTEGER NOT NULL);
+      CREATE UNIQUE INDEX call_result_key ON call_result(client, seq);
+      INSERT INTO call_client (num, id) VALUES (1, 'client-x'), (2, 'client-y');`);
+    const put = old.prepare('INSERT INTO call_result VALUES (?, ?, ?, ?)');
+    put.run(1, 41, Buffer.from('x41'), 1);
+    put.run(2, 5, Buffer.from('y5'), 2);
+    put.run(1, 42, Buffer.from('x42'), 3);
+    old.pragma('user_version = 2');
+    old.close();
+    const engine = new SqliteEngine(path, {});
+    try {
+      assert.equal(String(await engine.getCallOutcome('client-x', 41)), 'x41');
+      assert.equal(String(await engine.getCallOutcome('client-x', 42)), 'x42');
+      assert.equal(String(await engine.getCallOutcome('client-y', 5)), 'y5');
+      assert.equal(await engine.getCallOutcome('client-y', 41), undefined);
+      assert.equal(await engine.pruneCallOutcomes(Number.MAX_SAFE_INTEGER, 1), 1);
+      assert.equal(await engine.getCallOutcome('client-x', 41), undefined);
+      assert.equal(String(await engine.getCallOutcome('client-x', 42)), 'x42');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('of one batch are all found after its commit, without those of the changes that failed', async () => {
+    // Outcomes are stored one row per client per commit (call-batch.ts): each must still exist
+    // exactly when its change committed, whatever failed around it, and a prune that runs in the
+    // same batch must not take the numbers of clients whose outcomes wait for the COMMIT.
+    const { engine } = open({ groupCommitMaxOps: 1_000, groupCommitMaxDelayMs: 10_000 });
+    try {
+      const clients = ['client-a', 'client-b', 'client-c'];
+      const writes: Promise<unknown>[] = [];
+      for (let seq = 1; seq <= 40; seq++) {
+        const clientId = clients[seq % 3];
+        writes.push(
+          engine.write(async (tx) => {
+            await outcomes(tx).putCallOutcome(clientId, seq, Buffer.from(`${clientId}/${seq}`));
+            if (seq % 5 === 0) throw fsError.EINVAL(`change ${seq} fails on purpose`);
+          }),
+        );
+        if (seq === 20) writes.push(engine.pruneCallOutcomes(0, 1_000));
+      }
+      await Promise.allSettled(writes);
+      for (let seq = 1; seq <= 40; seq++) {
+        const clientId = clients[seq % 3];
+        const stored = await engine.getCallOutcome(clientId, seq);
+        assert.equal(
+          stored && String(stored),
+          seq % 5 === 0 ? undefined : `${clientId}/${seq}`,
+          `seq ${seq}`,
+        );
+        assert.equal(await engine.getCallOutcome(clients[(seq + 1) % 3], seq), undefined);
+      }
+    } finally {
+      await engine.close();
     }
   });
 });

@@ -13,6 +13,7 @@ import {
   type WriteTx,
 } from '../../engine.js';
 import { BatchRows } from './batch-rows.js';
+import { CallBatch, findOutcome, migrateCallOutcomes } from './call-batch.js';
 import { CallClients } from './call-clients.js';
 import { WalCheckpointer } from './checkpointer.js';
 import {
@@ -137,10 +138,7 @@ export class SqliteEngine implements Engine {
       );
     }
     this.wdb.exec(SCHEMA_SQL);
-    const hasOldOutcomes = this.wdb
-      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'call_outcome'")
-      .get();
-    if (hasOldOutcomes) this.wdb.transaction(() => this.wdb.exec(MIGRATE_CALL_OUTCOMES_SQL))();
+    migrateCallOutcomes(this.wdb, MIGRATE_CALL_OUTCOMES_SQL);
     this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.reader = new SqliteReader(path);
     this.ws = new WriteStatements(this.wdb);
@@ -154,7 +152,8 @@ export class SqliteEngine implements Engine {
     };
     this.callOutcomeGet = this.reader.db
       .prepare(
-        'SELECT r.reply FROM call_result r JOIN call_client c ON c.num = r.client WHERE c.id = ? AND r.seq = ?',
+        'SELECT b.replies FROM call_batch b JOIN call_client c ON c.num = b.client ' +
+          'WHERE c.id = ? AND b.last_seq >= ? AND b.first_seq <= ? ORDER BY b.rowid DESC',
       )
       .pluck();
     this.counterSet = this.ws.counterSet;
@@ -164,9 +163,9 @@ export class SqliteEngine implements Engine {
       nowUs: 0,
       history: options.history !== false,
       lastCursor: counter(CURSOR_COUNTER),
-      keptInodes: new Set(),
       rows: new BatchRows(),
       clients: new CallClients(this.ws.callClientFind, this.ws.callClientInsert),
+      outcomes: new CallBatch(),
     };
     this.wtx = new SqliteWriteTx(this.ws, this.state);
   }
@@ -190,8 +189,8 @@ export class SqliteEngine implements Engine {
     this.batchStartMs = performance.now();
     // Commit instants strictly increase, even if the wall clock steps back (history order).
     this.state.nowUs = Math.max(this.clock.nowUs(), this.lastCommitUs + 1);
-    this.state.keptInodes.clear();
     this.state.rows.reset();
+    this.state.outcomes.reset();
   }
 
   private async drain(): Promise<void> {
@@ -216,6 +215,7 @@ export class SqliteEngine implements Engine {
         this.sql.savepoint.run();
         this.state.rows.beginChange();
         this.state.clients.beginChange();
+        this.state.outcomes.beginChange();
         this.counts.writes++;
         try {
           const value = await job.fn(this.wtx);
@@ -248,10 +248,9 @@ export class SqliteEngine implements Engine {
 
   /** Rolls back the current savepoint; false when SQLite already dropped the whole transaction. */
   private undoOne(): boolean {
-    // The rolled-back operation may have made the only copy of an old image in this batch.
-    this.state.keptInodes.clear();
     this.state.rows.rollbackChange();
     this.state.clients.rollbackChange();
+    this.state.outcomes.rollbackChange();
     if (!this.wdb.inTransaction) return false;
     try {
       this.sql.rollbackTo.run();
@@ -281,6 +280,8 @@ export class SqliteEngine implements Engine {
     const settled = this.settled;
     this.settled = [];
     try {
+      this.wtx.writeBackInodes();
+      this.state.outcomes.write(this.ws.callBatchPut, this.state.nowUs);
       for (const [name, value] of this.state.rows.dirtyCounters()) this.counterSet.run(name, value);
       this.counterSet.run(CURSOR_COUNTER, this.state.lastCursor);
       this.counterSet.run(LAST_COMMIT_COUNTER, this.state.nowUs);
@@ -376,22 +377,30 @@ export class SqliteEngine implements Engine {
 
   /** CallOutcomeStore (src/meta/call-outcomes.ts): committed state, like any read. */
   getCallOutcome(clientId: string, seq: number): Promise<Buffer | undefined> {
-    return this.read(async () => this.callOutcomeGet.get(clientId, seq) as Buffer | undefined);
+    return this.read(async () => {
+      for (const blob of this.callOutcomeGet.iterate(clientId, seq, seq) as Iterable<Buffer>) {
+        const reply = findOutcome(blob, seq);
+        if (reply) return Buffer.from(reply);
+      }
+      return undefined;
+    });
   }
 
   pruneCallOutcomes(beforeUs: number, maxRows: number): Promise<number> {
     return this.write(async () => {
       const deleted = this.wdb
         .prepare(
-          'DELETE FROM call_result WHERE rowid IN (SELECT rowid FROM call_result ORDER BY rowid LIMIT ?) AND at_us < ?',
+          'DELETE FROM call_batch WHERE rowid IN (SELECT rowid FROM call_batch ORDER BY rowid LIMIT ?) AND at_us < ?',
         )
         .run(maxRows, beforeUs).changes;
-      // Clients with no outcome left: one indexed probe each, not a scan of the outcomes.
+      // Clients with no outcome left: one indexed probe each, not a scan of the outcomes. Those
+      // with outcomes waiting for this batch's COMMIT (call-batch.ts) keep their number.
       const gone = this.wdb
         .prepare(
-          'DELETE FROM call_client WHERE NOT EXISTS (SELECT 1 FROM call_result WHERE client = call_client.num)',
+          'DELETE FROM call_client WHERE NOT EXISTS (SELECT 1 FROM call_batch WHERE client = call_client.num) ' +
+            'AND num NOT IN (SELECT value FROM json_each(?))',
         )
-        .run().changes;
+        .run(JSON.stringify(this.state.outcomes.pendingClients())).changes;
       if (gone > 0) this.state.clients.forgetAll();
       return deleted;
     });
@@ -402,6 +411,7 @@ export class SqliteEngine implements Engine {
       for (const table of ALL_TABLES) this.wdb.exec(`DELETE FROM ${table}`);
       // Nothing this batch cached may be written back over the emptied tables.
       this.state.rows.reset();
+      this.state.outcomes.reset();
       this.state.clients.forgetAll();
     });
   }

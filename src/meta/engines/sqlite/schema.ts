@@ -5,8 +5,11 @@
  * the to_us order and pruning deletes from the front in small batches without a time index.
  * `ver` is the commit instant (µs) of the transaction that wrote the current row.
  */
-/** 2: call outcomes keyed by an integer client number (call_client) instead of the text id. */
-export const SCHEMA_VERSION = 2;
+/**
+ * 2: call outcomes keyed by an integer client number (call_client) instead of the text id.
+ * 3: call outcomes stored one row per client per commit (call_batch) instead of one per change.
+ */
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS inode (
@@ -88,19 +91,23 @@ CREATE TABLE IF NOT EXISTS deleted_slice (
 CREATE INDEX IF NOT EXISTS deleted_slice_time ON deleted_slice(deleted_us);
 
 -- At-most-once replies of numbered calls (src/meta/call-outcomes.ts); rowid order is age order.
--- Keyed by a small client number, not the client's text id: one is written per change, and a
--- short integer key keeps the index entries small (call-clients.ts).
+-- Keyed by a small client number, not the client's text id (call-clients.ts). One row per client
+-- per group commit holds the outcomes of that client's changes in it (call-batch.ts).
 CREATE TABLE IF NOT EXISTS call_client (num INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS call_batch (
+  client INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+  replies BLOB NOT NULL, at_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS call_batch_key ON call_batch(client, last_seq);
+`;
+
+/** Schema 1 kept call outcomes under the text client id: move them to schema 2's call_result first. */
+export const MIGRATE_CALL_OUTCOMES_SQL = `
 CREATE TABLE IF NOT EXISTS call_result (
   client INTEGER NOT NULL, seq INTEGER NOT NULL, reply BLOB NOT NULL, at_us INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS call_result_key ON call_result(client, seq);
-`;
-
-/** Schema 1 kept call outcomes under the text client id: move them over, in age order. */
-export const MIGRATE_CALL_OUTCOMES_SQL = `
 INSERT OR IGNORE INTO call_client (id) SELECT DISTINCT client_id FROM call_outcome;
-INSERT OR REPLACE INTO call_result (client, seq, reply, at_us)
+INSERT INTO call_result (client, seq, reply, at_us)
   SELECT c.num, o.seq, o.reply, o.at_us FROM call_outcome o JOIN call_client c ON c.id = o.client_id
   ORDER BY o.rowid;
 DROP TABLE call_outcome;
@@ -121,6 +128,6 @@ export const ALL_TABLES = [
   'open_file',
   'slice_ref',
   'deleted_slice',
-  'call_result',
+  'call_batch',
   'call_client',
 ] as const;

@@ -11,6 +11,7 @@ import type {
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
 import type { BatchRows } from './batch-rows.js';
+import type { CallBatch } from './call-batch.js';
 import type { CallClients } from './call-clients.js';
 import {
   toDentry,
@@ -311,7 +312,7 @@ export class WriteStatements extends ReadStatements {
   readonly sliceRefDelete: Statement;
   readonly deletedSliceInsert: Statement;
   readonly deletedSliceForget: Statement;
-  readonly callResultPut: Statement;
+  readonly callBatchPut: Statement;
   readonly callClientFind: Statement;
   readonly callClientInsert: Statement;
 
@@ -388,8 +389,8 @@ export class WriteStatements extends ReadStatements {
     this.sliceRefDelete = db.prepare('DELETE FROM slice_ref WHERE id = ?');
     this.deletedSliceInsert = db.prepare('INSERT INTO deleted_slice (id, size, deleted_us) VALUES (?, ?, ?)');
     this.deletedSliceForget = db.prepare('DELETE FROM deleted_slice WHERE id = ?');
-    this.callResultPut = db.prepare(
-      'INSERT OR REPLACE INTO call_result (client, seq, reply, at_us) VALUES (?, ?, ?, ?)',
+    this.callBatchPut = db.prepare(
+      'INSERT INTO call_batch (client, first_seq, last_seq, replies, at_us) VALUES (?, ?, ?, ?, ?)',
     );
     this.callClientFind = db.prepare('SELECT num FROM call_client WHERE id = ?').pluck();
     this.callClientInsert = db.prepare('INSERT INTO call_client (id) VALUES (?) RETURNING num').pluck();
@@ -402,16 +403,12 @@ export interface WriteState {
   history: boolean;
   /** Last dentry cursor handed out; persisted at each commit. */
   lastCursor: number;
-  /**
-   * Inodes whose old image this batch already copied (their row now has ver = nowUs): the
-   * copy statement would find nothing, so it is skipped. A parent directory changes in almost
-   * every create; this is most of the history cost. Cleared at each batch and savepoint rollback.
-   */
-  keptInodes: Set<number>;
-  /** Hot inode rows and summed counters of the open batch (batch-rows.ts). */
+  /** Inode rows (written back at commit) and summed counters of the open batch (batch-rows.ts). */
   rows: BatchRows;
   /** Client numbers of stored call outcomes. */
   clients: CallClients;
+  /** The batch's call outcomes, written at COMMIT (call-batch.ts). */
+  outcomes: CallBatch;
 }
 
 export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
@@ -434,38 +431,44 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     return super.getInode(ino, asOfUs);
   }
 
+  /** Written back once per batch, before its COMMIT (engine.ts, batch-rows.ts). */
   async putInode(r: InodeRow, fresh = false): Promise<void> {
     const now = this.state.nowUs;
-    if (this.state.history && !fresh && !this.state.keptInodes.has(r.ino)) {
+    if (this.state.history && !fresh && this.state.rows.needsKeep(r.ino))
       this.w.inodeKeep.run(now, r.ino, now);
-      this.state.keptInodes.add(r.ino);
+    this.state.rows.wroteInode(r, fresh);
+  }
+
+  /** Writes the inode rows this batch changed (the engine calls it before COMMIT). */
+  writeBackInodes(): void {
+    const now = this.state.nowUs;
+    for (const r of this.state.rows.dirtyInodes()) {
+      this.w.inodePut.run(
+        r.ino,
+        r.mode,
+        r.uid,
+        r.gid,
+        r.nlink,
+        r.sizeBytes,
+        r.rdev,
+        r.atimeSec,
+        r.atimeNsec,
+        r.mtimeSec,
+        r.mtimeNsec,
+        r.ctimeSec,
+        r.ctimeNsec,
+        r.generation,
+        r.parent,
+        r.target,
+        now,
+      );
     }
-    this.w.inodePut.run(
-      r.ino,
-      r.mode,
-      r.uid,
-      r.gid,
-      r.nlink,
-      r.sizeBytes,
-      r.rdev,
-      r.atimeSec,
-      r.atimeNsec,
-      r.mtimeSec,
-      r.mtimeNsec,
-      r.ctimeSec,
-      r.ctimeNsec,
-      r.generation,
-      r.parent,
-      r.target,
-      now,
-    );
-    this.state.rows.wroteInode(r);
   }
 
   async deleteInode(ino: Ino): Promise<void> {
     const now = this.state.nowUs;
     if (this.state.history) {
-      this.w.inodeKeep.run(now, ino, now);
+      if (this.state.rows.needsKeep(ino)) this.w.inodeKeep.run(now, ino, now);
       this.w.xattrKeepAll.run(now, ino, now);
       this.w.chunkKeepAll.run(now, ino, now);
     }
@@ -584,8 +587,8 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     for (const id of ids) this.w.deletedSliceForget.run(id);
   }
 
-  /** CallOutcomeWriter (src/meta/call-outcomes.ts). */
+  /** CallOutcomeWriter (src/meta/call-outcomes.ts): stored with the batch's others at COMMIT. */
   async putCallOutcome(clientId: string, seq: number, reply: Buffer): Promise<void> {
-    this.w.callResultPut.run(this.state.clients.num(clientId), seq, reply, this.state.nowUs);
+    this.state.outcomes.add(this.state.clients.num(clientId), seq, reply);
   }
 }
