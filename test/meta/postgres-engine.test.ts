@@ -43,17 +43,24 @@ class ManualClock implements Clock {
 describe('PostgreSQL engine URLs', () => {
   test('our query parameters are taken off; libpq ones (host= for a socket dir) stay', () => {
     assert.deepEqual(
-      parsePostgresUrl('postgres://u@/db?host=/run/pg&pool_size=3&notify=off&cached_reads=off'),
+      parsePostgresUrl(
+        'postgres://u@/db?host=/run/pg&pool_size=3&notify=off&cached_reads=off&group_commit=off',
+      ),
       {
         connectionString: 'postgres://u@/db?host=%2Frun%2Fpg',
-        settings: { poolSize: 3, notify: false, cachedReads: false },
+        settings: { poolSize: 3, notify: false, cachedReads: false, groupCommit: false },
       },
     );
     assert.deepEqual(parsePostgresUrl('postgresql://h:5/db').settings, {
       poolSize: 16,
       notify: true,
       cachedReads: true,
+      groupCommit: true,
     });
+    assert.throws(
+      () => parsePostgresUrl('postgres://h/db?group_commit=1'),
+      /group_commit=1 .* "on" or "off"/,
+    );
     assert.throws(
       () => parsePostgresUrl('postgres://h/db?cached_reads=no'),
       /cached_reads=no .* "on" or "off"/,

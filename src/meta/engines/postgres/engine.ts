@@ -23,7 +23,8 @@ import {
 import { RowCache, dentryKey, inodeKey } from './row-cache.js';
 import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
-import { PgTx, type SharedTxState } from './tx.js';
+import { GroupCommitter } from './group-commit.js';
+import { PgTx, type SharedTxState, type TxConnection } from './tx.js';
 
 const READ_BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY';
 /** Idle pooled connections close after this (and with them any open read-only snapshot). */
@@ -45,6 +46,11 @@ export interface PostgresSettings {
    * batch: one round trip per change (`?cached_reads=off` to read every row first).
    */
   cachedReads: boolean;
+  /**
+   * Transactions decided from cached rows commit together, several per PostgreSQL transaction
+   * (group-commit.ts; `?group_commit=off` to give each its own). Needs cached reads.
+   */
+  groupCommit: boolean;
 }
 
 const DEFAULT_POOL_SIZE = 16;
@@ -62,7 +68,12 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
   // Not the WHATWG URL parser: libpq URLs may have an empty host ("postgres://user@/db?host=/run/pg").
   const question = url.indexOf('?');
   const params = new URLSearchParams(question >= 0 ? url.slice(question + 1) : '');
-  const settings: PostgresSettings = { poolSize: DEFAULT_POOL_SIZE, notify: true, cachedReads: true };
+  const settings: PostgresSettings = {
+    poolSize: DEFAULT_POOL_SIZE,
+    notify: true,
+    cachedReads: true,
+    groupCommit: true,
+  };
   const poolSize = params.get('pool_size');
   if (poolSize !== null) {
     const n = Number(poolSize);
@@ -72,25 +83,23 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
     settings.poolSize = n;
     params.delete('pool_size');
   }
-  const notify = params.get('notify');
-  if (notify !== null) {
-    if (notify !== 'on' && notify !== 'off') {
-      throw fsError.EINVAL(`notify=${notify} in ${redact(url)} must be "on" or "off"`);
-    }
-    settings.notify = notify === 'on';
-    params.delete('notify');
-  }
-  const cachedReads = params.get('cached_reads');
-  if (cachedReads !== null) {
-    if (cachedReads !== 'on' && cachedReads !== 'off') {
-      throw fsError.EINVAL(`cached_reads=${cachedReads} in ${redact(url)} must be "on" or "off"`);
-    }
-    settings.cachedReads = cachedReads === 'on';
-    params.delete('cached_reads');
-  }
+  settings.notify = onOff(params, 'notify', settings.notify, url);
+  settings.cachedReads = onOff(params, 'cached_reads', settings.cachedReads, url);
+  settings.groupCommit = onOff(params, 'group_commit', settings.groupCommit, url);
   const rest = params.toString();
   const base = question >= 0 ? url.slice(0, question) : url;
   return { connectionString: rest ? `${base}?${rest}` : base, settings };
+}
+
+/** Takes an on/off parameter off the URL's query string (`fallback` when absent). */
+function onOff(params: URLSearchParams, name: string, fallback: boolean, url: string): boolean {
+  const value = params.get(name);
+  if (value === null) return fallback;
+  if (value !== 'on' && value !== 'off') {
+    throw fsError.EINVAL(`${name}=${value} in ${redact(url)} must be "on" or "off"`);
+  }
+  params.delete(name);
+  return value === 'on';
 }
 
 // bigint columns hold inode numbers, sizes and µs instants, all below 2^53: read them as numbers.
@@ -144,6 +153,8 @@ export class PostgresEngine implements Engine {
   private readonly notifier: ChangeNotifier | undefined;
   /** Rows this server read or wrote lately (row-cache.ts); undefined with `cached_reads=off`. */
   readonly cache: RowCache | undefined;
+  /** Commits cached-read transactions together (group-commit.ts); undefined with `group_commit=off`. */
+  readonly committer: GroupCommitter | undefined;
   /** SQL-level prepared statements per pooled connection. */
   private readonly prepared = new WeakMap<pg.PoolClient, Set<string>>();
   /** Pooled connections whose last read left its read-only transaction open. */
@@ -163,6 +174,14 @@ export class PostgresEngine implements Engine {
     this.notifier = settings.notify
       ? new ChangeNotifier(connectionString, CHANGE_CHANNEL, this.originId)
       : undefined;
+    this.committer =
+      this.cache && settings.groupCommit
+        ? new GroupCommitter(
+            () => this.acquire(this.writeBegin),
+            // The group's BEGIN ended any open read, and it committed or rolled back.
+            (conn, broken) => this.giveBack(conn.client, broken, false),
+          )
+        : undefined;
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
     // Not durable = a crash of PostgreSQL may lose the last few hundred ms of acknowledged
@@ -284,9 +303,7 @@ export class PostgresEngine implements Engine {
    * A pooled connection. `begin` is the BEGIN to use on it: a connection whose last read left
    * its read-only transaction open gets "COMMIT;" in front (see `read`).
    */
-  private async acquire(
-    begin: string,
-  ): Promise<{ client: pg.PoolClient; begin: string; endsOpenRead: boolean }> {
+  private async acquire(begin: string): Promise<TxConnection> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -294,7 +311,12 @@ export class PostgresEngine implements Engine {
       throw fsError.EIO(`cannot reach PostgreSQL at ${this.displayUrl}: ${String(error)}`, error);
     }
     const endsOpenRead = this.openReads.delete(client);
-    return { client, begin: endsOpenRead ? `COMMIT;\n${begin}` : begin, endsOpenRead };
+    return {
+      client,
+      prepared: this.preparedOn(client),
+      begin: endsOpenRead ? `COMMIT;\n${begin}` : begin,
+      endsOpenRead,
+    };
   }
 
   private preparedOn(client: pg.PoolClient): Set<string> {
@@ -322,17 +344,9 @@ export class PostgresEngine implements Engine {
     return this.track(() =>
       withRetry(
         async () => {
-          const { client, begin, endsOpenRead } = await this.acquire(READ_BEGIN);
-          const tx = new PgTx(
-            this.shared,
-            client,
-            this.preparedOn(client),
-            false,
-            this.lastNowUs,
-            0,
-            begin,
-            this.cache,
-          );
+          const conn = await this.acquire(READ_BEGIN);
+          const { client, endsOpenRead } = conn;
+          const tx = new PgTx(this.shared, () => Promise.resolve(conn), false, this.lastNowUs, 0, this.cache);
           try {
             const result = await fn(tx);
             await tx.settled();
@@ -353,36 +367,42 @@ export class PostgresEngine implements Engine {
   /**
    * The first attempt of a write decides from cached rows where it can (row-cache.ts) and
    * checks them in its commit batch; a later attempt (after a failed check, a conflict, or a
-   * POSIX error that may come from a stale value) reads everything from PostgreSQL.
+   * POSIX error that may come from a stale value) reads everything from PostgreSQL. The first
+   * attempt takes a connection only when it has to ask PostgreSQL something before its commit;
+   * if it never does, it commits with other such transactions (group-commit.ts).
    */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
     return this.track(() =>
       withRetry(
         async (attempt) => {
-          const { client, begin, endsOpenRead } = await this.acquire(this.writeBegin);
+          const grouped = attempt === 1 ? this.committer : undefined;
+          const given = grouped ? undefined : await this.acquire(this.writeBegin);
           const nowUs = this.nextNowUs();
           const tx = new PgTx(
             this.shared,
-            client,
-            this.preparedOn(client),
+            () => (given ? Promise.resolve(given) : this.acquire(this.writeBegin)),
             true,
             nowUs,
             this.history ? nowUs : 0,
-            begin,
             this.cache,
             attempt === 1,
+            grouped,
           );
           try {
             const result = await fn(tx);
             await tx.commit();
             tx.finish(true);
             this.notifier?.publish(tx.changes);
-            this.giveBack(client, undefined, !tx.started && endsOpenRead, tx);
+            const conn = tx.connection ?? given;
+            if (conn) this.giveBack(conn.client, undefined, !tx.started && conn.endsOpenRead, tx);
             return result;
           } catch (error) {
             tx.finish(false);
-            const broken = await this.rollback(client, tx, error);
-            this.giveBack(client, broken, !tx.started && endsOpenRead, tx);
+            const conn = tx.connection ?? given;
+            if (conn) {
+              const broken = await this.rollback(conn.client, tx, error);
+              this.giveBack(conn.client, broken, !tx.started && conn.endsOpenRead, tx);
+            }
             if (sqlState(error) === STALE_CACHE_SQLSTATE && this.cache) this.cache.staleReads++;
             if (isFsError(error) && tx.usedCache) throw staleDecision(error);
             throw this.translate(error);

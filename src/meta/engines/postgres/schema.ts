@@ -136,6 +136,29 @@ END
 $fn$;
 `,
   },
+  {
+    version: 4,
+    name: 'group commit: each transaction of a group in its own subtransaction',
+    sql: `
+-- Group commit: a server sends the batches of several of its transactions in one PostgreSQL
+-- transaction (one round trip, one WAL flush). Each batch runs here, in the subtransaction of
+-- the exception block, so one that fails (SR001 from strata_expect, a duplicate name, a
+-- deadlock) undoes only its own writes and returns its SQLSTATE, constraint and message for
+-- the server to handle as if it had run alone, while the group goes on and commits.
+CREATE FUNCTION strata_try(statements text) RETURNS text[]
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  failed_constraint text;
+BEGIN
+  EXECUTE statements;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS failed_constraint = CONSTRAINT_NAME;
+  RETURN ARRAY[SQLSTATE, failed_constraint, SQLERRM];
+END
+$fn$;
+`,
+  },
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;

@@ -341,6 +341,13 @@ export function prepareStatement(statement: Statement): string {
   return `PREPARE ${sqlLevelName(statement)} AS ${statement.text}`;
 }
 
+/** The statements of `used` not PREPAREd yet on a connection that has `prepared`. */
+export function newStatements(prepared: ReadonlySet<string>, used: Iterable<Statement>): Statement[] {
+  const fresh: Statement[] = [];
+  for (const statement of used) if (!prepared.has(statement.name)) fresh.push(statement);
+  return fresh;
+}
+
 /** EXECUTE of a PREPAREd statement with its parameters written in as literals. */
 export function executeStatement(statement: Statement, values: readonly unknown[]): string {
   return values.length === 0

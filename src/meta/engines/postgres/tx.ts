@@ -12,8 +12,9 @@ import {
   type SessionRecord,
 } from '../rows.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from '../../namespace.js';
-import { SQL, executeStatement, prepareStatement, type Statement } from './sql.js';
+import { SQL, executeStatement, newStatements, prepareStatement, type Statement } from './sql.js';
 import { dentryKey, inodeKey, xattrKey, type CachedValue, type RowCache } from './row-cache.js';
+import type { GroupCommitter } from './group-commit.js';
 
 /**
  * Counters the service only keeps for statfs: nearly every create, unlink and write changes
@@ -34,6 +35,17 @@ export interface SharedTxState {
   counterEstimates: Map<string, number>;
   /** Queries sent to PostgreSQL by transactions (each one round trip): metrics, tests. */
   roundTrips: number;
+}
+
+/** A pooled connection as a transaction uses it. */
+export interface TxConnection {
+  client: pg.PoolClient;
+  /** Statements PREPAREd on this connection (SQL-level, for batches). */
+  prepared: Set<string>;
+  /** The BEGIN to send first on it (with a COMMIT in front when a read left its snapshot open). */
+  begin: string;
+  /** True when the connection held an open read-only transaction (ended by `begin`). */
+  endsOpenRead: boolean;
 }
 
 /** The values of an inode row in the order of the inode statements' first parameters (SQL.expectInode, SQL.putInode, ...). */
@@ -80,19 +92,21 @@ export class PgTx implements WriteTx {
   private readonly defaultAcls = new Map<number, Buffer | undefined>();
 
   /**
-   * Statements not sent yet: BEGIN, then writes whose result nobody waits for. They travel in
-   * front of the next query (or with COMMIT) as one multi-statement simple query, so a create
-   * costs about five round trips instead of nine. Reads always go after them: a transaction
-   * sees its own writes.
+   * Statements not sent yet: writes whose result nobody waits for (BEGIN goes in front when
+   * the first batch leaves). They travel in front of the next query (or with COMMIT) as one
+   * multi-statement simple query, so a create costs about five round trips instead of nine.
+   * Reads always go after them: a transaction sees its own writes.
    */
-  private pending: string[];
+  private pending: string[] = [];
+  /** The prepared statements `pending` executes (PREPAREd in front of it where new). */
+  private readonly pendingStatements = new Map<string, Statement>();
   /** True once BEGIN reached the server (so there is something to commit or roll back). */
   private begun = false;
   /** The last query sent: callers may overlap calls (Promise.all), one connection runs one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** The connection, taken from the pool when the first query leaves (a grouped commit needs none). */
+  private conn: TxConnection | undefined;
 
-  /** Statements PREPAREd by the batch being built (known to exist once it succeeds). */
-  private readonly preparing = new Set<string>();
   /** A batch with new PREPAREs failed: which of them exist is unknown, drop the connection. */
   poisoned = false;
 
@@ -117,26 +131,32 @@ export class PgTx implements WriteTx {
 
   constructor(
     private readonly shared: SharedTxState,
-    private readonly client: pg.PoolClient,
-    /** Statements PREPAREd on this connection (SQL-level, for batches). */
-    private readonly prepared: Set<string>,
+    /** Takes a pooled connection, or the one the transaction was given (`connection`). */
+    private readonly connect: () => Promise<TxConnection>,
     private readonly writable: boolean,
     readonly nowUs: number,
     /** Copy old images into history when their version is below this (0: history off). */
     private readonly historyBeforeUs: number,
-    begin: string,
     /** The server's row cache: reads of a read transaction are offered to it. */
     private readonly cache?: RowCache,
     /** Write transactions: decide from cached values this attempt (the first one only). */
     private readonly cachedReads = false,
-  ) {
-    this.pending = [begin];
+    /**
+     * Group commit (group-commit.ts): a write transaction that never needed a query before its
+     * commit sends its batch with other transactions' in one PostgreSQL transaction.
+     */
+    private readonly committer?: GroupCommitter,
+  ) {}
+
+  /** The connection this transaction took, if it took one (the engine hands it back). */
+  get connection(): TxConnection | undefined {
+    return this.conn;
   }
 
   private async send<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
-    if (this.pending.length === 0) {
+    if (this.begun && this.pending.length === 0) {
       this.shared.roundTrips++;
-      const result = await this.client.query<R>({ name: statement.name, text: statement.text, values });
+      const result = await this.conn!.client.query<R>({ name: statement.name, text: statement.text, values });
       return result.rows;
     }
     this.pending.push(this.batched(statement, values));
@@ -146,27 +166,29 @@ export class PgTx implements WriteTx {
 
   /** Sends the pending statements as one multi-statement simple query (one round trip). */
   private async flush<R extends pg.QueryResultRow>(): Promise<unknown> {
+    const conn = (this.conn ??= await this.connect());
     const batch = this.pending;
     this.pending = [];
+    const preparing = newStatements(conn.prepared, this.pendingStatements.values());
+    this.pendingStatements.clear();
+    // PREPAREs go after BEGIN: a BEGIN ISOLATION LEVEL must be the first statement.
+    batch.unshift(...(this.begun ? [] : [conn.begin]), ...preparing.map(prepareStatement));
     this.begun = true;
     this.shared.roundTrips++;
     try {
-      const results: unknown = await this.client.query<R>(batch.join(';\n'));
-      for (const name of this.preparing) this.prepared.add(name);
-      this.preparing.clear();
+      const results: unknown = await conn.client.query<R>(batch.join(';\n'));
+      for (const statement of preparing) conn.prepared.add(statement.name);
       return results;
     } catch (error) {
-      if (this.preparing.size > 0) this.poisoned = true;
+      if (preparing.length > 0) this.poisoned = true;
       throw error;
     }
   }
 
-  /** The statement for a batch: EXECUTE of its SQL-level prepared form, PREPAREd first if new here. */
+  /** The statement for a batch: EXECUTE of its SQL-level prepared form (PREPAREd by `flush` where new). */
   private batched(statement: Statement, values: unknown[]): string {
-    const execute = executeStatement(statement, values);
-    if (this.prepared.has(statement.name) || this.preparing.has(statement.name)) return execute;
-    this.preparing.add(statement.name);
-    return `${prepareStatement(statement)};\n${execute}`;
+    this.pendingStatements.set(statement.name, statement);
+    return executeStatement(statement, values);
   }
 
   private rows<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
@@ -197,7 +219,16 @@ export class PgTx implements WriteTx {
       const slash = key.indexOf('/');
       this.defer(SQL.expectNoDentry, [Number(key.slice(1, slash)), key.slice(slash + 1)]);
     }
-    if (!this.begun && this.pending.length <= 1) return; // only BEGIN: nothing happened
+    if (!this.begun && this.pending.length === 0) return; // nothing happened
+    if (!this.begun && this.committer) {
+      // Nothing sent yet, so no connection and no row lock held: commit with other
+      // transactions in one PostgreSQL transaction (one round trip, one WAL flush).
+      const statements = [...this.pendingStatements.values()];
+      this.pendingStatements.clear();
+      this.shared.roundTrips++;
+      await this.committer.commit(this.pending, statements);
+      return;
+    }
     this.pending.push('COMMIT');
     await this.flush();
   }
