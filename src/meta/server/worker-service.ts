@@ -43,6 +43,9 @@ export interface ThreadedMetaService extends MetaApi {
   close(): Promise<void>;
 }
 
+/** Replies settled per serving-thread turn (see settleFrom). */
+const REPLIES_PER_TURN = 64;
+
 interface Waiter {
   resolve(value: unknown): void;
   reject(error: Error): void;
@@ -94,33 +97,41 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
   worker.on('exit', (code) =>
     failAll(new FsError(Errno.EIO, `metadata engine thread exited (code ${code})`)),
   );
+  const settle = (message: WorkerReply, packed: Uint8Array | null): void => {
+    const waiter = waiting.get(message[0]);
+    if (!waiter) return;
+    waiting.delete(message[0]);
+    if (message[1]) {
+      if (message.length === 5 && packed) {
+        // The RESULT frame reuses these bytes (rpc codec); callers in this thread get the value.
+        const bytes = Buffer.from(packed.buffer, packed.byteOffset + message[3], message[4]);
+        waiter.resolve(adoptEncodedValue(bytes));
+        return;
+      }
+      const value = message[2];
+      // Structured cloning delivers Buffers as plain Uint8Arrays (getxattr).
+      waiter.resolve(
+        value instanceof Uint8Array && !Buffer.isBuffer(value)
+          ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+          : value,
+      );
+    } else if (message[2] === -1) {
+      waiter.reject(new Error(message[3]));
+    } else {
+      waiter.reject(new FsError(message[2], message[3]));
+    }
+  };
+  // Each settled call runs its continuation (reply frame, socket write) in the same turn: a
+  // batch of several commits' replies settled at once held the serving thread for milliseconds.
+  // At most REPLIES_PER_TURN per turn, the rest after the I/O that waits meanwhile.
+  const settleFrom = (replies: WorkerReply[], packed: Uint8Array | null, first: number): void => {
+    const end = Math.min(replies.length, first + REPLIES_PER_TURN);
+    for (let i = first; i < end; i++) settle(replies[i], packed);
+    if (end < replies.length) setImmediate(() => settleFrom(replies, packed, end));
+  };
   worker.on('message', (batch: WorkerReplyBatch | 'closed') => {
     if (batch === 'closed') return;
-    const [replies, packed] = batch;
-    for (const message of replies) {
-      const waiter = waiting.get(message[0]);
-      if (!waiter) continue;
-      waiting.delete(message[0]);
-      if (message[1]) {
-        if (message.length === 5 && packed) {
-          // The RESULT frame reuses these bytes (rpc codec); callers in this thread get the value.
-          const bytes = Buffer.from(packed.buffer, packed.byteOffset + message[3], message[4]);
-          waiter.resolve(adoptEncodedValue(bytes));
-          continue;
-        }
-        const value = message[2];
-        // Structured cloning delivers Buffers as plain Uint8Arrays (getxattr).
-        waiter.resolve(
-          value instanceof Uint8Array && !Buffer.isBuffer(value)
-            ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-            : value,
-        );
-      } else if (message[2] === -1) {
-        waiter.reject(new Error(message[3]));
-      } else {
-        waiter.reject(new FsError(message[2], message[3]));
-      }
-    }
+    settleFrom(batch[0], batch[1], 0);
   });
 
   const flush = (): void => {
