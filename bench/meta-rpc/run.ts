@@ -24,6 +24,9 @@ interface ServerStats {
   p99Ms: number;
   maxMs: number;
   peakRssBytes: number;
+  /** The serving thread's time on a CPU, and waiting in the run queue for one (schedstat). */
+  servingRunMs: number;
+  servingWaitMs: number;
 }
 
 class ServerProcess {
@@ -156,7 +159,7 @@ async function runConfig(
       };
       rows.push(row);
       console.log(
-        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op`,
+        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU`,
       );
     }
     return (await server.ask('report')).peakRssBytes;
