@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -115,6 +115,35 @@ describe('file backend', () => {
     // The interrupted put's temporary file exists but is not an object.
     const tmpFiles = await readdir(join(dir, '.strata-tmp')).catch(() => []);
     assert.ok(tmpFiles.length <= 1);
+    await store.close();
+  });
+
+  it('puts, failed ones included, leave no file or directory of the store open once settled', async () => {
+    const dir = await tempDir();
+    const store = new FileObjectStore(dir);
+    const openUnderStore = async (): Promise<string[]> => {
+      const links = await Promise.all(
+        (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+      );
+      return links.filter((target) => target.startsWith(dir));
+    };
+    // Serial and overlapping puts over a few directories (directory handles are opened ahead
+    // of each sync and closed after it, off the put's critical path).
+    for (let i = 0; i < 20; i++) await store.put(`d${i % 3}/s${i}`, Buffer.from(`s${i}`));
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => store.put(`d${i % 4}/p${i}`, Buffer.from(`p${i}`))),
+    );
+    // A put that fails after its directory was prepared: its target name is a directory.
+    await store.put('d0/x/y', Buffer.from('y'));
+    await assert.rejects(store.put('d0/x', Buffer.from('x')));
+    // Closes run in the background: wait (bounded) until they all have.
+    let left = await openUnderStore();
+    for (let i = 0; i < 200 && left.length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      left = await openUnderStore();
+    }
+    assert.deepEqual(left, []);
+    assert.equal((await store.get('d3/p39')).toString(), 'p39');
     await store.close();
   });
 });

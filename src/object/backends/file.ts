@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
@@ -42,13 +42,18 @@ function isErrno(error: unknown, code: string): boolean {
   return (error as NodeJS.ErrnoException | null)?.code === code;
 }
 
-/** fsyncs a directory so a rename or a new entry in it survives a power loss. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+/**
+ * fsyncs a directory so a rename or a new entry in it survives a power loss. The handle may
+ * have been opened before the entry was made: fsync covers the directory as it is when it runs.
+ * The close is not waited for: the entry is durable once the fsync returns, and a serial put
+ * (a small file's close) would otherwise wait one more thread-pool round trip for nothing.
+ */
+async function syncDir(opened: Promise<FileHandle>): Promise<void> {
+  const handle = await opened;
   try {
     await handle.sync();
   } finally {
-    await handle.close();
+    handle.close().catch(() => undefined);
   }
 }
 
@@ -61,11 +66,30 @@ async function syncDir(dir: string): Promise<void> {
 class DirectorySync {
   private running: Promise<void> | null = null;
   private next: Promise<void> | null = null;
+  /** A handle opened ahead by prepare(), while the put was still writing: the next sync's. */
+  private spare: Promise<FileHandle> | null = null;
 
   constructor(
     private readonly dir: string,
     private readonly idle: () => void,
   ) {}
+
+  /** Closes the handle prepare() opened, for a put that failed before asking for its sync. */
+  dropSpare(): void {
+    const spare = this.spare;
+    this.spare = null;
+    if (spare !== null) void spare.then((handle) => handle.close()).catch(() => undefined);
+    if (!this.running && !this.next) this.idle();
+  }
+
+  /** Opens the directory now, so the sync that request() starts later need not wait for it. */
+  prepare(): void {
+    if (this.spare !== null) return;
+    const spare = open(this.dir, 'r');
+    // Unused (this sync object went idle first, or the open failed): nothing may leak or throw.
+    spare.catch(() => undefined);
+    this.spare = spare;
+  }
 
   /** Resolves once every entry renamed into the directory before this call is durable. */
   request(): Promise<void> {
@@ -82,12 +106,15 @@ class DirectorySync {
   }
 
   private start(): Promise<void> {
-    const run = syncDir(this.dir);
+    const opened = this.spare ?? open(this.dir, 'r');
+    this.spare = null;
+    const run = syncDir(opened);
     this.running = run;
     const settle = () => {
       if (this.running !== run) return;
       this.running = null;
-      if (!this.next) this.idle();
+      // A spare handle means a put is on its way to request a sync: stay for it.
+      if (!this.next && this.spare === null) this.idle();
     };
     run.then(settle, settle);
     return run;
@@ -170,7 +197,16 @@ export class FileObjectStore implements ObjectStore {
       throw error;
     }
     const tmp = join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
-    const handle = await open(tmp, 'w');
+    // The directory's handle opens while the object is written, off the put's critical path.
+    const dirSync = this.directorySync(dirname(target));
+    dirSync.prepare();
+    let handle: FileHandle;
+    try {
+      handle = await open(tmp, 'w');
+    } catch (error) {
+      dirSync.dropSpare();
+      throw error;
+    }
     let renamed = false;
     try {
       let written = 0;
@@ -187,23 +223,36 @@ export class FileObjectStore implements ObjectStore {
       // only after the put returns) and readers verify every block against its checksums.
       await rename(tmp, target);
       renamed = true;
-      const synced = await Promise.allSettled([handle.datasync(), this.syncDir(dirname(target)), dirDurable]);
+      const synced = await Promise.allSettled([handle.datasync(), dirSync.request(), dirDurable]);
       for (const result of synced) if (result.status === 'rejected') throw result.reason;
     } catch (error) {
-      if (!renamed) await unlink(tmp).catch(() => undefined);
+      if (!renamed) {
+        dirSync.dropSpare();
+        await unlink(tmp).catch(() => undefined);
+      }
       throw error;
     } finally {
-      await handle.close().catch(() => undefined);
+      // Not waited for: once fdatasync returned, the close adds nothing to durability, and a
+      // serial put (a small file's close) would wait one more thread-pool round trip for it.
+      handle.close().catch(() => undefined);
     }
   }
 
-  private syncDir(dir: string): Promise<void> {
+  private directorySync(dir: string): DirectorySync {
     let sync = this.dirSyncs.get(dir);
     if (!sync) {
-      sync = new DirectorySync(dir, () => this.dirSyncs.delete(dir));
+      const created = new DirectorySync(dir, () => {
+        // A put may still hold an idle sync object after a newer one took its place.
+        if (this.dirSyncs.get(dir) === created) this.dirSyncs.delete(dir);
+      });
+      sync = created;
       this.dirSyncs.set(dir, sync);
     }
-    return sync.request();
+    return sync;
+  }
+
+  private syncDir(dir: string): Promise<void> {
+    return this.directorySync(dir).request();
   }
 
   async get(key: string, offset?: number, length?: number): Promise<Buffer> {
@@ -295,6 +344,7 @@ export class FileObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.knownDirs.clear();
+    for (const sync of [...this.dirSyncs.values()]) sync.dropSpare();
   }
 
   /**
