@@ -6,6 +6,12 @@ import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
 import { RecentSlices } from './recent-slices.js';
 
+/** A metadata change that follows a flush and sets the file's mtime to `mtime` (see flush). */
+export interface FollowingChange {
+  start: () => Promise<unknown>;
+  mtime: Timespec;
+}
+
 /**
  * The state of one inode while this mount has it open: a writer shared by all its handles
  * (so reads through any handle see the mount's own writes), the slice lists read so far
@@ -142,28 +148,39 @@ export class OpenFile {
     return fetched;
   }
 
-  /** Uploads and commits pending writes; one flush at a time per file, errors reach the caller. */
-  flush(caller: Caller): Promise<void> {
-    const next = this.flushing.then(
-      () => this.flushOnce(caller),
-      () => this.flushOnce(caller),
+  /**
+   * Uploads and commits pending writes; one flush at a time per file, errors reach the caller.
+   * `then`, when given, is a metadata change the caller needs after the writes: it is started
+   * right behind their commit, once their data is durable, without waiting for that commit, so
+   * the two share one metadata batch (one commit instead of two in sequence). The writes are
+   * committed with `then.mtime`, the change's own explicit mtime, so the result does not depend
+   * on which of the two lands first. `then` is not started when the flush fails before its
+   * commit, nor when nothing was pending: the caller starts it then.
+   */
+  flush(caller: Caller, then?: FollowingChange): Promise<void> {
+    const run = this.flushing.then(
+      () => this.flushOnce(caller, then),
+      () => this.flushOnce(caller, then),
     );
-    this.flushing = next.catch(() => undefined);
-    return next;
+    this.flushing = run.catch(() => undefined);
+    return run;
   }
 
-  private async flushOnce(caller: Caller): Promise<void> {
+  private async flushOnce(caller: Caller, then?: FollowingChange): Promise<void> {
     const writer = this.writer;
     if (writer === null || (writer.pendingBytes === 0 && this.pendingEnd === 0)) return;
     this.committingEnd = this.pendingEnd;
     this.pendingStart = Number.POSITIVE_INFINITY;
     this.pendingEnd = 0;
-    const mtime = this.lastWriteTime ?? nowTimespec();
+    const mtime = then?.mtime ?? this.lastWriteTime ?? nowTimespec();
     this.lastWriteTime = null;
     try {
       const writes = await writer.flush();
       if (writes.length === 0) return;
-      this.attr = await this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), mtime);
+      const committed = this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), mtime);
+      // Its caller awaits it once this flush succeeded; if the commit fails, that error wins.
+      then?.start().catch(() => undefined);
+      this.attr = await committed;
       this.afterCommit(writes);
     } catch (err) {
       if (isFsError(err)) throw err;
@@ -286,8 +303,8 @@ export class OpenFiles {
     this.recent.forget(ino);
   }
 
-  async flush(ino: Ino, caller: Caller): Promise<void> {
-    await this.files.get(ino)?.flush(caller);
+  async flush(ino: Ino, caller: Caller, then?: FollowingChange): Promise<void> {
+    await this.files.get(ino)?.flush(caller, then);
   }
 
   /** Commits every open file's pending writes (unmount, DESTROY). Reports the first failure. */

@@ -183,13 +183,25 @@ export class Vfs implements FileSystem {
     if (changes.mtime !== undefined) metaChanges.mtime = changes.mtime;
     if (changes.ctime !== undefined) metaChanges.ctime = changes.ctime;
     if (changes.killSuidgid) metaChanges.killSuid = true;
+    if (changes.sizeBytes !== undefined) metaChanges.sizeBytes = changes.sizeBytes;
+    let setting: Promise<InodeAttr> | undefined;
+    const set = (): Promise<InodeAttr> => (setting = this.meta.setattr(caller, ino, metaChanges));
     if (changes.sizeBytes !== undefined || changes.mtime !== undefined) {
       // Pending writes land first, so a truncate cuts them like it cuts committed data and an
-      // explicit mtime (utimes after a write) is not overwritten by their later commit.
-      await this.openFiles.flush(ino, caller);
+      // explicit mtime (utimes after a write) is not overwritten by their later commit. Setting
+      // only times to an explicit instant (tar's futimens before close) cannot conflict with
+      // writes committed at that same mtime: it joins their metadata batch (see flush).
+      const mtime = changes.mtime;
+      const timesOnly =
+        typeof mtime === 'object' &&
+        changes.sizeBytes === undefined &&
+        changes.mode === undefined &&
+        changes.uid === undefined &&
+        changes.gid === undefined &&
+        !changes.killSuidgid;
+      await this.openFiles.flush(ino, caller, timesOnly ? { start: set, mtime } : undefined);
     }
-    if (changes.sizeBytes !== undefined) metaChanges.sizeBytes = changes.sizeBytes;
-    const attr = await this.meta.setattr(caller, ino, metaChanges);
+    const attr = await (setting ?? set());
     if (changes.sizeBytes !== undefined) this.openFiles.invalidate(ino);
     this.openFiles.noteAttr(attr);
     return this.attrReply(attr);

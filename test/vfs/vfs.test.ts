@@ -140,6 +140,49 @@ test('truncate through setattr cuts pending writes too, and extending reads zero
   await vfs.release(ctx(), ino, fh, 0, 1n, false);
 });
 
+test("utimes through a descriptor with pending writes (tar's futimens before close) commits data and times in one metadata batch", async () => {
+  // A data path of its own, so its slice-id batch is allocated before the measured part.
+  const ownData = createDataPath({
+    store,
+    blockSizeBytes: 64 * 1024,
+    chunkSizeBytes: 1024 * 1024,
+    memoryBudgetBytes: 16 * 1024 * 1024,
+    allocateSliceIds: (n: number) => meta.allocateSliceIds(n),
+  });
+  const own = newVfs(ownData);
+  await own.start();
+  const commits = (): number => (meta.engine as unknown as { counts: { commits: number } }).counts.commits;
+  try {
+    const warm = await own.create(ctx(), ROOT_INO, 'utimes-warm', 0o100644, O_RDWR | O_CREAT);
+    await own.write(ctx(), warm.attr.ino, warm.fh, 0, Buffer.from('warm'), 0);
+    await own.release(ctx(), warm.attr.ino, warm.fh, 0, 1n, false);
+
+    const file = await own.create(ctx(), ROOT_INO, 'utimes', 0o100644, O_RDWR | O_CREAT);
+    const ino = file.attr.ino;
+    const payload = Buffer.from('archived bytes');
+    await own.write(ctx(), ino, file.fh, 0, payload, 0);
+    const archived = { sec: 1_000_000_000, nsec: 5 };
+    const before = commits();
+    const reply = await own.setattr(ctx(), ino, { atime: archived, mtime: archived, fh: file.fh });
+    assert.equal(commits() - before, 1, 'the writes and the times share one commit');
+    assert.deepEqual([reply.attr.mtimeSec, reply.attr.mtimeNsec], [archived.sec, archived.nsec]);
+    assert.equal(reply.attr.sizeBytes, payload.length);
+    const committed = await meta.getattr(ino);
+    assert.deepEqual(committed.mtime, archived, 'the explicit mtime wins over the write time');
+    assert.equal(committed.sizeBytes, payload.length);
+    // A chmod after it is a change of its own; closing commits nothing more.
+    await own.setattr(ctx(), ino, { mode: 0o100600, fh: file.fh });
+    await own.release(ctx(), ino, file.fh, 0, 1n, false);
+    const reader = await vfs.open(ctx(), ino, O_RDONLY);
+    assert.ok((await vfs.read(ctx(), ino, reader.fh, 0, 100)).equals(payload));
+    await vfs.release(ctx(), ino, reader.fh, 0, 1n, false);
+    assert.deepEqual((await meta.getattr(ino)).mtime, archived);
+  } finally {
+    await own.stop();
+    await ownData.close();
+  }
+});
+
 test('many small committed writes get compacted in the background and still read back', async () => {
   const { ino, fh } = await create('fragmented');
   const expected = Buffer.alloc(40 * 1000);
