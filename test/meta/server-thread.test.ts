@@ -72,3 +72,38 @@ test('a service on an engine thread serves the same calls, Buffers, Maps and err
   }
   assert.deepEqual(failures, [], 'a normal close is not a failure');
 });
+
+test('hundreds of calls made in one turn on an engine thread each settle with their own reply', async () => {
+  // Their replies come back in one message and settle a slice per serving-thread turn
+  // (worker-service.ts): none may be lost, doubled or given to another call.
+  const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-thread-'));
+  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
+  await formatVolume(engineUrl, { name: 'threaded' });
+  const service = await openThreadedMetaService({ engineUrl });
+  try {
+    const calls = Array.from({ length: 300 }, (_, i) =>
+      // Every third name repeats the one before it: EEXIST for whichever of the two runs second.
+      service.mknod(root, ROOT_INO, `g${i % 3 === 2 ? i - 1 : i}`, S_IFREG | 0o644, 0, 0),
+    );
+    const settled = await Promise.allSettled(calls);
+    const inos = new Set<number>();
+    settled.forEach((outcome, i) => {
+      if (i % 3 === 2) {
+        assert.equal(outcome.status, 'rejected', `call ${i}`);
+        assert.equal((outcome as PromiseRejectedResult).reason.errno, Errno.EEXIST);
+      } else {
+        assert.equal(outcome.status, 'fulfilled', `call ${i}`);
+        inos.add((outcome as PromiseFulfilledResult<{ ino: number }>).value.ino);
+      }
+    });
+    assert.equal(inos.size, 200);
+    for (let i = 0; i < 300; i += 50) {
+      const name = `g${i % 3 === 2 ? i - 1 : i}`;
+      const entry = await service.lookup(root, ROOT_INO, name);
+      assert.ok(inos.has(entry.ino), name);
+    }
+  } finally {
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
