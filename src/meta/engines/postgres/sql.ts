@@ -70,6 +70,24 @@ export const SQL = {
        gen = $14::bigint, parent = $15::bigint, target = $16::text, ver = $17::bigint
      FROM ${AFTER_HISTORY} WHERE ino = $1::bigint`,
   ),
+  // A cached inode's check (expectInode, $1-$16) and its write (the new values but ino, $17-$31)
+  // in one statement: locks the row only if it still holds the cached values, copies the old
+  // image into history, updates, and fails with SR001 (strata_expect) when nothing matched.
+  updateCheckedInode: stmt(
+    'update_checked_inode',
+    `WITH old AS (SELECT * FROM inode WHERE ino = $1 AND mode = $2 AND uid = $3 AND gid = $4
+       AND nlink = $5 AND size = $6 AND rdev = $7 AND atime_s = $8 AND atime_ns = $9
+       AND mtime_s = $10 AND mtime_ns = $11 AND ctime_s = $12 AND ctime_ns = $13 AND gen = $14
+       AND parent = $15 AND target IS NOT DISTINCT FROM $16 FOR UPDATE),
+     h AS (INSERT INTO inode_hist (from_us, to_us, ${INODE_COLS})
+           SELECT ver, $32, ${INODE_COLS} FROM old WHERE ver < $33 RETURNING 1),
+     u AS (UPDATE inode SET mode = $17::int, uid = $18::bigint, gid = $19::bigint, nlink = $20::int,
+       size = $21::bigint, rdev = $22::bigint, atime_s = $23::bigint, atime_ns = $24::int,
+       mtime_s = $25::bigint, mtime_ns = $26::int, ctime_s = $27::bigint, ctime_ns = $28::int,
+       gen = $29::bigint, parent = $30::bigint, target = $31::text, ver = $32::bigint
+       FROM ${AFTER_HISTORY} WHERE ino = $1::bigint AND EXISTS (SELECT 1 FROM old) RETURNING 1)
+     SELECT strata_expect(EXISTS (SELECT 1 FROM u), 'inode', $1::bigint::text)`,
+  ),
   deleteInode: stmt(
     'delete_inode',
     `WITH di AS (DELETE FROM inode WHERE ino = $1 RETURNING *),

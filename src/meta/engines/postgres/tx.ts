@@ -120,6 +120,11 @@ export class PgTx implements WriteTx {
    * copy checked, or written by it): written back with a plain UPDATE.
    */
   private readonly lockedRows = new Set<string>();
+  /**
+   * Checks of cached inodes still waiting in `pending` (key -> index and checked values): a
+   * write of the same inode replaces its check with one checked UPDATE (one statement, not two).
+   */
+  private readonly pendingInodeChecks = new Map<string, { index: number; values: unknown[] }>();
   /** Keys this transaction wrote: reading them again must see its own write, not the cache. */
   private readonly written = new Set<string>();
   /** Keys this transaction marked busy in the cache (released by `finish`). */
@@ -169,6 +174,7 @@ export class PgTx implements WriteTx {
     const conn = (this.conn ??= await this.connect());
     const batch = this.pending;
     this.pending = [];
+    this.pendingInodeChecks.clear();
     const preparing = newStatements(conn.prepared, this.pendingStatements.values());
     this.pendingStatements.clear();
     // PREPAREs go after BEGIN: a BEGIN ISOLATION LEVEL must be the first statement.
@@ -307,7 +313,9 @@ export class PgTx implements WriteTx {
       const key = inodeKey(ino);
       const cached = this.fromCache(key) as InodeRow | null | undefined;
       if (cached) {
-        this.defer(SQL.expectInode, inodeValues(cached));
+        const values = inodeValues(cached);
+        this.defer(SQL.expectInode, values);
+        this.pendingInodeChecks.set(key, { index: this.pending.length - 1, values });
         this.lockedRows.add(key);
         this.observe(key, cached);
         return { ...cached };
@@ -528,8 +536,21 @@ export class PgTx implements WriteTx {
 
   async putInode(row: InodeRow, fresh = false): Promise<void> {
     const key = inodeKey(row.ino);
-    const statement = fresh ? SQL.insertInode : this.lockedRows.has(key) ? SQL.updateInode : SQL.putInode;
-    this.defer(statement, [...inodeValues(row), this.nowUs, ...(fresh ? [] : [this.historyBeforeUs])]);
+    const check = this.pendingInodeChecks.get(key);
+    if (check && !fresh) {
+      // The check of the cached copy has not left yet: check and write in one statement, where
+      // the check was (so the row is still locked at the same point of the batch).
+      this.pendingInodeChecks.delete(key);
+      this.pending[check.index] = this.batched(SQL.updateCheckedInode, [
+        ...check.values,
+        ...inodeValues(row).slice(1),
+        this.nowUs,
+        this.historyBeforeUs,
+      ]);
+    } else {
+      const statement = fresh ? SQL.insertInode : this.lockedRows.has(key) ? SQL.updateInode : SQL.putInode;
+      this.defer(statement, [...inodeValues(row), this.nowUs, ...(fresh ? [] : [this.historyBeforeUs])]);
+    }
     this.changes.inos.add(row.ino);
     this.lockedRows.add(key);
     this.wrote(key, { ...row });
