@@ -239,6 +239,76 @@ describe('SQLite engine: group commit', () => {
       await engine.close();
     }
   });
+
+  it('keeps the directory entries a batch put in memory until its COMMIT, seen by its own reads, undone with a failed change', async () => {
+    // batch-dentries.ts: puts wait for the write-back, deletes are immediate; a change opens its
+    // savepoint only at its first SQL write (engine.ts), so a failing change that wrote SQLite
+    // rolls back alone and one that wrote only memory leaves nothing either.
+    const { engine, path } = open({ groupCommitMaxOps: 1_000, groupCommitMaxDelayMs: 10_000 });
+    try {
+      const dir = asIno(50);
+      await engine.write(async (tx) => {
+        await tx.putDentry(dir, 'old', asIno(60), 0o100000, true);
+        await tx.putDentry(dir, 'gone', asIno(61), 0o100000, true);
+      });
+      const fail = (what: string) => {
+        throw fsError.EINVAL(`${what} fails on purpose`);
+      };
+      const seen: unknown[] = [];
+      const writes = [
+        engine.write((tx) => tx.putDentry(dir, 'a', asIno(70), 0o100000, true)),
+        engine.write(async (tx) => {
+          await tx.putDentry(dir, 'b', asIno(71), 0o100000, true);
+          await tx.putDentry(dir, 'old', asIno(72), 0o100000);
+          await tx.deleteDentry(dir, 'a');
+          fail('a change that only wrote entries');
+        }),
+        engine.write(async (tx) => {
+          await tx.putXattr(asIno(70), 'user.x', Buffer.from('lost'));
+          await tx.deleteDentry(dir, 'gone');
+          fail('a change that wrote SQLite');
+        }),
+        engine.write(async (tx) => {
+          seen.push(
+            (await tx.lookup(dir, 'a'))?.ino,
+            await tx.lookup(dir, 'b'),
+            (await tx.lookup(dir, 'gone'))?.ino,
+          );
+          await tx.putDentry(dir, 'old', asIno(73), 0o100000);
+          await tx.deleteDentry(dir, 'gone');
+          await tx.putDentry(asIno(51), 'only', asIno(74), 0o100000, true);
+          seen.push(await tx.hasEntries(asIno(51)), await tx.hasEntries(asIno(52)));
+          seen.push((await tx.listDir(dir, 0, 10)).map((d) => `${d.name}=${d.ino}`));
+          seen.push((await tx.listDir(dir, 0, 1)).map((d) => d.name));
+        }),
+      ];
+      const results = await Promise.allSettled(writes);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+      );
+      assert.equal(engine.counts.commits, 2, 'the four changes were not one batch');
+      assert.deepEqual(seen, [70, undefined, 61, true, false, ['a=70', 'old=73'], ['a']]);
+      const names = await engine.read(async (tx) =>
+        (await tx.listDir(dir, 0, 10)).map((d) => `${d.name}=${d.ino}`),
+      );
+      assert.deepEqual(names, ['a=70', 'old=73']);
+      assert.equal(await engine.read((tx) => tx.getXattr(asIno(70), 'user.x')), undefined);
+      const db = new BetterSqlite3(path, { readonly: true });
+      try {
+        // One history image for each committed entry the batch replaced or deleted, none for 'a'.
+        const history = db.prepare('SELECT name, ino FROM dentry_hist ORDER BY name').all();
+        assert.deepEqual(history, [
+          { name: 'gone', ino: 61 },
+          { name: 'old', ino: 60 },
+        ]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await engine.close();
+    }
+  });
 });
 
 describe('SQLite engine: stored call outcomes', () => {

@@ -14,6 +14,8 @@ export class CallClients {
   constructor(
     private readonly find: Statement,
     private readonly insert: Statement,
+    /** Called before the insert (it changes SQLite: the engine opens the change's savepoint). */
+    private readonly beforeInsert: () => void,
   ) {}
 
   /** The client's number; creates its row in the running change the first time. */
@@ -22,6 +24,7 @@ export class CallClients {
     if (num === undefined) {
       num = this.find.get(clientId) as number | undefined;
       if (num === undefined) {
+        this.beforeInsert();
         num = this.insert.get(clientId) as number;
         this.added.push(clientId);
       }

@@ -12,6 +12,7 @@ import {
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
+import { BatchDentries } from './batch-dentries.js';
 import { BatchRows } from './batch-rows.js';
 import { CallBatch, findOutcome, migrateCallOutcomes } from './call-batch.js';
 import { CallClients } from './call-clients.js';
@@ -100,6 +101,8 @@ export class SqliteEngine implements Engine {
   private inBatch = false;
   private batchStartMs = 0;
   private commitArmed = false;
+  /** The running change opened its savepoint (it has changed SQLite). */
+  private savepointOpen = false;
   private lastCommitUs: number;
 
   private closed = false;
@@ -164,10 +167,19 @@ export class SqliteEngine implements Engine {
       history: options.history !== false,
       lastCursor: counter(CURSOR_COUNTER),
       rows: new BatchRows(),
-      clients: new CallClients(this.ws.callClientFind, this.ws.callClientInsert),
+      clients: new CallClients(this.ws.callClientFind, this.ws.callClientInsert, () => this.beforeSqlWrite()),
       outcomes: new CallBatch(),
+      dentries: new BatchDentries(),
+      beforeSqlWrite: () => this.beforeSqlWrite(),
     };
     this.wtx = new SqliteWriteTx(this.ws, this.state);
+  }
+
+  /** A change is about to change SQLite: its savepoint opens now, once (see drain). */
+  private beforeSqlWrite(): void {
+    if (this.savepointOpen) return;
+    this.sql.savepoint.run();
+    this.savepointOpen = true;
   }
 
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
@@ -190,6 +202,7 @@ export class SqliteEngine implements Engine {
     // Commit instants strictly increase, even if the wall clock steps back (history order).
     this.state.nowUs = Math.max(this.clock.nowUs(), this.lastCommitUs + 1);
     this.state.rows.reset();
+    this.state.dentries.reset();
     this.state.outcomes.reset();
   }
 
@@ -212,14 +225,20 @@ export class SqliteEngine implements Engine {
           }
         }
         const job = this.queue.shift()!;
-        this.sql.savepoint.run();
+        // The savepoint opens at the change's first SQL write (beforeSqlWrite): a create writes
+        // only batch memory, and a change that fails before writing has nothing to roll back.
+        this.savepointOpen = false;
         this.state.rows.beginChange();
+        this.state.dentries.beginChange();
         this.state.clients.beginChange();
         this.state.outcomes.beginChange();
         this.counts.writes++;
         try {
           const value = await job.fn(this.wtx);
-          this.sql.release.run();
+          if (this.savepointOpen) {
+            this.sql.release.run();
+            this.savepointOpen = false;
+          }
           this.settled.push({ ok: true, job, value });
         } catch (error) {
           if (!this.undoOne()) {
@@ -249,9 +268,12 @@ export class SqliteEngine implements Engine {
   /** Rolls back the current savepoint; false when SQLite already dropped the whole transaction. */
   private undoOne(): boolean {
     this.state.rows.rollbackChange();
+    this.state.dentries.rollbackChange();
     this.state.clients.rollbackChange();
     this.state.outcomes.rollbackChange();
     if (!this.wdb.inTransaction) return false;
+    if (!this.savepointOpen) return true;
+    this.savepointOpen = false;
     try {
       this.sql.rollbackTo.run();
       this.sql.release.run();
@@ -281,6 +303,7 @@ export class SqliteEngine implements Engine {
     this.settled = [];
     try {
       this.wtx.writeBackInodes();
+      this.wtx.writeBackDentries();
       this.state.outcomes.write(this.ws.callBatchPut, this.state.nowUs);
       for (const [name, value] of this.state.rows.dirtyCounters()) this.counterSet.run(name, value);
       this.counterSet.run(CURSOR_COUNTER, this.state.lastCursor);
@@ -361,6 +384,7 @@ export class SqliteEngine implements Engine {
   async pruneHistory(beforeUs: number, maxRows: number): Promise<number> {
     // Rowid order is commit order (see schema.ts): look only at the oldest rows.
     return this.write(async () => {
+      this.beforeSqlWrite();
       let deleted = 0;
       for (const table of HISTORY_TABLES) {
         const budget = maxRows - deleted;
@@ -388,6 +412,7 @@ export class SqliteEngine implements Engine {
 
   pruneCallOutcomes(beforeUs: number, maxRows: number): Promise<number> {
     return this.write(async () => {
+      this.beforeSqlWrite();
       const deleted = this.wdb
         .prepare(
           'DELETE FROM call_batch WHERE rowid IN (SELECT rowid FROM call_batch ORDER BY rowid LIMIT ?) AND at_us < ?',
@@ -408,9 +433,11 @@ export class SqliteEngine implements Engine {
 
   async wipe(): Promise<void> {
     await this.write(async () => {
+      this.beforeSqlWrite();
       for (const table of ALL_TABLES) this.wdb.exec(`DELETE FROM ${table}`);
       // Nothing this batch cached may be written back over the emptied tables.
       this.state.rows.reset();
+      this.state.dentries.reset();
       this.state.outcomes.reset();
       this.state.clients.forgetAll();
     });

@@ -11,6 +11,7 @@ import type {
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
 import type { BatchRows } from './batch-rows.js';
+import type { BatchDentries } from './batch-dentries.js';
 import type { CallBatch } from './call-batch.js';
 import type { CallClients } from './call-clients.js';
 import {
@@ -409,6 +410,10 @@ export interface WriteState {
   clients: CallClients;
   /** The batch's call outcomes, written at COMMIT (call-batch.ts). */
   outcomes: CallBatch;
+  /** Directory entries of the open batch, written back at COMMIT (batch-dentries.ts). */
+  dentries: BatchDentries;
+  /** Called before any statement that changes SQLite within a change (opens its savepoint). */
+  beforeSqlWrite: () => void;
 }
 
 export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
@@ -423,6 +428,12 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     return this.state.nowUs;
   }
 
+  /** The statements that change SQLite: a change's first use opens its savepoint (engine.ts). */
+  private get sw(): WriteStatements {
+    this.state.beforeSqlWrite();
+    return this.w;
+  }
+
   override async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
     if (asOfUs === undefined) {
       const cached = this.state.rows.inode(ino);
@@ -435,7 +446,7 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
   async putInode(r: InodeRow, fresh = false): Promise<void> {
     const now = this.state.nowUs;
     if (this.state.history && !fresh && this.state.rows.needsKeep(r.ino))
-      this.w.inodeKeep.run(now, r.ino, now);
+      this.sw.inodeKeep.run(now, r.ino, now);
     this.state.rows.wroteInode(r, fresh);
   }
 
@@ -468,27 +479,73 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
   async deleteInode(ino: Ino): Promise<void> {
     const now = this.state.nowUs;
     if (this.state.history) {
-      if (this.state.rows.needsKeep(ino)) this.w.inodeKeep.run(now, ino, now);
-      this.w.xattrKeepAll.run(now, ino, now);
-      this.w.chunkKeepAll.run(now, ino, now);
+      if (this.state.rows.needsKeep(ino)) this.sw.inodeKeep.run(now, ino, now);
+      this.sw.xattrKeepAll.run(now, ino, now);
+      this.sw.chunkKeepAll.run(now, ino, now);
     }
-    this.w.inodeDelete.run(ino);
-    this.w.xattrDeleteAll.run(ino);
-    this.w.chunkDeleteAll.run(ino);
+    this.sw.inodeDelete.run(ino);
+    this.sw.xattrDeleteAll.run(ino);
+    this.sw.chunkDeleteAll.run(ino);
     this.state.rows.deletedInode(ino);
   }
 
+  /** Written back once per batch, before its COMMIT (batch-dentries.ts). */
   async putDentry(parent: Ino, name: string, ino: Ino, type: number, fresh = false): Promise<DentryRow> {
     const now = this.state.nowUs;
-    if (this.state.history && !fresh) this.w.dentryKeep.run(now, parent, name, now);
-    const cursor = ++this.state.lastCursor;
-    this.w.dentryPut.run(parent, name, ino, type, cursor, now);
-    return { parent, name, ino, type, cursor };
+    if (this.state.history && !fresh && this.state.dentries.needsKeep(parent, name)) {
+      this.sw.dentryKeep.run(now, parent, name, now);
+    }
+    const row = { parent, name, ino, type, cursor: ++this.state.lastCursor };
+    this.state.dentries.put(row, fresh);
+    return row;
   }
 
   async deleteDentry(parent: Ino, name: string): Promise<void> {
-    if (this.state.history) this.w.dentryKeep.run(this.state.nowUs, parent, name, this.state.nowUs);
-    this.w.dentryDelete.run(parent, name);
+    const now = this.state.nowUs;
+    if (this.state.history && this.state.dentries.needsKeep(parent, name)) {
+      this.sw.dentryKeep.run(now, parent, name, now);
+    }
+    this.sw.dentryDelete.run(parent, name);
+    this.state.dentries.deleted(parent, name);
+  }
+
+  override async lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined> {
+    if (asOfUs === undefined) {
+      const put = this.state.dentries.get(parent, name);
+      if (put) return put;
+    }
+    return super.lookup(parent, name, asOfUs);
+  }
+
+  override async hasEntries(parent: Ino): Promise<boolean> {
+    return this.state.dentries.hasAny(parent) || super.hasEntries(parent);
+  }
+
+  override async listDir(
+    parent: Ino,
+    afterCursor: number,
+    limit: number,
+    asOfUs?: number,
+  ): Promise<DentryRow[]> {
+    const batch = this.state.dentries;
+    if (asOfUs !== undefined || !batch.hasAny(parent))
+      return super.listDir(parent, afterCursor, limit, asOfUs);
+    // SQLite's rows of names this batch put again are stale: ask for that many more, drop them.
+    // The batch's own entries have the newest cursors, so they follow.
+    const mine = batch.listDir(parent, afterCursor);
+    const stored = await super.listDir(parent, afterCursor, limit + mine.length);
+    return stored
+      .filter((row) => !batch.has(row.parent, row.name))
+      .concat(mine)
+      .slice(0, limit);
+  }
+
+  /** Writes the directory entries this batch put (the engine calls it before COMMIT). */
+  writeBackDentries(): void {
+    const now = this.state.nowUs;
+    for (const d of this.state.dentries.values()) {
+      this.w.dentryPut.run(d.parent, d.name, d.ino, d.type, d.cursor, now);
+    }
   }
 
   override async getXattr(ino: Ino, name: string, asOfUs?: number): Promise<Buffer | undefined> {
@@ -501,25 +558,25 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
   }
 
   async putXattr(ino: Ino, name: string, value: Buffer): Promise<void> {
-    if (this.state.history) this.w.xattrKeep.run(this.state.nowUs, ino, name, this.state.nowUs);
-    this.w.xattrPut.run(ino, name, value, this.state.nowUs);
+    if (this.state.history) this.sw.xattrKeep.run(this.state.nowUs, ino, name, this.state.nowUs);
+    this.sw.xattrPut.run(ino, name, value, this.state.nowUs);
     this.state.rows.knowXattr(ino, name, value);
   }
 
   async deleteXattr(ino: Ino, name: string): Promise<void> {
-    if (this.state.history) this.w.xattrKeep.run(this.state.nowUs, ino, name, this.state.nowUs);
-    this.w.xattrDelete.run(ino, name);
+    if (this.state.history) this.sw.xattrKeep.run(this.state.nowUs, ino, name, this.state.nowUs);
+    this.sw.xattrDelete.run(ino, name);
     this.state.rows.knowXattr(ino, name, null);
   }
 
   async putChunk(ino: Ino, chunkIndex: number, slices: SliceRef[]): Promise<void> {
-    if (this.state.history) this.w.chunkKeep.run(this.state.nowUs, ino, chunkIndex, this.state.nowUs);
-    if (slices.length === 0) this.w.chunkDelete.run(ino, chunkIndex);
-    else this.w.chunkPut.run(ino, chunkIndex, encodeSlices(slices), this.state.nowUs);
+    if (this.state.history) this.sw.chunkKeep.run(this.state.nowUs, ino, chunkIndex, this.state.nowUs);
+    if (slices.length === 0) this.sw.chunkDelete.run(ino, chunkIndex);
+    else this.sw.chunkPut.run(ino, chunkIndex, encodeSlices(slices), this.state.nowUs);
   }
 
   async putSetting(key: string, value: string): Promise<void> {
-    this.w.settingPut.run(key, value);
+    this.sw.settingPut.run(key, value);
   }
 
   override async getCounter(name: string): Promise<number> {
@@ -535,11 +592,11 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     (this.w.counter.get(name) as number | undefined) ?? 0;
 
   async putSession(row: SessionRow): Promise<void> {
-    this.w.sessionPut.run(row.sessionId, JSON.stringify(row.info), row.startedUs, row.heartbeatUs);
+    this.sw.sessionPut.run(row.sessionId, JSON.stringify(row.info), row.startedUs, row.heartbeatUs);
   }
 
   async deleteSession(sessionId: string): Promise<void> {
-    this.w.sessionDelete.run(sessionId);
+    this.sw.sessionDelete.run(sessionId);
   }
 
   async replaceLocks(
@@ -550,41 +607,41 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     locks: Pick<LockRow, 'type' | 'start' | 'end' | 'pid'>[],
   ): Promise<void> {
     const flockInt = flock ? 1 : 0;
-    this.w.lockDeleteOwner.run(ino, sessionId, owner, flockInt);
+    this.sw.lockDeleteOwner.run(ino, sessionId, owner, flockInt);
     for (const l of locks) {
       const type = l.type === 'write' ? LOCK_WRITE : LOCK_READ;
-      this.w.lockInsert.run(ino, sessionId, owner, flockInt, type, l.start, l.end, l.pid);
+      this.sw.lockInsert.run(ino, sessionId, owner, flockInt, type, l.start, l.end, l.pid);
     }
   }
 
   async deleteSessionLocks(sessionId: string): Promise<void> {
-    this.w.lockDeleteSession.run(sessionId);
+    this.sw.lockDeleteSession.run(sessionId);
   }
 
   async addOpen(sessionId: string, ino: Ino, delta: number): Promise<number> {
-    const count = this.w.openAdd.get(sessionId, ino, delta) as number;
-    if (count <= 0) this.w.openDelete.run(sessionId, ino);
+    const count = this.sw.openAdd.get(sessionId, ino, delta) as number;
+    if (count <= 0) this.sw.openDelete.run(sessionId, ino);
     return Math.max(count, 0);
   }
 
   async takeSessionOpens(sessionId: string): Promise<Ino[]> {
-    const inos = this.w.sessionOpens.all(sessionId) as number[];
-    this.w.sessionOpensDelete.run(sessionId);
+    const inos = this.sw.sessionOpens.all(sessionId) as number[];
+    this.sw.sessionOpensDelete.run(sessionId);
     return inos.map(asIno);
   }
 
   async addSliceRefs(id: SliceId, sliceSizeBytes: number, delta: number): Promise<number> {
-    const refs = this.w.sliceRefAdd.get(id, sliceSizeBytes, delta) as number;
-    if (refs <= 0) this.w.sliceRefDelete.run(id);
+    const refs = this.sw.sliceRefAdd.get(id, sliceSizeBytes, delta) as number;
+    if (refs <= 0) this.sw.sliceRefDelete.run(id);
     return Math.max(refs, 0);
   }
 
   async recordDeletedSlice(id: SliceId, sliceSizeBytes: number): Promise<void> {
-    this.w.deletedSliceInsert.run(id, sliceSizeBytes, this.state.nowUs);
+    this.sw.deletedSliceInsert.run(id, sliceSizeBytes, this.state.nowUs);
   }
 
   async forgetDeletedSlices(ids: SliceId[]): Promise<void> {
-    for (const id of ids) this.w.deletedSliceForget.run(id);
+    for (const id of ids) this.sw.deletedSliceForget.run(id);
   }
 
   /** CallOutcomeWriter (src/meta/call-outcomes.ts): stored with the batch's others at COMMIT. */
