@@ -12,6 +12,8 @@ import { compileProgram, type Program } from './programs.js';
 
 /** Hooks for a transport's own checks, run around the shared programs. */
 export interface PosixSuiteHooks {
+  /** Skip the whole suite, saying why (a kernel without the transport). */
+  skip?: string | false;
   /** After the mount is up (e.g. assert the transport in use). */
   mounted?(session: FuseSession): void;
   /** A last test, after the programs (e.g. assert the requests went where they should). */
@@ -23,7 +25,7 @@ export function describePosixPrograms(
   options: MountOptions,
   hooks: PosixSuiteHooks = {},
 ): void {
-  describe(title, () => {
+  describe(title, { skip: hooks.skip ?? false }, () => {
     let mounted: InProcessMount;
     let program: Program;
     let scratch: string;

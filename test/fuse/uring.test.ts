@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fuse_in_header, fuse_init_in, InitFlag, Opcode } from '../../src/fuse/abi.js';
@@ -12,13 +12,18 @@ import { describePosixPrograms } from './posix-suite.js';
 
 // FUSE over io_uring: the session's second transport. Mounting with `ioUring` turns the
 // fuse module's enable_uring on (machine-wide); this file puts back what it found.
+// Kernels without FUSE over io_uring (no enable_uring parameter) skip the mounting tests.
+const kernelHasUring = existsSync('/sys/module/fuse/parameters/enable_uring');
+const skipWithoutUring = kernelHasUring
+  ? false
+  : 'this kernel has no FUSE over io_uring (CONFIG_FUSE_IO_URING, Linux 6.14+)';
 
 let uringWasEnabled = false;
 before(() => {
   uringWasEnabled = kernelUringEnabled();
 });
 after(() => {
-  if (kernelUringEnabled() !== uringWasEnabled) setKernelUring(uringWasEnabled);
+  if (kernelHasUring && kernelUringEnabled() !== uringWasEnabled) setKernelUring(uringWasEnabled);
 });
 
 const logged: string[] = [];
@@ -32,6 +37,7 @@ describePosixPrograms(
   'the same real programs against a MemFs served over FUSE-over-io_uring',
   { ioUring: true, logger },
   {
+    skip: skipWithoutUring,
     mounted(session) {
       assert.ok(session.usesIoUring, `the kernel did not give us a ring: ${logged.join('; ')}`);
       assert.ok(
@@ -54,43 +60,51 @@ describePosixPrograms(
 );
 
 describe('FUSE over io_uring: ending and falling back', () => {
-  test('after kill -9 of a server on a ring, callers get ENOTCONN, not a hang, and the directory mounts again', async () => {
-    const mountpoint = makeMountDir();
-    try {
-      const first = await mountInChild(['--io-uring'], mountpoint);
-      await sh(`echo hi > ${mountpoint}/f`);
-      const exited = new Promise((resolve) => first.child.once('close', resolve));
-      first.child.kill('SIGKILL');
-      await exited;
-      const stat = await run('stat', [`${mountpoint}/f`], { timeoutMs: 20_000 });
-      assert.notEqual(stat.code, 0);
-      // Requests the ring held when the server died end with ECONNABORTED, later ones ENOTCONN.
-      assert.match(stat.stderr, /Transport endpoint is not connected|Software caused connection abort/);
-      const later = await run('stat', [`${mountpoint}/f`], { timeoutMs: 20_000 });
-      assert.match(later.stderr, /Transport endpoint is not connected/);
-      assert.equal((await run('umount', ['-l', mountpoint])).code, 0);
-      const second = await mountInChild(['--io-uring'], mountpoint);
+  test(
+    'after kill -9 of a server on a ring, callers get ENOTCONN, not a hang, and the directory mounts again',
+    { skip: skipWithoutUring },
+    async () => {
+      const mountpoint = makeMountDir();
       try {
-        await sh(`echo again > ${mountpoint}/g`);
-        assert.equal((await sh(`cat ${mountpoint}/g`)).trim(), 'again');
+        const first = await mountInChild(['--io-uring'], mountpoint);
+        await sh(`echo hi > ${mountpoint}/f`);
+        const exited = new Promise((resolve) => first.child.once('close', resolve));
+        first.child.kill('SIGKILL');
+        await exited;
+        const stat = await run('stat', [`${mountpoint}/f`], { timeoutMs: 20_000 });
+        assert.notEqual(stat.code, 0);
+        // Requests the ring held when the server died end with ECONNABORTED, later ones ENOTCONN.
+        assert.match(stat.stderr, /Transport endpoint is not connected|Software caused connection abort/);
+        const later = await run('stat', [`${mountpoint}/f`], { timeoutMs: 20_000 });
+        assert.match(later.stderr, /Transport endpoint is not connected/);
+        assert.equal((await run('umount', ['-l', mountpoint])).code, 0);
+        const second = await mountInChild(['--io-uring'], mountpoint);
+        try {
+          await sh(`echo again > ${mountpoint}/g`);
+          assert.equal((await sh(`cat ${mountpoint}/g`)).trim(), 'again');
+        } finally {
+          await second.cleanup();
+        }
       } finally {
-        await second.cleanup();
+        await unmountAndRemove(mountpoint);
       }
-    } finally {
-      await unmountAndRemove(mountpoint);
-    }
-  });
+    },
+  );
 
-  test('a session on a ring refuses to detach: the kernel holds its entries', async () => {
-    const mounted = await mountInProcess(new MemFs(), { ioUring: true, logger });
-    try {
-      assert.ok(mounted.session.usesIoUring);
-      await assert.rejects(mounted.session.detach(), /io_uring entries, which cannot be handed over/);
-      await sh(`echo still > ${mounted.mountpoint}/x && cat ${mounted.mountpoint}/x`);
-    } finally {
-      await mounted.cleanup();
-    }
-  });
+  test(
+    'a session on a ring refuses to detach: the kernel holds its entries',
+    { skip: skipWithoutUring },
+    async () => {
+      const mounted = await mountInProcess(new MemFs(), { ioUring: true, logger });
+      try {
+        assert.ok(mounted.session.usesIoUring);
+        await assert.rejects(mounted.session.detach(), /io_uring entries, which cannot be handed over/);
+        await sh(`echo still > ${mounted.mountpoint}/x && cat ${mounted.mountpoint}/x`);
+      } finally {
+        await mounted.cleanup();
+      }
+    },
+  );
 
   test('when the kernel does not offer io_uring at INIT the session says so once and serves over /dev/fuse', async () => {
     const dir = mkdtempSync('/tmp/strata-fuse-uring-');
