@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { GroupCommitter } from '../../src/meta/engines/postgres/group-commit.js';
+import { quoteLiteral } from '../../src/meta/engines/postgres/sql.js';
 import type { TxConnection } from '../../src/meta/engines/postgres/tx.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
@@ -16,6 +18,11 @@ import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgre
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
+
+test('a batch is quoted exactly as pg.escapeLiteral quotes it', () => {
+  const text = fc.string({ unit: fc.constantFrom("'", '\\', 'a', 'é', ';', '\n', '$') });
+  fc.assert(fc.property(text, (s) => quoteLiteral(s) === pg.escapeLiteral(s)));
+});
 
 describe('PostgreSQL group commit', { skip: PG_SKIP_REASON }, () => {
   let db: TestDatabase;
@@ -64,10 +71,13 @@ describe('PostgreSQL group commit', { skip: PG_SKIP_REASON }, () => {
       ),
       // a name another transaction inserted meanwhile
       settle(group.commit(["INSERT INTO probe VALUES ('c1')", "INSERT INTO probe VALUES ('alone')"], [])),
-      settle(group.commit(["INSERT INTO probe VALUES ('d1')"], [])),
+      // quotes and backslashes survive the batch's own quoting (standard_conforming_strings)
+      settle(
+        group.commit(["INSERT INTO probe VALUES ('d1''\\x')", "INSERT INTO probe VALUES (E'd2\\\\')"], []),
+      ),
     ]);
     assert.deepEqual(outcomes, ['ok', 'ok', 'SR001 -', '23505 probe_pkey', 'ok']);
-    assert.deepEqual(await keys(), ['a1', 'a2', 'alone', 'd1']);
+    assert.deepEqual(await keys(), ['a1', 'a2', 'alone', "d1'\\x", 'd2\\']);
     // The first went alone, the four behind it in one PostgreSQL transaction.
     assert.equal(group.groups, 2);
     assert.equal(group.groupedTransactions, 5);

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { prepareStatement, newStatements, type Statement } from './sql.js';
+import { prepareStatement, newStatements, quoteLiteral, type Statement } from './sql.js';
 import type { TxConnection } from './tx.js';
 
 /** Server transactions per PostgreSQL transaction, at most (one statement each in the batch). */
@@ -92,7 +92,7 @@ export class GroupCommitter {
     const text = [
       conn.begin,
       ...preparing.map(prepareStatement),
-      ...group.map((member) => `SELECT strata_try(${pg.escapeLiteral(member.statements.join(';\n'))}) AS o`),
+      ...group.map((member) => `SELECT strata_try(${quoteLiteral(member.statements.join(';\n'))}) AS o`),
       'COMMIT',
     ].join(';\n');
     let results: pg.QueryResult[];
