@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Errno, FsError, ROOT_INO, asSliceId } from '../../src/common/index.js';
@@ -102,6 +102,29 @@ test('hundreds of calls made in one turn on an engine thread each settle with th
       const entry = await service.lookup(root, ROOT_INO, name);
       assert.ok(inos.has(entry.ino), name);
     }
+  } finally {
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the engine thread alone takes the niceness it is given (Linux), the serving thread keeps its own', async () => {
+  const niceOf = (tid: string): number => {
+    // Field 19 of /proc/PID/task/TID/stat, counted after the command name in parentheses.
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  };
+  const threads = (): string[] => readdirSync('/proc/self/task');
+  const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-thread-'));
+  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
+  await formatVolume(engineUrl, { name: 'threaded' });
+  const before = new Set(threads().filter((tid) => niceOf(tid) === 7));
+  const service = await openThreadedMetaService({ engineUrl, nice: 7 });
+  try {
+    const niced = threads().filter((tid) => niceOf(tid) === 7 && !before.has(tid));
+    assert.equal(niced.length, 1, `threads at nice 7: ${niced.join(', ')}`);
+    assert.notEqual(niced[0], String(process.pid));
+    await service.mknod(root, ROOT_INO, 'after-nice', S_IFREG | 0o644, 0, 0);
   } finally {
     await service.close();
     rmSync(dir, { recursive: true, force: true });

@@ -32,13 +32,17 @@ export interface MetaServerProcessOptions {
   engineThread: boolean;
   /** With the engine thread: answer short reads on the serving thread (local-reads.ts). */
   localReads: boolean;
+  /** Niceness of the engine thread (EngineWorkerOptions.nice); default DEFAULT_ENGINE_THREAD_NICE. */
+  engineThreadNice?: number;
 }
+
+export const DEFAULT_ENGINE_THREAD_NICE = 0;
 
 export const DEFAULT_META_LISTEN = '127.0.0.1:7070';
 
 const USAGE =
   'usage: meta-server --engine sqlite:PATH [--listen HOST:PORT|SOCKET] [--secret-file PATH] ' +
-  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--no-local-reads] [--no-history] [--durable-commits | --no-durable]';
+  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--engine-thread-nice N] [--no-local-reads] [--no-history] [--durable-commits | --no-durable]';
 
 export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
   const { values } = parseArgs({
@@ -54,6 +58,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
       'durable-commits': { type: 'boolean', default: false },
       'no-engine-thread': { type: 'boolean', default: false },
       'no-local-reads': { type: 'boolean', default: false },
+      'engine-thread-nice': { type: 'string' },
     },
     strict: true,
   });
@@ -65,6 +70,12 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
   if (values['durable-commits'] && values['no-durable']) {
     throw fsError.EINVAL('--durable-commits and --no-durable contradict each other; pass one');
   }
+  const nice = values['engine-thread-nice'];
+  if (nice !== undefined && !/^([0-9]|1[0-9])$/.test(nice)) {
+    throw fsError.EINVAL(
+      `--engine-thread-nice takes 0-19 (higher: the engine thread yields more), not "${nice}"`,
+    );
+  }
   return {
     engineUrl: values.engine,
     listen: values.listen,
@@ -75,6 +86,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
     durable: values['durable-commits'] ? true : values['no-durable'] ? false : undefined,
     engineThread: !values['no-engine-thread'],
     localReads: !values['no-local-reads'],
+    engineThreadNice: nice === undefined ? undefined : Number(nice),
   };
 }
 
@@ -100,6 +112,7 @@ export async function startMetaServerProcess(
   if (options.engineThread) {
     const threaded = await openThreadedMetaService({
       ...engine,
+      nice: options.engineThreadNice ?? DEFAULT_ENGINE_THREAD_NICE,
       // A server whose engine is gone must not linger answering EIO: exit, let the supervisor restart it.
       onFailure: (error) => {
         process.stderr.write(`metadata server: ${error.message}; exiting\n`);

@@ -1,6 +1,8 @@
 // The engine thread of a metadata server started with an engine worker: owns the MetaService
 // (so SQLite statements, commits and checkpoints never block the thread serving sockets) and
 // runs the calls the serving thread posts, in batches, answering in batches.
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
 import { directRunOf, packedReplyOf, runNumberedCall } from '../call-outcomes.js';
@@ -10,6 +12,21 @@ import type { EngineWorkerOptions, WorkerReply, WorkerReplyBatch, WorkerRequest 
 const options = workerData as EngineWorkerOptions;
 const port = parentPort;
 if (!port) throw new Error('worker-main.js runs as a worker thread only');
+if (options.nice) lowerThreadPriority(options.nice);
+
+/**
+ * Makes this thread yield to the serving thread when both wait for a CPU: the serving thread's
+ * loop delay is what clients feel, while a commit a little later only grows the next batch.
+ * Linux applies setpriority to a thread id alone; elsewhere (or without /proc) nothing changes.
+ */
+function lowerThreadPriority(nice: number): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    // not Linux: every thread keeps the process's priority
+  }
+}
 
 let service: MetaService;
 let secret: string;

@@ -12,6 +12,11 @@ export interface EngineWorkerOptions {
   durable?: boolean;
   /** Inode numbers reserved per refill (MetaServiceOptions.inoBatch; small in tests). */
   inoBatch?: number;
+  /**
+   * Scheduling niceness of the engine thread (Linux, that thread only; 0: as the serving thread).
+   * Higher lets the serving thread run first when both wait for a CPU (worker-main.ts).
+   */
+  nice?: number;
 }
 
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
