@@ -1,5 +1,6 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
+//          [--engine-thread-nice N]
 //          [--ops create,getattr] [--connections 16] [--history on|off]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -27,6 +28,8 @@ interface ServerStats {
   /** The serving thread's time on a CPU, and waiting in the run queue for one (schedstat). */
   servingRunMs: number;
   servingWaitMs: number;
+  /** Times the serving thread got a CPU (each after a wait in the run queue, often zero). */
+  servingSlices: number;
 }
 
 class ServerProcess {
@@ -36,6 +39,7 @@ class ServerProcess {
     const args = ['--engine', engineUrl, '--listen', listen, ...(history ? [] : ['--no-history'])];
     if (!engineThread) args.push('--no-engine-thread');
     if (!localReads) args.push('--no-local-reads');
+    if (engineThreadNice !== undefined) args.push('--engine-thread-nice', engineThreadNice);
     const child = fork(SERVER_JS, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       let output = '';
@@ -159,7 +163,7 @@ async function runConfig(
       };
       rows.push(row);
       console.log(
-        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU`,
+        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU (${((stats.servingWaitMs * 1000) / Math.max(1, stats.servingSlices)).toFixed(0)} µs per wake-up)`,
       );
     }
     return (await server.ask('report')).peakRssBytes;
@@ -192,6 +196,7 @@ const { values } = parseArgs({
     listen: { type: 'string', default: '127.0.0.1:17070' },
     'no-engine-thread': { type: 'boolean', default: false },
     'no-local-reads': { type: 'boolean', default: false },
+    'engine-thread-nice': { type: 'string' },
     ops: { type: 'string', default: '' },
     connections: { type: 'string', default: '1,16' },
     history: { type: 'string', default: 'on,off' },
@@ -201,6 +206,7 @@ const onlyOps = values.ops ? new Set(values.ops.split(',')) : undefined;
 const seconds = Number(values.seconds);
 const engineThread = !values['no-engine-thread'];
 const localReads = !values['no-local-reads'];
+const engineThreadNice = values['engine-thread-nice'];
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
 const rows: Row[] = [];
 let peakRssBytes = 0;

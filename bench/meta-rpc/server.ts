@@ -14,12 +14,12 @@ let cpuAtReset = process.cpuUsage();
  * kernel's schedstat: a loop delay the thread spent waiting for a CPU is the machine's load, not
  * the server's own work.
  */
-function servingThreadSched(): { runNs: number; waitNs: number } {
+function servingThreadSched(): { runNs: number; waitNs: number; slices: number } {
   try {
-    const [run, wait] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
-    return { runNs: Number(run), waitNs: Number(wait) };
+    const [run, wait, slices] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+    return { runNs: Number(run), waitNs: Number(wait), slices: Number(slices) };
   } catch {
-    return { runNs: 0, waitNs: 0 };
+    return { runNs: 0, waitNs: 0, slices: 0 };
   }
 }
 let schedAtReset = servingThreadSched();
@@ -36,6 +36,7 @@ process.on('message', (message: string) => {
     process.send?.({
       servingRunMs: (sched.runNs - schedAtReset.runNs) / 1e6,
       servingWaitMs: (sched.waitNs - schedAtReset.waitNs) / 1e6,
+      servingSlices: sched.slices - schedAtReset.slices,
       cpuUs: cpu.user + cpu.system,
       p99Ms: delay.percentile(99) / 1e6,
       maxMs: delay.max / 1e6,
