@@ -1,6 +1,6 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
-//          [--engine-thread-nice N]
+//          [--engine-thread-nice N] [--server-node-args "--max-semi-space-size=64"]
 //          [--ops create,getattr] [--connections 16] [--history on|off]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -40,7 +40,10 @@ class ServerProcess {
     if (!engineThread) args.push('--no-engine-thread');
     if (!localReads) args.push('--no-local-reads');
     if (engineThreadNice !== undefined) args.push('--engine-thread-nice', engineThreadNice);
-    const child = fork(SERVER_JS, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    const child = fork(SERVER_JS, args, {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+      execArgv: [...process.execArgv, ...serverNodeArgs],
+    });
     await new Promise<void>((resolve, reject) => {
       let output = '';
       child.stdout?.on('data', (chunk: Buffer) => {
@@ -197,6 +200,7 @@ const { values } = parseArgs({
     'no-engine-thread': { type: 'boolean', default: false },
     'no-local-reads': { type: 'boolean', default: false },
     'engine-thread-nice': { type: 'string' },
+    'server-node-args': { type: 'string', default: '' },
     ops: { type: 'string', default: '' },
     connections: { type: 'string', default: '1,16' },
     history: { type: 'string', default: 'on,off' },
@@ -207,6 +211,8 @@ const seconds = Number(values.seconds);
 const engineThread = !values['no-engine-thread'];
 const localReads = !values['no-local-reads'];
 const engineThreadNice = values['engine-thread-nice'];
+/** V8/Node flags for the server process only (e.g. "--max-semi-space-size=64"), not the clients. */
+const serverNodeArgs = values['server-node-args'].split(' ').filter(Boolean);
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
 const rows: Row[] = [];
 let peakRssBytes = 0;
