@@ -48,7 +48,7 @@ describe('PostgreSQL engine URLs', () => {
       ),
       {
         connectionString: 'postgres://u@/db?host=%2Frun%2Fpg',
-        settings: { poolSize: 3, notify: false, cachedReads: false, groupCommit: false },
+        settings: { poolSize: 3, notify: false, cachedReads: false, groupCommit: false, commitGroups: 2 },
       },
     );
     assert.deepEqual(parsePostgresUrl('postgresql://h:5/db').settings, {
@@ -56,7 +56,9 @@ describe('PostgreSQL engine URLs', () => {
       notify: true,
       cachedReads: true,
       groupCommit: true,
+      commitGroups: 2,
     });
+    assert.equal(parsePostgresUrl('postgres://h/db?commit_groups=1').settings.commitGroups, 1);
     assert.throws(
       () => parsePostgresUrl('postgres://h/db?group_commit=1'),
       /group_commit=1 .* "on" or "off"/,

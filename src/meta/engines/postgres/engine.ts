@@ -23,7 +23,7 @@ import {
 import { RowCache, dentryKey, inodeKey } from './row-cache.js';
 import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
-import { GroupCommitter } from './group-commit.js';
+import { GROUP_MAX_IN_FLIGHT, GroupCommitter } from './group-commit.js';
 import { PgTx, type SharedTxState, type TxConnection } from './tx.js';
 
 const READ_BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY';
@@ -51,6 +51,8 @@ export interface PostgresSettings {
    * (group-commit.ts; `?group_commit=off` to give each its own). Needs cached reads.
    */
   groupCommit: boolean;
+  /** PostgreSQL transactions of group commit in flight at once (`?commit_groups=2`). */
+  commitGroups: number;
 }
 
 const DEFAULT_POOL_SIZE = 16;
@@ -73,22 +75,28 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
     notify: true,
     cachedReads: true,
     groupCommit: true,
+    commitGroups: GROUP_MAX_IN_FLIGHT,
   };
-  const poolSize = params.get('pool_size');
-  if (poolSize !== null) {
-    const n = Number(poolSize);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) {
-      throw fsError.EINVAL(`pool_size=${poolSize} in ${redact(url)} must be an integer from 1 to 1000`);
-    }
-    settings.poolSize = n;
-    params.delete('pool_size');
-  }
+  settings.poolSize = integer(params, 'pool_size', settings.poolSize, url);
+  settings.commitGroups = integer(params, 'commit_groups', settings.commitGroups, url);
   settings.notify = onOff(params, 'notify', settings.notify, url);
   settings.cachedReads = onOff(params, 'cached_reads', settings.cachedReads, url);
   settings.groupCommit = onOff(params, 'group_commit', settings.groupCommit, url);
   const rest = params.toString();
   const base = question >= 0 ? url.slice(0, question) : url;
   return { connectionString: rest ? `${base}?${rest}` : base, settings };
+}
+
+/** Takes an integer parameter (1 to 1000) off the URL's query string (`fallback` when absent). */
+function integer(params: URLSearchParams, name: string, fallback: number, url: string): number {
+  const value = params.get(name);
+  if (value === null) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw fsError.EINVAL(`${name}=${value} in ${redact(url)} must be an integer from 1 to 1000`);
+  }
+  params.delete(name);
+  return n;
 }
 
 /** Takes an on/off parameter off the URL's query string (`fallback` when absent). */
@@ -180,6 +188,7 @@ export class PostgresEngine implements Engine {
             () => this.acquire(this.writeBegin),
             // The group's BEGIN ended any open read, and it committed or rolled back.
             (conn, broken) => this.giveBack(conn.client, broken, false),
+            settings.commitGroups,
           )
         : undefined;
     this.clock = options.clock ?? systemClock;
