@@ -25,16 +25,17 @@ const BASE_PORT = 17170;
 
 /**
  * CPU time (user + system, µs) of processes, from /proc: on a shared machine CPU per operation
- * is the figure other people's load distorts least.
+ * is the figure other people's load distorts least. Includes the CPU of their reaped children:
+ * PostgreSQL backends that exit (pooled connections close when idle) end up in the postmaster's.
  */
 function cpuUs(pids: number[]): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
-      // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
+      // Fields after the parenthesized command name: utime, stime, cutime, cstime are the 12th-15th.
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
     } catch {
       // the process ended
     }
@@ -181,7 +182,8 @@ async function runConfig(engineUrl: string, servers: number, seconds: number, la
         op,
         opsPerSec,
         serverCpuUs: (cpuUs(serverPids) - serverBefore) / count,
-        dbCpuUs: (cpuUs(dbPids) - dbBefore) / count,
+        // Backends started during the phase (new pooled connections) count from their start.
+        dbCpuUs: (cpuUs([...new Set([...dbPids, ...postgresPids()])]) - dbBefore) / count,
       };
       rows.push(row);
       console.log(
