@@ -19,6 +19,11 @@ export class UsageError extends Error {
 export function addSettingOptions(command: Command, names: SettingName[]): Command {
   for (const name of names) {
     const spec: SettingSpec = settingSpecs[name];
+    if (spec.kind === 'flag') {
+      // An on/off setting is a bare flag (`--io-uring`); its env and config file take true/false.
+      command.addOption(new Option(`--${spec.flag}`, `${spec.description} (env ${spec.env}=1)`));
+      continue;
+    }
     const placeholder = spec.kind === 'size' ? 'SIZE' : spec.kind === 'duration' ? 'DURATION' : 'VALUE';
     command.addOption(
       new Option(`--${spec.flag} <${placeholder}>`, `${spec.description} (env ${spec.env})`).default(
@@ -42,6 +47,7 @@ export function configFromOptions(
     const key = camelCase(settingSpecs[name].flag);
     const value = options[key];
     if (typeof value === 'string') flags[name] = value;
+    else if (value === true) flags[name] = 'true';
   }
   const filePath = typeof options.config === 'string' ? options.config : undefined;
   try {

@@ -101,6 +101,8 @@ function unitOf(name: SettingName): string {
       return 'ms';
     case 'count':
       return 'count';
+    case 'flag':
+      return 'boolean';
     default:
       return 'text';
   }

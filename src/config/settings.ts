@@ -132,6 +132,14 @@ export const settingSpecs = {
     min: 1,
     max: 60_000,
   },
+  ioUring: {
+    kind: 'flag',
+    flag: 'io-uring',
+    env: 'STRATA_IO_URING',
+    description:
+      'serve FUSE requests over io_uring (Linux 6.14+; turns on the fuse module parameter enable_uring; falls back to /dev/fuse when the kernel refuses)',
+    defaultText: 'false',
+  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;

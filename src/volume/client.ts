@@ -74,6 +74,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       options: {
         fsName: `strata:${volume.name}`,
         unmountOnSignals: false,
+        ioUring: config.ioUring,
         logger: { debug: () => undefined, warn: log, error: log },
       },
     });

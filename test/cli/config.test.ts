@@ -76,3 +76,14 @@ test('every setting has a distinct flag and environment variable and a valid def
     /536870912 .*\(default, bytes\)/,
   );
 });
+
+test('an on/off setting (io-uring) is off by default, on from a bare flag or env 1, and rejects other words', () => {
+  assert.equal(resolveConfig().config.ioUring, false);
+  assert.equal(resolveConfig({ flags: { ioUring: 'true' } }).config.ioUring, true);
+  assert.equal(resolveConfig({ env: { STRATA_IO_URING: '1' } }).config.ioUring, true);
+  assert.equal(resolveConfig({ env: { STRATA_IO_URING: 'no' } }).config.ioUring, false);
+  assert.throws(
+    () => resolveConfig({ env: { STRATA_IO_URING: 'maybe' } }),
+    /invalid environment variable STRATA_IO_URING "maybe": use true or false/,
+  );
+});

@@ -19,6 +19,7 @@ const settings: SettingName[] = [
   'heartbeatIntervalMs',
   'compactSlicesThreshold',
   'lockRetryMaxMs',
+  'ioUring',
 ];
 
 /** The background child tells its parent "the mount is up" on this fd, then closes it. */

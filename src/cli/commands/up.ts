@@ -18,6 +18,7 @@ const settings: SettingName[] = [
   'compactSlicesThreshold',
   'heartbeatIntervalMs',
   'lockRetryMaxMs',
+  'ioUring',
 ];
 
 export function registerUp(program: Command): void {
