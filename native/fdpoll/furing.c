@@ -60,6 +60,9 @@ typedef struct {
   size_t payload_bytes;
   uint8_t* mem;
   size_t mem_len;
+  // Holds the ArrayBuffer over `mem` until the ring fd is closed: the kernel writes
+  // requests into `mem`, so it must not be unmapped (and its addresses reused) first.
+  napi_ref memory_ref;
   struct iovec* iov;
   // submission queue
   void* sq_map;
@@ -69,6 +72,7 @@ typedef struct {
   unsigned* sq_array;
   struct io_uring_sqe* sqes;  // 128 bytes each (IORING_SETUP_SQE128)
   size_t sqes_len;
+  unsigned sq_entries;
   unsigned sq_local_tail;
   unsigned pending;
   // completion queue
@@ -89,6 +93,7 @@ typedef struct {
   unsigned results_cap;  // completions that fit in `results` (3 int32 each)
   int polling;
   int in_dispatch;
+  int registered;
   int closed;
 } ring_t;
 
@@ -129,6 +134,9 @@ static void ring_release(ring_t* r) {
   r->sqes = NULL;
   free(r->iov);
   r->iov = NULL;
+  // The kernel's commands died with the ring fd: the memory may go with its last view.
+  if (r->memory_ref) napi_delete_reference(r->env, r->memory_ref);
+  r->memory_ref = NULL;
 }
 
 static ring_t* unwrap(napi_env env, napi_value value) {
@@ -140,6 +148,8 @@ static ring_t* unwrap(napi_env env, napi_value value) {
   return (ring_t*)data;
 }
 
+// Callers check `pending < sq_entries` first: a queued SQE the kernel has not taken yet
+// must never be overwritten.
 static struct io_uring_sqe* next_sqe(ring_t* r) {
   unsigned index = r->sq_local_tail & *r->sq_mask;
   struct io_uring_sqe* sqe = (struct io_uring_sqe*)((uint8_t*)r->sqes + (size_t)index * 128);
@@ -252,6 +262,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->ring_fd = -1;
+  r->env = env;
   r->dev_fd = dev_fd;
   r->per_queue = per_queue;
   r->entries = entries;
@@ -307,6 +318,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   r->sq_tail = (unsigned*)(sq + p.sq_off.tail);
   r->sq_mask = (unsigned*)(sq + p.sq_off.ring_mask);
   r->sq_array = (unsigned*)(sq + p.sq_off.array);
+  r->sq_entries = p.sq_entries;
   r->sq_local_tail = *r->sq_tail;
   r->cq_head = (unsigned*)(cq + p.cq_off.head);
   r->cq_tail = (unsigned*)(cq + p.cq_off.tail);
@@ -323,18 +335,32 @@ static napi_value create(napi_env env, napi_callback_info info) {
   // The memory outlives the ring: JavaScript may still hold views of it after close(),
   // so it is unmapped only when the ArrayBuffer is collected.
   napi_value memory, ring;
-  CHECK(napi_create_external_arraybuffer(env, r->mem, r->mem_len, unmap_memory,
-                                         (void*)(uintptr_t)r->mem_len, &memory));
-  CHECK(napi_create_external(env, r, NULL, NULL, &ring));
-  CHECK(napi_create_object(env, &result));
-  CHECK(napi_set_named_property(env, result, "ring", ring));
-  CHECK(napi_set_named_property(env, result, "memory", memory));
-  CHECK(napi_create_int32(env, fd, &value));
-  CHECK(napi_set_named_property(env, result, "ringFd", value));
-  CHECK(napi_create_double(env, (double)r->stride, &value));
-  CHECK(napi_set_named_property(env, result, "strideBytes", value));
-  CHECK(napi_create_int32(env, PAGE_BYTES, &value));
-  CHECK(napi_set_named_property(env, result, "payloadOffset", value));
+  if (napi_create_external_arraybuffer(env, r->mem, r->mem_len, unmap_memory,
+                                       (void*)(uintptr_t)r->mem_len, &memory) != napi_ok) {
+    munmap(r->mem, r->mem_len);
+    ring_release(r);
+    free(r);
+    napi_throw_error(env, NULL, "furing: cannot wrap the ring memory in an ArrayBuffer");
+    return NULL;
+  }
+  // From here the ArrayBuffer owns `mem`; a failure only has to close the ring (the
+  // external that names `r` has no finalizer and is unreachable once we return NULL).
+  if (napi_create_reference(env, memory, 1, &r->memory_ref) != napi_ok ||
+      napi_create_external(env, r, NULL, NULL, &ring) != napi_ok ||
+      napi_create_object(env, &result) != napi_ok ||
+      napi_set_named_property(env, result, "ring", ring) != napi_ok ||
+      napi_set_named_property(env, result, "memory", memory) != napi_ok ||
+      napi_create_int32(env, fd, &value) != napi_ok ||
+      napi_set_named_property(env, result, "ringFd", value) != napi_ok ||
+      napi_create_double(env, (double)r->stride, &value) != napi_ok ||
+      napi_set_named_property(env, result, "strideBytes", value) != napi_ok ||
+      napi_create_int32(env, PAGE_BYTES, &value) != napi_ok ||
+      napi_set_named_property(env, result, "payloadOffset", value) != napi_ok) {
+    ring_release(r);
+    free(r);
+    napi_throw_error(env, NULL, "furing: N-API call failed while returning the ring");
+    return NULL;
+  }
   return result;
 }
 
@@ -359,7 +385,7 @@ static napi_value reregister(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (r->ring_fd < 0 || r->closed) return int_value(env, -EBADF);
-  if (r->pending > *r->sq_mask) return int_value(env, -EBUSY);
+  if (r->pending >= r->sq_entries) return int_value(env, -EBUSY);
   prep_register(r, entry);
   return int_value(env, r->in_dispatch ? 0 : flush_ring(r));
 }
@@ -370,7 +396,12 @@ static napi_value register_entries(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   ring_t* r = argc < 1 ? NULL : unwrap(env, argv[0]);
   if (r == NULL) return NULL;
-  if (r->ring_fd < 0) return int_value(env, -EBADF);
+  if (r->ring_fd < 0 || r->closed) return int_value(env, -EBADF);
+  // A second REGISTER of the same buffers would give the kernel two entries writing
+  // into one memory; and every SQE must fit beside those still queued.
+  if (r->registered) return int_value(env, -EALREADY);
+  if (r->entries > r->sq_entries - r->pending) return int_value(env, -EBUSY);
+  r->registered = 1;
   for (unsigned i = 0; i < r->entries; i++) prep_register(r, i);
   return int_value(env, flush_ring(r));
 }
@@ -439,7 +470,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "furing.start(ring, results: Int32Array, onCompletions): bad arguments");
     return NULL;
   }
-  if (r->polling || r->ring_fd < 0) {
+  // After close() the poll handle may still be closing (uv_close): never init it again.
+  if (r->polling || r->ring_fd < 0 || r->closed) {
     napi_throw_error(env, NULL, "furing.start: already started or closed");
     return NULL;
   }
@@ -450,8 +482,9 @@ static napi_value start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
     return NULL;
   }
+  // From here close() must uv_close the handle, even if a step below fails.
+  r->polling = 1;
   r->poll.data = r;
-  r->env = env;
   r->results = array_data;
   r->results_cap = (unsigned)(array_length / 3);
   CHECK(napi_create_reference(env, argv[1], 1, &r->results_ref));
@@ -460,7 +493,6 @@ static napi_value start(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, resource, 1, &r->resource));
   CHECK(napi_create_string_utf8(env, "FuseRing", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, &r->async_context));
-  r->polling = 1;
   rc = uv_poll_start(&r->poll, UV_READABLE, on_poll);
   if (rc != 0) {
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
@@ -482,10 +514,10 @@ static int32_t queue_commit(ring_t* r, uint32_t entry, const uint8_t* header, co
   if (body_bytes > 0) memmove(base + PAGE_BYTES, body, body_bytes);
   uint32_t payload_sz = (uint32_t)body_bytes;
   memcpy(base + ENT_PAYLOAD_SZ_OFFSET, &payload_sz, 4);
-  if (r->pending > *r->sq_mask) {
+  if (r->pending >= r->sq_entries) {
     int flushed = flush_ring(r);
     if (flushed < 0) return flushed;
-    if (r->pending > *r->sq_mask) return -EBUSY;
+    if (r->pending >= r->sq_entries) return -EBUSY;
   }
   prep_cmd(r, next_sqe(r), entry, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, unique);
   if (!r->in_dispatch) {
@@ -557,10 +589,12 @@ static napi_value close_ring(napi_env env, napi_callback_info info) {
   if (r->polling) {
     r->polling = 0;
     uv_poll_stop(&r->poll);
-    napi_delete_reference(env, r->callback);
-    napi_delete_reference(env, r->resource);
-    napi_delete_reference(env, r->results_ref);
-    napi_async_destroy(env, r->async_context);
+    if (r->callback) napi_delete_reference(env, r->callback);
+    if (r->resource) napi_delete_reference(env, r->resource);
+    if (r->results_ref) napi_delete_reference(env, r->results_ref);
+    if (r->async_context) napi_async_destroy(env, r->async_context);
+    r->callback = r->resource = r->results_ref = NULL;
+    r->async_context = NULL;
     // Closing the ring fd cancels the entries the kernel holds; the struct goes once
     // libuv is done with the poll handle. The ring external must not be used again.
     uv_close((uv_handle_t*)&r->poll, on_poll_closed);

@@ -45,6 +45,16 @@ const MAX_COMPLETIONS_PER_CALL = 256;
 /** Failures in a row after which an entry is given up rather than registered again. */
 const MAX_ENTRY_FAILURES = 3;
 
+/** The addon's io_uring functions; throws with the build command when the addon predates them. */
+export function loadRingAddon(): RingAddon {
+  const addon = (loadFdPoll() as unknown as { ring?: RingAddon }).ring;
+  if (!addon)
+    throw new Error(
+      'the native addon predates io_uring support: run "npx node-gyp rebuild --directory native/fdpoll"',
+    );
+  return addon;
+}
+
 /** The queue count the kernel expects: one per possible CPU (fuse_uring_create uses num_possible_cpus). */
 export function possibleCpuCount(): number {
   const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
@@ -120,11 +130,7 @@ export class FuseRing {
     payloadBytes: number,
     private readonly sink: RingSink,
   ) {
-    const addon = (loadFdPoll() as unknown as { ring?: RingAddon }).ring;
-    if (!addon)
-      throw new Error(
-        'the native addon predates io_uring support: run "npx node-gyp rebuild --directory native/fdpoll"',
-      );
+    const addon = loadRingAddon();
     this.addon = addon;
     const setup = addon.create(devFd, queues, perQueue, payloadBytes);
     this.handle = setup.ring;
