@@ -1,99 +1,40 @@
 import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
-import { Errno, errnoName, fsError, isFsError, type Ino } from '../common/index.js';
-import { fuse_in_header, fuse_out_header, Opcode } from './abi.js';
-import { readU32, readU64, writeU32, writeU64 } from './codec.js';
+import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
+import { fuse_in_header, Opcode } from './abi.js';
+import { readU32, readU64 } from './codec.js';
+import { DevTransport, type DevRequestSink } from './dev-transport.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
-import { loadFdPoll, replyWriters, type FdPoll, type FdWatcher } from './native.js';
 import { opTable, type Op } from './ops.js';
 import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
 import { deleteMessage, invalEntryMessage, invalInodeMessage, writeNotification } from './notify.js';
+import { Replies } from './replies.js';
 import { FuseRequest, InFlight } from './request.js';
+import {
+  consoleLogger,
+  type FuseLogger,
+  type SessionHandoff,
+  type SessionOptions,
+} from './session-options.js';
 
-/** Where the session writes its log lines; pino loggers fit. */
-export interface FuseLogger {
-  debug(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+export type { FuseLogger, SessionHandoff, SessionOptions } from './session-options.js';
 
-export interface SessionOptions {
-  /** Largest WRITE the kernel may send; at most 1 MiB (256 pages). Default 1 MiB. */
-  maxWriteBytes?: number;
-  /** Let the kernel cache writes (WRITEBACK_CACHE): the kernel becomes the authority for mtime and size. Default false. */
-  writebackCache?: boolean;
-  /** Negotiate POSIX_ACL (see `InitInfo.posixAcl`). Default true. */
-  posixAcl?: boolean;
-  /** How many background requests (readahead, async direct I/O) the kernel keeps in flight. Default 64. */
-  maxBackground?: number;
-  logger?: FuseLogger;
-  /** Log one line per request (opcode, node, result). */
-  debug?: boolean;
-  /** Continue a session another `FuseSession` detached from (no INIT will come again). */
-  handoff?: SessionHandoff;
-  /** The mount point, if known: needed by `unmount()`. */
-  mountpoint?: string;
-  /**
-   * Serve requests through FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING) when the
-   * kernel offers it at INIT (`mount` turns the fuse module's enable_uring on); otherwise,
-   * or if the kernel refuses the ring, /dev/fuse read/write with one log line. Default false.
-   */
-  ioUring?: boolean;
-  /** Ring entries (requests in flight) per CPU queue with `ioUring`. Default 8. */
-  ioUringQueueDepth?: number;
-}
-
-/** What a new session needs to take over a mounted fd from `detach()` without the kernel noticing. */
-export interface SessionHandoff {
-  fd: number;
-  init: InitInfo;
-  initFlags: number;
-  /** [ino, kernel lookup count] for every inode the kernel still references. */
-  lookupCounts: Array<[number, number]>;
-}
-
-const { EAGAIN, ENOENT, ENODEV } = constants.errno;
 const DEFAULT_MAX_WRITE_BYTES = 1024 * 1024;
 /** Room for the in-header and the largest in-struct before WRITE data. */
 const REQUEST_HEADROOM_BYTES = 4096;
-/**
- * Reads per poll wake-up at most while draining: requests that queued up (several
- * callers, readahead, fio jobs) then cost one wake-up of the event loop instead of one
- * each. The bound keeps timers and other I/O from starving under a flood.
- */
-const MAX_READS_PER_WAKE = 32;
-/**
- * When the device was found empty after the first request of the last wake-up, only
- * every this many wake-ups tries a second read: with a single caller waiting on each
- * answer (stat, create, a 1-job read) the second read only returns EAGAIN, a syscall
- * wasted per request (bench/fuse, RESULTS.md).
- */
-const PROBE_EVERY_WAKES = 8;
-/** Request buffers kept for reuse; beyond this they are left to the GC. */
-const MAX_POOLED_BUFFERS = 32;
 const DEFAULT_RING_QUEUE_DEPTH = 8;
 /** The kernel's smallest payload buffer (FUSE_MIN_READ_BUFFER). */
 const MIN_RING_PAYLOAD_BYTES = 8192;
 
-function isForget(buf: Buffer): boolean {
-  const opcode = readU32(buf, fuse_in_header.opcode);
-  return opcode === Opcode.FORGET || opcode === Opcode.BATCH_FORGET;
-}
-
-const consoleLogger: FuseLogger = {
-  debug: (message) => console.debug(message),
-  warn: (message) => console.warn(message),
-  error: (message) => console.error(message),
-};
-
 /**
- * One FUSE connection: reads requests from the /dev/fuse fd when the event loop says it
- * is readable, runs each one concurrently through the opcode table, and writes each reply
- * exactly once. The request loop is the hot path: pooled request buffers, one shared reply
- * buffer (replies are written synchronously, so it is never shared by two at once).
+ * One FUSE connection: takes requests from its transport (the /dev/fuse read loop in
+ * dev-transport.ts, or the io_uring ring in ring.ts), runs each one concurrently through
+ * the opcode table, and writes each reply exactly once, back the way its request came.
+ * One shared reply buffer: replies are written synchronously, so it is never shared by
+ * two at once.
  */
-export class FuseSession implements RingSink {
+export class FuseSession implements RingSink, DevRequestSink {
   readonly fs: FileSystem;
   readonly options: SessionOptions;
   readonly log: FuseLogger;
@@ -111,26 +52,16 @@ export class FuseSession implements RingSink {
   initInfo: InitInfo | undefined;
 
   private readonly fd: number;
-  /** Loaded by `start()`: a session fed through `processRequest` needs no addon. */
-  private fdpoll: FdPoll | undefined;
-  private readonly bufferSizeBytes: number;
-  private readonly pool: Buffer[] = [];
-  private readonly header = Buffer.alloc(fuse_out_header.size);
-  /** write(2) / writev(2) of a reply returning -errno instead of throwing (see `replyWriters`). */
-  private readonly writeReply: (fd: number, buf: Buffer, length: number) => number;
-  private readonly writeReplyTwo: (fd: number, header: Buffer, data: Buffer) => number;
+  private readonly dev: DevTransport;
+  private readonly replies: Replies;
   private readonly inflight = new InFlight();
   /**
    * Kernel lookup count per inode (nlookup); the root is never counted nor forgotten.
    * Boxed, so that counting an inode the kernel already holds is one Map read.
    */
   private readonly lookups = new Map<number, { count: number }>();
-  private watcher: FdWatcher | undefined;
   /** The io_uring transport, once INIT negotiated it and the entries were registered. */
   private ring: FuseRing | undefined;
-  /** The last draining wake-up found more than one request queued. */
-  private queueSeen = false;
-  private wakesSinceProbe = 0;
   private state: 'running' | 'draining' | 'closed' = 'running';
   private destroyed = false;
   private resolveReady!: (info: InitInfo) => void;
@@ -151,9 +82,16 @@ export class FuseSession implements RingSink {
       );
     }
     this.maxWriteBytes = maxWrite;
-    this.bufferSizeBytes = maxWrite + REQUEST_HEADROOM_BYTES;
-    this.out = Buffer.allocUnsafe(this.bufferSizeBytes);
-    [this.writeReply, this.writeReplyTwo] = replyWriters();
+    const bufferSizeBytes = maxWrite + REQUEST_HEADROOM_BYTES;
+    this.dev = new DevTransport(fd, bufferSizeBytes, this);
+    this.replies = new Replies(
+      this.dev,
+      this.log,
+      bufferSizeBytes,
+      () => this.state === 'closed',
+      () => this.ring,
+    );
+    this.out = this.replies.out;
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -187,10 +125,7 @@ export class FuseSession implements RingSink {
 
   /** Starts polling the fd. Only after the mount exists: before it, the device polls as an error. */
   start(): void {
-    const fdpoll = loadFdPoll();
-    this.fdpoll = fdpoll;
-    fdpoll.setNonBlocking(this.fd);
-    this.watcher = fdpoll.start(this.fd, this.onReadable);
+    this.dev.start();
   }
 
   /** Unmounts (falls back to a lazy unmount when busy) and waits for the session to end. */
@@ -233,7 +168,7 @@ export class FuseSession implements RingSink {
         "detach: the kernel holds this session's io_uring entries, which cannot be handed over; mount without ioUring for in-place upgrades",
       );
     this.state = 'draining';
-    this.stopPolling();
+    this.dev.stop();
     if (this.inflight.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     this.state = 'closed';
     this.removeSignalHandlers();
@@ -279,50 +214,16 @@ export class FuseSession implements RingSink {
     await writeNotification(this.fd, message, what);
   }
 
-  // ---- the request loop ----
+  // ---- requests (from either transport) ----
 
-  private readonly onReadable = (status: number): void => {
-    if (status < 0) {
-      // libuv reports the device's POLLERR as EBADF and stops polling. That is how an
-      // unmount looks: a read then says ENODEV. Anything else is a real failure.
-      this.finish(
-        this.probeEnd() ? undefined : new Error(`polling /dev/fuse failed with libuv status ${status}`),
-      );
-      return;
-    }
-    const readInto = (this.fdpoll as FdPoll).readInto;
-    const draining = this.queueSeen || ++this.wakesSinceProbe >= PROBE_EVERY_WAKES;
-    if (draining) this.wakesSinceProbe = 0;
-    let limit = draining ? MAX_READS_PER_WAKE : 1;
-    let reads = 0;
-    while (reads < limit && this.state === 'running') {
-      const buf = this.pool.pop() ?? Buffer.allocUnsafe(this.bufferSizeBytes);
-      const length = readInto(this.fd, buf);
-      if (length < 0) {
-        this.pool.push(buf);
-        if (length === -EAGAIN) break;
-        // ENOENT: the request was interrupted and withdrawn between poll and read.
-        if (length === -ENOENT) continue;
-        // ENODEV: unmounted (or the connection was aborted): the normal end of a session.
-        this.finish(
-          length === -ENODEV ? undefined : new Error(`reading /dev/fuse failed: ${errnoName(-length)}`),
-        );
-        return;
-      }
-      reads++;
-      // A FORGET is not answered, so its sender is not waiting on us: the kernel queues
-      // it as an unlink or eviction completes, and the caller's next request usually
-      // follows at once (1-process unlink: one wake-up in four saved, bench/fuse).
-      if (reads === limit && limit < MAX_READS_PER_WAKE && isForget(buf)) limit++;
-      if (!this.processRequest(buf, length)) this.releaseBuffer(buf);
-    }
-    // Draining pays while it finds queues; a lone request per wake-up means one caller.
-    if (draining) this.queueSeen = reads > 1;
-  };
+  /** DevRequestSink: the /dev/fuse loop reads only while the session runs. */
+  get acceptsRequests(): boolean {
+    return this.state === 'running';
+  }
 
-  /** After a poll error: true if the device says the connection is gone (ENODEV), the normal end. */
-  private probeEnd(): boolean {
-    return (this.fdpoll as FdPoll).readInto(this.fd, this.out) === -ENODEV;
+  /** DevRequestSink: the device ended the connection (ENODEV) or failed. */
+  deviceEnded(error: Error | undefined): void {
+    this.finish(error);
   }
 
   /**
@@ -394,7 +295,7 @@ export class FuseSession implements RingSink {
     } finally {
       this.inflight.remove(req);
       // A ring request's buffer is a view of its entry, never one for the /dev/fuse pool.
-      if (req.retainsBuffer && req.ringEntry < 0) this.releaseBuffer(req.buf);
+      if (req.retainsBuffer && req.ringEntry < 0) this.dev.releaseBuffer(req.buf);
       if (this.drained && this.inflight.size === 0) this.drained();
     }
   }
@@ -419,79 +320,20 @@ export class FuseSession implements RingSink {
     this.replyError(req, errno);
   }
 
-  private releaseBuffer(buf: Buffer): void {
-    if (this.pool.length < MAX_POOLED_BUFFERS) this.pool.push(buf);
-  }
-
-  // ---- replies (each request is answered exactly once) ----
+  // ---- replies (replies.ts): each request is answered exactly once ----
 
   replyError(req: FuseRequest, errno: number): void {
-    const header = this.header;
-    writeU32(header, fuse_out_header.len, fuse_out_header.size);
-    writeU32(header, fuse_out_header.error, -errno);
-    writeU64(header, fuse_out_header.unique, req.uniqueId);
-    this.send(req, header, fuse_out_header.size);
+    this.replies.error(req, errno);
   }
 
   /** Sends `this.out[0, 16 + bodyBytes)`; the body must already be in place. Returns false if the kernel did not take it. */
   replyOut(req: FuseRequest, bodyBytes: number): boolean {
-    const out = this.out;
-    const length = fuse_out_header.size + bodyBytes;
-    writeU32(out, fuse_out_header.len, length);
-    writeU32(out, fuse_out_header.error, 0);
-    writeU64(out, fuse_out_header.unique, req.uniqueId);
-    return this.send(req, out, length);
+    return this.replies.body(req, bodyBytes);
   }
 
   /** Sends a reply whose body is `data` (READ, READLINK, GETXATTR), without copying it. */
   replyData(req: FuseRequest, data: Buffer): boolean {
-    if (data.length === 0) return this.replyOut(req, 0);
-    const header = this.header;
-    writeU32(header, fuse_out_header.len, fuse_out_header.size + data.length);
-    writeU32(header, fuse_out_header.error, 0);
-    writeU64(header, fuse_out_header.unique, req.uniqueId);
-    if (!this.claimReply(req)) return false;
-    const written =
-      req.ringEntry >= 0
-        ? this.ringReply(req).replyTwo(req.ringEntry, header, data)
-        : this.writeReplyTwo(this.fd, header, data);
-    return written >= 0 || this.writeFailed(req, written);
-  }
-
-  private send(req: FuseRequest, buf: Buffer, length: number): boolean {
-    if (!this.claimReply(req)) return false;
-    const written =
-      req.ringEntry >= 0
-        ? this.ringReply(req).reply(req.ringEntry, buf, length)
-        : this.writeReply(this.fd, buf, length);
-    return written >= 0 || this.writeFailed(req, written);
-  }
-
-  /** The ring a request came through; it lives until the session is closed, and closed sessions send nothing. */
-  private ringReply(req: FuseRequest): FuseRing {
-    const ring = this.ring;
-    if (!ring) throw new Error(`fuse: BUG: request ${req.uniqueId} came through a ring that is gone`);
-    return ring;
-  }
-
-  private claimReply(req: FuseRequest): boolean {
-    if (req.replied) {
-      this.log.error(`fuse: BUG: second reply to request ${req.uniqueId} (opcode ${req.opcode}) suppressed`);
-      return false;
-    }
-    req.replied = true;
-    // After close the fd number may already name another file: never write to it.
-    return this.state !== 'closed';
-  }
-
-  private writeFailed(req: FuseRequest, negativeErrno: number): boolean {
-    // ENOENT: the kernel gave up on the request (interrupted); ENODEV: unmounted meanwhile.
-    if (negativeErrno !== -ENOENT && negativeErrno !== -ENODEV) {
-      this.log.error(
-        `fuse: writing the reply to request ${req.uniqueId} (opcode ${req.opcode}) failed: ${errnoName(-negativeErrno)}`,
-      );
-    }
-    return false;
+    return this.replies.data(req, data);
   }
 
   // ---- the io_uring transport (ring.ts) ----
@@ -600,11 +442,6 @@ export class FuseSession implements RingSink {
     this.log.error(`fuse: forget failed: ${String(error)}`);
   };
 
-  private stopPolling(): void {
-    if (this.watcher) this.fdpoll?.stop(this.watcher);
-    this.watcher = undefined;
-  }
-
   private removeSignalHandlers(): void {
     if (!this.signalHandler) return;
     process.off('SIGINT', this.signalHandler);
@@ -616,7 +453,7 @@ export class FuseSession implements RingSink {
   private finish(error: Error | undefined): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.stopPolling();
+    this.dev.stop();
     this.removeSignalHandlers();
     if (error) this.log.error(`fuse: session ended on error: ${error.message}`);
     for (const req of this.inflight.list()) req.interrupt('aborted: the FUSE session ended');
