@@ -221,6 +221,7 @@ class StrataDataPath implements DataPath {
   }
 
   async close(): Promise<void> {
+    await this.reader.close();
     await this.sealer.close();
     await this.diskCache?.drain();
     this.memoryCache.clear();

@@ -69,6 +69,9 @@ export class Reader {
   private readonly randomReads = new Map<Ino, number>();
   /** Files copied (or being copied) whole into the disk cache since they were opened. */
   private readonly filledFiles = new Set<Ino>();
+  /** Whole-file copies running now: close() stops them and waits for their GETs in flight. */
+  private readonly fills = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(
     private readonly fetcher: BlockFetcher,
@@ -96,7 +99,7 @@ export class Reader {
 
   /** Starts the whole-file copy into the disk cache once a file that fits it is read at random. */
   private countRandomRead(ino: Ino, chunkSlices: ChunkSlicesFn, fileSizeBytes: number): void {
-    if (this.filledFiles.has(ino)) return;
+    if (this.closed || this.filledFiles.has(ino)) return;
     if (fileSizeBytes > this.fetcher.diskCacheCapacityBytes * DISK_FILL_MAX_CACHE_SHARE) return;
     const count = (this.randomReads.get(ino) ?? 0) + 1;
     if (count < RANDOM_READS_BEFORE_DISK_FILL) {
@@ -110,12 +113,21 @@ export class Reader {
     if (this.filledFiles.size > MAX_TRACKED_FILES)
       this.filledFiles.delete(this.filledFiles.values().next().value!);
     // A hint like readahead: the demand reads report store errors, this copy only stops.
-    this.fillDiskCache(chunkSlices, fileSizeBytes).catch(() => undefined);
+    const fill = this.fillDiskCache(chunkSlices, fileSizeBytes)
+      .catch(() => undefined)
+      .finally(() => this.fills.delete(fill));
+    this.fills.add(fill);
+  }
+
+  /** Stops the whole-file copies (no new block GET starts) and waits for the GETs in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.fills);
   }
 
   /** Copies every block of the file into the disk cache, a chunk at a time, a few blocks in flight. */
   private async fillDiskCache(chunkSlices: ChunkSlicesFn, fileSizeBytes: number): Promise<void> {
-    for (let start = 0; start < fileSizeBytes; start += this.chunkSizeBytes) {
+    for (let start = 0; start < fileSizeBytes && !this.closed; start += this.chunkSizeBytes) {
       const end = Math.min(fileSizeBytes, start + this.chunkSizeBytes);
       const blocks = new Map<string, BlockRef>();
       for (const copy of await this.plan(start, end, chunkSlices, start)) {
@@ -123,7 +135,7 @@ export class Reader {
       }
       const queue = [...blocks.values()];
       const worker = async (): Promise<void> => {
-        for (let block = queue.shift(); block; block = queue.shift()) {
+        for (let block = queue.shift(); block && !this.closed; block = queue.shift()) {
           if (!(await this.fetcher.fetchToDisk(block))) throw new Error('the disk cache took no block');
         }
       };

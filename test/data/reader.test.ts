@@ -429,6 +429,35 @@ describe('partial (segment) fetches of random reads', () => {
     await data.close();
   });
 
+  it('close() stops a whole-file copy: no GET starts after it, none is left in flight', async () => {
+    const storeDir = await dirs.make();
+    // Twelve 1 MiB blocks behind a 20 ms store: the copy (8 GETs at a time) outlives the reads.
+    const content = pattern(12 * BIG_BLOCK, 13);
+    const table = new SliceTable(BIG_CHUNK, BIG_BLOCK);
+    const writer = createDataPath({
+      store: await fileStore(storeDir),
+      blockSizeBytes: BIG_BLOCK,
+      chunkSizeBytes: BIG_CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const handle = writer.openWriter(asIno(1));
+    await handle.write(0, content);
+    table.commit(await handle.flush(), content.length);
+    await writer.close();
+    const store = new CountingStore(withFaults(await fileStore(storeDir), { latencyMs: 20 }));
+    const data = bigReader(store, { diskCacheDir: await dirs.make() });
+    for (let i = 1; i <= 8; i++) {
+      await data.read(asIno(7), randomOffset(i), 4 * KiB, table.chunkSlices, table.sizeBytes);
+    }
+    await until(() => store.inFlight > 0);
+    await data.close();
+    assert.equal(store.inFlight, 0, 'close() returned with GETs of the copy still in flight');
+    const getsAtClose = store.gets;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(store.gets, getsAtClose, 'the copy went on fetching after close()');
+    assert.ok(data.stats().diskCache.blocks < 12, 'the copy was stopped before it finished');
+  });
+
   it('does not copy a file larger than half the disk cache, nor one read in sequence', async () => {
     const storeDir = await dirs.make();
     const { table } = await bigFile(storeDir);
