@@ -1,6 +1,6 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
-//          [--engine-thread-nice N] [--server-node-args "--max-semi-space-size=64"]
+//          [--engine-thread-nice N] [--server-node-args=--max-semi-space-size=64]
 //          [--ops create,getattr] [--connections 16] [--history on|off]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -211,7 +211,7 @@ const seconds = Number(values.seconds);
 const engineThread = !values['no-engine-thread'];
 const localReads = !values['no-local-reads'];
 const engineThreadNice = values['engine-thread-nice'];
-/** V8/Node flags for the server process only (e.g. "--max-semi-space-size=64"), not the clients. */
+/** Node/V8 flags for the server process only (`--server-node-args=--max-semi-space-size=64`), not the clients. */
 const serverNodeArgs = values['server-node-args'].split(' ').filter(Boolean);
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));
 const rows: Row[] = [];
