@@ -43,6 +43,9 @@
 #define IN_HEADER_BYTES 40
 #define OUT_HEADER_BYTES 16
 #define PAGE_BYTES 4096
+#define HELD_BY_KERNEL 0
+#define HELD_BY_JS 1
+#define HELD_BY_NOBODY 2
 
 struct fuse_uring_cmd_req {
   uint64_t flags;
@@ -64,6 +67,11 @@ typedef struct {
   // requests into `mem`, so it must not be unmapped (and its addresses reused) first.
   napi_ref memory_ref;
   struct iovec* iov;
+  // Who holds each entry: the kernel (waiting for a request), JavaScript (a request to
+  // answer) or nobody (its last command failed). A commit is accepted only for an entry
+  // JavaScript holds, a reregister only for one nobody holds: anything else would write
+  // into a buffer the kernel may be filling, or hand it one entry twice.
+  uint8_t* holder;
   // submission queue
   void* sq_map;
   size_t sq_map_len;
@@ -134,6 +142,8 @@ static void ring_release(ring_t* r) {
   r->sqes = NULL;
   free(r->iov);
   r->iov = NULL;
+  free(r->holder);
+  r->holder = NULL;
   // The kernel's commands died with the ring fd: the memory may go with its last view.
   if (r->memory_ref) napi_delete_reference(r->env, r->memory_ref);
   r->memory_ref = NULL;
@@ -203,6 +213,7 @@ static unsigned reap(ring_t* r) {
     if (cqe->res < 0 || entry >= r->entries) {
       out[1] = cqe->res < 0 ? cqe->res : -EINVAL;
       out[2] = 0;
+      if (entry < r->entries) r->holder[entry] = HELD_BY_NOBODY;
     } else {
       uint8_t* base = r->mem + (size_t)entry * r->stride;
       uint32_t length, payload_sz;
@@ -218,6 +229,7 @@ static unsigned reap(ring_t* r) {
         memcpy(reply, &reply_len, 4);
         memcpy(reply + 4, &error, 4);
         memcpy(reply + 8, base + IN_OUT_OFFSET + 8, 8);  // fuse_in_header.unique
+        r->holder[entry] = HELD_BY_NOBODY;  // until the answer is queued
         queue_commit(r, entry, reply, NULL, 0);
         out[1] = -EPROTO;
         out[2] = (int32_t)length;
@@ -227,6 +239,7 @@ static unsigned reap(ring_t* r) {
         memcpy(base + start + IN_HEADER_BYTES, base + OP_IN_OFFSET, (size_t)op_in);
         out[1] = (int32_t)start;
         out[2] = (int32_t)length;
+        r->holder[entry] = HELD_BY_JS;
       }
     }
     head++;
@@ -305,7 +318,9 @@ static napi_value create(napi_env env, napi_callback_info info) {
   r->mem = mmap(NULL, r->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r->mem == MAP_FAILED) r->mem = NULL;
   r->iov = calloc((size_t)entries * 2, sizeof(struct iovec));
-  if (r->sq_map == NULL || r->cq_map == NULL || r->sqes == NULL || r->mem == NULL || r->iov == NULL) {
+  r->holder = calloc(entries, 1);  // HELD_BY_KERNEL once registered
+  if (r->sq_map == NULL || r->cq_map == NULL || r->sqes == NULL || r->mem == NULL || r->iov == NULL ||
+      r->holder == NULL) {
     int err = errno;
     if (r->mem) munmap(r->mem, r->mem_len);
     ring_release(r);
@@ -385,8 +400,10 @@ static napi_value reregister(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (r->ring_fd < 0 || r->closed) return int_value(env, -EBADF);
+  if (r->holder[entry] != HELD_BY_NOBODY) return int_value(env, -EINVAL);
   if (r->pending >= r->sq_entries) return int_value(env, -EBUSY);
   prep_register(r, entry);
+  r->holder[entry] = HELD_BY_KERNEL;
   return int_value(env, r->in_dispatch ? 0 : flush_ring(r));
 }
 
@@ -520,11 +537,20 @@ static int32_t queue_commit(ring_t* r, uint32_t entry, const uint8_t* header, co
     if (r->pending >= r->sq_entries) return -EBUSY;
   }
   prep_cmd(r, next_sqe(r), entry, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, unique);
+  r->holder[entry] = HELD_BY_KERNEL;
   if (!r->in_dispatch) {
     int flushed = flush_ring(r);
     if (flushed < 0) return flushed;
   }
   return 0;
+}
+
+// A reply from JavaScript: only for an entry whose request JavaScript holds.
+static int32_t commit_from_js(ring_t* r, uint32_t entry, const uint8_t* header, const uint8_t* body,
+                              size_t body_bytes) {
+  if (r->ring_fd < 0 || r->closed) return -EBADF;
+  if (entry >= r->entries || r->holder[entry] != HELD_BY_JS) return -EINVAL;
+  return queue_commit(r, entry, header, body, body_bytes);
 }
 
 static napi_value commit(napi_env env, napi_callback_info info) {
@@ -544,7 +570,7 @@ static napi_value commit(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const uint8_t* bytes = data;
-  return int_value(env, queue_commit(r, entry, bytes, bytes + OUT_HEADER_BYTES, length - OUT_HEADER_BYTES));
+  return int_value(env, commit_from_js(r, entry, bytes, bytes + OUT_HEADER_BYTES, length - OUT_HEADER_BYTES));
 }
 
 static napi_value commit_two(napi_env env, napi_callback_info info) {
@@ -562,7 +588,7 @@ static napi_value commit_two(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "furing.commitTwo(ring, entry, header, data): bad arguments");
     return NULL;
   }
-  return int_value(env, queue_commit(r, entry, header, data, data_bytes));
+  return int_value(env, commit_from_js(r, entry, header, data, data_bytes));
 }
 
 static napi_value flush(napi_env env, napi_callback_info info) {
