@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { strata } from '../e2e/harness.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanup, formatVolume, freePort, StrataProcess, strata, tempDir } from '../e2e/harness.js';
 
 const commands = [['up'], ['format'], ['meta', 'serve'], ['mount'], ['umount'], ['status'], ['objbench']];
 
@@ -53,6 +55,19 @@ test('bad sizes, durations and addresses say how to write them', () => {
     /invalid --engine "mysql:\/\/x"/,
   );
   assertOneLineError(
+    [
+      'meta',
+      'serve',
+      '--engine',
+      'sqlite:/tmp/x.db',
+      '--listen',
+      '127.0.0.1:1',
+      '--engine-thread-nice',
+      '25',
+    ],
+    /--engine-thread-nice takes a whole number 0-19.*not "25"/,
+  );
+  assertOneLineError(
     ['format', '--engine', 'sqlite:/tmp/x.db', '--storage', 'not a url', '--name', 'v'],
     /invalid --storage "not a url"/,
   );
@@ -80,4 +95,31 @@ test('--version prints the version', () => {
   const result = strata(['--version']);
   assert.equal(result.status, 0);
   assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+test('meta serve --engine-thread-nice sets the niceness of one thread of the server, not of the process', async () => {
+  const dir = tempDir('nice');
+  const engine = `sqlite:${join(dir, 'meta.db')}`;
+  formatVolume(engine, join(dir, 'objects'), 'vol');
+  const server = new StrataProcess([
+    'meta',
+    'serve',
+    '--engine',
+    engine,
+    '--listen',
+    `127.0.0.1:${await freePort()}`,
+    '--engine-thread-nice',
+    '7',
+  ]);
+  try {
+    await server.waitFor(() => server.output.includes('listening'), 'the metadata server to listen');
+    // Field 19 of /proc/PID/task/TID/stat is the nice value; the comm field before it may hold spaces.
+    const niceOf = (tid: string): number =>
+      Number(readFileSync(`/proc/${server.pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+    const nices = readdirSync(`/proc/${server.pid}/task`).map(niceOf);
+    assert.equal(niceOf(String(server.pid)), 0, 'the serving (main) thread keeps nice 0');
+    assert.equal(nices.filter((nice) => nice === 7).length, 1, `thread nices: ${nices.join(' ')}`);
+  } finally {
+    await cleanup([server], [], [dir]);
+  }
 });

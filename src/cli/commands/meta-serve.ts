@@ -21,12 +21,22 @@ export function registerMetaServe(program: Command): void {
       '--durable-commits',
       'make every commit durable on its own (SQLite synchronous=FULL); by default commits survive a crash of the server and clients fsync makes them survive a power loss',
     )
+    .option(
+      '--engine-thread-nice <N>',
+      'niceness 0-19 of the engine thread alone, so the serving thread runs first when both wait for a CPU (default 5)',
+    )
     .option('--no-engine-thread', 'run the engine on the serving thread (for comparisons)')
     .option('--no-local-reads', 'send short reads to the engine thread too (for comparisons)')
     .action(async (options: Record<string, unknown>) => {
       const { host, port } = parseHostPort(String(options.listen), '--listen');
       if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) {
         throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
+      }
+      const nice = options.engineThreadNice === undefined ? undefined : String(options.engineThreadNice);
+      if (nice !== undefined && !/^(1?[0-9])$/.test(nice)) {
+        throw new UsageError(
+          `--engine-thread-nice takes a whole number 0-19 (higher: the engine thread yields more), not "${nice}"`,
+        );
       }
       // The same server process as the benchmarks measure: engine on its own thread, short
       // reads answered on the serving thread, cache invalidations pushed to clients.
@@ -38,6 +48,7 @@ export function registerMetaServe(program: Command): void {
         history: true,
         durable: options.durableCommits === true ? true : undefined,
         engineThread: options.engineThread !== false,
+        engineThreadNice: nice === undefined ? undefined : Number(nice),
         localReads: options.localReads !== false,
       });
       const signal = await new Promise<string>((resolve) => {
