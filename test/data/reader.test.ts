@@ -305,8 +305,8 @@ describe('partial (segment) fetches of random reads', () => {
   const BIG_CHUNK = 4 * BIG_BLOCK;
   const KiB = 1024;
 
-  async function bigFile(storeDir: string): Promise<{ table: SliceTable; content: Buffer }> {
-    const content = pattern(2 * BIG_BLOCK, 12);
+  async function bigFile(storeDir: string, blocks = 2): Promise<{ table: SliceTable; content: Buffer }> {
+    const content = pattern(blocks * BIG_BLOCK, 12);
     const table = new SliceTable(BIG_CHUNK, BIG_BLOCK);
     const data = createDataPath({
       store: await fileStore(storeDir),
@@ -432,18 +432,7 @@ describe('partial (segment) fetches of random reads', () => {
   it('close() stops a whole-file copy: no GET starts after it, none is left in flight', async () => {
     const storeDir = await dirs.make();
     // Twelve 1 MiB blocks behind a 20 ms store: the copy (8 GETs at a time) outlives the reads.
-    const content = pattern(12 * BIG_BLOCK, 13);
-    const table = new SliceTable(BIG_CHUNK, BIG_BLOCK);
-    const writer = createDataPath({
-      store: await fileStore(storeDir),
-      blockSizeBytes: BIG_BLOCK,
-      chunkSizeBytes: BIG_CHUNK,
-      allocateSliceIds: table.allocateSliceIds,
-    });
-    const handle = writer.openWriter(asIno(1));
-    await handle.write(0, content);
-    table.commit(await handle.flush(), content.length);
-    await writer.close();
+    const { table } = await bigFile(storeDir, 12);
     const store = new CountingStore(withFaults(await fileStore(storeDir), { latencyMs: 20 }));
     const data = bigReader(store, { diskCacheDir: await dirs.make() });
     for (let i = 1; i <= 8; i++) {

@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { adminQuery, cleanup, freePort, isMounted, StrataProcess, tempDir, formatVolume } from './harness.js';
+import {
+  adminQuery,
+  cleanup,
+  createPgDatabase,
+  freePort,
+  isMounted,
+  serveMeta,
+  StrataProcess,
+  tempDir,
+  formatVolume,
+} from './harness.js';
 
 /**
  * Cache coherence between two `strata mount` processes whose kernels cache names and attributes
@@ -33,10 +43,8 @@ after(async () => {
 });
 
 async function serve(engine: string): Promise<string> {
-  const address = `127.0.0.1:${await freePort()}`;
-  const server = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
-  servers.push(server);
-  await server.waitFor(() => server.output.includes('listening'), 'the metadata server to listen');
+  const { address, proc } = await serveMeta(engine);
+  servers.push(proc);
   return address;
 }
 
@@ -163,10 +171,7 @@ describe('cache coherence between two mounts', () => {
     async () => {
       const name = `strata_coh_${process.pid}`;
       databases.push(name);
-      await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-      const url = new URL(PG_URL!);
-      url.pathname = `/${name}`;
-      const engine = url.toString();
+      const engine = await createPgDatabase(name);
       const secretFile = format(engine, 'pgvol');
       const first = await serve(engine);
       const second = await serve(engine);

@@ -4,7 +4,16 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { adminQuery, cleanup, freePort, isMounted, StrataProcess, tempDir, formatVolume } from './harness.js';
+import {
+  adminQuery,
+  cleanup,
+  createPgDatabase,
+  isMounted,
+  serveMeta,
+  StrataProcess,
+  tempDir,
+  formatVolume,
+} from './harness.js';
 
 /**
  * Failover under a real mount: `strata mount A,B/vol` with two `meta serve` processes on one
@@ -28,11 +37,9 @@ after(async () => {
 });
 
 async function serve(engine: string): Promise<{ address: string; proc: StrataProcess }> {
-  const address = `127.0.0.1:${await freePort()}`;
-  const proc = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
-  servers.push(proc);
-  await proc.waitFor(() => proc.output.includes('listening'), 'the metadata server to listen');
-  return { address, proc };
+  const served = await serveMeta(engine);
+  servers.push(served.proc);
+  return served;
 }
 
 test(
@@ -41,10 +48,7 @@ test(
     skip: PG_URL ? undefined : 'STRATA_PG_TEST_URL is not set: run eval "$(scripts/postgres/start.sh)" first',
   },
   async () => {
-    await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-    const url = new URL(PG_URL!);
-    url.pathname = `/${database}`;
-    const engine = url.toString();
+    const engine = await createPgDatabase(database);
     const secretFile = join(root, 'vol.secret');
     formatVolume(engine, join(root, 'objects'), 'vol', secretFile);
     const first = await serve(engine);

@@ -223,6 +223,32 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Creates database `name` in STRATA_PG_TEST_URL's cluster and returns its URL, the engine URL of a
+ * volume kept there. The caller drops it (adminQuery DROP DATABASE ... WITH (FORCE)) when done.
+ */
+export async function createPgDatabase(name: string): Promise<string> {
+  const base = process.env.STRATA_PG_TEST_URL;
+  if (!base) throw new Error('STRATA_PG_TEST_URL is not set: run eval "$(scripts/postgres/start.sh)" first');
+  await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** `strata meta serve` of `engine` on a free 127.0.0.1 port, once it listens. */
+export async function serveMeta(engine: string): Promise<{ address: string; proc: StrataProcess }> {
+  const address = `127.0.0.1:${await freePort()}`;
+  const proc = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
+  try {
+    await proc.waitFor(() => proc.output.includes('listening'), 'the metadata server to listen');
+  } catch (err) {
+    proc.kill();
+    throw err;
+  }
+  return { address, proc };
+}
+
 /** Runs `sql` on the `postgres` database of STRATA_PG_TEST_URL's cluster; nothing without it. */
 export async function adminQuery(sql: string): Promise<void> {
   const base = process.env.STRATA_PG_TEST_URL;

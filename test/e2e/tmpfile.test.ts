@@ -6,9 +6,10 @@ import pg from 'pg';
 import {
   adminQuery,
   cleanup,
+  createPgDatabase,
   formatVolume,
-  freePort,
   isMounted,
+  serveMeta,
   sh,
   startUp,
   strata,
@@ -147,16 +148,11 @@ test(
     skip: PG_URL ? undefined : 'STRATA_PG_TEST_URL is not set: run eval "$(scripts/postgres/start.sh)" first',
   },
   async () => {
-    await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-    const url = new URL(PG_URL!);
-    url.pathname = `/${database}`;
-    const engine = url.toString();
+    const engine = await createPgDatabase(database);
     const secretFile = join(root, 'vol.secret');
     formatVolume(engine, join(root, 'objects-pg'), 'vol', secretFile);
-    const address = `127.0.0.1:${await freePort()}`;
-    const server = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
+    const { address, proc: server } = await serveMeta(engine);
     procs.push(server);
-    await server.waitFor(() => server.output.includes('listening'), 'the metadata server to listen');
     const mnt = join(root, 'mnt-pg');
     mkdirSync(mnt);
     mounts.push(mnt);
