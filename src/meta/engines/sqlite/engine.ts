@@ -25,7 +25,8 @@ import {
   SCHEMA_VERSION,
 } from './schema.js';
 import { SqliteReader } from './reader.js';
-import { SqliteWriteTx, WriteStatements, type WriteState } from './tx.js';
+import { WriteStatements } from './statements.js';
+import { SqliteWriteTx, type WriteState } from './tx.js';
 
 interface Job {
   fn: (tx: WriteTx) => Promise<unknown>;

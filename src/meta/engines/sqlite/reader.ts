@@ -2,7 +2,8 @@ import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { fsError } from '../../../common/index.js';
 import type { EngineReader, ReadTx } from '../../engine.js';
 import { sqlitePath } from './engine.js';
-import { ReadStatements, SqliteReadTx } from './tx.js';
+import { ReadStatements } from './statements.js';
+import { SqliteReadTx } from './tx.js';
 
 interface ReadJob {
   fn: (tx: ReadTx) => Promise<unknown>;
