@@ -80,7 +80,15 @@ export interface DataPathStats {
     corrupt: number;
   };
   uploads: { inFlight: number; queued: number; blocks: number; bytes: number; errors: number };
-  fetches: { inFlight: number; blocks: number; bytes: number; readaheadBlocks: number; corrupt: number };
+  fetches: {
+    inFlight: number;
+    blocks: number;
+    bytes: number;
+    readaheadBlocks: number;
+    /** Blocks copied into the disk cache by whole-file copies of files read at random. */
+    diskFillBlocks: number;
+    corrupt: number;
+  };
   /** Writers holding partial blocks in memory right now. */
   writers: number;
 }

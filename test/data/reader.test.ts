@@ -421,6 +421,7 @@ describe('partial (segment) fetches of random reads', () => {
     assert.equal(data.stats().diskCache.blocks, 0);
     await readAt(randomOffset(8));
     await until(() => data.stats().diskCache.blocks === 2);
+    assert.equal(data.stats().fetches.diskFillBlocks, 2, 'both blocks came through the whole-file copy');
     const getsBefore = store.gets;
     const hitsBefore = data.stats().diskCache.hits;
     for (let i = 9; i < 28; i++) await readAt(randomOffset(i) + 3);
