@@ -99,6 +99,13 @@ export class DiskBlockCache {
     return this.index.has(key);
   }
 
+  /** A read served from the cache: the entry becomes the most recently used. */
+  private noteHit(key: string, size: number): void {
+    this.index.delete(key);
+    this.index.set(key, size);
+    this.hits++;
+  }
+
   /** The cached body, or null. The caller verifies it and calls remove() if it is damaged. */
   async get(key: string): Promise<Buffer | null> {
     await this.ready;
@@ -106,9 +113,7 @@ export class DiskBlockCache {
     if (size === undefined) return null;
     try {
       const body = await readFile(this.path(key));
-      this.index.delete(key);
-      this.index.set(key, size);
-      this.hits++;
+      this.noteHit(key, size);
       return body;
     } catch {
       this.forget(key);
@@ -135,9 +140,7 @@ export class DiskBlockCache {
           return part.subarray(0, bytesRead);
         }),
       );
-      this.index.delete(key);
-      this.index.set(key, size);
-      this.hits++;
+      this.noteHit(key, size);
       return parts;
     } catch {
       this.forget(key);

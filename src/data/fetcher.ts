@@ -73,14 +73,8 @@ export class BlockFetcher {
     if (!this.diskCache) return Promise.resolve(false);
     if (this.diskCache.has(key)) return Promise.resolve(true);
     // A file reopened while its copy still runs starts another: they share the block fetches.
-    let pending = this.diskFills.get(key);
-    if (!pending) {
-      pending = this.copyToDisk(this.diskCache, key, block);
-      this.diskFills.set(key, pending);
-      const forget = () => this.diskFills.delete(key);
-      pending.then(forget, forget);
-    }
-    return pending;
+    const disk = this.diskCache;
+    return shareWhileRunning(this.diskFills, key, () => this.copyToDisk(disk, key, block));
   }
 
   private async copyToDisk(disk: DiskBlockCache, key: string, block: BlockRef): Promise<boolean> {
@@ -110,12 +104,7 @@ export class BlockFetcher {
     const key = blockKey(block);
     const cached = this.memoryCache.get(key);
     if (cached) return cached;
-    let pending = this.inFlight.get(key);
-    if (!pending) {
-      pending = this.load(key, block, false);
-      this.track(key, pending);
-    }
-    const data = await pending;
+    const data = await shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
     // A readahead load may have given up for lack of memory: fetch on demand then.
     return data ?? this.get(block);
   }
@@ -124,17 +113,7 @@ export class BlockFetcher {
   prefetch(block: BlockRef): void {
     const key = blockKey(block);
     if (this.isWarm(key)) return;
-    const pending = this.load(key, block, true);
-    this.track(key, pending);
-    pending.catch(() => undefined);
-  }
-
-  private track(key: string, pending: Promise<Buffer | null>): void {
-    this.inFlight.set(key, pending);
-    const forget = () => {
-      if (this.inFlight.get(key) === pending) this.inFlight.delete(key);
-    };
-    pending.then(forget, forget);
+    shareWhileRunning(this.inFlight, key, () => this.load(key, block, true)).catch(() => undefined);
   }
 
   private async load(key: string, block: BlockRef, isReadahead: boolean): Promise<Buffer | null> {
@@ -195,15 +174,9 @@ export class BlockFetcher {
     for (let s = first; s <= last && cached; s++) cached = this.memoryCache.has(`${key}@${s}`);
     if (!cached) {
       // Parallel reads of neighbouring pages (the kernel sends them at once) share one fetch.
-      const rangeKey = `${key}@${first}-${last}`;
-      let pending = this.segmentLoads.get(rangeKey);
-      if (!pending) {
-        pending = this.loadSegments(key, block, first, last);
-        this.segmentLoads.set(rangeKey, pending);
-        const forget = () => this.segmentLoads.delete(rangeKey);
-        pending.then(forget, forget);
-      }
-      const data = await pending;
+      const data = await shareWhileRunning(this.segmentLoads, `${key}@${first}-${last}`, () =>
+        this.loadSegments(key, block, first, last),
+      );
       return data.subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
     }
     if (first === last) {
@@ -321,4 +294,24 @@ export class BlockFetcher {
         `(${lastProblem}): the stored object is damaged; restore it from a replica or backup`,
     );
   }
+}
+
+/**
+ * The promise running for `key` in `running`, or the one `start()` begins: callers asking while
+ * it runs share it, and it leaves the map once settled (a later call starts afresh).
+ */
+function shareWhileRunning<T>(
+  running: Map<string, Promise<T>>,
+  key: string,
+  start: () => Promise<T>,
+): Promise<T> {
+  const current = running.get(key);
+  if (current) return current;
+  const pending = start();
+  running.set(key, pending);
+  const forget = (): void => {
+    if (running.get(key) === pending) running.delete(key);
+  };
+  pending.then(forget, forget);
+  return pending;
 }
