@@ -158,6 +158,17 @@ static ring_t* unwrap(napi_env env, napi_value value) {
   return (ring_t*)data;
 }
 
+// The ring a method is called on (its first argument), with all `want` arguments in argv;
+// NULL when there are fewer (or, with a TypeError pending, when the first is no ring).
+static ring_t* ring_call(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "furing: N-API call failed: napi_get_cb_info");
+    return NULL;
+  }
+  return argc < want ? NULL : unwrap(env, argv[0]);
+}
+
 // Callers check `pending < sq_entries` first: a queued SQE the kernel has not taken yet
 // must never be overwritten.
 static struct io_uring_sqe* next_sqe(ring_t* r) {
@@ -389,11 +400,9 @@ static void prep_register(ring_t* r, unsigned entry) {
 // After a failed COMMIT_AND_FETCH the kernel no longer counts the entry as available:
 // registering its buffers again gives the queue its entry back.
 static napi_value reregister(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   uint32_t entry;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 2 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 2, argv);
   if (r == NULL) return NULL;
   if (napi_get_value_uint32(env, argv[1], &entry) != napi_ok || entry >= r->entries) {
     napi_throw_type_error(env, NULL, "furing.reregister(ring, entry): bad entry");
@@ -408,10 +417,8 @@ static napi_value reregister(napi_env env, napi_callback_info info) {
 }
 
 static napi_value register_entries(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 1 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 1, argv);
   if (r == NULL) return NULL;
   if (r->ring_fd < 0 || r->closed) return int_value(env, -EBADF);
   // A second REGISTER of the same buffers would give the kernel two entries writing
@@ -471,14 +478,12 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
 }
 
 static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3], name, resource;
   napi_valuetype type;
   napi_typedarray_type array_type;
   size_t array_length;
   void* array_data;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 3 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 3, argv);
   if (r == NULL) return NULL;
   if (napi_get_typedarray_info(env, argv[1], &array_type, &array_length, &array_data, NULL, NULL) !=
           napi_ok ||
@@ -554,13 +559,11 @@ static int32_t commit_from_js(ring_t* r, uint32_t entry, const uint8_t* header, 
 }
 
 static napi_value commit(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
   uint32_t entry, length;
   void* data;
   size_t capacity;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 4 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 4, argv);
   if (r == NULL) return NULL;
   if (napi_get_value_uint32(env, argv[1], &entry) != napi_ok ||
       napi_get_buffer_info(env, argv[2], &data, &capacity) != napi_ok ||
@@ -574,13 +577,11 @@ static napi_value commit(napi_env env, napi_callback_info info) {
 }
 
 static napi_value commit_two(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
   uint32_t entry;
   void *header, *data;
   size_t header_bytes, data_bytes;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 4 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 4, argv);
   if (r == NULL) return NULL;
   if (napi_get_value_uint32(env, argv[1], &entry) != napi_ok ||
       napi_get_buffer_info(env, argv[2], &header, &header_bytes) != napi_ok ||
@@ -592,10 +593,8 @@ static napi_value commit_two(napi_env env, napi_callback_info info) {
 }
 
 static napi_value flush(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 1 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 1, argv);
   if (r == NULL) return NULL;
   return int_value(env, flush_ring(r));
 }
@@ -605,10 +604,8 @@ static napi_value flush(napi_env env, napi_callback_info info) {
 static void on_poll_closed(uv_handle_t* handle) { ring_release((ring_t*)handle->data); }
 
 static napi_value close_ring(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ring_t* r = argc < 1 ? NULL : unwrap(env, argv[0]);
+  ring_t* r = ring_call(env, info, 1, argv);
   if (r == NULL || r->closed) return NULL;
   r->closed = 1;
   r->pending = 0;
