@@ -40,6 +40,11 @@ export class MemoryBlockCache {
     return entry.data;
   }
 
+  /** The entry's data without counting a hit or making it younger (a look that is not a use). */
+  peek(key: string): Buffer | undefined {
+    return this.entries.get(key)?.data;
+  }
+
   has(key: string): boolean {
     return this.entries.has(key);
   }

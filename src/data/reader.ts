@@ -97,6 +97,35 @@ export class Reader {
     return this.fill(end - offset, copies, isRandom);
   }
 
+  /**
+   * [offset, offset + length) clamped to the file size, only if every byte of it is verified in
+   * memory already; null otherwise. Never fetches and leaves the read state (readahead, random
+   * read counts) alone: it hands on what a read just brought, e.g. to the kernel's page cache.
+   */
+  async readCached(
+    offset: number,
+    length: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): Promise<Buffer | null> {
+    const end = Math.min(offset + length, fileSizeBytes);
+    if (end <= offset) return null;
+    const copies = await this.plan(offset, end, chunkSlices, offset);
+    const only = copies.length === 1 ? copies[0] : null;
+    if (only?.block) return this.fetcher.peek(only.block, only.blockOffset, only.lengthBytes);
+    const out = Buffer.allocUnsafe(end - offset);
+    for (const copy of copies) {
+      if (copy.block === null) {
+        out.fill(0, copy.outOffset, copy.outOffset + copy.lengthBytes);
+        continue;
+      }
+      const data = this.fetcher.peek(copy.block, copy.blockOffset, copy.lengthBytes);
+      if (data === null) return null;
+      data.copy(out, copy.outOffset);
+    }
+    return out;
+  }
+
   /** Starts the whole-file copy into the disk cache once a file that fits it is read at random. */
   private countRandomRead(ino: Ino, chunkSlices: ChunkSlicesFn, fileSizeBytes: number): void {
     if (this.closed || this.filledFiles.has(ino)) return;
