@@ -109,6 +109,16 @@ export interface DataPath {
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
   ): Promise<Buffer>;
+  /**
+   * Like read, but only from data verified in memory already (null if any byte of the range is
+   * not), never fetching and without touching read state (readahead, random-read detection).
+   */
+  readCached(
+    offset: number,
+    length: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): Promise<Buffer | null>;
   /** Whether a chunk is fragmented enough that compactChunk pays. */
   shouldCompact(slices: SliceRef[]): boolean;
   /**

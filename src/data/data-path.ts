@@ -156,6 +156,15 @@ class StrataDataPath implements DataPath {
     return this.reader.read(ino, offset, length, chunkSlices, fileSizeBytes);
   }
 
+  readCached(
+    offset: number,
+    length: number,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+  ): Promise<Buffer | null> {
+    return this.reader.readCached(offset, length, chunkSlices, fileSizeBytes);
+  }
+
   shouldCompact(slices: SliceRef[]): boolean {
     return slices.length >= COMPACT_MIN_SLICES;
   }
