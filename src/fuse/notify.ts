@@ -1,4 +1,4 @@
-import { write } from 'node:fs';
+import { write, writev } from 'node:fs';
 import { Errno, FsError, type Ino } from '../common/index.js';
 import {
   fuse_notify_delete_out,
@@ -51,6 +51,42 @@ export function deleteMessage(parent: Ino, child: Ino, name: string): Buffer {
   buf.writeUInt32LE(nameBytes, at + fuse_notify_delete_out.namelen);
   buf.write(name, at + fuse_notify_delete_out.size, 'utf8');
   return buf;
+}
+
+/** fuse_notify_store_out (linux/fuse.h): nodeid, offset, size, padding; the data follows it. */
+const STORE_OUT = { size: 24, nodeid: 0, offset: 8, size_: 16 } as const;
+
+/**
+ * The header of a STORE notification: the kernel copies the `lengthBytes` that follow it into
+ * the page cache of `ino` at `offsetBytes` (and grows its i_size to their end if smaller).
+ * Sent with the data as a second iovec (writeStoreNotification), so the data is not copied.
+ */
+export function storeHeader(ino: Ino, offsetBytes: number, lengthBytes: number): Buffer {
+  const buf = message(NotifyCode.STORE, STORE_OUT.size);
+  buf.writeUInt32LE(buf.length + lengthBytes, fuse_out_header.len);
+  const at = fuse_out_header.size;
+  writeU64(buf, at + STORE_OUT.nodeid, ino);
+  writeU64(buf, at + STORE_OUT.offset, offsetBytes);
+  buf.writeUInt32LE(lengthBytes, at + STORE_OUT.size_);
+  return buf;
+}
+
+/** Writes a STORE notification (header and data in one writev) from the libuv pool, as below. */
+export function writeStoreNotification(
+  fd: number,
+  header: Buffer,
+  data: Buffer,
+  what: string,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    writev(fd, [header, data], (error) => {
+      if (!error || error.code === 'ENOENT') resolve();
+      else
+        reject(
+          new FsError(error.errno ? -error.errno : Errno.EIO, `notify ${what} failed: ${error.message}`),
+        );
+    });
+  });
 }
 
 /**

@@ -8,7 +8,14 @@ import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
 import { opTable, type Op } from './ops.js';
 import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
-import { deleteMessage, invalEntryMessage, invalInodeMessage, writeNotification } from './notify.js';
+import {
+  deleteMessage,
+  invalEntryMessage,
+  invalInodeMessage,
+  storeHeader,
+  writeNotification,
+  writeStoreNotification,
+} from './notify.js';
 import { Replies } from './replies.js';
 import { FuseRequest, InFlight } from './request.js';
 import {
@@ -206,6 +213,17 @@ export class FuseSession implements RingSink, DevRequestSink {
   /** Tells the kernel `name` in `parent` (inode `child`) was deleted elsewhere. */
   notifyDelete(parent: Ino, child: Ino, name: string): Promise<void> {
     return this.sendNotify(deleteMessage(parent, child, name), `delete ${parent}/${name}`);
+  }
+
+  /**
+   * Puts `data` into the kernel's page cache of `ino` at `offsetBytes` (NOTIFY_STORE). The caller
+   * owns correctness: the bytes must be the file's current content, and must not reach past its
+   * size (the kernel grows i_size to their end). ENOENT (the kernel forgot the inode) resolves.
+   */
+  async notifyStore(ino: Ino, offsetBytes: number, data: Buffer): Promise<void> {
+    await this.ready;
+    if (this.state === 'closed') throw fsError.ENOTCONN(`notify store ${ino}: the FUSE session has ended`);
+    await writeStoreNotification(this.fd, storeHeader(ino, offsetBytes, data.length), data, `store ${ino}`);
   }
 
   private async sendNotify(message: Buffer, what: string): Promise<void> {

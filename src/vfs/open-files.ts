@@ -4,6 +4,7 @@ import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../me
 import { contentVersion, exactVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
+import type { PageCache, PushSource } from './page-cache.js';
 import { RecentSlices } from './recent-slices.js';
 
 /** A metadata change that follows a flush and sets the file's mtime to `mtime` (see flush). */
@@ -18,7 +19,7 @@ export interface FollowingChange {
  * (valid until this mount changes the file or a reopen sees another mount's change),
  * and the size including writes not yet committed.
  */
-export class OpenFile {
+export class OpenFile implements PushSource {
   refs = 0;
   /** Whether the metadata service knows this mount has the file open (see Vfs.protectOpenFile). */
   registered = false;
@@ -49,6 +50,7 @@ export class OpenFile {
     private readonly meta: MetaApi,
     private readonly data: DataPath,
     private readonly compactor: Compactor,
+    private readonly pageCache: PageCache | undefined,
   ) {
     this.attr = attr;
     this.slicesVersion = contentVersion(attr);
@@ -90,6 +92,7 @@ export class OpenFile {
   }
 
   invalidate(): void {
+    this.pageCache?.changed(this.ino);
     this.slices.clear();
     this.slicesVersion = contentVersion(this.attr);
     this.slicesExact = null;
@@ -114,6 +117,7 @@ export class OpenFile {
   async write(offset: number, data: Buffer, caller: Caller): Promise<void> {
     this.lastWriter = caller;
     this.lastWriteTime = nowTimespec();
+    this.pageCache?.changed(this.ino);
     this.writer ??= this.data.openWriter(this.ino);
     await this.writer.write(offset, data);
     if (offset < this.pendingStart) this.pendingStart = offset;
@@ -129,6 +133,12 @@ export class OpenFile {
     }
     // Pending writes past the committed size make the bytes between them a hole: zeros.
     return this.data.read(this.ino, offset, size, this.getChunkSlices, this.sizeBytes);
+  }
+
+  /** PushSource: committed bytes verified in memory already; none while writes are pending. */
+  async cachedRange(offsetBytes: number, lengthBytes: number): Promise<Buffer | null> {
+    if (this.hasPending) return null;
+    return this.data.readCached(offsetBytes, lengthBytes, this.getChunkSlices, this.attr.sizeBytes);
   }
 
   private async chunkSlices(chunkIndex: number): Promise<SliceRef[]> {
@@ -230,19 +240,26 @@ function isOlder(a: InodeAttr, b: InodeAttr): boolean {
   return a.ctime.sec < b.ctime.sec || (a.ctime.sec === b.ctime.sec && a.ctime.nsec < b.ctime.nsec);
 }
 
+/** What the composition root may add to the VFS options: the kernel page cache pusher. */
+export interface PageCacheOption {
+  pageCache?: PageCache;
+}
+
 /** The open files of a mount, by inode. */
 export class OpenFiles {
   private readonly files = new Map<Ino, OpenFile>();
   private readonly recent = new RecentSlices();
   private dataPath: DataPath;
   private readonly compactor: Compactor;
+  private readonly pageCache: PageCache | undefined;
 
   constructor(
     private readonly meta: MetaApi,
     data: DataPath,
-    options: VfsOptions,
+    options: VfsOptions & PageCacheOption,
   ) {
     this.dataPath = data;
+    this.pageCache = options.pageCache;
     this.compactor = new Compactor(meta, data, options);
     this.compactor.onCompacted = (ino) => {
       this.files.get(ino)?.invalidate();
@@ -258,8 +275,9 @@ export class OpenFiles {
   acquire(attr: InodeAttr): OpenFile {
     let file = this.files.get(attr.ino);
     if (file === undefined) {
-      file = new OpenFile(attr, this.meta, this.dataPath, this.compactor);
+      file = new OpenFile(attr, this.meta, this.dataPath, this.compactor, this.pageCache);
       this.files.set(attr.ino, file);
+      this.pageCache?.attach(attr.ino, file);
       const recent = this.recent.take(attr.ino, attr);
       if (recent !== undefined) file.seedSlices(recent.slices, recent.readAtMs);
     } else {
@@ -273,6 +291,7 @@ export class OpenFiles {
   release(file: OpenFile): boolean {
     if (--file.refs > 0) return false;
     this.files.delete(file.ino);
+    this.pageCache?.detach(file.ino, file);
     const reusable = file.reusableSlices();
     if (reusable !== null)
       this.recent.remember(file.ino, reusable.version, reusable.slices, reusable.readAtMs);
