@@ -3,8 +3,8 @@ import { createDataPath, type DataPath } from '../data/index.js';
 import { mount, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
 import { openObjectStore, type ObjectStore } from '../object/index.js';
-import { Coherence, Vfs, type Invalidation } from '../vfs/index.js';
-import { ROOT_INO } from '../common/index.js';
+import { Coherence, PageCache, PushingVfs, type Invalidation, type PageCacheStats } from '../vfs/index.js';
+import { ROOT_INO, type Ino } from '../common/index.js';
 
 /** A mounted volume as the CLI sees it. */
 export interface MountedVolume {
@@ -14,6 +14,8 @@ export interface MountedVolume {
   readonly metaAddress?: string;
   /** Resolves when the FUSE session ends: after stop(), or when someone ran `umount`. */
   readonly ended: Promise<void>;
+  /** READ requests that reached this mount and what was pushed into the kernel's page cache. */
+  pageCacheStats(): PageCacheStats & { readRequests: number };
   /** Flushes pending writes, unmounts, closes the session and everything below. Idempotent. */
   stop(): Promise<void>;
 }
@@ -56,16 +58,31 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       allocateSliceIds: (count) => meta.allocateSliceIds(count),
     });
     undo.push(() => data.close());
-    const vfs = new Vfs(meta, data, {
-      attrTimeoutMs: config.attrTimeoutMs,
-      entryTimeoutMs: config.entryTimeoutMs,
-      lockRetryMaxMs: config.lockRetryMaxMs,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      compactSlicesThreshold: config.compactSlicesThreshold,
-      mountpoint: options.mountpoint,
-      version: options.version,
+    // Reads push what they verified into the kernel's page cache; the session is known only
+    // after the mount, and no read can come before it.
+    const pushTo: { session?: FuseSession } = {};
+    const pageCache = new PageCache(
+      {
+        store: (ino, offsetBytes, bytes) =>
+          pushTo.session ? pushTo.session.notifyStore(ino, offsetBytes, bytes) : Promise.resolve(),
+      },
       log,
-    });
+    );
+    const vfs = new PushingVfs(
+      meta,
+      data,
+      {
+        attrTimeoutMs: config.attrTimeoutMs,
+        entryTimeoutMs: config.entryTimeoutMs,
+        lockRetryMaxMs: config.lockRetryMaxMs,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        compactSlicesThreshold: config.compactSlicesThreshold,
+        mountpoint: options.mountpoint,
+        version: options.version,
+        log,
+      },
+      pageCache,
+    );
     await vfs.start();
     undo.push(() => vfs.stop());
     const session: FuseSession = await mount({
@@ -78,19 +95,29 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
         logger: { debug: () => undefined, warn: log, error: log },
       },
     });
+    pushTo.session = session;
+    // Pushes of the old content still on their way must land before the kernel drops its pages.
+    const invalInode = (ino: Ino): Promise<void> =>
+      pageCache.settle(ino).then(() => session.notifyInvalInode(ino));
     vfs.onStaleInode = (ino) => {
-      session.notifyInvalInode(ino).catch(() => undefined);
+      pageCache.changed(ino);
+      invalInode(ino).catch(() => undefined);
     };
     if (options.onInvalidation) {
       const coherence = new Coherence(
         {
           holds: (ino) => ino === ROOT_INO || session.lookupCount(ino) > 0,
-          invalInode: (ino) => session.notifyInvalInode(ino),
+          invalInode,
           invalEntry: (parent, name) => session.notifyInvalEntry(parent, name),
         },
         log,
       );
-      options.onInvalidation((invalidation) => coherence.apply(invalidation));
+      options.onInvalidation((invalidation) => {
+        // At once, not when the queued notification goes: a read from before must not be pushed.
+        for (const ino of invalidation.inos) pageCache.changed(ino);
+        if (invalidation.all) pageCache.changedAll();
+        coherence.apply(invalidation);
+      });
     }
     let stopping: Promise<void> | null = null;
     const stop = (): Promise<void> => {
@@ -100,7 +127,11 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       })();
       return stopping;
     };
-    return { mountpoint: options.mountpoint, volume, ended: session.closed, stop };
+    const pageCacheStats = (): PageCacheStats & { readRequests: number } => ({
+      ...pageCache.stats,
+      readRequests: vfs.readRequests,
+    });
+    return { mountpoint: options.mountpoint, volume, ended: session.closed, stop, pageCacheStats };
   } catch (err) {
     await unwind(undo).catch(() => undefined);
     throw err;
