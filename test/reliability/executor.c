@@ -29,8 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SLOTS 16
@@ -125,6 +127,9 @@ static const char *typeName(mode_t mode) {
   if (S_ISDIR(mode)) return "dir";
   if (S_ISLNK(mode)) return "symlink";
   if (S_ISFIFO(mode)) return "fifo";
+  if (S_ISCHR(mode)) return "char";
+  if (S_ISBLK(mode)) return "block";
+  if (S_ISSOCK(mode)) return "sock";
   return "other";
 }
 
@@ -138,10 +143,15 @@ static void emitStat(const struct stat *st) {
        (unsigned long)st->st_nlink, (unsigned)st->st_uid, (unsigned)st->st_gid);
   if (S_ISDIR(st->st_mode)) emit(" -");
   else emit(" %lld", (long long)st->st_size);
+  if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+    emit(" r:%u,%u", major(st->st_rdev), minor(st->st_rdev));
   // Times are compared by class, not value: the generator only ever sets
   // explicit times before 2001 (MTIME_OLD_BEFORE_SEC), so "old" means the last
   // change was an explicit utimes and "new" that something touched it since.
-  if (compareMtime) emit(" m:%s", st->st_mtim.tv_sec < MTIME_OLD_BEFORE_SEC ? "old" : "new");
+  // A FIFO's times are left out: pipe I/O stamps them in the kernel's inode only, and FUSE
+  // marks its inodes S_NOCMTIME, so a FUSE FIFO keeps its times while tmpfs moves them.
+  if (compareMtime && !S_ISFIFO(st->st_mode))
+    emit(" m:%s", st->st_mtim.tv_sec < MTIME_OLD_BEFORE_SEC ? "old" : "new");
 }
 
 static int parseInt(const char *s, long long *v) {
@@ -236,6 +246,8 @@ static int listUserXattrs(const char *path, int noFollow, char *dst, size_t dstL
 static void basePath(char *dst, size_t len, const char *rel) {
   snprintf(dst, len, "/proc/self/fd/%d/%s", baseFd, rel);
 }
+
+#include "executor-track.h"
 
 static void treeWalk(int dirFd, const char *prefix) {
   // A fresh open, never dup(): a dup shares the directory offset, and the next
@@ -374,7 +386,13 @@ static int pathOp(const char *verb, char **argv, int argc);
 
 static int operation(char **argv, int argc) {
   long long who;
-  if (argc < 2 || parseInt(argv[0], &who) != 0 || who < 0 || who >= userCount) {
+  // "2t": identity 2, and report which timestamps the operation changed (executor-track.h).
+  char whoText[32];
+  snprintf(whoText, sizeof whoText, "%s", argc > 0 ? argv[0] : "");
+  size_t whoLen = strlen(whoText);
+  int trackTimes = whoLen > 1 && whoText[whoLen - 1] == 't';
+  if (trackTimes) whoText[whoLen - 1] = '\0';
+  if (argc < 2 || parseInt(whoText, &who) != 0 || who < 0 || who >= userCount) {
     errno = EINVAL;
     return fail();
   }
@@ -382,12 +400,16 @@ static int operation(char **argv, int argc) {
     errno = EBADF;
     return fail();
   }
+  if (trackTimes) {
+    becomeUser(0);
+    trackBefore(argv[1], argv + 2, argc - 2);
+  }
   becomeUser((int)who);
   int rc = fileOp(argv[1], argv + 2, argc - 2);
   if (rc == 1) rc = pathOp(argv[1], argv + 2, argc - 2);
   if (rc == 1) {
     errno = ENOSYS;
-    return fail();
+    rc = fail();
   }
   // A permission bug: the file system lets anyone do anything.
   if (rc != 0 && planted("perm-bypass") && (errno == EACCES || errno == EPERM) && who != 0) {
@@ -395,6 +417,12 @@ static int operation(char **argv, int argc) {
     becomeUser(0);
     rc = fileOp(argv[1], argv + 2, argc - 2);
     if (rc == 1) rc = pathOp(argv[1], argv + 2, argc - 2);
+  }
+  if (trackTimes) {
+    int saved = errno;
+    becomeUser(0);
+    trackAfter();
+    errno = saved;
   }
   return rc;
 }
@@ -414,6 +442,10 @@ static int fileOp(const char *verb, char **argv, int argc) {
     if (parseOpenFlags(argv[2], &flags) != 0) return fail();
     if (slots[s] >= 0) close(slots[s]);
     slots[s] = -1;
+    // A FIFO would block the open (and the whole run) without a peer: open it
+    // non-blocking, as on both sides alike; regular files keep their flags.
+    struct stat st;
+    if (fstatat(baseFd, argv[1], &st, 0) == 0 && S_ISFIFO(st.st_mode)) flags |= O_NONBLOCK;
     fd = openat(baseFd, argv[1], flags | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) return fail();
     slots[s] = fd;
@@ -556,10 +588,10 @@ static int parseTime(const char *sec, const char *nsec, struct timespec *ts) {
 
 // Operations on paths relative to the base directory. Returns 1 when unknown.
 static int pathOp(const char *verb, char **argv, int argc) {
-  if (!strcmp(verb, "stat")) {
+  if (!strcmp(verb, "stat") || !strcmp(verb, "statf")) {
     NEED(1);
     struct stat st;
-    if (fstatat(baseFd, argv[0], &st, AT_SYMLINK_NOFOLLOW) != 0) return fail();
+    if (fstatat(baseFd, argv[0], &st, verb[4] == 'f' ? 0 : AT_SYMLINK_NOFOLLOW) != 0) return fail();
     emit("ok");
     emitStat(&st);
     return 0;
@@ -623,26 +655,78 @@ static int pathOp(const char *verb, char **argv, int argc) {
     emit("ok");
     return 0;
   }
-  if (!strcmp(verb, "chown")) {
+  if (!strcmp(verb, "chown") || !strcmp(verb, "chownf")) {
     NEED(3);
     INT(1, uid);
     INT(2, gid);
-    if (fchownat(baseFd, argv[0], (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) != 0) return fail();
+    int follow = verb[5] == 'f';
+    if (fchownat(baseFd, argv[0], (uid_t)uid, (gid_t)gid, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
+      return fail();
     emit("ok");
     return 0;
   }
-  if (!strcmp(verb, "utimes")) {
+  if (!strcmp(verb, "utimes") || !strcmp(verb, "lutimes")) {
     NEED(5);
     struct timespec ts[2];
+    int flags = verb[0] == 'l' ? AT_SYMLINK_NOFOLLOW : 0;
     if (parseTime(argv[1], argv[2], &ts[0]) != 0 || parseTime(argv[3], argv[4], &ts[1]) != 0)
       return fail();
-    if (utimensat(baseFd, argv[0], ts, 0) != 0) return fail();
+    if (utimensat(baseFd, argv[0], ts, flags) != 0) return fail();
     // Explicit times must read back exactly; "now" and "omit" are not compared.
     struct stat st;
-    if (fstatat(baseFd, argv[0], &st, 0) != 0) return fail();
+    if (fstatat(baseFd, argv[0], &st, flags) != 0) return fail();
     emit("ok");
     if (ts[0].tv_nsec != UTIME_NOW && ts[0].tv_nsec != UTIME_OMIT) emitTime(&st.st_atim);
     if (ts[1].tv_nsec != UTIME_NOW && ts[1].tv_nsec != UTIME_OMIT) emitTime(&st.st_mtim);
+    return 0;
+  }
+  if (!strcmp(verb, "mknod")) {
+    NEED(3);
+    INT(2, mode);
+    mode_t type;
+    dev_t dev = 0;
+    if (!strcmp(argv[1], "fifo")) type = S_IFIFO;
+    else if (!strcmp(argv[1], "sock")) type = S_IFSOCK;
+    else if (!strcmp(argv[1], "char")) type = S_IFCHR, dev = makedev(1, 3);
+    else if (!strcmp(argv[1], "block")) type = S_IFBLK, dev = makedev(259, 77);
+    else {
+      errno = EINVAL;
+      return fail();
+    }
+    if (mknodat(baseFd, argv[0], type | (mode_t)mode, dev) != 0) return fail();
+    emit("ok");
+    return 0;
+  }
+  if (!strcmp(verb, "deep")) {
+    // A chain of LEVELS directories with 250-byte names under PATH and a file at the
+    // bottom, made through descriptors: paths near PATH_MAX that no single call names.
+    NEED(2);
+    INT(1, levels);
+    char name[251];
+    memset(name, 'd', 250);
+    name[250] = '\0';
+    int dir = openat(baseFd, argv[0], O_RDONLY | O_DIRECTORY);
+    if (dir < 0) return fail();
+    for (long long i = 0; i < levels; i++) {
+      int next = mkdirat(dir, name, 0755) == 0 || errno == EEXIST ? openat(dir, name, O_RDONLY | O_DIRECTORY) : -1;
+      int saved = errno;
+      close(dir);
+      errno = saved;
+      if (next < 0) return fail();
+      dir = next;
+    }
+    int fd = openat(dir, "bottom", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int saved = errno;
+    close(dir);
+    errno = saved;
+    if (fd < 0) return fail();
+    fillPattern(ioBuffer, 1000, (uint32_t)levels);
+    ssize_t n = write(fd, ioBuffer, 1000);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    if (n < 0) return fail();
+    emit("ok %zd", n);
     return 0;
   }
   if (!strcmp(verb, "access")) {
@@ -680,7 +764,7 @@ static int pathOp(const char *verb, char **argv, int argc) {
     return 0;
   }
   char path[4200];
-  if (!strcmp(verb, "setxattr")) {
+  if (!strcmp(verb, "setxattr") || !strcmp(verb, "lsetxattr")) {
     NEED(5);
     INT(2, len);
     INT(3, seed);
@@ -692,7 +776,9 @@ static int pathOp(const char *verb, char **argv, int argc) {
     }
     fillPattern(ioBuffer, (size_t)len, (uint32_t)seed);
     basePath(path, sizeof path, argv[0]);
-    if (setxattr(path, argv[1], ioBuffer, (size_t)len, flags) != 0) return fail();
+    int rc = verb[0] == 'l' ? lsetxattr(path, argv[1], ioBuffer, (size_t)len, flags)
+                            : setxattr(path, argv[1], ioBuffer, (size_t)len, flags);
+    if (rc != 0) return fail();
     emit("ok");
     return 0;
   }
@@ -785,8 +871,11 @@ int main(int argc, char **argv) {
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
     char *args[MAX_ARGS];
     int count = 0;
-    for (char *tok = strtok(line, " "); tok && count < MAX_ARGS; tok = strtok(NULL, " "))
-      args[count++] = tok;
+    static char expanded[MAX_ARGS][4200];
+    for (char *tok = strtok(line, " "); tok && count < MAX_ARGS; tok = strtok(NULL, " ")) {
+      args[count] = (char *)expandLongNames(tok, expanded[count], sizeof expanded[count]);
+      count++;
+    }
     outLen = 0;
     if (count == 0) {
       errno = EINVAL;

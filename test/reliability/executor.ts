@@ -3,7 +3,7 @@
 // line protocol into promises.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -56,8 +56,15 @@ export function buildHelper(name: string): string {
   if (!existsSync(source)) {
     throw new Error(`helper source ${source} not found: run from the repository root`);
   }
-  const text = readFileSync(source);
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  // Headers beside it (NAME-*.h, included by the source) are part of the build.
+  const hasher = createHash('sha256').update(readFileSync(source));
+  const folder = dirname(source);
+  for (const header of readdirSync(folder)
+    .filter((f) => f.startsWith(`${name}-`) && f.endsWith('.h'))
+    .sort()) {
+    hasher.update(header).update(readFileSync(join(folder, header)));
+  }
+  const hash = hasher.digest('hex').slice(0, 16);
   const binary = join(CACHE_DIR, `${name}-${hash}`);
   if (existsSync(binary)) return binary;
   mkdirSync(CACHE_DIR, { recursive: true });

@@ -42,7 +42,12 @@ export const PATHS: readonly string[] = [
   'a/x/q',
 ];
 
-const MODES = [0o644, 0o600, 0o755, 0o700, 0o777, 0o444, 0o000, 0o640, 0o1777, 0o2775, 0o4755, 0o1700];
+// Set-id modes writable by others too, so non-owners' writes and truncates meet them
+// (S_ISGID is cleared only with group execute: 02767 keeps it).
+const MODES = [
+  0o644, 0o600, 0o755, 0o700, 0o777, 0o444, 0o000, 0o640, 0o1777, 0o2775, 0o4755, 0o1700, 0o6777, 0o2767,
+  0o4666,
+];
 const DIR_MODES = [0o755, 0o777, 0o700, 0o1777, 0o2775, 0o555, 0o000, 0o711];
 const XATTR_NAMES = ['user.a', 'user.b', 'user.c'];
 const SLOT_COUNT = 6;
@@ -61,6 +66,8 @@ export interface GeneratorOptions {
    * runs keep exploring past it.
    */
   avoid?: readonly Avoid[];
+  /** Tag some operations to report ctime/mtime changes (`2t ...`); default true. */
+  trackTimes?: boolean;
 }
 
 /** `rdonly-trunc`: O_TRUNC only with a writable open; `supplementary-chown`: chown only to primary groups. */
@@ -73,7 +80,24 @@ interface State {
 
 type Op = (r: Random, o: GeneratorOptions, s: State) => string;
 
+/** Names of 255 bytes (the limit) and 256 (ENAMETOOLONG), as executor `@N` components. */
+const LONG_NAMES: readonly string[] = ['@255', '@256', 'a/@255', 'a/@256'];
+/** Spellings the kernel resolves itself (rmdir "." is EINVAL, "a/.." names the base). */
+const DOT_PATHS: readonly string[] = ['.', 'a/.', 'a/..', 'a/x/..'];
+const NODE_TYPES: readonly string[] = ['fifo', 'fifo', 'sock', 'char', 'block'];
+
 function path(r: Random): string {
+  const roll = r.next();
+  if (roll < 0.015) return r.pick(LONG_NAMES);
+  if (roll < 0.02) return r.pick(DOT_PATHS);
+  return r.pick(PATHS);
+}
+
+/** A symlink target: mostly a namespace path, sometimes nowhere or the link itself (ELOOP). */
+function linkTarget(r: Random, link: string): string {
+  const roll = r.next();
+  if (roll < 0.15) return 'nowhere';
+  if (roll < 0.25) return link.split('/').pop() ?? link;
   return r.pick(PATHS);
 }
 
@@ -165,17 +189,33 @@ const OPS: readonly (readonly [number, Op])[] = [
   [4, (r) => `rmdir ${path(r)}`],
   [5, (r) => `unlink ${path(r)}`],
   [3, (r) => `link ${path(r)} ${path(r)}`],
-  [3, (r) => `symlink ${r.chance(0.2) ? 'nowhere' : path(r)} ${path(r)}`],
+  [
+    3,
+    (r) => {
+      const link = path(r);
+      return `symlink ${linkTarget(r, link)} ${link}`;
+    },
+  ],
+  [3, (r) => `mknod ${path(r)} ${r.pick(NODE_TYPES)} ${octal(r.pick(MODES))}`],
+  [1, (r) => `deep ${r.pick(PATHS.slice(0, 4))} ${r.range(1, 14)}`],
+  [2, (r) => `statf ${path(r)}`],
   [2, (r) => `readlink ${path(r)}`],
   [6, (r) => `rename ${path(r)} ${path(r)} ${r.pick(['0', '0', '0', 'noreplace', 'exchange'])}`],
   [3, (r) => `chmod ${path(r)} ${octal(r.pick([...MODES, ...DIR_MODES]))}`],
   [2, (r, o) => `chown ${path(r)} ${uidOf(r, o)} ${gidOf(r, o)}`],
+  [1, (r, o) => `chownf ${path(r)} ${uidOf(r, o)} ${gidOf(r, o)}`],
   [2, (r) => `utimes ${path(r)} ${time(r)} ${time(r)}`],
+  [1, (r) => `lutimes ${path(r)} ${time(r)} ${time(r)}`],
   [
     3,
     (r) =>
       `setxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${r.chance(0.1) ? 0 : r.range(1, 200)} ` +
       `${r.int(1e6)} ${r.pick(['0', '0', 'create', 'replace'])}`,
+  ],
+  [
+    1,
+    (r) =>
+      `lsetxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${r.range(1, 50)} ${r.int(1e6)} ${r.pick(['0', 'create'])}`,
   ],
   [2, (r) => `getxattr ${path(r)} ${r.pick(XATTR_NAMES)}`],
   [1, (r) => `listxattr ${path(r)}`],
@@ -189,9 +229,11 @@ const TOTAL_WEIGHT = OPS.reduce((sum, [weight]) => sum + weight, 0);
 export function generateOp(r: Random, o: GeneratorOptions, s: State): string {
   // Non-root identities act three times in four, so permission rules dominate.
   const who = o.users.length > 0 && r.chance(0.75) ? r.range(1, o.users.length) : 0;
+  // A third of the operations also report which ctimes and mtimes they changed.
+  const times = o.trackTimes !== false && r.chance(0.35) ? 't' : '';
   let roll = r.int(TOTAL_WEIGHT);
   for (const [weight, op] of OPS) {
-    if (roll < weight) return `${who} ${op(r, o, s)}`;
+    if (roll < weight) return `${who}${times} ${op(r, o, s)}`;
     roll -= weight;
   }
   throw new Error('unreachable: weights do not add up');

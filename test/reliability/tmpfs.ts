@@ -13,7 +13,16 @@ export function mountTmpfs(label: string, sizeBytes = 512 * 1024 * 1024): TempMo
   const path = mkdtempSync(`/tmp/strata-rel-${label}-`);
   // Other identities of multi-user runs must be able to reach the mount.
   chmodSync(path, 0o755);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0755`, `strata-rel-${label}`, path]);
+  // nosuid,nodev as every StrataFS mount (src/fuse/mount.ts): opening a device node
+  // must fail alike (EACCES) on both sides.
+  execFileSync('mount', [
+    '-t',
+    'tmpfs',
+    '-o',
+    `size=${sizeBytes},mode=0755,nosuid,nodev`,
+    `strata-rel-${label}`,
+    path,
+  ]);
   let mounted = true;
   return {
     path,
