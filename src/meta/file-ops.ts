@@ -39,10 +39,15 @@ function setidBitsToKill(caller: Caller, row: InodeRow): number {
   return bits;
 }
 
-function killSuid(row: InodeRow): void {
-  row.mode &= ~S_ISUID;
-  // S_ISGID without group-exec means mandatory locking, not set-group-id: keep it.
-  if (row.mode & S_IXGRP) row.mode &= ~S_ISGID;
+/**
+ * What a write, truncate or chown by `caller` clears: the kernel asks (FUSE_WRITE_KILL_SUIDGID,
+ * FATTR_KILL_SUIDGID) whenever the caller lacks CAP_FSETID, whatever the mode, and leaves the
+ * choice of bits to the file system. S_ISGID without group exec stays only for members of the
+ * file's group (setattr_should_drop_sgid since Linux 6.2), so it is judged against the group
+ * the file has before a chown.
+ */
+function killSetid(caller: Caller, row: InodeRow): void {
+  row.mode &= ~setidBitsToKill(caller, row);
 }
 
 /**
@@ -94,6 +99,7 @@ export async function setattr(
   // fallocate through a descriptor the caller may use: leave the bits, fallocate clears them.
   if (owner && isEmptyChange(changes) && !isDir(row.mode)) row.mode &= ~setidBitsToKill(caller, row);
   if (changes.uid !== undefined || changes.gid !== undefined) {
+    const killBits = isDir(row.mode) ? 0 : setidBitsToKill(caller, row);
     const newUid = changes.uid ?? row.uid;
     const newGid = changes.gid ?? row.gid;
     if (caller.uid !== 0) {
@@ -106,7 +112,7 @@ export async function setattr(
     }
     row.uid = newUid;
     row.gid = newGid;
-    if (!isDir(row.mode)) killSuid(row);
+    row.mode &= ~killBits;
   }
   if (changes.mode !== undefined) {
     if (!owner) throw fsError.EPERM(`only the owner (uid ${row.uid}) or root may chmod inode ${ino}`);
@@ -136,7 +142,7 @@ export async function setattr(
       apply(row, change);
     }
   }
-  if (changes.killSuid) killSuid(row);
+  if (changes.killSuid) killSetid(caller, row);
   setCtime(row, changes.ctime ?? now);
   ctx.touch(row);
   return row;

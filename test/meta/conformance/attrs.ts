@@ -53,6 +53,19 @@ export function attrTests(fx: EngineFixture): void {
         );
       }));
 
+    it("a write or truncate by a caller outside the file's group clears S_ISGID even without group exec; a member keeps it", () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(2001, 2001);
+        const f = await file(svc, ROOT, 'f', alice, 0o2767);
+        const member = user(2002, 2002, [2001]);
+        assert.equal((await svc.setattr(member, f.ino, { killSuid: true })).mode & 0o7777, 0o2767);
+        const outsider = user(2003, 2003);
+        assert.equal((await svc.setattr(outsider, f.ino, { killSuid: true })).mode & 0o7777, 0o767);
+        // chown judges by the group the file had: root gives it to 2003's group, kept
+        await svc.setattr(root, f.ino, { mode: 0o2767 });
+        assert.equal((await svc.setattr(root, f.ino, { gid: 2003 })).mode & 0o7777, 0o2767);
+      }));
+
     it('chown(-1, -1) (a setattr that changes nothing) by the owner or root clears set-id bits of a non-directory (tmpfs)', () =>
       withVolume(fx, async ({ svc, clock }) => {
         const alice = user(2001, 2001);
