@@ -1,6 +1,6 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
-//          [--engine-thread-nice N] [--server-node-args=--max-semi-space-size=64]
+//          [--engine-thread-nice N] [--turn-budget-ms MS] [--server-node-args=--max-semi-space-size=64]
 //          [--ops create,getattr] [--connections 16] [--history on|off]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -22,6 +22,7 @@ const READDIR_ENTRIES = 1_000;
 interface ServerStats {
   /** Server CPU time (user + system) since the last reset. */
   cpuUs: number;
+  p50Ms: number;
   p99Ms: number;
   maxMs: number;
   peakRssBytes: number;
@@ -30,6 +31,10 @@ interface ServerStats {
   servingWaitMs: number;
   /** Times the serving thread got a CPU (each after a wait in the run queue, often zero). */
   servingSlices: number;
+  /** The serving thread's GC pauses: how many, their sum and the longest. */
+  gcCount: number;
+  gcTotalMs: number;
+  gcMaxMs: number;
 }
 
 class ServerProcess {
@@ -40,6 +45,7 @@ class ServerProcess {
     if (!engineThread) args.push('--no-engine-thread');
     if (!localReads) args.push('--no-local-reads');
     if (engineThreadNice !== undefined) args.push('--engine-thread-nice', engineThreadNice);
+    if (turnBudgetMs !== undefined) args.push('--turn-budget-ms', turnBudgetMs);
     const child = fork(SERVER_JS, args, {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
       execArgv: [...process.execArgv, ...serverNodeArgs],
@@ -166,7 +172,7 @@ async function runConfig(
       };
       rows.push(row);
       console.log(
-        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU (${((stats.servingWaitMs * 1000) / Math.max(1, stats.servingSlices)).toFixed(0)} µs per wake-up)`,
+        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU (${((stats.servingWaitMs * 1000) / Math.max(1, stats.servingSlices)).toFixed(0)} µs per wake-up) | loop p50 ${stats.p50Ms.toFixed(1)}, max ${stats.maxMs.toFixed(1)} ms | GC ${stats.gcCount}x ${Math.round(stats.gcTotalMs)} ms, longest ${stats.gcMaxMs.toFixed(1)} ms`,
       );
     }
     return (await server.ask('report')).peakRssBytes;
@@ -200,6 +206,7 @@ const { values } = parseArgs({
     'no-engine-thread': { type: 'boolean', default: false },
     'no-local-reads': { type: 'boolean', default: false },
     'engine-thread-nice': { type: 'string' },
+    'turn-budget-ms': { type: 'string' },
     'server-node-args': { type: 'string', default: '' },
     ops: { type: 'string', default: '' },
     connections: { type: 'string', default: '1,16' },
@@ -211,6 +218,7 @@ const seconds = Number(values.seconds);
 const engineThread = !values['no-engine-thread'];
 const localReads = !values['no-local-reads'];
 const engineThreadNice = values['engine-thread-nice'];
+const turnBudgetMs = values['turn-budget-ms'];
 /** Node/V8 flags for the server process only (`--server-node-args=--max-semi-space-size=64`), not the clients. */
 const serverNodeArgs = values['server-node-args'].split(' ').filter(Boolean);
 const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-bench-'));

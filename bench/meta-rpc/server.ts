@@ -1,13 +1,23 @@
 // The metadata server process of the benchmark: the real server entry, plus the probes the
 // benchmark reads over IPC (event-loop delay of the serving thread, peak RSS).
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay, type PerformanceEntry } from 'node:perf_hooks';
 import { runMetaServerProcess } from '../../src/meta/server/index.js';
 
 const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();
 const server = await runMetaServerProcess(process.argv.slice(2));
 let cpuAtReset = process.cpuUsage();
+
+/** The serving thread's GC pauses since the last reset: a pause delays every timer of the loop. */
+const gc = { count: 0, totalMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries() as PerformanceEntry[]) {
+    gc.count++;
+    gc.totalMs += entry.duration;
+    gc.maxMs = Math.max(gc.maxMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /**
  * The serving (main) thread's time on a CPU and waiting for one (run queue), in ns, from the
@@ -29,6 +39,7 @@ process.on('message', (message: string) => {
     delay.reset();
     cpuAtReset = process.cpuUsage();
     schedAtReset = servingThreadSched();
+    Object.assign(gc, { count: 0, totalMs: 0, maxMs: 0 });
     process.send?.({ reset: true });
   } else if (message === 'report') {
     const cpu = process.cpuUsage(cpuAtReset);
@@ -38,9 +49,13 @@ process.on('message', (message: string) => {
       servingWaitMs: (sched.waitNs - schedAtReset.waitNs) / 1e6,
       servingSlices: sched.slices - schedAtReset.slices,
       cpuUs: cpu.user + cpu.system,
+      p50Ms: delay.percentile(50) / 1e6,
       p99Ms: delay.percentile(99) / 1e6,
       maxMs: delay.max / 1e6,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      gcCount: gc.count,
+      gcTotalMs: gc.totalMs,
+      gcMaxMs: gc.maxMs,
     });
   } else if (message === 'stop') {
     void server.stop().then(() => process.exit(0));

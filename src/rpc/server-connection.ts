@@ -56,6 +56,8 @@ export class ServerConnection {
   private drainingBacklog = false;
   private writeBlocked = false;
   private corked = false;
+  /** A later turn will run the backlog (the turn's budget ran out with calls waiting). */
+  private resumeScheduled = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -240,14 +242,34 @@ export class ServerConnection {
       },
       ackBelowSeq: numbered ? (ackBelowSeq as number) : 0,
     };
-    // Behind a full bound or a full write buffer, calls wait (and reading stops) instead of running.
+    // Behind a full bound or a full write buffer, calls wait (and reading stops) instead of running;
+    // past the turn's budget they wait for a later turn.
     if (this.inFlight >= this.settings.maxInFlight || this.writeBlocked || this.backlog.length > 0) {
       this.backlog.push(request);
       this.updateReading();
       return;
     }
+    if (!this.settings.turn.hasRoom()) {
+      this.backlog.push(request);
+      this.updateReading();
+      this.resumeInLaterTurn();
+      return;
+    }
     this.run(request);
   }
+
+  /** Runs the waiting calls in a later turn (once; the backlog keeps their order). */
+  private resumeInLaterTurn(): void {
+    if (this.resumeScheduled) return;
+    this.resumeScheduled = true;
+    this.settings.turn.resumeLater(this.resumeFromTurn);
+  }
+
+  private readonly resumeFromTurn = (): void => {
+    this.resumeScheduled = false;
+    this.runBacklog();
+    this.updateReading();
+  };
 
   private run(request: Request): void {
     this.inFlight++;
@@ -287,6 +309,10 @@ export class ServerConnection {
         !this.writeBlocked &&
         this.state !== State.Closed
       ) {
+        if (!this.settings.turn.hasRoom()) {
+          this.resumeInLaterTurn();
+          break;
+        }
         this.run(this.backlog.shift() as Request);
       }
     } finally {

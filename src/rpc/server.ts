@@ -7,6 +7,7 @@ import type { RpcSecret } from './auth.js';
 import { DEFAULT_MAX_FRAME_BYTES, MessageType, encodeFrame } from './codec.js';
 import { ReplayCache, type ReplayOptions } from './replay.js';
 import { ServerConnection } from './server-connection.js';
+import { DEFAULT_TURN_BUDGET_MS, TurnBudget } from './turn-budget.js';
 
 /** What the server knows about a call besides its method and arguments. */
 export interface CallInfo {
@@ -41,6 +42,11 @@ export interface RpcServerOptions {
   handshakeTimeoutMs?: number;
   /** At-most-once memory for numbered calls; `false` runs every resend again. */
   replay?: ReplayOptions | false;
+  /**
+   * How long one event-loop turn may keep starting calls before the rest wait for a later turn
+   * (turn-budget.ts); default DEFAULT_TURN_BUDGET_MS.
+   */
+  turnBudgetMs?: number;
   onEvent?: (event: RpcServerEvent) => void;
 }
 
@@ -69,6 +75,7 @@ export interface ServerSettings {
   maxInFlight: number;
   handshakeTimeoutMs: number;
   replay: ReplayCache | null;
+  turn: TurnBudget;
   emit: (event: RpcServerEvent) => void;
 }
 
@@ -87,6 +94,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     maxInFlight: options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     replay,
+    turn: new TurnBudget(options.turnBudgetMs ?? DEFAULT_TURN_BUDGET_MS),
     emit: options.onEvent ?? (() => {}),
   };
   const connections = new Set<ServerConnection>();

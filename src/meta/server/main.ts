@@ -34,6 +34,8 @@ export interface MetaServerProcessOptions {
   localReads: boolean;
   /** Niceness of the engine thread (EngineWorkerOptions.nice); default DEFAULT_ENGINE_THREAD_NICE. */
   engineThreadNice?: number;
+  /** How long one turn of the serving loop keeps starting calls (RpcServerOptions.turnBudgetMs). */
+  turnBudgetMs?: number;
 }
 
 /**
@@ -48,7 +50,7 @@ export const DEFAULT_META_LISTEN = '127.0.0.1:7070';
 
 const USAGE =
   'usage: meta-server --engine sqlite:PATH [--listen HOST:PORT|SOCKET] [--secret-file PATH] ' +
-  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--engine-thread-nice N] [--no-local-reads] [--no-history] [--durable-commits | --no-durable]';
+  '[--tls-cert PATH --tls-key PATH] [--no-engine-thread] [--engine-thread-nice N] [--turn-budget-ms MS] [--no-local-reads] [--no-history] [--durable-commits | --no-durable]';
 
 export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
   const { values } = parseArgs({
@@ -65,6 +67,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
       'no-engine-thread': { type: 'boolean', default: false },
       'no-local-reads': { type: 'boolean', default: false },
       'engine-thread-nice': { type: 'string' },
+      'turn-budget-ms': { type: 'string' },
     },
     strict: true,
   });
@@ -82,6 +85,10 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
       `--engine-thread-nice takes 0-19 (higher: the engine thread yields more), not "${nice}"`,
     );
   }
+  const turnBudget = values['turn-budget-ms'];
+  if (turnBudget !== undefined && !(Number(turnBudget) > 0)) {
+    throw fsError.EINVAL(`--turn-budget-ms takes a positive number of milliseconds, not "${turnBudget}"`);
+  }
   return {
     engineUrl: values.engine,
     listen: values.listen,
@@ -93,6 +100,7 @@ export function parseMetaServerArgs(argv: string[]): MetaServerProcessOptions {
     engineThread: !values['no-engine-thread'],
     localReads: !values['no-local-reads'],
     engineThreadNice: nice === undefined ? undefined : Number(nice),
+    turnBudgetMs: turnBudget === undefined ? undefined : Number(turnBudget),
   };
 }
 
@@ -152,6 +160,7 @@ export async function startMetaServerProcess(
       listen: options.listen,
       secret,
       tls,
+      turnBudgetMs: options.turnBudgetMs,
       onEvent: (event) => {
         if (event.type === 'internal-error') {
           const error = event.error as Error;

@@ -25,6 +25,8 @@ export interface MetaServerOptions {
   tls?: tls.TlsOptions;
   maxFrameBytes?: number;
   maxInFlightPerConnection?: number;
+  /** RpcServerOptions.turnBudgetMs: how long one turn of the serving loop keeps starting calls. */
+  turnBudgetMs?: number;
   /** How long results of mutating calls stay replayable for retries (default 5 min, 200,000 calls). */
   replay?: ReplayOptions;
   /** Connection events and internal errors, e.g. to log them. */
@@ -93,6 +95,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
     handler,
     maxFrameBytes: options.maxFrameBytes,
     maxInFlightPerConnection: options.maxInFlightPerConnection,
+    turnBudgetMs: options.turnBudgetMs,
     replay: options.replay ?? {},
     onEvent: options.onEvent,
   });
