@@ -51,6 +51,21 @@ export function setCtime(row: InodeRow, t: Timespec): void {
   row.ctimeNsec = t.nsec;
 }
 
+/**
+ * The first of `candidates` after the row's current ctime, or that ctime plus one
+ * microsecond: ctime never goes back and moves with every change (the VFS orders
+ * attribute replies by it).
+ */
+export function laterCtime(row: InodeRow, ...candidates: Timespec[]): Timespec {
+  for (const t of candidates) {
+    if (t.sec > row.ctimeSec || (t.sec === row.ctimeSec && t.nsec > row.ctimeNsec)) return t;
+  }
+  const nsec = row.ctimeNsec + 1000;
+  return nsec >= 1_000_000_000
+    ? { sec: row.ctimeSec + 1, nsec: nsec - 1_000_000_000 }
+    : { sec: row.ctimeSec, nsec };
+}
+
 export function setAtime(row: InodeRow, t: Timespec): void {
   row.atimeSec = t.sec;
   row.atimeNsec = t.nsec;

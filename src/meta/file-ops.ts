@@ -15,7 +15,18 @@ import {
   type SetAttrChanges,
   type Timespec,
 } from './api.js';
-import { S_IFMT, S_ISGID, S_ISUID, S_IXGRP, isDir, isReg, setAtime, setCtime, setMtime } from './attrs.js';
+import {
+  S_IFMT,
+  S_ISGID,
+  S_ISUID,
+  S_IXGRP,
+  isDir,
+  isReg,
+  laterCtime,
+  setAtime,
+  setCtime,
+  setMtime,
+} from './attrs.js';
 import { addRefs, copyByReference, dropRefs, truncateChunks, zeroRange } from './chunks.js';
 import type { InodeRow, WriteTx } from './engine.js';
 import { COUNTER_USED_BYTES, alignedBytes } from './namespace.js';
@@ -198,7 +209,11 @@ export async function commitWrites(
   }
   if (minSizeBytes > row.sizeBytes) await setSize(ctx, chunkSizeBytes, row, minSizeBytes);
   setMtime(row, mtime);
-  setCtime(row, ctx.now);
+  // The writes changed the file when they were made, not when committed: the mount showed
+  // their time as ctime all along (vfs open-files), so a later commit (close, fsync, a full
+  // buffer) must not move ctime again. The commit time instead when the write time is not
+  // after the current ctime (an explicit mtime, a change in between, another clock).
+  setCtime(row, laterCtime(row, mtime, ctx.now));
   ctx.touch(row);
   return row;
 }

@@ -48,7 +48,12 @@ export function exactVersion(attr: InodeAttr): string {
   return `${contentVersion(attr)}:${attr.ctime.sec}:${attr.ctime.nsec}`;
 }
 
+/**
+ * Now, in microseconds: the clock and resolution of the metadata service's timestamps
+ * (meta/engine.ts systemClock), so a write's time and the commit times around it order
+ * correctly; whole milliseconds would stamp a write made just after a create before it.
+ */
 export function nowTimespec(): { sec: number; nsec: number } {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return { sec: Math.floor(us / 1_000_000), nsec: (us % 1_000_000) * 1000 };
 }

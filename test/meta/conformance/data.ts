@@ -92,6 +92,52 @@ export function dataTests(fx: EngineFixture): void {
         smallChunks,
       ));
 
+    it('commitWrites stamps ctime with the write time when later than the current ctime, else the commit time', () =>
+      withVolume(
+        fx,
+        async ({ svc, clock }) => {
+          const f = await file(svc, ROOT, 'f');
+          const at = (us: number) => ({ sec: Math.floor(us / 1e6), nsec: (us % 1e6) * 1000 });
+          clock.advanceMs(5);
+          const wroteAt = at(clock.us);
+          // Committed later (close, fsync): ctime stays what the mount showed since the write.
+          clock.advanceMs(40);
+          const first = await svc.commitWrites(
+            root,
+            f.ino,
+            [{ chunkIndex: 0, slice: slice(1, 0, 100) }],
+            100,
+            wroteAt,
+          );
+          assert.deepEqual(first.mtime, wroteAt);
+          assert.deepEqual(first.ctime, wroteAt, 'the commit must not move ctime past the write');
+          // An explicit older mtime (utimes after the write) cannot be a change time: now.
+          clock.advanceMs(5);
+          const old = { sec: 1, nsec: 0 };
+          const second = await svc.commitWrites(
+            root,
+            f.ino,
+            [{ chunkIndex: 0, slice: slice(2, 0, 10) }],
+            10,
+            old,
+          );
+          assert.deepEqual(second.mtime, old);
+          assert.deepEqual(second.ctime, at(clock.us));
+          // A write time from a clock behind the service's: ctime still moves forward.
+          const behind = at(clock.us - 1000);
+          const third = await svc.commitWrites(
+            root,
+            f.ino,
+            [{ chunkIndex: 0, slice: slice(3, 0, 10) }],
+            10,
+            behind,
+          );
+          const ns = (t: { sec: number; nsec: number }) => BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
+          assert.ok(ns(third.ctime) > ns(second.ctime), 'ctime never stays or goes back on a change');
+        },
+        smallChunks,
+      ));
+
     it('truncate then extend reads zeros where data was; whole chunks past the end are dropped', () =>
       withVolume(
         fx,
