@@ -219,7 +219,9 @@ static int cmpNames(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-// Sorted user.* xattr names of a path, comma-joined into dst.
+// Sorted user.* and trusted.* xattr names of a path (trusted.* only when root
+// asks), comma-joined into dst. Other namespaces (security.*, system.*) belong
+// to the host's modules and ACLs, not to the file system under test.
 static int listUserXattrs(const char *path, int noFollow, char *dst, size_t dstLen) {
   static char list[XATTR_LIST_BYTES];
   char *names[512];
@@ -227,7 +229,8 @@ static int listUserXattrs(const char *path, int noFollow, char *dst, size_t dstL
   ssize_t n = noFollow ? llistxattr(path, list, sizeof list) : listxattr(path, list, sizeof list);
   if (n < 0) return -1;
   for (ssize_t i = 0; i < n && count < 512; i += (ssize_t)strlen(list + i) + 1) {
-    if (strncmp(list + i, "user.", 5) == 0) names[count++] = list + i;
+    if (strncmp(list + i, "user.", 5) == 0 || strncmp(list + i, "trusted.", 8) == 0)
+      names[count++] = list + i;
   }
   qsort(names, (size_t)count, sizeof names[0], cmpNames);
   dst[0] = '\0';
@@ -687,6 +690,7 @@ static int pathOp(const char *verb, char **argv, int argc) {
     dev_t dev = 0;
     if (!strcmp(argv[1], "fifo")) type = S_IFIFO;
     else if (!strcmp(argv[1], "sock")) type = S_IFSOCK;
+    else if (!strcmp(argv[1], "reg")) type = S_IFREG;
     else if (!strcmp(argv[1], "char")) type = S_IFCHR, dev = makedev(1, 3);
     else if (!strcmp(argv[1], "block")) type = S_IFBLK, dev = makedev(259, 77);
     else {

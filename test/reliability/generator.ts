@@ -49,7 +49,8 @@ const MODES = [
   0o4666,
 ];
 const DIR_MODES = [0o755, 0o777, 0o700, 0o1777, 0o2775, 0o555, 0o000, 0o711];
-const XATTR_NAMES = ['user.a', 'user.b', 'user.c'];
+// trusted.* is root's alone: EPERM to set for others, hidden from their reads.
+const XATTR_NAMES = ['user.a', 'user.b', 'user.c', 'trusted.t'];
 const SLOT_COUNT = 6;
 const BLOCK_BOUNDARY_BYTES = 4 * 1024 * 1024;
 
@@ -84,7 +85,8 @@ type Op = (r: Random, o: GeneratorOptions, s: State) => string;
 const LONG_NAMES: readonly string[] = ['@255', '@256', 'a/@255', 'a/@256'];
 /** Spellings the kernel resolves itself (rmdir "." is EINVAL, "a/.." names the base). */
 const DOT_PATHS: readonly string[] = ['.', 'a/.', 'a/..', 'a/x/..'];
-const NODE_TYPES: readonly string[] = ['fifo', 'fifo', 'sock', 'char', 'block'];
+// `reg`: mknod(S_IFREG), which reaches a FUSE file system as MKNOD rather than CREATE.
+const NODE_TYPES: readonly string[] = ['fifo', 'fifo', 'sock', 'char', 'block', 'reg'];
 
 function path(r: Random): string {
   const roll = r.next();
