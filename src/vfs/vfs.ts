@@ -501,8 +501,12 @@ export class Vfs implements FileSystem {
     return this.meta.getxattr(ino, name);
   }
 
-  async listxattr(_ctx: RequestContext, ino: Ino): Promise<string[]> {
-    return this.meta.listxattr(ino);
+  async listxattr(ctx: RequestContext, ino: Ino): Promise<string[]> {
+    const names = await this.meta.listxattr(ino);
+    // The kernel hides trusted.* from callers without CAP_SYS_ADMIN only for file systems
+    // that list through its xattr handlers; FUSE passes the list through, so filter here
+    // (uid 0 stands in for the capability, as everywhere in StrataFS).
+    return ctx.uid === 0 ? names : names.filter((name) => !name.startsWith('trusted.'));
   }
 
   async removexattr(ctx: RequestContext, ino: Ino, name: string): Promise<void> {
