@@ -25,6 +25,7 @@ import { foreignChownRefusal } from './foreign-chown.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { VfsOptions } from './options.js';
 import { OpenDirs } from './open-dirs.js';
+import { SpecialNodes } from './special-nodes.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
 import { seekOpenFile } from './seek.js';
 import type { DataPath } from '../data/index.js';
@@ -58,6 +59,7 @@ export class Vfs implements FileSystem {
   private nextFh = 1;
   private readonly openFiles: OpenFiles;
   private readonly openDirs: OpenDirs;
+  private readonly specialNodes = new SpecialNodes();
   private readonly callers = new CallerResolver();
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
@@ -127,11 +129,13 @@ export class Vfs implements FileSystem {
   async forget(ino: Ino): Promise<void> {
     this.cachedVersions.delete(ino);
     this.linkableTmpfiles.delete(ino);
+    this.specialNodes.forget(ino);
   }
 
   // --- attributes ---
 
   private entry(attr: InodeAttr): Entry {
+    this.specialNodes.note(attr);
     return {
       attr: toFuseAttr(this.openFiles.withPending(attr)),
       generation: attr.generation,
@@ -141,6 +145,7 @@ export class Vfs implements FileSystem {
   }
 
   private attrReply(attr: InodeAttr): AttrReply {
+    this.specialNodes.note(attr);
     return {
       attr: toFuseAttr(this.openFiles.withPending(attr)),
       attrTimeoutMs: this.options.attrTimeoutMs,
@@ -164,7 +169,9 @@ export class Vfs implements FileSystem {
       attr = await this.meta.getattr(ino);
     } catch (err) {
       const removed =
-        isFsError(err) && err.errno === Errno.ENOENT ? this.openDirs.removedAttr(ino) : undefined;
+        isFsError(err) && err.errno === Errno.ENOENT
+          ? (this.openDirs.removedAttr(ino) ?? this.specialNodes.removedAttr(ino))
+          : undefined;
       if (removed === undefined) throw err;
       return this.attrReply(removed);
     }
