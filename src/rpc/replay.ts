@@ -87,8 +87,9 @@ export class ReplayCache {
 
   /** Sequence numbers arrive almost in order, so the acknowledged ones sit at the front. */
   private forgetAcknowledged(entries: Map<number, Entry>, ackBelowSeq: number): void {
-    for (const [seq, entry] of entries) {
-      if (seq >= ackBelowSeq || entry.settledAtMs === 0) break;
+    // keys() and get(): iterating [seq, entry] pairs allocated one array per entry looked at.
+    for (const seq of entries.keys()) {
+      if (seq >= ackBelowSeq || (entries.get(seq) as Entry).settledAtMs === 0) break;
       entries.delete(seq);
       this.entryCount--;
     }

@@ -69,22 +69,21 @@ export async function withLocalReads(
   const api: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
   const target = (on: MetaApi, method: string) =>
     (on as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[method].bind(on);
+  // Shared by every passed-on call rather than two new closures per call.
+  const settledValue = (value: unknown): unknown => {
+    invalidate();
+    return value;
+  };
+  const settledError = (error: unknown): never => {
+    invalidate();
+    throw error;
+  };
   for (const method of Object.keys(META_METHODS)) {
     if (LOCAL_METHODS.has(method)) {
       api[method] = target(local, method);
     } else {
       const remote = target(service, method);
-      api[method] = (...args) =>
-        remote(...args).then(
-          (value) => {
-            invalidate();
-            return value;
-          },
-          (error: unknown) => {
-            invalidate();
-            throw error;
-          },
-        );
+      api[method] = (...args) => remote(...args).then(settledValue, settledError);
     }
   }
   return {
