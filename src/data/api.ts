@@ -64,6 +64,18 @@ export interface FileWriter {
   abort(): Promise<void>;
 }
 
+/**
+ * Told about the bytes a whole-file copy into the disk cache verified on the way (the reader
+ * copies a file read at random; see Reader). `startFill` runs when such a copy starts and
+ * returns where its verified bytes go (file offset, data view), or null: do not verify them.
+ * The copy keeps the block's memory (in the budget) until the returned promise settles.
+ */
+export interface FillListener {
+  startFill(): FillSink | null;
+}
+
+export type FillSink = (fileOffsetBytes: number, data: Buffer) => Promise<void>;
+
 /** Returns the slice list of one chunk of the file being read, in overlay order. */
 export type ChunkSlicesFn = (chunkIndex: number) => Promise<SliceRef[]>;
 
@@ -101,6 +113,7 @@ export interface DataPath {
    * Reads [offset, offset + length) clamped to `fileSizeBytes`. Bytes no slice covers read as
    * zeros. Sees only committed slices: flush a file's writers (and commit) before reading it.
    * The result may be a view of a cached block: read it, send it, never modify it.
+   * `fill`, when given, hears of the bytes a whole-file copy this read starts has verified.
    */
   read(
     ino: Ino,
@@ -108,6 +121,7 @@ export interface DataPath {
     length: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    fill?: FillListener,
   ): Promise<Buffer>;
   /**
    * Like read, but only from data verified in memory already (null if any byte of the range is

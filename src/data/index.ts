@@ -1,3 +1,11 @@
-export type { DataPath, DataPathOptions, DataPathStats, FileWriter, ChunkSlicesFn } from './api.js';
+export type {
+  DataPath,
+  DataPathOptions,
+  DataPathStats,
+  FileWriter,
+  ChunkSlicesFn,
+  FillListener,
+  FillSink,
+} from './api.js';
 export { createDataPath, DATA_PATH_DEFAULTS } from './data-path.js';
 export { blockAt, blockKey, type BlockRef } from './layout.js';
