@@ -65,19 +65,26 @@ export class BlockFetcher {
    * larger than the budget), unless the disk cache has it. A file read at random is fetched
    * this way in the background; afterwards its random reads cost a local read and the check of
    * one segment instead of a store round trip. The body goes to disk as fetched: every read of
-   * it verifies the segments it uses, as for any disk-cache entry. Resolves false when there is
-   * no disk cache or the block could not be stored there.
+   * it verifies the segments it uses, as for any disk-cache entry. With `onVerified`, the body is
+   * also verified whole on the way and its data handed there (a view, only during the call),
+   * unless it fails verification. Resolves false when there is no disk cache or the block could
+   * not be stored there.
    */
-  fetchToDisk(block: BlockRef): Promise<boolean> {
+  fetchToDisk(block: BlockRef, onVerified?: (data: Buffer) => Promise<void>): Promise<boolean> {
     const key = blockKey(block);
     if (!this.diskCache) return Promise.resolve(false);
     if (this.diskCache.has(key)) return Promise.resolve(true);
     // A file reopened while its copy still runs starts another: they share the block fetches.
     const disk = this.diskCache;
-    return shareWhileRunning(this.diskFills, key, () => this.copyToDisk(disk, key, block));
+    return shareWhileRunning(this.diskFills, key, () => this.copyToDisk(disk, key, block, onVerified));
   }
 
-  private async copyToDisk(disk: DiskBlockCache, key: string, block: BlockRef): Promise<boolean> {
+  private async copyToDisk(
+    disk: DiskBlockCache,
+    key: string,
+    block: BlockRef,
+    onVerified: ((data: Buffer) => Promise<void>) | undefined,
+  ): Promise<boolean> {
     const wanted = bodyBytes(block.blockLengthBytes);
     // Background work: take memory only when it is free, so writers and demand reads never wait.
     while (!this.budget.tryAcquire(wanted)) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -86,8 +93,21 @@ export class BlockFetcher {
       this.stats.blocks++;
       this.stats.bytes += body.length;
       this.stats.diskFillBlocks++;
+      let handed: Promise<void> = Promise.resolve();
+      if (onVerified && body.length === wanted) {
+        try {
+          // The body's memory stays charged until whoever took its data is done with it.
+          handed = onVerified(openBlock(body, block)).catch(() => undefined);
+        } catch (error) {
+          // Damaged in transit or in the store: stored all the same, the reads that use it
+          // find out, drop it and fetch again, as for any damaged cache entry.
+          if (!(error instanceof CorruptBlockError)) throw error;
+        }
+      }
       // A body of the wrong size is not worth a disk write; the reads that need it fetch it.
-      return body.length === wanted && (await disk.store(key, body));
+      const stored = body.length === wanted && (await disk.store(key, body));
+      await handed;
+      return stored;
     } finally {
       this.budget.release(wanted);
     }

@@ -1,5 +1,5 @@
 import type { Ino, SliceRef } from '../common/index.js';
-import type { ChunkSlicesFn } from './api.js';
+import type { ChunkSlicesFn, FillListener, FillSink } from './api.js';
 import { SEGMENT_BYTES } from './block-format.js';
 import type { BlockFetcher } from './fetcher.js';
 import { blockAt, blockKey, resolvePieces, type BlockRef } from './layout.js';
@@ -86,6 +86,7 @@ export class Reader {
     length: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    fillListener?: FillListener,
   ): Promise<Buffer> {
     const end = Math.min(offset + length, fileSizeBytes);
     if (end <= offset) return Buffer.alloc(0);
@@ -93,7 +94,7 @@ export class Reader {
     // A jump away from where the file's last read ended is a random read: fetch only the
     // segments it needs. The first read at offset 0 is more likely the start of a stream.
     const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes, copies) && offset !== 0;
-    if (isRandom) this.countRandomRead(ino, chunkSlices, fileSizeBytes);
+    if (isRandom) this.countRandomRead(ino, chunkSlices, fileSizeBytes, fillListener);
     return this.fill(end - offset, copies, isRandom);
   }
 
@@ -127,7 +128,12 @@ export class Reader {
   }
 
   /** Starts the whole-file copy into the disk cache once a file that fits it is read at random. */
-  private countRandomRead(ino: Ino, chunkSlices: ChunkSlicesFn, fileSizeBytes: number): void {
+  private countRandomRead(
+    ino: Ino,
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+    fillListener: FillListener | undefined,
+  ): void {
     if (this.closed || this.filledFiles.has(ino)) return;
     if (fileSizeBytes > this.fetcher.diskCacheCapacityBytes * DISK_FILL_MAX_CACHE_SHARE) return;
     const count = (this.randomReads.get(ino) ?? 0) + 1;
@@ -142,7 +148,8 @@ export class Reader {
     if (this.filledFiles.size > MAX_TRACKED_FILES)
       this.filledFiles.delete(this.filledFiles.values().next().value!);
     // A hint like readahead: the demand reads report store errors, this copy only stops.
-    const fill = this.fillDiskCache(chunkSlices, fileSizeBytes)
+    const verified = fillListener?.startFill() ?? null;
+    const fill = this.fillDiskCache(chunkSlices, fileSizeBytes, verified)
       .catch(() => undefined)
       .finally(() => this.fills.delete(fill));
     this.fills.add(fill);
@@ -154,18 +161,44 @@ export class Reader {
     await Promise.all(this.fills);
   }
 
-  /** Copies every block of the file into the disk cache, a chunk at a time, a few blocks in flight. */
-  private async fillDiskCache(chunkSlices: ChunkSlicesFn, fileSizeBytes: number): Promise<void> {
+  /**
+   * Copies every block of the file into the disk cache, a chunk at a time, a few blocks in flight.
+   * With `verified`, each block fetched is verified on the way and the file ranges it shows are
+   * handed there (the copies of the plan: where the block is the visible layer).
+   */
+  private async fillDiskCache(
+    chunkSlices: ChunkSlicesFn,
+    fileSizeBytes: number,
+    verified: FillSink | null,
+  ): Promise<void> {
     for (let start = 0; start < fileSizeBytes && !this.closed; start += this.chunkSizeBytes) {
       const end = Math.min(fileSizeBytes, start + this.chunkSizeBytes);
-      const blocks = new Map<string, BlockRef>();
+      const blocks = new Map<string, { block: BlockRef; shows: Copy[] }>();
       for (const copy of await this.plan(start, end, chunkSlices, start)) {
-        if (copy.block) blocks.set(blockKey(copy.block), copy.block);
+        if (!copy.block) continue;
+        const key = blockKey(copy.block);
+        const known = blocks.get(key);
+        if (known) known.shows.push(copy);
+        else blocks.set(key, { block: copy.block, shows: [copy] });
       }
       const queue = [...blocks.values()];
       const worker = async (): Promise<void> => {
-        for (let block = queue.shift(); block && !this.closed; block = queue.shift()) {
-          if (!(await this.fetcher.fetchToDisk(block))) throw new Error('the disk cache took no block');
+        for (let next = queue.shift(); next && !this.closed; next = queue.shift()) {
+          const { block, shows } = next;
+          const onVerified =
+            verified === null
+              ? undefined
+              : async (data: Buffer): Promise<void> => {
+                  const handed = shows.map((copy) =>
+                    verified(
+                      start + copy.outOffset,
+                      data.subarray(copy.blockOffset, copy.blockOffset + copy.lengthBytes),
+                    ),
+                  );
+                  await Promise.all(handed);
+                };
+          if (!(await this.fetcher.fetchToDisk(block, onVerified)))
+            throw new Error('the disk cache took no block');
         }
       };
       await Promise.all(Array.from({ length: DISK_FILL_CONCURRENCY }, worker));
