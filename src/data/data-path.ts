@@ -1,5 +1,12 @@
 import { asIno, type Ino, type SliceRef } from '../common/index.js';
-import type { ChunkSlicesFn, DataPath, DataPathOptions, DataPathStats, FileWriter } from './api.js';
+import type {
+  ChunkSlicesFn,
+  DataPath,
+  DataPathOptions,
+  DataPathStats,
+  FileWriter,
+  FillListener,
+} from './api.js';
 import { bodyBytes } from './block-format.js';
 import { MemoryBudget } from './budget.js';
 import { COMPACT_MIN_SLICES, planCompaction, zeroSlice } from './compact.js';
@@ -152,8 +159,9 @@ class StrataDataPath implements DataPath {
     length: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    fill?: FillListener,
   ): Promise<Buffer> {
-    return this.reader.read(ino, offset, length, chunkSlices, fileSizeBytes);
+    return this.reader.read(ino, offset, length, chunkSlices, fileSizeBytes, fill);
   }
 
   readCached(
