@@ -1,5 +1,5 @@
 import { fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
-import type { DataPath, FileWriter } from '../data/index.js';
+import type { DataPath, FileWriter, FillListener } from '../data/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
 import { contentVersion, exactVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
@@ -44,6 +44,8 @@ export class OpenFile implements PushSource {
   /** Who wrote last: commits not tied to a close (a read of pending data, unmount) run as them. */
   lastWriter: Caller = { uid: 0, gid: 0, pid: 0 };
   private readonly getChunkSlices = (chunkIndex: number): Promise<SliceRef[]> => this.chunkSlices(chunkIndex);
+  /** Where a whole-file copy into the disk cache sends what it verified: the kernel page cache. */
+  private readonly fillListener: FillListener | undefined;
 
   constructor(
     attr: InodeAttr,
@@ -53,6 +55,8 @@ export class OpenFile implements PushSource {
     private readonly pageCache: PageCache | undefined,
   ) {
     this.attr = attr;
+    if (pageCache !== undefined)
+      this.fillListener = { startFill: () => pageCache.fillSink(this.ino, this.attr.sizeBytes) };
     this.slicesVersion = contentVersion(attr);
   }
 
@@ -132,7 +136,7 @@ export class OpenFile implements PushSource {
       await this.flushing;
     }
     // Pending writes past the committed size make the bytes between them a hole: zeros.
-    return this.data.read(this.ino, offset, size, this.getChunkSlices, this.sizeBytes);
+    return this.data.read(this.ino, offset, size, this.getChunkSlices, this.sizeBytes, this.fillListener);
   }
 
   /** PushSource: committed bytes verified in memory already; none while writes are pending. */

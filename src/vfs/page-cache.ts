@@ -1,4 +1,5 @@
 import { Errno, isFsError, type Ino } from '../common/index.js';
+import type { FillSink } from '../data/index.js';
 
 /** The kernel's page cache as a FUSE session reaches it (NOTIFY_STORE). */
 export interface PageStore {
@@ -21,6 +22,8 @@ interface InodeState {
   writers: number;
   /** Pushes handed to the kernel and not yet taken. */
   inFlight: number;
+  /** Handles that read through the page cache (not direct_io): whole-file pushes only for them. */
+  bufferedHandles: number;
   /** Changes waiting for inFlight to drain before they are answered. */
   waiters: (() => void)[];
   source: PushSource | undefined;
@@ -31,6 +34,8 @@ interface Push {
   generation: number;
   offsetBytes: number;
   data: Buffer;
+  /** Told when the push was taken by the kernel, failed or was dropped. */
+  settled?: () => void;
 }
 
 /**
@@ -44,8 +49,12 @@ export const PUSH_WINDOW_BYTES = 64 * 1024;
  * notifications need the pool too.
  */
 const MAX_PUSHES_IN_FLIGHT = 2;
-/** Pushes waiting beyond this many bytes are dropped: the page cache is a hint, memory is not. */
+/**
+ * Pushes waiting beyond this many bytes are dropped: the page cache is a hint, memory is not
+ * (a push holds a view of data the memory budget may already have given back).
+ */
 const MAX_QUEUED_PUSH_BYTES = 8 * 1024 * 1024;
+const PAGE_BYTES = 4096;
 /** Inode states kept when idle; the oldest idle ones go beyond this. */
 const MAX_IDLE_STATES = 4096;
 
@@ -94,7 +103,14 @@ export class PageCache {
   private state(ino: Ino): InodeState {
     let state = this.states.get(ino);
     if (state === undefined) {
-      state = { generation: ++this.counter, writers: 0, inFlight: 0, waiters: [], source: undefined };
+      state = {
+        generation: ++this.counter,
+        writers: 0,
+        inFlight: 0,
+        bufferedHandles: 0,
+        waiters: [],
+        source: undefined,
+      };
       this.states.set(ino, state);
     }
     return state;
@@ -134,6 +150,45 @@ export class PageCache {
     if (state === undefined) return;
     state.writers = Math.max(0, state.writers - 1);
     state.generation = ++this.counter;
+  }
+
+  /** A handle that reads through the page cache (not direct_io) was opened, or released. */
+  bufferedHandle(ino: Ino, opened: boolean): void {
+    if (opened) this.state(ino).bufferedHandles++;
+    else {
+      const state = this.states.get(ino);
+      if (state !== undefined) state.bufferedHandles = Math.max(0, state.bufferedHandles - 1);
+    }
+  }
+
+  /**
+   * The data path starts copying the whole file (`fileSizeBytes` now) into its disk cache because
+   * it is read at random all over: where the blocks it verifies on the way go. The read pattern
+   * that started the copy justifies caching the file in the kernel too, but only for handles
+   * that read through the page cache, and only while nothing changes the file (the generation
+   * is taken now: the slice lists the copy uses are at least this new).
+   */
+  fillSink(ino: Ino, fileSizeBytes: number): FillSink | null {
+    const state = this.states.get(ino);
+    if (state === undefined || state.bufferedHandles === 0 || state.writers > 0) return null;
+    const generation = state.generation;
+    return (fileOffsetBytes, data) => {
+      // Whole pages only (the kernel marks a partly written page as not up to date anyway),
+      // except the file's last one.
+      const start = Math.ceil(fileOffsetBytes / PAGE_BYTES) * PAGE_BYTES;
+      const dataEnd = Math.min(fileOffsetBytes + data.length, fileSizeBytes);
+      const end = dataEnd === fileSizeBytes ? dataEnd : Math.floor(dataEnd / PAGE_BYTES) * PAGE_BYTES;
+      if (end <= start || !this.mayPush(state, generation) || state.bufferedHandles === 0) {
+        this.stats.dropped++;
+        return Promise.resolve();
+      }
+      const bytes = data.subarray(start - fileOffsetBytes, end - fileOffsetBytes);
+      // Not held to the queue's byte bound: the copy keeps these bytes charged to the memory
+      // budget until the push settles, and has a bounded number of blocks in flight.
+      return new Promise<void>((settled) =>
+        this.enqueue({ ino, generation, offsetBytes: start, data: bytes, settled }),
+      );
+    };
   }
 
   /** Resolves once no push of `ino` is on its way to the kernel (call after `changed`). */
@@ -186,12 +241,12 @@ export class PageCache {
   }
 
   private enqueue(push: Push): void {
-    if (this.queuedBytes + push.data.length > MAX_QUEUED_PUSH_BYTES) {
+    if (push.settled === undefined && this.queuedBytes + push.data.length > MAX_QUEUED_PUSH_BYTES) {
       this.stats.dropped++;
       return;
     }
     this.queue.push(push);
-    this.queuedBytes += push.data.length;
+    if (push.settled === undefined) this.queuedBytes += push.data.length;
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
     setImmediate(this.pump);
@@ -201,11 +256,12 @@ export class PageCache {
     this.pumpScheduled = false;
     while (this.inFlight < MAX_PUSHES_IN_FLIGHT && this.queue.length > 0) {
       const push = this.queue.shift()!;
-      this.queuedBytes -= push.data.length;
+      if (push.settled === undefined) this.queuedBytes -= push.data.length;
       const state = this.states.get(push.ino);
       // Checked here, on the main thread, right before the write goes to the pool.
       if (state === undefined || !this.mayPush(state, push.generation)) {
         this.stats.dropped++;
+        push.settled?.();
         continue;
       }
       state.inFlight++;
@@ -234,6 +290,7 @@ export class PageCache {
     } else {
       this.stats.failed++;
     }
+    push.settled?.();
     if (state.inFlight === 0 && state.waiters.length > 0) {
       const waiters = state.waiters;
       state.waiters = [];
@@ -244,7 +301,9 @@ export class PageCache {
   }
 
   private isIdle(state: InodeState): boolean {
-    return state.writers === 0 && state.inFlight === 0 && state.source === undefined;
+    return (
+      state.writers === 0 && state.inFlight === 0 && state.source === undefined && state.bufferedHandles === 0
+    );
   }
 
   private prune(): void {

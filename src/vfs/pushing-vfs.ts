@@ -58,7 +58,7 @@ export class PushingVfs extends Vfs {
       if (writes) this.pageCache.endWrite(ino);
       throw error;
     }
-    this.kinds.set(reply.fh, { ino, writes, direct: reply.directIo === true });
+    this.noteHandle(reply.fh, { ino, writes, direct: reply.directIo === true });
     // The kernel may write into its cached pages as soon as it has this answer, and an open that
     // found another mount's change drops them: no older push may land after either.
     if (writes || this.pageCache.generationOf(ino) !== before) await this.pageCache.settle(ino);
@@ -89,8 +89,13 @@ export class PushingVfs extends Vfs {
     const ino = reply.attr.ino;
     const writes = mayWrite(flags);
     if (writes) this.pageCache.beginWrite(ino);
-    this.kinds.set(reply.fh, { ino, writes, direct: reply.directIo === true });
+    this.noteHandle(reply.fh, { ino, writes, direct: reply.directIo === true });
     return reply;
+  }
+
+  private noteHandle(fh: number, kind: HandleKind): void {
+    this.kinds.set(fh, kind);
+    if (!kind.direct) this.pageCache.bufferedHandle(kind.ino, true);
   }
 
   override async release(
@@ -107,6 +112,7 @@ export class PushingVfs extends Vfs {
       const kind = this.kinds.get(fh);
       this.kinds.delete(fh);
       if (kind?.writes) this.pageCache.endWrite(kind.ino);
+      if (kind?.direct === false) this.pageCache.bufferedHandle(kind.ino, false);
     }
   }
 

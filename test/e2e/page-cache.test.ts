@@ -17,7 +17,8 @@ import { freePort, isMounted, tempDir } from './harness.js';
  */
 const PAGE = 4096;
 const WINDOW = 64 * 1024;
-const FILE_BYTES = 1024 * 1024;
+const MiB = 1024 * 1024;
+const FILE_BYTES = MiB;
 const VISIBLE_WITHIN_MS = 10_000;
 
 const root = tempDir('pagecache');
@@ -79,8 +80,8 @@ async function waitFor(what: string, check: () => boolean): Promise<void> {
 }
 
 /** Writes a new file through B (so A's kernel has none of its pages) and returns its content. */
-async function fileWrittenByB(name: string): Promise<Buffer> {
-  const content = randomBytes(FILE_BYTES);
+async function fileWrittenByB(name: string, sizeBytes = FILE_BYTES): Promise<Buffer> {
+  const content = randomBytes(sizeBytes);
   const source = join(root, `${name}.src`);
   writeFileSync(source, content);
   const copied = await run('cp', [source, join(mountB, name)]);
@@ -100,12 +101,16 @@ before(async () => {
   });
   const log = (message: string): void => void logged.push(message);
   const port = await freePort();
+  // A has a disk cache: a file it reads at random all over is copied there whole, and pushed.
+  const withDiskCache = resolveConfig({
+    flags: { cacheDir: join(root, 'cache'), attrTimeoutMs: '300s', entryTimeoutMs: '300s' },
+  }).config;
   a = await startEmbedded({
     dataDir: join(root, 'data'),
     mountpoint: mountA,
     listen: { host: '127.0.0.1', port },
     volumeName: 'pagecache',
-    config,
+    config: withDiskCache,
     log,
   });
   b = await mountRemote({
@@ -216,6 +221,30 @@ test('another mount changes a pushed file: this mount reads the new bytes within
       assert.fail(`mount A still reads old bytes ${VISIBLE_WITHIN_MS} ms after B's write`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+});
+
+test('a file read at random all over is pushed whole while its disk-cache copy verifies it', async () => {
+  // Reads more than 1 MiB apart are random to the reader; 8 of them start the whole-file copy.
+  const sizeBytes = 24 * 1024 * 1024;
+  const content = await fileWrittenByB('whole', sizeBytes);
+  const path = join(mountA, 'whole');
+  const bytesBefore = stats().pushedBytes;
+  const randomPages = [1, 7, 3, 5, 0, 6, 2, 4].map((i): [number, number] => [i * 3 * MiB + 5 * PAGE, PAGE]);
+  assert.deepEqual(
+    await readRanges(path, randomPages),
+    randomPages.map(([offset, length]) => sha(content.subarray(offset, offset + length))),
+  );
+  await waitFor('the whole file pushed', () => stats().pushedBytes >= bytesBefore + sizeBytes);
+  const readsBefore = stats().readRequests;
+  const all = Array.from({ length: sizeBytes / (16 * PAGE) }, (_, i): [number, number] => [
+    i * 16 * PAGE,
+    PAGE,
+  ]);
+  assert.deepEqual(
+    await readRanges(path, all),
+    all.map(([offset, length]) => sha(content.subarray(offset, offset + length))),
+  );
+  assert.equal(stats().readRequests, readsBefore, 'every page came from the page cache');
 });
 
 test('no push failure was logged', () => {
