@@ -2,9 +2,37 @@
 // writer's (WriteStatements). Kept apart from tx.ts, which decides when each one runs (history
 // copies, batch write-back), so the SQL text and the transaction logic can be read separately.
 import type { Database, Statement } from 'better-sqlite3';
+import { asIno } from '../../../common/index.js';
+import type { InodeRow } from '../../engine.js';
 
 const INODE_COLS =
   'mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target';
+
+/** A raw row of `ReadStatements.inode`: ino, then INODE_COLS in their order. */
+type N = number;
+export type InodeArray = [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, string | null];
+
+/** The InodeRow of a raw `ReadStatements.inode` row (same fields as rows.ts toInode). */
+export function inodeFromArray(r: InodeArray): InodeRow {
+  return {
+    ino: asIno(r[0]),
+    mode: r[1],
+    uid: r[2],
+    gid: r[3],
+    nlink: r[4],
+    sizeBytes: r[5],
+    rdev: r[6],
+    atimeSec: r[7],
+    atimeNsec: r[8],
+    mtimeSec: r[9],
+    mtimeNsec: r[10],
+    ctimeSec: r[11],
+    ctimeNsec: r[12],
+    generation: r[13],
+    parent: asIno(r[14]),
+    target: r[15],
+  };
+}
 
 /** Prepared statements of one connection. Prepared once: preparing costs more than running. */
 export class ReadStatements {
@@ -36,14 +64,14 @@ export class ReadStatements {
   readonly deletedSlices: Statement;
 
   constructor(db: Database) {
-    this.inode = db.prepare(`SELECT ino, ${INODE_COLS} FROM inode WHERE ino = ?`);
+    // The two reads behind getattr and lookup return arrays (raw): better-sqlite3 builds them ~35%
+    // faster than objects with named keys (a getattr's statement 8.5 -> 5.7 µs).
+    this.inode = db.prepare(`SELECT ino, ${INODE_COLS} FROM inode WHERE ino = ?`).raw(true);
     this.inodeAsOf = db.prepare(`SELECT ino, ${INODE_COLS} FROM inode WHERE ino = ? AND ver <= ?`);
     this.inodeHist = db.prepare(
       `SELECT ino, ${INODE_COLS}, from_us FROM inode_hist WHERE ino = ? AND to_us > ? ORDER BY to_us LIMIT 1`,
     );
-    this.dentry = db.prepare(
-      'SELECT parent, name, ino, type, cursor FROM dentry WHERE parent = ? AND name = ?',
-    );
+    this.dentry = db.prepare('SELECT ino, type, cursor FROM dentry WHERE parent = ? AND name = ?').raw(true);
     this.dentryAsOf = db.prepare(
       'SELECT parent, name, ino, type, cursor FROM dentry WHERE parent = ? AND name = ? AND ver <= ?',
     );

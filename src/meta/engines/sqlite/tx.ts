@@ -21,7 +21,7 @@ import {
   type InodeRecord,
   type SessionRecord,
 } from '../rows.js';
-import type { ReadStatements, WriteStatements } from './statements.js';
+import { inodeFromArray, type InodeArray, type ReadStatements, type WriteStatements } from './statements.js';
 
 /** History rows also carry when the old image became current. */
 interface InodeRaw extends InodeRecord {
@@ -55,8 +55,8 @@ export class SqliteReadTx implements ReadTx {
 
   async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
     if (asOfUs === undefined) {
-      const r = this.s.inode.get(ino) as InodeRaw | undefined;
-      return r && toInode(r);
+      const r = this.s.inode.get(ino) as InodeArray | undefined;
+      return r && inodeFromArray(r);
     }
     const cur = this.s.inodeAsOf.get(ino, asOfUs) as InodeRaw | undefined;
     if (cur) return toInode(cur);
@@ -66,8 +66,8 @@ export class SqliteReadTx implements ReadTx {
 
   async lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined> {
     if (asOfUs === undefined) {
-      const r = this.s.dentry.get(parent, name) as DentryRaw | undefined;
-      return r && toDentry(r);
+      const r = this.s.dentry.get(parent, name) as [number, number, number] | undefined;
+      return r && { parent, name, ino: asIno(r[0]), type: r[1], cursor: r[2] };
     }
     const cur = this.s.dentryAsOf.get(parent, name, asOfUs) as DentryRaw | undefined;
     if (cur) return toDentry(cur);
