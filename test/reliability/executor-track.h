@@ -75,7 +75,7 @@ static unsigned trackedArgs(const char *verb, int *slotArg) {
   static const char *const firstPath[] = {"trunc", "mkdir", "rmdir", "unlink", "chmod", "chown",
                                           "chownf", "utimes", "lutimes", "setxattr", "lsetxattr",
                                           "removexattr", "mknod", "readdir", "access", "getxattr",
-                                          "listxattr", "stat", "statf", "readlink", "deep"};
+                                          "listxattr", "stat", "statf", "readlink", "deep", "setacl", "rmacl"};
   *slotArg = 0;
   for (size_t i = 0; i < sizeof slotVerbs / sizeof slotVerbs[0]; i++)
     if (!strcmp(verb, slotVerbs[i])) {

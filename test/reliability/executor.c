@@ -251,6 +251,7 @@ static void basePath(char *dst, size_t len, const char *rel) {
 }
 
 #include "executor-track.h"
+#include "executor-acl.h"
 
 static void treeWalk(int dirFd, const char *prefix) {
   // A fresh open, never dup(): a dup shares the directory offset, and the next
@@ -310,6 +311,7 @@ static void treeWalk(int dirFd, const char *prefix) {
           else emit("=%016llx", (unsigned long long)fnv1a(FNV_INIT, value, (size_t)n));
         }
       }
+      emitAcls(path);
     }
     emit(";");
     if (S_ISDIR(st.st_mode)) {
@@ -783,6 +785,31 @@ static int pathOp(const char *verb, char **argv, int argc) {
     int rc = verb[0] == 'l' ? lsetxattr(path, argv[1], ioBuffer, (size_t)len, flags)
                             : setxattr(path, argv[1], ioBuffer, (size_t)len, flags);
     if (rc != 0) return fail();
+    emit("ok");
+    return 0;
+  }
+  if (!strcmp(verb, "setacl")) {
+    NEED(3);
+    const char *name = aclName(argv[1]);
+    size_t len;
+    if (!name || aclEncode(argv[2], ioBuffer, &len) != 0) {
+      errno = EINVAL;
+      return fail();
+    }
+    basePath(path, sizeof path, argv[0]);
+    if (setxattr(path, name, ioBuffer, len, 0) != 0) return fail();
+    emit("ok");
+    return 0;
+  }
+  if (!strcmp(verb, "rmacl")) {
+    NEED(2);
+    const char *name = aclName(argv[1]);
+    if (!name) {
+      errno = EINVAL;
+      return fail();
+    }
+    basePath(path, sizeof path, argv[0]);
+    if (removexattr(path, name) != 0) return fail();
     emit("ok");
     return 0;
   }
