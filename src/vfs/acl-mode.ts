@@ -34,3 +34,17 @@ export function modeBitsOfAcl(value: Buffer): number | null {
   if (owner < 0 || group < 0 || other < 0) return null;
   return (owner << 6) | ((mask >= 0 ? mask : group) << 3) | other;
 }
+
+/**
+ * Whether a well-formed access ACL says nothing the mode does not (owner, owning group and
+ * other entries only). Linux stores no such ACL (posix_acl_equiv_mode): setting one only
+ * sets the mode and drops any ACL the inode had.
+ */
+export function isMinimalAcl(value: Buffer): boolean {
+  if (modeBitsOfAcl(value) === null) return false;
+  for (let at = HEADER_BYTES; at < value.length; at += ENTRY_BYTES) {
+    const tag = value.readUInt16LE(at);
+    if (tag !== TAG_USER_OBJ && tag !== TAG_GROUP_OBJ && tag !== TAG_OTHER) return false;
+  }
+  return true;
+}

@@ -18,7 +18,7 @@ import {
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, LockOwner, MetaApi, SetAttrChanges, VolumeSettings } from '../meta/api.js';
 import { RENAME_EXCHANGE } from '../meta/api.js';
-import { ACL_ACCESS_XATTR, modeBitsOfAcl } from './acl-mode.js';
+import { ACL_ACCESS_XATTR, isMinimalAcl, modeBitsOfAcl } from './acl-mode.js';
 import { contentVersion, isRegular, toFuseAttr } from './attr.js';
 import { CallerResolver } from './caller.js';
 import { foreignChownRefusal } from './foreign-chown.js';
@@ -494,6 +494,16 @@ export class Vfs implements FileSystem {
     // The value is a view into the request buffer; the metadata call may outlive it (RPC queues).
     const copy = Buffer.from(value);
     const caller = this.callers.of(ctx);
+    if (name === ACL_ACCESS_XATTR && isMinimalAcl(copy)) {
+      // Only the mode changes (the owner-only chmod rules apply); an ACL the inode had goes.
+      const attr = await this.meta.getattr(ino);
+      const mode = (attr.mode & ~0o777) | (modeBitsOfAcl(copy) ?? 0);
+      this.openFiles.noteAttr(await this.meta.setattr(caller, ino, { mode }));
+      await this.meta.removexattr(caller, ino, name).catch((err: unknown) => {
+        if (!isFsError(err) || err.errno !== Errno.ENODATA) throw err;
+      });
+      return;
+    }
     await this.meta.setxattr(caller, ino, name, copy, flags);
     const bits = name === ACL_ACCESS_XATTR ? modeBitsOfAcl(copy) : null;
     if (bits !== null) {
