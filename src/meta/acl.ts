@@ -110,6 +110,24 @@ export function inheritDefaultAcl(
   return { perm, access: notEquiv ? encodeAcl(entries.map((e) => [e.tag, e.perm, e.id])) : undefined };
 }
 
+/**
+ * The access ACL after a chmod to `mode` (posix_acl_chmod in Linux): the owner, the mask
+ * (the owning group when there is no mask) and other take the new permission bits; named
+ * entries stay. Over FUSE the kernel leaves this to the file system. Undefined for a value
+ * that is not a well-formed ACL.
+ */
+export function chmodAcl(value: Buffer, mode: number): Buffer | undefined {
+  const entries = parseAcl(value);
+  if (!entries) return undefined;
+  const hasMask = entries.some((e) => e.tag === ACL_MASK);
+  for (const e of entries) {
+    if (e.tag === ACL_USER_OBJ) e.perm = (mode >> 6) & 7;
+    else if (e.tag === ACL_MASK || (e.tag === ACL_GROUP_OBJ && !hasMask)) e.perm = (mode >> 3) & 7;
+    else if (e.tag === ACL_OTHER) e.perm = mode & 7;
+  }
+  return encodeAcl(entries.map((e) => [e.tag, e.perm, e.id]));
+}
+
 /** Encodes an ACL (tests and tools): entries as [tag, perm, id]. */
 export function encodeAcl(entries: [number, number, number][]): Buffer {
   const out = Buffer.alloc(4 + entries.length * 8);

@@ -27,6 +27,7 @@ import {
   setCtime,
   setMtime,
 } from './attrs.js';
+import { ACL_ACCESS_XATTR, chmodAcl } from './acl.js';
 import { addRefs, copyByReference, dropRefs, truncateChunks, zeroRange } from './chunks.js';
 import type { InodeRow, WriteTx } from './engine.js';
 import { COUNTER_USED_BYTES, alignedBytes } from './namespace.js';
@@ -130,6 +131,9 @@ export async function setattr(
     let mode = changes.mode & 0o7777;
     if (caller.uid !== 0 && !inGroup(caller, row.gid)) mode &= ~S_ISGID;
     row.mode = (row.mode & S_IFMT) | mode;
+    const acl = await ctx.tx.getXattr(ino, ACL_ACCESS_XATTR);
+    const updated = acl && chmodAcl(acl, mode);
+    if (updated) await ctx.tx.putXattr(ino, ACL_ACCESS_XATTR, updated);
   }
   if (changes.sizeBytes !== undefined) {
     if (isDir(row.mode)) throw fsError.EISDIR(`inode ${ino} is a directory; it has no size to set`);

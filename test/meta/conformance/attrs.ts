@@ -53,6 +53,25 @@ export function attrTests(fx: EngineFixture): void {
         );
       }));
 
+    it('chmod rewrites the owner, mask and other entries of an access ACL; named entries stay (posix_acl_chmod)', () =>
+      withVolume(fx, async ({ svc }) => {
+        const f = await file(svc, ROOT, 'f', root, 0o640);
+        const { USER_OBJ, USER, GROUP_OBJ, MASK, OTHER } = AclTag;
+        const acl = (owner: number, mask: number, other: number) =>
+          encodeAcl([
+            [USER_OBJ, owner, 0xffffffff],
+            [USER, 6, 2001],
+            [GROUP_OBJ, 2, 0xffffffff],
+            [MASK, mask, 0xffffffff],
+            [OTHER, other, 0xffffffff],
+          ]);
+        await svc.setxattr(root, f.ino, 'system.posix_acl_access', acl(0, 5, 2), 0);
+        await svc.setattr(root, f.ino, { mode: 0o555 });
+        assert.deepEqual(await svc.getxattr(f.ino, 'system.posix_acl_access'), acl(5, 5, 5));
+        await svc.setattr(root, f.ino, { mode: 0o3710 });
+        assert.deepEqual(await svc.getxattr(f.ino, 'system.posix_acl_access'), acl(7, 1, 0));
+      }));
+
     it("a write or truncate by a caller outside the file's group clears S_ISGID even without group exec; a member keeps it", () =>
       withVolume(fx, async ({ svc }) => {
         const alice = user(2001, 2001);
