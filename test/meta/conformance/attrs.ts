@@ -53,6 +53,17 @@ export function attrTests(fx: EngineFixture): void {
         );
       }));
 
+    it('removing a POSIX ACL that is not there succeeds and moves ctime; a missing user xattr is ENODATA', () =>
+      withVolume(fx, async ({ svc, clock }) => {
+        const f = await file(svc, ROOT, 'f', root, 0o640);
+        const before = (await svc.getattr(f.ino)).ctime;
+        clock.advanceMs(10);
+        await svc.removexattr(root, f.ino, 'system.posix_acl_access');
+        assert.notDeepEqual((await svc.getattr(f.ino)).ctime, before);
+        await rejectsWith(svc.removexattr(user(1001), f.ino, 'system.posix_acl_access'), 'EPERM');
+        await rejectsWith(svc.removexattr(root, f.ino, 'user.none'), 'ENODATA');
+      }));
+
     it('chmod rewrites the owner, mask and other entries of an access ACL; named entries stay (posix_acl_chmod)', () =>
       withVolume(fx, async ({ svc }) => {
         const f = await file(svc, ROOT, 'f', root, 0o640);
