@@ -44,16 +44,27 @@ export class CallerResolver {
 }
 
 function readGroups(pid: number): number[] | undefined {
+  let status: string;
   try {
-    const match = /^Groups:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    if (!match) return undefined;
-    return match[1]
-      .trim()
-      .split(/\s+/)
-      .filter((g) => g !== '')
-      .map(Number);
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
     // The process already exited (or pid 0 for kernel-internal requests): no extra groups.
     return undefined;
   }
+  return groupsOfStatus(status);
+}
+
+/**
+ * The supplementary groups in a /proc/PID/status text. A process without any has an empty
+ * `Groups:` line: the match must stop at its end (a `\s*` there ran on into the next line and
+ * read `NStgid:` and the pid as groups).
+ */
+export function groupsOfStatus(status: string): number[] | undefined {
+  const match = /^Groups:[ \t]*(.*)$/m.exec(status);
+  if (!match) return undefined;
+  return match[1]
+    .trim()
+    .split(/\s+/)
+    .filter((g) => g !== '')
+    .map(Number);
 }
