@@ -44,11 +44,18 @@ describe('PostgreSQL engine URLs', () => {
   test('our query parameters are taken off; libpq ones (host= for a socket dir) stay', () => {
     assert.deepEqual(
       parsePostgresUrl(
-        'postgres://u@/db?host=/run/pg&pool_size=3&notify=off&cached_reads=off&group_commit=off',
+        'postgres://u@/db?host=/run/pg&pool_size=3&notify=off&cached_reads=off&group_commit=off&typed_batches=off',
       ),
       {
         connectionString: 'postgres://u@/db?host=%2Frun%2Fpg',
-        settings: { poolSize: 3, notify: false, cachedReads: false, groupCommit: false, commitGroups: 2 },
+        settings: {
+          poolSize: 3,
+          notify: false,
+          cachedReads: false,
+          groupCommit: false,
+          commitGroups: 2,
+          typedBatches: false,
+        },
       },
     );
     assert.deepEqual(parsePostgresUrl('postgresql://h:5/db').settings, {
@@ -57,6 +64,7 @@ describe('PostgreSQL engine URLs', () => {
       cachedReads: true,
       groupCommit: true,
       commitGroups: 2,
+      typedBatches: true,
     });
     assert.equal(parsePostgresUrl('postgres://h/db?commit_groups=1').settings.commitGroups, 1);
     assert.throws(

@@ -53,6 +53,11 @@ export interface PostgresSettings {
   groupCommit: boolean;
   /** PostgreSQL transactions of group commit in flight at once (`?commit_groups=2`). */
   commitGroups: number;
+  /**
+   * Group commit sends batches as op codes and values to strata_apply (apply.ts) on connections
+   * of its own, instead of SQL text to strata_try (`?typed_batches=off`).
+   */
+  typedBatches: boolean;
 }
 
 const DEFAULT_POOL_SIZE = 16;
@@ -76,12 +81,14 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
     cachedReads: true,
     groupCommit: true,
     commitGroups: GROUP_MAX_IN_FLIGHT,
+    typedBatches: true,
   };
   settings.poolSize = integer(params, 'pool_size', settings.poolSize, url);
   settings.commitGroups = integer(params, 'commit_groups', settings.commitGroups, url);
   settings.notify = onOff(params, 'notify', settings.notify, url);
   settings.cachedReads = onOff(params, 'cached_reads', settings.cachedReads, url);
   settings.groupCommit = onOff(params, 'group_commit', settings.groupCommit, url);
+  settings.typedBatches = onOff(params, 'typed_batches', settings.typedBatches, url);
   const rest = params.toString();
   const base = question >= 0 ? url.slice(0, question) : url;
   return { connectionString: rest ? `${base}?${rest}` : base, settings };
@@ -189,6 +196,8 @@ export class PostgresEngine implements Engine {
             // The group's BEGIN ended any open read, and it committed or rolled back.
             (conn, broken) => this.giveBack(conn.client, broken, false),
             settings.commitGroups,
+            undefined,
+            settings.typedBatches ? () => this.openDirect(options.durable !== false) : undefined,
           )
         : undefined;
     this.clock = options.clock ?? systemClock;
@@ -201,6 +210,22 @@ export class PostgresEngine implements Engine {
       LAST_COMMIT_SAVE_INTERVAL_MS,
     );
     this.saveTimer.unref();
+  }
+
+  /**
+   * A connection outside the pool for group commit's typed batches (one per group in flight).
+   * Each group is one implicit transaction there, so durability is set for the session.
+   */
+  private async openDirect(durable: boolean): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: this.connectionString, types });
+    try {
+      await client.connect();
+      if (!durable) await client.query('SET synchronous_commit = off');
+      return client;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw fsError.EIO(`cannot reach PostgreSQL at ${this.displayUrl}: ${String(error)}`, error);
+    }
   }
 
   private async saveLastCommit(): Promise<void> {
@@ -530,6 +555,7 @@ export class PostgresEngine implements Engine {
     clearInterval(this.saveTimer);
     await this.saveLastCommit().catch(() => undefined);
     await this.notifier?.close();
+    await this.committer?.close();
     const feed = this.feed;
     this.feed = undefined;
     if (feed) await (await feed.catch(() => undefined))?.close();

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { prepareStatement, newStatements, quoteLiteral, type Statement } from './sql.js';
 import type { TxConnection } from './tx.js';
+import { APPLY_GROUP, groupParameters, type ApplyFailure, type TypedBatch } from './apply.js';
 
 /** Server transactions per PostgreSQL transaction, at most (one statement each in the batch). */
 export const GROUP_MAX_TRANSACTIONS = 64;
@@ -11,10 +12,23 @@ export const GROUP_MAX_TRANSACTIONS = 64;
 export const GROUP_MAX_IN_FLIGHT = 2;
 
 interface Member {
+  /** SQL text (EXECUTEs of `uses`), run by strata_try; or, when `typed` is set, nothing. */
   statements: string[];
   uses: Statement[];
+  /** The batch as op codes and values, run by strata_apply (apply.ts). */
+  typed?: TypedBatch;
   resolve: () => void;
   reject: (error: Error) => void;
+}
+
+/**
+ * A connection of the committer's own for typed groups: each group is one prepared call in an
+ * implicit transaction (no BEGIN, no COMMIT), which a pooled connection cannot always take (its
+ * last read may have left a read-only transaction open).
+ */
+export interface DirectConnection {
+  client: pg.Client;
+  broken: boolean;
 }
 
 /** What `strata_try` (migration 4) returns for a batch that failed: its SQLSTATE, constraint, message. */
@@ -53,7 +67,18 @@ export class GroupCommitter {
     private readonly release: (conn: TxConnection, broken: Error | undefined) => void,
     private readonly maxInFlight = GROUP_MAX_IN_FLIGHT,
     private readonly maxTransactions = GROUP_MAX_TRANSACTIONS,
+    /** Opens a connection for typed groups (commitTyped); needed only by those. */
+    private readonly openDirect?: () => Promise<pg.Client>,
   ) {}
+
+  /** Whether transactions may commit typed batches (commitTyped): the committer has connections for them. */
+  get typedBatches(): boolean {
+    return this.openDirect !== undefined;
+  }
+
+  /** Idle connections for typed groups (at most maxInFlight exist). */
+  private readonly idleDirect: DirectConnection[] = [];
+  private closed = false;
 
   /**
    * Commits one transaction's batch (EXECUTEs of `uses`) with whatever else is waiting.
@@ -65,6 +90,24 @@ export class GroupCommitter {
       this.queue.push({ statements, uses, resolve, reject });
       this.pump();
     });
+  }
+
+  /**
+   * Commits one transaction's typed batch (apply.ts) with whatever else is waiting. Rejects as
+   * `commit` does.
+   */
+  commitTyped(batch: TypedBatch): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ statements: [], uses: [], typed: batch, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Closes the connections of typed groups (the engine closes after its transactions drained). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const idle = this.idleDirect.splice(0);
+    await Promise.all(idle.map((conn) => conn.client.end().catch(() => undefined)));
   }
 
   private pump(): void {
@@ -79,6 +122,75 @@ export class GroupCommitter {
   }
 
   private async run(group: Member[]): Promise<void> {
+    const typed = group.filter((member) => member.typed !== undefined);
+    if (typed.length === 0) return this.runText(group);
+    if (typed.length === group.length) return this.runTyped(typed);
+    await Promise.all([this.runTyped(typed), this.runText(group.filter((member) => !member.typed))]);
+  }
+
+  /**
+   * One PostgreSQL transaction for the typed batches: a single prepared call of strata_apply
+   * outside BEGIN, so the call is its own implicit transaction, committed (WAL flushed, with
+   * synchronous_commit on) before its ReadyForQuery, which is when node-postgres resolves it.
+   */
+  private async runTyped(group: Member[]): Promise<void> {
+    let conn: DirectConnection;
+    try {
+      conn = await this.takeDirect();
+    } catch (error) {
+      for (const member of group) member.reject(error as Error);
+      return;
+    }
+    let failures: ApplyFailure[];
+    try {
+      const result = await conn.client.query<ApplyFailure>({
+        name: APPLY_GROUP.name,
+        text: APPLY_GROUP.text,
+        values: groupParameters(group.map((member) => member.typed!)),
+      });
+      failures = result.rows;
+    } catch (error) {
+      // The implicit transaction rolled back as a whole; the connection stays usable unless it broke.
+      for (const member of group) member.reject(error as Error);
+      if (
+        error instanceof Error &&
+        !('code' in error && typeof error.code === 'string' && error.code.length === 5)
+      )
+        conn.broken = true;
+      this.giveBackDirect(conn);
+      return;
+    }
+    this.giveBackDirect(conn);
+    this.groups++;
+    this.groupedTransactions += group.length;
+    const failed = new Map(failures.map((failure) => [failure.member, failure]));
+    group.forEach((member, n) => {
+      const failure = failed.get(n + 1);
+      if (failure) member.reject(asPgError([failure.state, failure.constraint_name, failure.message]));
+      else member.resolve();
+    });
+  }
+
+  private async takeDirect(): Promise<DirectConnection> {
+    for (let idle = this.idleDirect.pop(); idle; idle = this.idleDirect.pop()) {
+      if (!idle.broken) return idle;
+      void idle.client.end().catch(() => undefined);
+    }
+    if (!this.openDirect)
+      throw new Error('group commit of typed batches needs its own connections (openDirect)');
+    const conn: DirectConnection = { client: await this.openDirect(), broken: false };
+    // A connection that dies while idle must not crash the process; it is replaced when next taken.
+    conn.client.on('error', () => (conn.broken = true));
+    conn.client.on('end', () => (conn.broken = true));
+    return conn;
+  }
+
+  private giveBackDirect(conn: DirectConnection): void {
+    if (conn.broken || this.closed) void conn.client.end().catch(() => undefined);
+    else this.idleDirect.push(conn);
+  }
+
+  private async runText(group: Member[]): Promise<void> {
     let conn: TxConnection;
     try {
       conn = await this.connect();

@@ -15,6 +15,7 @@ import { COUNTER_INODES, COUNTER_USED_BYTES } from '../../namespace.js';
 import { SQL, executeStatement, newStatements, prepareStatement, type Statement } from './sql.js';
 import { dentryKey, inodeKey, xattrKey, type CachedValue, type RowCache } from './row-cache.js';
 import type { GroupCommitter } from './group-commit.js';
+import { encodeBatch, type BatchOp } from './apply.js';
 
 /**
  * Counters the service only keeps for statfs: nearly every create, unlink and write changes
@@ -68,6 +69,13 @@ const inodeValues = (row: InodeRow): unknown[] => [
   row.target,
 ];
 
+/** The distinct statements a batch executes (to PREPARE where new). */
+function usedStatements(batch: readonly BatchOp[]): Statement[] {
+  const used = new Map<string, Statement>();
+  for (const op of batch) used.set(op.statement.name, op.statement);
+  return [...used.values()];
+}
+
 /** What a write transaction changed, for the change feed. */
 export interface TxChanges {
   inos: Set<number>;
@@ -97,9 +105,7 @@ export class PgTx implements WriteTx {
    * multi-statement simple query, so a create costs about five round trips instead of nine.
    * Reads always go after them: a transaction sees its own writes.
    */
-  private pending: string[] = [];
-  /** The prepared statements `pending` executes (PREPAREd in front of it where new). */
-  private readonly pendingStatements = new Map<string, Statement>();
+  private pending: BatchOp[] = [];
   /** True once BEGIN reached the server (so there is something to commit or roll back). */
   private begun = false;
   /** The last query sent: callers may overlap calls (Promise.all), one connection runs one at a time. */
@@ -164,21 +170,24 @@ export class PgTx implements WriteTx {
       const result = await this.conn!.client.query<R>({ name: statement.name, text: statement.text, values });
       return result.rows;
     }
-    this.pending.push(this.batched(statement, values));
+    this.pending.push({ statement, values });
     const results = (await this.flush<R>()) as pg.QueryResult<R> | pg.QueryResult<R>[];
     return Array.isArray(results) ? results[results.length - 1].rows : results.rows;
   }
 
-  /** Sends the pending statements as one multi-statement simple query (one round trip). */
-  private async flush<R extends pg.QueryResultRow>(): Promise<unknown> {
+  /**
+   * Sends the pending statements (and COMMIT when `commit`) as one multi-statement simple query
+   * (one round trip).
+   */
+  private async flush<R extends pg.QueryResultRow>(commit = false): Promise<unknown> {
     const conn = (this.conn ??= await this.connect());
-    const batch = this.pending;
+    const batch = this.pending.map((op) => executeStatement(op.statement, op.values));
+    const preparing = newStatements(conn.prepared, usedStatements(this.pending));
     this.pending = [];
     this.pendingInodeChecks.clear();
-    const preparing = newStatements(conn.prepared, this.pendingStatements.values());
-    this.pendingStatements.clear();
     // PREPAREs go after BEGIN: a BEGIN ISOLATION LEVEL must be the first statement.
     batch.unshift(...(this.begun ? [] : [conn.begin]), ...preparing.map(prepareStatement));
+    if (commit) batch.push('COMMIT');
     this.begun = true;
     this.shared.roundTrips++;
     try {
@@ -189,12 +198,6 @@ export class PgTx implements WriteTx {
       if (preparing.length > 0) this.poisoned = true;
       throw error;
     }
-  }
-
-  /** The statement for a batch: EXECUTE of its SQL-level prepared form (PREPAREd by `flush` where new). */
-  private batched(statement: Statement, values: unknown[]): string {
-    this.pendingStatements.set(statement.name, statement);
-    return executeStatement(statement, values);
   }
 
   private rows<R extends pg.QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
@@ -209,7 +212,7 @@ export class PgTx implements WriteTx {
 
   /** Queues a write whose result is not needed; it reaches the server with the next query or COMMIT. */
   private defer(statement: Statement, values: unknown[]): void {
-    this.pending.push(this.batched(statement, values));
+    this.pending.push({ statement, values });
   }
 
   /**
@@ -228,15 +231,21 @@ export class PgTx implements WriteTx {
     if (!this.begun && this.pending.length === 0) return; // nothing happened
     if (!this.begun && this.committer) {
       // Nothing sent yet, so no connection and no row lock held: commit with other
-      // transactions in one PostgreSQL transaction (one round trip, one WAL flush).
-      const statements = [...this.pendingStatements.values()];
-      this.pendingStatements.clear();
+      // transactions in one PostgreSQL transaction (one round trip, one WAL flush), as op
+      // codes and values where strata_apply knows every statement (apply.ts), else as SQL text.
+      const batch = this.pending;
+      this.pending = [];
       this.shared.roundTrips++;
-      await this.committer.commit(this.pending, statements);
+      const typed = this.committer.typedBatches ? encodeBatch(batch) : undefined;
+      if (typed) await this.committer.commitTyped(typed);
+      else
+        await this.committer.commit(
+          batch.map((op) => executeStatement(op.statement, op.values)),
+          usedStatements(batch),
+        );
       return;
     }
-    this.pending.push('COMMIT');
-    await this.flush();
+    await this.flush(true);
   }
 
   /** Resolves once no query of this transaction is in flight (before ROLLBACK). */
@@ -342,8 +351,8 @@ export class PgTx implements WriteTx {
   private lockInode(ino: Ino): Promise<InodeRow | undefined> {
     const result = this.tail.then(async () => {
       this.pending.push(
-        this.batched(SQL.getInodeLocked, [ino]),
-        this.batched(SQL.getXattr, [ino, ACL_DEFAULT_XATTR]),
+        { statement: SQL.getInodeLocked, values: [ino] },
+        { statement: SQL.getXattr, values: [ino, ACL_DEFAULT_XATTR] },
       );
       // The batch may also hold BEGIN, deferred writes and PREPAREs of statements new here.
       const results = ((await this.flush()) as pg.QueryResult[]).filter((r) => r.command !== 'PREPARE');
@@ -541,12 +550,10 @@ export class PgTx implements WriteTx {
       // The check of the cached copy has not left yet: check and write in one statement, where
       // the check was (so the row is still locked at the same point of the batch).
       this.pendingInodeChecks.delete(key);
-      this.pending[check.index] = this.batched(SQL.updateCheckedInode, [
-        ...check.values,
-        ...inodeValues(row).slice(1),
-        this.nowUs,
-        this.historyBeforeUs,
-      ]);
+      this.pending[check.index] = {
+        statement: SQL.updateCheckedInode,
+        values: [...check.values, ...inodeValues(row).slice(1), this.nowUs, this.historyBeforeUs],
+      };
     } else {
       const statement = fresh ? SQL.insertInode : this.lockedRows.has(key) ? SQL.updateInode : SQL.putInode;
       this.defer(statement, [...inodeValues(row), this.nowUs, ...(fresh ? [] : [this.historyBeforeUs])]);

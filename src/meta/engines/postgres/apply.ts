@@ -1,0 +1,117 @@
+import { SQL, type Statement } from './sql.js';
+
+/**
+ * Typed batches for group commit: a transaction's writes and checks as op codes plus the
+ * numbers, texts and byte strings they consume, in order, for `strata_apply` (migration 5),
+ * which runs for each op the same SQL as the prepared statement of the same name. Sent as
+ * array parameters of one prepared call, so PostgreSQL parses and plans nothing per change
+ * (the SQL-text batches of `strata_try` cost it a parse, literal coercion and a portal per
+ * statement).
+ *
+ * A layout lists the kind of each of a statement's parameters, in parameter order: `n` a number
+ * (a safe integer), `t` a text or null, `b` a byte string. strata_apply reads them at the same
+ * positions, so a layout here and its op there change together (in a new migration).
+ */
+const INODE = 'nnnnnnnnnnnnnnnt'; // inodeValues(): 15 numbers, then the symlink target
+
+const OPS: ReadonlyMap<string, { code: number; layout: string }> = new Map(
+  (
+    [
+      [SQL.expectInode, 1, INODE],
+      [SQL.updateCheckedInode, 2, `${INODE}${INODE.slice(1)}nn`],
+      [SQL.expectDentry, 3, 'ntnnn'],
+      [SQL.expectNoDentry, 4, 'nt'],
+      [SQL.expectXattr, 5, 'ntb'],
+      [SQL.expectNoXattr, 6, 'nt'],
+      [SQL.insertInode, 7, `${INODE}n`],
+      [SQL.updateInode, 8, `${INODE}nn`],
+      [SQL.putInode, 9, `${INODE}nn`],
+      [SQL.deleteInode, 10, 'nnn'],
+      [SQL.insertDentry, 11, 'ntnnnn'],
+      [SQL.putDentry, 12, 'ntnnnnn'],
+      [SQL.deleteDentry, 13, 'ntnn'],
+      [SQL.putXattr, 14, 'ntbnn'],
+      [SQL.deleteXattr, 15, 'ntnn'],
+      [SQL.putChunk, 16, 'nnbnn'],
+      [SQL.deleteChunk, 17, 'nnnn'],
+      [SQL.addShardedCounter, 18, 'tnn'],
+      [SQL.putCallOutcome, 19, 'tnbn'],
+      [SQL.recordDeletedSlice, 20, 'nnn'],
+    ] as const
+  ).map(([statement, code, layout]) => [statement.name, { code, layout }]),
+);
+
+/** A statement of a transaction's batch and its parameters. */
+export interface BatchOp {
+  statement: Statement;
+  values: readonly unknown[];
+}
+
+/** One transaction's batch, typed: what `GroupCommitter.commitTyped` sends. */
+export interface TypedBatch {
+  ops: number[];
+  nums: number[];
+  texts: (string | null)[];
+  blobs: Buffer[];
+}
+
+/**
+ * The batch as typed arrays, or undefined when one of its statements has no op in strata_apply
+ * (or a value of an unexpected kind): such a batch goes as SQL text (strata_try) instead.
+ */
+export function encodeBatch(batch: readonly BatchOp[]): TypedBatch | undefined {
+  const typed: TypedBatch = { ops: [], nums: [], texts: [], blobs: [] };
+  for (const { statement, values } of batch) {
+    const op = OPS.get(statement.name);
+    if (op === undefined || values.length !== op.layout.length) return undefined;
+    typed.ops.push(op.code);
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      const kind = op.layout.charCodeAt(i);
+      if (kind === 0x6e /* n */) {
+        if (typeof value !== 'number' || !Number.isSafeInteger(value)) return undefined;
+        typed.nums.push(value);
+      } else if (kind === 0x74 /* t */) {
+        if (value !== null && typeof value !== 'string') return undefined;
+        typed.texts.push(value);
+      } else {
+        if (!Buffer.isBuffer(value)) return undefined;
+        typed.blobs.push(value);
+      }
+    }
+  }
+  return typed;
+}
+
+/** The call that applies a group's typed batches (one implicit transaction). */
+export const APPLY_GROUP: Statement = {
+  name: 'strata_apply_group',
+  text:
+    'SELECT member, state, constraint_name, message FROM strata_apply(' +
+    '$1::int[], $2::bigint[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::int[], $8::int[])',
+};
+
+/** The parameters of APPLY_GROUP for the batches of a group, in member order (1-based). */
+export function groupParameters(batches: readonly TypedBatch[]): unknown[] {
+  const all: TypedBatch = { ops: [], nums: [], texts: [], blobs: [] };
+  const ends: number[][] = [[], [], [], []];
+  for (const batch of batches) {
+    for (const op of batch.ops) all.ops.push(op);
+    for (const num of batch.nums) all.nums.push(num);
+    for (const text of batch.texts) all.texts.push(text);
+    for (const blob of batch.blobs) all.blobs.push(blob);
+    ends[0].push(all.ops.length);
+    ends[1].push(all.nums.length);
+    ends[2].push(all.texts.length);
+    ends[3].push(all.blobs.length);
+  }
+  return [all.ops, all.nums, all.texts, all.blobs, ...ends];
+}
+
+/** A failed member of a group, as strata_apply reports it. */
+export interface ApplyFailure {
+  member: number;
+  state: string;
+  constraint_name: string | null;
+  message: string;
+}
