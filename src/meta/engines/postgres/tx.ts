@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
 import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
-import { ACL_DEFAULT_XATTR } from '../../acl.js';
+import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR } from '../../acl.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
 import {
   toDentry,
@@ -561,6 +561,15 @@ export class PgTx implements WriteTx {
     this.changes.inos.add(row.ino);
     this.lockedRows.add(key);
     this.wrote(key, { ...row });
+    if (fresh && this.cache) {
+      // A new inode number has no xattrs: its ACLs are known absent (unless this transaction
+      // writes one, which then overrides), so a chmod right after the create, which reads the
+      // access ACL, needs no read of its own (still checked at its commit, as every cached value).
+      for (const name of [ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR]) {
+        const xattr = xattrKey(row.ino, name);
+        if (!this.observed.has(xattr)) this.observed.set(xattr, null);
+      }
+    }
   }
 
   async deleteInode(ino: Ino): Promise<void> {
