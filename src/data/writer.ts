@@ -7,6 +7,9 @@ import type { SliceIdPool, Uploader } from './uploader.js';
 /** First buffer of a slice's first block; small files stay small, streams grow fast. */
 const FIRST_BUFFER_BYTES = 64 * 1024;
 
+/** File offsets are JS numbers: exact up to 2^53 - 1, so no byte of a file may lie past that. */
+const MAX_FILE_END_BYTES = Number.MAX_SAFE_INTEGER;
+
 /** A slice being written: contiguous bytes of one chunk, uploaded block by block. */
 interface OpenSlice {
   chunkIndex: number;
@@ -72,8 +75,18 @@ export class Writer implements FileWriter {
 
   write(offset: number, data: Buffer): Promise<void> {
     if (data.length === 0) return Promise.resolve();
-    if (!Number.isSafeInteger(offset) || offset < 0) {
+    if (offset < 0 || !Number.isInteger(offset)) {
       return Promise.reject(fsError.EINVAL(`write at invalid offset ${offset} of inode ${this.ino}`));
+    }
+    // Offsets are exact only below 2^53: past that a write would land on the wrong bytes. Linux
+    // says EFBIG for writes past a file system's largest file, and programs (fio, dd) expect it.
+    if (offset + data.length > MAX_FILE_END_BYTES) {
+      return Promise.reject(
+        fsError.EFBIG(
+          `writing ${data.length} bytes at offset ${offset} of inode ${this.ino} would pass the largest ` +
+            `file size StrataFS keeps (2^53-1 bytes)`,
+        ),
+      );
     }
     return this.serialize(async () => {
       try {

@@ -260,6 +260,32 @@ describe('writer', () => {
     },
   );
 
+  it('refuses writes past 2^53-1 bytes with EFBIG (offsets are not exact there), bad offsets with EINVAL', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(9));
+    const errnoOf = (offset: number, length: number): Promise<number | string> =>
+      writer.write(offset, Buffer.alloc(length, 1)).then(
+        () => 'accepted',
+        (err: unknown) => (isFsError(err) ? err.errno : String(err)),
+      );
+    // What the kernel's u64 offsets 2^53+, 2^62 and 2^63-2 (fio, dd seek=) read as.
+    assert.equal(await errnoOf(Number.MAX_SAFE_INTEGER - 4, 8), Errno.EFBIG);
+    assert.equal(await errnoOf(2 ** 62, 2), Errno.EFBIG);
+    assert.equal(await errnoOf(2 ** 63, 2), Errno.EFBIG);
+    assert.equal(await errnoOf(-1, 2), Errno.EINVAL);
+    assert.equal(await errnoOf(1.5, 2), Errno.EINVAL);
+    // Up to the last exact byte is fine.
+    assert.equal(await errnoOf(Number.MAX_SAFE_INTEGER - 8, 8), 'accepted');
+    assert.equal(writer.pendingEndBytes, Number.MAX_SAFE_INTEGER);
+    await writer.abort();
+  });
+
   it('abort drops buffered data and gives its memory back', async () => {
     const table = new SliceTable(CHUNK, BLOCK);
     const data = createDataPath({
