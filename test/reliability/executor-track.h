@@ -86,6 +86,7 @@ static unsigned trackedArgs(const char *verb, int *slotArg) {
     if (!strcmp(verb, firstPath[i])) return 1u;
   if (!strcmp(verb, "open") || !strcmp(verb, "symlink")) return 2u;
   if (!strcmp(verb, "link") || !strcmp(verb, "rename")) return 3u;
+  if (!strcmp(verb, "flink")) return 2u;
   return 0;
 }
 

@@ -192,6 +192,7 @@ static int parseOpenFlags(const char *spec, int *flags) {
     else if (!strcmp(tok, "trunc")) *flags |= O_TRUNC;
     else if (!strcmp(tok, "append")) *flags |= planted("append-ignored") ? 0 : O_APPEND;
     else if (!strcmp(tok, "directory")) *flags |= O_DIRECTORY;
+    else if (!strcmp(tok, "tmpfile")) *flags |= O_TMPFILE;
     else if (!strcmp(tok, "nofollow")) *flags |= O_NOFOLLOW;
     else {
       errno = EINVAL;
@@ -336,6 +337,7 @@ static int control(char **argv, int argc) {
   becomeUser(0);
   if (!strcmp(argv[0], "!base") && argc == 2) {
     closeSlots();
+    umask(0);
     if (baseFd >= 0) close(baseFd);
     baseFd = -1;
     if (mkdirat(rootFd, argv[1], 0777) != 0) return fail();
@@ -454,6 +456,25 @@ static int fileOp(const char *verb, char **argv, int argc) {
     fd = openat(baseFd, argv[1], flags | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) return fail();
     slots[s] = fd;
+    emit("ok");
+    return 0;
+  }
+  if (!strcmp(verb, "flink")) {
+    // Names an open file (an O_TMPFILE one above all) the way programs do without
+    // CAP_DAC_READ_SEARCH: linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW.
+    NEED(2);
+    if ((fd = slotFd(argv[0], &slot)) < 0) return fail();
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, baseFd, argv[1], AT_SYMLINK_FOLLOW) != 0) return fail();
+    emit("ok");
+    return 0;
+  }
+  if (!strcmp(verb, "umask")) {
+    // The process umask for later creates (requests carry it to FUSE file systems).
+    NEED(1);
+    INT(0, mask);
+    umask((mode_t)mask & 0777);
     emit("ok");
     return 0;
   }

@@ -152,6 +152,8 @@ function openFlags(r: Random, o: GeneratorOptions): string {
   if (r.chance(0.15) && !(parts[0] === 'r' && o.avoid?.includes('rdonly-trunc'))) parts.push('trunc');
   if (r.chance(0.2)) parts.push('append');
   if (r.chance(0.03)) parts.push('directory');
+  // O_TMPFILE wants a directory and write access; elsewhere it fails as on any file system.
+  else if (parts[0] !== 'r' && r.chance(0.04)) parts.push('tmpfile');
   if (r.chance(0.05)) parts.push('nofollow');
   return parts.join('+');
 }
@@ -192,6 +194,8 @@ const OPS: readonly (readonly [number, Op])[] = [
       `open ${openSlot(r, s)} ${r.chance(0.4) ? r.pick(PATHS.slice(0, 4)) : path(r)} ${openFlags(r, o)} ${octal(r.pick(MODES))}`,
   ],
   [3, (r, _o, s) => `close ${closeSlot(r, s)}`],
+  [1, (r, _o, s) => `flink ${slot(r, s)} ${path(r)}`],
+  [1, (r) => `umask 0${r.pick(['0', '22', '77', '27', '2'])}`],
   [9, (r, o, s) => `write ${slot(r, s)} ${r.chance(0.25) ? '-' : offset(r, o)} ${length(r)} ${r.int(1e6)}`],
   [5, (r, o, s) => `read ${slot(r, s)} ${r.chance(0.2) ? '-' : offset(r, o)} ${r.range(0, 20000)}`],
   [2, (r, o, s) => `ftrunc ${slot(r, s)} ${offset(r, o)}`],
