@@ -47,7 +47,11 @@ function wantedFlags(s: FuseSession): number {
   // Without lock methods leave locking to the kernel (local locks) instead of failing it.
   if (fs.getlk && fs.setlk) flags |= InitFlag.POSIX_LOCKS;
   if (fs.setlk) flags |= InitFlag.FLOCK_LOCKS;
-  if ((s.options.posixAcl ?? true) && fs.getxattr && fs.setxattr) flags |= InitFlag.POSIX_ACL;
+  // With POSIX ACLs the file system applies the umask (ctx.umask), and only when no default
+  // ACL applies: without DONT_MASK the kernel masks the mode first, so a default ACL would
+  // see bits the umask had removed (mkdir 0755 under umask 077 became 0700 & ACL).
+  if ((s.options.posixAcl ?? true) && fs.getxattr && fs.setxattr)
+    flags |= InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
   return flags;
 }
 
