@@ -15,13 +15,16 @@ export function inGroup(caller: Caller, gid: number): boolean {
 /**
  * May `caller` access `inode` for `mask` (R_OK|W_OK|X_OK)? Root may do anything except
  * execute a non-directory with no execute bit at all. `acl` is the inode's
- * system.posix_acl_access value when it has one: then it decides instead of the group bits.
+ * system.posix_acl_access value when it has one: then it decides instead of the group bits,
+ * unless those are all zero.
  */
 export function mayAccess(caller: Caller, inode: InodeRow, mask: number, acl?: Buffer): boolean {
   if (caller.uid === 0) {
     return (mask & X_OK) === 0 || isDir(inode.mode) || (inode.mode & 0o111) !== 0;
   }
-  if (acl && caller.uid !== inode.uid) {
+  // Linux consults the ACL only while the group bits (the ACL mask) are not all zero
+  // (acl_permission_check); the kernel checks FUSE callers that way first, so must we.
+  if (acl && caller.uid !== inode.uid && (inode.mode & 0o070) !== 0) {
     const verdict = aclPermits(acl, caller, inode, mask);
     if (verdict !== undefined) return verdict;
   }

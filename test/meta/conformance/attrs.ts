@@ -53,6 +53,28 @@ export function attrTests(fx: EngineFixture): void {
         );
       }));
 
+    it('an access ACL is consulted only while the group bits (its mask) are not all zero', () =>
+      withVolume(fx, async ({ svc }) => {
+        const owner = user(2003, 2003);
+        const bob = user(2002, 2002);
+        const f = await file(svc, ROOT, 'f', owner, 0o503);
+        const { USER_OBJ, GROUP_OBJ, GROUP, MASK, OTHER } = AclTag;
+        const acl = (mask: number) =>
+          encodeAcl([
+            [USER_OBJ, 5, 0xffffffff],
+            [GROUP_OBJ, 6, 0xffffffff],
+            [GROUP, 3, 2002],
+            [MASK, mask, 0xffffffff],
+            [OTHER, 3, 0xffffffff],
+          ]);
+        await svc.setxattr(owner, f.ino, 'system.posix_acl_access', acl(0), 0);
+        // group bits 0: the kernel ignores the ACL and bob gets the other bits (write)
+        await svc.access(bob, f.ino, 2);
+        await svc.setattr(owner, f.ino, { mode: 0o513 });
+        await svc.setxattr(owner, f.ino, 'system.posix_acl_access', acl(1), 0);
+        await rejectsWith(svc.access(bob, f.ino, 2), 'EACCES');
+      }));
+
     it('removing a POSIX ACL that is not there succeeds and moves ctime; a missing user xattr is ENODATA', () =>
       withVolume(fx, async ({ svc, clock }) => {
         const f = await file(svc, ROOT, 'f', root, 0o640);
