@@ -71,7 +71,7 @@ static int timesChanged(const struct timespec *a, const struct timespec *b) {
 // Which arguments of a verb are paths (bit i = argument i), and whether
 // argument 0 is a handle slot. Verbs not listed track nothing.
 static unsigned trackedArgs(const char *verb, int *slotArg) {
-  static const char *const slotVerbs[] = {"write", "read", "ftrunc", "falloc", "fsync", "fdatasync", "fstat"};
+  static const char *const slotVerbs[] = {"write", "read", "ftrunc", "falloc", "fsync", "fdatasync", "fstat", "mmapwrite"};
   static const char *const firstPath[] = {"trunc", "mkdir", "rmdir", "unlink", "chmod", "chown",
                                           "chownf", "utimes", "lutimes", "setxattr", "lsetxattr",
                                           "removexattr", "mknod", "readdir", "access", "getxattr",

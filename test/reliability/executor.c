@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -456,6 +457,54 @@ static int fileOp(const char *verb, char **argv, int argc) {
     fd = openat(baseFd, argv[1], flags | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) return fail();
     slots[s] = fd;
+    emit("ok");
+    return 0;
+  }
+  if (!strcmp(verb, "copyrange")) {
+    // copy_file_range as cp does it: repeat until the length is copied or a call copies 0.
+    NEED(5);
+    INT(2, offIn);
+    INT(3, offOut);
+    INT(4, len);
+    int out;
+    if ((fd = slotFd(argv[0], &slot)) < 0 || (out = slotFd(argv[1], &slot)) < 0) return fail();
+    loff_t in = (loff_t)offIn, to = (loff_t)offOut;
+    long long total = 0;
+    while (total < len) {
+      ssize_t n = copy_file_range(fd, &in, out, &to, (size_t)(len - total), 0);
+      if (n < 0) return fail();
+      if (n == 0) break;
+      total += n;
+    }
+    emit("ok %lld", total);
+    return 0;
+  }
+  if (!strcmp(verb, "mmapwrite")) {
+    // A shared writable mapping, stores, msync(MS_SYNC): how databases and editors write.
+    // Only inside the file (a store past EOF is SIGBUS): answered "ok outside" otherwise.
+    NEED(4);
+    INT(1, off);
+    INT(2, len);
+    INT(3, seed);
+    if ((fd = slotFd(argv[0], &slot)) < 0) return fail();
+    struct stat st;
+    if (fstat(fd, &st) != 0) return fail();
+    if (len <= 0 || off < 0 || off + len > st.st_size || len > (long long)sizeof ioBuffer) {
+      emit("ok outside");
+      return 0;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    off_t start = (off_t)(off / page * page);
+    size_t span = (size_t)(off + len - start);
+    unsigned char *map = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, fd, start);
+    if (map == MAP_FAILED) return fail();
+    fillPattern(ioBuffer, (size_t)len, (uint32_t)seed);
+    memcpy(map + (off - start), ioBuffer, (size_t)len);
+    int rc = msync(map, span, MS_SYNC);
+    int saved = errno;
+    munmap(map, span);
+    errno = saved;
+    if (rc != 0) return fail();
     emit("ok");
     return 0;
   }

@@ -195,6 +195,11 @@ const OPS: readonly (readonly [number, Op])[] = [
   ],
   [3, (r, _o, s) => `close ${closeSlot(r, s)}`],
   [1, (r, _o, s) => `flink ${slot(r, s)} ${path(r)}`],
+  [
+    2,
+    (r, o, s) => `copyrange ${slot(r, s)} ${slot(r, s)} ${offset(r, o)} ${offset(r, o)} ${r.range(0, 70000)}`,
+  ],
+  [2, (r, o, s) => `mmapwrite ${slot(r, s)} ${offset(r, o)} ${r.range(1, 9000)} ${r.int(1e6)}`],
   [1, (r) => `umask 0${r.pick(['0', '22', '77', '27', '2'])}`],
   [9, (r, o, s) => `write ${slot(r, s)} ${r.chance(0.25) ? '-' : offset(r, o)} ${length(r)} ${r.int(1e6)}`],
   [5, (r, o, s) => `read ${slot(r, s)} ${r.chance(0.2) ? '-' : offset(r, o)} ${r.range(0, 20000)}`],
