@@ -374,7 +374,10 @@ export class Vfs implements FileSystem {
       file.noteAttr(await this.meta.setattr(this.callers.of(ctx), ino, { killSuid: true }));
     }
     // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
-    const at = handle.flags & O_APPEND ? Math.max(offset, file.sizeBytes) : offset;
+    // Not for page-cache writeback (WRITE_CACHE: dirty pages of a shared mapping, which
+    // the kernel may send through any writable handle): those belong at their own offset.
+    const append = (handle.flags & O_APPEND) !== 0 && (flags & WriteFlags.CACHE) === 0;
+    const at = append ? Math.max(offset, file.sizeBytes) : offset;
     await file.write(at, data, this.callers.of(ctx));
     if (handle.flags & (O_SYNC | O_DSYNC)) {
       await file.flush(this.callers.of(ctx));
