@@ -2,9 +2,10 @@
 // database: ops/s for getattr, create and rename with 16 calls in flight per server (one per
 // client connection, the server's PostgreSQL pool also 16).
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
+//          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -14,6 +15,7 @@ import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+import { clusterPids, cpuUs } from './proc-cpu.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
@@ -22,41 +24,6 @@ const SERVER_JS = fileURLToPath(new URL('../meta-rpc/server.js', import.meta.url
 const LANES_PER_SERVER = 16;
 const GETATTR_FILES = 1000;
 const BASE_PORT = 17170;
-
-/**
- * CPU time (user + system, µs) of processes, from /proc: on a shared machine CPU per operation
- * is the figure other people's load distorts least. Includes the CPU of their reaped children:
- * PostgreSQL backends that exit (pooled connections close when idle) end up in the postmaster's.
- */
-function cpuUs(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      // Fields after the parenthesized command name: utime, stime, cutime, cstime are the 12th-15th.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    } catch {
-      // the process ended
-    }
-  }
-  return (ticks / CLOCK_TICKS_PER_SEC) * 1e6;
-}
-const CLOCK_TICKS_PER_SEC = 100;
-
-/** Every PostgreSQL server process (backends and background workers). */
-function postgresPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
 class ServerProcess {
   private constructor(private readonly child: ChildProcess) {}
@@ -112,20 +79,18 @@ async function drive(
   return (done / (performance.now() - startMs)) * 1000;
 }
 
-async function freshDatabase(baseUrl: string, name: string): Promise<string> {
-  const adminUrl = new URL(baseUrl);
-  adminUrl.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
+async function freshDatabase(
+  admin: pg.Client,
+  baseUrl: string,
+  name: string,
+  variant: string,
+): Promise<string> {
+  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
   const url = new URL(baseUrl);
   url.pathname = `/${name}`;
   url.searchParams.set('pool_size', String(LANES_PER_SERVER));
+  for (const [key, value] of new URLSearchParams(variant)) url.searchParams.set(key, value);
   return url.toString();
 }
 
@@ -140,7 +105,13 @@ interface Row {
   dbCpuUs: number;
 }
 
-async function runConfig(engineUrl: string, servers: number, seconds: number, label: string): Promise<Row[]> {
+async function runConfig(
+  admin: pg.Client,
+  engineUrl: string,
+  servers: number,
+  seconds: number,
+  label: string,
+): Promise<Row[]> {
   await formatVolume(engineUrl, { name: 'bench' });
   const setup = await openMetaService({ engineUrl, background: false });
   const secret = await setup.volumeSecret();
@@ -170,12 +141,13 @@ async function runConfig(engineUrl: string, servers: number, seconds: number, la
     const rows: Row[] = [];
     const phase = async (op: string, fn: (lane: number, n: number) => Promise<unknown>, opsPerCall = 1) => {
       const serverPids = processes.map((p) => p.pid);
-      const dbPids = postgresPids();
+      const dbPids = await clusterPids(admin);
       const serverBefore = cpuUs(serverPids);
       const dbBefore = cpuUs(dbPids);
       const startMs = performance.now();
       const opsPerSec = (await drive(lanes, seconds, fn)) * opsPerCall;
       const count = (opsPerSec * (performance.now() - startMs)) / 1000;
+      const dbAfter = cpuUs(new Set([...dbPids, ...(await clusterPids(admin))]));
       const row: Row = {
         label,
         servers,
@@ -183,7 +155,7 @@ async function runConfig(engineUrl: string, servers: number, seconds: number, la
         opsPerSec,
         serverCpuUs: (cpuUs(serverPids) - serverBefore) / count,
         // Backends started during the phase (new pooled connections) count from their start.
-        dbCpuUs: (cpuUs([...new Set([...dbPids, ...postgresPids()])]) - dbBefore) / count,
+        dbCpuUs: (dbAfter - dbBefore) / count,
       };
       rows.push(row);
       console.log(
@@ -220,6 +192,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     servers: { type: 'string', default: '1,2,3' },
     url: { type: 'string', default: process.env.STRATA_PG_TEST_URL },
+    // Engine URL parameters to compare, taking turns (e.g. --variant '' --variant 'typed_batches=off').
+    variant: { type: 'string', multiple: true, default: [''] },
     // The same workload on one SQLite server, run in the same invocation: on a shared, noisy
     // machine the ratio to it says more than the absolute figures.
     'sqlite-baseline': { type: 'boolean', default: true },
@@ -231,19 +205,29 @@ if (!values.url) {
 }
 const seconds = Number(values.seconds);
 const all: Row[] = [];
-for (const servers of values.servers.split(',').map(Number)) {
-  const url = await freshDatabase(values.url, `strata_bench_${servers}`);
-  all.push(
-    ...(await runConfig(url, servers, seconds, `postgres, ${servers} server${servers > 1 ? 's' : ''}`)),
-  );
-}
-if (values['sqlite-baseline']) {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-pg-bench-'));
-  try {
-    all.push(...(await runConfig(`sqlite:${join(dir, 'meta.db')}`, 1, seconds, 'sqlite, 1 server')));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+const adminUrl = new URL(values.url);
+adminUrl.pathname = '/postgres';
+adminUrl.search = '';
+const admin = new pg.Client({ connectionString: adminUrl.toString() });
+await admin.connect();
+try {
+  for (const servers of values.servers.split(',').map(Number)) {
+    for (const variant of values.variant) {
+      const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, variant);
+      const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${variant ? ` (${variant})` : ''}`;
+      all.push(...(await runConfig(admin, url, servers, seconds, label)));
+    }
   }
+  if (values['sqlite-baseline']) {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-pg-bench-'));
+    try {
+      all.push(...(await runConfig(admin, `sqlite:${join(dir, 'meta.db')}`, 1, seconds, 'sqlite, 1 server')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+} finally {
+  await admin.end();
 }
 
 const ops = ['getattr', 'create', 'rename'];
