@@ -214,10 +214,11 @@ export async function commitWrites(
   if (minSizeBytes > row.sizeBytes) await setSize(ctx, chunkSizeBytes, row, minSizeBytes);
   setMtime(row, mtime);
   // The writes changed the file when they were made, not when committed: the mount showed
-  // their time as ctime all along (vfs open-files), so a later commit (close, fsync, a full
-  // buffer) must not move ctime again. The commit time instead when the write time is not
-  // after the current ctime (an explicit mtime, a change in between, another clock).
-  setCtime(row, laterCtime(row, mtime, ctx.now));
+  // their time as ctime all along (vfs open-files, changeTimeAfter), so a later commit
+  // (close, fsync, a full buffer) must not move ctime again. When the write time is not
+  // after the current ctime (an explicit mtime, a mount clock a little behind the
+  // server's), one microsecond after it, as the mount showed too.
+  setCtime(row, laterCtime(row, mtime));
   ctx.touch(row);
   return row;
 }

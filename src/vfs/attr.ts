@@ -1,5 +1,5 @@
 import type { FuseAttr } from '../fuse/index.js';
-import type { InodeAttr } from '../meta/api.js';
+import type { InodeAttr, Timespec } from '../meta/api.js';
 
 /** The preferred I/O size reported as st_blksize: large, so `cp` and friends use big buffers. */
 const PREFERRED_IO_BYTES = 1024 * 1024;
@@ -60,4 +60,21 @@ export function exactVersion(attr: InodeAttr): string {
 export function nowTimespec(): { sec: number; nsec: number } {
   const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
   return { sec: Math.floor(us / 1_000_000), nsec: (us % 1_000_000) * 1000 };
+}
+
+/**
+ * The ctime a change stamped `candidate` gives an inode whose ctime is `current`: the
+ * candidate when it is later, else one microsecond after `current`, so ctime never stays or
+ * goes back (clocks of a mount and its metadata server may differ by a little). The
+ * metadata service stamps a commit of writes the same way (meta/attrs.ts laterCtime), so
+ * the ctime a mount shows for pending writes is the one they get when committed.
+ */
+export function changeTimeAfter(current: Timespec, candidate: Timespec): Timespec {
+  if (candidate.sec > current.sec || (candidate.sec === current.sec && candidate.nsec > current.nsec)) {
+    return candidate;
+  }
+  const nsec = current.nsec + 1000;
+  return nsec >= 1_000_000_000
+    ? { sec: current.sec + 1, nsec: nsec - 1_000_000_000 }
+    : { sec: current.sec, nsec };
 }
