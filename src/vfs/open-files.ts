@@ -1,7 +1,7 @@
 import { fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
 import type { DataPath, FileWriter, FillListener } from '../data/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
-import { contentVersion, exactVersion, nowTimespec } from './attr.js';
+import { changeTimeAfter, contentVersion, exactVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
 import type { PageCache, PushSource } from './page-cache.js';
@@ -82,7 +82,7 @@ export class OpenFile implements PushSource {
     const sizeBytes = Math.max(attr.sizeBytes, this.sizeBytes);
     const writeTime = this.lastWriteTime;
     if (writeTime === null) return sizeBytes === attr.sizeBytes ? attr : { ...attr, sizeBytes };
-    return { ...attr, sizeBytes, mtime: writeTime, ctime: laterOf(attr.ctime, writeTime) };
+    return { ...attr, sizeBytes, mtime: writeTime, ctime: changeTimeAfter(attr.ctime, writeTime) };
   }
 
   /** A newer view of the inode from the metadata service (open, getattr, setattr). */
@@ -234,10 +234,6 @@ export class OpenFile implements PushSource {
     if (writer !== null && writer.pendingBytes > 0) await writer.abort();
     this.data.forget(this.ino);
   }
-}
-
-function laterOf(a: Timespec, b: Timespec): Timespec {
-  return a.sec > b.sec || (a.sec === b.sec && a.nsec >= b.nsec) ? a : b;
 }
 
 function isOlder(a: InodeAttr, b: InodeAttr): boolean {
