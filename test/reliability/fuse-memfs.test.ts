@@ -12,7 +12,12 @@ const OPS = longProfile() ? 100_000 : 3_000;
 const SEED = Number(process.env.STRATA_REL_SEED ?? 0xfe5e);
 
 // The two mismatches MemFs had (punching a hole left mtime alone, fallocate by a
-// non-owner kept S_ISUID) are fixed; their replays run in regressions/.
+// non-owner kept S_ISUID) are fixed; their replays run in regressions/. MemFs is a test
+// file system without the upkeep of POSIX ACLs (mode sync, chmod, inheritance) and without
+// a name length limit (the kernel passes FUSE names up to 1024 bytes, so ENAMETOOLONG
+// for 256 is the file system's to give), and it keeps S_ISGID without group execute on a
+// non-member's write (Linux clears it since 6.2; MemFs cannot see supplementary groups):
+// those areas are left out here and tested against StrataFS.
 
 describe('differential tester against a FUSE mount of MemFs', () => {
   let mount: ChildMount | undefined;
@@ -37,6 +42,7 @@ describe('differential tester against a FUSE mount of MemFs', () => {
         seed: SEED + users.length,
         opCount: OPS,
         largeOffsets: true,
+        avoid: ['long-names', 'acls', 'sgid-without-gexec'],
       });
       assert.equal(result.failure, undefined, result.failure?.script);
     });

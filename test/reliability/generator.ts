@@ -71,8 +71,12 @@ export interface GeneratorOptions {
   trackTimes?: boolean;
 }
 
-/** `rdonly-trunc`: O_TRUNC only with a writable open; `supplementary-chown`: chown only to primary groups. */
-export type Avoid = 'rdonly-trunc' | 'supplementary-chown';
+/**
+ * `rdonly-trunc`: O_TRUNC only with a writable open; `supplementary-chown`: chown only to
+ * primary groups; `long-names`: no names of 255/256 bytes; `acls`: no setacl/rmacl;
+ * `sgid-without-gexec`: no S_ISGID file modes without group execute (02767).
+ */
+export type Avoid = 'rdonly-trunc' | 'supplementary-chown' | 'long-names' | 'acls' | 'sgid-without-gexec';
 
 /** What the generator remembers between operations: which slots it opened (not whether that worked). */
 interface State {
@@ -88,9 +92,17 @@ const DOT_PATHS: readonly string[] = ['.', 'a/.', 'a/..', 'a/x/..'];
 // `reg`: mknod(S_IFREG), which reaches a FUSE file system as MKNOD rather than CREATE.
 const NODE_TYPES: readonly string[] = ['fifo', 'fifo', 'sock', 'char', 'block', 'reg'];
 
+function fileMode(r: Random, o: GeneratorOptions): number {
+  const mode = r.pick(MODES);
+  return mode === 0o2767 && o.avoid?.includes('sgid-without-gexec') ? 0o2777 : mode;
+}
+
+/** Set by generate() from its options (the operation table passes no options to path()). */
+let longNames = true;
+
 function path(r: Random): string {
   const roll = r.next();
-  if (roll < 0.015) return r.pick(LONG_NAMES);
+  if (roll < 0.015 && longNames) return r.pick(LONG_NAMES);
   if (roll < 0.02) return r.pick(DOT_PATHS);
   return r.pick(PATHS);
 }
@@ -191,7 +203,7 @@ const OPS: readonly (readonly [number, Op])[] = [
   [
     10,
     (r, o, s) =>
-      `open ${openSlot(r, s)} ${r.chance(0.4) ? r.pick(PATHS.slice(0, 4)) : path(r)} ${openFlags(r, o)} ${octal(r.pick(MODES))}`,
+      `open ${openSlot(r, s)} ${r.chance(0.4) ? r.pick(PATHS.slice(0, 4)) : path(r)} ${openFlags(r, o)} ${octal(fileMode(r, o))}`,
   ],
   [3, (r, _o, s) => `close ${closeSlot(r, s)}`],
   [1, (r, _o, s) => `flink ${slot(r, s)} ${path(r)}`],
@@ -225,12 +237,12 @@ const OPS: readonly (readonly [number, Op])[] = [
       return `symlink ${linkTarget(r, link)} ${link}`;
     },
   ],
-  [3, (r) => `mknod ${path(r)} ${r.pick(NODE_TYPES)} ${octal(r.pick(MODES))}`],
+  [3, (r, o) => `mknod ${path(r)} ${r.pick(NODE_TYPES)} ${octal(fileMode(r, o))}`],
   [1, (r) => `deep ${r.pick(PATHS.slice(0, 4))} ${r.range(1, 14)}`],
   [2, (r) => `statf ${path(r)}`],
   [2, (r) => `readlink ${path(r)}`],
   [6, (r) => `rename ${path(r)} ${path(r)} ${r.pick(['0', '0', '0', 'noreplace', 'exchange'])}`],
-  [3, (r) => `chmod ${path(r)} ${octal(r.pick([...MODES, ...DIR_MODES]))}`],
+  [3, (r, o) => `chmod ${path(r)} ${octal(r.chance(0.6) ? fileMode(r, o) : r.pick(DIR_MODES))}`],
   [2, (r, o) => `chown ${path(r)} ${uidOf(r, o)} ${gidOf(r, o)}`],
   [1, (r, o) => `chownf ${path(r)} ${uidOf(r, o)} ${gidOf(r, o)}`],
   [2, (r) => `utimes ${path(r)} ${time(r)} ${time(r)}`],
@@ -247,8 +259,20 @@ const OPS: readonly (readonly [number, Op])[] = [
       `lsetxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${r.range(1, 50)} ${r.int(1e6)} ${r.pick(['0', 'create'])}`,
   ],
   [2, (r) => `getxattr ${path(r)} ${r.pick(XATTR_NAMES)}`],
-  [3, (r, o) => `setacl ${path(r)} ${r.chance(0.7) ? 'access' : 'default'} ${aclSpec(r, o)}`],
-  [1, (r) => `rmacl ${path(r)} ${r.chance(0.6) ? 'access' : 'default'}`],
+  [
+    3,
+    (r, o) =>
+      o.avoid?.includes('acls')
+        ? `stat ${path(r)}`
+        : `setacl ${path(r)} ${r.chance(0.7) ? 'access' : 'default'} ${aclSpec(r, o)}`,
+  ],
+  [
+    1,
+    (r, o) =>
+      o.avoid?.includes('acls')
+        ? `stat ${path(r)}`
+        : `rmacl ${path(r)} ${r.chance(0.6) ? 'access' : 'default'}`,
+  ],
   [1, (r) => `listxattr ${path(r)}`],
   [1, (r) => `removexattr ${path(r)} ${r.pick(XATTR_NAMES)}`],
   [3, (r) => `readdir ${r.chance(0.2) ? '.' : path(r)}`],
@@ -274,6 +298,7 @@ export function generateOp(r: Random, o: GeneratorOptions, s: State): string {
 export function generate(seed: number, count: number, o: GeneratorOptions): string[] {
   const r = new Random(seed);
   const state: State = { opened: [] };
+  longNames = !o.avoid?.includes('long-names');
   const ops: string[] = [];
   for (let i = 0; i < count; i++) ops.push(generateOp(r, o, state));
   return ops;
