@@ -217,13 +217,15 @@ export class PageCache {
 
   /**
    * A read of [offset, offset + length) under `generation` was answered: push the aligned window
-   * around it, if the read did not cover it already (a 128 KiB readahead read needs nothing).
-   * The push goes out after the answer (setImmediate runs after the reply was written).
+   * around it, if the read is smaller than a window. Larger reads are the kernel's readahead of
+   * a stream, whose pages it caches by itself: pushing their surroundings would only copy bytes
+   * the stream reads next anyway. The push goes out after the answer (setImmediate runs after
+   * the reply was written).
    */
   afterRead(ino: Ino, generation: number, offsetBytes: number, lengthBytes: number): void {
+    if (lengthBytes === 0 || lengthBytes >= PUSH_WINDOW_BYTES) return;
     const start = offsetBytes - (offsetBytes % PUSH_WINDOW_BYTES);
     const end = Math.ceil((offsetBytes + lengthBytes) / PUSH_WINDOW_BYTES) * PUSH_WINDOW_BYTES;
-    if (lengthBytes === 0 || (start === offsetBytes && end === offsetBytes + lengthBytes)) return;
     const state = this.states.get(ino);
     const source = state?.source;
     if (state === undefined || source === undefined || !this.mayPush(state, generation)) return;
