@@ -27,14 +27,14 @@ import type {
 import { XATTR_CREATE, XATTR_REPLACE } from './api.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR } from './acl.js';
 import { outsideNumberedCall } from './call-outcomes.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isDir, isLnk, timespecFromUs, toAttr } from './attrs.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, isDir, isLnk, timespecFromUs, toAttr } from './attrs.js';
 import type { Clock, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import * as fileOps from './file-ops.js';
 import { applyPosixChange, findConflict } from './locks.js';
 import * as ns from './namespace.js';
 import { createTmpfile, linkTmpfile } from './tmpfile.js';
 import { OpContext } from './op-context.js';
-import { R_OK, W_OK, X_OK, isOwnerOrRoot, requireAccess } from './permissions.js';
+import { R_OK, W_OK, X_OK, inGroup, isOwnerOrRoot, requireAccess } from './permissions.js';
 import { SETTING_SECRET, COUNTER_INO_HI, COUNTER_SLICE_HI } from './volume-keys.js';
 
 export interface MetaServiceOptions {
@@ -452,6 +452,7 @@ export class MetaService implements MetaApi {
       if (flags & XATTR_REPLACE && !existing)
         throw fsError.ENODATA(`no xattr "${name}" on inode ${ino} to replace`);
       await ctx.tx.putXattr(ino, name, Buffer.from(value));
+      aclChangeKillsSgid(ctx, row, name);
       ctx.touchCtime(row);
     });
   }
@@ -488,6 +489,7 @@ export class MetaService implements MetaApi {
       } else {
         await ctx.tx.deleteXattr(ino, name);
       }
+      aclChangeKillsSgid(ctx, row, name);
       ctx.touchCtime(row);
     });
   }
@@ -677,6 +679,17 @@ function checkXattrName(name: string): void {
     throw fsError.ENOTSUP(
       `xattr namespace of "${name}" is not supported (user., trusted., security., system.)`,
     );
+  }
+}
+
+/**
+ * Setting or removing an access ACL runs posix_acl_update_mode in Linux, which drops
+ * S_ISGID (files and directories alike) when the caller is neither in the inode's group nor
+ * privileged, as chmod does.
+ */
+function aclChangeKillsSgid(ctx: OpContext, row: InodeRow, name: string): void {
+  if (name === ACL_ACCESS_XATTR && ctx.caller.uid !== 0 && !inGroup(ctx.caller, row.gid)) {
+    row.mode &= ~S_ISGID;
   }
 }
 

@@ -75,6 +75,26 @@ export function attrTests(fx: EngineFixture): void {
         await rejectsWith(svc.access(bob, f.ino, 2), 'EACCES');
       }));
 
+    it('setting or removing an access ACL by an owner outside the group drops S_ISGID (posix_acl_update_mode)', () =>
+      withVolume(fx, async ({ svc }) => {
+        const alice = user(2002, 2002);
+        const d = await svc.mkdir(root, ROOT, 'd', 0o2700, 0);
+        await svc.setattr(root, d.ino, { uid: 2002, gid: 2003 });
+        await svc.removexattr(root, d.ino, 'system.posix_acl_access');
+        assert.equal((await svc.getattr(d.ino)).mode & 0o7777, 0o2700, 'root keeps it');
+        await svc.removexattr(alice, d.ino, 'system.posix_acl_access');
+        assert.equal((await svc.getattr(d.ino)).mode & 0o7777, 0o700);
+        await svc.setattr(root, d.ino, { mode: 0o2700 });
+        const { USER_OBJ, GROUP_OBJ, OTHER } = AclTag;
+        const minimal = encodeAcl([
+          [USER_OBJ, 7, 0xffffffff],
+          [GROUP_OBJ, 0, 0xffffffff],
+          [OTHER, 0, 0xffffffff],
+        ]);
+        await svc.setxattr(alice, d.ino, 'system.posix_acl_access', minimal, 0);
+        assert.equal((await svc.getattr(d.ino)).mode & 0o7777, 0o700);
+      }));
+
     it('removing a POSIX ACL that is not there succeeds and moves ctime; a missing user xattr is ENODATA', () =>
       withVolume(fx, async ({ svc, clock }) => {
         const f = await file(svc, ROOT, 'f', root, 0o640);
