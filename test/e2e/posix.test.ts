@@ -76,6 +76,39 @@ test('extended attributes and POSIX ACLs are stored and enforced', () => {
   sh(`! setpriv --reuid=nobody --regid=nogroup --clear-groups cat ${file} 2>/dev/null`);
 });
 
+test('a default ACL wins over the umask, chmod rewrites the ACL mask, setfacl -b leaves the mode', () => {
+  const dir = join(mnt, 'dacl');
+  sh(`mkdir ${dir} && setfacl -d -m u::rwx,g::r-x,o::r-x ${dir}`);
+  // umask 077 would make 0700/0600: under a default ACL the umask does not apply.
+  sh(`cd ${dir} && umask 077 && mkdir sub && touch file`);
+  assert.equal(sh(`stat -c %a ${dir}/sub ${dir}/file`).trim().split('\n').join(' '), '755 644');
+  const file = join(mnt, 'acl-mask');
+  sh(`touch ${file} && chmod 660 ${file} && setfacl -m u:nobody:rw ${file}`);
+  assert.match(sh(`getfacl -p ${file}`), /^mask::rw-$/m);
+  sh(`chmod 640 ${file}`);
+  assert.match(sh(`getfacl -p ${file}`), /^mask::r--$/m, 'chmod sets the mask from the group bits');
+  sh(`setfacl -b ${file}`);
+  assert.equal(sh(`stat -c %a ${file}`).trim(), '640');
+  assert.equal(sh(`getfacl -p --skip-base ${file}`).trim(), '', 'no ACL left');
+});
+
+test('an open FIFO answers fstat after its unlink; trusted xattrs are root-only and hidden from others', () => {
+  const fifo = join(mnt, 'fifo');
+  const out = py(
+    `os.mkfifo(${JSON.stringify(fifo)}, 0o640)\nfd = os.open(${JSON.stringify(fifo)}, os.O_RDWR | os.O_NONBLOCK)\n` +
+      `os.unlink(${JSON.stringify(fifo)})\nst = os.fstat(fd)\nos.write(fd, b'x')\nprint(oct(st.st_mode), st.st_nlink, os.read(fd, 1))`,
+  );
+  assert.equal(out.trim(), "0o10640 0 b'x'");
+  const file = join(mnt, 'trusted');
+  sh(
+    `touch ${file} && chmod 644 ${file} && setfattr -n trusted.k -v v ${file} && setfattr -n user.k -v v ${file}`,
+  );
+  const asNobody = sh(`setpriv --reuid=nobody --regid=nogroup --clear-groups getfattr -d -m - ${file}`);
+  assert.doesNotMatch(asNobody, /trusted\.k/);
+  assert.match(asNobody, /user\.k/);
+  assert.match(sh(`getfattr -d -m - ${file}`), /trusted\.k/);
+});
+
 test('flock and fcntl locks exclude other processes and are released on close', () => {
   const file = join(mnt, 'lockfile');
   sh(`touch ${file}`);
