@@ -15,7 +15,7 @@
 # max_concurrent_requests = 16). Each file counts once durable in the store.
 #
 # Environment: SMALL_FILES (default 2000), RANDREAD_SECONDS (default 30), WORK (default /tmp/strata-s3-bench),
-# WRITERS (default 16).
+# WRITERS (default 16), BIG_ONLY=1 (mounted peers: only the 1 GiB write, cold read and random read).
 # Prints CSV lines "peer,test,value,unit" and appends them to $WORK/results.csv.
 set -euo pipefail
 
@@ -146,6 +146,10 @@ mounted_peer() {
   result "$p" "1GiB cold read" "$(rate 1073.741824 "$(since "$t")")" MB/s
   remount
   result "$p" "4KiB random read (4 jobs, ${RANDREAD_SECONDS}s)" "$(randread "$MNT/big")" IOPS
+  if [ "${BIG_ONLY:-0}" = 1 ]; then
+    cleanup_peer "$p" "$prefix"
+    return
+  fi
   remount
   mkdir -p "$MNT/small"
   t=$(now); cp "$WORK"/small/* "$MNT/small/"; durable_small "$p" "$prefix" "$SMALL_FILES"
@@ -161,12 +165,16 @@ mounted_peer() {
   result "$p" "4KiB read" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
   t=$(now); rm -rf "$MNT/small"; durable_small "$p" "$prefix" 0
   result "$p" "4KiB delete" "$(rate "$SMALL_FILES" "$(since "$t")")" files/s
+  cleanup_peer "$p" "$prefix"
+}
+
+cleanup_peer() { # peer prefix
   rm -f "$MNT/big"
   unmount
   kill "$daemon_pid" 2>/dev/null || true
   wait "$daemon_pid" 2>/dev/null || true
   daemon_pid=
-  "$AWS" --endpoint-url "$ENDPOINT" s3 rm --only-show-errors --recursive "s3://$BUCKET/$prefix/" || true
+  "$AWS" --endpoint-url "$ENDPOINT" s3 rm --only-show-errors --recursive "s3://$BUCKET/$2/" || true
 }
 
 run_rclone() {
