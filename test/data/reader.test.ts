@@ -430,6 +430,57 @@ describe('partial (segment) fetches of random reads', () => {
     await data.close();
   });
 
+  it('a copy started by a read with a fill listener hands on every block verified, where it shows', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const data = bigReader(await fileStore(storeDir), { diskCacheDir: await dirs.make() });
+    const handed: { offset: number; bytes: Buffer }[] = [];
+    let fills = 0;
+    const listener = {
+      startFill: () => {
+        fills++;
+        return async (offset: number, bytes: Buffer) =>
+          void handed.push({ offset, bytes: Buffer.from(bytes) });
+      },
+    };
+    for (let i = 1; i <= 8; i++) {
+      await data.read(asIno(7), randomOffset(i), 4 * KiB, table.chunkSlices, table.sizeBytes, listener);
+    }
+    await until(() => data.stats().diskCache.blocks === 2);
+    assert.equal(fills, 1, 'one copy, started by the eighth random read');
+    handed.sort((x, y) => x.offset - y.offset);
+    assert.deepEqual(
+      handed.map((h) => [h.offset, h.bytes.length]),
+      [
+        [0, BIG_BLOCK],
+        [BIG_BLOCK, BIG_BLOCK],
+      ],
+    );
+    for (const h of handed) assert.ok(h.bytes.equals(content.subarray(h.offset, h.offset + h.bytes.length)));
+    await data.close();
+  });
+
+  it('readCached serves only verified bytes already in memory, and never fetches', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir);
+    const store = new CountingStore(await fileStore(storeDir));
+    const data = bigReader(store);
+    const window = [3 * SEGMENT_BYTES, SEGMENT_BYTES] as const;
+    assert.equal(await data.readCached(...window, table.chunkSlices, table.sizeBytes), null);
+    assert.equal(store.gets, 0, 'readCached fetched');
+    await data.read(asIno(3), 3 * SEGMENT_BYTES + 8 * KiB, 4 * KiB, table.chunkSlices, table.sizeBytes);
+    const gets = store.gets;
+    const cached = await data.readCached(...window, table.chunkSlices, table.sizeBytes);
+    assert.ok(cached?.equals(content.subarray(window[0], window[0] + window[1])));
+    // The segment after it was never read: not served, not fetched.
+    assert.equal(
+      await data.readCached(4 * SEGMENT_BYTES, SEGMENT_BYTES, table.chunkSlices, table.sizeBytes),
+      null,
+    );
+    assert.equal(store.gets, gets);
+    await data.close();
+  });
+
   it('close() stops a whole-file copy: no GET starts after it, none is left in flight', async () => {
     const storeDir = await dirs.make();
     // Twelve 1 MiB blocks behind a 20 ms store: the copy (8 GETs at a time) outlives the reads.
