@@ -23,7 +23,8 @@ import {
 import { RowCache, dentryKey, inodeKey } from './row-cache.js';
 import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
-import { GROUP_MAX_IN_FLIGHT, GroupCommitter } from './group-commit.js';
+import { GroupCommitter } from './group-commit.js';
+import { parsePostgresUrl, type PostgresSettings } from './settings.js';
 import { PgTx, type SharedTxState, type TxConnection } from './tx.js';
 
 const READ_BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY';
@@ -35,32 +36,7 @@ const asError = (error: unknown): Error => (error instanceof Error ? error : new
 /** LISTEN/NOTIFY channel of the change feed; one database holds one volume. */
 export const CHANGE_CHANNEL = 'strata_meta_changes';
 
-/** Engine-specific settings, taken from the URL's query string (and removed before libpq sees it). */
-export interface PostgresSettings {
-  /** Connections in this server's pool (`?pool_size=16`). */
-  poolSize: number;
-  /** Publish committed changes on the change feed (`?notify=off` to disable, e.g. one server only). */
-  notify: boolean;
-  /**
-   * Write transactions decide from rows this server cached and check them in their commit
-   * batch: one round trip per change (`?cached_reads=off` to read every row first).
-   */
-  cachedReads: boolean;
-  /**
-   * Transactions decided from cached rows commit together, several per PostgreSQL transaction
-   * (group-commit.ts; `?group_commit=off` to give each its own). Needs cached reads.
-   */
-  groupCommit: boolean;
-  /** PostgreSQL transactions of group commit in flight at once (`?commit_groups=2`). */
-  commitGroups: number;
-  /**
-   * Group commit sends batches as op codes and values to strata_apply (apply.ts) on connections
-   * of its own, instead of SQL text to strata_try (`?typed_batches=off`).
-   */
-  typedBatches: boolean;
-}
-
-const DEFAULT_POOL_SIZE = 16;
+export { parsePostgresUrl, type PostgresSettings } from './settings.js';
 
 /**
  * Commit instants must keep increasing across restarts even if the clock steps back, so each
@@ -69,53 +45,6 @@ const DEFAULT_POOL_SIZE = 16;
  */
 const LAST_COMMIT_COUNTER = 'engine.last_commit_us';
 const LAST_COMMIT_SAVE_INTERVAL_MS = 1000;
-
-/** Splits our own query parameters off a libpq URL; the rest (host, sslmode, ...) goes to node-postgres. */
-export function parsePostgresUrl(url: string): { connectionString: string; settings: PostgresSettings } {
-  // Not the WHATWG URL parser: libpq URLs may have an empty host ("postgres://user@/db?host=/run/pg").
-  const question = url.indexOf('?');
-  const params = new URLSearchParams(question >= 0 ? url.slice(question + 1) : '');
-  const settings: PostgresSettings = {
-    poolSize: DEFAULT_POOL_SIZE,
-    notify: true,
-    cachedReads: true,
-    groupCommit: true,
-    commitGroups: GROUP_MAX_IN_FLIGHT,
-    typedBatches: true,
-  };
-  settings.poolSize = integer(params, 'pool_size', settings.poolSize, url);
-  settings.commitGroups = integer(params, 'commit_groups', settings.commitGroups, url);
-  settings.notify = onOff(params, 'notify', settings.notify, url);
-  settings.cachedReads = onOff(params, 'cached_reads', settings.cachedReads, url);
-  settings.groupCommit = onOff(params, 'group_commit', settings.groupCommit, url);
-  settings.typedBatches = onOff(params, 'typed_batches', settings.typedBatches, url);
-  const rest = params.toString();
-  const base = question >= 0 ? url.slice(0, question) : url;
-  return { connectionString: rest ? `${base}?${rest}` : base, settings };
-}
-
-/** Takes an integer parameter (1 to 1000) off the URL's query string (`fallback` when absent). */
-function integer(params: URLSearchParams, name: string, fallback: number, url: string): number {
-  const value = params.get(name);
-  if (value === null) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) {
-    throw fsError.EINVAL(`${name}=${value} in ${redact(url)} must be an integer from 1 to 1000`);
-  }
-  params.delete(name);
-  return n;
-}
-
-/** Takes an on/off parameter off the URL's query string (`fallback` when absent). */
-function onOff(params: URLSearchParams, name: string, fallback: boolean, url: string): boolean {
-  const value = params.get(name);
-  if (value === null) return fallback;
-  if (value !== 'on' && value !== 'off') {
-    throw fsError.EINVAL(`${name}=${value} in ${redact(url)} must be "on" or "off"`);
-  }
-  params.delete(name);
-  return value === 'on';
-}
 
 // bigint columns hold inode numbers, sizes and µs instants, all below 2^53: read them as numbers.
 const INT8_OID = 20;
