@@ -846,7 +846,7 @@ static int pathOp(const char *verb, char **argv, int argc) {
     INT(3, seed);
     int flags;
     if (xattrFlags(argv[4], &flags) != 0) return fail();
-    if (len < 0 || len > XATTR_VALUE_BYTES) {
+    if (len < 0 || len > (long long)sizeof ioBuffer) {
       errno = EINVAL;
       return fail();
     }
@@ -884,11 +884,32 @@ static int pathOp(const char *verb, char **argv, int argc) {
     return 0;
   }
   if (!strcmp(verb, "getxattr")) {
-    NEED(2);
+    // An optional buffer size: 0 asks for the length only, a short one must give ERANGE.
+    if (argc != 2 && argc != 3) {
+      errno = EINVAL;
+      return fail();
+    }
+    long long size = XATTR_VALUE_BYTES;
+    if (argc == 3 && parseInt(argv[2], &size) != 0) return fail();
+    if (size < 0 || size > XATTR_VALUE_BYTES) size = XATTR_VALUE_BYTES;
     basePath(path, sizeof path, argv[0]);
-    ssize_t n = getxattr(path, argv[1], ioBuffer, XATTR_VALUE_BYTES);
+    ssize_t n = getxattr(path, argv[1], size ? ioBuffer : NULL, (size_t)size);
     if (n < 0) return fail();
-    emit("ok %zd %016llx", n, (unsigned long long)fnv1a(FNV_INIT, ioBuffer, (size_t)n));
+    if (size == 0) emit("ok %zd", n);
+    else emit("ok %zd %016llx", n, (unsigned long long)fnv1a(FNV_INIT, ioBuffer, (size_t)n));
+    return 0;
+  }
+  if (!strcmp(verb, "listsize")) {
+    // listxattr with a buffer of SIZE bytes (0: the length needed): the raw answer, not
+    // filtered to user.*, since what the size covers is the point.
+    NEED(2);
+    INT(1, size);
+    static char names[XATTR_LIST_BYTES];
+    if (size < 0 || size > XATTR_LIST_BYTES) size = XATTR_LIST_BYTES;
+    basePath(path, sizeof path, argv[0]);
+    ssize_t n = listxattr(path, size ? names : NULL, (size_t)size);
+    if (n < 0) return fail();
+    emit("ok %zd", n);
     return 0;
   }
   if (!strcmp(verb, "listxattr")) {

@@ -97,6 +97,14 @@ function fileMode(r: Random, o: GeneratorOptions): number {
   return mode === 0o2767 && o.avoid?.includes('sgid-without-gexec') ? 0o2777 : mode;
 }
 
+/** Mostly short values; sometimes empty, a page, the 64 KiB limit, or one byte over (E2BIG). */
+function xattrLength(r: Random): number {
+  const roll = r.next();
+  if (roll < 0.1) return 0;
+  if (roll < 0.95) return r.range(1, 200);
+  return r.pick([4096, 65536, 65537]);
+}
+
 /** Set by generate() from its options (the operation table passes no options to path()). */
 let longNames = true;
 
@@ -250,7 +258,7 @@ const OPS: readonly (readonly [number, Op])[] = [
   [
     3,
     (r) =>
-      `setxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${r.chance(0.1) ? 0 : r.range(1, 200)} ` +
+      `setxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${xattrLength(r)} ` +
       `${r.int(1e6)} ${r.pick(['0', '0', 'create', 'replace'])}`,
   ],
   [
@@ -258,7 +266,11 @@ const OPS: readonly (readonly [number, Op])[] = [
     (r) =>
       `lsetxattr ${path(r)} ${r.pick(XATTR_NAMES)} ${r.range(1, 50)} ${r.int(1e6)} ${r.pick(['0', 'create'])}`,
   ],
-  [2, (r) => `getxattr ${path(r)} ${r.pick(XATTR_NAMES)}`],
+  [
+    2,
+    (r) => `getxattr ${path(r)} ${r.pick(XATTR_NAMES)}${r.chance(0.3) ? ` ${r.pick([0, 1, 50, 199])}` : ''}`,
+  ],
+  [1, (r) => `listsize ${path(r)} ${r.pick([0, 1, 7, 14, 100])}`],
   [
     3,
     (r, o) =>
