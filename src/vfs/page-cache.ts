@@ -112,6 +112,8 @@ export class PageCache {
         source: undefined,
       };
       this.states.set(ino, state);
+      // Mostly the kernel's FORGET drops states; this bounds them when it holds many inodes.
+      if (this.states.size > 2 * MAX_IDLE_STATES) this.prune();
     }
     return state;
   }

@@ -5,7 +5,7 @@ import type { AttrReply, CreateReply, OpenReply, RequestContext, SetAttrIn } fro
 import type { MetaApi } from '../meta/api.js';
 import type { PageCacheOption } from './open-files.js';
 import type { VfsOptions } from './options.js';
-import type { PageCache } from './page-cache.js';
+import { PUSH_WINDOW_BYTES, type PageCache } from './page-cache.js';
 import { Vfs } from './vfs.js';
 
 const { O_RDONLY, O_TRUNC } = fsConstants;
@@ -138,7 +138,9 @@ export class PushingVfs extends Vfs {
     size: number,
   ): Promise<Buffer> {
     this.readRequests++;
-    if (this.kinds.get(fh)?.direct !== false) return super.read(ctx, ino, fh, offset, size);
+    // Reads of a window or more (the kernel's readahead) and direct_io reads push nothing.
+    if (size >= PUSH_WINDOW_BYTES || this.kinds.get(fh)?.direct !== false)
+      return super.read(ctx, ino, fh, offset, size);
     const generation = this.pageCache.capture(ino);
     const data = await super.read(ctx, ino, fh, offset, size);
     this.pageCache.afterRead(ino, generation, offset, data.length);
