@@ -1,7 +1,7 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
 //          [--engine-thread-nice N] [--turn-budget-ms MS] [--server-node-args=--max-semi-space-size=64]
-//          [--ops create,getattr] [--connections 16] [--history on|off]
+//          [--ops create,getattr] [--connections 16] [--history on|off] [--repeats N]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -156,30 +156,74 @@ async function runConfig(
       ['unlink', (client) => (unlinked < renamed ? client.unlink(root, work.ino, `r${unlinked++}`) : null)],
       ['readdir(1,000)', (client) => client.readdir(root, big.ino, 0, READDIR_ENTRIES + 2, false)],
     ];
-    for (const [name, op] of phases) {
-      // rename and unlink work on the names create made: keep them only with create.
-      if (onlyOps && !onlyOps.has(name.replace(/\(.*/, ''))) continue;
-      await server.ask('reset');
-      const { ops, elapsedMs } = await drive(clients, name.startsWith('readdir') ? 2 : depth, seconds, op);
-      const stats = await server.ask('report');
-      const row = {
-        history,
-        connections,
-        op: name,
-        opsPerSec: (ops / elapsedMs) * 1000,
-        p99Ms: stats.p99Ms,
-        serverCpuUsPerOp: stats.cpuUs / ops,
-      };
-      rows.push(row);
-      console.log(
-        `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU (${((stats.servingWaitMs * 1000) / Math.max(1, stats.servingSlices)).toFixed(0)} µs per wake-up) | loop p50 ${stats.p50Ms.toFixed(1)}, max ${stats.maxMs.toFixed(1)} ms | GC ${stats.gcCount}x ${Math.round(stats.gcTotalMs)} ms, longest ${stats.gcMaxMs.toFixed(1)} ms`,
-      );
-    }
+    // Repeats run the whole phase list again (rename and unlink then use the next create's names).
+    for (let repeat = 0; repeat < repeats; repeat++)
+      for (const [name, op] of phases) {
+        // rename and unlink work on the names create made: keep them only with create.
+        if (onlyOps && !onlyOps.has(name.replace(/\(.*/, ''))) continue;
+        await server.ask('reset');
+        const { ops, elapsedMs } = await drive(clients, name.startsWith('readdir') ? 2 : depth, seconds, op);
+        const stats = await server.ask('report');
+        const row = {
+          history,
+          connections,
+          op: name,
+          opsPerSec: (ops / elapsedMs) * 1000,
+          p99Ms: stats.p99Ms,
+          serverCpuUsPerOp: stats.cpuUs / ops,
+        };
+        rows.push(row);
+        console.log(
+          `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU (${((stats.servingWaitMs * 1000) / Math.max(1, stats.servingSlices)).toFixed(0)} µs per wake-up) | loop p50 ${stats.p50Ms.toFixed(1)}, max ${stats.maxMs.toFixed(1)} ms | GC ${stats.gcCount}x ${Math.round(stats.gcTotalMs)} ms, longest ${stats.gcMaxMs.toFixed(1)} ms`,
+        );
+      }
     return (await server.ask('report')).peakRssBytes;
   } finally {
     await Promise.all(clients.map((client) => client.close()));
     await server.stop();
   }
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/** With --repeats: per row, the median and the range of its readings (the machine is noisy). */
+function repeatsTable(rows: Row[]): string {
+  const lines = [
+    '| history | op | conns | readings | ops/s median (min-max) | loop p99 ms median (min-max) | server CPU µs/op median (min-max) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const groups = new Map<string, Row[]>();
+  for (const row of rows) {
+    const key = `${row.history ? 'on' : 'off'} | ${row.op} | ${row.connections}`;
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  const span = (values: number[], digits: number, thousands: boolean): string => {
+    const show = (value: number): string =>
+      thousands ? Math.round(value).toLocaleString('en-US') : value.toFixed(digits);
+    return `${show(median(values))} (${show(Math.min(...values))}-${show(Math.max(...values))})`;
+  };
+  for (const [key, group] of groups) {
+    lines.push(
+      `| ${key} | ${group.length} | ${span(
+        group.map((row) => row.opsPerSec),
+        0,
+        true,
+      )} | ${span(
+        group.map((row) => row.p99Ms),
+        1,
+        false,
+      )} | ${span(
+        group.map((row) => row.serverCpuUsPerOp),
+        1,
+        false,
+      )} |`,
+    );
+  }
+  return lines.join('\n');
 }
 
 /** The results as a markdown table, ops/s with history on and off side by side. */
@@ -211,10 +255,12 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '' },
     connections: { type: 'string', default: '1,16' },
     history: { type: 'string', default: 'on,off' },
+    repeats: { type: 'string', default: '1' },
   },
 });
 const onlyOps = values.ops ? new Set(values.ops.split(',')) : undefined;
 const seconds = Number(values.seconds);
+const repeats = Math.max(1, Math.floor(Number(values.repeats)) || 1);
 const engineThread = !values['no-engine-thread'];
 const localReads = !values['no-local-reads'];
 const engineThreadNice = values['engine-thread-nice'];
@@ -234,7 +280,7 @@ try {
     }
   }
   console.log(`server peak RSS ${(peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
-  console.log(markdownTable(rows, seconds));
+  console.log(repeats > 1 ? repeatsTable(rows) : markdownTable(rows, seconds));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
