@@ -10,10 +10,20 @@ const FIRST_BUFFER_BYTES = 64 * 1024;
 /** File offsets are JS numbers: exact up to 2^53 - 1, so no byte of a file may lie past that. */
 const MAX_FILE_END_BYTES = Number.MAX_SAFE_INTEGER;
 
-/** A slice being written: contiguous bytes of one chunk, uploaded block by block. */
+/** A run of a slice's bytes that lands at one place in the chunk. */
+interface Segment {
+  chunkOffsetBytes: number;
+  sliceOffsetBytes: number;
+  lengthBytes: number;
+}
+
+/**
+ * A slice being written: the bytes of one chunk's writes, in the order they came, uploaded
+ * block by block. Each segment is where a run of them lands in the chunk.
+ */
 interface OpenSlice {
   chunkIndex: number;
-  chunkOffsetBytes: number;
+  segments: Segment[];
   lengthBytes: number;
   id: Promise<SliceId> | null;
   /** The block being filled, with room for its trailer; null between blocks. */
@@ -37,10 +47,13 @@ export interface WriterContext {
 }
 
 /**
- * Buffers one handle's writes per chunk. Contiguous writes extend the chunk's open slice;
- * anything else seals it and starts a new one, so objects are never rewritten and the commit
- * order of slices is their creation order. Full blocks upload at once; the last partial block
- * of a slice waits for flush() or for memory pressure.
+ * Buffers one handle's writes per chunk. Every write appends its bytes to the chunk's open
+ * slice: a contiguous one extends the last segment, any other starts a new segment. At flush
+ * each segment becomes one reference into the same slice, committed in write order so later
+ * writes overlay earlier ones. So scattered small writes (databases, random I/O, a file written
+ * backwards) share block objects instead of costing one object each, and objects are still
+ * never rewritten. Full blocks upload at once; the last partial block of a slice waits for
+ * flush() or for memory pressure.
  */
 export class Writer implements FileWriter {
   private readonly open = new Map<number, OpenSlice>();
@@ -110,11 +123,15 @@ export class Writer implements FileWriter {
       const chunkIndex = Math.floor(fileOffset / chunkSizeBytes);
       const inChunk = fileOffset - chunkIndex * chunkSizeBytes;
       let slice = this.open.get(chunkIndex);
-      if (!slice || slice.chunkOffsetBytes + slice.lengthBytes !== inChunk) {
-        if (slice) this.sealSlice(slice);
+      // A slice holds at most a chunk's worth of bytes, as the metadata service requires.
+      if (slice && slice.lengthBytes >= chunkSizeBytes) {
+        this.sealSlice(slice);
+        slice = undefined;
+      }
+      if (!slice) {
         slice = {
           chunkIndex,
-          chunkOffsetBytes: inChunk,
+          segments: [],
           lengthBytes: 0,
           id: null,
           buffer: null,
@@ -126,7 +143,12 @@ export class Writer implements FileWriter {
         this.open.set(chunkIndex, slice);
         this.slices.push(slice);
       }
-      const count = Math.min(data.length - done, chunkSizeBytes - inChunk, blockSizeBytes - slice.fillBytes);
+      const count = Math.min(
+        data.length - done,
+        chunkSizeBytes - inChunk,
+        chunkSizeBytes - slice.lengthBytes,
+        blockSizeBytes - slice.fillBytes,
+      );
       if (!this.ensureCapacity(slice, slice.fillBytes + count)) {
         // Wait for memory, then look again: while we waited, pressure may have sealed the slice.
         const missing = this.growthBytes(slice, slice.fillBytes + count) - this.reserveBytes;
@@ -134,6 +156,21 @@ export class Writer implements FileWriter {
         await this.ctx.budget.acquire(missing);
         this.reserveBytes += charged;
         continue;
+      }
+      // Wait first, then look at the segments: pressure may have sealed the slice meanwhile.
+      const last = slice.segments[slice.segments.length - 1];
+      if (
+        last !== undefined &&
+        last.chunkOffsetBytes + last.lengthBytes === inChunk &&
+        last.sliceOffsetBytes + last.lengthBytes === slice.lengthBytes
+      ) {
+        last.lengthBytes += count;
+      } else {
+        slice.segments.push({
+          chunkOffsetBytes: inChunk,
+          sliceOffsetBytes: slice.lengthBytes,
+          lengthBytes: count,
+        });
       }
       data.copy(slice.buffer!, slice.fillBytes, done, done + count);
       slice.fillBytes += count;
@@ -249,17 +286,20 @@ export class Writer implements FileWriter {
       for (const slice of slices) {
         // A slice that pressure sealed before its first byte landed holds nothing.
         if (slice.lengthBytes === 0) continue;
-        writes.push({
-          chunkIndex: slice.chunkIndex,
-          slice: {
-            id: await slice.id!,
-            sliceSizeBytes: slice.lengthBytes,
-            chunkOffsetBytes: slice.chunkOffsetBytes,
-            sliceOffsetBytes: 0,
-            lengthBytes: slice.lengthBytes,
-            blockSizeBytes: this.ctx.blockSizeBytes,
-          },
-        });
+        const id = await slice.id!;
+        for (const segment of slice.segments) {
+          writes.push({
+            chunkIndex: slice.chunkIndex,
+            slice: {
+              id,
+              sliceSizeBytes: slice.lengthBytes,
+              chunkOffsetBytes: segment.chunkOffsetBytes,
+              sliceOffsetBytes: segment.sliceOffsetBytes,
+              lengthBytes: segment.lengthBytes,
+              blockSizeBytes: this.ctx.blockSizeBytes,
+            },
+          });
+        }
       }
       return writes;
     });

@@ -96,7 +96,7 @@ describe('writer', () => {
     assert.ok(got.subarray(50).equals(pattern(200, 1)));
   });
 
-  it('extends the open slice on contiguous writes and starts a new one otherwise, in order', async () => {
+  it('extends the last segment on contiguous writes and starts a new one in the same slice otherwise, in order', async () => {
     const table = new SliceTable(CHUNK, BLOCK);
     const data = createDataPath({
       store: await fileStore(await dirs.make()),
@@ -108,24 +108,56 @@ describe('writer', () => {
     await writer.write(0, pattern(5000, 1));
     await writer.write(5000, pattern(3000, 2));
     await writer.write(100, pattern(10, 3));
+    await writer.write(110, pattern(20, 4));
     const writes = await writer.flush();
     assert.deepEqual(
       writes.map((w) => [
         w.slice.chunkOffsetBytes,
+        w.slice.sliceOffsetBytes,
         w.slice.lengthBytes,
         w.slice.sliceSizeBytes,
         w.slice.blockSizeBytes,
       ]),
       [
-        [0, 8000, 8000, BLOCK],
-        [100, 10, 10, BLOCK],
+        [0, 0, 8000, 8030, BLOCK],
+        [100, 8000, 30, 8030, BLOCK],
       ],
     );
-    assert.notEqual(writes[0].slice.id, writes[1].slice.id);
+    assert.equal(writes[0].slice.id, writes[1].slice.id);
     table.commit(writes, 8000);
     const want = Buffer.concat([pattern(5000, 1), pattern(3000, 2)]);
-    pattern(10, 3).copy(want, 100);
+    Buffer.concat([pattern(10, 3), pattern(20, 4)]).copy(want, 100);
     assert.ok((await data.read(asIno(3), 0, 9000, table.chunkSlices, table.sizeBytes)).equals(want));
+  });
+
+  it('packs scattered small writes into shared block objects; later writes win where they overlap', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const store = new GatedStore(await fileStore(await dirs.make()));
+    const data = createDataPath({
+      store,
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    const writer = data.openWriter(asIno(4));
+    // 64 writes of 100 bytes, backwards then overlapping, over two chunks: 6,400 bytes in all.
+    const want = Buffer.alloc(2 * CHUNK);
+    const writesDone: Array<[number, number]> = [];
+    for (let i = 0; i < 64; i++) {
+      const offset = i < 32 ? (31 - i) * 500 : (i - 32) * 1000 + 50;
+      writesDone.push([offset, i]);
+      await writer.write(offset, pattern(100, i));
+      pattern(100, i).copy(want, offset);
+    }
+    const writes = await writer.flush();
+    // One object per filled block, not one per write: 6,400 bytes in 4 KiB blocks, two chunks.
+    assert.ok(store.puts <= 4, `${store.puts} objects for 64 small writes`);
+    const ids = new Set(writes.map((w) => w.slice.id));
+    assert.ok(ids.size <= 2, `${ids.size} slices`);
+    const end = Math.max(...writesDone.map(([offset]) => offset + 100));
+    table.commit(writes, end);
+    const got = await data.read(asIno(4), 0, end, table.chunkSlices, table.sizeBytes);
+    assert.ok(got.equals(want.subarray(0, end)));
   });
 
   it('keeps uploaded blocks in the memory cache: reading back what was written fetches nothing', async () => {
