@@ -215,6 +215,37 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
     }
   });
 
+  test('a typed-group connection that PostgreSQL ended is replaced, not reused', async () => {
+    const { pool, committer } = await fresh();
+    const entry = (name: string, cursor: number) =>
+      encodeBatch([op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000)])!;
+    try {
+      await committer.commitTyped(entry('before', 1));
+      // The committer's own connection, idle now: the one that ran strata_apply.
+      const { rows } = await pool.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%strata_apply(%' AND pid <> pg_backend_pid()",
+      );
+      assert.equal(rows.length, 1);
+      await pool.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+      for (let n = 0; n < 100; n++) {
+        const left = await pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [rows[0].pid]);
+        if (left.rows.length === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the client sees its socket close
+      await committer.commitTyped(entry('after', 2));
+      const names = await pool.query<{ name: string }>(
+        'SELECT name FROM dentry WHERE parent = 1 ORDER BY name',
+      );
+      assert.deepEqual(
+        names.rows.map((r) => r.name),
+        ['after', 'before'],
+      );
+    } finally {
+      await committer.close();
+    }
+  });
+
   test('a statement strata_apply does not know leaves the batch to SQL text', () => {
     assert.equal(encodeBatch([op(SQL.putSetting, 'k', 'v')]), undefined);
     assert.equal(encodeBatch([op(SQL.insertDentry, 1, 'x', 2, 8, 3)]), undefined, 'a value missing');

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { prepareStatement, newStatements, quoteLiteral, type Statement } from './sql.js';
 import type { TxConnection } from './tx.js';
 import { APPLY_GROUP, groupParameters, type ApplyFailure, type TypedBatch } from './apply.js';
+import { sqlState } from './retry.js';
 
 /** Server transactions per PostgreSQL transaction, at most (one statement each in the batch). */
 export const GROUP_MAX_TRANSACTIONS = 64;
@@ -152,11 +153,7 @@ export class GroupCommitter {
     } catch (error) {
       // The implicit transaction rolled back as a whole; the connection stays usable unless it broke.
       for (const member of group) member.reject(error as Error);
-      if (
-        error instanceof Error &&
-        !('code' in error && typeof error.code === 'string' && error.code.length === 5)
-      )
-        conn.broken = true;
+      if (sqlState(error) === undefined) conn.broken = true; // not an answer of PostgreSQL: the connection failed
       this.giveBackDirect(conn);
       return;
     }
