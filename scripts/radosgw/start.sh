@@ -32,6 +32,10 @@ die() {
 
 if [ "$(id -u)" != 0 ]; then die "must run as root (it installs packages and starts daemons)"; fi
 
+# Only the exports may reach stdout (callers eval it), and the daemons and tools print warnings
+# there too: everything up to the exports runs with stdout sent to stderr.
+{
+
 # Local plain-http endpoint: CA overrides from the environment only confuse clients here.
 unset AWS_CA_BUNDLE CURL_CA_BUNDLE REQUESTS_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR
 
@@ -189,6 +193,7 @@ case "$status" in
 esac
 
 log "ready: s3://$BUCKET on http://$BIND:$PORT"
+} >&2
 echo "export STRATA_S3_TEST_URL='s3://$BUCKET?endpoint=http://$BIND:$PORT&region=$REGION&path_style=1'"
 echo "export AWS_ACCESS_KEY_ID='$ACCESS_KEY'"
 echo "export AWS_SECRET_ACCESS_KEY='$SECRET_KEY'"

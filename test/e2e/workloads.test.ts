@@ -97,7 +97,7 @@ function fioVerify(dir: string, jobs: number, sizeMiB: number, extra = ''): stri
   sh(`mkdir -p ${dir}`);
   const out = sh(
     `fio --name=randwrite --directory=${dir} --numjobs=${jobs} --size=${sizeMiB}m --bsrange=4k-64k ` +
-      `--rw=randwrite --verify=crc32c --verify_fatal=1 --ioengine=psync --fsync=32 ` +
+      `--rw=randwrite --verify=crc32c --verify_fatal=1 --verify_state_save=0 --ioengine=psync --fsync=32 ` +
       `--group_reporting ${extra} 2>&1`,
   );
   assert.match(out, /err= 0/, out);
