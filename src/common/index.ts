@@ -3,3 +3,4 @@ export { FsError, fsError, isFsError } from './errors.js';
 export { parseSizeBytes, parseDurationMs, formatBytes } from './units.js';
 export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from './types.js';
 export type { SliceRef, SliceWrite } from './layout.js';
+export { decodeName, encodeName, nameByteLength, writeName } from './names.js';

@@ -7,6 +7,7 @@ import {
   fuse_open_out,
   Fopen,
 } from './abi.js';
+import { decodeName } from '../common/index.js';
 import type { AttrReply, Entry, FileLock, FuseAttr, OpenReply, StatFs } from './filesystem.js';
 
 // Plain struct codecs over Buffers. 64-bit fields are read and written as two 32-bit
@@ -214,12 +215,12 @@ export function direntAlign(length: number): number {
  */
 export function readCString(buf: Buffer, offset: number, end: number): [string, number] {
   const nul = nulOrEnd(buf, offset, end);
-  return [buf.toString('utf8', offset, nul), nul + 1];
+  return [decodeName(buf, offset, nul), nul + 1];
 }
 
 /** `readCString` for a request's last (usually only) name: no tuple allocated on the hot path. */
 export function readName(buf: Buffer, offset: number, end: number): string {
-  return buf.toString('utf8', offset, nulOrEnd(buf, offset, end));
+  return decodeName(buf, offset, nulOrEnd(buf, offset, end));
 }
 
 function nulOrEnd(buf: Buffer, offset: number, end: number): number {

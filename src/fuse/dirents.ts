@@ -1,3 +1,4 @@
+import { nameByteLength, writeName } from '../common/index.js';
 import { fuse_dirent, fuse_direntplus, fuse_entry_out } from './abi.js';
 import { direntAlign, writeEntryOut, writeU64 } from './codec.js';
 import type { DirEntryOut } from './filesystem.js';
@@ -19,7 +20,7 @@ export function packDirents(
   let used = 0;
   let packed = 0;
   for (const item of entries) {
-    const nameBytes = Buffer.byteLength(item.name);
+    const nameBytes = nameByteLength(item.name);
     const recordBytes = direntAlign(recordHeader + nameBytes);
     if (used + recordBytes > capacityBytes) break;
     const at = offset + used;
@@ -33,7 +34,7 @@ export function packDirents(
     writeU64(out, dirent + fuse_dirent.off, item.nextOffset);
     out.writeUInt32LE(nameBytes, dirent + fuse_dirent.namelen);
     out.writeUInt32LE(item.type, dirent + fuse_dirent.type);
-    out.write(item.name, dirent + fuse_dirent.size, nameBytes, 'utf8');
+    writeName(out, dirent + fuse_dirent.size, item.name);
     // Zero the alignment padding: it reaches the kernel.
     out.fill(0, dirent + fuse_dirent.size + nameBytes, at + recordBytes);
     used += recordBytes;

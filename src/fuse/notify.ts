@@ -1,5 +1,5 @@
 import { write, writev } from 'node:fs';
-import { Errno, FsError, type Ino } from '../common/index.js';
+import { Errno, FsError, nameByteLength, writeName, type Ino } from '../common/index.js';
 import {
   fuse_notify_delete_out,
   fuse_notify_inval_entry_out,
@@ -32,24 +32,24 @@ export function invalInodeMessage(ino: Ino, offsetBytes: number, lengthBytes: nu
 
 /** Drop the cached name `name` in directory `parent`. */
 export function invalEntryMessage(parent: Ino, name: string): Buffer {
-  const nameBytes = Buffer.byteLength(name);
+  const nameBytes = nameByteLength(name);
   const buf = message(NotifyCode.INVAL_ENTRY, fuse_notify_inval_entry_out.size + nameBytes + 1);
   const at = fuse_out_header.size;
   writeU64(buf, at + fuse_notify_inval_entry_out.parent, parent);
   buf.writeUInt32LE(nameBytes, at + fuse_notify_inval_entry_out.namelen);
-  buf.write(name, at + fuse_notify_inval_entry_out.size, 'utf8');
+  writeName(buf, at + fuse_notify_inval_entry_out.size, name);
   return buf; // flags and the trailing NUL stay 0
 }
 
 /** `name` (inode `child`) in `parent` was deleted elsewhere. */
 export function deleteMessage(parent: Ino, child: Ino, name: string): Buffer {
-  const nameBytes = Buffer.byteLength(name);
+  const nameBytes = nameByteLength(name);
   const buf = message(NotifyCode.DELETE, fuse_notify_delete_out.size + nameBytes + 1);
   const at = fuse_out_header.size;
   writeU64(buf, at + fuse_notify_delete_out.parent, parent);
   writeU64(buf, at + fuse_notify_delete_out.child, child);
   buf.writeUInt32LE(nameBytes, at + fuse_notify_delete_out.namelen);
-  buf.write(name, at + fuse_notify_delete_out.size, 'utf8');
+  writeName(buf, at + fuse_notify_delete_out.size, name);
   return buf;
 }
 

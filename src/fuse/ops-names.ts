@@ -1,4 +1,4 @@
-import { Errno, fsError, type Ino } from '../common/index.js';
+import { Errno, encodeName, fsError, type Ino } from '../common/index.js';
 import {
   fuse_access_in,
   fuse_attr_out,
@@ -58,7 +58,7 @@ export const nameOps: Op[] = [
     minBodyBytes: 0,
     handle: async (s, req) => {
       if (!s.fs.readlink) throw unsupported('readlink');
-      s.replyData(req, Buffer.from(await s.fs.readlink(req, req.nodeid), 'utf8'));
+      s.replyData(req, encodeName(await s.fs.readlink(req, req.nodeid)));
     },
   },
   {
@@ -171,7 +171,7 @@ export const nameOps: Op[] = [
       if (!s.fs.listxattr) throw unsupported('extended attributes');
       const size = readU32(req.buf, B + fuse_getxattr_in.size_);
       const names = await s.fs.listxattr(req, req.nodeid);
-      const list = Buffer.from(names.map((name) => name + '\0').join(''), 'utf8');
+      const list = encodeName(names.map((name) => name + '\0').join(''));
       replySized(s, req, list, size);
     },
   },

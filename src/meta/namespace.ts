@@ -1,4 +1,4 @@
-import { Errno, FsError, fsError, type Ino } from '../common/index.js';
+import { Errno, FsError, fsError, nameByteLength, type Ino } from '../common/index.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from './api.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritDefaultAcl } from './acl.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, newInodeRow } from './attrs.js';
@@ -25,9 +25,9 @@ export function checkName(name: string): void {
   if (name.includes('/') || name.includes('\0')) {
     throw fsError.EINVAL(`file name "${name}" contains "/" or NUL; names are single path components`);
   }
-  if (Buffer.byteLength(name) > NAME_MAX_BYTES) {
+  if (nameByteLength(name) > NAME_MAX_BYTES) {
     throw fsError.ENAMETOOLONG(
-      `file name of ${Buffer.byteLength(name)} bytes is over the ${NAME_MAX_BYTES}-byte limit`,
+      `file name of ${nameByteLength(name)} bytes is over the ${NAME_MAX_BYTES}-byte limit`,
     );
   }
 }
@@ -90,7 +90,7 @@ export async function createEntry(
     rdev: spec.rdev ?? 0,
     parent: makingDir ? parent : (0 as Ino),
     target: spec.target ?? null,
-    sizeBytes: spec.target !== undefined ? Buffer.byteLength(spec.target) : 0,
+    sizeBytes: spec.target !== undefined ? nameByteLength(spec.target) : 0,
   });
   ctx.add(row);
   for (const [xattr, value] of inherited.xattrs) await ctx.tx.putXattr(row.ino, xattr, value);

@@ -5,6 +5,7 @@ import {
   asIno,
   asSliceId,
   fsError,
+  nameByteLength,
   type Ino,
   type SliceId,
   type SliceRef,
@@ -344,10 +345,8 @@ export class MetaService implements MetaApi {
 
   async symlink(caller: Caller, parent: Ino, name: string, target: string): Promise<InodeAttr> {
     if (target.length === 0) throw fsError.ENOENT('symlink target is empty');
-    if (Buffer.byteLength(target) >= ns.PATH_MAX_BYTES) {
-      throw fsError.ENAMETOOLONG(
-        `symlink target of ${Buffer.byteLength(target)} bytes is over the path limit`,
-      );
+    if (nameByteLength(target) >= ns.PATH_MAX_BYTES) {
+      throw fsError.ENAMETOOLONG(`symlink target of ${nameByteLength(target)} bytes is over the path limit`);
     }
     const ino = this.takeIno() ?? (await this.allocIno());
     return this.change(caller, async (ctx) =>
@@ -670,9 +669,9 @@ async function requireSession(tx: ReadTx | WriteTx, sessionId: string) {
 
 function checkXattrName(name: string): void {
   if (name.length === 0) throw fsError.EINVAL('empty xattr name');
-  if (Buffer.byteLength(name) > XATTR_NAME_MAX_BYTES) {
+  if (nameByteLength(name) > XATTR_NAME_MAX_BYTES) {
     throw fsError.ERANGE(
-      `xattr name of ${Buffer.byteLength(name)} bytes is over the ${XATTR_NAME_MAX_BYTES}-byte limit`,
+      `xattr name of ${nameByteLength(name)} bytes is over the ${XATTR_NAME_MAX_BYTES}-byte limit`,
     );
   }
   if (!/^(user|trusted|security|system)\./.test(name)) {

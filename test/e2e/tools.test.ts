@@ -97,6 +97,36 @@ test('rsync in and back out preserves every byte (checksums)', () => {
   assert.equal(out.trim(), '');
 });
 
+test('names that are not UTF-8 stay distinct and come back byte for byte', () => {
+  // Archives from other systems carry Latin-1 and other non-UTF-8 names; each must stay its own file.
+  const script = [
+    'import os, sys',
+    'd = os.fsencode(sys.argv[1]) + b"/raw-names"',
+    'os.mkdir(d)',
+    'names = [b"\\x80", b"\\x81", b"caf\\xe9", b"\\xef\\x9e\\x80", b"\\xc3\\xa9", b"\\x80" * 255]',
+    'for i, n in enumerate(names):',
+    '    with open(d + b"/" + n, "wb") as f: f.write(b"%d" % i)',
+    'assert sorted(os.listdir(d)) == sorted(names), os.listdir(d)',
+    'for i, n in enumerate(names):',
+    '    assert open(d + b"/" + n, "rb").read() == b"%d" % i, n',
+    'os.symlink(b"target-\\xff", d + b"/link")',
+    'assert os.readlink(d + b"/link") == b"target-\\xff"',
+    'assert os.lstat(d + b"/link").st_size == len(b"target-\\xff")',
+    'os.setxattr(d + b"/\\x80", b"user.\\xfe", b"v")',
+    'assert os.listxattr(d + b"/\\x80") == ["user.\\udcfe"], os.listxattr(d + b"/\\x80")',
+    'os.rename(d + b"/\\x81", d + b"/\\x82")',
+    'assert open(d + b"/\\x82", "rb").read() == b"1"',
+    'try:',
+    '    open(d + b"/" + b"\\x80" * 256, "wb")',
+    '    raise SystemExit("a 256-byte name was accepted")',
+    'except OSError as e:',
+    '    assert e.errno == 36, e',
+    'print("ok")',
+  ].join('\n');
+  writeFileSync(join(root, 'raw-names.py'), script);
+  assert.equal(sh(`python3 ${join(root, 'raw-names.py')} ${mnt}`).trim(), 'ok');
+});
+
 test('stopping and starting `strata up` on the same data dir keeps all data', async () => {
   const before = sh(`cd ${mnt} && find . -type f -print0 | sort -z | xargs -0 sha256sum`);
   const code = await up!.stop();
