@@ -87,8 +87,10 @@ async function setSize(
   row: InodeRow,
   sizeBytes: number,
 ): Promise<void> {
-  if (sizeBytes < 0 || sizeBytes > MAX_FILE_SIZE_BYTES)
-    throw fsError.EINVAL(`invalid file size ${sizeBytes}`);
+  if (sizeBytes < 0) throw fsError.EINVAL(`invalid file size ${sizeBytes}`);
+  if (sizeBytes > MAX_FILE_SIZE_BYTES) {
+    throw fsError.EFBIG(`file size ${sizeBytes} is past the largest file size, ${MAX_FILE_SIZE_BYTES} bytes`);
+  }
   if (sizeBytes === row.sizeBytes) return;
   await truncateChunks(ctx.tx, row.ino, chunkSizeBytes, row.sizeBytes, sizeBytes);
   const delta = alignedBytes(sizeBytes) - alignedBytes(row.sizeBytes);

@@ -1,4 +1,4 @@
-import type { Ino, SliceRef } from '../common/index.js';
+import { Errno, isFsError, type Ino, type SliceRef } from '../common/index.js';
 import type { DataPath } from '../data/index.js';
 import type { MetaApi } from '../meta/api.js';
 import type { VfsOptions } from './options.js';
@@ -63,6 +63,8 @@ export class Compactor {
       try {
         await this.compact(job.ino, job.chunkIndex);
       } catch (err) {
+        // The file was removed before its turn came: nothing left to compact.
+        if (isFsError(err) && err.errno === Errno.ENOENT) continue;
         this.options.log(
           `compaction of inode ${job.ino} chunk ${job.chunkIndex} failed: ${(err as Error).message}; it will be retried after more writes`,
         );

@@ -197,6 +197,8 @@ export function attrTests(fx: EngineFixture): void {
         assert.equal(g.mtime.sec, f.mtime.sec + 1);
         await rejectsWith(svc.setattr(root, d.ino, { sizeBytes: 0 }), 'EISDIR');
         await rejectsWith(svc.setattr(root, l.ino, { sizeBytes: 0 }), 'EINVAL');
+        // Past the largest file size: EFBIG, as Linux file systems answer truncate(2) there.
+        await rejectsWith(svc.setattr(root, f.ino, { sizeBytes: 2 ** 62 }), 'EFBIG');
         assert.equal((await svc.statfs()).usedBytes, 102_400);
       }));
 
