@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+import { freshDatabase } from './database.js';
 import { clusterPids, cpuUs } from './proc-cpu.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
@@ -17,20 +18,6 @@ const S_IFREG = 0o100000;
 async function walSyncs(admin: pg.Client): Promise<number> {
   const { rows } = await admin.query<{ n: string }>('SELECT wal_sync AS n FROM pg_stat_wal');
   return Number(rows[0].n);
-}
-
-async function freshDatabase(
-  admin: pg.Client,
-  baseUrl: string,
-  name: string,
-  variant: string,
-): Promise<string> {
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  for (const [key, value] of new URLSearchParams(variant)) url.searchParams.set(key, value);
-  return url.toString();
 }
 
 interface Figures {

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+import { freshDatabase } from './database.js';
 import { clusterPids, cpuUs } from './proc-cpu.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
@@ -77,21 +78,6 @@ async function drive(
     }),
   );
   return (done / (performance.now() - startMs)) * 1000;
-}
-
-async function freshDatabase(
-  admin: pg.Client,
-  baseUrl: string,
-  name: string,
-  variant: string,
-): Promise<string> {
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  url.searchParams.set('pool_size', String(LANES_PER_SERVER));
-  for (const [key, value] of new URLSearchParams(variant)) url.searchParams.set(key, value);
-  return url.toString();
 }
 
 interface Row {
@@ -213,7 +199,8 @@ await admin.connect();
 try {
   for (const servers of values.servers.split(',').map(Number)) {
     for (const variant of values.variant) {
-      const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, variant);
+      const params = `pool_size=${LANES_PER_SERVER}&${variant}`;
+      const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, params);
       const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${variant ? ` (${variant})` : ''}`;
       all.push(...(await runConfig(admin, url, servers, seconds, label)));
     }
