@@ -37,8 +37,6 @@ interface Handle {
   ino: Ino;
   flags: number;
   file: OpenFile;
-  /** Lock owners that took POSIX locks through this handle: released on close. */
-  lockOwners: Set<bigint> | null;
 }
 
 const READDIR_BATCH = 128;
@@ -56,6 +54,11 @@ export class Vfs implements FileSystem {
   private volumeSettings: VolumeSettings | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly handles = new Map<number, Handle>();
+  /**
+   * Lock owners that took POSIX locks on each inode. Per inode, not per handle: a close of
+   * any descriptor of the file drops the process's locks, even ones taken through another.
+   */
+  private readonly lockOwnersByIno = new Map<Ino, Set<bigint>>();
   private nextFh = 1;
   private readonly openFiles: OpenFiles;
   private readonly openDirs: OpenDirs;
@@ -339,7 +342,7 @@ export class Vfs implements FileSystem {
   private newHandle(ino: Ino, flags: number, attr: InodeAttr): OpenReply {
     const file = this.openFiles.acquire(attr);
     const fh = this.nextFh++;
-    this.handles.set(fh, { ino, flags, file, lockOwners: null });
+    this.handles.set(fh, { ino, flags, file });
     const version = contentVersion(attr);
     const cached = this.cachedVersions.get(ino);
     const keepCache = !file.hasPending && cached === version;
@@ -389,9 +392,10 @@ export class Vfs implements FileSystem {
   async flush(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void> {
     const handle = this.handle(fh, ino);
     await handle.file.flush(this.callers.of(ctx));
-    if (handle.lockOwners?.has(lockOwner)) {
+    const owners = this.lockOwnersByIno.get(ino);
+    if (owners?.delete(lockOwner)) {
       // close(2) drops the POSIX locks this owner holds on the file.
-      handle.lockOwners.delete(lockOwner);
+      if (owners.size === 0) this.lockOwnersByIno.delete(ino);
       await this.meta.setlk(
         ino,
         this.lockOwner(lockOwner),
@@ -562,7 +566,7 @@ export class Vfs implements FileSystem {
     sleep: boolean,
     isFlock: boolean,
   ): Promise<void> {
-    const handle = this.handle(fh, ino);
+    this.handle(fh, ino); // an unknown handle fails with EBADF
     const range = toLockRange(lock);
     const owner = this.lockOwner(lockOwner);
     if (sleep && range.type !== 'unlock') {
@@ -570,7 +574,11 @@ export class Vfs implements FileSystem {
     } else {
       await this.meta.setlk(ino, owner, range, isFlock);
     }
-    if (!isFlock && range.type !== 'unlock') (handle.lockOwners ??= new Set()).add(lockOwner);
+    if (!isFlock && range.type !== 'unlock') {
+      let owners = this.lockOwnersByIno.get(ino);
+      if (owners === undefined) this.lockOwnersByIno.set(ino, (owners = new Set()));
+      owners.add(lockOwner);
+    }
   }
 
   // --- data-map operations ---

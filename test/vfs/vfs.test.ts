@@ -248,6 +248,21 @@ test('a blocking lock waits for the holder on another mount and stops with EINTR
   await otherVfs.release(ctx(), ino, other.fh, 0, 22n, false);
 });
 
+test('closing any descriptor of a file drops the POSIX locks its process took through another', async () => {
+  const { ino, fh } = await create('locked-twice');
+  const second = await vfs.open(ctx(), ino, O_RDWR);
+  const other = await otherVfs.open(ctx(), ino, O_RDWR);
+  const range = { start: 100, end: 199, type: LockType.F_WRLCK, pid: 1 };
+  await vfs.setlk(ctx(), ino, fh, 11n, range, false, false);
+  // The same process (lock owner 11) closes a second descriptor it never locked through.
+  await vfs.flush(ctx(), ino, second.fh, 11n);
+  await vfs.release(ctx(), ino, second.fh, 0, 11n, false);
+  const seen = await otherVfs.getlk(ctx(), ino, other.fh, 22n, range);
+  assert.equal(seen.type, LockType.F_UNLCK, 'the lock went with the close, as on any Linux file system');
+  await vfs.release(ctx(), ino, fh, 0, 11n, false);
+  await otherVfs.release(ctx(), ino, other.fh, 0, 22n, false);
+});
+
 test('lookups of missing names are cacheable negatives; xattrs round-trip', async () => {
   const missing = (await vfs.lookup(ctx(), ROOT_INO, 'nope')) as NegativeEntry;
   assert.equal(missing.negative, true);
