@@ -85,7 +85,9 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
   if (options.allowOther ?? true) mountOptions.push('allow_other');
   if (options.defaultPermissions ?? true) mountOptions.push('default_permissions');
   if (options.readOnly) mountOptions.push('ro');
-  mountOptions.push('nosuid', 'nodev');
+  // noatime: access times change only when set (utimensat), never on read; the mount says so
+  // instead of the kernel's default relatime, which StrataFS does not implement.
+  mountOptions.push('nosuid', 'nodev', 'noatime');
   const result = await runCommand(
     'mount',
     ['-i', '-t', `fuse.${subtype}`, '-o', mountOptions.join(','), fsName, mountpoint],

@@ -18,6 +18,10 @@ after(async () => {
   await cleanup([up], [mnt], [root]);
 });
 
+// struct flock l_type values on Linux.
+const F_WRLCK = 1;
+const F_UNLCK = 2;
+
 function py(code: string): string {
   return sh(`python3 - <<'PY'\nimport os, mmap, fcntl, struct\n${code}\nPY`);
 }
@@ -122,6 +126,50 @@ test('flock and fcntl locks exclude other processes and are released on close', 
       `_, status = os.waitpid(pid, 0)\nprint(os.waitstatus_to_exitcode(status))`,
   );
   assert.equal(out.trim(), '0', 'an overlapping range conflicts, a disjoint one does not');
+});
+
+test('fcntl locks: F_GETLK names the conflicting lock, unlock splits it, any close drops it; flock and OFD locks are apart', () => {
+  const file = join(mnt, 'ranges');
+  // The child locks [100,200) for writing, then unlocks [140,160) (a split), and waits; after
+  // the parent's checks it opens and closes the file once more, which drops all its locks.
+  const out = py(
+    `f = ${JSON.stringify(file)}\nfd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)\n` +
+      `def lk(t, s, n): return struct.pack('hhqqi', t, 0, s, n, 0)\n` +
+      `def getlk(t, s, n, cmd=fcntl.F_GETLK):\n    r = struct.unpack('hhqqi', fcntl.fcntl(fd, cmd, lk(t, s, n)))\n` +
+      `    return (r[0], r[2], r[3], 'child' if r[4] == pid else r[4])\n` +
+      `r1, w1 = os.pipe(); r2, w2 = os.pipe()\npid = os.fork()\nif pid == 0:\n` +
+      `    c = os.open(f, os.O_RDWR)\n    fcntl.fcntl(c, fcntl.F_SETLK, lk(fcntl.F_WRLCK, 100, 100))\n` +
+      `    fcntl.fcntl(c, fcntl.F_SETLK, lk(fcntl.F_UNLCK, 140, 20))\n    os.write(w1, b'1'); os.read(r2, 1)\n` +
+      `    os.close(os.open(f, os.O_RDONLY))\n    os.write(w1, b'2'); os.read(r2, 1)\n    os._exit(0)\n` +
+      `os.read(r1, 1)\nprint(getlk(fcntl.F_WRLCK, 0, 0))\nprint(getlk(fcntl.F_RDLCK, 150, 20))\nprint(getlk(fcntl.F_WRLCK, 140, 20))\n` +
+      `try:\n    fcntl.fcntl(fd, fcntl.F_SETLK, lk(fcntl.F_RDLCK, 120, 1)); print('granted')\nexcept OSError as e:\n    print(e.errno == 11)\n` +
+      `fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('flock granted'); fcntl.flock(fd, fcntl.LOCK_UN)\n` +
+      `os.write(w2, b'x'); os.read(r1, 1)\nprint(getlk(fcntl.F_WRLCK, 0, 0))\nos.write(w2, b'x'); os.waitpid(pid, 0)\n` +
+      `a = os.open(f, os.O_RDWR); b = os.open(f, os.O_RDWR)\nfcntl.fcntl(a, 37, lk(fcntl.F_WRLCK, 0, 10))\n` +
+      `try:\n    fcntl.fcntl(b, 37, lk(fcntl.F_WRLCK, 5, 10)); print('ofd granted')\nexcept OSError as e:\n    print('ofd', e.errno == 11)\n` +
+      `fd = b\nprint(getlk(fcntl.F_WRLCK, 5, 10, 36))`,
+  );
+  assert.deepEqual(out.trim().split('\n'), [
+    `(${F_WRLCK}, 100, 40, 'child')`, // the first conflicting piece of the split lock
+    `(${F_WRLCK}, 160, 40, 'child')`,
+    `(${F_UNLCK}, 140, 20, 0)`, // the hole is free
+    'True', // EAGAIN for a conflicting F_SETLK
+    'flock granted', // flock(2) locks do not see fcntl(2) locks
+    `(${F_UNLCK}, 0, 0, 0)`, // closing another descriptor dropped the child's locks
+    'ofd True',
+    `(${F_WRLCK}, 0, 10, -1)`, // an OFD lock reports pid -1
+  ]);
+});
+
+test('the mount is noatime: reads leave atime alone; utimensat keeps nanoseconds', () => {
+  assert.match(sh(`grep ' ${mnt} ' /proc/mounts`), /[,\s]noatime[,\s]/);
+  const file = join(mnt, 'times');
+  const out = py(
+    `f = ${JSON.stringify(file)}\nopen(f, 'w').write('x')\nos.utime(f, ns=(1_000_000_123, 2_000_456_789))\n` +
+      `open(f).read(); os.listdir(${JSON.stringify(mnt)})\nst = os.stat(f)\nprint(st.st_atime_ns, st.st_mtime_ns)\n` +
+      `os.utime(f, ns=(-1_500_000_001, 2**40 * 10**9 + 999_999_999))\nst = os.stat(f)\nprint(st.st_atime_ns, st.st_mtime_ns)`,
+  );
+  assert.deepEqual(out.trim().split('\n'), ['1000000123 2000456789', '-1500000001 1099511627776999999999']);
 });
 
 test('O_DIRECT reads and writes go straight through and agree with buffered ones', () => {
