@@ -22,3 +22,4 @@ export {
 } from './filesystem.js';
 export { FuseSession, type SessionOptions, type SessionHandoff, type FuseLogger } from './session.js';
 export { mount, type MountOptions, type MountRequest } from './mount.js';
+export { releaseFreedMemory } from './native.js';

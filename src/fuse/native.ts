@@ -19,6 +19,8 @@ export interface FdPoll {
   writeFrom(fd: number, buffer: Buffer, length: number): number;
   /** writev(2) of `header` then `data`: the byte count, or a negative errno. */
   writeTwo(fd: number, header: Buffer, data: Buffer): number;
+  /** malloc_trim(0): true when memory went back to the system. Missing from builds before it. */
+  trimMemory?(): boolean;
 }
 
 declare const watcherBrand: unique symbol;
@@ -69,6 +71,14 @@ export function loadFdPoll(): FdPoll {
   }
   loaded = createRequire(import.meta.url)(path) as FdPoll;
   return loaded;
+}
+
+/**
+ * Gives the heap memory glibc keeps after frees back to the system (see fdpoll.c): undefined
+ * when the addon is not built, else whether anything went back.
+ */
+export function releaseFreedMemory(): boolean | undefined {
+  return tryLoadFdPoll()?.trimMemory?.();
 }
 
 type WriteFrom = FdPoll['writeFrom'];
