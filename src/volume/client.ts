@@ -31,7 +31,7 @@ export interface ClientOptions {
   /** Runs last in stop(): closes the metadata client or the in-process service. */
   closeMeta: () => Promise<void>;
   /** Subscribes to what other clients change (a metadata server's pushes), for cache coherence. */
-  onInvalidation?: (listener: (invalidation: Invalidation) => void | Promise<void>) => void;
+  onInvalidation?: (listener: (invalidation: Invalidation) => void) => void;
 }
 
 /** How often the mount looks at its resident size, and how far past the budget it may be. */
@@ -128,7 +128,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
         // At once, not when the queued notification goes: a read from before must not be pushed.
         for (const ino of invalidation.inos) pageCache.changed(ino);
         if (invalidation.all) pageCache.changedAll();
-        return coherence.apply(invalidation);
+        coherence.apply(invalidation);
       });
     }
     let stopping: Promise<void> | null = null;
