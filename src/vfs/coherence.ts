@@ -21,13 +21,6 @@ export interface KernelCache {
 /** Notifications in flight at once: each one takes a libuv pool thread until the kernel takes it. */
 const MAX_IN_FLIGHT = 2;
 
-interface Queued {
-  send: () => Promise<void>;
-  /** Settles once the notification went to the kernel (or failed: then nothing is cached). */
-  done: Promise<void>;
-  settle: () => void;
-}
-
 /**
  * Cache coherence across mounts: turns the invalidations other clients' changes cause into
  * FUSE notifications, so this mount's kernel stops serving stale names, attributes and pages
@@ -38,7 +31,7 @@ interface Queued {
  * also uses, and the same name changed a hundred times needs one notification.
  */
 export class Coherence {
-  private readonly queue = new Map<string, Queued>();
+  private readonly queue = new Map<string, () => Promise<void>>();
   private inFlight = 0;
   /** Notifications sent (for tests and metrics). */
   sent = 0;
@@ -50,46 +43,32 @@ export class Coherence {
     private readonly log: (message: string) => void,
   ) {}
 
-  /**
-   * Queues the notifications `invalidation` calls for. The promise settles (never rejects) once
-   * they all reached the kernel: the metadata client holds a lock's grant until then, so a
-   * program that takes a lock after another mount's write and release (SQLite) never reads
-   * pages or names from before them.
-   */
-  apply(invalidation: Invalidation): Promise<void> {
+  apply(invalidation: Invalidation): void {
     const { kernel } = this;
-    const sent: Promise<void>[] = [];
     // Names first: a lookup racing with the notifications then finds fresh attributes too.
     for (const { parent, name } of invalidation.entries) {
-      if (kernel.holds(parent))
-        sent.push(this.enqueue(`e${parent}/${name}`, () => kernel.invalEntry(parent, name)));
+      if (kernel.holds(parent)) this.enqueue(`e${parent}/${name}`, () => kernel.invalEntry(parent, name));
     }
     for (const ino of invalidation.inos) {
-      if (kernel.holds(ino)) sent.push(this.enqueue(`i${ino}`, () => kernel.invalInode(ino)));
+      if (kernel.holds(ino)) this.enqueue(`i${ino}`, () => kernel.invalInode(ino));
     }
     if (invalidation.all) {
       // The kernel's inodes cannot be listed from here: the root's listing and attributes go at
       // once, everything else it caches within the entry/attribute timeouts (docs/rpc.md).
       this.gaps++;
-      sent.push(this.enqueue(`i${ROOT_INO}`, () => kernel.invalInode(ROOT_INO)));
+      this.enqueue(`i${ROOT_INO}`, () => kernel.invalInode(ROOT_INO));
     }
-    return sent.length === 0 ? Promise.resolve() : Promise.all(sent).then(() => undefined);
   }
 
-  private enqueue(key: string, send: () => Promise<void>): Promise<void> {
-    // A queued notification of the same key has not gone yet, so it covers this change too.
-    const queued = this.queue.get(key);
-    if (queued !== undefined) return queued.done;
-    let settle = (): void => undefined;
-    const done = new Promise<void>((resolve) => (settle = resolve));
-    this.queue.set(key, { send, done, settle });
+  private enqueue(key: string, send: () => Promise<void>): void {
+    if (this.queue.has(key)) return;
+    this.queue.set(key, send);
     this.pump();
-    return done;
   }
 
   private pump(): void {
     while (this.inFlight < MAX_IN_FLIGHT && this.queue.size > 0) {
-      const [key, { send, settle }] = this.queue.entries().next().value as [string, Queued];
+      const [key, send] = this.queue.entries().next().value as [string, () => Promise<void>];
       this.queue.delete(key);
       this.inFlight++;
       this.sent++;
@@ -101,7 +80,6 @@ export class Coherence {
         })
         .finally(() => {
           this.inFlight--;
-          settle();
           this.pump();
         });
     }

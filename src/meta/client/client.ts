@@ -53,12 +53,8 @@ export interface MetaClientOptions {
 
 /** MetaApi over the wire, plus what a network client needs besides. */
 export interface MetaClient extends MetaApi {
-  /**
-   * Calls `listener` with each invalidation the server pushes (connect with `invalidations:
-   * true`). A listener that returns a promise (the mount: until its kernel dropped what is
-   * stale) holds back every lock granted after that invalidation arrived until it settles.
-   */
-  onInvalidation(listener: InvalidationListener): void;
+  /** Calls `listener` with each invalidation the server pushes (connect with `invalidations: true`). */
+  onInvalidation(listener: (invalidation: MetaInvalidation) => void): void;
   readonly address: string;
   /** Calls resent after a lost connection so far. */
   readonly retriedCalls: number;
@@ -66,8 +62,6 @@ export interface MetaClient extends MetaApi {
   readonly failovers: number;
   close(): Promise<void>;
 }
-
-type InvalidationListener = (invalidation: MetaInvalidation) => void | Promise<void>;
 
 const READ = { idempotent: true } as const;
 const WRITE = { idempotent: false } as const;
@@ -77,20 +71,9 @@ const WRITE = { idempotent: false } as const;
  * FsError saying why not (unreachable after N attempts, wrong secret, version mismatch).
  */
 export async function connectMeta(options: MetaClientOptions): Promise<MetaClient> {
-  const listeners: InvalidationListener[] = [];
-  const applying = new Set<Promise<void>>();
+  const listeners: ((invalidation: MetaInvalidation) => void)[] = [];
   const emit = (invalidation: MetaInvalidation): void => {
-    for (const listener of listeners) {
-      const applied = listener(invalidation);
-      if (applied instanceof Promise) {
-        const settled = applied.then(
-          () => undefined,
-          () => undefined,
-        );
-        applying.add(settled);
-        void settled.then(() => applying.delete(settled));
-      }
-    }
+    for (const listener of listeners) listener(invalidation);
   };
   const rpcOptions: RpcClientOptions = {
     ...options,
@@ -104,9 +87,7 @@ export async function connectMeta(options: MetaClientOptions): Promise<MetaClien
     };
     rpcOptions.onPushGap = () => emit({ inos: [], entries: [], all: true });
   }
-  const client = new RemoteMeta(new RpcClient(rpcOptions), options.address, listeners, () =>
-    applying.size === 0 ? undefined : Promise.all(applying).then(() => undefined),
-  );
+  const client = new RemoteMeta(new RpcClient(rpcOptions), options.address, listeners);
   try {
     await client.rpc.connect();
   } catch (error) {
@@ -124,12 +105,10 @@ class RemoteMeta implements MetaClient {
   constructor(
     readonly rpc: RpcClient,
     readonly address: string,
-    private readonly listeners: InvalidationListener[],
-    /** What the listeners still apply of the invalidations received so far (undefined: none). */
-    private readonly invalidationsApplying: () => Promise<void> | undefined,
+    private readonly listeners: ((invalidation: MetaInvalidation) => void)[],
   ) {}
 
-  onInvalidation(listener: InvalidationListener): void {
+  onInvalidation(listener: (invalidation: MetaInvalidation) => void): void {
     this.listeners.push(listener);
   }
 
@@ -294,16 +273,8 @@ class RemoteMeta implements MetaClient {
   getlk(ino: Ino, owner: LockOwner, lock: LockRange): Promise<LockRange | null> {
     return this.read('getlk', [ino, owner, lock]);
   }
-  /**
-   * A granted lock is returned only after this mount's kernel dropped what the invalidations
-   * received before the grant made stale. The server pushes a change before it can grant a lock
-   * its writer released after it, on this same connection; without waiting, the program here
-   * (SQLite: write, fsync, unlock on one mount; lock, read on another) could read pages, sizes
-   * or names from before that change and overwrite it: measured, one committed row lost in 120.
-   */
-  async setlk(ino: Ino, owner: LockOwner, lock: LockRange, isFlock: boolean): Promise<void> {
-    await this.write('setlk', [ino, owner, lock, isFlock]);
-    if (lock.type !== 'unlock') await this.invalidationsApplying();
+  setlk(ino: Ino, owner: LockOwner, lock: LockRange, isFlock: boolean): Promise<void> {
+    return this.write('setlk', [ino, owner, lock, isFlock]);
   }
   statfs(): Promise<StatFsInfo> {
     return this.read('statfs', []);
