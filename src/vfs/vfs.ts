@@ -55,10 +55,12 @@ export class Vfs implements FileSystem {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly handles = new Map<number, Handle>();
   /**
-   * Lock owners that took POSIX locks on each inode. Per inode, not per handle: a close of
-   * any descriptor of the file drops the process's locks, even ones taken through another.
+   * Per inode, the lock owners that took POSIX or OFD locks on it and the handles they
+   * locked through. Per inode: a close of any descriptor of the file drops the process's
+   * locks, even ones taken through another (flush). The handles: an OFD lock's owner is
+   * its open file, whose last close the kernel reports only as that handle's release.
    */
-  private readonly lockOwnersByIno = new Map<Ino, Set<bigint>>();
+  private readonly lockOwnersByIno = new Map<Ino, Map<bigint, Set<number>>>();
   private nextFh = 1;
   private readonly openFiles: OpenFiles;
   private readonly openDirs: OpenDirs;
@@ -392,18 +394,32 @@ export class Vfs implements FileSystem {
   async flush(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void> {
     const handle = this.handle(fh, ino);
     await handle.file.flush(this.callers.of(ctx));
-    const owners = this.lockOwnersByIno.get(ino);
-    if (owners?.delete(lockOwner)) {
-      // close(2) drops the POSIX locks this owner holds on the file.
-      if (owners.size === 0) this.lockOwnersByIno.delete(ino);
-      await this.meta.setlk(
-        ino,
-        this.lockOwner(lockOwner),
-        { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
-        false,
-      );
-    }
+    // close(2) drops the POSIX locks this owner holds on the file.
+    if (this.forgetLockOwner(ino, lockOwner)) await this.unlockAll(ino, lockOwner, ctx.pid);
     this.cachedVersions.set(ino, contentVersion(handle.file.attr));
+  }
+
+  /** Whether `lockOwner` took POSIX or OFD locks on the inode; it is forgotten. */
+  private forgetLockOwner(ino: Ino, lockOwner: bigint): boolean {
+    const owners = this.lockOwnersByIno.get(ino);
+    if (!owners?.delete(lockOwner)) return false;
+    if (owners.size === 0) this.lockOwnersByIno.delete(ino);
+    return true;
+  }
+
+  private async unlockAll(ino: Ino, lockOwner: bigint, pid: number): Promise<void> {
+    const range = { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid } as const;
+    await this.meta.setlk(ino, this.lockOwner(lockOwner), range, false);
+  }
+
+  /**
+   * Owners still holding locks taken through a handle at its release. A process's own
+   * close flushed (and forgot) it first, so these are OFD locks, owned by this open file.
+   */
+  private lockOwnersOf(ino: Ino, fh: number): bigint[] {
+    const owners = this.lockOwnersByIno.get(ino);
+    if (owners === undefined) return [];
+    return [...owners].filter(([, handles]) => handles.has(fh)).map(([owner]) => owner);
   }
 
   async release(
@@ -424,6 +440,10 @@ export class Vfs implements FileSystem {
           { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
           true,
         );
+      }
+      for (const owner of this.lockOwnersOf(ino, fh)) {
+        this.forgetLockOwner(ino, owner);
+        await this.unlockAll(ino, owner, ctx.pid);
       }
     } finally {
       this.handles.delete(fh);
@@ -576,8 +596,10 @@ export class Vfs implements FileSystem {
     }
     if (!isFlock && range.type !== 'unlock') {
       let owners = this.lockOwnersByIno.get(ino);
-      if (owners === undefined) this.lockOwnersByIno.set(ino, (owners = new Set()));
-      owners.add(lockOwner);
+      if (owners === undefined) this.lockOwnersByIno.set(ino, (owners = new Map()));
+      let handles = owners.get(lockOwner);
+      if (handles === undefined) owners.set(lockOwner, (handles = new Set()));
+      handles.add(fh);
     }
   }
 

@@ -79,7 +79,11 @@ rec('ofd setlk a', err(lambda: fcntl.fcntl(fa, F_OFD_SETLK, flk(fcntl.F_WRLCK, 0
 rec('ofd setlk b conflict', err(lambda: fcntl.fcntl(fb, F_OFD_SETLK, flk(fcntl.F_WRLCK, 5, 10)) and 'ok'))
 rec('ofd getlk b', err(lambda: getlk(fb, fcntl.F_WRLCK, 5, 10, F_OFD_GETLK)))
 rec('posix setlk same proc vs ofd', err(lambda: fcntl.fcntl(fb, fcntl.F_SETLK, flk(fcntl.F_WRLCK, 0, 10)) and 'ok'))
-os.close(fa); os.close(fb); os.close(fd)
+dup = os.dup(fa); os.close(dup)
+rec('ofd lock kept after closing a dup', getlk(fb, fcntl.F_WRLCK, 0, 10, F_OFD_GETLK)[0])
+os.close(fa)
+rec('ofd lock gone with its last descriptor', getlk(fb, fcntl.F_WRLCK, 0, 10, F_OFD_GETLK)[0])
+os.close(fb); os.close(fd)
 # ---- unlinked open files
 f = os.path.join(d, 'ul'); fd = os.open(f, os.O_RDWR|os.O_CREAT, 0o644); os.write(fd, b'hello'*1000)
 os.unlink(f)

@@ -263,6 +263,20 @@ test('closing any descriptor of a file drops the POSIX locks its process took th
   await otherVfs.release(ctx(), ino, other.fh, 0, 22n, false);
 });
 
+test('the last close of an open file drops its OFD locks', async () => {
+  const { ino, fh } = await create('ofd-locked');
+  const other = await otherVfs.open(ctx(), ino, O_RDWR);
+  const range = { start: 0, end: 9, type: LockType.F_WRLCK, pid: 1 };
+  // An OFD lock's owner is the open file (33), not the process (44) whose close flushes.
+  await vfs.setlk(ctx(), ino, fh, 33n, range, false, false);
+  await vfs.flush(ctx(), ino, fh, 44n);
+  assert.equal((await otherVfs.getlk(ctx(), ino, other.fh, 22n, range)).type, LockType.F_WRLCK);
+  await vfs.release(ctx(), ino, fh, 0, 0n, false);
+  const seen = await otherVfs.getlk(ctx(), ino, other.fh, 22n, range);
+  assert.equal(seen.type, LockType.F_UNLCK, 'the lock went with its open file');
+  await otherVfs.release(ctx(), ino, other.fh, 0, 22n, false);
+});
+
 test('lookups of missing names are cacheable negatives; xattrs round-trip', async () => {
   const missing = (await vfs.lookup(ctx(), ROOT_INO, 'nope')) as NegativeEntry;
   assert.equal(missing.negative, true);
