@@ -168,6 +168,19 @@ for i in range(rounds):
 print("stale", stale, "of", rounds)
 `;
 
+/** Opens (O_CREAT|O_APPEND, no O_EXCL) race0..N-1; prints how many failed with EEXIST. */
+const CREATE_RACER = `
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+failed = 0
+for i in range(n):
+    try:
+        open(os.path.join(d, f"race{i}"), "a").close()
+    except FileExistsError:
+        failed += 1
+print(failed)
+`;
+
 const APPENDER = `
 import fcntl, os, sys
 d, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -270,6 +283,10 @@ describe('real programs on two mounts of one volume (one SQLite-backed server)',
     { skip: skipNoPython },
     async () => {
       mkdirSync(join(a, 'appends'));
+      // Created first: both writers' first open(O_CREAT) racing can fail with EEXIST (the
+      // todo below), which is not what this test checks.
+      writeFileSync(join(a, 'appends', 'append.lock'), '');
+      writeFileSync(join(a, 'appends', 'append.log'), '');
       const recordsEach = 150;
       const writers = ['A', 'B'].map((tag) =>
         pythonBackground(APPENDER, [join(tag === 'A' ? a : b, 'appends'), tag, String(recordsEach)]),
@@ -289,6 +306,24 @@ describe('real programs on two mounts of one volume (one SQLite-backed server)',
           next[tag]++;
         }
       }
+    },
+  );
+
+  // Known bug (src/vfs, not in this test's folders): when two mounts create one new name at
+  // once, the loser's CREATE fails with EEXIST and open(2) returns it, although without
+  // O_EXCL Linux opens the existing file (measured: 84 of 400 opens failed).
+  test(
+    'open(O_CREAT) of one new name from both mounts at once never fails with EEXIST',
+    { skip: skipNoPython, todo: 'a CREATE that loses the race to another mount answers EEXIST' },
+    async () => {
+      mkdirSync(join(a, 'race'));
+      const racers = [a, b].map((side) => pythonBackground(CREATE_RACER, [join(side, 'race'), '100']));
+      for (const racer of racers) assert.equal(await exited(racer.child), 0, racer.output());
+      assert.deepEqual(
+        racers.map((racer) => racer.output()),
+        ['0\n', '0\n'],
+        'opens that failed with EEXIST',
+      );
     },
   );
 
