@@ -30,7 +30,9 @@ import { OpenFiles, type OpenFile } from './open-files.js';
 import { seekOpenFile } from './seek.js';
 import type { DataPath } from '../data/index.js';
 
-const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_EXCL } = fsConstants;
+const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_EXCL, O_RDONLY, O_WRONLY, R_OK, W_OK } = fsConstants;
+/** The access-mode bits of open flags (Linux; not in node's fs.constants). */
+const O_ACCMODE = 3;
 
 /** One open(2) of a file: the kernel's `fh` names it. */
 interface Handle {
@@ -305,8 +307,37 @@ export class Vfs implements FileSystem {
     mode: number,
     flags: number,
   ): Promise<CreateReply> {
-    const attr = await this.meta.mknod(this.callers.of(ctx), parent, name, mode, 0, ctx.umask);
+    let attr: InodeAttr;
+    try {
+      attr = await this.meta.mknod(this.callers.of(ctx), parent, name, mode, 0, ctx.umask);
+    } catch (err) {
+      if (flags & O_EXCL || !isFsError(err) || err.errno !== Errno.EEXIST) throw err;
+      return this.openRacedCreate(ctx, parent, name, flags, err);
+    }
     return { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
+  }
+
+  /**
+   * Another mount created the name after this kernel's lookup missed it. open(2) without
+   * O_EXCL opens the existing file, so this does, with the permission checks the kernel
+   * skips for a file it believes it created. Anything but a regular file there (a
+   * symlink the kernel would have followed, a directory) keeps the EEXIST.
+   */
+  private async openRacedCreate(
+    ctx: RequestContext,
+    parent: Ino,
+    name: string,
+    flags: number,
+    raced: Error,
+  ): Promise<CreateReply> {
+    const caller = this.callers.of(ctx);
+    const found = await this.meta.lookup(caller, parent, name);
+    if (!isRegular(found.mode)) throw raced;
+    const accessMode = flags & O_ACCMODE;
+    const wants = accessMode === O_RDONLY ? R_OK : accessMode === O_WRONLY ? W_OK : R_OK | W_OK;
+    await this.meta.access(caller, found.ino, wants | (flags & O_TRUNC ? W_OK : 0));
+    const handle = await this.open(ctx, found.ino, flags);
+    return { ...this.entry(await this.meta.getattr(found.ino)), ...handle };
   }
 
   /** O_TMPFILE: an unnamed file (nlink 0) that lives while open, as an open-but-unlinked file does. */

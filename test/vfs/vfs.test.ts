@@ -277,6 +277,30 @@ test('the last close of an open file drops its OFD locks', async () => {
   await otherVfs.release(ctx(), ino, other.fh, 0, 22n, false);
 });
 
+test('a create that loses the race to another mount opens the file it created, unless O_EXCL', async () => {
+  const theirs = await otherVfs.create(ctx(), ROOT_INO, 'raced', 0o644, O_RDWR | O_CREAT);
+  await otherVfs.write(ctx(), theirs.attr.ino, theirs.fh, 0, Buffer.from('first'), 0);
+  await otherVfs.release(ctx(), theirs.attr.ino, theirs.fh, 0, 1n, false);
+  const mine = await vfs.create(ctx(), ROOT_INO, 'raced', 0o644, O_RDWR | O_CREAT);
+  assert.equal(mine.attr.ino, theirs.attr.ino);
+  assert.equal((await vfs.read(ctx(), mine.attr.ino, mine.fh, 0, 100)).toString(), 'first');
+  await vfs.release(ctx(), mine.attr.ino, mine.fh, 0, 1n, false);
+  await assert.rejects(
+    vfs.create(ctx(), ROOT_INO, 'raced', 0o644, O_RDWR | O_CREAT | constants.O_EXCL),
+    (err) => isFsError(err) && err.errno === Errno.EEXIST,
+  );
+  const truncated = await vfs.create(ctx(), ROOT_INO, 'raced', 0o644, O_RDWR | O_CREAT | O_TRUNC);
+  assert.equal(truncated.attr.sizeBytes, 0);
+  await vfs.release(ctx(), truncated.attr.ino, truncated.fh, 0, 1n, false);
+  // The kernel skips its permission check for a file it believes it created: the VFS checks.
+  await vfs.setattr(ctx(), truncated.attr.ino, { mode: 0o600 });
+  const nobody = { ...ctx(), uid: 65534, gid: 65534 };
+  await assert.rejects(
+    vfs.create(nobody, ROOT_INO, 'raced', 0o644, O_RDWR | O_CREAT),
+    (err) => isFsError(err) && err.errno === Errno.EACCES,
+  );
+});
+
 test('lookups of missing names are cacheable negatives; xattrs round-trip', async () => {
   const missing = (await vfs.lookup(ctx(), ROOT_INO, 'nope')) as NegativeEntry;
   assert.equal(missing.negative, true);
