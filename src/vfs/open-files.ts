@@ -322,6 +322,23 @@ export class OpenFiles {
     this.recent.forget(ino);
   }
 
+  /**
+   * Another mount changed `ino` (its metadata server said so): where the open file's data lives
+   * may have moved, so the next read asks the service again. Not while this mount holds writes
+   * of its own to the file: their commit comes first, and the next open or getattr compares
+   * versions as usual.
+   */
+  changedElsewhere(ino: Ino): void {
+    const file = this.files.get(ino);
+    if (file !== undefined && !file.hasPending) file.invalidate();
+    this.recent.forget(ino);
+  }
+
+  /** Changes elsewhere may have been missed (lost connection, failover): every open file. */
+  changedElsewhereAll(): void {
+    for (const ino of [...this.files.keys()]) this.changedElsewhere(ino);
+  }
+
   async flush(ino: Ino, caller: Caller, then?: FollowingChange): Promise<void> {
     await this.files.get(ino)?.flush(caller, then);
   }

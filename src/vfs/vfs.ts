@@ -89,6 +89,16 @@ export class Vfs implements FileSystem {
     this.openDirs = new OpenDirs(meta);
   }
 
+  /**
+   * The metadata server says other mounts changed these inodes (`all`: it cannot tell which).
+   * Files open here stop trusting where their data lived: a program that takes a lock after the
+   * other mount's write and reads through a descriptor it kept open (SQLite) must see the write.
+   */
+  changedElsewhere(inos: readonly Ino[], all: boolean): void {
+    if (all) this.openFiles.changedElsewhereAll();
+    else for (const ino of inos) this.openFiles.changedElsewhere(ino);
+  }
+
   /** Registers this mount with the metadata service and starts the heartbeat. */
   async start(): Promise<VolumeSettings> {
     const { sessionId, volume } = await this.meta.openSession({

@@ -125,9 +125,11 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
         log,
       );
       options.onInvalidation((invalidation) => {
-        // At once, not when the queued notification goes: a read from before must not be pushed.
+        // At once, not when the queued notification goes: a read from before must not be pushed,
+        // and a read after it (behind a lock the other mount released) must find the new data.
         for (const ino of invalidation.inos) pageCache.changed(ino);
         if (invalidation.all) pageCache.changedAll();
+        vfs.changedElsewhere(invalidation.inos, invalidation.all);
         coherence.apply(invalidation);
       });
     }

@@ -248,14 +248,12 @@ describe('real programs on two mounts of one volume (one SQLite-backed server)',
     await mount(address, 'vol', b, secretFile);
   });
 
-  // Known bug (not in this test's folders): the pushed invalidation of an inode drops the
-  // kernel's pages and attributes but not the mount's own slice lists of a file it holds
-  // open (src/vfs/open-files.ts, refreshed only by open or getattr), so a read on B's open
-  // descriptor after A's change and B's lock gets the old bytes. Both tests below are todos:
-  // they run and report, without failing the suite, until that is fixed.
+  // A pushed invalidation must also drop the mount's own slice lists of a file it holds open
+  // (Vfs.changedElsewhere): without that, a read on B's open descriptor after A's change and
+  // B's lock got the old bytes (100 of 100), and SQLite lost committed rows.
   test(
     'a descriptor open on B reads what A wrote, fsynced and unlocked before B took the lock',
-    { skip: skipNoPython, todo: 'open files keep stale slice lists after a pushed invalidation' },
+    { skip: skipNoPython },
     () => {
       assert.equal(python(PINGPONG, [a, b, '30']), 'stale 0 of 30\n');
     },
@@ -263,7 +261,7 @@ describe('real programs on two mounts of one volume (one SQLite-backed server)',
 
   test(
     'SQLite (rollback journal) written from both mounts at once: intact, no lost rows',
-    { skip: skipNoPython, todo: 'open files keep stale slice lists after a pushed invalidation' },
+    { skip: skipNoPython },
     async () => {
       await sqliteFromBoth(a, b, 60);
     },
@@ -499,14 +497,10 @@ describe('two PostgreSQL-backed servers, one mount on each', () => {
     await lockAcrossMounts(a, b, 'flock');
   });
 
-  // The same stale open-file bug as on one server (measured: 1 committed row lost in 200).
-  // Long profile only, as a todo: it reports the gap without failing the suite.
+  // Long profile only (before Vfs.changedElsewhere: 1 committed row lost in 200).
   test(
     'SQLite (rollback journal) written through both servers at once: intact, no lost rows',
-    {
-      skip: isLongProfile ? skipNoPg : 'long profile only',
-      todo: 'open files keep stale slice lists after a pushed invalidation',
-    },
+    { skip: isLongProfile ? skipNoPg : 'long profile only' },
     async () => {
       await sqliteFromBoth(a, b, 100);
     },
