@@ -186,24 +186,21 @@ os.utime(f, ns=(1_000_000_123, 2_000_000_456789 % 10**9 + 2*10**9))
 st = os.stat(f); rec('utimensat ns roundtrip', (st.st_atime_ns, st.st_mtime_ns))
 os.utime(f, ns=(-1_500_000_001, 2**40 * 10**9 + 999_999_999))
 st = os.stat(f); rec('utimensat negative/large', (st.st_atime_ns, st.st_mtime_ns))
+def futimens_as_nobody():
+    # explicit times, then UTIME_NOW, through an O_RDONLY fd, as uid/gid 65534
+    pid = os.fork()
+    if pid == 0:
+        os.setgid(65534); os.setuid(65534)
+        fd = os.open(f, os.O_RDONLY)
+        r1 = err(lambda: os.utime(fd, ns=(3_000_000_001, 4_000_000_002)) or 'ok')
+        r2 = err(lambda: os.utime(fd) or 'ok')
+        os.write(wr, f'{r1} {r2}'.encode()); os._exit(0)
+    result = os.read(rd, 100).decode(); os.waitpid(pid, 0)
+    return result
 os.chmod(f, 0o444); os.chown(f, 65534, 65534)
-pid = os.fork()
-if pid == 0:
-    os.setgid(65534); os.setuid(65534)
-    fd = os.open(f, os.O_RDONLY)
-    r1 = err(lambda: os.utime(fd, ns=(3_000_000_001, 4_000_000_002)) or 'ok')
-    r2 = err(lambda: os.utime(fd) or 'ok')
-    os.write(wr, f'{r1} {r2}'.encode()); os._exit(0)
-rec('futimens on O_RDONLY fd by owner', os.read(rd, 100).decode()); os.waitpid(pid, 0)
+rec('futimens on O_RDONLY fd by owner', futimens_as_nobody())
 os.chown(f, 0, 0)
-pid = os.fork()
-if pid == 0:
-    os.setgid(65534); os.setuid(65534)
-    fd = os.open(f, os.O_RDONLY)
-    r1 = err(lambda: os.utime(fd, ns=(3_000_000_001, 4_000_000_002)) or 'ok')
-    r2 = err(lambda: os.utime(fd) or 'ok')
-    os.write(wr, f'{r1} {r2}'.encode()); os._exit(0)
-rec('futimens on O_RDONLY fd by non-owner no write perm', os.read(rd, 100).decode()); os.waitpid(pid, 0)
+rec('futimens on O_RDONLY fd by non-owner no write perm', futimens_as_nobody())
 # rename dir times
 s1 = os.path.join(d, 'S'); t1 = os.path.join(d, 'T'); os.mkdir(s1); os.mkdir(t1)
 open(os.path.join(s1, 'x'), 'w').close(); os.mkdir(os.path.join(s1, 'dd'))
