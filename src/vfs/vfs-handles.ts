@@ -1,0 +1,365 @@
+import { constants as fsConstants } from 'node:fs';
+import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
+import {
+  WriteFlags,
+  type CreateReply,
+  type FileLock,
+  type OpenReply,
+  type RequestContext,
+} from '../fuse/index.js';
+import type { Caller, InodeAttr, LockOwner } from '../meta/api.js';
+import { contentVersion, isRegular } from './attr.js';
+import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
+import type { OpenFile } from './open-files.js';
+import { seekOpenFile } from './seek.js';
+import { VfsSession } from './vfs-session.js';
+
+const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_EXCL, O_RDONLY, O_WRONLY, R_OK, W_OK } = fsConstants;
+/** The access-mode bits of open flags (Linux; not in node's fs.constants). */
+const O_ACCMODE = 3;
+
+/** One open(2) of a file: the kernel's `fh` names it. */
+interface Handle {
+  ino: Ino;
+  flags: number;
+  file: OpenFile;
+}
+
+/**
+ * The VFS operations on open files (see Vfs): open and create, the handles the kernel names
+ * by `fh`, reads and writes through the per-inode open-file state, flush, release and fsync,
+ * POSIX, OFD and flock locks, and the data-map operations on an open file.
+ */
+export abstract class VfsHandles extends VfsSession {
+  private readonly handles = new Map<number, Handle>();
+  /**
+   * Per inode, the lock owners that took POSIX or OFD locks on it and the handles they
+   * locked through. Per inode: a close of any descriptor of the file drops the process's
+   * locks, even ones taken through another (flush). The handles: an OFD lock's owner is
+   * its open file, whose last close the kernel reports only as that handle's release.
+   */
+  private readonly lockOwnersByIno = new Map<Ino, Map<bigint, Set<number>>>();
+  private nextFh = 1;
+  /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
+  private readonly cachedVersions = new Map<Ino, string>();
+  /** O_TMPFILE files made here without O_EXCL and not named yet: linkat gives them a first name. */
+  protected readonly linkableTmpfiles = new Set<Ino>();
+  /**
+   * Tells the kernel to drop what it caches of an inode (attributes, pages). Set by the
+   * composition root once the FUSE session exists; an open that finds the file changed by
+   * another mount uses it, because the kernel would otherwise trust a stale size until the
+   * attribute timeout.
+   */
+  onStaleInode: (ino: Ino) => void = () => undefined;
+
+  async forget(ino: Ino): Promise<void> {
+    this.cachedVersions.delete(ino);
+    this.linkableTmpfiles.delete(ino);
+    this.specialNodes.forget(ino);
+  }
+
+  // --- open files ---
+
+  async open(ctx: RequestContext, ino: Ino, flags: number, killSuidgid = false): Promise<OpenReply> {
+    const caller = this.callers.of(ctx);
+    // Close-to-open: the open asks the metadata service, so another mount's closed writes are
+    // seen. A read, not an open registration: see protectOpenFile for why that can wait.
+    let attr = await this.meta.getattr(ino);
+    // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC included): the
+    // kernel has already checked write permission for it (build_open_flags adds MAY_WRITE).
+    if (flags & O_TRUNC && isRegular(attr.mode)) {
+      await this.openFiles.flush(ino, caller);
+      attr = await this.meta.setattr(caller, ino, { sizeBytes: 0, killSuid: killSuidgid || undefined });
+      this.openFiles.invalidate(ino);
+    }
+    return this.newHandle(ino, flags, attr);
+  }
+
+  async create(
+    ctx: RequestContext,
+    parent: Ino,
+    name: string,
+    mode: number,
+    flags: number,
+  ): Promise<CreateReply> {
+    let attr: InodeAttr;
+    try {
+      attr = await this.meta.mknod(this.callers.of(ctx), parent, name, mode, 0, ctx.umask);
+    } catch (err) {
+      if (flags & O_EXCL || !isFsError(err) || err.errno !== Errno.EEXIST) throw err;
+      return this.openRacedCreate(ctx, parent, name, flags, err);
+    }
+    return { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
+  }
+
+  /**
+   * Another mount created the name after this kernel's lookup missed it. open(2) without
+   * O_EXCL opens the existing file, so this does, with the permission checks the kernel
+   * skips for a file it believes it created. Anything but a regular file there (a
+   * symlink the kernel would have followed, a directory) keeps the EEXIST.
+   */
+  private async openRacedCreate(
+    ctx: RequestContext,
+    parent: Ino,
+    name: string,
+    flags: number,
+    raced: Error,
+  ): Promise<CreateReply> {
+    const caller = this.callers.of(ctx);
+    const found = await this.meta.lookup(caller, parent, name);
+    if (!isRegular(found.mode)) throw raced;
+    const accessMode = flags & O_ACCMODE;
+    const wants = accessMode === O_RDONLY ? R_OK : accessMode === O_WRONLY ? W_OK : R_OK | W_OK;
+    await this.meta.access(caller, found.ino, wants | (flags & O_TRUNC ? W_OK : 0));
+    const handle = await this.open(ctx, found.ino, flags);
+    return { ...this.entry(await this.meta.getattr(found.ino)), ...handle };
+  }
+
+  /** O_TMPFILE: an unnamed file (nlink 0) that lives while open, as an open-but-unlinked file does. */
+  async tmpfile(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply> {
+    const attr = await this.meta.tmpfile(this.callers.of(ctx), this.sessionId, parent, mode, ctx.umask);
+    const reply = { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
+    // The service counted this open already: the last release must end it, freeing the file.
+    this.handle(reply.fh, attr.ino).file.registered = true;
+    if (!(flags & O_EXCL)) this.linkableTmpfiles.add(attr.ino);
+    return reply;
+  }
+
+  /**
+   * An unlinked file must keep its data while it is open. Registering every open with the
+   * metadata service would cost a durable write per open and per close, so this mount
+   * registers an open file only when it is about to remove (or rename over) one of its names.
+   * Opens in other mounts are not protected this way (as in JuiceFS): their reads keep
+   * working from the slices they already know until garbage collection, which waits for the
+   * history retention anyway.
+   */
+  protected async protectOpenFile(caller: Caller, parent: Ino, name: string): Promise<void> {
+    if (this.openFiles.size === 0) return;
+    let ino: Ino;
+    try {
+      ino = (await this.meta.lookup(caller, parent, name)).ino;
+    } catch {
+      return; // The removal itself reports a missing name.
+    }
+    const file = this.openFiles.get(ino);
+    if (file === undefined || file.registered) return;
+    file.registered = true;
+    await this.meta.open(caller, this.sessionId, ino, 0);
+  }
+
+  private newHandle(ino: Ino, flags: number, attr: InodeAttr): OpenReply {
+    const file = this.openFiles.acquire(attr);
+    const fh = this.nextFh++;
+    this.handles.set(fh, { ino, flags, file });
+    const version = contentVersion(attr);
+    const cached = this.cachedVersions.get(ino);
+    const keepCache = !file.hasPending && cached === version;
+    if (cached !== undefined && cached !== version && !file.hasPending) this.onStaleInode(ino);
+    this.cachedVersions.set(ino, version);
+    return { fh, directIo: (flags & O_DIRECT) !== 0, keepCache };
+  }
+
+  private handle(fh: number, ino: Ino): Handle {
+    const handle = this.handles.get(fh);
+    if (handle === undefined || handle.ino !== ino) {
+      throw fsError.EBADF(`no open file handle ${fh} for inode ${ino}; it was closed already`);
+    }
+    return handle;
+  }
+
+  async read(_ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
+    return this.handle(fh, ino).file.read(offset, size);
+  }
+
+  async write(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    offset: number,
+    data: Buffer,
+    flags: number,
+  ): Promise<number> {
+    const handle = this.handle(fh, ino);
+    const file = handle.file;
+    if (flags & WriteFlags.KILL_SUIDGID && file.attr.mode & 0o6000) {
+      file.noteAttr(await this.meta.setattr(this.callers.of(ctx), ino, { killSuid: true }));
+    }
+    // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
+    // Not for page-cache writeback (WRITE_CACHE: dirty pages of a shared mapping, which
+    // the kernel may send through any writable handle): those belong at their own offset.
+    const append = (handle.flags & O_APPEND) !== 0 && (flags & WriteFlags.CACHE) === 0;
+    const at = append ? Math.max(offset, file.sizeBytes) : offset;
+    await file.write(at, data, this.callers.of(ctx));
+    if (handle.flags & (O_SYNC | O_DSYNC)) {
+      await file.flush(this.callers.of(ctx));
+      await this.meta.sync();
+    }
+    return data.length;
+  }
+
+  async flush(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void> {
+    const handle = this.handle(fh, ino);
+    await handle.file.flush(this.callers.of(ctx));
+    // close(2) drops the POSIX locks this owner holds on the file.
+    if (this.forgetLockOwner(ino, lockOwner)) await this.unlockAll(ino, lockOwner, ctx.pid);
+    this.cachedVersions.set(ino, contentVersion(handle.file.attr));
+  }
+
+  /** Whether `lockOwner` took POSIX or OFD locks on the inode; it is forgotten. */
+  private forgetLockOwner(ino: Ino, lockOwner: bigint): boolean {
+    const owners = this.lockOwnersByIno.get(ino);
+    if (!owners?.delete(lockOwner)) return false;
+    if (owners.size === 0) this.lockOwnersByIno.delete(ino);
+    return true;
+  }
+
+  private async unlockAll(ino: Ino, lockOwner: bigint, pid: number): Promise<void> {
+    const range = { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid } as const;
+    await this.meta.setlk(ino, this.lockOwner(lockOwner), range, false);
+  }
+
+  /**
+   * Owners still holding locks taken through a handle at its release. A process's own
+   * close flushed (and forgot) it first, so these are OFD locks, owned by this open file.
+   */
+  private lockOwnersOf(ino: Ino, fh: number): bigint[] {
+    const owners = this.lockOwnersByIno.get(ino);
+    if (owners === undefined) return [];
+    return [...owners].filter(([, handles]) => handles.has(fh)).map(([owner]) => owner);
+  }
+
+  async release(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    _flags: number,
+    lockOwner: bigint,
+    isFlockRelease: boolean,
+  ): Promise<void> {
+    const handle = this.handle(fh, ino);
+    try {
+      await handle.file.flush(this.callers.of(ctx));
+      if (isFlockRelease) {
+        await this.meta.setlk(
+          ino,
+          this.lockOwner(lockOwner),
+          { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
+          true,
+        );
+      }
+      for (const owner of this.lockOwnersOf(ino, fh)) {
+        this.forgetLockOwner(ino, owner);
+        await this.unlockAll(ino, owner, ctx.pid);
+      }
+    } finally {
+      this.handles.delete(fh);
+      if (this.openFiles.release(handle.file) && handle.file.registered) {
+        await this.meta.release(this.sessionId, ino);
+      }
+    }
+  }
+
+  async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
+    await this.handle(fh, ino).file.flush(this.callers.of(ctx));
+    // Metadata commits survive a crash of the service but not a power loss until synced.
+    await this.meta.sync();
+  }
+
+  /** Names created or removed in the directory were committed already; make them durable. */
+  async fsyncdir(_ctx: RequestContext, _ino: Ino, _fh: number, _datasync = false): Promise<void> {
+    await this.meta.sync();
+  }
+
+  // --- locks ---
+
+  private lockOwner(owner: bigint): LockOwner {
+    return { sessionId: this.sessionId, owner: owner.toString() };
+  }
+
+  async getlk(
+    _ctx: RequestContext,
+    ino: Ino,
+    _fh: number,
+    lockOwner: bigint,
+    lock: FileLock,
+  ): Promise<FileLock> {
+    return fromLockRange(await this.meta.getlk(ino, this.lockOwner(lockOwner), toLockRange(lock)));
+  }
+
+  async setlk(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    lockOwner: bigint,
+    lock: FileLock,
+    sleep: boolean,
+    isFlock: boolean,
+  ): Promise<void> {
+    this.handle(fh, ino); // an unknown handle fails with EBADF
+    const range = toLockRange(lock);
+    const owner = this.lockOwner(lockOwner);
+    if (sleep && range.type !== 'unlock') {
+      await setLockWaiting(this.meta, ino, owner, range, isFlock, ctx.signal, this.options.lockRetryMaxMs);
+    } else {
+      await this.meta.setlk(ino, owner, range, isFlock);
+    }
+    if (!isFlock && range.type !== 'unlock') {
+      let owners = this.lockOwnersByIno.get(ino);
+      if (owners === undefined) this.lockOwnersByIno.set(ino, (owners = new Map()));
+      let handles = owners.get(lockOwner);
+      if (handles === undefined) owners.set(lockOwner, (handles = new Set()));
+      handles.add(fh);
+    }
+  }
+
+  // --- data-map operations ---
+
+  async fallocate(
+    ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    offset: number,
+    length: number,
+    mode: number,
+  ): Promise<void> {
+    const handle = this.handle(fh, ino);
+    const caller = this.callers.of(ctx);
+    await handle.file.flush(caller);
+    const attr = await this.meta.fallocate(caller, ino, mode, offset, length);
+    this.openFiles.invalidate(ino);
+    this.openFiles.noteAttr(attr);
+  }
+
+  async lseek(_ctx: RequestContext, ino: Ino, fh: number, offset: number, whence: number): Promise<number> {
+    return seekOpenFile(this.handle(fh, ino).file, this.meta, this.volume.chunkSizeBytes, offset, whence);
+  }
+
+  async copyFileRange(
+    ctx: RequestContext,
+    inoIn: Ino,
+    fhIn: number,
+    offsetIn: number,
+    inoOut: Ino,
+    fhOut: number,
+    offsetOut: number,
+    length: number,
+  ): Promise<number> {
+    const caller: Caller = this.callers.of(ctx);
+    const source = this.handle(fhIn, inoIn);
+    const target = this.handle(fhOut, inoOut);
+    // Reference copies see only committed slices: land both files' pending writes first.
+    await source.file.flush(caller);
+    await target.file.flush(caller);
+    const { copiedBytes, attr } = await this.meta.copyFileRange(
+      caller,
+      inoIn,
+      offsetIn,
+      inoOut,
+      offsetOut,
+      length,
+    );
+    this.openFiles.invalidate(inoOut);
+    this.openFiles.noteAttr(attr);
+    return copiedBytes;
+  }
+}
