@@ -281,8 +281,7 @@ describe('real programs on two mounts of one volume (one SQLite-backed server)',
     { skip: skipNoPython },
     async () => {
       mkdirSync(join(a, 'appends'));
-      // Created first: both writers' first open(O_CREAT) racing can fail with EEXIST (the
-      // todo below), which is not what this test checks.
+      // Created first: the open(O_CREAT) race has its own test below; this one checks appends.
       writeFileSync(join(a, 'appends', 'append.lock'), '');
       writeFileSync(join(a, 'appends', 'append.log'), '');
       const recordsEach = 150;
@@ -307,12 +306,11 @@ describe('real programs on two mounts of one volume (one SQLite-backed server)',
     },
   );
 
-  // Known bug (src/vfs, not in this test's folders): when two mounts create one new name at
-  // once, the loser's CREATE fails with EEXIST and open(2) returns it, although without
-  // O_EXCL Linux opens the existing file (measured: 84 of 400 opens failed).
+  // Without O_EXCL, Linux opens the existing file when another creator wins the race; the
+  // losing mount's CREATE must do the same (it answered EEXIST before b21e07c: 84 of 400).
   test(
     'open(O_CREAT) of one new name from both mounts at once never fails with EEXIST',
-    { skip: skipNoPython, todo: 'a CREATE that loses the race to another mount answers EEXIST' },
+    { skip: skipNoPython },
     async () => {
       mkdirSync(join(a, 'race'));
       const racers = [a, b].map((side) => pythonBackground(CREATE_RACER, [join(side, 'race'), '100']));
