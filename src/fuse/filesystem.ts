@@ -240,7 +240,10 @@ export interface FileSystem {
   /**
    * `data` is valid only until the promise settles. `flags` are `WriteFlags` bits: with
    * KILL_SUIDGID the file system clears setuid/setgid (HANDLE_KILLPRIV_V2: the kernel
-   * leaves that to us). Returns the number of bytes written.
+   * leaves that to us). `fileFlags` are the descriptor's flags at this write, not at open:
+   * fcntl(F_SETFL) may have set or cleared O_APPEND since, and pwritev2(RWF_DSYNC/RWF_SYNC)
+   * adds O_DSYNC/O_SYNC for one call (absent from page-cache writeback). Returns the number
+   * of bytes written.
    */
   write?(
     ctx: RequestContext,
@@ -249,6 +252,7 @@ export interface FileSystem {
     offset: number,
     data: Buffer,
     flags: number,
+    fileFlags?: number,
   ): Promise<number>;
   /**
    * Called on each close(2) of a file descriptor. Without it the layer answers ENOSYS, as

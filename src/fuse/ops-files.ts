@@ -120,6 +120,7 @@ export const fileOps: Op[] = [
         readU64(buf, B + fuse_write_in.offset),
         buf.subarray(start, start + size),
         readU32(buf, B + fuse_write_in.write_flags),
+        openFlags(s, readU32(buf, B + fuse_write_in.flags)),
       );
       writeU32(s.out, 16 + fuse_write_out.size_, written);
       writeU32(s.out, 20, 0);

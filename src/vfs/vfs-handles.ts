@@ -178,6 +178,7 @@ export abstract class VfsHandles extends VfsSession {
     offset: number,
     data: Buffer,
     flags: number,
+    fileFlags?: number,
   ): Promise<number> {
     const handle = this.handle(fh, ino);
     const file = handle.file;
@@ -187,10 +188,12 @@ export abstract class VfsHandles extends VfsSession {
     // O_APPEND: the kernel's idea of the size may be stale when another mount appended.
     // Not for page-cache writeback (WRITE_CACHE: dirty pages of a shared mapping, which
     // the kernel may send through any writable handle): those belong at their own offset.
-    const append = (handle.flags & O_APPEND) !== 0 && (flags & WriteFlags.CACHE) === 0;
+    // The descriptor's flags now, not at open: fcntl(F_SETFL) may have cleared O_APPEND.
+    const nowFlags = fileFlags ?? handle.flags;
+    const append = (nowFlags & O_APPEND) !== 0 && (flags & WriteFlags.CACHE) === 0;
     const at = append ? Math.max(offset, file.sizeBytes) : offset;
     await file.write(at, data, this.callers.of(ctx));
-    if (handle.flags & (O_SYNC | O_DSYNC)) {
+    if ((handle.flags | nowFlags) & (O_SYNC | O_DSYNC)) {
       await file.flush(this.callers.of(ctx));
       await this.meta.sync();
     }
