@@ -1,11 +1,12 @@
 import { Worker } from 'node:worker_threads';
 import { bodyBytes, sealBlock } from './block-format.js';
+import type { BlockRef } from './layout.js';
 
 /** What the main thread sends the seal worker: the block's whole memory, transferred. */
 export interface SealRequest {
   id: number;
   memory: ArrayBuffer;
-  dataLength: number;
+  block: BlockRef;
 }
 
 export interface SealReply {
@@ -15,8 +16,9 @@ export interface SealReply {
 }
 
 /**
- * Below this the thread hop (~25 µs each way here) costs more than hashing in place. Streams
- * seal full 4 MiB blocks, whose SHA-256 took ~12% of the main thread while writing.
+ * Below this the thread hop (~25 µs each way here) costs more than checksumming in place. Streams
+ * seal full 4 MiB blocks, whose SHA-256 (format SFB2) took ~12% of the main thread while writing;
+ * their CRC-32 (SFB3) costs about a third of that, still worth keeping off the FUSE thread.
  */
 const OFFLOAD_MIN_BYTES = 256 * 1024;
 /**
@@ -58,7 +60,9 @@ export class BlockSealer {
     return this.worker !== null;
   }
 
-  seal(buffer: Buffer, dataLength: number): Promise<Buffer> {
+  /** Seals `buffer[0, block.blockLengthBytes)` as `block` (its identity is part of the checks). */
+  seal(buffer: Buffer, block: BlockRef): Promise<Buffer> {
+    const dataLength = block.blockLengthBytes;
     const memory = buffer.buffer;
     // Only a buffer that owns its whole ArrayBuffer can be transferred (small ones live in a pool).
     if (
@@ -68,7 +72,7 @@ export class BlockSealer {
       buffer.byteOffset !== 0 ||
       buffer.byteLength !== memory.byteLength
     ) {
-      return Promise.resolve(sealBlock(buffer, dataLength));
+      return Promise.resolve(sealBlock(buffer, block));
     }
     const worker = this.ensureWorker();
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
@@ -76,10 +80,10 @@ export class BlockSealer {
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       try {
-        worker.postMessage({ id, memory, dataLength } satisfies SealRequest, [memory]);
+        worker.postMessage({ id, memory, block } satisfies SealRequest, [memory]);
       } catch {
         // Not transferable after all (an ArrayBuffer Node marked as such): seal it here.
-        resolve(sealBlock(buffer, dataLength));
+        resolve(sealBlock(buffer, block));
         return;
       }
       this.waiting.set(id, { resolve, reject, bodyLength: bodyBytes(dataLength) });

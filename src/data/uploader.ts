@@ -92,10 +92,10 @@ export class Uploader {
     // `body` (same memory) is valid, never `buffer`.
     let body = buffer;
     try {
-      const id = await sliceId;
-      key = blockKey({ sliceId: id, blockIndex, blockLengthBytes: dataLength });
+      const block = { sliceId: await sliceId, blockIndex, blockLengthBytes: dataLength };
+      key = blockKey(block);
       await this.slots.run(async () => {
-        body = await this.sealer.seal(buffer, dataLength);
+        body = await this.sealer.seal(buffer, block);
         await this.store.put(key, body);
         this.stats.blocks++;
         this.stats.bytes += body.length;

@@ -4,6 +4,7 @@ import { after, describe, it } from 'node:test';
 import { asIno, asSliceId } from '../../src/common/index.js';
 import { bodyBytes, openBlock, sealBlock } from '../../src/data/block-format.js';
 import { createDataPath } from '../../src/data/index.js';
+import type { BlockRef } from '../../src/data/layout.js';
 import { BlockSealer } from '../../src/data/sealer.js';
 import { SliceTable } from './meta-standin.js';
 import { fileStore, tempDirs } from './helpers.js';
@@ -21,10 +22,15 @@ function blockBuffer(dataLength: number): { buffer: Buffer; data: Buffer } {
   return { buffer, data };
 }
 
+/** The block every test here seals its data as (the identity is part of the checks). */
+function blockOf(dataLength: number): BlockRef {
+  return { sliceId: asSliceId(1), blockIndex: 0, blockLengthBytes: dataLength };
+}
+
 function expectedBody(data: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(bodyBytes(data.length));
   data.copy(copy);
-  return Buffer.from(sealBlock(copy, data.length));
+  return Buffer.from(sealBlock(copy, blockOf(data.length)));
 }
 
 describe('block sealer', () => {
@@ -33,13 +39,12 @@ describe('block sealer', () => {
     try {
       const lengths = [4 * MiB, 4 * MiB - 1, 300 * 1024, 1 * MiB, 4 * MiB, 2 * MiB + 7];
       const blocks = lengths.map(blockBuffer);
-      const bodies = await Promise.all(blocks.map((b, i) => sealer.seal(b.buffer, lengths[i])));
+      const bodies = await Promise.all(blocks.map((b, i) => sealer.seal(b.buffer, blockOf(lengths[i]))));
       for (let i = 0; i < blocks.length; i++) {
         // The memory went to the worker and came back: the old view is detached.
         assert.equal(blocks[i].buffer.length, 0, `block ${i} was transferred, not copied`);
         assert.ok(bodies[i].equals(expectedBody(blocks[i].data)), `block ${i} body`);
-        const ref = { sliceId: asSliceId(1), blockIndex: 0, blockLengthBytes: lengths[i] };
-        assert.ok(openBlock(bodies[i], ref).equals(blocks[i].data));
+        assert.ok(openBlock(bodies[i], blockOf(lengths[i])).equals(blocks[i].data));
       }
     } finally {
       await sealer.close();
@@ -50,12 +55,12 @@ describe('block sealer', () => {
     const sealer = new BlockSealer();
     try {
       const first = blockBuffer(1 * MiB);
-      await sealer.seal(first.buffer, first.data.length);
+      await sealer.seal(first.buffer, blockOf(first.data.length));
       assert.equal(sealer.threadRunning, true);
       await new Promise((resolve) => setTimeout(resolve, 2500));
       assert.equal(sealer.threadRunning, false, 'an idle thread is stopped');
       const second = blockBuffer(1 * MiB);
-      const body = await sealer.seal(second.buffer, second.data.length);
+      const body = await sealer.seal(second.buffer, blockOf(second.data.length));
       assert.equal(second.buffer.length, 0, 'sealed on a new thread');
       assert.ok(body.equals(expectedBody(second.data)));
     } finally {
@@ -66,7 +71,7 @@ describe('block sealer', () => {
   it('seals small blocks and blocks in shared memory in place, and keeps sealing after close', async () => {
     const sealer = new BlockSealer();
     const small = blockBuffer(64 * 1024);
-    const body = await sealer.seal(small.buffer, small.data.length);
+    const body = await sealer.seal(small.buffer, blockOf(small.data.length));
     assert.equal(body.buffer, small.buffer.buffer, 'same memory, no transfer');
     assert.ok(body.equals(expectedBody(small.data)));
     // A view into a larger allocation cannot be transferred without taking its neighbours along.
@@ -74,12 +79,12 @@ describe('block sealer', () => {
     const outer = Buffer.alloc(big.buffer.length + 16);
     big.buffer.copy(outer, 16);
     const view = outer.subarray(16);
-    const viewBody = await sealer.seal(view, big.data.length);
+    const viewBody = await sealer.seal(view, blockOf(big.data.length));
     assert.equal(outer.length, big.buffer.length + 16, 'the enclosing memory stayed here');
     assert.ok(viewBody.equals(expectedBody(big.data)));
     await sealer.close();
     const late = blockBuffer(4 * MiB);
-    assert.ok((await sealer.seal(late.buffer, late.data.length)).equals(expectedBody(late.data)));
+    assert.ok((await sealer.seal(late.buffer, blockOf(late.data.length))).equals(expectedBody(late.data)));
   });
 
   it('a 4 MiB-block stream written through the data path reads back whole from a cold data path', async () => {
