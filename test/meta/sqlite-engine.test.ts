@@ -8,6 +8,7 @@ import { asIno, fsError, isFsError } from '../../src/common/index.js';
 import type { CallOutcomeWriter } from '../../src/meta/call-outcomes.js';
 import type { WriteTx } from '../../src/meta/engine.js';
 import { SqliteEngine } from '../../src/meta/engines/sqlite/index.js';
+import { SCHEMA_VERSION } from '../../src/meta/engines/sqlite/schema.js';
 
 const base = mkdtempSync(join(tmpdir(), 'strata-meta-sqlite-'));
 let n = 0;
@@ -228,7 +229,7 @@ describe('SQLite engine: group commit', () => {
       assert.equal(await engine.read((tx) => tx.getInode(asIno(12))), undefined);
       const db = new BetterSqlite3(path, { readonly: true });
       try {
-        const history = db.prepare('SELECT ino, uid FROM inode_hist ORDER BY rowid').all();
+        const history = db.prepare('SELECT ino, uid FROM inode_hist ORDER BY ino, to_us').all();
         // One image of inode 9 (the committed uid 1) however many changes touched it in the
         // batch; 11 and 12 had no committed image before it.
         assert.deepEqual(history, [{ ino: 9, uid: 1 }]);
@@ -378,7 +379,7 @@ describe('SQLite engine: stored call outcomes', () => {
     }
     const db = new BetterSqlite3(path, { readonly: true });
     try {
-      assert.equal(db.pragma('user_version', { simple: true }), 3);
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
       assert.ok(!tables.includes('call_outcome') && !tables.includes('call_result'));
     } finally {

@@ -17,6 +17,8 @@ import { BatchRows } from './batch-rows.js';
 import { CallBatch, findOutcome, migrateCallOutcomes } from './call-batch.js';
 import { CallClients } from './call-clients.js';
 import { WalCheckpointer } from './checkpointer.js';
+import { migrateHistoryKeys } from './history-keys.js';
+import { HistoryPruner } from './history-prune.js';
 import {
   ALL_TABLES,
   HISTORY_TABLES,
@@ -78,6 +80,7 @@ export class SqliteEngine implements Engine {
   private readonly maxDelayMs: number;
   private readonly counterSet: Statement;
   private readonly callOutcomeGet: Statement;
+  private readonly pruner: HistoryPruner;
   // Transaction control as prepared statements: exec() parses its SQL on every call.
   private readonly sql: Record<
     'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
@@ -145,9 +148,15 @@ export class SqliteEngine implements Engine {
         `${path} has metadata schema ${version}, newer than this build (${SCHEMA_VERSION}); upgrade strata`,
       );
     }
-    this.wdb.exec(SCHEMA_SQL);
-    migrateCallOutcomes(this.wdb, MIGRATE_CALL_OUTCOMES_SQL);
-    this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
+    // One transaction: a crash or an error part way through a migration leaves the old schema.
+    this.wdb
+      .transaction(() => {
+        this.wdb.exec(SCHEMA_SQL);
+        migrateCallOutcomes(this.wdb, MIGRATE_CALL_OUTCOMES_SQL);
+        migrateHistoryKeys(this.wdb);
+        this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })
+      .immediate();
     this.reader = new SqliteReader(path);
     this.ws = new WriteStatements(this.wdb);
     this.sql = {
@@ -165,6 +174,7 @@ export class SqliteEngine implements Engine {
       )
       .pluck();
     this.counterSet = this.ws.counterSet;
+    this.pruner = new HistoryPruner(this.wdb);
     const counter = (name: string) => (this.ws.counter.get(name) as number | undefined) ?? 0;
     this.lastCommitUs = counter(LAST_COMMIT_COUNTER);
     this.state = {
@@ -387,20 +397,9 @@ export class SqliteEngine implements Engine {
   }
 
   async pruneHistory(beforeUs: number, maxRows: number): Promise<number> {
-    // Rowid order is commit order (see schema.ts): look only at the oldest rows.
     return this.write(async () => {
       this.beforeSqlWrite();
-      let deleted = 0;
-      for (const table of HISTORY_TABLES) {
-        const budget = maxRows - deleted;
-        if (budget <= 0) break;
-        deleted += this.wdb
-          .prepare(
-            `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} ORDER BY rowid LIMIT ?) AND to_us < ?`,
-          )
-          .run(budget, beforeUs).changes;
-      }
-      return deleted;
+      return this.pruner.prune(beforeUs, maxRows);
     });
   }
 

@@ -1,15 +1,57 @@
 /**
  * The SQLite schema. Current tables hold the live namespace and are all that current-state
  * reads touch; `*_hist` tables hold old row images with their validity [from_us, to_us).
- * History tables are rowid tables: rows are appended in commit order, so the rowid order is
- * the to_us order and pruning deletes from the front in small batches without a time index.
- * `ver` is the commit instant (µs) of the transaction that wrote the current row.
+ * History tables are clustered on their lookup key (WITHOUT ROWID, primary key ending in
+ * to_us): an as-of read is one range probe, and a change writes one page per history row, not a
+ * row page plus a separate key index page (3.3 of 10.4 WAL frames per unlink before schema 4).
+ * Pruning sweeps them in key order (history-prune.ts). `ver` is the commit instant (µs) of the
+ * transaction that wrote the current row.
  */
 /**
  * 2: call outcomes keyed by an integer client number (call_client) instead of the text id.
  * 3: call outcomes stored one row per client per commit (call_batch) instead of one per change.
+ * 4: history tables clustered on (key, to_us) instead of rowid tables with a key index
+ *    (history-keys.ts migrates schema 3 in place).
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
+
+export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
+export type HistoryTable = (typeof HISTORY_TABLES)[number];
+
+/** Each history table's primary key, in order; the last column is always to_us. */
+export const HISTORY_KEYS: Record<HistoryTable, readonly string[]> = {
+  inode_hist: ['ino', 'to_us'],
+  dentry_hist: ['parent', 'name', 'to_us'],
+  xattr_hist: ['ino', 'name', 'to_us'],
+  chunk_hist: ['ino', 'idx', 'to_us'],
+};
+
+/** Column definitions of each history table (the primary key is HISTORY_KEYS). */
+const HISTORY_COLUMNS: Record<HistoryTable, string> = {
+  inode_hist: `
+  ino INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,
+  size INTEGER NOT NULL, rdev INTEGER NOT NULL,
+  atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
+  mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+  gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT`,
+  dentry_hist: `
+  parent INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  ino INTEGER NOT NULL, type INTEGER NOT NULL, cursor INTEGER NOT NULL`,
+  xattr_hist: `
+  ino INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  value BLOB NOT NULL`,
+  chunk_hist: `
+  ino INTEGER NOT NULL, idx INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  slices BLOB NOT NULL`,
+};
+
+/** The CREATE TABLE of history table `table` under the name `name` (the migration builds a copy). */
+export function historyTableSql(table: HistoryTable, name: string): string {
+  const key = HISTORY_KEYS[table].join(', ');
+  return `CREATE TABLE IF NOT EXISTS ${name} (${HISTORY_COLUMNS[table]},\n  PRIMARY KEY (${key})\n) WITHOUT ROWID;`;
+}
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS inode (
@@ -22,16 +64,7 @@ CREATE TABLE IF NOT EXISTS inode (
   gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT,
   ver INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS inode_hist (
-  ino INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
-  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,
-  size INTEGER NOT NULL, rdev INTEGER NOT NULL,
-  atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
-  mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-  ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-  gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT
-);
-CREATE INDEX IF NOT EXISTS inode_hist_key ON inode_hist(ino, to_us);
+${historyTableSql('inode_hist', 'inode_hist')}
 
 CREATE TABLE IF NOT EXISTS dentry (
   parent INTEGER NOT NULL, name TEXT NOT NULL, ino INTEGER NOT NULL, type INTEGER NOT NULL,
@@ -39,31 +72,19 @@ CREATE TABLE IF NOT EXISTS dentry (
   PRIMARY KEY (parent, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dentry_cursor ON dentry(parent, cursor);
-CREATE TABLE IF NOT EXISTS dentry_hist (
-  parent INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
-  ino INTEGER NOT NULL, type INTEGER NOT NULL, cursor INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dentry_hist_key ON dentry_hist(parent, name, to_us);
+${historyTableSql('dentry_hist', 'dentry_hist')}
 
 CREATE TABLE IF NOT EXISTS xattr (
   ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, ver INTEGER NOT NULL,
   PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS xattr_hist (
-  ino INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
-  value BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS xattr_hist_key ON xattr_hist(ino, name, to_us);
+${historyTableSql('xattr_hist', 'xattr_hist')}
 
 CREATE TABLE IF NOT EXISTS chunk (
   ino INTEGER NOT NULL, idx INTEGER NOT NULL, slices BLOB NOT NULL, ver INTEGER NOT NULL,
   PRIMARY KEY (ino, idx)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunk_hist (
-  ino INTEGER NOT NULL, idx INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
-  slices BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunk_hist_key ON chunk_hist(ino, idx, to_us);
+${historyTableSql('chunk_hist', 'chunk_hist')}
 
 CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -112,8 +133,6 @@ INSERT INTO call_result (client, seq, reply, at_us)
   ORDER BY o.rowid;
 DROP TABLE call_outcome;
 `;
-
-export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
 
 export const ALL_TABLES = [
   'inode',

@@ -169,8 +169,11 @@ export class WriteStatements extends ReadStatements {
     super(db);
     // History: copy the old image only when the row was last written by an earlier
     // transaction (ver < now); a second change in the same transaction overwrites in place.
+    // One image per key per commit instant (the history key ends in to_us): the first copy a
+    // batch makes is the committed one, so a later copy at the same instant is dropped (IGNORE),
+    // never an error that would fail the change.
     this.inodeKeep = db.prepare(
-      `INSERT INTO inode_hist (ino, from_us, to_us, ${INODE_COLS}) ` +
+      `INSERT OR IGNORE INTO inode_hist (ino, from_us, to_us, ${INODE_COLS}) ` +
         `SELECT ino, ver, ?, ${INODE_COLS} FROM inode WHERE ino = ? AND ver < ?`,
     );
     this.inodePut = db.prepare(
@@ -178,7 +181,7 @@ export class WriteStatements extends ReadStatements {
     );
     this.inodeDelete = db.prepare('DELETE FROM inode WHERE ino = ?');
     this.dentryKeep = db.prepare(
-      'INSERT INTO dentry_hist (parent, name, from_us, to_us, ino, type, cursor) ' +
+      'INSERT OR IGNORE INTO dentry_hist (parent, name, from_us, to_us, ino, type, cursor) ' +
         'SELECT parent, name, ver, ?, ino, type, cursor FROM dentry WHERE parent = ? AND name = ? AND ver < ?',
     );
     this.dentryPut = db.prepare(
@@ -186,22 +189,22 @@ export class WriteStatements extends ReadStatements {
     );
     this.dentryDelete = db.prepare('DELETE FROM dentry WHERE parent = ? AND name = ?');
     this.xattrKeep = db.prepare(
-      'INSERT INTO xattr_hist (ino, name, from_us, to_us, value) ' +
+      'INSERT OR IGNORE INTO xattr_hist (ino, name, from_us, to_us, value) ' +
         'SELECT ino, name, ver, ?, value FROM xattr WHERE ino = ? AND name = ? AND ver < ?',
     );
     this.xattrKeepAll = db.prepare(
-      'INSERT INTO xattr_hist (ino, name, from_us, to_us, value) ' +
+      'INSERT OR IGNORE INTO xattr_hist (ino, name, from_us, to_us, value) ' +
         'SELECT ino, name, ver, ?, value FROM xattr WHERE ino = ? AND ver < ?',
     );
     this.xattrPut = db.prepare('INSERT OR REPLACE INTO xattr (ino, name, value, ver) VALUES (?, ?, ?, ?)');
     this.xattrDelete = db.prepare('DELETE FROM xattr WHERE ino = ? AND name = ?');
     this.xattrDeleteAll = db.prepare('DELETE FROM xattr WHERE ino = ?');
     this.chunkKeep = db.prepare(
-      'INSERT INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
+      'INSERT OR IGNORE INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
         'SELECT ino, idx, ver, ?, slices FROM chunk WHERE ino = ? AND idx = ? AND ver < ?',
     );
     this.chunkKeepAll = db.prepare(
-      'INSERT INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
+      'INSERT OR IGNORE INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
         'SELECT ino, idx, ver, ?, slices FROM chunk WHERE ino = ? AND ver < ?',
     );
     this.chunkPut = db.prepare('INSERT OR REPLACE INTO chunk (ino, idx, slices, ver) VALUES (?, ?, ?, ?)');
