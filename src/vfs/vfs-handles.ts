@@ -18,11 +18,16 @@ const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_EXCL, O_RDONLY, O_WRONLY
 /** The access-mode bits of open flags (Linux; not in node's fs.constants). */
 const O_ACCMODE = 3;
 
+/** Who registers open files again under a new session: the mount itself, not a process. */
+const MOUNT_CALLER: Caller = { uid: 0, gid: 0, pid: process.pid };
+
 /** One open(2) of a file: the kernel's `fh` names it. */
 interface Handle {
   ino: Ino;
   flags: number;
   file: OpenFile;
+  /** The service ended the session its locks lived in (see sessionRenewed): I/O fails with EIO. */
+  locksLost?: true;
 }
 
 /**
@@ -39,6 +44,8 @@ export abstract class VfsHandles extends VfsSession {
    * its open file, whose last close the kernel reports only as that handle's release.
    */
   private readonly lockOwnersByIno = new Map<Ino, Map<bigint, Set<number>>>();
+  /** Handles holding a flock lock (flock locks belong to the open file: one handle). */
+  private readonly flockHandles = new Set<number>();
   private nextFh = 1;
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
@@ -117,7 +124,10 @@ export abstract class VfsHandles extends VfsSession {
 
   /** O_TMPFILE: an unnamed file (nlink 0) that lives while open, as an open-but-unlinked file does. */
   async tmpfile(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply> {
-    const attr = await this.meta.tmpfile(this.callers.of(ctx), this.sessionId, parent, mode, ctx.umask);
+    const caller = this.callers.of(ctx);
+    const attr = await this.withSession((sessionId) =>
+      this.meta.tmpfile(caller, sessionId, parent, mode, ctx.umask),
+    );
     const reply = { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
     // The service counted this open already: the last release must end it, freeing the file.
     this.handle(reply.fh, attr.ino).file.registered = true;
@@ -144,7 +154,36 @@ export abstract class VfsHandles extends VfsSession {
     const file = this.openFiles.get(ino);
     if (file === undefined || file.registered) return;
     file.registered = true;
-    await this.meta.open(caller, this.sessionId, ino, 0);
+    await this.withSession((sessionId) => this.meta.open(caller, sessionId, ino, 0));
+  }
+
+  protected async sessionRenewed(sessionId: string): Promise<number> {
+    const files = new Set<OpenFile>();
+    for (const handle of this.handles.values()) if (handle.file.registered) files.add(handle.file);
+    for (const file of files) {
+      try {
+        await this.meta.open(MOUNT_CALLER, sessionId, file.ino, 0);
+      } catch (err) {
+        // Reclaimed with the old session (it was unlinked): its known slices still read
+        // until garbage collection, as opens on other mounts do (see protectOpenFile).
+        if (!isFsError(err) || err.errno !== Errno.ENOENT) throw err;
+        file.registered = false;
+      }
+    }
+    const locked = new Set<Ino>(this.lockOwnersByIno.keys());
+    for (const fh of this.flockHandles) {
+      const handle = this.handles.get(fh);
+      if (handle !== undefined) locked.add(handle.ino);
+    }
+    this.lockOwnersByIno.clear();
+    this.flockHandles.clear();
+    let lost = 0;
+    for (const handle of this.handles.values()) {
+      if (!locked.has(handle.ino)) continue;
+      handle.locksLost = true;
+      lost++;
+    }
+    return lost;
   }
 
   private newHandle(ino: Ino, flags: number, attr: InodeAttr): OpenReply {
@@ -167,8 +206,24 @@ export abstract class VfsHandles extends VfsSession {
     return handle;
   }
 
+  /**
+   * The handle for I/O that a lock may guard. Once the service released this file's locks
+   * (it ended the session), another mount may hold them and change the file: like NFS after
+   * a lost lease, the program learns it from EIO rather than working on in the belief that
+   * it holds them.
+   */
+  private lockedHandle(fh: number, ino: Ino): Handle {
+    const handle = this.handle(fh, ino);
+    if (handle.locksLost) {
+      throw fsError.EIO(
+        `the locks on inode ${ino} held through this descriptor were released when the metadata service ended this mount's session; reopen the file and lock it again`,
+      );
+    }
+    return handle;
+  }
+
   async read(_ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
-    return this.handle(fh, ino).file.read(offset, size);
+    return this.lockedHandle(fh, ino).file.read(offset, size);
   }
 
   async write(
@@ -180,7 +235,7 @@ export abstract class VfsHandles extends VfsSession {
     flags: number,
     fileFlags?: number,
   ): Promise<number> {
-    const handle = this.handle(fh, ino);
+    const handle = this.lockedHandle(fh, ino);
     const file = handle.file;
     if (flags & WriteFlags.KILL_SUIDGID && file.attr.mode & 0o6000) {
       file.noteAttr(await this.meta.setattr(this.callers.of(ctx), ino, { killSuid: true }));
@@ -243,6 +298,7 @@ export abstract class VfsHandles extends VfsSession {
     try {
       await handle.file.flush(this.callers.of(ctx));
       if (isFlockRelease) {
+        this.flockHandles.delete(fh);
         await this.meta.setlk(
           ino,
           this.lockOwner(lockOwner),
@@ -257,13 +313,18 @@ export abstract class VfsHandles extends VfsSession {
     } finally {
       this.handles.delete(fh);
       if (this.openFiles.release(handle.file) && handle.file.registered) {
-        await this.meta.release(this.sessionId, ino);
+        const sessionId = this.sessionId;
+        await this.meta.release(sessionId, ino).catch(async (err: unknown) => {
+          // Ended by the service, which dropped the registration with it; no retry.
+          if (!this.sessionEnded(err)) throw err;
+          await this.renewSession(sessionId);
+        });
       }
     }
   }
 
   async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
-    await this.handle(fh, ino).file.flush(this.callers.of(ctx));
+    await this.lockedHandle(fh, ino).file.flush(this.callers.of(ctx));
     // Metadata commits survive a crash of the service but not a power loss until synced.
     await this.meta.sync();
   }
@@ -275,8 +336,8 @@ export abstract class VfsHandles extends VfsSession {
 
   // --- locks ---
 
-  private lockOwner(owner: bigint): LockOwner {
-    return { sessionId: this.sessionId, owner: owner.toString() };
+  private lockOwner(owner: bigint, sessionId = this.sessionId): LockOwner {
+    return { sessionId, owner: owner.toString() };
   }
 
   async getlk(
@@ -286,7 +347,12 @@ export abstract class VfsHandles extends VfsSession {
     lockOwner: bigint,
     lock: FileLock,
   ): Promise<FileLock> {
-    return fromLockRange(await this.meta.getlk(ino, this.lockOwner(lockOwner), toLockRange(lock)));
+    const range = toLockRange(lock);
+    return fromLockRange(
+      await this.withSession((sessionId) =>
+        this.meta.getlk(ino, this.lockOwner(lockOwner, sessionId), range),
+      ),
+    );
   }
 
   async setlk(
@@ -298,15 +364,22 @@ export abstract class VfsHandles extends VfsSession {
     sleep: boolean,
     isFlock: boolean,
   ): Promise<void> {
-    this.handle(fh, ino); // an unknown handle fails with EBADF
     const range = toLockRange(lock);
-    const owner = this.lockOwner(lockOwner);
-    if (sleep && range.type !== 'unlock') {
-      await setLockWaiting(this.meta, ino, owner, range, isFlock, ctx.signal, this.options.lockRetryMaxMs);
-    } else {
-      await this.meta.setlk(ino, owner, range, isFlock);
-    }
-    if (!isFlock && range.type !== 'unlock') {
+    // An unknown handle fails with EBADF; one whose locks were lost takes none (unlocks are fine).
+    if (range.type === 'unlock') this.handle(fh, ino);
+    else this.lockedHandle(fh, ino);
+    await this.withSession(async (sessionId) => {
+      const owner = this.lockOwner(lockOwner, sessionId);
+      if (sleep && range.type !== 'unlock') {
+        await setLockWaiting(this.meta, ino, owner, range, isFlock, ctx.signal, this.options.lockRetryMaxMs);
+      } else {
+        await this.meta.setlk(ino, owner, range, isFlock);
+      }
+    });
+    if (isFlock) {
+      if (range.type === 'unlock') this.flockHandles.delete(fh);
+      else this.flockHandles.add(fh);
+    } else if (range.type !== 'unlock') {
       let owners = this.lockOwnersByIno.get(ino);
       if (owners === undefined) this.lockOwnersByIno.set(ino, (owners = new Map()));
       let handles = owners.get(lockOwner);

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { fsError, type Ino } from '../common/index.js';
+import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
 import type { AttrReply, Entry } from '../fuse/index.js';
 import type { InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
 import { toFuseAttr } from './attr.js';
@@ -19,6 +19,8 @@ export abstract class VfsSession {
   private sessionIdValue: string | null = null;
   private volumeSettings: VolumeSettings | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private renewing: Promise<string> | null = null;
+  private stopped = false;
   protected readonly openFiles: OpenFiles;
   protected readonly openDirs: OpenDirs;
   protected readonly specialNodes = new SpecialNodes();
@@ -45,17 +47,18 @@ export abstract class VfsSession {
 
   /** Registers this mount with the metadata service and starts the heartbeat. */
   async start(): Promise<VolumeSettings> {
-    const { sessionId, volume } = await this.meta.openSession({
-      hostname: hostname(),
-      mountpoint: this.options.mountpoint,
-      pid: process.pid,
-      version: this.options.version,
-    });
+    const { sessionId, volume } = await this.openSession();
     this.sessionIdValue = sessionId;
     this.volumeSettings = volume;
     this.openFiles.setVolume(volume);
     this.heartbeatTimer = setInterval(() => {
-      this.meta.heartbeat(sessionId).catch((err: unknown) => {
+      const current = this.sessionIdValue;
+      if (current === null) return;
+      this.meta.heartbeat(current).catch((err: unknown) => {
+        if (this.sessionEnded(err)) {
+          this.renewSession(current).catch(() => undefined);
+          return;
+        }
         this.options.log(`session heartbeat failed: ${(err as Error).message}; will retry`);
       });
     }, this.options.heartbeatIntervalMs);
@@ -63,14 +66,84 @@ export abstract class VfsSession {
     return volume;
   }
 
+  private openSession(): Promise<{ sessionId: string; volume: VolumeSettings }> {
+    return this.meta.openSession({
+      hostname: hostname(),
+      mountpoint: this.options.mountpoint,
+      pid: process.pid,
+      version: this.options.version,
+    });
+  }
+
+  /**
+   * Whether `err` says the service no longer knows this mount's session: it ended it after
+   * a heartbeat gap longer than its session timeout (a partition, a stopped process), and
+   * released its locks and open-file registrations. The RPC client reports a closed
+   * connection with ENOTCONN only once the mount is stopping, when no renewal is wanted.
+   */
+  protected sessionEnded(err: unknown): boolean {
+    return !this.stopped && isFsError(err) && err.errno === Errno.ENOTCONN;
+  }
+
+  /**
+   * Runs a call that names the session. If the service ended the session, this mount opens
+   * a new one (once, however many calls notice) and the call runs again under it.
+   */
+  protected async withSession<T>(call: (sessionId: string) => Promise<T>): Promise<T> {
+    const sessionId = this.sessionId;
+    try {
+      return await call(sessionId);
+    } catch (err) {
+      if (!this.sessionEnded(err)) throw err;
+      return call(await this.renewSession(sessionId));
+    }
+  }
+
+  /** Opens a new session in place of `ended`, unless that was done already; returns the current id. */
+  protected renewSession(ended: string): Promise<string> {
+    if (this.sessionIdValue !== ended) return Promise.resolve(this.sessionId);
+    this.renewing ??= (async () => {
+      try {
+        const { sessionId } = await this.openSession();
+        this.sessionIdValue = sessionId;
+        const lost = await this.sessionRenewed(sessionId);
+        this.options.log(
+          `the metadata service ended this mount's session ${ended} (no heartbeat within its session timeout: ` +
+            `a network partition or a paused process); opened session ${sessionId}. ` +
+            (lost > 0
+              ? `Locks held here were released by the service: I/O through the ${lost} descriptor(s) that held them now fails with EIO; reopen the files and take the locks again`
+              : 'No locks were held'),
+        );
+        return sessionId;
+      } catch (err) {
+        this.options.log(`could not open a new metadata session: ${(err as Error).message}; will retry`);
+        throw err;
+      } finally {
+        this.renewing = null;
+      }
+    })();
+    return this.renewing;
+  }
+
+  /**
+   * Restores what the new session must know (the open files this mount registered) and
+   * marks what was lost with the old one (the locks). Returns how many descriptors lost locks.
+   */
+  protected abstract sessionRenewed(sessionId: string): Promise<number>;
+
   /** Commits everything still pending and closes the session. Safe to call more than once. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
     await this.openFiles.flushAll();
     const sessionId = this.sessionIdValue;
     this.sessionIdValue = null;
-    if (sessionId !== null) await this.meta.closeSession(sessionId);
+    if (sessionId === null) return;
+    await this.meta.closeSession(sessionId).catch((err: unknown) => {
+      // Ended by the service already (a heartbeat gap): nothing is left to close.
+      if (!isFsError(err) || err.errno !== Errno.ENOTCONN) throw err;
+    });
   }
 
   get volume(): VolumeSettings {
