@@ -231,9 +231,17 @@ function checkXattrName(name: string): void {
       `xattr name of ${nameByteLength(name)} bytes is over the ${XATTR_NAME_MAX_BYTES}-byte limit`,
     );
   }
-  if (!/^(user|trusted|security|system)\./.test(name)) {
+  const namespace = /^(user|trusted|security)\./.exec(name);
+  // As Linux resolves names to handlers: a prefix with nothing after it is EINVAL, and
+  // system.* names only the two POSIX ACLs (no other system handler exists on ext4/tmpfs).
+  if (namespace !== null) {
+    if (name.length === namespace[0].length)
+      throw fsError.EINVAL(`xattr name "${name}" has nothing after its prefix`);
+    return;
+  }
+  if (name !== ACL_ACCESS_XATTR && name !== ACL_DEFAULT_XATTR) {
     throw fsError.ENOTSUP(
-      `xattr namespace of "${name}" is not supported (user., trusted., security., system.)`,
+      `xattr "${name}" is not supported: use the user., trusted. or security. namespaces, or ${ACL_ACCESS_XATTR} / ${ACL_DEFAULT_XATTR}`,
     );
   }
 }

@@ -192,6 +192,8 @@ rec('xattr 64KiB+1 value', err(lambda: os.setxattr(x, 'user.big2', b'v' * 65537)
 rec('xattr 255-byte name', err(lambda: os.setxattr(x, 'user.' + 'n' * 250, b'1')))
 rec('xattr 256-byte name', err(lambda: os.setxattr(x, 'user.' + 'n' * 251, b'1')))
 rec('xattr empty name', err(lambda: os.setxattr(x, '', b'1')))
+for bare in ('user.', 'trusted.', 'security.', 'system.', 'system.foo'):
+    rec(f'xattr name {bare!r} set/get/remove', (err(lambda: os.setxattr(x, bare, b'1')), err(lambda: os.getxattr(x, bare)), err(lambda: os.removexattr(x, bare))))
 rec('xattr unknown namespace', err(lambda: os.setxattr(x, 'foo.bar', b'1')))
 rec('removexattr missing', err(lambda: os.removexattr(x, 'user.zz')))
 rec('listxattr', sorted(n for n in os.listxattr(x) if n.startswith('user.') and len(n) < 40))

@@ -228,6 +228,16 @@ export function attrTests(fx: EngineFixture): void {
         await rejectsWith(svc.getxattr(f.ino, 'user.a'), 'ENODATA');
         await rejectsWith(svc.removexattr(root, f.ino, 'user.a'), 'ENODATA');
         await rejectsWith(svc.setxattr(root, f.ino, 'bogus.x', Buffer.from('1'), 0), 'EOPNOTSUPP');
+        // A bare prefix is EINVAL and system.* holds only the ACLs, as Linux's xattr handlers say.
+        for (const bare of ['user.', 'trusted.', 'security.']) {
+          await rejectsWith(svc.setxattr(root, f.ino, bare, Buffer.from('1'), 0), 'EINVAL');
+          await rejectsWith(svc.getxattr(f.ino, bare), 'EINVAL');
+          await rejectsWith(svc.removexattr(root, f.ino, bare), 'EINVAL');
+        }
+        for (const system of ['system.', 'system.foo']) {
+          await rejectsWith(svc.setxattr(root, f.ino, system, Buffer.from('1'), 0), 'EOPNOTSUPP');
+          await rejectsWith(svc.getxattr(f.ino, system), 'EOPNOTSUPP');
+        }
         await rejectsWith(svc.setxattr(user(5), f.ino, 'system.posix_acl_access', acl, 0), 'EPERM');
         await rejectsWith(svc.setxattr(user(5), f.ino, 'user.x', Buffer.from('1'), 0), 'EACCES');
         await rejectsWith(svc.setxattr(root, f.ino, 'user.big', Buffer.alloc(70_000), 0), 'E2BIG');
