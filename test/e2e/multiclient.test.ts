@@ -368,7 +368,7 @@ print(len(names), len(set(names)))
     // rm -rf on A while B writes into the tree: no crash, no EIO. Writes into the removed file
     // fail with ENOENT once they reach the service (as NFS fails them with ESTALE; a local
     // Linux file system takes them: opens on another mount are not registered with the
-    // service, src/vfs/vfs.ts protectOpenFile); new names in the removed directories fail
+    // service, src/vfs/vfs-handles.ts protectOpenFile); new names in the removed directories fail
     // with ENOENT, as on Linux.
     mkdirSync(join(a, 'victim', 'deep'), { recursive: true });
     const writing = python(

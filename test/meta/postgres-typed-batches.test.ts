@@ -18,7 +18,7 @@ import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgre
 const DIR = 0o040755;
 const FILE = 0o100644;
 
-/** An inode row's values in the inode statements' parameter order (tx.ts inodeValues). */
+/** An inode row's values in the inode statements' parameter order (tx-reads.ts inodeValues). */
 const inode = (
   ino: number,
   mode: number,
