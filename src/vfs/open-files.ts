@@ -103,6 +103,22 @@ export class OpenFile implements PushSource {
     this.slicesReadAtMs = Number.POSITIVE_INFINITY;
   }
 
+  /**
+   * Forgets the writes not committed yet: the locks they were made under were released by the
+   * metadata service (it ended this mount's session), and committing them now could overwrite
+   * what another mount wrote since, holding those locks. A commit already under way finishes.
+   */
+  async discardPending(): Promise<void> {
+    await this.flushing;
+    const writer = this.writer;
+    this.writer = null;
+    this.pendingStart = Number.POSITIVE_INFINITY;
+    this.pendingEnd = 0;
+    this.lastWriteTime = null;
+    this.invalidate();
+    if (writer !== null) await writer.abort();
+  }
+
   /** Lists another open of the same unchanged file read (see RecentSlices). */
   seedSlices(slices: Map<number, SliceRef[]>, readAtMs: number): void {
     if (this.slices.size > 0 || this.hasPending) return;

@@ -183,6 +183,7 @@ export abstract class VfsHandles extends VfsSession {
       handle.locksLost = true;
       lost++;
     }
+    for (const ino of locked) await this.openFiles.get(ino)?.discardPending();
     return lost;
   }
 
@@ -257,10 +258,12 @@ export abstract class VfsHandles extends VfsSession {
 
   async flush(ctx: RequestContext, ino: Ino, fh: number, lockOwner: bigint): Promise<void> {
     const handle = this.handle(fh, ino);
-    await handle.file.flush(this.callers.of(ctx));
+    if (!handle.locksLost) await handle.file.flush(this.callers.of(ctx));
     // close(2) drops the POSIX locks this owner holds on the file.
     if (this.forgetLockOwner(ino, lockOwner)) await this.unlockAll(ino, lockOwner, ctx.pid);
     this.cachedVersions.set(ino, contentVersion(handle.file.attr));
+    // Its writes not committed when the locks were lost were dropped: close(2) reports it.
+    this.lockedHandle(fh, ino);
   }
 
   /** Whether `lockOwner` took POSIX or OFD locks on the inode; it is forgotten. */

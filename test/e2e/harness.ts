@@ -237,9 +237,12 @@ export async function createPgDatabase(name: string): Promise<string> {
 }
 
 /** `strata meta serve` of `engine` on a free 127.0.0.1 port, once it listens. */
-export async function serveMeta(engine: string): Promise<{ address: string; proc: StrataProcess }> {
+export async function serveMeta(
+  engine: string,
+  extraArgs: string[] = [],
+): Promise<{ address: string; proc: StrataProcess }> {
   const address = `127.0.0.1:${await freePort()}`;
-  const proc = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address]);
+  const proc = new StrataProcess(['meta', 'serve', '--engine', engine, '--listen', address, ...extraArgs]);
   try {
     await proc.waitFor(() => proc.output.includes('listening'), 'the metadata server to listen');
   } catch (err) {

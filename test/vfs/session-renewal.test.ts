@@ -137,6 +137,7 @@ test('locks released with the ended session: another mount takes them, and I/O h
   const rival = await mount(50);
   const { ino, fh } = await create(holder, 'locked-across-lapse');
   await holder.setlk(ctx(), ino, fh, 3n, whole, false, false);
+  await holder.write(ctx(), ino, fh, 0, Buffer.from('holder, not committed'), 0);
   const rivalHandle = await rival.open(ctx(), ino, O_RDWR);
   await assert.rejects(
     rival.setlk(ctx(), ino, rivalHandle.fh, 4n, whole, false, false),
@@ -159,7 +160,12 @@ test('locks released with the ended session: another mount takes them, and I/O h
   const reopened = await holder.open(ctx(), ino, O_RDWR);
   assert.equal((await holder.read(ctx(), ino, reopened.fh, 0, 10)).toString(), 'rival');
   await holder.release(ctx(), ino, reopened.fh, 0, 6n, false);
+  // close(2) of the descriptor reports the dropped writes; they never overwrite the rival's.
+  await assert.rejects(holder.flush(ctx(), ino, fh, 3n), isErrno(Errno.EIO));
   await holder.release(ctx(), ino, fh, 0, 3n, false);
+  const check = await rival.open(ctx(), ino, O_RDWR);
+  assert.equal((await rival.read(ctx(), ino, check.fh, 0, 100)).toString(), 'rival');
+  await rival.release(ctx(), ino, check.fh, 0, 10n, false);
   await holder.release(ctx(), unrelated.ino, unrelated.fh, 0, 5n, false);
   await rival.release(ctx(), ino, rivalHandle.fh, 0, 4n, false);
 });

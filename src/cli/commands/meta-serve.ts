@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseDurationMs } from '../../common/index.js';
 import { startMetaServerProcess } from '../../meta/server/index.js';
 import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
@@ -25,6 +26,10 @@ export function registerMetaServe(program: Command): void {
       '--engine-thread-nice <N>',
       'niceness 0-19 of the engine thread alone, so the serving thread runs first when both wait for a CPU (default 5)',
     )
+    .option(
+      '--session-timeout <DURATION>',
+      'end the session of a mount not heard from for this long, releasing its locks (default 60s; at least 3 heartbeats of its mounts)',
+    )
     .option('--no-engine-thread', 'run the engine on the serving thread (for comparisons)')
     .option('--no-local-reads', 'send short reads to the engine thread too (for comparisons)')
     .action(async (options: Record<string, unknown>) => {
@@ -38,6 +43,19 @@ export function registerMetaServe(program: Command): void {
           `--engine-thread-nice takes a whole number 0-19 (higher: the engine thread yields more), not "${nice}"`,
         );
       }
+      let sessionTimeoutMs: number | undefined;
+      if (options.sessionTimeout !== undefined) {
+        try {
+          sessionTimeoutMs = parseDurationMs(String(options.sessionTimeout), '--session-timeout');
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+        if (sessionTimeoutMs < 1000) {
+          throw new UsageError(
+            `--session-timeout must be at least 1s (mounts heartbeat every 10s by default), not "${String(options.sessionTimeout)}"`,
+          );
+        }
+      }
       // The same server process as the benchmarks measure: engine on its own thread, short
       // reads answered on the serving thread, cache invalidations pushed to clients.
       const server = await startMetaServerProcess({
@@ -50,6 +68,7 @@ export function registerMetaServe(program: Command): void {
         engineThread: options.engineThread !== false,
         engineThreadNice: nice === undefined ? undefined : Number(nice),
         localReads: options.localReads !== false,
+        sessionTimeoutMs,
       });
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGINT', () => resolve('SIGINT'));

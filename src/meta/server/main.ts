@@ -34,6 +34,8 @@ export interface MetaServerProcessOptions {
   localReads: boolean;
   /** Niceness of the engine thread (EngineWorkerOptions.nice); default DEFAULT_ENGINE_THREAD_NICE. */
   engineThreadNice?: number;
+  /** A mount without a heartbeat this long loses its session (default 60 s, MetaServiceOptions). */
+  sessionTimeoutMs?: number;
   /** How long one turn of the serving loop keeps starting calls (RpcServerOptions.turnBudgetMs). */
   turnBudgetMs?: number;
 }
@@ -119,7 +121,12 @@ export async function runMetaServerProcess(
 export async function startMetaServerProcess(
   options: MetaServerProcessOptions,
 ): Promise<{ address: string; stop(): Promise<void> }> {
-  const engine = { engineUrl: options.engineUrl, history: options.history, durable: options.durable };
+  const engine = {
+    engineUrl: options.engineUrl,
+    history: options.history,
+    durable: options.durable,
+    sessionTimeoutMs: options.sessionTimeoutMs,
+  };
   let service: MetaApi;
   let closeService: () => Promise<void>;
   let volumeSecret: string;

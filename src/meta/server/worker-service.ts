@@ -17,6 +17,8 @@ export interface EngineWorkerOptions {
    * Higher lets the serving thread run first when both wait for a CPU (worker-main.ts).
    */
   nice?: number;
+  /** MetaServiceOptions.sessionTimeoutMs: a mount silent this long loses its session. */
+  sessionTimeoutMs?: number;
 }
 
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
