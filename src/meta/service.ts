@@ -9,6 +9,7 @@ import type {
   StatFsInfo,
   VolumeSettings,
 } from './api.js';
+import { ACL_ACCESS_XATTR } from './acl.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isLnk, toAttr } from './attrs.js';
 import * as fileOps from './file-ops.js';
 import * as ns from './namespace.js';
@@ -45,7 +46,9 @@ export class MetaService extends MetaServiceContents implements MetaApi {
       const dir = await getDir(tx, parent, t);
       // Only a caller who is neither root nor the owner can be refused by an ACL: read it then.
       const acl =
-        caller.uid !== 0 && caller.uid !== dir.uid ? await tx.getXattr(parent, ACL_ACCESS, t) : undefined;
+        caller.uid !== 0 && caller.uid !== dir.uid
+          ? await tx.getXattr(parent, ACL_ACCESS_XATTR, t)
+          : undefined;
       requireAccess(caller, dir, X_OK, `search directory ${parent}`, acl);
       let ino: Ino;
       if (name === '.') ino = dir.ino;
@@ -110,7 +113,8 @@ export class MetaService extends MetaServiceContents implements MetaApi {
     await this.engine.read(async (tx) => {
       const row = await getInode(tx, ino, undefined);
       if (mask === 0) return;
-      const acl = caller.uid !== 0 && caller.uid !== row.uid ? await tx.getXattr(ino, ACL_ACCESS) : undefined;
+      const acl =
+        caller.uid !== 0 && caller.uid !== row.uid ? await tx.getXattr(ino, ACL_ACCESS_XATTR) : undefined;
       requireAccess(caller, row, mask & (R_OK | W_OK | X_OK), `access inode ${ino} with mask ${mask}`, acl);
     });
   }
@@ -252,5 +256,3 @@ export class MetaService extends MetaServiceContents implements MetaApi {
     return secret;
   }
 }
-
-const ACL_ACCESS = 'system.posix_acl_access';
