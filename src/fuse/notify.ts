@@ -106,3 +106,48 @@ export function writeNotification(fd: number, buf: Buffer, what: string): Promis
     });
   });
 }
+
+/** The libuv pool's size in this process (UV_THREADPOOL_SIZE, read by libuv at first use; 4 by default). */
+export function libuvPoolThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const threads = Number.parseInt(env.UV_THREADPOOL_SIZE ?? '', 10);
+  return Number.isFinite(threads) && threads > 0 ? Math.min(threads, 1024) : 4;
+}
+
+/**
+ * Notification writes one session keeps in flight: half the pool, at least one. A notification
+ * can hold its pool thread for as long as a READ of the same pages is unanswered (NOTIFY_STORE
+ * and INVAL_INODE lock each page they touch, and the kernel keeps a page locked from the READ it
+ * sends until our reply), and that READ may itself need the pool (a disk-cache segment, a
+ * `file:` object). Were every pool thread inside such a write, nothing could answer: the mount
+ * would hang. Half the pool stays free for the data path. With one thread in the pool nothing
+ * can be left free, so one notification is still allowed (and such a pool is unsafe).
+ */
+export function notifyThreadsFor(poolThreads: number): number {
+  return Math.max(1, Math.floor(poolThreads / 2));
+}
+
+/** A bound on notification writes in flight; the rest wait their turn in order. */
+export class NotifyGate {
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly maxInFlight: number) {}
+
+  async run<T>(write: () => Promise<T>): Promise<T> {
+    if (this.inFlight < this.maxInFlight) this.inFlight++;
+    // The slot is handed over by the write that frees it, so inFlight never drops in between.
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await write();
+    } finally {
+      const next = this.waiting.shift();
+      if (next !== undefined) next();
+      else this.inFlight--;
+    }
+  }
+
+  /** Writes started and not yet finished (for tests and status). */
+  get writesInFlight(): number {
+    return this.inFlight;
+  }
+}

@@ -13,6 +13,9 @@ import {
   invalEntryMessage,
   invalInodeMessage,
   storeHeader,
+  libuvPoolThreads,
+  NotifyGate,
+  notifyThreadsFor,
   writeNotification,
   writeStoreNotification,
 } from './notify.js';
@@ -200,6 +203,9 @@ export class FuseSession implements RingSink, DevRequestSink {
 
   // ---- notifications (cache coherence), see notify.ts ----
 
+  /** Notifications hold libuv pool threads: never so many that the data path finds none. */
+  readonly notifyGate = new NotifyGate(notifyThreadsFor(libuvPoolThreads()));
+
   /** Drops cached data of `ino` in [offset, offset+length) (length 0: to the end); offset -1: attributes only. */
   notifyInvalInode(ino: Ino, offsetBytes = 0, lengthBytes = 0): Promise<void> {
     return this.sendNotify(invalInodeMessage(ino, offsetBytes, lengthBytes), `inval_inode ${ino}`);
@@ -223,13 +229,14 @@ export class FuseSession implements RingSink, DevRequestSink {
   async notifyStore(ino: Ino, offsetBytes: number, data: Buffer): Promise<void> {
     await this.ready;
     if (this.state === 'closed') throw fsError.ENOTCONN(`notify store ${ino}: the FUSE session has ended`);
-    await writeStoreNotification(this.fd, storeHeader(ino, offsetBytes, data.length), data, `store ${ino}`);
+    const header = storeHeader(ino, offsetBytes, data.length);
+    await this.notifyGate.run(() => writeStoreNotification(this.fd, header, data, `store ${ino}`));
   }
 
   private async sendNotify(message: Buffer, what: string): Promise<void> {
     await this.ready;
     if (this.state === 'closed') throw fsError.ENOTCONN(`notify ${what}: the FUSE session has ended`);
-    await writeNotification(this.fd, message, what);
+    await this.notifyGate.run(() => writeNotification(this.fd, message, what));
   }
 
   // ---- requests (from either transport) ----
