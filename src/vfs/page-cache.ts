@@ -34,7 +34,7 @@ interface Push {
   generation: number;
   offsetBytes: number;
   data: Buffer;
-  /** Told when the push was taken by the kernel, failed or was dropped. */
+  /** Told when the push was taken by the kernel, failed or was dropped; set for whole-file pushes only. */
   settled?: () => void;
 }
 
@@ -62,6 +62,8 @@ export interface PageCacheStats {
   /** Pushes the kernel took (or refused with ENOENT: it had forgotten the inode). */
   pushes: number;
   pushedBytes: number;
+  /** Of pushedBytes, those a whole-file disk-cache copy verified (see fillSink). */
+  fillPushedBytes: number;
   /** Pushes not sent: a change since the read, a writer, a full queue, or no data in memory. */
   dropped: number;
   failed: number;
@@ -86,7 +88,7 @@ export interface PageCacheStats {
  * write to the device is handed to the pool: nothing changes between them.
  */
 export class PageCache {
-  readonly stats: PageCacheStats = { pushes: 0, pushedBytes: 0, dropped: 0, failed: 0 };
+  readonly stats: PageCacheStats = { pushes: 0, pushedBytes: 0, fillPushedBytes: 0, dropped: 0, failed: 0 };
   private readonly states = new Map<Ino, InodeState>();
   private readonly queue: Push[] = [];
   private queuedBytes = 0;
@@ -291,6 +293,7 @@ export class PageCache {
     if (ok) {
       this.stats.pushes++;
       this.stats.pushedBytes += push.data.length;
+      if (push.settled !== undefined) this.stats.fillPushedBytes += push.data.length;
     } else {
       this.stats.failed++;
     }
