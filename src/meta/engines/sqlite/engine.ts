@@ -14,6 +14,7 @@ import {
 } from '../../engine.js';
 import { BatchDentries } from './batch-dentries.js';
 import { BatchRows } from './batch-rows.js';
+import { changeFailure, storageFailure } from './errors.js';
 import { CallBatch, findOutcome, migrateCallOutcomes } from './call-batch.js';
 import { CallClients } from './call-clients.js';
 import { WalCheckpointer } from './checkpointer.js';
@@ -231,10 +232,7 @@ export class SqliteEngine implements Engine {
             this.beginBatch();
           } catch (error) {
             // e.g. another process holds the write lock past busy_timeout: fail what waits.
-            const failure = fsError.EIO(
-              `cannot start a transaction on ${this.displayUrl}: ${String(error)}`,
-              error,
-            );
+            const failure = storageFailure(`cannot start a transaction`, this.displayUrl, error);
             for (const job of this.queue.splice(0)) job.reject(failure);
             break;
           }
@@ -260,7 +258,7 @@ export class SqliteEngine implements Engine {
             this.abortBatch(error, job);
             continue;
           }
-          this.settled.push({ ok: false, job, error });
+          this.settled.push({ ok: false, job, error: changeFailure(this.displayUrl, error) });
         }
         if (this.settled.length >= this.maxOps || performance.now() - this.batchStartMs >= this.maxDelayMs) {
           this.commit();
@@ -303,11 +301,8 @@ export class SqliteEngine implements Engine {
     if (this.wdb.inTransaction) this.sql.rollback.run();
     this.state.clients.forgetAll();
     this.inBatch = false;
-    const failure = fsError.EIO(
-      `metadata transaction aborted on ${this.displayUrl}: ${String(cause)}`,
-      cause,
-    );
-    current.reject(cause);
+    const failure = storageFailure('metadata transaction aborted', this.displayUrl, cause);
+    current.reject(changeFailure(this.displayUrl, cause));
     for (const s of this.settled.splice(0)) s.job.reject(failure);
     this.reader.invalidate();
     this.notifyIdle();
@@ -332,7 +327,7 @@ export class SqliteEngine implements Engine {
       if (this.wdb.inTransaction) this.sql.rollback.run();
       this.state.clients.forgetAll();
       this.inBatch = false;
-      const failure = fsError.EIO(`metadata commit failed on ${this.displayUrl}: ${String(error)}`, error);
+      const failure = storageFailure('metadata commit failed', this.displayUrl, error);
       for (const s of settled) s.job.reject(failure);
       this.reader.invalidate();
       this.notifyIdle();
@@ -373,7 +368,7 @@ export class SqliteEngine implements Engine {
         this.dirSynced = true;
       }
     } catch (error) {
-      throw fsError.EIO(`cannot flush the metadata log ${this.path}-wal to disk: ${String(error)}`, error);
+      throw storageFailure(`cannot flush the metadata log ${this.path}-wal to disk`, this.displayUrl, error);
     }
     this.counts.syncs++;
     this.syncedSeq = Math.max(this.syncedSeq, upTo);
