@@ -1,4 +1,5 @@
 import { Errno, ROOT_INO, isFsError, type Ino } from '../common/index.js';
+import type { PageCache } from './page-cache.js';
 
 /** What another client's change made stale here (as the metadata server pushes it). */
 export interface Invalidation {
@@ -16,6 +17,14 @@ export interface KernelCache {
   invalInode(ino: Ino): Promise<void>;
   /** Drops the cached name `name` in directory `parent`. */
   invalEntry(parent: Ino, name: string): Promise<void>;
+}
+
+/** What a FUSE session offers for the kernel cache (FuseSession). */
+export interface NotifyingSession {
+  /** Lookups of `ino` the kernel has not forgotten. */
+  lookupCount(ino: Ino): number;
+  notifyInvalInode(ino: Ino): Promise<void>;
+  notifyInvalEntry(parent: Ino, name: string): Promise<void>;
 }
 
 /** Notifications in flight at once: each one takes a libuv pool thread until the kernel takes it. */
@@ -42,6 +51,18 @@ export class Coherence {
     private readonly kernel: KernelCache,
     private readonly log: (message: string) => void,
   ) {}
+
+  /**
+   * The kernel cache of a FUSE session whose reads push into the page cache: the pushes of an
+   * inode already handed to the kernel land before its pages are dropped, never after.
+   */
+  static kernelCacheOf(session: NotifyingSession, pageCache: PageCache): KernelCache {
+    return {
+      holds: (ino) => ino === ROOT_INO || session.lookupCount(ino) > 0,
+      invalInode: (ino) => pageCache.settle(ino).then(() => session.notifyInvalInode(ino)),
+      invalEntry: (parent, name) => session.notifyInvalEntry(parent, name),
+    };
+  }
 
   apply(invalidation: Invalidation): void {
     const { kernel } = this;

@@ -3,6 +3,7 @@ import type { Ino } from '../common/index.js';
 import type { DataPath } from '../data/index.js';
 import type { AttrReply, CreateReply, OpenReply, RequestContext, SetAttrIn } from '../fuse/index.js';
 import type { MetaApi } from '../meta/api.js';
+import type { Coherence, Invalidation } from './coherence.js';
 import type { PageCacheOption } from './open-files.js';
 import type { VfsOptions } from './options.js';
 import { PUSH_WINDOW_BYTES, type PageCache } from './page-cache.js';
@@ -145,6 +146,18 @@ export class PushingVfs extends Vfs {
     const data = await super.read(ctx, ino, fh, offset, size);
     this.pageCache.afterRead(ino, generation, offset, data.length);
     return data;
+  }
+
+  /**
+   * The server says other mounts changed these inodes. The generations move at once, not when
+   * the queued INVAL_INODE goes: a read from before must not be pushed, and a read after it
+   * (behind a lock the other mount released) must find the new data.
+   */
+  otherMountsChanged(invalidation: Invalidation, kernel: Coherence): void {
+    for (const ino of invalidation.inos) this.pageCache.changed(ino);
+    if (invalidation.all) this.pageCache.changedAll();
+    this.changedElsewhere(invalidation.inos, invalidation.all);
+    kernel.apply(invalidation);
   }
 
   override async forget(ino: Ino): Promise<void> {

@@ -4,7 +4,6 @@ import { mount, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
 import { openObjectStore, type ObjectStore } from '../object/index.js';
 import { Coherence, PageCache, PushingVfs, type Invalidation, type PageCacheStats } from '../vfs/index.js';
-import { ROOT_INO, type Ino } from '../common/index.js';
 
 /** A mounted volume as the CLI sees it. */
 export interface MountedVolume {
@@ -108,30 +107,15 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
     }, TRIM_INTERVAL_MS);
     trimTimer.unref();
     undo.push(() => Promise.resolve(clearInterval(trimTimer)));
-    // Pushes of the old content still on their way must land before the kernel drops its pages.
-    const invalInode = (ino: Ino): Promise<void> =>
-      pageCache.settle(ino).then(() => session.notifyInvalInode(ino));
+    // Pushes of the old content still on their way land before the kernel drops its pages.
+    const kernel = Coherence.kernelCacheOf(session, pageCache);
     vfs.onStaleInode = (ino) => {
       pageCache.changed(ino);
-      invalInode(ino).catch(() => undefined);
+      kernel.invalInode(ino).catch(() => undefined);
     };
     if (options.onInvalidation) {
-      const coherence = new Coherence(
-        {
-          holds: (ino) => ino === ROOT_INO || session.lookupCount(ino) > 0,
-          invalInode,
-          invalEntry: (parent, name) => session.notifyInvalEntry(parent, name),
-        },
-        log,
-      );
-      options.onInvalidation((invalidation) => {
-        // At once, not when the queued notification goes: a read from before must not be pushed,
-        // and a read after it (behind a lock the other mount released) must find the new data.
-        for (const ino of invalidation.inos) pageCache.changed(ino);
-        if (invalidation.all) pageCache.changedAll();
-        vfs.changedElsewhere(invalidation.inos, invalidation.all);
-        coherence.apply(invalidation);
-      });
+      const coherence = new Coherence(kernel, log);
+      options.onInvalidation((invalidation) => vfs.otherMountsChanged(invalidation, coherence));
     }
     let stopping: Promise<void> | null = null;
     const stop = (): Promise<void> => {

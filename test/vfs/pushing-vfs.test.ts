@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,7 +11,7 @@ import { mount, type FuseSession, type RequestContext } from '../../src/fuse/ind
 import { formatVolume, openMetaService, type MetaService } from '../../src/meta/index.js';
 import '../../src/meta/engines/sqlite/register.js';
 import { openObjectStore, type ObjectStore } from '../../src/object/index.js';
-import { PageCache, PushingVfs, Vfs, type VfsOptions } from '../../src/vfs/index.js';
+import { Coherence, PageCache, PushingVfs, Vfs, type VfsOptions } from '../../src/vfs/index.js';
 import { isMounted, run } from '../fuse/mount-helper.js';
 
 /**
@@ -33,6 +34,10 @@ let store: ObjectStore;
 let data: DataPath;
 let writerData: DataPath;
 let session: FuseSession | undefined;
+let vfs: WatchedVfs;
+let pageCache: HeldPageCache;
+let coherence: Coherence;
+const invalidated: Ino[] = [];
 let held: { release: () => void; done: Promise<void> } | null = null;
 let holdNext = false;
 
@@ -99,7 +104,7 @@ before(async () => {
   };
   data = createDataPath(dataOptions);
   writerData = createDataPath(dataOptions);
-  const pageCache = new HeldPageCache(
+  pageCache = new HeldPageCache(
     {
       store: (ino, offsetBytes, bytes) => {
         const send = (): Promise<void> => session!.notifyStore(ino, offsetBytes, bytes);
@@ -114,9 +119,15 @@ before(async () => {
     },
     () => undefined,
   );
-  const vfs = new WatchedVfs(meta, data, options(), pageCache);
+  vfs = new WatchedVfs(meta, data, options(), pageCache);
   await vfs.start();
   session = await mount({ mountpoint, fs: vfs, options: { unmountOnSignals: false } });
+  const kernel = Coherence.kernelCacheOf(session, pageCache);
+  // The mount's wiring (volume/client.ts); told when an INVAL_INODE went out, for the test to wait.
+  coherence = new Coherence(
+    { ...kernel, invalInode: (ino) => kernel.invalInode(ino).then(() => void invalidated.push(ino)) },
+    () => undefined,
+  );
 });
 
 after(async () => {
@@ -187,4 +198,229 @@ test('a push still on its way when a writer opens the file never lands over the 
   ]);
   assert.equal(back.code, 0, back.stderr);
   assert.equal(back.stdout.trim(), sha(content.subarray(2 * WINDOW, 3 * WINDOW)));
+});
+
+/** A file written by another VFS on the same volume: the mount's kernel has none of its pages. */
+async function writtenElsewhere(name: string, content: Buffer): Promise<Ino> {
+  const writer = new Vfs(meta, writerData, options());
+  await writer.start();
+  try {
+    const created = await writer.create(
+      ctx(),
+      ROOT_INO,
+      name,
+      0o100644,
+      constants.O_RDWR | constants.O_CREAT,
+    );
+    await writer.write(ctx(), created.attr.ino, created.fh, 0, content, 0);
+    await writer.release(ctx(), created.attr.ino, created.fh, 0, 1n, false);
+    return created.attr.ino;
+  } finally {
+    await writer.stop();
+  }
+}
+
+/**
+ * A python3 process that keeps one buffered descriptor of `path` open and answers commands on
+ * it: the checks must read through a descriptor opened before the change, because a new open
+ * of a changed file drops the kernel's pages anyway (no FOPEN_KEEP_CACHE) and would hide a push
+ * that landed late.
+ */
+class KeptReader {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: string[] = [];
+  private wake: (() => void) | null = null;
+
+  constructor(path: string) {
+    const script = [
+      'import hashlib, os, sys',
+      'fd = os.open(sys.argv[1], os.O_RDONLY)',
+      'os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)',
+      'for line in sys.stdin:',
+      '    cmd, *args = line.split()',
+      '    if cmd == "size": print(os.fstat(fd).st_size, flush=True)',
+      '    else: print(hashlib.sha256(os.pread(fd, int(args[1]), int(args[0]))).hexdigest(), flush=True)',
+    ].join('\n');
+    this.child = spawn('python3', ['-c', script, path]);
+    this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      this.lines.push(...chunk.split('\n').filter((line) => line !== ''));
+      this.wake?.();
+    });
+    this.child.once('exit', () => this.wake?.());
+  }
+
+  private async ask(command: string): Promise<string> {
+    this.child.stdin.write(`${command}\n`);
+    const deadline = Date.now() + 30_000;
+    while (this.lines.length === 0) {
+      assert.ok(this.child.exitCode === null && Date.now() < deadline, `python3 did not answer "${command}"`);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+    return this.lines.shift()!;
+  }
+
+  /** sha256 of [offset, offset + length) read through the kept descriptor. */
+  read(offset: number, length: number): Promise<string> {
+    return this.ask(`read ${offset} ${length}`);
+  }
+
+  async size(): Promise<number> {
+    return Number(await this.ask('size'));
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+async function python(script: string, ...args: string[]): Promise<void> {
+  const result = await run('python3', ['-c', script, ...args]);
+  assert.equal(result.code, 0, result.stderr);
+}
+
+/**
+ * Reads one page of a fresh file through a kept descriptor and holds the push of its window, runs
+ * `change`, then lets a push that is still held land (as a push the kernel took late would) and
+ * checks through the kept descriptor that the change is what it sees. The mount must have waited
+ * for the push before answering the change; otherwise the push lands over it.
+ */
+async function raceAPushWith(
+  name: string,
+  change: (path: string, ino: Ino) => Promise<void>,
+  expected: (before: Buffer) => Buffer,
+): Promise<void> {
+  const content = randomBytes(4 * WINDOW);
+  const ino = await writtenElsewhere(name, content);
+  const path = join(mountpoint, name);
+  const reader = new KeptReader(path);
+  try {
+    holdNext = true;
+    await reader.read(2 * WINDOW + 3 * PAGE, PAGE);
+    for (let i = 0; held === null; i++) {
+      assert.ok(i < 500, 'the read pushed nothing');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await change(path, ino);
+    await releaseHeld();
+    const after = expected(content);
+    // The read first: a size query would make the kernel ask the mount and learn the truth.
+    const end = Math.min(3 * WINDOW, after.length);
+    assert.equal(
+      await reader.read(2 * WINDOW, WINDOW),
+      sha(after.subarray(2 * WINDOW, end)),
+      'the pushed window',
+    );
+    assert.equal(await reader.size(), after.length, 'the size the kernel knows');
+  } finally {
+    holdNext = false;
+    await releaseHeld();
+    await reader.close();
+  }
+}
+
+test('a push on its way when the file is truncated by path never brings back the cut bytes or size', async () => {
+  const newSize = 2 * WINDOW + 5 * PAGE + 123;
+  await raceAPushWith(
+    'truncated',
+    (path) => python('import os, sys\nos.truncate(sys.argv[1], int(sys.argv[2]))', path, String(newSize)),
+    (before) => before.subarray(0, newSize),
+  );
+});
+
+test('a push on its way when a hole is punched never lands over the hole', async () => {
+  const at = 2 * WINDOW + 2 * PAGE;
+  const length = 6 * PAGE;
+  await raceAPushWith(
+    'punched',
+    async (path) => {
+      const punched = await run('fallocate', ['-p', '-o', String(at), '-l', String(length), path]);
+      assert.equal(punched.code, 0, punched.stderr);
+    },
+    (before) => Buffer.concat([before.subarray(0, at), Buffer.alloc(length), before.subarray(at + length)]),
+  );
+});
+
+test('a push on its way when copy_file_range writes into the file never lands over the copy', async () => {
+  const source = randomBytes(3 * PAGE);
+  await writtenElsewhere('copy-source', source);
+  const at = 2 * WINDOW + PAGE;
+  await raceAPushWith(
+    'copied-into',
+    (path) =>
+      python(
+        'import os, sys\nsrc = os.open(sys.argv[1], os.O_RDONLY)\ndst = os.open(sys.argv[2], os.O_WRONLY)\n' +
+          'assert os.copy_file_range(src, dst, int(sys.argv[3]), 0, int(sys.argv[4])) == int(sys.argv[3])\n' +
+          'os.close(dst)\nos.close(src)',
+        join(mountpoint, 'copy-source'),
+        path,
+        String(source.length),
+        String(at),
+      ),
+    (before) => {
+      const after = Buffer.from(before);
+      source.copy(after, at);
+      return after;
+    },
+  );
+});
+
+test('a push on its way when an O_DIRECT writer writes never lands over the written bytes', async () => {
+  const patch = randomBytes(2 * PAGE);
+  const at = 2 * WINDOW + 4 * PAGE;
+  await raceAPushWith(
+    'direct',
+    (path) =>
+      python(
+        'import mmap, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_DIRECT)\n' +
+          'data = bytes.fromhex(sys.argv[3])\nbuf = mmap.mmap(-1, len(data))\nbuf.write(data)\n' +
+          'assert os.pwrite(fd, buf, int(sys.argv[2])) == len(data)\nos.close(fd)',
+        path,
+        String(at),
+        patch.toString('hex'),
+      ),
+    (before) => {
+      const after = Buffer.from(before);
+      patch.copy(after, at);
+      return after;
+    },
+  );
+});
+
+test('a push on its way when another mount changes the file never lands after the invalidation', async () => {
+  const patch = randomBytes(3 * PAGE);
+  const at = 2 * WINDOW + 5 * PAGE;
+  await raceAPushWith(
+    'changed-elsewhere',
+    async (path, ino) => {
+      // Another mount (a VFS of its own on the volume) writes; the server's invalidation follows.
+      const other = new Vfs(meta, writerData, options());
+      await other.start();
+      try {
+        const opened = await other.open(ctx(), ino, constants.O_RDWR);
+        await other.write(ctx(), ino, opened.fh, at, patch, 0);
+        await other.release(ctx(), ino, opened.fh, 0, 1n, false);
+      } finally {
+        await other.stop();
+      }
+      const before = invalidated.length;
+      vfs.otherMountsChanged({ inos: [ino], entries: [], all: false }, coherence);
+      for (let i = 0; invalidated.length === before; i++) {
+        assert.ok(i < 500, `no INVAL_INODE went out for ${path}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    (before) => {
+      const after = Buffer.from(before);
+      patch.copy(after, at);
+      return after;
+    },
+  );
 });
