@@ -87,7 +87,30 @@ async function fileWrittenByB(name: string, sizeBytes = FILE_BYTES): Promise<Buf
   writeFileSync(source, content);
   const copied = await run('cp', [source, join(mountB, name)]);
   assert.equal(copied.code, 0, copied.stderr);
+  await aCaughtUpWithB();
   return content;
+}
+
+let barrierMode = '644';
+
+/**
+ * Waits until A has handled the server's invalidations for everything B did so far. They reach A
+ * in order but at their own pace; one arriving after A's first read of a file B wrote would
+ * (rightly) drop what A pushed of it and make the test count READs it did not expect. B changes
+ * the mode of a file whose attributes A's kernel caches (300 s): A shows the new mode only once it
+ * has handled that invalidation, and so every one before it.
+ */
+async function aCaughtUpWithB(): Promise<void> {
+  barrierMode = barrierMode === '644' ? '600' : '644';
+  const changed = await run('chmod', [barrierMode, join(mountB, 'barrier')]);
+  assert.equal(changed.code, 0, changed.stderr);
+  const deadline = Date.now() + VISIBLE_WITHIN_MS;
+  for (;;) {
+    const seen = await run('stat', ['-c', '%a', join(mountA, 'barrier')]);
+    if (seen.stdout.trim() === barrierMode) return;
+    if (Date.now() > deadline) assert.fail(`A still shows mode ${seen.stdout.trim()} of B's barrier file`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 function stats(): ReturnType<MountedVolume['pageCacheStats']> {
@@ -122,6 +145,10 @@ before(async () => {
     config,
     log,
   });
+  // A's kernel keeps the barrier file's attributes (see aCaughtUpWithB).
+  const barrier = await run('sh', ['-c', `touch ${mountB}/barrier && chmod 644 ${mountB}/barrier`]);
+  assert.equal(barrier.code, 0, barrier.stderr);
+  await aCaughtUpWithB();
 });
 
 after(async () => {
