@@ -82,6 +82,8 @@ export type ChunkSlicesFn = (chunkIndex: number) => Promise<SliceRef[]>;
 export interface DataPathStats {
   /** limitBytes is the budget minus the GC headroom: what buffers, cache and readahead may hold. */
   memory: { limitBytes: number; usedBytes: number; peakBytes: number; waitingAcquires: number };
+  /** Full-size block buffers kept for reuse after their upload (charged to the budget). */
+  bufferPool: { buffers: number; bytes: number; reused: number };
   memoryCache: { blocks: number; bytes: number; hits: number; misses: number };
   diskCache: {
     enabled: boolean;

@@ -9,6 +9,7 @@ import type {
 } from './api.js';
 import { bodyBytes } from './block-format.js';
 import { MemoryBudget } from './budget.js';
+import { BlockBufferPool } from './buffer-pool.js';
 import { COMPACT_MIN_SLICES, planCompaction, zeroSlice } from './compact.js';
 import { DiskBlockCache } from './disk-cache.js';
 import { BlockFetcher } from './fetcher.js';
@@ -30,6 +31,12 @@ export const DATA_PATH_DEFAULTS = {
   corruptRetries: 3,
 } as const;
 
+/**
+ * Block buffers kept for reuse after their upload: enough for a stream to never allocate while
+ * its uploads keep up, little enough (16 MiB at 4 MiB blocks) to matter nowhere else.
+ */
+const POOLED_BLOCK_BUFFERS = 4;
+
 /** Compaction reads and rewrites a chunk in windows this large, so it never holds a whole chunk. */
 const COMPACTION_WINDOW_BLOCKS = 4;
 
@@ -45,6 +52,7 @@ class StrataDataPath implements DataPath {
   readonly chunkSizeBytes: number;
   private readonly budget: MemoryBudget;
   private readonly memoryCache: MemoryBlockCache;
+  private readonly bufferPool: BlockBufferPool;
   private readonly diskCache: DiskBlockCache | null;
   private readonly fetcher: BlockFetcher;
   private readonly uploader: Uploader;
@@ -95,6 +103,8 @@ class StrataDataPath implements DataPath {
         ? SEALER_THREAD_BYTES
         : 0;
     this.budget = new MemoryBudget(memoryBudgetBytes - gcHeadroomBytes - sealerBytes);
+    // Created first so the budget reclaims pooled (empty) buffers before cached blocks.
+    this.bufferPool = new BlockBufferPool(this.budget, bodyBytes(this.blockSizeBytes), POOLED_BLOCK_BUFFERS);
     this.memoryCache = new MemoryBlockCache(this.budget);
     this.diskCache = options.diskCacheDir
       ? new DiskBlockCache(options.diskCacheDir, options.diskCacheBytes ?? d.diskCacheBytes)
@@ -113,6 +123,7 @@ class StrataDataPath implements DataPath {
       positiveInteger('maxInFlightUploads', options.maxInFlightUploads ?? d.maxInFlightUploads),
       this.sealer,
       (key, data, chargedBytes) => this.memoryCache.insert(key, data, chargedBytes),
+      this.bufferPool,
     );
     // Readahead never takes more than a quarter of the budget, leaving room for writers; a
     // stream's window reaches that only against a slow store (see Reader).
@@ -123,6 +134,7 @@ class StrataDataPath implements DataPath {
     this.reader = new Reader(this.fetcher, this.chunkSizeBytes, this.blockSizeBytes, maxReadaheadBytes);
     this.writerContext = {
       budget: this.budget,
+      pool: this.bufferPool,
       uploader: this.uploader,
       ids: new SliceIdPool(options.allocateSliceIds),
       blockSizeBytes: this.blockSizeBytes,
@@ -213,6 +225,11 @@ class StrataDataPath implements DataPath {
         peakBytes: this.budget.peakBytes,
         waitingAcquires: this.budget.waitingAcquires,
       },
+      bufferPool: {
+        buffers: this.bufferPool.buffers,
+        bytes: this.bufferPool.buffers * this.bufferPool.bufferBytes,
+        reused: this.bufferPool.reused,
+      },
       memoryCache: {
         blocks: this.memoryCache.blocks,
         bytes: this.memoryCache.sizeBytes,
@@ -242,6 +259,7 @@ class StrataDataPath implements DataPath {
     await this.sealer.close();
     await this.diskCache?.drain();
     this.memoryCache.clear();
+    this.bufferPool.clear();
   }
 }
 

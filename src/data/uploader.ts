@@ -2,6 +2,7 @@ import type { SliceId } from '../common/index.js';
 import type { ObjectStore } from '../object/index.js';
 import { bodyBytes } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
+import type { BlockBufferPool } from './buffer-pool.js';
 import { blockKey } from './layout.js';
 import type { BlockSealer } from './sealer.js';
 import { Semaphore } from './semaphore.js';
@@ -57,6 +58,7 @@ export class Uploader {
     maxInFlightUploads: number,
     private readonly sealer: BlockSealer,
     private readonly keep: ((key: string, data: Buffer, chargedBytes: number) => void) | null = null,
+    private readonly pool: BlockBufferPool | null = null,
   ) {
     this.slots = new Semaphore(maxInFlightUploads);
   }
@@ -76,9 +78,11 @@ export class Uploader {
 
   /**
    * Seals `buffer[0, dataLength)` as block `blockIndex` of the slice whose id `sliceId` resolves
-   * to, and puts it. On success the block is handed to `keep` (the memory cache) with its
-   * charge, so reading back what was just written costs no fetch; on failure the charge is
-   * released.
+   * to, and puts it. On success a full-size block buffer goes back to the pool for the next
+   * block (what was just written through a mount is in the kernel's page cache already), or,
+   * when the pool is full or the store cannot promise it is done with the memory, to `keep`
+   * (the memory cache) with its charge, so reading it back costs no fetch; on failure the
+   * charge is released.
    */
   async upload(
     sliceId: Promise<SliceId>,
@@ -91,11 +95,13 @@ export class Uploader {
     // Sealing may move the block's memory to another thread and back: from then on, only
     // `body` (same memory) is valid, never `buffer`.
     let body = buffer;
+    let abandonedBefore: number | undefined;
     try {
       const block = { sliceId: await sliceId, blockIndex, blockLengthBytes: dataLength };
       key = blockKey(block);
       await this.slots.run(async () => {
         body = await this.sealer.seal(buffer, block);
+        abandonedBefore = this.store.abandonedPutAttempts;
         await this.store.put(key, body);
         this.stats.blocks++;
         this.stats.bytes += body.length;
@@ -104,6 +110,18 @@ export class Uploader {
       this.stats.errors++;
       this.budget.release(chargedBytes);
       throw error;
+    }
+    if (
+      this.pool !== null &&
+      abandonedBefore !== undefined &&
+      // A put attempt given up on (by a retry wrapper) may still read this memory: not reusable.
+      this.store.abandonedPutAttempts === abandonedBefore &&
+      chargedBytes === this.pool.bufferBytes &&
+      body.byteOffset === 0 &&
+      body.length === this.pool.bufferBytes &&
+      this.pool.offer(body)
+    ) {
+      return;
     }
     if (!this.keep) {
       this.budget.release(chargedBytes);

@@ -1,6 +1,7 @@
 import { fsError, type Ino, type SliceId, type SliceWrite } from '../common/index.js';
 import { bodyBytes } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
+import type { BlockBufferPool } from './buffer-pool.js';
 import type { FileWriter } from './api.js';
 import type { SliceIdPool, Uploader } from './uploader.js';
 
@@ -37,6 +38,8 @@ interface OpenSlice {
 
 export interface WriterContext {
   budget: MemoryBudget;
+  /** Full-size block buffers to reuse (each with its charge) before allocating new ones. */
+  pool: BlockBufferPool;
   uploader: Uploader;
   ids: SliceIdPool;
   blockSizeBytes: number;
@@ -199,6 +202,13 @@ export class Writer implements FileWriter {
   private ensureCapacity(slice: OpenSlice, neededBytes: number): boolean {
     if (slice.buffer && slice.capacityBytes >= neededBytes) return true;
     const capacity = this.capacityFor(slice, neededBytes);
+    const pooled = bodyBytes(capacity) === this.ctx.pool.bufferBytes ? this.ctx.pool.take() : null;
+    if (pooled !== null) {
+      // Its charge comes with it: the smaller buffer's (if any) goes back.
+      if (slice.chargedBytes > 0) this.ctx.budget.release(slice.chargedBytes);
+      this.useBuffer(slice, pooled, capacity);
+      return true;
+    }
     const delta = bodyBytes(capacity) - slice.chargedBytes;
     if (this.reserveBytes >= delta) {
       this.reserveBytes -= delta;
@@ -207,13 +217,17 @@ export class Writer implements FileWriter {
     } else {
       this.reserveBytes = 0;
     }
-    const grown = Buffer.allocUnsafe(bodyBytes(capacity));
+    this.useBuffer(slice, Buffer.allocUnsafe(bodyBytes(capacity)), capacity);
+    return true;
+  }
+
+  /** Makes `grown` (charged `bodyBytes(capacity)`) the slice's block buffer. */
+  private useBuffer(slice: OpenSlice, grown: Buffer, capacity: number): void {
     if (slice.buffer) slice.buffer.copy(grown, 0, 0, slice.fillBytes);
     else this.ctx.holdsBuffers(this, true);
     slice.buffer = grown;
     slice.capacityBytes = capacity;
     slice.chargedBytes = bodyBytes(capacity);
-    return true;
   }
 
   private sealBlock(slice: OpenSlice): void {

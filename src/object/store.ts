@@ -8,6 +8,13 @@ export interface ObjectStore {
   /** Stores `data` under `key`; resolves only once the object is durable in the store. */
   put(key: string, data: Buffer): Promise<void>;
   /**
+   * How many put attempts this store (or a wrapper inside it) gave up waiting for while they
+   * may still read their `data`; it only grows. A caller may reuse the memory it gave put once
+   * put settled only if this count did not change meanwhile. Undefined: the store cannot say
+   * (e.g. a socket may still send from it), so put's `data` must never be reused.
+   */
+  readonly abandonedPutAttempts?: number;
+  /**
    * Reads `length` bytes at `offset` (the whole object when both are omitted).
    * Fails with ObjectNotFoundError when the key does not exist.
    */

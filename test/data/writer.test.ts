@@ -160,7 +160,7 @@ describe('writer', () => {
     assert.ok(got.equals(want.subarray(0, end)));
   });
 
-  it('keeps uploaded blocks in the memory cache: reading back what was written fetches nothing', async () => {
+  it('keeps uploaded partial blocks in the memory cache; full blocks go back to the pool for the next block', async () => {
     const table = new SliceTable(CHUNK, BLOCK);
     const data = createDataPath({
       store: await fileStore(await dirs.make()),
@@ -175,12 +175,26 @@ describe('writer', () => {
     const want = Buffer.alloc(5 * BLOCK + 10);
     pattern(3 * BLOCK + 100, 3).copy(want);
     pattern(10, 4).copy(want, 5 * BLOCK);
-    assert.ok((await data.read(asIno(8), 0, want.length, table.chunkSlices, table.sizeBytes)).equals(want));
-    const stats = data.stats();
-    assert.equal(stats.fetches.blocks, 0);
-    assert.equal(stats.memoryCache.blocks, 5);
+    let stats = data.stats();
+    assert.equal(stats.memoryCache.blocks, 2, 'the two partial blocks');
     // The 10-byte block sits in a right-sized copy, not in its 64 KiB write buffer.
-    assert.ok(stats.memoryCache.bytes < 5 * BLOCK + 200, `cache holds ${stats.memoryCache.bytes} bytes`);
+    assert.ok(stats.memoryCache.bytes < 2 * BLOCK + 200, `cache holds ${stats.memoryCache.bytes} bytes`);
+    assert.equal(stats.bufferPool.buffers, 3, 'the three full blocks, for reuse');
+    assert.equal(stats.memory.usedBytes, stats.memoryCache.bytes + stats.bufferPool.bytes);
+    assert.ok((await data.read(asIno(8), 0, want.length, table.chunkSlices, table.sizeBytes)).equals(want));
+    assert.equal(data.stats().fetches.blocks, 3, 'only the full blocks are fetched back');
+
+    // The next stream fills the pooled buffers instead of new ones, and its blocks are its own.
+    const next = data.openWriter(asIno(9));
+    const nextTable = new SliceTable(CHUNK, BLOCK);
+    await next.write(0, pattern(2 * BLOCK, 9));
+    nextTable.commit(await next.flush(), 2 * BLOCK);
+    stats = data.stats();
+    assert.equal(stats.bufferPool.reused, 2);
+    const back = await data.read(asIno(9), 0, 2 * BLOCK, nextTable.chunkSlices, nextTable.sizeBytes);
+    assert.ok(back.equals(pattern(2 * BLOCK, 9)));
+    assert.ok((await data.read(asIno(8), 0, want.length, table.chunkSlices, table.sizeBytes)).equals(want));
+    await data.close();
   });
 
   it('copies what it keeps: the caller may reuse its buffer at once', async () => {
@@ -330,8 +344,9 @@ describe('writer', () => {
     await writer.write(0, pattern(BLOCK + 10, 1));
     await writer.abort();
     assert.equal(writer.pendingBytes, 0);
-    // The full first block was uploaded before the abort: only the cache holds it now.
-    assert.equal(data.stats().memory.usedBytes, data.stats().memoryCache.bytes);
+    // The full first block was uploaded before the abort: only the pool (or cache) holds it now.
+    const { memory, memoryCache, bufferPool } = data.stats();
+    assert.equal(memory.usedBytes, memoryCache.bytes + bufferPool.bytes);
     assert.deepEqual(await writer.flush(), []);
   });
 

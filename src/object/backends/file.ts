@@ -178,6 +178,9 @@ export class FileObjectStore implements ObjectStore {
     return { durable: Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined) };
   }
 
+  /** Every write of a put is awaited before it settles: nothing reads `data` after. */
+  readonly abandonedPutAttempts = 0;
+
   async put(key: string, data: Buffer): Promise<void> {
     const target = this.path(key);
     const tmpDir = join(this.root, TMP_DIR);

@@ -67,6 +67,11 @@ export class FaultyObjectStore implements ObjectStore {
     this.random = seededRandom(options.seed ?? 1);
   }
 
+  /** Injected hangs and delays only wait: they never read `data` after put settles. */
+  get abandonedPutAttempts(): number | undefined {
+    return this.inner.abandonedPutAttempts;
+  }
+
   /** The next `count` requests never answer, whatever the rates say. */
   hangNext(count: number): void {
     this.scriptedHangs += count;

@@ -74,6 +74,7 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export class RetryingObjectStore implements ObjectStore {
   readonly description: string;
   readonly stats: RetryStats = { retries: 0, gaveUp: 0 };
+  private abandonedPuts = 0;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -122,11 +123,11 @@ export class RetryingObjectStore implements ObjectStore {
     this.log?.(`object store ${this.description} answers again after ${downMs} ms`);
   }
 
-  private async run<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  private async run<T>(what: string, operation: () => Promise<T>, onAbandon?: () => void): Promise<T> {
     const startMs = this.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.withTimeout(what, operation);
+        const result = await this.withTimeout(what, operation, onAbandon);
         this.noteSuccess();
         return result;
       } catch (error) {
@@ -149,13 +150,14 @@ export class RetryingObjectStore implements ObjectStore {
     }
   }
 
-  private withTimeout<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  private withTimeout<T>(what: string, operation: () => Promise<T>, onAbandon?: () => void): Promise<T> {
     if (this.attemptTimeoutMs <= 0) return operation();
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new TransientStoreError(`${what} got no answer within ${this.attemptTimeoutMs} ms`)),
-        this.attemptTimeoutMs,
-      );
+      const timer = setTimeout(() => {
+        // The attempt goes on without us (nothing cancels it): it may still use its arguments.
+        onAbandon?.();
+        reject(new TransientStoreError(`${what} got no answer within ${this.attemptTimeoutMs} ms`));
+      }, this.attemptTimeoutMs);
       operation().then(
         (value) => {
           clearTimeout(timer);
@@ -169,8 +171,18 @@ export class RetryingObjectStore implements ObjectStore {
     });
   }
 
+  /** Put attempts given up on here, plus the inner store's (ObjectStore.abandonedPutAttempts). */
+  get abandonedPutAttempts(): number | undefined {
+    const inner = this.inner.abandonedPutAttempts;
+    return inner === undefined ? undefined : inner + this.abandonedPuts;
+  }
+
   put(key: string, data: Buffer): Promise<void> {
-    return this.run(`put "${key}"`, () => this.inner.put(key, data));
+    return this.run(
+      `put "${key}"`,
+      () => this.inner.put(key, data),
+      () => this.abandonedPuts++,
+    );
   }
 
   get(key: string, offset?: number, length?: number): Promise<Buffer> {
