@@ -386,6 +386,16 @@ rec('rmdir .', err(lambda: os.rmdir(j('e2') + '/.')))
 rec('rmdir ..', err(lambda: os.rmdir(j('e2') + '/..')))
 rec('mkdir over dangling symlink', err(lambda: (os.symlink('nowhere', j('dang')), os.mkdir(j('dang')))[1]))
 rec('open creat over dangling symlink', err(lambda: (os.close(os.open(j('dang'), os.O_CREAT | os.O_WRONLY, 0o644)), os.path.isfile(j('nowhere')))[1]))
+# a removed directory that is only a working directory: Linux keeps the inode (nlink 0)
+os.mkdir(j('cwd'))
+here = os.open('.', os.O_RDONLY | os.O_DIRECTORY)
+os.chdir(j('cwd'))
+os.rmdir(j('cwd'))
+rec('stat . of removed cwd', err(lambda: os.stat('.').st_nlink))
+rec('listdir . of removed cwd', err(lambda: os.listdir('.')))
+rec('create in removed cwd', err(lambda: open('x', 'w')))
+os.fchdir(here)
+os.close(here)
 deep = d
 depth = 0
 while len(deep) + 256 < 4095:

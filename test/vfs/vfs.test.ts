@@ -362,3 +362,19 @@ test('reopening an unchanged file reuses its slice lists; another mount changing
     meta.readSlices = readSlices;
   }
 });
+
+test('a removed directory the kernel still holds without an open (a working directory) answers getattr with nlink 0 until FORGET', async () => {
+  const dirIno = (await vfs.mkdir(ctx(), ROOT_INO, 'cwd-of-someone', 0o40750)).attr.ino;
+  await vfs.rmdir(ctx(), ROOT_INO, 'cwd-of-someone');
+  await assert.rejects(meta.getattr(dirIno), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+  const kept = (await vfs.getattr(ctx(), dirIno)).attr;
+  assert.equal(kept.nlink, 0);
+  assert.equal(kept.mode, 0o40750 & ~0o022);
+  // Another mount never answered for it: ENOENT there, as before.
+  await assert.rejects(
+    otherVfs.getattr(ctx(), dirIno),
+    (err) => isFsError(err) && err.errno === Errno.ENOENT,
+  );
+  await vfs.forget(dirIno);
+  await assert.rejects(vfs.getattr(ctx(), dirIno), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+});
