@@ -46,7 +46,8 @@ export const PUSH_WINDOW_BYTES = 64 * 1024;
 /**
  * Pushes written at once: each holds a libuv pool thread until the kernel takes it, and the
  * kernel holds it while a READ of the same pages is unanswered. The disk cache and the other
- * notifications need the pool too.
+ * notifications need the pool too (the session lets all notifications together take at most
+ * half of it: NotifyGate in fuse/notify.ts).
  */
 const MAX_PUSHES_IN_FLIGHT = 2;
 /**
