@@ -40,6 +40,8 @@ export interface DataPathOptions {
   maxReadaheadBytes?: number;
   /** Fetch attempts of one block whose checksum does not match before EIO. Default 3. */
   corruptRetries?: number;
+  /** Where the data path reports what a user must act on (a full disk-cache disk). Default: nowhere. */
+  log?: (message: string) => void;
 }
 
 /** Buffers one open file's writes and uploads them as slices. One per open handle. */

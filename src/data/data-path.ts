@@ -107,7 +107,7 @@ class StrataDataPath implements DataPath {
     this.bufferPool = new BlockBufferPool(this.budget, bodyBytes(this.blockSizeBytes), POOLED_BLOCK_BUFFERS);
     this.memoryCache = new MemoryBlockCache(this.budget);
     this.diskCache = options.diskCacheDir
-      ? new DiskBlockCache(options.diskCacheDir, options.diskCacheBytes ?? d.diskCacheBytes)
+      ? new DiskBlockCache(options.diskCacheDir, options.diskCacheBytes ?? d.diskCacheBytes, options.log)
       : null;
     this.fetcher = new BlockFetcher(
       options.store,

@@ -11,6 +11,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { formatBytes } from '../common/index.js';
 
 /** Writes queued beyond this are skipped: the disk cache is best effort, never back-pressure. */
 const MAX_PENDING_WRITES = 8;
@@ -20,6 +21,29 @@ const MAX_PENDING_WRITES = 8;
  * read is one pread instead of open + pread + close; the least recently used is closed beyond.
  */
 const MAX_OPEN_FILES = 256;
+
+/**
+ * After the cache's file system said it is full, the cache holds no more than it held then; this
+ * long after, it tries to grow again (someone may have freed space).
+ */
+const FULL_RETRY_MS = 60_000;
+
+function errnoCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The file system has no room (or the user no quota) for more cache files. */
+function isNoSpace(error: unknown): boolean {
+  const code = errnoCode(error);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** The process is out of descriptors: the cache file is fine, only this read cannot open it. */
+function isOutOfDescriptors(error: unknown): boolean {
+  const code = errnoCode(error);
+  return code === 'EMFILE' || code === 'ENFILE';
+}
 
 interface OpenFile {
   handle: Promise<FileHandle>;
@@ -42,12 +66,18 @@ export class DiskBlockCache {
   private pendingWrites = 0;
   private readonly openFiles = new Map<string, OpenFile>();
   private readonly ready: Promise<void>;
+  /** What the cache held when its file system was found full, until `fullUntilMs`; null: not full. */
+  private fullAtBytes: number | null = null;
+  private fullUntilMs = 0;
+  private fullReported = false;
   hits = 0;
   corrupt = 0;
 
   constructor(
     readonly dir: string,
     readonly capacityBytes: number,
+    /** Told once when the cache's file system fills up (the cache then shrinks, reads go on). */
+    private readonly log: (message: string) => void = () => undefined,
   ) {
     // A cache that cannot start (unwritable dir) must not take the mount down: it stays empty.
     this.ready = this.load().catch((error: unknown) => {
@@ -94,6 +124,19 @@ export class DiskBlockCache {
     await this.evictTo(this.capacityBytes);
   }
 
+  /**
+   * The most the cache may hold now: its capacity, or less while its file system is full (a
+   * cache on a shared disk must not keep every write failing, nor take the last free bytes).
+   */
+  private get limitBytes(): number {
+    if (this.fullAtBytes === null) return this.capacityBytes;
+    if (Date.now() >= this.fullUntilMs) {
+      this.fullAtBytes = null;
+      return this.capacityBytes;
+    }
+    return this.fullAtBytes;
+  }
+
   /** Whether the cache holds the block (as far as its index knows; it may still be loading). */
   has(key: string): boolean {
     return this.index.has(key);
@@ -115,8 +158,8 @@ export class DiskBlockCache {
       const body = await readFile(this.path(key));
       this.noteHit(key, size);
       return body;
-    } catch {
-      this.forget(key);
+    } catch (error) {
+      if (!isOutOfDescriptors(error)) this.forget(key);
       return null;
     }
   }
@@ -142,8 +185,10 @@ export class DiskBlockCache {
       );
       this.noteHit(key, size);
       return parts;
-    } catch {
-      this.forget(key);
+    } catch (error) {
+      // Out of descriptors, the file is still there and still counted: only this read misses.
+      if (isOutOfDescriptors(error)) this.retireFile(key);
+      else this.forget(key);
       return null;
     } finally {
       file.users--;
@@ -181,7 +226,7 @@ export class DiskBlockCache {
    * Unlike put(), never skipped for pending writes: whole-file fetches wait on it instead.
    */
   async store(key: string, body: Buffer): Promise<boolean> {
-    if (this.failed !== null || body.length > this.capacityBytes) return false;
+    if (this.failed !== null || body.length > this.limitBytes) return false;
     if (this.index.has(key)) return true;
     this.pendingWrites++;
     try {
@@ -197,7 +242,7 @@ export class DiskBlockCache {
   /** Stores a verified body in the background; drops it when too many writes are pending. */
   put(key: string, body: Buffer): void {
     if (this.failed !== null || this.index.has(key) || this.pendingWrites >= MAX_PENDING_WRITES) return;
-    if (body.length > this.capacityBytes) return;
+    if (body.length > this.limitBytes) return;
     this.pendingWrites++;
     this.write(key, body)
       .catch(() => undefined)
@@ -206,16 +251,36 @@ export class DiskBlockCache {
 
   private async write(key: string, body: Buffer): Promise<void> {
     await this.ready;
-    await this.evictTo(this.capacityBytes - body.length);
+    await this.evictTo(this.limitBytes - body.length);
     const path = this.path(key);
-    await mkdir(dirname(path), { recursive: true });
     const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, body);
-    await rename(tmp, path);
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(tmp, body);
+      await rename(tmp, path);
+    } catch (error) {
+      // A partial file of a failed write would hold the space until the next restart.
+      await unlink(tmp).catch(() => undefined);
+      if (isNoSpace(error)) this.noteFull(error);
+      throw error;
+    }
     if (!this.index.has(key)) {
       this.index.set(key, body.length);
       this.bytes += body.length;
     }
+  }
+
+  /** The file system is full: keep to what the cache holds now, say so once. */
+  private noteFull(error: unknown): void {
+    this.fullAtBytes = this.bytes;
+    this.fullUntilMs = Date.now() + FULL_RETRY_MS;
+    if (this.fullReported) return;
+    this.fullReported = true;
+    this.log(
+      `disk cache ${this.dir}: its file system is full (${errnoCode(error)}) with ${formatBytes(this.bytes)} ` +
+        `cached of a ${formatBytes(this.capacityBytes)} limit; the cache keeps to what it holds and reads ` +
+        `go on from the object store. Free space there or lower --cache-size (said once)`,
+    );
   }
 
   /** Removes a damaged or unwanted entry. */

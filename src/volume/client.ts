@@ -59,6 +59,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       diskCacheBytes: config.cacheSizeBytes,
       maxInFlightUploads: config.uploadsInFlight,
       allocateSliceIds: (count) => meta.allocateSliceIds(count),
+      log,
     });
     undo.push(() => data.close());
     // Reads push what they verified into the kernel's page cache; the session is known only
