@@ -71,6 +71,28 @@ export class Uploader {
     return this.slots.queued;
   }
 
+  /**
+   * Deletes, in the background, the blocks of slices that will never be committed (their flush
+   * failed, or the writer was aborted). Without it a write that failed on a full disk left the
+   * blocks it did store behind: nothing refers to them, nothing deleted them, and the space they
+   * took was what the user had to free. A failed delete only leaves the garbage there was before.
+   */
+  discard(
+    blocks: ReadonlyArray<{ sliceId: Promise<SliceId>; blockIndex: number; blockLengthBytes: number }>,
+  ): void {
+    if (blocks.length === 0) return;
+    void (async () => {
+      for (const { sliceId, blockIndex, blockLengthBytes } of blocks) {
+        // A slice whose id never came has no objects.
+        const id = await sliceId.catch(() => null);
+        if (id === null) continue;
+        await this.store
+          .delete(blockKey({ sliceId: id, blockIndex, blockLengthBytes }))
+          .catch(() => undefined);
+      }
+    })();
+  }
+
   /** Whether uploads will free memory soon without anyone else's help. */
   get busy(): boolean {
     return this.slots.inUse > 0 || this.slots.queued > 0;

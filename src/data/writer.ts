@@ -1,4 +1,4 @@
-import { fsError, type Ino, type SliceId, type SliceWrite } from '../common/index.js';
+import { Errno, FsError, fsError, type Ino, type SliceId, type SliceWrite } from '../common/index.js';
 import { bodyBytes } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import type { BlockBufferPool } from './buffer-pool.js';
@@ -62,6 +62,8 @@ export class Writer implements FileWriter {
   private readonly open = new Map<number, OpenSlice>();
   private slices: OpenSlice[] = [];
   private readonly uploads = new Set<Promise<void>>();
+  /** Blocks handed to the uploader since the last flush: deleted if that flush fails. */
+  private sealedBlocks: { sliceId: Promise<SliceId>; blockIndex: number; blockLengthBytes: number }[] = [];
   private firstError: unknown = null;
   /** Memory acquired while waiting, not yet turned into a buffer. */
   private reserveBytes = 0;
@@ -105,6 +107,9 @@ export class Writer implements FileWriter {
       );
     }
     return this.serialize(async () => {
+      // The data since the last flush is lost already: say so now, as a full local disk does,
+      // rather than buffer and upload more for nothing. flush() reports it again.
+      if (this.firstError !== null) throw this.uploadFailure(this.firstError);
       try {
         await this.append(offset, data);
       } finally {
@@ -241,6 +246,11 @@ export class Writer implements FileWriter {
       slice.chargedBytes,
     );
     this.uploads.add(upload);
+    this.sealedBlocks.push({
+      sliceId: slice.id,
+      blockIndex: slice.blockIndex,
+      blockLengthBytes: slice.fillBytes,
+    });
     upload.then(
       () => this.uploads.delete(upload),
       (error: unknown) => {
@@ -288,13 +298,11 @@ export class Writer implements FileWriter {
       this.pendingEnd = 0;
       const error = this.firstError;
       this.firstError = null;
+      const sealed = this.sealedBlocks;
+      this.sealedBlocks = [];
       if (error !== null) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw fsError.EIO(
-          `writing inode ${this.ino}: uploading data to ${this.ctx.storeDescription} failed (${reason}); ` +
-            `data written since the last successful fsync/close was not saved`,
-          error,
-        );
+        this.ctx.uploader.discard(sealed);
+        throw this.uploadFailure(error);
       }
       const writes: SliceWrite[] = [];
       for (const slice of slices) {
@@ -319,6 +327,28 @@ export class Writer implements FileWriter {
     });
   }
 
+  /**
+   * What write/flush report after an upload failed: ENOSPC when the store's disk is full (what
+   * programs expect from a full disk, and what tells the user to free space), EIO otherwise.
+   */
+  private uploadFailure(error: unknown): FsError {
+    const reason = error instanceof Error ? error.message : String(error);
+    const code = (error as NodeJS.ErrnoException | null)?.code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new FsError(
+        Errno.ENOSPC,
+        `writing inode ${this.ino}: ${this.ctx.storeDescription} is out of space (${reason}); data written ` +
+          `since the last successful fsync/close was not saved: free space there and write it again`,
+        { cause: error },
+      );
+    }
+    return fsError.EIO(
+      `writing inode ${this.ino}: uploading data to ${this.ctx.storeDescription} failed (${reason}); ` +
+        `data written since the last successful fsync/close was not saved`,
+      error,
+    );
+  }
+
   abort(): Promise<void> {
     return this.serialize(async () => {
       for (const slice of this.open.values()) {
@@ -330,6 +360,8 @@ export class Writer implements FileWriter {
       this.open.clear();
       this.ctx.holdsBuffers(this, false);
       while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+      this.ctx.uploader.discard(this.sealedBlocks);
+      this.sealedBlocks = [];
       this.slices = [];
       this.firstError = null;
       this.pending = 0;
