@@ -1,5 +1,5 @@
 import { write, writev } from 'node:fs';
-import { Errno, FsError, nameByteLength, writeName, type Ino } from '../common/index.js';
+import { Errno, FsError, fsError, nameByteLength, writeName, type Ino } from '../common/index.js';
 import {
   fuse_notify_delete_out,
   fuse_notify_inval_entry_out,
@@ -149,5 +149,33 @@ export class NotifyGate {
   /** Writes started and not yet finished (for tests and status). */
   get writesInFlight(): number {
     return this.inFlight;
+  }
+}
+
+/** Writes one session's notifications: through its gate, and only while the session runs. */
+export class Notifier {
+  readonly gate = new NotifyGate(notifyThreadsFor(libuvPoolThreads()));
+
+  constructor(
+    private readonly fd: number,
+    private readonly running: () => boolean,
+  ) {}
+
+  send(message: Buffer, what: string): Promise<void> {
+    return this.write(what, () => writeNotification(this.fd, message, what));
+  }
+
+  store(ino: Ino, offsetBytes: number, data: Buffer): Promise<void> {
+    const header = storeHeader(ino, offsetBytes, data.length);
+    return this.write(`store ${ino}`, () => writeStoreNotification(this.fd, header, data, `store ${ino}`));
+  }
+
+  private write(what: string, write: () => Promise<void>): Promise<void> {
+    return this.gate.run(() => {
+      // Checked when the write's turn comes: the session may have ended while it waited, and the
+      // number of its closed descriptor may name another file by then.
+      if (!this.running()) throw fsError.ENOTCONN(`notify ${what}: the FUSE session has ended`);
+      return write();
+    });
   }
 }

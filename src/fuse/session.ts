@@ -8,17 +8,7 @@ import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
 import { opTable, type Op } from './ops.js';
 import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
-import {
-  deleteMessage,
-  invalEntryMessage,
-  invalInodeMessage,
-  storeHeader,
-  libuvPoolThreads,
-  NotifyGate,
-  notifyThreadsFor,
-  writeNotification,
-  writeStoreNotification,
-} from './notify.js';
+import { deleteMessage, invalEntryMessage, invalInodeMessage, Notifier } from './notify.js';
 import { Replies } from './replies.js';
 import { FuseRequest, InFlight } from './request.js';
 import {
@@ -203,8 +193,12 @@ export class FuseSession implements RingSink, DevRequestSink {
 
   // ---- notifications (cache coherence), see notify.ts ----
 
-  /** Notifications hold libuv pool threads: never so many that the data path finds none. */
-  readonly notifyGate = new NotifyGate(notifyThreadsFor(libuvPoolThreads()));
+  private notifierCache: Notifier | undefined;
+
+  /** Writes notifications (bounded in the libuv pool) while the session runs. */
+  private get notifier(): Notifier {
+    return (this.notifierCache ??= new Notifier(this.fd, () => this.state !== 'closed'));
+  }
 
   /** Drops cached data of `ino` in [offset, offset+length) (length 0: to the end); offset -1: attributes only. */
   notifyInvalInode(ino: Ino, offsetBytes = 0, lengthBytes = 0): Promise<void> {
@@ -228,15 +222,12 @@ export class FuseSession implements RingSink, DevRequestSink {
    */
   async notifyStore(ino: Ino, offsetBytes: number, data: Buffer): Promise<void> {
     await this.ready;
-    if (this.state === 'closed') throw fsError.ENOTCONN(`notify store ${ino}: the FUSE session has ended`);
-    const header = storeHeader(ino, offsetBytes, data.length);
-    await this.notifyGate.run(() => writeStoreNotification(this.fd, header, data, `store ${ino}`));
+    await this.notifier.store(ino, offsetBytes, data);
   }
 
   private async sendNotify(message: Buffer, what: string): Promise<void> {
     await this.ready;
-    if (this.state === 'closed') throw fsError.ENOTCONN(`notify ${what}: the FUSE session has ended`);
-    await this.notifyGate.run(() => writeNotification(this.fd, message, what));
+    await this.notifier.send(message, what);
   }
 
   // ---- requests (from either transport) ----

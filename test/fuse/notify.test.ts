@@ -1,11 +1,26 @@
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Ino } from '../../src/common/index.js';
 import { type RequestContext } from '../../src/fuse/index.js';
-import { libuvPoolThreads, NotifyGate, notifyThreadsFor } from '../../src/fuse/notify.js';
+import {
+  invalInodeMessage,
+  libuvPoolThreads,
+  Notifier,
+  NotifyGate,
+  notifyThreadsFor,
+} from '../../src/fuse/notify.js';
 import { MemFs } from './memfs.js';
 import { mountInProcess, run, sh } from './mount-helper.js';
 
@@ -76,6 +91,29 @@ test('notifications take at most half the libuv pool', () => {
   assert.equal(libuvPoolThreads({ UV_THREADPOOL_SIZE: '16' }), 16);
   assert.equal(libuvPoolThreads({ UV_THREADPOOL_SIZE: 'x' }), 4);
   assert.deepEqual([1, 2, 4, 5, 16].map(notifyThreadsFor), [1, 1, 2, 2, 8]);
+});
+
+test('a notification still waiting for the gate when the session ends is never written', async () => {
+  // The descriptor here is a plain file: what the closed /dev/fuse descriptor's number may name
+  // once it is reused.
+  const dir = mkdtempSync('/tmp/strata-notify-');
+  const fd = openSync(join(dir, 'reused'), 'w');
+  try {
+    let running = true;
+    const notifier = new Notifier(fd, () => running);
+    let free!: () => void;
+    const busy = new Promise<void>((resolve) => (free = resolve));
+    const holders = Array.from({ length: notifier.gate.maxInFlight }, () => notifier.gate.run(() => busy));
+    const waiting = notifier.send(invalInodeMessage(5 as Ino, 0, 0), 'inval_inode 5');
+    running = false; // the session ends (and closes its descriptor) while the write waits
+    free();
+    await Promise.all(holders);
+    await assert.rejects(waiting, /session has ended/);
+    assert.equal(statSync(join(dir, 'reused')).size, 0);
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /**
