@@ -1,5 +1,7 @@
 // The mounted-volume benchmark: every row on a `strata up` volume (default settings) and on
-// bindfs over a local directory, same run, taking turns; the mount's peak RSS per row.
+// bindfs over a local directory, same run, taking turns; the mount's peak RSS per row and the
+// CPU time each file system's process used for the row (median; the workload's own processes
+// and the kernel's work on their behalf are not in it).
 // Usage: node DIST/bench/volume/bench.js [--scale 1] [--repeats 3] [--only SUBSTRING] [--record]
 //   --record appends the table to the "## Mounted volume" section of bench/RESULTS.md.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -41,15 +43,25 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-function measure(row: Row, target: Target, label: string): { value: number; rssMiB: number } {
+/** User + system CPU time of a process (all its threads) so far, in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+}
+
+function measure(row: Row, target: Target, label: string): { value: number; rssMiB: number; cpuMs: number } {
   const dir = join(target.dir, label);
   mkdirSync(dir);
   try {
     row.setup?.(dir);
     if (row.dropCaches) dropCaches();
     resetPeak(target.pid());
+    const cpuBefore = cpuMs(target.pid());
     const value = row.run(dir);
-    return { value, rssMiB: peakRssMiB(target.pid()) };
+    return { value, rssMiB: peakRssMiB(target.pid()), cpuMs: cpuMs(target.pid()) - cpuBefore };
   } finally {
     cleanDir(dir);
     spawnSync('rmdir', [dir]);
@@ -82,25 +94,29 @@ async function main(): Promise<void> {
       { name: 'bindfs', dir: bindMnt, pid: () => bindPid },
     ];
     const lines = [
-      `| row | unit | strata | bindfs | ratio | strata peak RSS MiB |`,
-      `|---|---|---|---|---|---|`,
+      `| row | unit | strata | bindfs | ratio | strata peak RSS MiB | CPU ms strata / bindfs |`,
+      `|---|---|---|---|---|---|---|`,
     ];
     for (const [index, row] of rows(scale).entries()) {
       if (only !== '' && !row.name.includes(only)) continue;
       const results: Record<string, number[]> = { strata: [], bindfs: [] };
+      const cpu: Record<string, number[]> = { strata: [], bindfs: [] };
       let rss = 0;
       for (let r = 0; r < repeats; r++) {
         // Taking turns, alternating who goes first, so drift on a shared machine hits both.
         const order = r % 2 === 0 ? targets : [...targets].reverse();
         for (const target of order) {
-          const { value, rssMiB } = measure(row, target, `row${index}-${r}`);
+          const { value, rssMiB, cpuMs } = measure(row, target, `row${index}-${r}`);
           results[target.name].push(value);
+          cpu[target.name].push(cpuMs);
           if (target.name === 'strata') rss = Math.max(rss, rssMiB);
         }
       }
       const s = median(results.strata);
       const b = median(results.bindfs);
-      const line = `| ${row.name} | ${row.unit} | ${s.toFixed(0)} | ${b.toFixed(0)} | ${(s / b).toFixed(2)}x | ${rss.toFixed(0)} |`;
+      const line =
+        `| ${row.name} | ${row.unit} | ${s.toFixed(0)} | ${b.toFixed(0)} | ${(s / b).toFixed(2)}x | ${rss.toFixed(0)} ` +
+        `| ${median(cpu.strata).toFixed(0)} / ${median(cpu.bindfs).toFixed(0)} |`;
       lines.push(line);
       console.log(line);
     }
