@@ -121,6 +121,8 @@ export interface SessionInfo {
 
 export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
+/** Leaves a whiteout (a 0:0 character device, mode 0) at the old name, as overlayfs asks of its upper layer. */
+export const RENAME_WHITEOUT = 4;
 
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
@@ -166,7 +168,7 @@ export interface MetaApi {
   link(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr>;
   unlink(caller: Caller, parent: Ino, name: string): Promise<void>;
   rmdir(caller: Caller, parent: Ino, name: string): Promise<void>;
-  /** flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE. */
+  /** flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (with or without NOREPLACE). */
   rename(
     caller: Caller,
     parent: Ino,

@@ -1,7 +1,7 @@
 import { Errno, FsError, fsError, nameByteLength, type Ino } from '../common/index.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE } from './api.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './api.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, inheritDefaultAcl } from './acl.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, newInodeRow } from './attrs.js';
+import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, newInodeRow } from './attrs.js';
 import { dropAllChunks } from './chunks.js';
 import type { InodeRow } from './engine.js';
 import type { OpContext } from './op-context.js';
@@ -234,12 +234,18 @@ export async function rename(
   newParent: Ino,
   newName: string,
   flags: number,
+  whiteoutIno?: Ino,
 ): Promise<void> {
   if (
-    (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0 ||
-    flags === (RENAME_NOREPLACE | RENAME_EXCHANGE)
+    (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) !== 0 ||
+    (flags & RENAME_EXCHANGE && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)) !== 0
   ) {
-    throw fsError.EINVAL(`rename flags ${flags} are not supported (0, RENAME_NOREPLACE or RENAME_EXCHANGE)`);
+    throw fsError.EINVAL(
+      `rename flags ${flags} are not supported (0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT, or RENAME_WHITEOUT|RENAME_NOREPLACE)`,
+    );
+  }
+  if (flags & RENAME_WHITEOUT && whiteoutIno === undefined) {
+    throw fsError.EINVAL('RENAME_WHITEOUT needs an inode number for the whiteout');
   }
   for (const n of [name, newName]) {
     if (n === '.' || n === '..') throw new FsError(Errno.EBUSY, `cannot rename "${n}"`);
@@ -312,7 +318,27 @@ export async function rename(
   await ctx.tx.deleteDentry(parent, name);
   await ctx.tx.putDentry(newParent, newName, src.ino, src.mode & S_IFMT);
   if (srcIsDir) reparent(ctx, src, srcDir, dstDir);
+  if (whiteoutIno !== undefined) await addWhiteout(ctx, srcDir, name, whiteoutIno);
   ctx.touchCtime(src);
   ctx.touchDir(srcDir);
   ctx.touchDir(dstDir);
+}
+
+/**
+ * The whiteout RENAME_WHITEOUT leaves at the old name, in the same transaction: a character
+ * device 0:0 with mode 0 owned by the caller (group by the set-group-id rule), which
+ * overlayfs reads as "deleted in the upper layer". Linux creates it without umask or ACLs.
+ */
+async function addWhiteout(ctx: OpContext, dir: InodeRow, name: string, ino: Ino): Promise<void> {
+  const gid = dir.mode & S_ISGID ? dir.gid : ctx.caller.gid;
+  const row = newInodeRow(ino, S_IFCHR, ctx.caller.uid, gid, ctx.now, {
+    nlink: 1,
+    rdev: 0,
+    parent: 0 as Ino,
+    target: null,
+    sizeBytes: 0,
+  });
+  ctx.add(row);
+  await ctx.tx.putDentry(dir.ino, name, ino, S_IFCHR);
+  await ctx.tx.addCounter(COUNTER_INODES, 1);
 }

@@ -1,13 +1,14 @@
 import { fsError, nameByteLength, type Ino } from '../common/index.js';
-import type {
-  AsOf,
-  Caller,
-  DirEntry,
-  InodeAttr,
-  MetaApi,
-  SetAttrChanges,
-  StatFsInfo,
-  VolumeSettings,
+import {
+  RENAME_WHITEOUT,
+  type AsOf,
+  type Caller,
+  type DirEntry,
+  type InodeAttr,
+  type MetaApi,
+  type SetAttrChanges,
+  type StatFsInfo,
+  type VolumeSettings,
 } from './api.js';
 import { ACL_ACCESS_XATTR } from './acl.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isLnk, toAttr } from './attrs.js';
@@ -218,8 +219,10 @@ export class MetaService extends MetaServiceContents implements MetaApi {
     newName: string,
     flags: number,
   ): Promise<void> {
+    // A whiteout is a new inode: its number is taken outside the transaction, as for mknod.
+    const whiteoutIno = flags & RENAME_WHITEOUT ? (this.takeIno() ?? (await this.allocIno())) : undefined;
     await this.change(caller, (ctx) =>
-      ns.rename(ctx, this.settings, parent, name, newParent, newName, flags),
+      ns.rename(ctx, this.settings, parent, name, newParent, newName, flags, whiteoutIno),
     );
   }
 

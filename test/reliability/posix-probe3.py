@@ -32,7 +32,7 @@ def cerr(r):
 
 
 AT_FDCWD = -100
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 
@@ -113,6 +113,15 @@ rec('exchange dirs nlink before', (nl(j('q1')), nl(j('q2')), nl(j('q1/x')), nl(j
 rec('exchange dir with dir', renameat2(j('q1/x'), j('q2/y'), RENAME_EXCHANGE))
 rec('exchange dirs nlink after', (nl(j('q1')), nl(j('q2')), nl(j('q1/x')), nl(j('q2/y'))))
 rec('.. after dir exchange', (os.stat(j('q1/x/..')).st_ino == os.stat(j('q1')).st_ino, os.path.isdir(j('q1/x/z'))))
+# RENAME_WHITEOUT (overlayfs's upper layer): a 0:0 character device of mode 0 at the old name
+open(j('wo'), 'w').close()
+rec('whiteout rename', renameat2(j('wo'), j('wo2'), RENAME_WHITEOUT))
+st = os.lstat(j('wo'))
+rec('whiteout left', (oct(st.st_mode), st.st_rdev, st.st_nlink, os.path.isfile(j('wo2'))))
+rec('whiteout noreplace onto existing', renameat2(j('wo2'), j('wo'), RENAME_WHITEOUT | RENAME_NOREPLACE))
+rec('whiteout with exchange', renameat2(j('wo2'), j('wo'), RENAME_WHITEOUT | RENAME_EXCHANGE))
+rec('whiteout over whiteout', renameat2(j('wo2'), j('wo'), RENAME_WHITEOUT))
+rec('whiteout after', (oct(os.lstat(j('wo')).st_mode), oct(os.lstat(j('wo2')).st_mode)))
 # rename over a hard link: link count of the victim drops
 open(j('v'), 'w').close()
 os.link(j('v'), j('v2'))

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../../src/meta/index.js';
-import { ROOT, dir, file, names, rejectsWith, root, withVolume, type EngineFixture } from './fixture.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../../../src/meta/index.js';
+import {
+  ROOT,
+  dir,
+  file,
+  names,
+  rejectsWith,
+  root,
+  user,
+  withVolume,
+  type EngineFixture,
+} from './fixture.js';
 
 export function renameTests(fx: EngineFixture): void {
   describe(`${fx.name}: rename`, () => {
@@ -129,6 +139,49 @@ export function renameTests(fx: EngineFixture): void {
         assert.equal((await svc.getattr(f.ino)).ctime.sec, t);
         assert.equal((await svc.getattr(p1.ino)).mtime.sec, t);
         assert.equal((await svc.getattr(p2.ino)).mtime.sec, t);
+      }));
+
+    it('RENAME_WHITEOUT moves the entry and leaves a 0:0 character device of mode 0 at the old name (overlayfs)', () =>
+      withVolume(fx, async ({ svc }) => {
+        const sgid = await dir(svc, ROOT, 'sgid', root, 0o777);
+        await svc.setattr(root, sgid.ino, { mode: 0o2777, gid: 50 });
+        const dst = await dir(svc, ROOT, 'dst', root, 0o777);
+        const carol = user(1002, 1002);
+        const a = await file(svc, sgid.ino, 'a', carol);
+        await file(svc, dst.ino, 'victim', carol);
+        await svc.rename(carol, sgid.ino, 'a', dst.ino, 'victim', RENAME_WHITEOUT);
+        assert.equal((await svc.lookup(root, dst.ino, 'victim')).ino, a.ino);
+        const whiteout = await svc.lookup(root, sgid.ino, 'a');
+        assert.notEqual(whiteout.ino, a.ino);
+        assert.deepEqual(
+          [whiteout.mode, whiteout.rdev, whiteout.nlink, whiteout.uid, whiteout.gid],
+          [0o20000, 0, 1, 1002, 50],
+        );
+        // victim replaced (-1), whiteout added (+1): root, sgid, dst, a, whiteout.
+        assert.equal((await svc.statfs()).inodesUsed, 5);
+        // With NOREPLACE it refuses an existing target and leaves no whiteout behind.
+        await file(svc, ROOT, 'b');
+        await file(svc, ROOT, 'c');
+        await rejectsWith(
+          svc.rename(root, ROOT, 'b', ROOT, 'c', RENAME_WHITEOUT | RENAME_NOREPLACE),
+          'EEXIST',
+        );
+        assert.equal((await svc.lookup(root, ROOT, 'b')).mode & 0o170000, 0o100000);
+        await svc.rename(root, ROOT, 'b', ROOT, 'd', RENAME_WHITEOUT | RENAME_NOREPLACE);
+        assert.deepEqual(await names(svc, ROOT), ['b', 'c', 'd', 'dst', 'sgid']);
+        assert.equal((await svc.lookup(root, ROOT, 'b')).mode, 0o20000);
+        // A directory moves too; the whiteout takes its old name and the parents' links follow.
+        const moved = await dir(svc, sgid.ino, 'sub');
+        assert.equal((await svc.getattr(sgid.ino)).nlink, 3);
+        await svc.rename(root, sgid.ino, 'sub', dst.ino, 'sub', RENAME_WHITEOUT);
+        assert.equal((await svc.lookup(root, dst.ino, 'sub')).ino, moved.ino);
+        assert.equal((await svc.getattr(sgid.ino)).nlink, 2);
+        assert.equal((await svc.getattr(dst.ino)).nlink, 3);
+        assert.equal((await svc.lookup(root, sgid.ino, 'sub')).mode, 0o20000);
+        await rejectsWith(
+          svc.rename(root, ROOT, 'c', ROOT, 'd', RENAME_WHITEOUT | RENAME_EXCHANGE),
+          'EINVAL',
+        );
       }));
   });
 }
