@@ -12,6 +12,8 @@
 //   writeFrom(fd, buffer, length)            // write(2) of buffer[0, length): bytes written, or -errno
 //   writeTwo(fd, header, data)               // writev(2) of two buffers (a reply header and its data)
 //   trimMemory()                             // malloc_trim(0): give freed heap memory back to the system
+//   retireFd(fd)                             // dup3 /dev/null onto fd: drops what it named, keeps the number taken
+#define _GNU_SOURCE // dup3
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -245,6 +247,35 @@ static napi_value trim_memory(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// Points `fd` at /dev/null in one step (dup3), dropping its reference to the file it named
+// (for /dev/fuse, as close would: the kernel aborts the connection once no reference is left).
+// Closing instead would free the number while writes the libuv pool has queued on it but not
+// started could still run: they would land in whatever file opens next under that number.
+// The owner closes `fd` once those writes are done; until then they go to /dev/null.
+static napi_value retire_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "fdpoll.retireFd(fd): expected an fd");
+    return NULL;
+  }
+  int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd < 0) {
+    napi_throw_error(env, "EIO", strerror(errno));
+    return NULL;
+  }
+  int rc = null_fd == fd ? 0 : dup3(null_fd, fd, O_CLOEXEC);
+  int saved = errno;
+  if (null_fd != fd) close(null_fd);
+  if (rc < 0) {
+    napi_throw_error(env, "EBADF", strerror(saved));
+    return NULL;
+  }
+  return NULL;
+}
+
 napi_value furing_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -258,8 +289,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"writeFrom", NULL, write_from, NULL, NULL, NULL, napi_default, NULL},
       {"writeTwo", NULL, write_two, NULL, NULL, NULL, napi_default, NULL},
       {"trimMemory", NULL, trim_memory, NULL, NULL, NULL, napi_default, NULL},
+      {"retireFd", NULL, retire_fd, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 9, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 10, props) != napi_ok) return NULL;
   return furing_init(env, exports);
 }
 

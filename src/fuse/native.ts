@@ -21,6 +21,8 @@ export interface FdPoll {
   writeTwo(fd: number, header: Buffer, data: Buffer): number;
   /** malloc_trim(0): true when memory went back to the system. Missing from builds before it. */
   trimMemory?(): boolean;
+  /** dup3 of /dev/null onto `fd`: what it named is released, the number stays taken. Missing from builds before it. */
+  retireFd?(fd: number): void;
 }
 
 declare const watcherBrand: unique symbol;

@@ -1,4 +1,4 @@
-import { write, writev } from 'node:fs';
+import { closeSync, write, writev } from 'node:fs';
 import { Errno, FsError, fsError, nameByteLength, writeName, type Ino } from '../common/index.js';
 import {
   fuse_notify_delete_out,
@@ -8,6 +8,7 @@ import {
   NotifyCode,
 } from './abi.js';
 import { writeS64, writeU64 } from './codec.js';
+import { tryLoadFdPoll } from './native.js';
 
 // Notifications: messages we send to the kernel unasked, to keep its caches coherent
 // with changes made elsewhere (other clients). An out header with unique 0 and the
@@ -130,6 +131,7 @@ export function notifyThreadsFor(poolThreads: number): number {
 export class NotifyGate {
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(readonly maxInFlight: number) {}
 
@@ -142,13 +144,19 @@ export class NotifyGate {
     } finally {
       const next = this.waiting.shift();
       if (next !== undefined) next();
-      else this.inFlight--;
+      else if (--this.inFlight === 0) for (const idle of this.idleWaiters.splice(0)) idle();
     }
   }
 
   /** Writes started and not yet finished (for tests and status). */
   get writesInFlight(): number {
     return this.inFlight;
+  }
+
+  /** Resolves once no write is in flight (later ones may start: the owner stops them first). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 }
 
@@ -177,5 +185,34 @@ export class Notifier {
       if (!this.running()) throw fsError.ENOTCONN(`notify ${what}: the FUSE session has ended`);
       return write();
     });
+  }
+}
+
+/**
+ * Closes a session's /dev/fuse descriptor. Notification writes handed to the libuv pool may
+ * not have started yet, and closing the number outright would let them land in whatever file
+ * opens next under it (an object being written, a cache file). So while any is in flight the
+ * descriptor is first pointed at /dev/null, which releases the device at once as close would,
+ * and closed once they are done.
+ */
+export function closeDevice(fd: number, notifier: Notifier | undefined): void {
+  const retire = tryLoadFdPoll()?.retireFd;
+  if (notifier !== undefined && notifier.gate.writesInFlight > 0 && retire !== undefined) {
+    try {
+      retire(fd);
+      void notifier.gate.idle().then(() => closeQuietly(fd));
+      return;
+    } catch {
+      // the descriptor is gone already: nothing to keep
+    }
+  }
+  closeQuietly(fd);
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed: nothing left to release
   }
 }

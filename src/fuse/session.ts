@@ -1,4 +1,3 @@
-import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
 import { fuse_in_header, Opcode } from './abi.js';
@@ -8,7 +7,7 @@ import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
 import { opTable, type Op } from './ops.js';
 import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
-import { deleteMessage, invalEntryMessage, invalInodeMessage, Notifier } from './notify.js';
+import { closeDevice, deleteMessage, invalEntryMessage, invalInodeMessage, Notifier } from './notify.js';
 import { Replies } from './replies.js';
 import { FuseRequest, InFlight } from './request.js';
 import {
@@ -476,11 +475,7 @@ export class FuseSession implements RingSink, DevRequestSink {
     // The ring first: its pending commands hold the device file open, so the connection
     // aborts (callers get ENOTCONN) only once both are closed.
     this.ring?.close();
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed: nothing left to release
-    }
+    closeDevice(this.fd, this.notifierCache);
     this.rejectReady(new Error('the FUSE session ended before INIT completed'));
     this.destroyFs()
       .catch((destroyError: unknown) => this.log.error(`fuse: destroy failed: ${String(destroyError)}`))

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import {
   closeSync,
+  constants,
   existsSync,
   mkdtempSync,
   openSync,
   readFileSync,
+  readlinkSync,
+  readSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -15,6 +18,7 @@ import { test } from 'node:test';
 import { type Ino } from '../../src/common/index.js';
 import { type RequestContext } from '../../src/fuse/index.js';
 import {
+  closeDevice,
   invalInodeMessage,
   libuvPoolThreads,
   Notifier,
@@ -177,5 +181,45 @@ test('notifications stuck behind a READ leave the pool to that READ, which is an
   } finally {
     if (stuck) await abortConnection(mnt).catch(() => undefined);
     await mounted.cleanup();
+  }
+});
+
+test('the device closed while a notification write is in flight keeps its number on /dev/null until the write is done', async () => {
+  const dir = mkdtempSync('/tmp/strata-notify-close-');
+  const fifo = join(dir, 'fifo');
+  let reader: number | undefined;
+  try {
+    await run('mkfifo', [fifo]);
+    reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    // A blocking write end: a write larger than the pipe holds waits in a pool thread, as a
+    // NOTIFY_STORE waits for a page lock.
+    const device = openSync(fifo, constants.O_WRONLY);
+    let running = true;
+    const notifier = new Notifier(device, () => running);
+    const pending = notifier.send(Buffer.alloc(1024 * 1024, 7), 'test write');
+    await delay(50);
+    assert.equal(notifier.gate.writesInFlight, 1);
+    running = false;
+    closeDevice(device, notifier);
+    assert.equal(
+      readlinkSync(`/proc/self/fd/${device}`),
+      '/dev/null',
+      'the number stays taken, on /dev/null',
+    );
+    const chunk = Buffer.alloc(64 * 1024);
+    let drained = 0;
+    while (drained < 1024 * 1024) {
+      try {
+        drained += readSync(reader, chunk);
+      } catch {
+        await delay(1);
+      }
+    }
+    await pending;
+    await delay(10);
+    assert.throws(() => readlinkSync(`/proc/self/fd/${device}`), 'closed once the write was done');
+  } finally {
+    if (reader !== undefined) closeSync(reader);
+    rmSync(dir, { recursive: true, force: true });
   }
 });
