@@ -238,3 +238,21 @@ test('overlayfs with its upper layer on the mount: copy-up, whiteouts, opaque di
   // The upper layer on StrataFS holds a whiteout for the removed lower file.
   assert.equal(sh(`stat -c '%F %t:%T' ${mnt}/ovl/upper/lf`).trim(), 'character special file 0:0');
 });
+
+test('default ACLs are inherited by create, mkdir, mknod, mkfifo, O_TMPFILE and install as on ext4 (getfacl dumps)', () => {
+  const script = (dir: string): string =>
+    sh(`mkdir ${dir} && cd ${dir} && umask 027
+      setfacl -d -m u:65534:rwx,g:100:r-x,m::rwx,o::r-- . && setfacl -m u:65534:rx .
+      touch f && mkdir d && mkfifo p && ln -s f s && mknod c c 1 3
+      python3 -c "
+import os, ctypes
+fd = os.open('.', os.O_TMPFILE | os.O_RDWR, 0o640)
+ctypes.CDLL(None).linkat(-100, f'/proc/self/fd/{fd}'.encode(), -100, b't', 0x400)
+os.mkdir('m', 0o700); os.close(os.open('o', os.O_CREAT | os.O_WRONLY, 0o600))"
+      mkdir -p d/sub/subsub && touch d/sub/x && cp -p f fcopy && install -m 644 f inst
+      for n in $(find . | LC_ALL=C sort); do getfacl -n -p "$n" | grep -v '^# owner'; stat -c '%n %a' "$n"; done
+      chmod 750 d && getfacl -n -p d && setfacl -k d && getfacl -n -p d && setfacl -b f && getfacl -n -p f`);
+  const expected = script(`${local}/acl`);
+  assert.match(expected, /# file: \.\/d\/sub\/subsub\n# group: 0\nuser::rwx\nuser:65534:rwx\n/);
+  assert.equal(script(`${mnt}/acl`), expected);
+});
