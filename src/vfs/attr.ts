@@ -1,3 +1,4 @@
+import { fsError } from '../common/index.js';
 import type { FuseAttr } from '../fuse/index.js';
 import type { InodeAttr, Timespec } from '../meta/api.js';
 
@@ -77,4 +78,15 @@ export function changeTimeAfter(current: Timespec, candidate: Timespec): Timespe
   return nsec >= 1_000_000_000
     ? { sec: current.sec + 1, nsec: nsec - 1_000_000_000 }
     : { sec: current.sec, nsec };
+}
+
+/**
+ * Fails with EFBIG when a file would reach past `endBytes` > 2^53 - 1, the largest size the
+ * metadata service keeps (sizes are JavaScript numbers). Checked here, before the call:
+ * over RPC such an argument is refused as malformed (EINVAL), where Linux says EFBIG.
+ */
+export function requireFileEnd(endBytes: number, what: string): void {
+  if (endBytes > Number.MAX_SAFE_INTEGER) {
+    throw fsError.EFBIG(`${what} reaches byte ${endBytes}, past the largest file size (2^53 - 1 bytes)`);
+  }
 }

@@ -8,7 +8,7 @@ import {
   type RequestContext,
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, LockOwner } from '../meta/api.js';
-import { contentVersion, isRegular } from './attr.js';
+import { contentVersion, isRegular, requireFileEnd } from './attr.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { OpenFile } from './open-files.js';
 import { seekOpenFile } from './seek.js';
@@ -403,6 +403,7 @@ export abstract class VfsHandles extends VfsSession {
   ): Promise<void> {
     const handle = this.handle(fh, ino);
     const caller = this.callers.of(ctx);
+    requireFileEnd(offset + length, 'fallocate');
     await handle.file.flush(caller);
     const attr = await this.meta.fallocate(caller, ino, mode, offset, length);
     this.openFiles.invalidate(ino);
@@ -426,6 +427,7 @@ export abstract class VfsHandles extends VfsSession {
     const caller: Caller = this.callers.of(ctx);
     const source = this.handle(fhIn, inoIn);
     const target = this.handle(fhOut, inoOut);
+    requireFileEnd(offsetOut + length, 'copy_file_range');
     // Reference copies see only committed slices: land both files' pending writes first.
     await source.file.flush(caller);
     await target.file.flush(caller);

@@ -14,6 +14,7 @@ import {
 import type { Caller, InodeAttr, SetAttrChanges } from '../meta/api.js';
 import { RENAME_EXCHANGE } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, isMinimalAcl, modeBitsOfAcl } from './acl-mode.js';
+import { requireFileEnd } from './attr.js';
 import { foreignChownRefusal } from './foreign-chown.js';
 import { VfsHandles } from './vfs-handles.js';
 
@@ -72,7 +73,10 @@ export class Vfs extends VfsHandles implements FileSystem {
     if (changes.mtime !== undefined) metaChanges.mtime = changes.mtime;
     if (changes.ctime !== undefined) metaChanges.ctime = changes.ctime;
     if (changes.killSuidgid) metaChanges.killSuid = true;
-    if (changes.sizeBytes !== undefined) metaChanges.sizeBytes = changes.sizeBytes;
+    if (changes.sizeBytes !== undefined) {
+      requireFileEnd(changes.sizeBytes, 'truncate');
+      metaChanges.sizeBytes = changes.sizeBytes;
+    }
     let setting: Promise<InodeAttr> | undefined;
     const set = (): Promise<InodeAttr> => (setting = this.meta.setattr(caller, ino, metaChanges));
     if (changes.sizeBytes !== undefined || changes.mtime !== undefined) {
