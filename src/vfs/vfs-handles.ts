@@ -44,6 +44,8 @@ export abstract class VfsHandles extends VfsSession {
    * its open file, whose last close the kernel reports only as that handle's release.
    */
   private readonly lockOwnersByIno = new Map<Ino, Map<bigint, Set<number>>>();
+  /** Lock drops of releases still running, per inode (see noteLockRelease). */
+  private readonly lockReleases = new Map<Ino, Promise<unknown>>();
   /** Handles holding a flock lock (flock locks belong to the open file: one handle). */
   private readonly flockHandles = new Set<number>();
   private nextFh = 1;
@@ -298,21 +300,13 @@ export abstract class VfsHandles extends VfsSession {
     isFlockRelease: boolean,
   ): Promise<void> {
     const handle = this.handle(fh, ino);
+    const owners = this.lockOwnersOf(ino, fh);
+    const dropping = this.dropLocksAtRelease(ctx, handle, fh, lockOwner, isFlockRelease, owners);
+    // Registered before the first await: a lock call the kernel queued after this RELEASE
+    // is handled after it (see awaitLockReleases).
+    if (isFlockRelease || owners.length > 0) this.noteLockRelease(ino, dropping);
     try {
-      await handle.file.flush(this.callers.of(ctx));
-      if (isFlockRelease) {
-        this.flockHandles.delete(fh);
-        await this.meta.setlk(
-          ino,
-          this.lockOwner(lockOwner),
-          { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
-          true,
-        );
-      }
-      for (const owner of this.lockOwnersOf(ino, fh)) {
-        this.forgetLockOwner(ino, owner);
-        await this.unlockAll(ino, owner, ctx.pid);
-      }
+      await dropping;
     } finally {
       this.handles.delete(fh);
       if (this.openFiles.release(handle.file) && handle.file.registered) {
@@ -324,6 +318,50 @@ export abstract class VfsHandles extends VfsSession {
         });
       }
     }
+  }
+
+  /** Flushes the handle's writes, then drops the flock and OFD locks its last close ends. */
+  private async dropLocksAtRelease(
+    ctx: RequestContext,
+    handle: Handle,
+    fh: number,
+    lockOwner: bigint,
+    isFlockRelease: boolean,
+    owners: bigint[],
+  ): Promise<void> {
+    await handle.file.flush(this.callers.of(ctx));
+    if (isFlockRelease) {
+      this.flockHandles.delete(fh);
+      await this.meta.setlk(
+        handle.ino,
+        this.lockOwner(lockOwner),
+        { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
+        true,
+      );
+    }
+    for (const owner of owners) {
+      this.forgetLockOwner(handle.ino, owner);
+      await this.unlockAll(handle.ino, owner, ctx.pid);
+    }
+  }
+
+  /**
+   * The kernel sends RELEASE in the background: close(2) returns before this mount has dropped
+   * the OFD and flock locks of the last descriptor, while Linux drops them inside close. So a
+   * GETLK or SETLK right after such a close (flock -n as the previous holder exits) found the
+   * lock still held. Lock calls on the inode wait for the drops of releases read before them.
+   */
+  private noteLockRelease(ino: Ino, dropping: Promise<void>): void {
+    const all = Promise.allSettled([this.lockReleases.get(ino), dropping]);
+    this.lockReleases.set(ino, all);
+    void all.then(() => {
+      if (this.lockReleases.get(ino) === all) this.lockReleases.delete(ino);
+    });
+  }
+
+  private async awaitLockReleases(ino: Ino): Promise<void> {
+    const pending = this.lockReleases.get(ino);
+    if (pending !== undefined) await pending;
   }
 
   async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
@@ -351,6 +389,7 @@ export abstract class VfsHandles extends VfsSession {
     lock: FileLock,
   ): Promise<FileLock> {
     const range = toLockRange(lock);
+    await this.awaitLockReleases(ino);
     return fromLockRange(
       await this.withSession((sessionId) =>
         this.meta.getlk(ino, this.lockOwner(lockOwner, sessionId), range),
@@ -371,6 +410,7 @@ export abstract class VfsHandles extends VfsSession {
     // An unknown handle fails with EBADF; one whose locks were lost takes none (unlocks are fine).
     if (range.type === 'unlock') this.handle(fh, ino);
     else this.lockedHandle(fh, ino);
+    await this.awaitLockReleases(ino);
     await this.withSession(async (sessionId) => {
       const owner = this.lockOwner(lockOwner, sessionId);
       if (sleep && range.type !== 'unlock') {
