@@ -104,7 +104,15 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
     // (docs/data-path.md): give that back whenever the process holds clearly more than the
     // budget accounts for. A trim that returns 200 MiB takes ~15 ms of this thread.
     const trimTimer = setInterval(() => {
-      if (process.memoryUsage.rss() > config.memoryBytes + TRIM_ABOVE_BUDGET_BYTES) releaseFreedMemory();
+      // rss() reads /proc/self/stat: with no descriptor left it throws EMFILE, and a throw from a
+      // timer ends the process, leaving a dead mount. Skip this round instead.
+      let rssBytes: number;
+      try {
+        rssBytes = process.memoryUsage.rss();
+      } catch {
+        return;
+      }
+      if (rssBytes > config.memoryBytes + TRIM_ABOVE_BUDGET_BYTES) releaseFreedMemory();
     }, TRIM_INTERVAL_MS);
     trimTimer.unref();
     undo.push(() => Promise.resolve(clearInterval(trimTimer)));
