@@ -2,7 +2,7 @@
 // (transferred, not copied), writes the checksum trailer into it and hands it back.
 import { parentPort } from 'node:worker_threads';
 import { sealBlock } from './block-format.js';
-import type { SealReply, SealRequest } from './sealer.js';
+import type { SealReady, SealReply, SealRequest } from './sealer.js';
 
 const port = parentPort;
 if (port === null) throw new Error('seal-worker.js runs as a worker thread of the data path');
@@ -16,3 +16,5 @@ port.on('message', (request: SealRequest) => {
   }
   port.postMessage(reply, [request.memory]);
 });
+// Loaded and listening: only now may blocks' memory come here (sealer.ts, `starting`).
+port.postMessage({ ready: true } satisfies SealReady);

@@ -15,6 +15,11 @@ export interface SealReply {
   error?: string;
 }
 
+/** The worker's first message: its module loaded (the 'online' event comes before that). */
+export interface SealReady {
+  ready: true;
+}
+
 /**
  * Below this the thread hop (~25 µs each way here) costs more than checksumming in place. Streams
  * seal full 4 MiB blocks, whose SHA-256 (format SFB2) took ~12% of the main thread while writing;
@@ -29,6 +34,11 @@ const OFFLOAD_MIN_BYTES = 256 * 1024;
 export const SEALER_THREAD_BYTES = 32 * 1024 * 1024;
 /** Without work for this long the thread stops; restarting it takes ~20 ms. */
 const IDLE_STOP_MS = 2000;
+/**
+ * After a thread could not start (a thread costs ~4 descriptors: a process at its `ulimit -n`
+ * got EMFILE), blocks are sealed in place this long before starting one is tried again.
+ */
+const START_RETRY_MS = 5000;
 
 /** Whether blocks of this size are sealed on the thread (so its memory needs a place in the budget). */
 export function sealsOnThread(blockSizeBytes: number): boolean {
@@ -39,6 +49,14 @@ interface Waiter {
   resolve: (body: Buffer) => void;
   reject: (error: Error) => void;
   bodyLength: number;
+}
+
+/** A block waiting for the thread to be ready: its memory is still on this thread. */
+interface Queued {
+  buffer: Buffer;
+  block: BlockRef;
+  resolve: (body: Buffer) => void;
+  reject: (error: Error) => void;
 }
 
 /**
@@ -54,6 +72,12 @@ export class BlockSealer {
   private nextId = 1;
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  /**
+   * Blocks given while the thread starts. Their memory moves only once it says it is ready: a
+   * thread that fails to start (out of descriptors) would take it along, and the data with it.
+   */
+  private starting: Queued[] | null = null;
+  private startRetryAtMs = 0;
 
   /** Whether the sealing thread is running (tests, stats). */
   get threadRunning(): boolean {
@@ -75,28 +99,70 @@ export class BlockSealer {
       return Promise.resolve(sealBlock(buffer, block));
     }
     const worker = this.ensureWorker();
+    if (worker === null) return Promise.resolve(sealBlock(buffer, block));
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
-      try {
-        worker.postMessage({ id, memory, block } satisfies SealRequest, [memory]);
-      } catch {
-        // Not transferable after all (an ArrayBuffer Node marked as such): seal it here.
-        resolve(sealBlock(buffer, block));
+      if (this.starting !== null) {
+        this.starting.push({ buffer, block, resolve, reject });
+        worker.ref();
         return;
       }
-      this.waiting.set(id, { resolve, reject, bodyLength: bodyBytes(dataLength) });
-      if (this.waiting.size === 1) worker.ref();
+      this.post(worker, buffer, block, resolve, reject);
     });
   }
 
-  private ensureWorker(): Worker {
+  private post(
+    worker: Worker,
+    buffer: Buffer,
+    block: BlockRef,
+    resolve: (body: Buffer) => void,
+    reject: (error: Error) => void,
+  ): void {
+    const id = this.nextId++;
+    try {
+      // seal() let only buffers owning a whole ArrayBuffer come this far.
+      const memory = buffer.buffer as ArrayBuffer;
+      worker.postMessage({ id, memory, block } satisfies SealRequest, [memory]);
+    } catch {
+      // Not transferable after all (an ArrayBuffer Node marked as such): seal it here.
+      resolve(sealBlock(buffer, block));
+      return;
+    }
+    this.waiting.set(id, { resolve, reject, bodyLength: bodyBytes(block.blockLengthBytes) });
+    if (this.waiting.size === 1) worker.ref();
+  }
+
+  /** Seals the blocks that waited for a thread here instead (it failed to start, or close()). */
+  private sealStartingInPlace(): void {
+    const queued = this.starting ?? [];
+    this.starting = null;
+    for (const q of queued) {
+      try {
+        q.resolve(sealBlock(q.buffer, q.block));
+      } catch (error) {
+        q.reject(error as Error);
+      }
+    }
+  }
+
+  /** The running thread, one starting now, or null while starting one is not to be tried. */
+  private ensureWorker(): Worker | null {
     if (this.worker !== null) return this.worker;
+    if (Date.now() < this.startRetryAtMs) return null;
     const worker = new Worker(new URL('./seal-worker.js', import.meta.url));
     // Idle, it must not keep the process alive; while blocks are out it must (see seal).
     worker.unref();
-    worker.on('message', (reply: SealReply) => {
+    this.starting = [];
+    worker.on('message', (reply: SealReply | SealReady) => {
+      if ('ready' in reply) {
+        if (this.worker !== worker) return;
+        const queued = this.starting ?? [];
+        this.starting = null;
+        for (const q of queued) this.post(worker, q.buffer, q.block, q.resolve, q.reject);
+        if (this.waiting.size === 0) worker.unref();
+        return;
+      }
       const waiter = this.waiting.get(reply.id);
       if (waiter === undefined) return;
       this.waiting.delete(reply.id);
@@ -112,6 +178,11 @@ export class BlockSealer {
       // A thread stopped on purpose (idle, close) is no longer this.worker: nothing waits on it.
       if (this.worker !== worker) return;
       this.worker = null;
+      if (this.starting !== null) {
+        // It never got ready: nothing was transferred, and the blocks can be sealed here.
+        this.startRetryAtMs = Date.now() + START_RETRY_MS;
+        this.sealStartingInPlace();
+      }
       this.rejectAll(`the block sealing thread stopped: ${error.message}`);
     };
     worker.on('error', fail);
@@ -140,6 +211,7 @@ export class BlockSealer {
     this.idleTimer = null;
     const worker = this.worker;
     this.worker = null;
+    this.sealStartingInPlace();
     if (worker !== null) await worker.terminate();
     this.rejectAll('the data path was closed while a block was being sealed');
   }
