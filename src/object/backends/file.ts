@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { openWaitingForDescriptor } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
 
@@ -85,7 +86,7 @@ class DirectorySync {
   /** Opens the directory now, so the sync that request() starts later need not wait for it. */
   prepare(): void {
     if (this.spare !== null) return;
-    const spare = open(this.dir, 'r');
+    const spare = openWaitingForDescriptor(this.dir, 'r');
     // Unused (this sync object went idle first, or the open failed): nothing may leak or throw.
     spare.catch(() => undefined);
     this.spare = spare;
@@ -106,7 +107,7 @@ class DirectorySync {
   }
 
   private start(): Promise<void> {
-    const opened = this.spare ?? open(this.dir, 'r');
+    const opened = this.spare ?? openWaitingForDescriptor(this.dir, 'r');
     this.spare = null;
     const run = syncDir(opened);
     this.running = run;
@@ -205,12 +206,14 @@ export class FileObjectStore implements ObjectStore {
     dirSync.prepare();
     let handle: FileHandle;
     try {
-      handle = await open(tmp, 'w');
+      // The directory handle opened ahead is only a head start: short of descriptors, let it go.
+      handle = await openWaitingForDescriptor(tmp, 'w', () => dirSync.dropSpare());
     } catch (error) {
       dirSync.dropSpare();
       throw error;
     }
     let renamed = false;
+    let closing = false;
     try {
       let written = 0;
       while (written < data.length) {
@@ -226,7 +229,13 @@ export class FileObjectStore implements ObjectStore {
       // only after the put returns) and readers verify every block against its checksums.
       await rename(tmp, target);
       renamed = true;
-      const synced = await Promise.allSettled([handle.datasync(), dirSync.request(), dirDurable]);
+      // The object's descriptor goes as soon as its data is synced, not after the directory's sync
+      // too: puts holding theirs while waiting for one to open their directory could hold all.
+      const fileSynced = handle.datasync().finally(() => {
+        closing = true;
+        handle.close().catch(() => undefined);
+      });
+      const synced = await Promise.allSettled([fileSynced, dirSync.request(), dirDurable]);
       for (const result of synced) if (result.status === 'rejected') throw result.reason;
     } catch (error) {
       if (!renamed) {
@@ -237,7 +246,7 @@ export class FileObjectStore implements ObjectStore {
     } finally {
       // Not waited for: once fdatasync returned, the close adds nothing to durability, and a
       // serial put (a small file's close) would wait one more thread-pool round trip for it.
-      handle.close().catch(() => undefined);
+      if (!closing) handle.close().catch(() => undefined);
     }
   }
 
@@ -262,7 +271,7 @@ export class FileObjectStore implements ObjectStore {
     const path = this.path(key);
     let handle;
     try {
-      handle = await open(path, 'r');
+      handle = await openWaitingForDescriptor(path, 'r');
     } catch (error) {
       if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR') || isErrno(error, 'EISDIR')) {
         throw new ObjectNotFoundError(key, this.description);

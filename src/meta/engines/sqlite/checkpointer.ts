@@ -13,6 +13,9 @@ export interface CheckpointedWriter {
   holdWrites(): Promise<() => void>;
 }
 
+/** After the checkpoint thread failed, commits go without one this long (SQLite's own bounds the log). */
+const THREAD_RETRY_MS = 5_000;
+
 /**
  * Runs WAL checkpoints on a thread of its own, over its own connection. SQLite's automatic
  * checkpoint runs inside the commit that crosses its threshold: it copies the log into the
@@ -35,6 +38,12 @@ export class WalCheckpointer {
   private closed = false;
   private readonly walPath: string;
   private answer: ((reply: CheckpointReply) => void) | null = null;
+  /**
+   * Set when the thread failed: no new one before then. A process out of descriptors could not
+   * start one, and trying again after every commit kept a dozen failing threads (and their
+   * descriptors) alive at once, starving the commits' own log flushes.
+   */
+  private retryAtMs = 0;
 
   constructor(
     private readonly dbPath: string,
@@ -46,7 +55,7 @@ export class WalCheckpointer {
 
   /** Called after each commit: starts a checkpoint when the log has grown past the trigger. */
   afterCommit(): void {
-    if (this.running || this.closed) return;
+    if (this.running || this.closed || Date.now() < this.retryAtMs) return;
     let walBytes: number;
     try {
       walBytes = statSync(this.walPath).size;
@@ -95,8 +104,9 @@ export class WalCheckpointer {
       if (reply !== 'closed') this.answer?.(reply);
     });
     worker.on('error', (error) => {
-      // SQLite's automatic checkpoint still bounds the log; a new thread is tried next time.
+      // SQLite's automatic checkpoint still bounds the log; a new thread is tried a while later.
       this.worker = null;
+      this.retryAtMs = Date.now() + THREAD_RETRY_MS;
       this.answer?.({ ok: false, message: error.message });
     });
     this.worker = worker;

@@ -1,8 +1,7 @@
 import { statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
-import { fsError } from '../../../common/index.js';
+import { fsError, openWaitingForDescriptor } from '../../../common/index.js';
 import {
   systemClock,
   type Clock,
@@ -475,7 +474,8 @@ export class SqliteEngine implements Engine {
 }
 
 async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+  // Out of descriptors for a moment (a burst of fsyncs under a low ulimit -n): wait, not EIO.
+  const handle = await openWaitingForDescriptor(path, 'r');
   try {
     await handle.sync();
   } finally {
