@@ -287,28 +287,36 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
     fsckClean(dataDir);
   });
 
-  test('a mount process out of file descriptors answers EMFILE or EIO, never hangs or dies, and recovers', async () => {
+  test('a mount process short of file descriptors waits for them: a burst of fsyncs succeeds, nothing hangs, the mount stays up', async () => {
     const { root, mnt } = workDir('fds');
     const dataDir = join(root, 'data');
     const up = await startUp(dataDir, mnt, ['--storage', `file:${join(root, 'objects')}`]);
     procs.push(up);
-    const limited = spawnSync('prlimit', ['--pid', String(up.pid), '--nofile=64:64'], { encoding: 'utf8' });
-    assert.equal(limited.status, 0, `prlimit: ${limited.stderr}`);
+    // Warm up (the sealing thread, the database's handles), then leave 10 descriptors spare:
+    // fewer than 16 puts in flight need at once.
+    writeDurably(join(mnt, 'warm-up'), randomBytes(300_000));
+    const limit = readdirSync(`/proc/${up.pid}/fd`).length + 10;
+    const softLimitBefore = /^Max open files\s+(\d+)/m.exec(
+      readFileSync(`/proc/${up.pid}/limits`, 'utf8'),
+    )?.[1];
+    assert.ok(softLimitBefore !== undefined, 'no descriptor limit in /proc/PID/limits');
+    setSoftDescriptorLimit(up.pid, String(limit));
     mkdirSync(join(mnt, 'many'));
-    // Many files written and fsync'd at once (threads: the kernel sends the FSYNCs together),
-    // more puts than the process has descriptors for.
+    // Many files written and fsync'd at once (threads: the kernel sends the FSYNCs together).
     const burst = spawnSync('python3', ['-c', BURST_PY, join(mnt, 'many'), '120'], {
       encoding: 'utf8',
       timeout: 120_000,
     });
     assert.equal(burst.status, 0, `the burst did not finish: ${burst.stderr}`);
     const results = JSON.parse(burst.stdout) as { name: string; result: string; sha256: string }[];
-    const unexpected = results.filter(({ result }) => !['ok', 'EIO', 'EMFILE', 'ENFILE'].includes(result));
-    assert.deepEqual(unexpected, [], 'errors other than EMFILE/ENFILE/EIO');
+    assert.deepEqual(
+      countOf(results.map(({ result }) => result)),
+      { ok: results.length },
+      `fsyncs under ${limit} descriptors`,
+    );
     assert.equal(up.exitCode, undefined, `strata up exited:\n${up.output}`);
-    // Every fsync that said ok stored its file.
-    for (const { name, result, sha256: expected } of results) {
-      if (result === 'ok') assert.equal(sha256(readFileSync(join(mnt, 'many', name))), expected, name);
+    for (const { name, sha256: expected } of results) {
+      assert.equal(sha256(readFileSync(join(mnt, 'many', name))), expected, name);
     }
     // Once the burst is over, one file at a time works under the same limit.
     for (let i = 0; i < 5; i++) {
@@ -316,9 +324,8 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
       writeDurably(join(mnt, `after${i}`), bytes);
       assert.equal(sha256(readFileSync(join(mnt, `after${i}`))), sha256(bytes));
     }
-    console.log(
-      `fsync results under 64 descriptors: ${JSON.stringify(countOf(results.map((r) => r.result)))}`,
-    );
+    // Unmounting spawns umount(8), which needs descriptors of its own (see docs/RELIABILITY.md).
+    setSoftDescriptorLimit(up.pid, softLimitBefore);
     assert.equal(await up.stop(), 0, up.output);
     fsckClean(dataDir);
   });
@@ -380,6 +387,12 @@ for f in files:
             f['result'] = f['result'] if f['result'] != 'ok' else code(e)
 print(json.dumps(files))
 `;
+
+/** Sets a running process's soft RLIMIT_NOFILE (the hard one stays, so it can be raised again). */
+function setSoftDescriptorLimit(pid: number, limit: string): void {
+  const result = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:`], { encoding: 'utf8' });
+  assert.equal(result.status, 0, `prlimit: ${result.stderr}`);
+}
 
 function countOf(values: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
