@@ -40,7 +40,10 @@ export interface DataPathOptions {
   maxReadaheadBytes?: number;
   /** Fetch attempts of one block whose checksum does not match before EIO. Default 3. */
   corruptRetries?: number;
-  /** Where the data path reports what a user must act on (a full disk-cache disk). Default: nowhere. */
+  /**
+   * Where the data path reports what a user must act on (a full disk-cache disk, data a failed
+   * flush lost). Default: nowhere.
+   */
   log?: (message: string) => void;
 }
 

@@ -16,7 +16,7 @@ import { BlockFetcher } from './fetcher.js';
 import { MemoryBlockCache } from './memory-cache.js';
 import { Reader } from './reader.js';
 import { BlockSealer, SEALER_THREAD_BYTES, sealsOnThread } from './sealer.js';
-import { SliceIdPool, Uploader } from './uploader.js';
+import { LossLog, SliceIdPool, Uploader } from './uploader.js';
 import { Writer, type WriterContext } from './writer.js';
 
 const MiB = 1024 * 1024;
@@ -132,6 +132,7 @@ class StrataDataPath implements DataPath {
       Math.floor(memoryBudgetBytes / 4),
     );
     this.reader = new Reader(this.fetcher, this.chunkSizeBytes, this.blockSizeBytes, maxReadaheadBytes);
+    const lossLog = options.log === undefined ? undefined : new LossLog(options.log);
     this.writerContext = {
       budget: this.budget,
       pool: this.bufferPool,
@@ -144,6 +145,7 @@ class StrataDataPath implements DataPath {
         if (holds) this.buffering.add(writer);
         else this.buffering.delete(writer);
       },
+      reportLoss: lossLog === undefined ? undefined : (message) => lossLog.report(message),
     };
     this.budget.setPressureHandler(() => this.relievePressure());
   }

@@ -44,6 +44,35 @@ export class SliceIdPool {
 }
 
 /**
+ * Logs what failed flushes lost: the first at once, then at most one line per window saying how
+ * many more there were, so a full disk or a store outage under many open files is a few lines,
+ * not one per file. The program learns of each from its fsync/close; the log says why.
+ */
+export class LossLog {
+  private lastLogMs = Number.NEGATIVE_INFINITY;
+  private suppressed = 0;
+
+  constructor(
+    private readonly log: (message: string) => void,
+    private readonly windowMs = 60_000,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  report(message: string): void {
+    const now = this.nowMs();
+    if (now - this.lastLogMs < this.windowMs) {
+      this.suppressed++;
+      return;
+    }
+    const more =
+      this.suppressed > 0 ? ` (${this.suppressed} more flushes failed since the last such line)` : '';
+    this.suppressed = 0;
+    this.lastLogMs = now;
+    this.log(`${message}${more}`);
+  }
+}
+
+/**
  * Uploads sealed blocks with a bounded number of puts in flight across all writers. The block
  * buffer's memory stays charged until its put settles, so queued blocks count against the
  * budget and writers feel back-pressure while the store is slow.

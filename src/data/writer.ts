@@ -47,6 +47,8 @@ export interface WriterContext {
   storeDescription: string;
   /** Tells the data path this writer holds partial blocks that pressure may force out. */
   holdsBuffers(writer: Writer, holds: boolean): void;
+  /** Told why a flush lost data (the mount log, rate-limited); the caller gets the error too. */
+  reportLoss?: (message: string) => void;
 }
 
 /**
@@ -302,7 +304,9 @@ export class Writer implements FileWriter {
       this.sealedBlocks = [];
       if (error !== null) {
         this.ctx.uploader.discard(sealed);
-        throw this.uploadFailure(error);
+        const failure = this.uploadFailure(error);
+        this.ctx.reportLoss?.(failure.message);
+        throw failure;
       }
       const writes: SliceWrite[] = [];
       for (const slice of slices) {

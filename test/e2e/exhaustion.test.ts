@@ -160,6 +160,12 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
     );
     assert.equal(up.exitCode, undefined, `strata up exited:\n${up.output}`);
 
+    // The program got ENOSPC; the log says why, once.
+    const lossLines = (): string[] =>
+      (up?.output ?? '').split('\n').filter((line) => line.includes('out of space'));
+    await up.waitFor(() => lossLines().length > 0, 'a log line about the lost data', 10_000);
+    assert.equal(lossLines().length, 1, up.output);
+
     unlinkSync(filler);
     // The same mount, no restart: new data is stored again, the old is intact.
     const later = randomBytes(2 * MiB);
