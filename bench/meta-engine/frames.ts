@@ -65,6 +65,24 @@ function walPages(walPath: string): number[] {
   }
 }
 
+/** Frames in the WAL per change, by the table or index each frame's page belongs to. */
+function attribute(side: BetterSqlite3.Database, path: string, changes: number): string {
+  const pages = walPages(path + '-wal');
+  const owner = new Map<number, string>();
+  for (const r of side.prepare('SELECT name, pageno FROM dbstat').all() as { name: string; pageno: number }[])
+    owner.set(r.pageno, r.name);
+  const byName = new Map<string, number>();
+  for (const p of pages) {
+    const name = owner.get(p) ?? (p === 1 ? 'header' : 'free');
+    byName.set(name, (byName.get(name) ?? 0) + 1);
+  }
+  const parts = [...byName]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, n]) => `${name} ${(n / changes).toFixed(2)}`)
+    .join(', ');
+  return `${(pages.length / changes).toFixed(2)} frames/change (${parts})`;
+}
+
 async function measure(history: boolean): Promise<void> {
   const path = join(base, `frames-${history ? 'on' : 'off'}.db`);
   await formatVolume(`sqlite:${path}`, { name: 'bench' });
@@ -80,24 +98,26 @@ async function measure(history: boolean): Promise<void> {
     for (const kind of KINDS) {
       side.pragma('wal_checkpoint(TRUNCATE)');
       for (let i = 0; i < changes; i++) await change(svc, dir, inos, kind, i);
-      const pages = walPages(path + '-wal');
-      const owner = new Map<number, string>();
-      for (const r of side.prepare('SELECT name, pageno FROM dbstat').all() as {
-        name: string;
-        pageno: number;
-      }[])
-        owner.set(r.pageno, r.name);
-      const byName = new Map<string, number>();
-      for (const p of pages) {
-        const name = owner.get(p) ?? (p === 1 ? 'header' : 'free');
-        byName.set(name, (byName.get(name) ?? 0) + 1);
-      }
-      const parts = [...byName]
-        .sort((a, b) => b[1] - a[1])
-        .map(([name, n]) => `${name} ${(n / changes).toFixed(2)}`)
-        .join(', ');
-      console.log(`  ${kind}: ${(pages.length / changes).toFixed(2)} frames/change (${parts})`);
+      console.log(`  ${kind}: ${attribute(side, path, changes)}`);
     }
+    // Group commit as under load: creates 64 in flight over 100 directories (64 per commit).
+    const dirs: Ino[] = [];
+    for (let d = 0; d < 100; d++) dirs.push((await svc.mkdir(root, ROOT, `b${d}`, 0o755, 0)).ino);
+    const batched = async (from: number, count: number): Promise<void> => {
+      let next = from;
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (next < from + count) {
+            const i = next++;
+            await svc.mknod(root, dirs[i % 100], `f${i}`, 0o100644, 0, 0o022);
+          }
+        }),
+      );
+    };
+    await batched(0, 20_000);
+    side.pragma('wal_checkpoint(TRUNCATE)');
+    await batched(20_000, 640);
+    console.log(`  create, 64 in flight in 100 dirs (after 20,000): ${attribute(side, path, 640)}`);
     // CPU per change: the same kinds again on fresh names, many more of them.
     const cpuInos: Ino[] = [];
     const cpuDir = (await svc.mkdir(root, ROOT, 'cpu', 0o755, 0)).ino;

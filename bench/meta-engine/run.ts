@@ -1,7 +1,9 @@
 // Metadata engine benchmark (SQLite, in-process MetaService, no RPC).
-//   node /tmp/dist-meta/bench/meta-engine/run.js [--files N] [--history-rows N,N] [--skip-size]
+//   node /tmp/dist-meta/bench/meta-engine/run.js [--files N] [--history-rows N,N] [--prune-rows N]
+//     [--skip creates,reads,asof,prune,size]
 // Phases: creates/s with history on and off (taking turns), getattr/lookup latency, as-of
-// lookup at large history sizes vs current lookup, engine bytes per file.
+// lookup at large history sizes vs current lookup, pruning cost, engine bytes per file.
+// WAL frames and CPU per change by kind: frames.ts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ const { values } = parseArgs({
     creates: { type: 'string', default: '100000' },
     files: { type: 'string', default: '1000000' },
     'history-rows': { type: 'string', default: '1000000,10000000' },
+    'prune-rows': { type: 'string', default: '1000000' },
     rounds: { type: 'string', default: '3' },
     skip: { type: 'string', default: '' },
   },
@@ -200,6 +203,50 @@ async function benchAsOf(rows: number): Promise<void> {
   }
 }
 
+/**
+ * Pruning: `rows` synthetic inode images over 50,000 inodes, ending in insertion (commit) order,
+ * the older half past retention. Times each `pruneHistory(cut, 2000)` call as the service runs
+ * them (again while a call deletes its full quota), then one more call over what is left.
+ */
+async function benchPrune(rows: number): Promise<void> {
+  const { svc, path } = await volume(true);
+  await svc.close();
+  const db = new BetterSqlite3(path);
+  const t0 = 1_700_000_000_000_000;
+  db.prepare(
+    `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+     INSERT INTO inode_hist (ino, from_us, to_us, mode, uid, gid, nlink, size, rdev, atime_s, atime_ns,
+       mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target)
+     SELECT 100 + (i % 50000), ? + i, ? + i + 1, 33188, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, NULL FROM n`,
+  ).run(rows - 1, t0, t0);
+  db.close();
+  const again = await openMetaService({ engineUrl: `sqlite:${path}` });
+  try {
+    const cut = t0 + rows / 2;
+    const times: number[] = [];
+    let deleted = 0;
+    for (;;) {
+      const start = performance.now();
+      const n = await again.engine.pruneHistory(cut, 2000);
+      times.push(performance.now() - start);
+      deleted += n;
+      if (n < 2000) break;
+    }
+    const start = performance.now();
+    const extra = await again.engine.pruneHistory(cut, 2000);
+    const lastMs = performance.now() - start;
+    const sorted = [...times].sort((a, b) => a - b);
+    console.log(
+      `prune, ${fmt(rows)} history rows, older half expired, calls of 2,000: ${fmt(deleted)} deleted in ` +
+        `${times.length} calls, ${(times.reduce((a, b) => a + b, 0) / 1000).toFixed(2)} s, per call median ` +
+        `${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms; ` +
+        `next call ${extra} rows in ${lastMs.toFixed(1)} ms`,
+    );
+  } finally {
+    await again.close();
+  }
+}
+
 async function benchSize(files: number): Promise<void> {
   const { svc, path } = await volume(true);
   try {
@@ -230,6 +277,7 @@ try {
   if (!skip.has('creates')) await benchCreates();
   if (!skip.has('reads')) await benchReads();
   if (!skip.has('asof')) for (const rows of values['history-rows'].split(',')) await benchAsOf(Number(rows));
+  if (!skip.has('prune')) await benchPrune(Number(values['prune-rows']));
   if (!skip.has('size')) await benchSize(Number(values.files));
 } finally {
   rmSync(base, { recursive: true, force: true });

@@ -1,8 +1,8 @@
-// Retention for history tables clustered on their key (schema.ts): no time index to find the
-// oldest rows, so pruning sweeps each table in key order, a bounded window per call, and
-// remembers where it stopped across calls and restarts.
+// Retention for the history tables clustered on their key (schema.ts): no rowid order to find
+// the oldest rows by, so pruning sweeps each such table in key order, a bounded window per call,
+// and remembers where it stopped across calls and restarts.
 import type { Database, Statement } from 'better-sqlite3';
-import { HISTORY_KEYS, HISTORY_TABLES, type HistoryTable } from './schema.js';
+import { CLUSTERED_HISTORY, HISTORY_KEYS, type HistoryTable } from './schema.js';
 
 type Key = (number | string)[];
 
@@ -38,7 +38,7 @@ export class HistoryPruner {
   private position: Position;
 
   constructor(db: Database) {
-    this.tables = HISTORY_TABLES.map((table) => prepareTable(db, table));
+    this.tables = CLUSTERED_HISTORY.map((table) => prepareTable(db, table));
     this.positionGet = db.prepare('SELECT value FROM setting WHERE key = ?').pluck();
     this.positionPut = db.prepare('INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)');
     this.position = this.load();
@@ -64,7 +64,7 @@ export class HistoryPruner {
     for (let visited = 0; visited < this.tables.length && deleted < maxRows; visited++) {
       const { table, after } = this.position;
       const s = this.tables[table];
-      const width = HISTORY_KEYS[HISTORY_TABLES[table]].length;
+      const width = HISTORY_KEYS[CLUSTERED_HISTORY[table]].length;
       const start = after ?? lowest(width);
       const windowEnd = s.windowEnd.get(...start, windowRows - 1) as Key | undefined;
       const end = windowEnd ?? highest(width);

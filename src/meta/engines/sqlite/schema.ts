@@ -1,16 +1,23 @@
 /**
  * The SQLite schema. Current tables hold the live namespace and are all that current-state
  * reads touch; `*_hist` tables hold old row images with their validity [from_us, to_us).
- * History tables are clustered on their lookup key (WITHOUT ROWID, primary key ending in
- * to_us): an as-of read is one range probe, and a change writes one page per history row, not a
- * row page plus a separate key index page (3.3 of 10.4 WAL frames per unlink before schema 4).
- * Pruning sweeps them in key order (history-prune.ts). `ver` is the commit instant (µs) of the
- * transaction that wrote the current row.
+ * `ver` is the commit instant (µs) of the transaction that wrote the current row.
+ *
+ * Two shapes of history table (measured, bench/RESULTS.md "Metadata engine", session 6):
+ * - Rowid tables with a key index (inode, xattr, chunk): rows are appended in commit order, so
+ *   recent history sits together (as-of reads of the recent past stay in cache), a group commit
+ *   of 64 creates in 64 directories appends its 64 directory images to one or two pages, and
+ *   pruning deletes from the front in rowid order without a time index.
+ * - Clustered on its lookup key (dentry: WITHOUT ROWID, primary key ending in to_us): a removed
+ *   or renamed name costs one page write instead of a row page plus a key index page (one WAL
+ *   frame of ~9 per serial unlink or rename). Pruning sweeps it in key order (history-prune.ts).
+ *   Clustering inode_hist too saved more frames per serial change but cost 45% more CPU per
+ *   as-of lookup at 10M history rows and 4% more frames per create under group commit.
  */
 /**
  * 2: call outcomes keyed by an integer client number (call_client) instead of the text id.
  * 3: call outcomes stored one row per client per commit (call_batch) instead of one per change.
- * 4: history tables clustered on (key, to_us) instead of rowid tables with a key index
+ * 4: dentry_hist clustered on (parent, name, to_us) instead of a rowid table with a key index
  *    (history-keys.ts migrates schema 3 in place).
  */
 export const SCHEMA_VERSION = 4;
@@ -18,7 +25,10 @@ export const SCHEMA_VERSION = 4;
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
 export type HistoryTable = (typeof HISTORY_TABLES)[number];
 
-/** Each history table's primary key, in order; the last column is always to_us. */
+/** History tables clustered on their key (the others are rowid tables with a key index). */
+export const CLUSTERED_HISTORY: readonly HistoryTable[] = ['dentry_hist'];
+
+/** Each history table's lookup key (clustered: primary key), in order; the last column is to_us. */
 export const HISTORY_KEYS: Record<HistoryTable, readonly string[]> = {
   inode_hist: ['ino', 'to_us'],
   dentry_hist: ['parent', 'name', 'to_us'],
@@ -47,10 +57,16 @@ const HISTORY_COLUMNS: Record<HistoryTable, string> = {
   slices BLOB NOT NULL`,
 };
 
-/** The CREATE TABLE of history table `table` under the name `name` (the migration builds a copy). */
-export function historyTableSql(table: HistoryTable, name: string): string {
+/** The CREATE statements of history table `table`, with its key index if it is a rowid table. */
+export function historyTableSql(table: HistoryTable): string {
   const key = HISTORY_KEYS[table].join(', ');
-  return `CREATE TABLE IF NOT EXISTS ${name} (${HISTORY_COLUMNS[table]},\n  PRIMARY KEY (${key})\n) WITHOUT ROWID;`;
+  if (CLUSTERED_HISTORY.includes(table)) {
+    return `CREATE TABLE IF NOT EXISTS ${table} (${HISTORY_COLUMNS[table]},\n  PRIMARY KEY (${key})\n) WITHOUT ROWID;`;
+  }
+  return (
+    `CREATE TABLE IF NOT EXISTS ${table} (${HISTORY_COLUMNS[table]}\n);\n` +
+    `CREATE INDEX IF NOT EXISTS ${table}_key ON ${table}(${key});`
+  );
 }
 
 export const SCHEMA_SQL = `
@@ -64,7 +80,7 @@ CREATE TABLE IF NOT EXISTS inode (
   gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT,
   ver INTEGER NOT NULL
 );
-${historyTableSql('inode_hist', 'inode_hist')}
+${historyTableSql('inode_hist')}
 
 CREATE TABLE IF NOT EXISTS dentry (
   parent INTEGER NOT NULL, name TEXT NOT NULL, ino INTEGER NOT NULL, type INTEGER NOT NULL,
@@ -72,19 +88,19 @@ CREATE TABLE IF NOT EXISTS dentry (
   PRIMARY KEY (parent, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dentry_cursor ON dentry(parent, cursor);
-${historyTableSql('dentry_hist', 'dentry_hist')}
+${historyTableSql('dentry_hist')}
 
 CREATE TABLE IF NOT EXISTS xattr (
   ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, ver INTEGER NOT NULL,
   PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
-${historyTableSql('xattr_hist', 'xattr_hist')}
+${historyTableSql('xattr_hist')}
 
 CREATE TABLE IF NOT EXISTS chunk (
   ino INTEGER NOT NULL, idx INTEGER NOT NULL, slices BLOB NOT NULL, ver INTEGER NOT NULL,
   PRIMARY KEY (ino, idx)
 ) WITHOUT ROWID;
-${historyTableSql('chunk_hist', 'chunk_hist')}
+${historyTableSql('chunk_hist')}
 
 CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;

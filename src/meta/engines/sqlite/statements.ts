@@ -169,11 +169,11 @@ export class WriteStatements extends ReadStatements {
     super(db);
     // History: copy the old image only when the row was last written by an earlier
     // transaction (ver < now); a second change in the same transaction overwrites in place.
-    // One image per key per commit instant (the history key ends in to_us): the first copy a
-    // batch makes is the committed one, so a later copy at the same instant is dropped (IGNORE),
-    // never an error that would fail the change.
+    // dentry_hist's primary key ends in to_us (one image per name per commit instant): the first
+    // copy a batch makes is the committed one, so a later copy at the same instant is dropped
+    // (IGNORE), never an error that would fail the change.
     this.inodeKeep = db.prepare(
-      `INSERT OR IGNORE INTO inode_hist (ino, from_us, to_us, ${INODE_COLS}) ` +
+      `INSERT INTO inode_hist (ino, from_us, to_us, ${INODE_COLS}) ` +
         `SELECT ino, ver, ?, ${INODE_COLS} FROM inode WHERE ino = ? AND ver < ?`,
     );
     this.inodePut = db.prepare(
@@ -189,22 +189,22 @@ export class WriteStatements extends ReadStatements {
     );
     this.dentryDelete = db.prepare('DELETE FROM dentry WHERE parent = ? AND name = ?');
     this.xattrKeep = db.prepare(
-      'INSERT OR IGNORE INTO xattr_hist (ino, name, from_us, to_us, value) ' +
+      'INSERT INTO xattr_hist (ino, name, from_us, to_us, value) ' +
         'SELECT ino, name, ver, ?, value FROM xattr WHERE ino = ? AND name = ? AND ver < ?',
     );
     this.xattrKeepAll = db.prepare(
-      'INSERT OR IGNORE INTO xattr_hist (ino, name, from_us, to_us, value) ' +
+      'INSERT INTO xattr_hist (ino, name, from_us, to_us, value) ' +
         'SELECT ino, name, ver, ?, value FROM xattr WHERE ino = ? AND ver < ?',
     );
     this.xattrPut = db.prepare('INSERT OR REPLACE INTO xattr (ino, name, value, ver) VALUES (?, ?, ?, ?)');
     this.xattrDelete = db.prepare('DELETE FROM xattr WHERE ino = ? AND name = ?');
     this.xattrDeleteAll = db.prepare('DELETE FROM xattr WHERE ino = ?');
     this.chunkKeep = db.prepare(
-      'INSERT OR IGNORE INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
+      'INSERT INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
         'SELECT ino, idx, ver, ?, slices FROM chunk WHERE ino = ? AND idx = ? AND ver < ?',
     );
     this.chunkKeepAll = db.prepare(
-      'INSERT OR IGNORE INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
+      'INSERT INTO chunk_hist (ino, idx, from_us, to_us, slices) ' +
         'SELECT ino, idx, ver, ?, slices FROM chunk WHERE ino = ? AND ver < ?',
     );
     this.chunkPut = db.prepare('INSERT OR REPLACE INTO chunk (ino, idx, slices, ver) VALUES (?, ?, ?, ?)');
