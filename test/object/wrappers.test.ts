@@ -78,6 +78,31 @@ describe('retry wrapper', () => {
     await assert.rejects(giveUp.head('k'), /failed after 2 attempts .*got no answer within 10 ms/);
   });
 
+  it('counts the put attempts it gave up on (they may still read their data), and only puts', async () => {
+    const faulty = withFaults(await store());
+    const retrying = withRetry(faulty, { attemptTimeoutMs: 20, sleep: async () => undefined });
+    assert.equal(retrying.abandonedPutAttempts, 0, 'the file store and the fault wrapper can say');
+    await faulty.inner.put('k', Buffer.from('v'));
+    faulty.hangNext(1);
+    await retrying.get('k');
+    assert.equal(retrying.abandonedPutAttempts, 0, 'an abandoned get reads no caller memory');
+    faulty.hangNext(2);
+    await retrying.put('p', Buffer.from('data'));
+    assert.equal(retrying.abandonedPutAttempts, 2);
+    assert.equal((await retrying.get('p')).toString(), 'data');
+    // Over a store that cannot say, neither can the wrapper.
+    const silent = withRetry({
+      description: 'silent',
+      put: (key: string, data: Buffer) => faulty.put(key, data),
+      get: (key: string) => faulty.get(key),
+      head: (key: string) => faulty.head(key),
+      delete: (key: string) => faulty.delete(key),
+      list: (prefix: string) => faulty.list(prefix),
+      close: () => faulty.close(),
+    });
+    assert.equal(silent.abandonedPutAttempts, undefined);
+  });
+
   it('does not retry a missing object or a permanent error', async () => {
     const faulty = withFaults(await store());
     const retrying = withRetry(faulty, { sleep: async () => undefined });
