@@ -1,3 +1,5 @@
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Errno, isFsError } from '../common/index.js';
 import {
   formatVolume,
@@ -29,6 +31,35 @@ export interface NewVolume {
   secretFile: string;
 }
 
+/**
+ * SQLite's "database or disk is full" while opening the engine, said so that the user knows
+ * what to do: opening writes (the schema check runs in a write transaction, WAL recovery), so a
+ * volume whose metadata disk filled up cannot start until some space is freed there.
+ */
+function openFailure(engineUrl: string, err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !engineUrl.startsWith('sqlite:')) return err;
+  // Creating the shared-memory file on a full disk is "disk I/O error" (SQLITE_IOERR_*): tell
+  // it from a failing disk by the free space left.
+  const full =
+    code === 'SQLITE_FULL' ||
+    (code.startsWith('SQLITE_IOERR') && noSpaceLeft(engineUrl.slice('sqlite:'.length)));
+  if (!full) return err;
+  return new Error(
+    `cannot open the metadata database ${engineUrl}: the disk holding it is full (${String(err)}); ` +
+      `free some space on it and start again (nothing was lost)`,
+    { cause: err },
+  );
+}
+
+function noSpaceLeft(databasePath: string): boolean {
+  try {
+    return statfsSync(dirname(databasePath)).bavail === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Formats the volume unless the engine already holds one; true when it was created now. */
 export async function formatIfMissing(volume: NewVolume): Promise<boolean> {
   try {
@@ -40,7 +71,7 @@ export async function formatIfMissing(volume: NewVolume): Promise<boolean> {
     });
   } catch (err) {
     if (isFsError(err) && err.errno === Errno.EEXIST) return false;
-    throw err;
+    throw openFailure(volume.engineUrl, err);
   }
   const local = await openLocalMeta(volume.engineUrl);
   try {
@@ -53,7 +84,9 @@ export async function formatIfMissing(volume: NewVolume): Promise<boolean> {
 
 /** The metadata service in this process, over the engine at `engineUrl`. */
 export async function openLocalMeta(engineUrl: string): Promise<LocalMeta> {
-  const service = await openMetaService({ engineUrl, background: true });
+  const service = await openMetaService({ engineUrl, background: true }).catch((err: unknown) => {
+    throw openFailure(engineUrl, err);
+  });
   return { meta: service, service, close: () => service.close() };
 }
 

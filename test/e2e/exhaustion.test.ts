@@ -23,7 +23,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, isMounted, startUp, strata, tempDir, type StrataProcess } from './harness.js';
+import { cleanup, isMounted, startUp, strata, StrataProcess, tempDir } from './harness.js';
 
 const MiB = 1024 * 1024;
 const skip = process.getuid?.() === 0 ? false : 'needs root (tmpfs and FUSE mounts)';
@@ -221,6 +221,17 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
 
     assert.equal(await up.stop(), 0, up.output);
     fsckClean(dataDir);
+    // Starting on a full metadata disk cannot work (opening writes); it must say what to do.
+    const refill = fillUp(dataDir);
+    const refused = new StrataProcess(['up', dataDir, mnt, ...args]);
+    procs.push(refused);
+    const exitCode = await Promise.race([
+      refused.exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000)),
+    ]);
+    assert.notEqual(exitCode, 0, `strata up started on a full metadata disk:\n${refused.output}`);
+    assert.match(refused.output, /the disk holding it is full.*free some space/);
+    unlinkSync(refill);
     up = await startUp(dataDir, mnt, args);
     procs.push(up);
     assert.equal(sha256(readFileSync(join(mnt, 'kept'))), sha256(kept));
