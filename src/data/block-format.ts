@@ -9,7 +9,7 @@ import type { BlockRef } from './layout.js';
  * the trailer) instead of a whole 4 MiB block. Both formats have the same trailer size, so a
  * reader finds the trailer from the block length alone and learns the format from its footer.
  *
- * "SFB3" (written since session 6): slot = CRC-32 (zlib's, IEEE polynomial) of the block's
+ * "SFB3" (what this version writes): slot = CRC-32 (zlib's, IEEE polynomial) of the block's
  * identity (slice id, block index, segment index) followed by the segment, u32 LE, then 12 zero
  * bytes. The checks are there to catch corruption, truncation and an object that is not the
  * block it is named as (a misplaced or swapped object, a segment out of place), not an
