@@ -4,6 +4,7 @@ import type { StrataConfig } from '../config/index.js';
 import { mountClient, type MountedVolume } from './client.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
 import { serveLocalMeta, type LocalMetaServer } from './rpc-access.js';
+import { prepareObjectStore } from './store-layout.js';
 import { VERSION } from './version.js';
 
 export interface EmbeddedOptions {
@@ -43,6 +44,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
   const local = await openLocalMeta(engineUrl);
   let server: LocalMetaServer | null = null;
   try {
+    await prepareObjectStore(options.storageUrl ?? (await local.meta.volume()).storageUrl);
     if (options.listen) server = await serveLocalMeta(local, options.listen, log);
   } catch (err) {
     await local.close();
