@@ -225,10 +225,12 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
     const refill = fillUp(dataDir);
     const refused = new StrataProcess(['up', dataDir, mnt, ...args]);
     procs.push(refused);
+    let timer: NodeJS.Timeout | undefined;
     const exitCode = await Promise.race([
       refused.exited,
-      new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000)),
+      new Promise((resolve) => (timer = setTimeout(() => resolve('still running'), 30_000))),
     ]);
+    clearTimeout(timer);
     assert.notEqual(exitCode, 0, `strata up started on a full metadata disk:\n${refused.output}`);
     assert.match(refused.output, /the disk holding it is full.*free some space/);
     unlinkSync(refill);
