@@ -5,9 +5,12 @@
 // a child process.
 // Usage: node DIST/bench/volume/opcount.js [--workload lstat|create|unlink|write4k|read4k|reread4k|
 //   seqwrite|untar]
-//   [--files N (MiB for seqwrite)] [--strace]
+//   [--files N (MiB for seqwrite)] [--strace] [--strace-threads]
+// --strace-threads: the sync calls (fsync, fdatasync, rename, openat, mkdir) per file, split into
+// the main thread (FUSE loop, SQLite commits) and the others (libuv's pool, which runs a put's
+// file calls, and the SQLite checkpointer's worker), to say who issues each fsync.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/index.js';
 import { MetaService } from '../../src/meta/index.js';
@@ -170,16 +173,21 @@ async function main(): Promise<void> {
     await sh(`mkdir ${dir}`);
     await workload.setup(dir, files);
     // --strace: count this process's system calls (all threads) during the measured part only.
-    const strace = process.argv.includes('--strace')
-      ? spawn(
-          'strace',
-          // Every thread by id, not -f: -f would also follow the workload's child processes.
-          ['-c', '-e', 'trace=fsync,fdatasync,pwrite64,write,writev,rename,openat'].concat(
-            ...readdirSync(`/proc/${process.pid}/task`).map((t) => ['-p', t]),
-          ),
-          { stdio: ['ignore', 'inherit', 'inherit'] },
-        )
-      : undefined;
+    const byThread = process.argv.includes('--strace-threads');
+    const straceDir = join(root, 'strace');
+    if (byThread) mkdirSync(straceDir);
+    const strace =
+      process.argv.includes('--strace') || byThread
+        ? spawn(
+            'strace',
+            // Every thread by id, not -f: -f would also follow the workload's child processes.
+            (byThread
+              ? ['-ff', '-o', join(straceDir, 't'), '-e', 'trace=fsync,fdatasync,rename,openat,mkdir']
+              : ['-c', '-e', 'trace=fsync,fdatasync,pwrite64,write,writev,rename,openat']
+            ).concat(...readdirSync(`/proc/${process.pid}/task`).map((t) => ['-p', t])),
+            { stdio: ['ignore', 'inherit', 'inherit'] },
+          )
+        : undefined;
     if (strace) await new Promise((resolve) => setTimeout(resolve, 1000));
     counting = true;
     const cpu = process.cpuUsage();
@@ -205,6 +213,7 @@ async function main(): Promise<void> {
     console.log(
       `mount RSS ${(kib('VmRSS') / 1024).toFixed(0)} MiB, peak ${(kib('VmHWM') / 1024).toFixed(0)} MiB`,
     );
+    if (byThread) printSyscallsByThread(straceDir, n);
     console.log('| call | per file | mean wall µs |');
     console.log('|---|---|---|');
     for (const [key, t] of [...tallies.entries()].sort()) {
@@ -213,6 +222,30 @@ async function main(): Promise<void> {
   } finally {
     await volume?.stop().catch((err: unknown) => console.error(err));
     rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Sums the per-thread strace logs (t.TID) by thread name and system call, per file. */
+function printSyscallsByThread(dir: string, files: number): void {
+  const counts = new Map<string, number>();
+  for (const name of readdirSync(dir)) {
+    const tid = name.slice(name.indexOf('.') + 1);
+    let thread: string;
+    if (tid === String(process.pid)) thread = 'main';
+    else if (existsSync(`/proc/${process.pid}/task/${tid}`)) thread = 'other';
+    else continue; // -ff follows forks too: the workload's processes are not the mount's.
+    for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
+      const call = /^(\w+)\(/.exec(line)?.[1];
+      if (call === undefined) continue;
+      const key = `${thread} ${call}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+  }
+  console.log('| thread | call | per file |');
+  console.log('|---|---|---|');
+  for (const [key, count] of [...counts.entries()].sort()) {
+    const [thread, call] = key.split(' ');
+    console.log(`| ${thread} | ${call} | ${(count / files).toFixed(2)} |`);
   }
 }
 
