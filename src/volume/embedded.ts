@@ -44,12 +44,17 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
   const local = await openLocalMeta(engineUrl);
   let server: LocalMetaServer | null = null;
   try {
-    await prepareObjectStore(options.storageUrl ?? (await local.meta.volume()).storageUrl);
     if (options.listen) server = await serveLocalMeta(local, options.listen, log);
   } catch (err) {
     await local.close();
     throw err;
   }
+  // In the background: the mount need not wait for the fan-out directories (see store-layout).
+  let stopping = false;
+  const prepared = local.meta
+    .volume()
+    .then((settings) => prepareObjectStore(options.storageUrl ?? settings.storageUrl, () => stopping))
+    .catch((err: unknown) => log(`could not create the object store's directories ahead: ${String(err)}`));
   const volume = await mountClient({
     // With other clients on the server, this mount's changes are pushed to them and theirs
     // invalidate this mount's kernel caches, as between two `strata mount` processes.
@@ -61,6 +66,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     version: VERSION,
     log,
     closeMeta: async () => {
+      stopping = true;
+      await prepared;
       await server?.close();
       await local.close();
     },

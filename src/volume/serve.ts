@@ -1,6 +1,5 @@
 import { defaultSecretFile } from './secret.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
-import { prepareObjectStore } from './store-layout.js';
 
 export interface FormatOptions {
   engineUrl: string;
@@ -27,7 +26,6 @@ export async function formatNewVolume(
       `${redactUrl(options.engineUrl)} already holds a volume; use another engine URL or remove it first`,
     );
   }
-  await prepareObjectStore(options.storageUrl);
   const local = await openLocalMeta(options.engineUrl);
   try {
     const volume = await local.meta.volume();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,34 @@ describe('file backend', () => {
     assert.equal((await store.get('other/x/o')).toString(), 'x');
     await store.close();
     await reopened.close();
+  });
+
+  it('a put into a directory that a running createDirectories made waits for its parent sync', async () => {
+    const dir = await tempDir();
+    const batch = new FileObjectStore(dir);
+    // The batch's parent syncs are slowed down so that the put finds the directory unsynced.
+    const parentSyncsDone: number[] = [];
+    const spied = batch as unknown as { syncDir: (path: string) => Promise<void> };
+    const syncDir = spied.syncDir.bind(batch);
+    spied.syncDir = async (path) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await syncDir(path);
+      parentSyncsDone.push(Date.now());
+    };
+    const running = batch.createDirectories(['fan/a', 'fan/b']);
+    while (!existsSync(join(dir, 'fan/b'))) await new Promise((resolve) => setImmediate(resolve));
+    const syncsBefore = parentSyncsDone.length;
+    // Another store of the same process (the mount's) puts into it.
+    const store = new FileObjectStore(dir);
+    await store.put('fan/b/o', Buffer.from('b'));
+    assert.ok(parentSyncsDone.length > syncsBefore, 'put acknowledged before fan/b was durable in fan');
+    await running;
+    assert.equal((await store.get('fan/b/o')).toString(), 'b');
+    // Stopped before its first batch: nothing more is made.
+    await batch.createDirectories(['fan/c'], () => true);
+    assert.equal(existsSync(join(dir, 'fan/c')), false);
+    await store.close();
+    await batch.close();
   });
 
   it('a put killed mid-way leaves no object or the whole object, and no visible temp files', async () => {
