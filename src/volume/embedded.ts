@@ -4,7 +4,6 @@ import type { StrataConfig } from '../config/index.js';
 import { mountClient, type MountedVolume } from './client.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
 import { serveLocalMeta, type LocalMetaServer } from './rpc-access.js';
-import { prepareObjectStore } from './store-layout.js';
 import { VERSION } from './version.js';
 
 export interface EmbeddedOptions {
@@ -49,12 +48,6 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     await local.close();
     throw err;
   }
-  // In the background: the mount need not wait for the fan-out directories (see store-layout).
-  let stopping = false;
-  const prepared = local.meta
-    .volume()
-    .then((settings) => prepareObjectStore(options.storageUrl ?? settings.storageUrl, () => stopping))
-    .catch((err: unknown) => log(`could not create the object store's directories ahead: ${String(err)}`));
   const volume = await mountClient({
     // With other clients on the server, this mount's changes are pushed to them and theirs
     // invalidate this mount's kernel caches, as between two `strata mount` processes.
@@ -66,8 +59,6 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     version: VERSION,
     log,
     closeMeta: async () => {
-      stopping = true;
-      await prepared;
       await server?.close();
       await local.close();
     },

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,72 +68,6 @@ describe('file backend', () => {
     assert.equal((await store.get('x/y/z')).toString(), '1');
     assert.equal((await store.get('x/y/w')).toString(), '2');
     await store.close();
-  });
-
-  it('createDirectories makes the given directories at once: a first put into one syncs only it', async () => {
-    const dir = await tempDir();
-    const store = new FileObjectStore(dir);
-    // Which parent directories the store fsyncs for new entries, to see what a put waits on.
-    const synced: string[] = [];
-    const spied = store as unknown as { syncDir: (path: string) => Promise<void> };
-    const syncDir = spied.syncDir.bind(store);
-    spied.syncDir = (path) => {
-      synced.push(path.slice(dir.length));
-      return syncDir(path);
-    };
-    // Without it, a put into a new directory also waits for its parent's sync.
-    await store.put('fan/new/o', Buffer.from('o'));
-    assert.ok(synced.includes('/fan'), synced.join(' '));
-    const names = Array.from({ length: 40 }, (_, i) => `fan/d${i}`);
-    await store.createDirectories([...names, 'fan/new']);
-    assert.deepEqual(
-      (await readdir(join(dir, 'fan'))).sort(),
-      [...names, 'fan/new'].map((n) => n.slice(4)).sort(),
-    );
-    synced.length = 0;
-    // A second call (the next start of the volume) finds them all and creates nothing.
-    await store.createDirectories(names);
-    synced.length = 0;
-    await store.put('fan/d7/o', Buffer.from('seven'));
-    assert.deepEqual(synced, [], 'no parent sync for a directory made ahead');
-    assert.equal((await store.get('fan/d7/o')).toString(), 'seven');
-    // A store opened later (a restart) knows nothing: the directory exists, no parent sync.
-    const reopened = new FileObjectStore(dir);
-    await reopened.put('fan/d8/o', Buffer.from('eight'));
-    assert.equal((await reopened.get('fan/d8/o')).toString(), 'eight');
-    // Directories not named are still created by the put that needs one.
-    await store.put('other/x/o', Buffer.from('x'));
-    assert.equal((await store.get('other/x/o')).toString(), 'x');
-    await store.close();
-    await reopened.close();
-  });
-
-  it('a put into a directory that a running createDirectories made waits for its parent sync', async () => {
-    const dir = await tempDir();
-    const batch = new FileObjectStore(dir);
-    // The batch's parent syncs are slowed down so that the put finds the directory unsynced.
-    const parentSyncsDone: number[] = [];
-    const spied = batch as unknown as { syncDir: (path: string) => Promise<void> };
-    const syncDir = spied.syncDir.bind(batch);
-    spied.syncDir = async (path) => {
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await syncDir(path);
-      parentSyncsDone.push(Date.now());
-    };
-    const running = batch.createDirectories(['fan/a', 'fan/b']);
-    while (!existsSync(join(dir, 'fan/b'))) await new Promise((resolve) => setImmediate(resolve));
-    const syncsBefore = parentSyncsDone.length;
-    // Another store of the same process (the mount's) puts into it.
-    const store = new FileObjectStore(dir);
-    await store.put('fan/b/o', Buffer.from('b'));
-    assert.ok(parentSyncsDone.length > syncsBefore, 'put acknowledged before fan/b was durable in fan');
-    await running;
-    assert.equal((await store.get('fan/b/o')).toString(), 'b');
-    // Stopped before its first batch: nothing more is made.
-    await batch.createDirectories(['fan/c'], () => true);
-    assert.equal(existsSync(join(dir, 'fan/c')), false);
-    await store.close();
-    await batch.close();
   });
 
   it('a put killed mid-way leaves no object or the whole object, and no visible temp files', async () => {

@@ -122,42 +122,6 @@ class DirectorySync {
   }
 }
 
-/** How many directories createDirectories() makes before one fsync of their parent. */
-const DIRECTORY_BATCH = 64;
-
-/**
- * Directories a createDirectories() batch of this process made whose entries are not durable
- * yet, each with its batch's parent sync. A put that finds one already there must wait for it:
- * an existing directory is otherwise taken as durable.
- */
-const unsyncedDirs = new Map<string, Promise<void>>();
-
-async function makeDirectories(dirs: readonly string[], syncParent: () => Promise<void>): Promise<void> {
-  let settle: (error?: unknown) => void = () => undefined;
-  const synced = new Promise<void>((resolve, reject) => {
-    settle = (error) => (error === undefined ? resolve() : reject(error));
-  });
-  synced.catch(() => undefined);
-  for (const dir of dirs) unsyncedDirs.set(dir, synced);
-  try {
-    await Promise.all(
-      dirs.map((dir) =>
-        // A put may have made it first (and syncs its parent itself).
-        mkdir(dir).catch((error: unknown) => {
-          if (!isErrno(error, 'EEXIST')) throw error;
-        }),
-      ),
-    );
-    await syncParent();
-    settle();
-  } catch (error) {
-    settle(error);
-    throw error;
-  } finally {
-    for (const dir of dirs) if (unsyncedDirs.get(dir) === synced) unsyncedDirs.delete(dir);
-  }
-}
-
 /**
  * An object store in a local directory: one file per object, keys as paths. A put writes a
  * temporary file, renames it into place, then fsyncs the file and its directory at once and
@@ -206,42 +170,13 @@ export class FileObjectStore implements ObjectStore {
 
   private async createDir(dir: string): Promise<{ durable: Promise<void> }> {
     const first = await mkdir(dir, { recursive: true });
-    if (first === undefined) return { durable: unsyncedDirs.get(dir) ?? Promise.resolve() };
+    if (first === undefined) return { durable: Promise.resolve() };
     // mkdir -p created `first` and everything below it: each new entry's parent needs a sync.
     const parents: string[] = [];
     for (let current = dir; current.length >= first.length; current = dirname(current)) {
       parents.push(dirname(current));
     }
     return { durable: Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined) };
-  }
-
-  /**
-   * Creates the directories that keys will land in (e.g. a volume's block fan-out) in batches:
-   * each batch's missing directories are made together, then their parent is fsynced once,
-   * where each would otherwise cost the first put into it a mkdir and a parent fsync on its
-   * critical path. Existing ones cost a readdir of their parent and its fsync (another process
-   * may have made them and not synced them yet). Safe to run while puts run (from any store of
-   * this process): a put that finds a directory a batch made waits for that batch's sync.
-   * Stops between batches once `stopped()` says so; directories not made are still created by
-   * the first put that needs one.
-   */
-  async createDirectories(dirKeys: readonly string[], stopped: () => boolean = () => false): Promise<void> {
-    const byParent = new Map<string, string[]>();
-    for (const dirKey of dirKeys) {
-      const dir = this.path(dirKey);
-      const names = byParent.get(dirname(dir)) ?? [];
-      names.push(dir);
-      byParent.set(dirname(dir), names);
-    }
-    for (const [parent, dirs] of byParent) {
-      await this.ensureDir(parent).then(({ durable }) => durable);
-      const present = new Set(await readdir(parent));
-      const missing = dirs.filter((dir) => !present.has(dir.slice(parent.length + 1)));
-      await this.syncDir(parent);
-      for (let i = 0; i < missing.length && !stopped(); i += DIRECTORY_BATCH) {
-        await makeDirectories(missing.slice(i, i + DIRECTORY_BATCH), () => this.syncDir(parent));
-      }
-    }
   }
 
   /** Every write of a put is awaited before it settles: nothing reads `data` after. */
