@@ -8,4 +8,4 @@ export type {
   FillSink,
 } from './api.js';
 export { createDataPath, DATA_PATH_DEFAULTS } from './data-path.js';
-export { blockAt, blockKey, blockKeyDirectories, type BlockRef } from './layout.js';
+export { blockAt, blockKey, type BlockRef } from './layout.js';

@@ -20,14 +20,6 @@ export function blockKey(block: BlockRef): string {
   return `chunks/${fanout}/${id}_${block.blockIndex}_${block.blockLengthBytes}`;
 }
 
-/**
- * Every directory blockKey() can name, "chunks/000" to "chunks/fff": a directory-backed store
- * creates them when a volume is made, so no put of a young volume pays a mkdir and a parent sync.
- */
-export function blockKeyDirectories(): string[] {
-  return Array.from({ length: 0x1000 }, (_, fanout) => `chunks/${fanout.toString(16).padStart(3, '0')}`);
-}
-
 /** The block holding byte `sliceOffset` of a slice. */
 export function blockAt(slice: SliceRef, sliceOffset: number): BlockRef {
   const blockIndex = Math.floor(sliceOffset / slice.blockSizeBytes);
