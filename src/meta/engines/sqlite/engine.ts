@@ -21,7 +21,6 @@ import { migrateHistoryKeys } from './history-keys.js';
 import { HistoryPruner } from './history-prune.js';
 import {
   ALL_TABLES,
-  CLUSTERED_HISTORY,
   HISTORY_TABLES,
   MIGRATE_CALL_OUTCOMES_SQL,
   SCHEMA_SQL,
@@ -394,19 +393,7 @@ export class SqliteEngine implements Engine {
   async pruneHistory(beforeUs: number, maxRows: number): Promise<number> {
     return this.write(async () => {
       this.beforeSqlWrite();
-      // Rowid tables: rowid order is commit order (see schema.ts), look only at the oldest rows.
-      let deleted = 0;
-      for (const table of HISTORY_TABLES) {
-        const budget = maxRows - deleted;
-        if (budget <= 0 || CLUSTERED_HISTORY.includes(table)) continue;
-        deleted += this.wdb
-          .prepare(
-            `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} ORDER BY rowid LIMIT ?) AND to_us < ?`,
-          )
-          .run(budget, beforeUs).changes;
-      }
-      if (deleted < maxRows) deleted += this.pruner.prune(beforeUs, maxRows - deleted);
-      return deleted;
+      return this.pruner.prune(beforeUs, maxRows);
     });
   }
 

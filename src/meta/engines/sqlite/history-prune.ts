@@ -1,8 +1,9 @@
-// Retention for the history tables clustered on their key (schema.ts): no rowid order to find
-// the oldest rows by, so pruning sweeps each such table in key order, a bounded window per call,
-// and remembers where it stopped across calls and restarts.
+// History retention. Rowid history tables are append-ordered by commit time: their oldest rows
+// are the first rowids. The tables clustered on their key (schema.ts) have no such order, so
+// pruning sweeps each in key order, a bounded window per call, and remembers where it stopped
+// across calls and restarts.
 import type { Database, Statement } from 'better-sqlite3';
-import { CLUSTERED_HISTORY, HISTORY_KEYS, type HistoryTable } from './schema.js';
+import { CLUSTERED_HISTORY, HISTORY_KEYS, HISTORY_TABLES, type HistoryTable } from './schema.js';
 
 type Key = (number | string)[];
 
@@ -33,12 +34,19 @@ interface TableStatements {
 
 export class HistoryPruner {
   private readonly tables: TableStatements[];
+  /** Rowid tables: rowid order is commit order (schema.ts), so the oldest rows are the first. */
+  private readonly oldest: Statement[];
   private readonly positionGet: Statement;
   private readonly positionPut: Statement;
   private position: Position;
 
   constructor(db: Database) {
     this.tables = CLUSTERED_HISTORY.map((table) => prepareTable(db, table));
+    this.oldest = HISTORY_TABLES.filter((table) => !CLUSTERED_HISTORY.includes(table)).map((table) =>
+      db.prepare(
+        `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} ORDER BY rowid LIMIT ?) AND to_us < ?`,
+      ),
+    );
     this.positionGet = db.prepare('SELECT value FROM setting WHERE key = ?').pluck();
     this.positionPut = db.prepare('INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)');
     this.position = this.load();
@@ -53,12 +61,26 @@ export class HistoryPruner {
   }
 
   /**
-   * Deletes at most `maxRows` rows whose validity ended before `beforeUs`, looking at up to
-   * SCAN_KEYS_PER_ROW × maxRows keys in each table it reaches; at most one pass over the tables.
-   * Runs inside a write transaction: the position is stored with the deletions. (Should that
-   * transaction roll back, the position kept in memory is merely ahead: the next pass looks again.)
+   * Deletes at most `maxRows` history rows whose validity ended before `beforeUs`: from the rowid
+   * tables, among their `maxRows` oldest rows; then from the clustered ones by the sweep.
+   * Runs inside a write transaction.
    */
   prune(beforeUs: number, maxRows: number): number {
+    let deleted = 0;
+    for (const statement of this.oldest) {
+      if (deleted >= maxRows) return deleted;
+      deleted += statement.run(maxRows - deleted, beforeUs).changes;
+    }
+    return deleted < maxRows ? deleted + this.sweep(beforeUs, maxRows - deleted) : deleted;
+  }
+
+  /**
+   * Deletes at most `maxRows` rows of the clustered tables whose validity ended before
+   * `beforeUs`, looking at up to SCAN_KEYS_PER_ROW × maxRows keys in each table it reaches; at
+   * most one pass over the tables. The position is stored with the deletions. (Should that
+   * transaction roll back, the position kept in memory is merely ahead: the next pass looks again.)
+   */
+  private sweep(beforeUs: number, maxRows: number): number {
     const windowRows = Math.max(1, maxRows) * SCAN_KEYS_PER_ROW;
     let deleted = 0;
     for (let visited = 0; visited < this.tables.length && deleted < maxRows; visited++) {
