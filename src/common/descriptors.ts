@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { isOutOfDescriptors } from './errors.js';
 
 /**
  * How long an open waits for a descriptor when the process has none left. A put or a log flush
@@ -8,11 +9,6 @@ import { open, type FileHandle } from 'node:fs/promises';
  * object store's retry budget, like an outage, before EIO.
  */
 export const DESCRIPTOR_WAIT_MS = 30_000;
-
-function isOutOfDescriptors(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return code === 'EMFILE' || code === 'ENFILE';
-}
 
 /**
  * open(2), waiting with backoff while the process is out of descriptors (EMFILE, or ENFILE for

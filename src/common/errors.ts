@@ -52,6 +52,24 @@ export function isFsError(value: unknown): value is FsError {
   return value instanceof FsError;
 }
 
+/** The `code` of a Node.js system error (`ENOSPC`, `EMFILE`, ...), if `error` carries one. */
+export function systemErrorCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The file system has no room for it, or the user no quota (ENOSPC, EDQUOT). */
+export function isOutOfSpace(error: unknown): boolean {
+  const code = systemErrorCode(error);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** The process (EMFILE) or the whole system (ENFILE) has no file descriptor left. */
+export function isOutOfDescriptors(error: unknown): boolean {
+  const code = systemErrorCode(error);
+  return code === 'EMFILE' || code === 'ENFILE';
+}
+
 /** Shorthands so call sites read as the rule they enforce: `throw fsError.ENOENT('no entry "a" in dir 7')`. */
 export const fsError = {
   EPERM: (message: string) => new FsError(Errno.EPERM, message),

@@ -1,5 +1,5 @@
 export { Errno, errnoName, type ErrnoName } from './errno.js';
-export { FsError, fsError, isFsError } from './errors.js';
+export { FsError, fsError, isFsError, isOutOfDescriptors, isOutOfSpace, systemErrorCode } from './errors.js';
 export { parseSizeBytes, parseDurationMs, formatBytes } from './units.js';
 export { DESCRIPTOR_WAIT_MS, openWaitingForDescriptor } from './descriptors.js';
 export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from './types.js';

@@ -11,7 +11,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { formatBytes } from '../common/index.js';
+import { formatBytes, isOutOfDescriptors, isOutOfSpace, systemErrorCode } from '../common/index.js';
 
 /** Writes queued beyond this are skipped: the disk cache is best effort, never back-pressure. */
 const MAX_PENDING_WRITES = 8;
@@ -27,23 +27,6 @@ const MAX_OPEN_FILES = 256;
  * long after, it tries to grow again (someone may have freed space).
  */
 const FULL_RETRY_MS = 60_000;
-
-function errnoCode(error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/** The file system has no room (or the user no quota) for more cache files. */
-function isNoSpace(error: unknown): boolean {
-  const code = errnoCode(error);
-  return code === 'ENOSPC' || code === 'EDQUOT';
-}
-
-/** The process is out of descriptors: the cache file is fine, only this read cannot open it. */
-function isOutOfDescriptors(error: unknown): boolean {
-  const code = errnoCode(error);
-  return code === 'EMFILE' || code === 'ENFILE';
-}
 
 interface OpenFile {
   handle: Promise<FileHandle>;
@@ -261,7 +244,7 @@ export class DiskBlockCache {
     } catch (error) {
       // A partial file of a failed write would hold the space until the next restart.
       await unlink(tmp).catch(() => undefined);
-      if (isNoSpace(error)) this.noteFull(error);
+      if (isOutOfSpace(error)) this.noteFull(error);
       throw error;
     }
     if (!this.index.has(key)) {
@@ -277,7 +260,7 @@ export class DiskBlockCache {
     if (this.fullReported) return;
     this.fullReported = true;
     this.log(
-      `disk cache ${this.dir}: its file system is full (${errnoCode(error)}) with ${formatBytes(this.bytes)} ` +
+      `disk cache ${this.dir}: its file system is full (${systemErrorCode(error)}) with ${formatBytes(this.bytes)} ` +
         `cached of a ${formatBytes(this.capacityBytes)} limit; the cache keeps to what it holds and reads ` +
         `go on from the object store. Free space there or lower --cache-size (said once)`,
     );

@@ -1,4 +1,12 @@
-import { Errno, FsError, fsError, type Ino, type SliceId, type SliceWrite } from '../common/index.js';
+import {
+  Errno,
+  FsError,
+  fsError,
+  isOutOfSpace,
+  type Ino,
+  type SliceId,
+  type SliceWrite,
+} from '../common/index.js';
 import { bodyBytes } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
 import type { BlockBufferPool } from './buffer-pool.js';
@@ -337,8 +345,7 @@ export class Writer implements FileWriter {
    */
   private uploadFailure(error: unknown): FsError {
     const reason = error instanceof Error ? error.message : String(error);
-    const code = (error as NodeJS.ErrnoException | null)?.code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
+    if (isOutOfSpace(error)) {
       return new FsError(
         Errno.ENOSPC,
         `writing inode ${this.ino}: ${this.ctx.storeDescription} is out of space (${reason}); data written ` +

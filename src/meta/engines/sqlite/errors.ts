@@ -1,12 +1,11 @@
-import { Errno, FsError } from '../../../common/index.js';
+import { Errno, FsError, isOutOfSpace, systemErrorCode } from '../../../common/index.js';
 
 /**
  * SQLite's result codes for "the disk holding the database (or its WAL, or a temporary file)
  * has no room": SQLITE_FULL, and SQLITE_IOERR_WRITE when the write(2) itself said ENOSPC.
  */
 function isDiskFull(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+  return systemErrorCode(error) === 'SQLITE_FULL' || isOutOfSpace(error);
 }
 
 /**
