@@ -276,9 +276,10 @@ export abstract class VfsHandles extends VfsSession {
     return true;
   }
 
-  private async unlockAll(ino: Ino, lockOwner: bigint, pid: number): Promise<void> {
+  /** Drops every POSIX (or, with `isFlock`, flock) lock `lockOwner` holds on the inode. */
+  private async unlockAll(ino: Ino, lockOwner: bigint, pid: number, isFlock = false): Promise<void> {
     const range = { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid } as const;
-    await this.meta.setlk(ino, this.lockOwner(lockOwner), range, false);
+    await this.meta.setlk(ino, this.lockOwner(lockOwner), range, isFlock);
   }
 
   /**
@@ -332,12 +333,7 @@ export abstract class VfsHandles extends VfsSession {
     await handle.file.flush(this.callers.of(ctx));
     if (isFlockRelease) {
       this.flockHandles.delete(fh);
-      await this.meta.setlk(
-        handle.ino,
-        this.lockOwner(lockOwner),
-        { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid: ctx.pid },
-        true,
-      );
+      await this.unlockAll(handle.ino, lockOwner, ctx.pid, true);
     }
     for (const owner of owners) {
       this.forgetLockOwner(handle.ino, owner);
