@@ -9,6 +9,7 @@ import {
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, LockOwner } from '../meta/api.js';
 import { contentVersion, isRegular, requireFileEnd } from './attr.js';
+import { HeldLocks } from './held-locks.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
 import type { OpenFile } from './open-files.js';
 import { seekOpenFile } from './seek.js';
@@ -37,17 +38,7 @@ interface Handle {
  */
 export abstract class VfsHandles extends VfsSession {
   private readonly handles = new Map<number, Handle>();
-  /**
-   * Per inode, the lock owners that took POSIX or OFD locks on it and the handles they
-   * locked through. Per inode: a close of any descriptor of the file drops the process's
-   * locks, even ones taken through another (flush). The handles: an OFD lock's owner is
-   * its open file, whose last close the kernel reports only as that handle's release.
-   */
-  private readonly lockOwnersByIno = new Map<Ino, Map<bigint, Set<number>>>();
-  /** Lock drops of releases still running, per inode (see noteLockRelease). */
-  private readonly lockReleases = new Map<Ino, Promise<unknown>>();
-  /** Handles holding a flock lock (flock locks belong to the open file: one handle). */
-  private readonly flockHandles = new Set<number>();
+  private readonly heldLocks = new HeldLocks();
   private nextFh = 1;
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
@@ -172,13 +163,7 @@ export abstract class VfsHandles extends VfsSession {
         file.registered = false;
       }
     }
-    const locked = new Set<Ino>(this.lockOwnersByIno.keys());
-    for (const fh of this.flockHandles) {
-      const handle = this.handles.get(fh);
-      if (handle !== undefined) locked.add(handle.ino);
-    }
-    this.lockOwnersByIno.clear();
-    this.flockHandles.clear();
+    const locked = this.heldLocks.takeLockedInodes((fh) => this.handles.get(fh)?.ino);
     let lost = 0;
     for (const handle of this.handles.values()) {
       if (!locked.has(handle.ino)) continue;
@@ -262,34 +247,16 @@ export abstract class VfsHandles extends VfsSession {
     const handle = this.handle(fh, ino);
     if (!handle.locksLost) await handle.file.flush(this.callers.of(ctx));
     // close(2) drops the POSIX locks this owner holds on the file.
-    if (this.forgetLockOwner(ino, lockOwner)) await this.unlockAll(ino, lockOwner, ctx.pid);
+    if (this.heldLocks.forgetOwner(ino, lockOwner)) await this.unlockAll(ino, lockOwner, ctx.pid);
     this.cachedVersions.set(ino, contentVersion(handle.file.attr));
     // Its writes not committed when the locks were lost were dropped: close(2) reports it.
     this.lockedHandle(fh, ino);
-  }
-
-  /** Whether `lockOwner` took POSIX or OFD locks on the inode; it is forgotten. */
-  private forgetLockOwner(ino: Ino, lockOwner: bigint): boolean {
-    const owners = this.lockOwnersByIno.get(ino);
-    if (!owners?.delete(lockOwner)) return false;
-    if (owners.size === 0) this.lockOwnersByIno.delete(ino);
-    return true;
   }
 
   /** Drops every POSIX (or, with `isFlock`, flock) lock `lockOwner` holds on the inode. */
   private async unlockAll(ino: Ino, lockOwner: bigint, pid: number, isFlock = false): Promise<void> {
     const range = { type: 'unlock', start: 0, end: Number.MAX_SAFE_INTEGER, pid } as const;
     await this.meta.setlk(ino, this.lockOwner(lockOwner), range, isFlock);
-  }
-
-  /**
-   * Owners still holding locks taken through a handle at its release. A process's own
-   * close flushed (and forgot) it first, so these are OFD locks, owned by this open file.
-   */
-  private lockOwnersOf(ino: Ino, fh: number): bigint[] {
-    const owners = this.lockOwnersByIno.get(ino);
-    if (owners === undefined) return [];
-    return [...owners].filter(([, handles]) => handles.has(fh)).map(([owner]) => owner);
   }
 
   async release(
@@ -301,11 +268,11 @@ export abstract class VfsHandles extends VfsSession {
     isFlockRelease: boolean,
   ): Promise<void> {
     const handle = this.handle(fh, ino);
-    const owners = this.lockOwnersOf(ino, fh);
+    const owners = this.heldLocks.ownersOf(ino, fh);
     const dropping = this.dropLocksAtRelease(ctx, handle, fh, lockOwner, isFlockRelease, owners);
     // Registered before the first await: a lock call the kernel queued after this RELEASE
-    // is handled after it (see awaitLockReleases).
-    if (isFlockRelease || owners.length > 0) this.noteLockRelease(ino, dropping);
+    // is handled after it (see HeldLocks.noteRelease).
+    if (isFlockRelease || owners.length > 0) this.heldLocks.noteRelease(ino, dropping);
     try {
       await dropping;
     } finally {
@@ -332,32 +299,13 @@ export abstract class VfsHandles extends VfsSession {
   ): Promise<void> {
     await handle.file.flush(this.callers.of(ctx));
     if (isFlockRelease) {
-      this.flockHandles.delete(fh);
+      this.heldLocks.forgetFlock(fh);
       await this.unlockAll(handle.ino, lockOwner, ctx.pid, true);
     }
     for (const owner of owners) {
-      this.forgetLockOwner(handle.ino, owner);
+      this.heldLocks.forgetOwner(handle.ino, owner);
       await this.unlockAll(handle.ino, owner, ctx.pid);
     }
-  }
-
-  /**
-   * The kernel sends RELEASE in the background: close(2) returns before this mount has dropped
-   * the OFD and flock locks of the last descriptor, while Linux drops them inside close. So a
-   * GETLK or SETLK right after such a close (flock -n as the previous holder exits) found the
-   * lock still held. Lock calls on the inode wait for the drops of releases read before them.
-   */
-  private noteLockRelease(ino: Ino, dropping: Promise<void>): void {
-    const all = Promise.allSettled([this.lockReleases.get(ino), dropping]);
-    this.lockReleases.set(ino, all);
-    void all.then(() => {
-      if (this.lockReleases.get(ino) === all) this.lockReleases.delete(ino);
-    });
-  }
-
-  private async awaitLockReleases(ino: Ino): Promise<void> {
-    const pending = this.lockReleases.get(ino);
-    if (pending !== undefined) await pending;
   }
 
   async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
@@ -385,7 +333,7 @@ export abstract class VfsHandles extends VfsSession {
     lock: FileLock,
   ): Promise<FileLock> {
     const range = toLockRange(lock);
-    await this.awaitLockReleases(ino);
+    await this.heldLocks.awaitReleases(ino);
     return fromLockRange(
       await this.withSession((sessionId) =>
         this.meta.getlk(ino, this.lockOwner(lockOwner, sessionId), range),
@@ -406,7 +354,7 @@ export abstract class VfsHandles extends VfsSession {
     // An unknown handle fails with EBADF; one whose locks were lost takes none (unlocks are fine).
     if (range.type === 'unlock') this.handle(fh, ino);
     else this.lockedHandle(fh, ino);
-    await this.awaitLockReleases(ino);
+    await this.heldLocks.awaitReleases(ino);
     await this.withSession(async (sessionId) => {
       const owner = this.lockOwner(lockOwner, sessionId);
       if (sleep && range.type !== 'unlock') {
@@ -415,16 +363,7 @@ export abstract class VfsHandles extends VfsSession {
         await this.meta.setlk(ino, owner, range, isFlock);
       }
     });
-    if (isFlock) {
-      if (range.type === 'unlock') this.flockHandles.delete(fh);
-      else this.flockHandles.add(fh);
-    } else if (range.type !== 'unlock') {
-      let owners = this.lockOwnersByIno.get(ino);
-      if (owners === undefined) this.lockOwnersByIno.set(ino, (owners = new Map()));
-      let handles = owners.get(lockOwner);
-      if (handles === undefined) owners.set(lockOwner, (handles = new Set()));
-      handles.add(fh);
-    }
+    this.heldLocks.noteLocked(ino, fh, lockOwner, isFlock, range.type === 'unlock');
   }
 
   // --- data-map operations ---
