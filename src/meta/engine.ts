@@ -111,6 +111,18 @@ export interface DeletedSliceRow {
   deletedUs: number;
 }
 
+/** One row of the deleted slice log, exactly (a slice may be logged more than once). */
+export type DeletedSliceKey = Pick<DeletedSliceRow, 'id' | 'deletedUs'>;
+
+/** What the GC must know of a slice before it deletes the slice's objects. */
+export interface SliceGcState {
+  id: SliceId;
+  /** Current references (0: no current chunk list refers to it). */
+  refs: number;
+  /** The latest instant the slice was logged deleted; undefined when it is not in the log. */
+  lastDeletedUs: number | undefined;
+}
+
 /** Reads, current or as of an instant. */
 export interface ReadTx {
   getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined>;
@@ -133,6 +145,8 @@ export interface ReadTx {
   /** Opens of `ino` across all sessions. */
   openCount(ino: Ino): Promise<number>;
   listDeletedSlices(deletedBeforeUs: number, limit: number): Promise<DeletedSliceRow[]>;
+  /** For each id, in order: its reference count and latest deletion (see src/ops/gc.ts). */
+  getSliceStates(ids: readonly SliceId[]): Promise<SliceGcState[]>;
 }
 
 /** A write transaction: reads see the current state including this transaction's own writes. */
@@ -187,7 +201,8 @@ export interface WriteTx extends ReadTx {
   addSliceRefs(id: SliceId, sliceSizeBytes: number, delta: number): Promise<number>;
   /** Logs that the slice left the current state at `tx.nowUs` (for the GC). */
   recordDeletedSlice(id: SliceId, sliceSizeBytes: number): Promise<void>;
-  forgetDeletedSlices(ids: SliceId[]): Promise<void>;
+  /** Drops exactly these rows of the log; other rows of the same slices stay. */
+  forgetDeletedSlices(rows: readonly DeletedSliceKey[]): Promise<void>;
 }
 
 export interface EngineStats {

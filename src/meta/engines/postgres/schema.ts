@@ -331,6 +331,14 @@ END
 $fn$;
 `,
   },
+  {
+    version: 6,
+    name: 'deleted slice log indexed by slice id (object GC)',
+    sql: `
+-- The GC (src/ops/gc.ts) looks up a slice's latest deletion and forgets single rows by id.
+CREATE INDEX deleted_slice_id ON deleted_slice (id, deleted_us);
+`,
+  },
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;

@@ -328,7 +328,15 @@ export const SQL = {
   ),
   forgetDeletedSlices: stmt(
     'forget_deleted_slices',
-    'DELETE FROM deleted_slice WHERE id = ANY($1::bigint[])',
+    `DELETE FROM deleted_slice d USING unnest($1::bigint[], $2::bigint[]) AS f(id, deleted_us)
+     WHERE d.id = f.id AND d.deleted_us = f.deleted_us`,
+  ),
+  sliceStates: stmt(
+    'slice_states',
+    `SELECT i.id, coalesce(r.refs, 0) AS refs,
+       (SELECT max(d.deleted_us) FROM deleted_slice d WHERE d.id = i.id) AS last_deleted_us
+     FROM unnest($1::bigint[]) WITH ORDINALITY AS i(id, n) LEFT JOIN slice_ref r ON r.id = i.id
+     ORDER BY i.n`,
   ),
   listDeletedSlices: stmt(
     'list_deleted_slices',

@@ -1,6 +1,13 @@
 import type pg from 'pg';
-import { asIno, asSliceId, type Ino, type SliceRef } from '../../../common/index.js';
-import type { DeletedSliceRow, DentryRow, InodeRow, LockRow, SessionRow } from '../../engine.js';
+import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
+import type {
+  DeletedSliceRow,
+  DentryRow,
+  InodeRow,
+  LockRow,
+  SessionRow,
+  SliceGcState,
+} from '../../engine.js';
 import { ACL_DEFAULT_XATTR } from '../../acl.js';
 import { decodeSlices } from '../../slice-codec.js';
 import {
@@ -284,5 +291,18 @@ export abstract class PgTxReads extends PgTxDriver {
       limit,
     ]);
     return rows.map((r) => ({ id: asSliceId(r.id), sliceSizeBytes: r.size, deletedUs: r.deleted_us }));
+  }
+
+  async getSliceStates(ids: readonly SliceId[]): Promise<SliceGcState[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.rows<{ id: number; refs: number; last_deleted_us: number | null }>(
+      SQL.sliceStates,
+      [ids],
+    );
+    return rows.map((r) => ({
+      id: asSliceId(r.id),
+      refs: r.refs,
+      lastDeletedUs: r.last_deleted_us ?? undefined,
+    }));
   }
 }

@@ -1,5 +1,5 @@
 import { asIno, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
-import type { DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
+import type { DeletedSliceKey, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR } from '../../acl.js';
 import { encodeSlices } from '../../slice-codec.js';
 import { SQL } from './sql.js';
@@ -201,7 +201,8 @@ export class PgTx extends PgTxReads implements WriteTx {
     this.defer(SQL.recordDeletedSlice, [id, sliceSizeBytes, this.nowUs]);
   }
 
-  async forgetDeletedSlices(ids: SliceId[]): Promise<void> {
-    if (ids.length > 0) this.defer(SQL.forgetDeletedSlices, [ids]);
+  async forgetDeletedSlices(rows: readonly DeletedSliceKey[]): Promise<void> {
+    if (rows.length === 0) return;
+    this.defer(SQL.forgetDeletedSlices, [rows.map((r) => r.id), rows.map((r) => r.deletedUs)]);
   }
 }

@@ -127,6 +127,9 @@ CREATE TABLE IF NOT EXISTS deleted_slice (
   id INTEGER NOT NULL, size INTEGER NOT NULL, deleted_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deleted_slice_time ON deleted_slice(deleted_us);
+-- The GC looks up a slice's latest deletion and forgets single rows by slice id. An index
+-- only: volumes made before it get it at their next open (this script runs at every open).
+CREATE INDEX IF NOT EXISTS deleted_slice_id ON deleted_slice(id, deleted_us);
 
 -- At-most-once replies of numbered calls (src/meta/call-outcomes.ts); rowid order is age order.
 -- Keyed by a small client number, not the client's text id (call-clients.ts). One row per client

@@ -62,6 +62,8 @@ export class ReadStatements {
   readonly locks: Statement;
   readonly openCount: Statement;
   readonly deletedSlices: Statement;
+  readonly sliceRefs: Statement;
+  readonly sliceLastDeleted: Statement;
 
   constructor(db: Database) {
     // The two reads behind getattr and lookup return arrays (raw): better-sqlite3 builds them ~35%
@@ -124,8 +126,10 @@ export class ReadStatements {
     );
     this.openCount = db.prepare('SELECT coalesce(sum(count), 0) FROM open_file WHERE ino = ?').pluck();
     this.deletedSlices = db.prepare(
-      'SELECT id, size, deleted_us FROM deleted_slice WHERE deleted_us < ? ORDER BY deleted_us LIMIT ?',
+      'SELECT id, size, deleted_us FROM deleted_slice WHERE deleted_us < ? ORDER BY deleted_us, id LIMIT ?',
     );
+    this.sliceRefs = db.prepare('SELECT refs FROM slice_ref WHERE id = ?').pluck();
+    this.sliceLastDeleted = db.prepare('SELECT max(deleted_us) FROM deleted_slice WHERE id = ?').pluck();
   }
 }
 
@@ -240,7 +244,7 @@ export class WriteStatements extends ReadStatements {
       .pluck();
     this.sliceRefDelete = db.prepare('DELETE FROM slice_ref WHERE id = ?');
     this.deletedSliceInsert = db.prepare('INSERT INTO deleted_slice (id, size, deleted_us) VALUES (?, ?, ?)');
-    this.deletedSliceForget = db.prepare('DELETE FROM deleted_slice WHERE id = ?');
+    this.deletedSliceForget = db.prepare('DELETE FROM deleted_slice WHERE id = ? AND deleted_us = ?');
     this.callBatchPut = db.prepare(
       'INSERT INTO call_batch (client, first_seq, last_seq, replies, at_us) VALUES (?, ?, ?, ?, ?)',
     );

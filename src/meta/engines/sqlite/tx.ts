@@ -1,11 +1,13 @@
 import { asIno, asSliceId, type Ino, type SliceId, type SliceRef } from '../../../common/index.js';
 import type {
+  DeletedSliceKey,
   DeletedSliceRow,
   DentryRow,
   InodeRow,
   LockRow,
   ReadTx,
   SessionRow,
+  SliceGcState,
   WriteTx,
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
@@ -180,6 +182,14 @@ export class SqliteReadTx implements ReadTx {
       deleted_us: number;
     }[];
     return rows.map((r) => ({ id: asSliceId(r.id), sliceSizeBytes: r.size, deletedUs: r.deleted_us }));
+  }
+
+  async getSliceStates(ids: readonly SliceId[]): Promise<SliceGcState[]> {
+    return ids.map((id) => ({
+      id,
+      refs: (this.s.sliceRefs.get(id) as number | undefined) ?? 0,
+      lastDeletedUs: (this.s.sliceLastDeleted.get(id) as number | null) ?? undefined,
+    }));
   }
 }
 
@@ -425,8 +435,8 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     this.sw.deletedSliceInsert.run(id, sliceSizeBytes, this.state.nowUs);
   }
 
-  async forgetDeletedSlices(ids: SliceId[]): Promise<void> {
-    for (const id of ids) this.sw.deletedSliceForget.run(id);
+  async forgetDeletedSlices(rows: readonly DeletedSliceKey[]): Promise<void> {
+    for (const row of rows) this.sw.deletedSliceForget.run(row.id, row.deletedUs);
   }
 
   /** CallOutcomeWriter (src/meta/call-outcomes.ts): stored with the batch's others at COMMIT. */
