@@ -2,6 +2,7 @@ export * from './api.js';
 export type {
   Clock,
   DentryRow,
+  DeletedSliceKey,
   DeletedSliceRow,
   Engine,
   EngineOpener,
@@ -11,6 +12,7 @@ export type {
   LockRow,
   ReadTx,
   SessionRow,
+  SliceGcState,
   WriteTx,
 } from './engine.js';
 export { systemClock } from './engine.js';
