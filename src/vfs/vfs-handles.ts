@@ -45,6 +45,12 @@ export abstract class VfsHandles extends VfsSession {
   /** O_TMPFILE files made here without O_EXCL and not named yet: linkat gives them a first name. */
   protected readonly linkableTmpfiles = new Set<Ino>();
   /**
+   * Files this mount created that are still open and had no xattr set since: the kernel asks
+   * for their security.capability before their first write (file_remove_privs), one metadata
+   * round trip per new file that can only say "none".
+   */
+  protected readonly createdWithoutXattrs = new Set<Ino>();
+  /**
    * Tells the kernel to drop what it caches of an inode (attributes, pages). Set by the
    * composition root once the FUSE session exists; an open that finds the file changed by
    * another mount uses it, because the kernel would otherwise trust a stale size until the
@@ -55,6 +61,7 @@ export abstract class VfsHandles extends VfsSession {
   async forget(ino: Ino): Promise<void> {
     this.cachedVersions.delete(ino);
     this.linkableTmpfiles.delete(ino);
+    this.createdWithoutXattrs.delete(ino);
     this.specialNodes.forget(ino);
   }
 
@@ -89,6 +96,7 @@ export abstract class VfsHandles extends VfsSession {
       if (flags & O_EXCL || !isFsError(err) || err.errno !== Errno.EEXIST) throw err;
       return this.openRacedCreate(ctx, parent, name, flags, err);
     }
+    this.createdWithoutXattrs.add(attr.ino);
     return { ...this.entry(attr), ...this.newHandle(attr.ino, flags, attr) };
   }
 
@@ -277,7 +285,9 @@ export abstract class VfsHandles extends VfsSession {
       await dropping;
     } finally {
       this.handles.delete(fh);
-      if (this.openFiles.release(handle.file) && handle.file.registered) {
+      const lastHandle = this.openFiles.release(handle.file);
+      if (lastHandle) this.createdWithoutXattrs.delete(ino);
+      if (lastHandle && handle.file.registered) {
         const sessionId = this.sessionId;
         await this.meta.release(sessionId, ino).catch(async (err: unknown) => {
           // Ended by the service, which dropped the registration with it; no retry.

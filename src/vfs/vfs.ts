@@ -21,6 +21,8 @@ import { VfsHandles } from './vfs-handles.js';
 const READDIR_BATCH = 128;
 const READDIRPLUS_BATCH = 32;
 const STATFS_BLOCK_BYTES = 4096;
+/** What the kernel asks of every file before its first write (to drop file capabilities). */
+const CAPABILITY_XATTR = 'security.capability';
 
 /**
  * The POSIX file system of a mount: the FUSE layer's `FileSystem` over the metadata
@@ -219,6 +221,7 @@ export class Vfs extends VfsHandles implements FileSystem {
     // The value is a view into the request buffer; the metadata call may outlive it (RPC queues).
     const copy = Buffer.from(value);
     const caller = this.callers.of(ctx);
+    this.createdWithoutXattrs.delete(ino);
     if (name === ACL_ACCESS_XATTR && isMinimalAcl(copy)) {
       // Only the mode changes (the owner-only chmod rules apply); an ACL the inode had goes.
       const attr = await this.meta.getattr(ino);
@@ -240,6 +243,9 @@ export class Vfs extends VfsHandles implements FileSystem {
   }
 
   async getxattr(_ctx: RequestContext, ino: Ino, name: string): Promise<Buffer> {
+    if (name === CAPABILITY_XATTR && this.createdWithoutXattrs.has(ino)) {
+      throw fsError.ENODATA(`inode ${ino} has no ${name}`);
+    }
     return this.meta.getxattr(ino, name);
   }
 
@@ -252,6 +258,7 @@ export class Vfs extends VfsHandles implements FileSystem {
   }
 
   async removexattr(ctx: RequestContext, ino: Ino, name: string): Promise<void> {
+    this.createdWithoutXattrs.delete(ino);
     await this.meta.removexattr(this.callers.of(ctx), ino, name);
   }
 

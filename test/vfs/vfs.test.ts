@@ -313,6 +313,34 @@ test('lookups of missing names are cacheable negatives; xattrs round-trip', asyn
   assert.equal(found.attr.ino, ino);
 });
 
+test('the security.capability the kernel asks of a file before its first write is answered without the service while this mount created it and it is open', async () => {
+  const asked: string[] = [];
+  const getxattr = meta.getxattr.bind(meta);
+  meta.getxattr = (ino, name) => {
+    asked.push(name);
+    return getxattr(ino, name);
+  };
+  const noData = (err: unknown): boolean => isFsError(err) && err.errno === Errno.ENODATA;
+  try {
+    const { ino, fh } = await create('capabilities');
+    await assert.rejects(vfs.getxattr(ctx(), ino, 'security.capability'), noData);
+    assert.deepEqual(asked, []);
+    // Any other name, and the name once an xattr was set here, still go to the service.
+    await assert.rejects(vfs.getxattr(ctx(), ino, 'user.other'), noData);
+    const capability = Buffer.from('0100000201000000', 'hex');
+    await vfs.setxattr(ctx(), ino, 'security.capability', capability, 0);
+    assert.deepEqual(await vfs.getxattr(ctx(), ino, 'security.capability'), capability);
+    await vfs.release(ctx(), ino, fh, 0, 1n, false);
+    // Closed: nothing is assumed any more, whoever changes it next.
+    const second = await create('capabilities-closed');
+    await vfs.release(ctx(), second.ino, second.fh, 0, 1n, false);
+    await assert.rejects(vfs.getxattr(ctx(), second.ino, 'security.capability'), noData);
+    assert.deepEqual(asked, ['user.other', 'security.capability', 'security.capability']);
+  } finally {
+    meta.getxattr = getxattr;
+  }
+});
+
 test('an open file keeps its data after its last name is removed, until it is closed', async () => {
   const { ino, fh } = await create('doomed');
   await vfs.write(ctx(), ino, fh, 0, Buffer.from('still here'), 0);
