@@ -4,6 +4,15 @@ import type { MetaApi } from '../meta/api.js';
 import type { VfsOptions } from './options.js';
 
 /**
+ * Chunks whose commit count is kept. Every file this mount writes leaves a count (most never
+ * reach the threshold), and the kernel's FORGET of a deleted file does not reach here: without
+ * a bound a mount kept up for weeks kept one entry per file it ever wrote. The least recently
+ * committed count is dropped; that chunk starts counting again, and reads still queue
+ * fragmented chunks through consider().
+ */
+const MAX_TRACKED_CHUNKS = 4096;
+
+/**
  * Background compaction of fragmented chunks: random writes and many small appends leave
  * a chunk with a long slice list, which slows every read of it. One chunk at a time, so
  * compaction never competes much with the application for upload bandwidth or memory.
@@ -40,12 +49,19 @@ export class Compactor {
     if (this.threshold === 0) return;
     const key = `${ino}:${chunkIndex}`;
     const count = (this.commits.get(key) ?? 0) + 1;
+    this.commits.delete(key); // re-inserted last: the Map's order is the eviction order
     if (count < this.threshold) {
       this.commits.set(key, count);
+      if (this.commits.size > MAX_TRACKED_CHUNKS)
+        this.commits.delete(this.commits.keys().next().value as string);
       return;
     }
-    this.commits.delete(key);
     this.enqueue(ino, chunkIndex);
+  }
+
+  /** Chunks with a commit count kept (bounded by MAX_TRACKED_CHUNKS). */
+  get trackedChunks(): number {
+    return this.commits.size;
   }
 
   private enqueue(ino: Ino, chunkIndex: number): void {
