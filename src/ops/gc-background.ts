@@ -1,0 +1,112 @@
+import { formatBytes, parseDurationMs } from '../common/index.js';
+import type { Engine, VolumeSettings } from '../meta/index.js';
+import type { ObjectStore } from '../object/index.js';
+import { GC_DEFAULTS, collectGarbage, type GcReport } from './gc.js';
+
+/**
+ * The GC in the background of the process that owns a volume's metadata engine (`strata up`).
+ * It runs there, and not in the mounts, because its writes must go through the one engine
+ * that owns the database (a second SQLite writer would overwrite the owner's counters) and
+ * because one owner needs no claim to keep two collectors off the same rows.
+ *
+ * A pass runs every `intervalMs`; it deletes at most `maxDeletesPerSecond` objects a second
+ * with a few in flight, so foreground reads and writes to the store keep their share.
+ */
+
+export const BACKGROUND_GC_DEFAULTS = {
+  intervalMs: 60_000,
+  /** ~40 MB/s of 4 MiB blocks at most, and on a file store a small share of one disk. */
+  maxDeletesPerSecond: 10,
+  deletesInFlight: 2,
+} as const;
+
+export interface BackgroundGcOptions {
+  engine: Engine;
+  store: ObjectStore;
+  volume: Pick<VolumeSettings, 'historyRetentionMs' | 'blockSizeBytes'>;
+  intervalMs?: number;
+  safetyMarginMs?: number;
+  maxDeletesPerSecond?: number;
+  /** One line per pass that deleted or dropped something, and per failed pass. */
+  log: (message: string) => void;
+}
+
+export interface BackgroundGc {
+  /** Runs a pass now (after the one in progress, if any) and returns its report. */
+  runNow(): Promise<GcReport>;
+  /** Stops the timer, cuts a running pass short between batches and waits for it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Overrides of the background GC's timing from the environment (STRATA_GC_INTERVAL,
+ * STRATA_GC_SAFETY_MARGIN, e.g. "10s"), for tests and operators who cannot wait a minute.
+ */
+export function backgroundGcEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<BackgroundGcOptions, 'intervalMs' | 'safetyMarginMs'> {
+  const duration = (name: string): number | undefined =>
+    env[name] === undefined || env[name] === '' ? undefined : parseDurationMs(env[name], name);
+  return { intervalMs: duration('STRATA_GC_INTERVAL'), safetyMarginMs: duration('STRATA_GC_SAFETY_MARGIN') };
+}
+
+export function describeGcReport(report: GcReport): string {
+  const verb = report.dryRun ? 'would delete' : 'deleted';
+  return (
+    `${verb} ${report.objects} object(s), ${formatBytes(report.bytes)} of ${report.slices} slice(s)` +
+    (report.staleRows > 0 ? `; ${report.staleRows} stale log row(s) dropped` : '')
+  );
+}
+
+export function startBackgroundGc(options: BackgroundGcOptions): BackgroundGc {
+  const intervalMs = options.intervalMs ?? BACKGROUND_GC_DEFAULTS.intervalMs;
+  const abort = new AbortController();
+  let running: Promise<GcReport> = Promise.resolve(emptyReport());
+  let stopped = false;
+
+  const pass = async (): Promise<GcReport> => {
+    const started = performance.now();
+    try {
+      const report = await collectGarbage({
+        engine: options.engine,
+        store: options.store,
+        historyRetentionMs: options.volume.historyRetentionMs,
+        blockSizeBytes: options.volume.blockSizeBytes,
+        safetyMarginMs: options.safetyMarginMs ?? GC_DEFAULTS.safetyMarginMs,
+        maxDeletesPerSecond: options.maxDeletesPerSecond ?? BACKGROUND_GC_DEFAULTS.maxDeletesPerSecond,
+        deletesInFlight: BACKGROUND_GC_DEFAULTS.deletesInFlight,
+        signal: abort.signal,
+      });
+      if (report.slices > 0 || report.staleRows > 0) {
+        options.log(`gc: ${describeGcReport(report)} in ${Math.round(performance.now() - started)} ms`);
+      }
+      return report;
+    } catch (error) {
+      if (!stopped) {
+        options.log(`gc: pass failed, retrying in ${intervalMs} ms: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+  };
+  const runNow = (): Promise<GcReport> => {
+    running = running.catch(() => undefined).then(pass);
+    return running;
+  };
+  const timer = setInterval(() => {
+    runNow().catch(() => undefined); // logged in pass
+  }, intervalMs);
+  timer.unref();
+  return {
+    runNow,
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      abort.abort();
+      await running.catch(() => undefined);
+    },
+  };
+}
+
+function emptyReport(): GcReport {
+  return { dryRun: false, cutoffUs: 0, slices: 0, objects: 0, bytes: 0, staleRows: 0 };
+}
