@@ -10,6 +10,7 @@ import { registerUmount } from './commands/umount.js';
 import { registerStatus } from './commands/status.js';
 import { registerObjbench } from './commands/objbench.js';
 import { registerFsck } from './commands/fsck.js';
+import { registerGc } from './commands/gc.js';
 import { registerMetaAdmin } from './commands/meta-admin.js';
 
 /** Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerObjbench(program);
   registerFsck(program);
+  registerGc(program);
   // After registerMetaServe: adds migrate/dump/load to its `meta` command.
   registerMetaAdmin(program);
   applyErrorStyle(program);

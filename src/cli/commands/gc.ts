@@ -1,0 +1,95 @@
+import type { Command } from 'commander';
+import { formatBytes, parseDurationMs } from '../../common/index.js';
+import { engineScheme, openMetaService, type Engine } from '../../meta/index.js';
+import { openObjectStore, type ObjectStore } from '../../object/index.js';
+import { GC_DEFAULTS, collectGarbage, describeGcReport, type GcReport } from '../../ops/index.js';
+import { redactUrl } from '../../volume/index.js';
+import { UsageError, checkEngineUrl, checkStorageUrl } from '../options.js';
+import { requireExistingEngine } from './meta-admin.js';
+
+/** A session renewed this recently means a server (strata up / meta serve) has the volume open. */
+const LIVE_SESSION_MS = 2 * 60_000;
+
+export function registerGc(program: Command): void {
+  program
+    .command('gc')
+    .description(
+      'delete the objects of slices no retained version of the volume refers to (their deletion is older ' +
+        'than the history retention plus a safety margin), then forget them; prints what it deleted. ' +
+        '"strata up" does this in the background every minute',
+    )
+    .requiredOption(
+      '--engine <URL>',
+      'metadata engine, e.g. sqlite:/var/lib/strata/meta.db or postgres://...',
+    )
+    .option('--storage <URL>', 'object store (default: the one recorded at format)')
+    .option('--dry-run', 'print what would be deleted; change nothing')
+    .option(
+      '--safety-margin <DURATION>',
+      `wait this long past the retention window (default ${GC_DEFAULTS.safetyMarginMs / 1000}s): ` +
+        'covers clock differences between servers and reads in flight from slice lists mounts hold',
+    )
+    .action(async (options: Record<string, unknown>) => {
+      const engineUrl = checkEngineUrl(String(options.engine));
+      const storageOverride =
+        typeof options.storage === 'string' ? checkStorageUrl(options.storage) : undefined;
+      let safetyMarginMs: number | undefined;
+      if (options.safetyMargin !== undefined) {
+        try {
+          safetyMarginMs = parseDurationMs(String(options.safetyMargin), '--safety-margin');
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+      }
+      const dryRun = options.dryRun === true;
+      requireExistingEngine(engineUrl);
+      const service = await openMetaService({ engineUrl, background: false });
+      let store: ObjectStore | undefined;
+      try {
+        if (!dryRun && engineScheme(engineUrl) === 'sqlite') await refuseWhileServed(service.engine);
+        const volume = await service.volume();
+        const storageUrl = storageOverride ?? volume.storageUrl;
+        if (storageUrl === '') throw new Error('the volume records no object store; give --storage URL');
+        store = await openObjectStore(storageUrl);
+        const progress = (r: GcReport): void => {
+          process.stderr.write(
+            `gc: ${r.slices} slice(s), ${r.objects} object(s), ${formatBytes(r.bytes)} ${r.dryRun ? 'found' : 'deleted'} so far\n`,
+          );
+        };
+        const report = await collectGarbage({
+          engine: service.engine,
+          store,
+          historyRetentionMs: volume.historyRetentionMs,
+          blockSizeBytes: volume.blockSizeBytes,
+          safetyMarginMs,
+          dryRun,
+          onProgress: progress,
+        });
+        const cutoff = new Date(Math.floor(report.cutoffUs / 1000)).toISOString();
+        process.stdout.write(
+          `gc ${redactUrl(engineUrl)} in ${redactUrl(storageUrl)}: ${describeGcReport(report)} ` +
+            `(slices deleted before ${cutoff})\n`,
+        );
+      } finally {
+        await store?.close();
+        await service.close();
+      }
+    });
+}
+
+/**
+ * A SQLite volume has one writer: a second process committing next to a running server would
+ * overwrite counters the server keeps in memory. The server of `strata up` collects on its own.
+ */
+async function refuseWhileServed(engine: Engine): Promise<void> {
+  const sessions = await engine.read((tx) => tx.listSessions());
+  const nowMs = Date.now();
+  const live = sessions.find((s) => nowMs - s.heartbeatUs / 1000 < LIVE_SESSION_MS);
+  if (live === undefined) return;
+  throw new Error(
+    `the volume is in use (mount ${live.info.hostname}:${live.info.mountpoint} was seen ` +
+      `${Math.round((nowMs - live.heartbeatUs / 1000) / 1000)}s ago): a SQLite volume takes one writer. ` +
+      '"strata up" collects garbage in the background by itself; otherwise unmount and stop its server first ' +
+      '(--dry-run works while it runs)',
+  );
+}
