@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StrataConfig } from '../config/index.js';
+import { openObjectStore } from '../object/index.js';
+import { backgroundGcEnv, startBackgroundGc, type BackgroundGc } from '../ops/index.js';
 import { mountClient, type MountedVolume } from './client.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
 import { serveLocalMeta, type LocalMetaServer } from './rpc-access.js';
@@ -48,6 +50,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     await local.close();
     throw err;
   }
+  const gc: { collector?: BackgroundGc } = {};
   const volume = await mountClient({
     // With other clients on the server, this mount's changes are pushed to them and theirs
     // invalidate this mount's kernel caches, as between two `strata mount` processes.
@@ -59,9 +62,25 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     version: VERSION,
     log,
     closeMeta: async () => {
+      await gc.collector?.stop();
       await server?.close();
       await local.close();
     },
   });
+  // Garbage collection runs beside the engine that owns the volume (src/ops/gc-background.ts).
+  try {
+    const gcStore = await openObjectStore(options.storageUrl ?? volume.volume.storageUrl);
+    const collector = startBackgroundGc({
+      engine: local.service.engine,
+      store: gcStore,
+      volume: volume.volume,
+      log,
+      ...backgroundGcEnv(),
+    });
+    gc.collector = { runNow: collector.runNow, stop: () => collector.stop().finally(() => gcStore.close()) };
+  } catch (err) {
+    await volume.stop();
+    throw err;
+  }
   return server === null ? volume : { ...volume, metaAddress: server.address, stop: volume.stop };
 }
