@@ -4,6 +4,7 @@
 // Phases: creates/s with history on and off (taking turns), getattr/lookup latency, as-of
 // lookup at large history sizes vs current lookup, pruning cost, engine bytes per file.
 // WAL frames and CPU per change by kind: frames.ts.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +120,13 @@ async function benchReads(): Promise<void> {
     console.log('reads, 20,000 files, in-process service:');
     await latency('getattr', 50_000, (i) => svc.getattr(inos[i % inos.length]));
     await latency('lookup', 50_000, (i) => svc.lookup(root, d.ino, `f${i % 20_000}`));
+    // What compilers and interpreters probing paths send most: names that are not there.
+    await latency('lookup of a missing name', 50_000, (i) =>
+      svc.lookup(root, d.ino, `m${i % 20_000}`).then(
+        () => assert.fail('found a name never created'),
+        () => undefined,
+      ),
+    );
     const rate = await drive(200_000, 64, (i) => svc.getattr(inos[i % inos.length]));
     console.log(
       `  getattr throughput, 64 in flight: ${fmt(rate)}/s (${lastCpuUsPerOp.toFixed(1)} CPU µs/op)`,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ROOT_INO, type Ino } from '../../src/common/index.js';
+import { Errno, FsError, ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 
@@ -100,6 +100,13 @@ async function drive(
   return { ops: done, elapsedMs: performance.now() - startMs };
 }
 
+const foundMissing = (): never => {
+  throw new Error('lookup-missing found a name that was never created');
+};
+const isMissing = (error: unknown): void => {
+  if (!(error instanceof FsError) || error.errno !== Errno.ENOENT) throw error;
+};
+
 interface Row {
   history: boolean;
   connections: number;
@@ -145,6 +152,11 @@ async function runConfig(
     const phases: [string, (client: MetaClient, n: number) => Promise<unknown> | null][] = [
       ['getattr', (client, n) => client.getattr(inos[n % inos.length])],
       ['lookup', (client, n) => client.lookup(root, big.ino, `f${n % READDIR_ENTRIES}`)],
+      // Names that are not there: what compilers and interpreters probing paths send most.
+      [
+        'lookup-missing',
+        (client, n) => client.lookup(root, big.ino, `m${n % READDIR_ENTRIES}`).then(foundMissing, isMissing),
+      ],
       ['create', (client) => client.mknod(root, work.ino, `c${created++}`, S_IFREG | 0o644, 0, 0)],
       [
         'rename',
