@@ -83,7 +83,12 @@ export async function withLocalReads(
       api[method] = target(local, method);
     } else {
       const remote = target(service, method);
-      api[method] = (...args) => remote(...args).then(settledValue, settledError);
+      // The read snapshot ends before the change goes to the engine thread as well: one still
+      // open when the engine's write transaction begins keeps the WAL from starting over.
+      api[method] = (...args) => {
+        invalidate();
+        return remote(...args).then(settledValue, settledError);
+      };
     }
   }
   return {

@@ -211,6 +211,8 @@ export class SqliteEngine implements Engine {
   }
 
   private beginBatch(): void {
+    // The log starts over only when a write begins with no read snapshot open on it.
+    this.reader.invalidate();
     this.sql.begin.run();
     this.inBatch = true;
     this.batchStartMs = performance.now();
