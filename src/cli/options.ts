@@ -6,6 +6,7 @@ import {
   type SettingName,
   type SettingSpec,
 } from '../config/index.js';
+import { parseDurationMs } from '../common/index.js';
 
 /** An error in how the command was called: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -115,4 +116,38 @@ export function parseVolumeAddress(text: string): { metaAddress: string; volumeN
   // Several servers of one volume: a comma-separated list, failed over in order (docs/rpc.md).
   for (const one of metaAddress.split(',')) if (!one.includes('/')) parseHostPort(one, 'metadata address');
   return { metaAddress, volumeName };
+}
+
+/**
+ * An instant of a volume's history for `--as-of`, in µs since the epoch: an ISO 8601 date and
+ * time (`2026-11-26T10:00:00Z`; without a zone it is local time), `@SECONDS` since the epoch,
+ * or a duration ago (`30m ago`, `2h ago`, `7d ago`). Never in the future: the state "as of"
+ * a later instant would still be changing.
+ */
+export function parseInstantUs(text: string, nowMs = Date.now()): number {
+  const usage =
+    'use an ISO 8601 time (2026-11-26T10:00:00Z), @SECONDS since the epoch, or a duration ago (30m ago, 2h ago)';
+  const trimmed = text.trim();
+  let ms: number;
+  const ago = /^(.+?)\s+ago$/.exec(trimmed);
+  if (ago) {
+    try {
+      ms = nowMs - parseDurationMs(ago[1]!, 'duration');
+    } catch {
+      throw new UsageError(`invalid instant "${text}": ${usage}`);
+    }
+  } else if (/^@\d+(\.\d+)?$/.test(trimmed)) {
+    ms = Number(trimmed.slice(1)) * 1000;
+  } else if (/^\d{4}-\d{2}-\d{2}/.test(trimmed)) {
+    ms = Date.parse(trimmed.replace(' ', 'T'));
+  } else {
+    ms = Number.NaN;
+  }
+  if (!Number.isFinite(ms)) throw new UsageError(`invalid instant "${text}": ${usage}`);
+  if (ms > nowMs) {
+    throw new UsageError(
+      `instant "${text}" is in the future (${new Date(ms).toISOString()}); give a past one`,
+    );
+  }
+  return Math.round(ms * 1000);
 }

@@ -3,7 +3,15 @@ import { createDataPath, type DataPath } from '../data/index.js';
 import { mount, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
 import { openObjectStore, type ObjectStore } from '../object/index.js';
-import { Coherence, PageCache, PushingVfs, type Invalidation, type PageCacheStats } from '../vfs/index.js';
+import { ROOT_INO } from '../common/index.js';
+import {
+  Coherence,
+  PageCache,
+  PastMeta,
+  PushingVfs,
+  type Invalidation,
+  type PageCacheStats,
+} from '../vfs/index.js';
 
 /** A mounted volume as the CLI sees it. */
 export interface MountedVolume {
@@ -31,6 +39,8 @@ export interface ClientOptions {
   closeMeta: () => Promise<void>;
   /** Subscribes to what other clients change (a metadata server's pushes), for cache coherence. */
   onInvalidation?: (listener: (invalidation: Invalidation) => void) => void;
+  /** Mounts the volume as it was at this instant (µs since the epoch), read-only. */
+  asOfUs?: number;
 }
 
 /** How often the mount looks at its resident size, and how far past the budget it may be. */
@@ -42,10 +52,13 @@ const TRIM_ABOVE_BUDGET_BYTES = 100 * 1024 * 1024;
  * and FUSE session, stacked in that order and torn down in the reverse one.
  */
 export async function mountClient(options: ClientOptions): Promise<MountedVolume> {
-  const { meta, config, log } = options;
-  const volume = await meta.volume();
+  const { config, log, asOfUs } = options;
+  const meta = asOfUs === undefined ? options.meta : new PastMeta(options.meta, asOfUs);
   const undo: (() => Promise<void>)[] = [options.closeMeta];
   try {
+    const volume = await meta.volume();
+    // An instant outside the history window fails here, with the service's explanation.
+    if (asOfUs !== undefined) await meta.getattr(ROOT_INO);
     const store: ObjectStore = await openObjectStore(options.storageUrl ?? volume.storageUrl, {
       retry: { maxElapsedMs: config.storeRetryMs, log },
     });
@@ -93,7 +106,8 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       mountpoint: options.mountpoint,
       fs: vfs,
       options: {
-        fsName: `strata:${volume.name}`,
+        fsName: asOfUs === undefined ? `strata:${volume.name}` : `strata:${volume.name}@${isoOf(asOfUs)}`,
+        readOnly: asOfUs !== undefined,
         unmountOnSignals: false,
         ioUring: config.ioUring,
         logger: { debug: () => undefined, warn: log, error: log },
@@ -122,7 +136,8 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       pageCache.changed(ino);
       kernel.invalInode(ino).catch(() => undefined);
     };
-    if (options.onInvalidation) {
+    // The past does not change: other mounts' changes are nothing to a past view.
+    if (options.onInvalidation && asOfUs === undefined) {
       const coherence = new Coherence(kernel, log);
       options.onInvalidation((invalidation) => vfs.otherMountsChanged(invalidation, coherence));
     }
@@ -143,6 +158,10 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
     await unwind(undo).catch(() => undefined);
     throw err;
   }
+}
+
+function isoOf(instantUs: number): string {
+  return new Date(Math.floor(instantUs / 1000)).toISOString();
 }
 
 /** Runs the teardown steps last-first; all of them run, the first failure is reported. */

@@ -14,6 +14,8 @@ export interface RemoteOptions {
   storageUrl?: string;
   config: StrataConfig;
   log: (message: string) => void;
+  /** Mounts the volume as it was at this instant (µs since the epoch), read-only. */
+  asOfUs?: number;
 }
 
 /** `strata mount`: a client of a metadata service in another process (or machine). */
@@ -32,5 +34,6 @@ export async function mountRemote(options: RemoteOptions): Promise<MountedVolume
     log: options.log,
     closeMeta: () => remote.close(),
     onInvalidation: (listener) => remote.meta.onInvalidation(listener),
+    asOfUs: options.asOfUs,
   });
 }

@@ -123,3 +123,20 @@ test('meta serve --engine-thread-nice sets the niceness of one thread of the ser
     await cleanup([server], [], [dir]);
   }
 });
+
+test('--as-of instants: ISO 8601, @seconds or a duration ago; never the future', async () => {
+  const { parseInstantUs } = await import('../../src/cli/options.js');
+  const now = Date.parse('2026-11-26T12:00:00Z');
+  assert.equal(parseInstantUs('2026-11-26T10:00:00Z', now), Date.parse('2026-11-26T10:00:00Z') * 1000);
+  assert.equal(
+    parseInstantUs('2026-11-26 10:00:00.250Z', now),
+    Date.parse('2026-11-26T10:00:00.250Z') * 1000,
+  );
+  assert.equal(parseInstantUs('@1764150000.5', now), 1_764_150_000_500_000);
+  assert.equal(parseInstantUs('90m ago', now), (now - 90 * 60_000) * 1000);
+  assert.equal(parseInstantUs(' 7d ago ', now), (now - 7 * 86_400_000) * 1000);
+  for (const bad of ['yesterday', '2h', 'ago', 'x ago', '26/11/2026', '']) {
+    assert.throws(() => parseInstantUs(bad, now), /ISO 8601 .* ago/, bad);
+  }
+  assert.throws(() => parseInstantUs('2026-11-26T12:00:01Z', now), /in the future/);
+});

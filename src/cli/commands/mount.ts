@@ -5,7 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { SettingName } from '../../config/index.js';
 import { mountRemote } from '../../volume/index.js';
-import { addSettingOptions, configFromOptions, parseVolumeAddress } from '../options.js';
+import { addSettingOptions, configFromOptions, parseInstantUs, parseVolumeAddress } from '../options.js';
 import { runUntilSignal, stderrLog } from '../run.js';
 
 const settings: SettingName[] = [
@@ -35,6 +35,12 @@ export function registerMount(program: Command): void {
     )
     .argument('<MOUNTPOINT>', 'an existing empty directory')
     .option('--secret-file <PATH>', 'the secret `strata format` wrote (or env STRATA_SECRET)')
+    .option(
+      '--as-of <TIME>',
+      'mount the volume as it was at TIME, read-only (time travel): an ISO 8601 time such as ' +
+        '2026-11-26T10:00:00Z, @SECONDS since the epoch, or a duration ago such as "2h ago"; ' +
+        "it must lie inside the volume's history window (its retention)",
+    )
     .option('--background', 'detach once the mount is ready; logs go to --log-file')
     .option('--log-file <PATH>', 'log file of a --background mount (default: $TMPDIR/strata-mount-NAME.log)');
   addSettingOptions(command, settings).action(
@@ -42,6 +48,7 @@ export function registerMount(program: Command): void {
       const { config } = configFromOptions(options, settings);
       const { metaAddress, volumeName } = parseVolumeAddress(address);
       const mountPath = resolve(mountpoint);
+      const asOfUs = typeof options.asOf === 'string' ? parseInstantUs(options.asOf) : undefined;
       if (options.background === true) {
         const logFile =
           typeof options.logFile === 'string'
@@ -57,8 +64,11 @@ export function registerMount(program: Command): void {
         secretFile: typeof options.secretFile === 'string' ? options.secretFile : undefined,
         config,
         log: stderrLog,
+        asOfUs,
       });
-      stderrLog(`volume "${volumeName}" from ${metaAddress} mounted at ${volume.mountpoint}`);
+      const past =
+        asOfUs === undefined ? '' : ` as of ${new Date(Math.floor(asOfUs / 1000)).toISOString()}, read-only`;
+      stderrLog(`volume "${volumeName}" from ${metaAddress} mounted at ${volume.mountpoint}${past}`);
       signalReady();
       await runUntilSignal(volume, stderrLog);
     },
