@@ -158,4 +158,27 @@ test('--as-of refuses instants it cannot show, saying what to give', async () =>
   assert.notEqual(await tooOld.exited, 0);
   assert.match(tooOld.output, /outside the history window/);
   assert.ok(!isMounted(past), 'nothing stays mounted');
+
+  // --background hands the parsed instant to the detached mount.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const background = strata([
+    'mount',
+    `${serverAddress}/travel`,
+    past,
+    '--secret-file',
+    secret,
+    '--as-of',
+    '1s ago',
+    '--background',
+    '--log-file',
+    join(root, 'past.log'),
+  ]);
+  assert.equal(background.status, 0, background.stderr);
+  try {
+    assert.match(readFileSync('/proc/mounts', 'utf8'), new RegExp(`${past} fuse\\.stratafs ro,`));
+    assert.equal(readFileSync(join(past, 'after-past-mount.txt'), 'utf8'), 'still writable');
+    assert.match(readFileSync(join(root, 'past.log'), 'utf8'), /as of \S+Z, read-only/);
+  } finally {
+    strata(['umount', past]);
+  }
 });

@@ -54,7 +54,7 @@ export function registerMount(program: Command): void {
           typeof options.logFile === 'string'
             ? resolve(options.logFile)
             : join(tmpdir(), `strata-mount-${basename(mountPath)}.log`);
-        await detach(logFile);
+        await detach(logFile, asOfUs);
         return;
       }
       const volume = await mountRemote({
@@ -75,9 +75,23 @@ export function registerMount(program: Command): void {
   );
 }
 
-/** Re-runs this command without --background and returns once the child reports the mount is up. */
-async function detach(logFile: string): Promise<void> {
-  const args = process.argv.slice(1).filter((arg) => arg !== '--background');
+/**
+ * Re-runs this command without --background and returns once the child reports the mount is up.
+ * An --as-of instant is handed over as parsed: "2h ago" read again later would be another instant.
+ */
+async function detach(logFile: string, asOfUs: number | undefined): Promise<void> {
+  const args: string[] = [];
+  const given = process.argv.slice(1);
+  for (let i = 0; i < given.length; i++) {
+    const arg = given[i]!;
+    if (arg === '--background') continue;
+    if (asOfUs !== undefined && (arg === '--as-of' || arg.startsWith('--as-of='))) {
+      if (arg === '--as-of') i++;
+      args.push('--as-of', `@${asOfUs / 1e6}`);
+      continue;
+    }
+    args.push(arg);
+  }
   const log = openSync(logFile, 'a');
   const child = spawn(process.execPath, args, {
     detached: true,
