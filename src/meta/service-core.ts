@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { asIno, fsError, type Ino } from '../common/index.js';
 import type { AsOf, Caller, SessionInfo, Timespec, VolumeSettings } from './api.js';
 import { outsideNumberedCall } from './call-outcomes.js';
@@ -121,10 +122,31 @@ export abstract class MetaServiceCore {
   // --- sessions ---
 
   async openSession(info: SessionInfo): Promise<{ sessionId: string; volume: VolumeSettings }> {
+    await this.endSessionsOfDeadMounts(info);
     const sessionId = randomUUID();
     const nowUs = this.nowUs();
     await this.engine.write((tx) => tx.putSession({ sessionId, info, startedUs: nowUs, heartbeatUs: nowUs }));
     return { sessionId, volume: { ...this.settings } };
+  }
+
+  /**
+   * A mount killed without closing its session (kill -9, OOM) keeps its locks until the session
+   * times out, and a database reopened on the remount meanwhile finds them held (SQLite WAL:
+   * "locking protocol"; PostgreSQL waits). A new session at the same mountpoint of this very
+   * host ends at once the earlier ones whose process is gone here. A pid this host cannot
+   * vouch for (another host, a live or reused pid) waits for the timeout as before.
+   */
+  private async endSessionsOfDeadMounts(info: SessionInfo): Promise<void> {
+    if (info.hostname !== hostname()) return;
+    const sessions = await this.engine.read((tx) => tx.listSessions());
+    for (const s of sessions) {
+      const old = s.info;
+      if (old.hostname !== info.hostname || old.mountpoint !== info.mountpoint || processExists(old.pid))
+        continue;
+      await this.change(rootCaller, async (ctx) => {
+        if (await ctx.tx.getSession(s.sessionId)) await this.endSession(ctx, s.sessionId);
+      });
+    }
   }
 
   async heartbeat(sessionId: string): Promise<void> {
@@ -195,6 +217,17 @@ export abstract class MetaServiceCore {
 }
 
 export const rootCaller: Caller = { uid: 0, gid: 0, pid: 0 };
+
+/** Whether a process with this pid exists on this host (EPERM: it does, someone else's). */
+function processExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
 
 export async function getInode(tx: ReadTx, ino: Ino, asOfUs: number | undefined): Promise<InodeRow> {
   const row = await tx.getInode(ino, asOfUs);
