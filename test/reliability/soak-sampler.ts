@@ -109,7 +109,7 @@ export const GROWTH_LIMITS: { suffix: string; floor: number; fraction: number }[
   { suffix: '.rssBytes', floor: 64 << 20, fraction: 0.25 },
   { suffix: 'walBytes', floor: 16 << 20, fraction: 0.5 },
   { suffix: 'cacheBytes', floor: 16 << 20, fraction: 0.25 },
-  ...['session', 'lock', 'open_file', 'call_batch_stale'].map((table) => ({
+  ...['session', 'lock', 'open_file', 'call_batch_stale', 'call_outcome_stale'].map((table) => ({
     suffix: `rows.${table}`,
     floor: 50,
     fraction: 0.2,

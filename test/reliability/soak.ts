@@ -2,9 +2,10 @@
 // runs the mixed workload of soak-workload.ts in rounds until a deadline, while a sampler
 // records every strata process's memory, descriptors, threads and timers and the sizes of the
 // volume's files. The verdict is a trend fitted over the second half of the samples.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import {
   adminQuery,
   createPgDatabase,
@@ -88,6 +89,29 @@ function sqliteRows(dbPath: string): Record<string, number> {
   return rows;
 }
 
+const PG_TABLES = [
+  ...ROW_TABLES.filter((t) => t !== 'call_batch'),
+  'call_outcome',
+  'inode_hist',
+  'dentry_hist',
+  'chunk_hist',
+  'xattr_hist',
+];
+
+/** The same counts from a PostgreSQL engine, and the database's size. */
+async function postgresRows(client: pg.Client): Promise<Record<string, number>> {
+  const rows: Record<string, number> = {};
+  const count = async (sql: string, params: unknown[] = []): Promise<number> =>
+    Number((await client.query<{ n: string }>(sql, params)).rows[0].n);
+  for (const table of PG_TABLES) rows[`rows.${table}`] = await count(`SELECT count(*) AS n FROM "${table}"`);
+  const staleUs = (Date.now() - CALL_OUTCOME_RETENTION_MS - 60_000) * 1000;
+  rows['rows.call_outcome_stale'] = await count('SELECT count(*) AS n FROM call_outcome WHERE at_us < $1', [
+    staleUs,
+  ]);
+  rows['meta.dbBytes'] = await count('SELECT pg_database_size(current_database()) AS n');
+  return rows;
+}
+
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const work = join('/tmp', `strata-soak-${Date.now().toString(36)}`);
@@ -105,6 +129,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const procs: StrataProcess[] = [];
   const watched: Watched[] = [];
   let pgDatabase: string | undefined;
+  let pgClient: pg.Client | undefined;
   const samples: Sample[] = [];
   const phases: Record<string, PhaseStats> = {};
   const roundMs: Record<string, number[]> = {};
@@ -140,6 +165,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       if (options.engine === 'postgres') {
         pgDatabase = `strata_soak_${Date.now().toString(36)}`;
         engine = await createPgDatabase(pgDatabase);
+        pgClient = new pg.Client({ connectionString: engine });
+        await pgClient.connect();
         secretFile = join(work, 'secret');
       } else {
         dbPath = join(dataDir, 'meta.db');
@@ -195,6 +222,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const taken = takeSample(watched, paths, probeDir);
       if (dbPath) Object.assign(taken.values, sqliteRows(dbPath));
       samples.push(taken);
+      // Filled in when the queries answer; a sample without them just lacks those measures.
+      if (pgClient)
+        postgresRows(pgClient).then(
+          (rows) => Object.assign(taken.values, rows),
+          () => undefined,
+        );
     };
     state = await setUp(join(mntA, 'soak'), join(mntB, 'soak'));
     sample();
@@ -258,6 +291,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       }
     }
     for (const mnt of [mntB, mntA]) if (isMounted(mnt)) strata(['umount', '--lazy', mnt]);
+    await pgClient?.end().catch(() => undefined);
     if (pgDatabase) await adminQuery(`DROP DATABASE IF EXISTS ${pgDatabase} WITH (FORCE)`);
   }
   for (const [name, times] of Object.entries(roundMs)) {
@@ -282,6 +316,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
   writeFileSync(join(outDir, 'report.md'), report);
+  // Heap snapshots (STRATA_SOAK_PROBE_SNAPSHOTS=1, SIGUSR2) are what a run was repeated for.
+  for (const name of readdirSync(probeDir).filter((n) => n.endsWith('.heapsnapshot'))) {
+    renameSync(join(probeDir, name), join(outDir, name));
+  }
   if (outDir !== work) rmSync(work, { recursive: true, force: true });
   else
     for (const dir of [dataDir, join(work, 'cacheA'), join(work, 'cacheB')])
