@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -90,6 +91,24 @@ export class PgCluster {
   stop(mode: 'fast' | 'immediate'): void {
     mustAsPostgres([join(this.bin, 'pg_ctl'), '-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop']);
     this.postmasterPid = undefined;
+  }
+
+  /**
+   * After a crash of its backends (a PANIC on an I/O error), the postmaster recovers by itself
+   * if it can still read the data directory, else it exits: waits for either, and starts it
+   * again in the second case. Resolves once it accepts connections.
+   */
+  async recoverAfterPanic(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.postmasterPid === undefined || !existsSync(`/proc/${this.postmasterPid}`)) {
+        this.start();
+        return;
+      }
+      if (this.run('pg_isready', ['-d', 'postgres']).status === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`PostgreSQL neither recovered nor exited in ${timeoutMs} ms:\n${this.log()}`);
   }
 
   /** The server log so far, for failure messages. */
@@ -283,4 +302,27 @@ export function pgbenchInBackground(cluster: PgCluster, args: string[]): Promise
 export function pgbenchCommitted(output: string): number {
   const match = /number of transactions actually processed: (\d+)/.exec(output);
   return match ? Number(match[1]) : 0;
+}
+
+/** What a recovered cluster must hold: every acknowledged insert, pgbench's sums, sound pages and indexes. */
+export function verifyRecovered(c: PgCluster, acked: number[], pgbenchReported: number, what: string): void {
+  const present = new Set(c.query('SELECT id FROM acks').split('\n').filter(Boolean).map(Number));
+  const lost = acked.filter((id) => !present.has(id));
+  assert.deepEqual(
+    lost.slice(0, 10),
+    [],
+    `${what}: ${lost.length} of ${acked.length} acknowledged inserts lost`,
+  );
+  // Each pgbench transaction adds its delta to one account, teller and branch and logs it in history.
+  const sums = c.query(`SELECT (SELECT coalesce(sum(delta), 0) FROM pgbench_history),
+      (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers),
+      (SELECT sum(bbalance) FROM pgbench_branches), (SELECT count(*) FROM pgbench_history)`);
+  const [history, accounts, tellers, branches, transactions] = sums.split('|').map(Number);
+  assert.deepEqual([accounts, tellers, branches], [history, history, history], `${what}: pgbench balances`);
+  assert.ok(
+    transactions >= pgbenchReported,
+    `${what}: ${transactions} pgbench transactions kept, ${pgbenchReported} reported`,
+  );
+  // Reads every heap page (checksums) and checks every index against its table.
+  c.mustRun('pg_amcheck', ['-d', 'postgres', '--install-missing', '--heapallindexed'], 120_000);
 }
