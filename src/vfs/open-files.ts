@@ -30,6 +30,12 @@ export class OpenFile implements PushSource {
   private pendingEnd = 0;
   /** End of the writes being committed right now (their bytes are neither pending nor in attr yet). */
   private committingEnd = 0;
+  /**
+   * Uploaded writes whose commit failed (the metadata service out of reach past the retries):
+   * kept, still pending, so the next flush commits them. Dropping them made a retried fsync
+   * succeed with the data lost, and this mount read the old bytes back.
+   */
+  private uncommitted: SliceWrite[] = [];
   private readonly slices = new Map<number, SliceRef[]>();
   private slicesVersion: string;
   /**
@@ -112,6 +118,7 @@ export class OpenFile implements PushSource {
     await this.flushing;
     const writer = this.writer;
     this.writer = null;
+    this.uncommitted = [];
     this.pendingStart = Number.POSITIVE_INFINITY;
     this.pendingEnd = 0;
     this.lastWriteTime = null;
@@ -199,20 +206,32 @@ export class OpenFile implements PushSource {
   private async flushOnce(caller: Caller, then?: FollowingChange): Promise<void> {
     const writer = this.writer;
     if (writer === null || (writer.pendingBytes === 0 && this.pendingEnd === 0)) return;
+    const pendingStart = this.pendingStart;
     this.committingEnd = this.pendingEnd;
     this.pendingStart = Number.POSITIVE_INFINITY;
     this.pendingEnd = 0;
     const mtime = then?.mtime ?? this.lastWriteTime ?? nowTimespec();
     this.lastWriteTime = null;
+    let writes: SliceWrite[] = [];
     try {
-      const writes = await writer.flush();
+      writes = [...this.uncommitted, ...(await writer.flush())];
+      this.uncommitted = [];
       if (writes.length === 0) return;
       const committed = this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), mtime);
       // Its caller awaits it once this flush succeeded; if the commit fails, that error wins.
       then?.start().catch(() => undefined);
       this.attr = await committed;
       this.afterCommit(writes);
+      writes = [];
     } catch (err) {
+      // A failed commit keeps its writes pending (see uncommitted), in their order; a failed
+      // upload keeps those of an earlier failed commit.
+      if (writes.length > 0) this.uncommitted = [...writes, ...this.uncommitted];
+      if (this.uncommitted.length > 0) {
+        this.pendingStart = Math.min(this.pendingStart, pendingStart);
+        this.pendingEnd = Math.max(this.pendingEnd, this.committingEnd);
+        this.lastWriteTime ??= mtime;
+      }
       if (isFsError(err)) throw err;
       throw fsError.EIO(`writing inode ${this.ino} failed: ${(err as Error).message}`, err);
     } finally {
@@ -247,6 +266,7 @@ export class OpenFile implements PushSource {
   async close(): Promise<void> {
     const writer = this.writer;
     this.writer = null;
+    this.uncommitted = [];
     if (writer !== null && writer.pendingBytes > 0) await writer.abort();
     this.data.forget(this.ino);
   }
