@@ -117,6 +117,8 @@ export interface SessionInfo {
   mountpoint: string;
   pid: number;
   version: string;
+  /** Where `pid` means something (common/process-scope.ts); absent from older clients. */
+  processScope?: string;
 }
 
 export const RENAME_NOREPLACE = 1;

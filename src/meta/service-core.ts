@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-import { asIno, fsError, type Ino } from '../common/index.js';
+import { asIno, fsError, processScope, type Ino } from '../common/index.js';
 import type { AsOf, Caller, SessionInfo, Timespec, VolumeSettings } from './api.js';
 import { outsideNumberedCall } from './call-outcomes.js';
 import { isDir, timespecFromUs } from './attrs.js';
@@ -132,16 +131,18 @@ export abstract class MetaServiceCore {
   /**
    * A mount killed without closing its session (kill -9, OOM) keeps its locks until the session
    * times out, and a database reopened on the remount meanwhile finds them held (SQLite WAL:
-   * "locking protocol"; PostgreSQL waits). A new session at the same mountpoint of this very
-   * host ends at once the earlier ones whose process is gone here. A pid this host cannot
-   * vouch for (another host, a live or reused pid) waits for the timeout as before.
+   * "locking protocol"; PostgreSQL waits). A new session at the same mountpoint, from the same
+   * boot and pid namespace as this service, ends at once the earlier ones of that scope whose
+   * process is gone. A pid this service cannot vouch for (another host or container, an older
+   * client that does not say its scope, a live or reused pid) waits for the timeout as before.
    */
   private async endSessionsOfDeadMounts(info: SessionInfo): Promise<void> {
-    if (info.hostname !== hostname()) return;
+    const scope = processScope();
+    if (scope === '' || info.processScope !== scope) return;
     const sessions = await this.engine.read((tx) => tx.listSessions());
     for (const s of sessions) {
       const old = s.info;
-      if (old.hostname !== info.hostname || old.mountpoint !== info.mountpoint || processExists(old.pid))
+      if (old.processScope !== scope || old.mountpoint !== info.mountpoint || processExists(old.pid))
         continue;
       await this.change(rootCaller, async (ctx) => {
         if (await ctx.tx.getSession(s.sessionId)) await this.endSession(ctx, s.sessionId);

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Errno, fsError, isFsError, type Ino } from '../common/index.js';
+import { Errno, fsError, isFsError, processScope, type Ino } from '../common/index.js';
 import type { AttrReply, Entry } from '../fuse/index.js';
 import type { InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
 import { toFuseAttr } from './attr.js';
@@ -72,6 +72,7 @@ export abstract class VfsSession {
       mountpoint: this.options.mountpoint,
       pid: process.pid,
       version: this.options.version,
+      processScope: processScope(),
     });
   }
 

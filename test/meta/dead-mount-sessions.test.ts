@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ROOT_INO, type Ino } from '../../src/common/index.js';
+import { processScope, ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type LockRange, type MetaService } from '../../src/meta/index.js';
 import '../../src/meta/engines/sqlite/register.js';
 
@@ -36,8 +36,14 @@ function deadPid(): number {
   return child.pid;
 }
 
-async function lockedSession(mountpoint: string, pid: number, host = hostname()): Promise<string> {
-  const { sessionId } = await meta.openSession({ hostname: host, mountpoint, pid, version: 't' });
+async function lockedSession(
+  mountpoint: string,
+  pid: number,
+  scope: string | null = processScope(),
+): Promise<string> {
+  // null: an older client, which does not say its scope.
+  const info = { hostname: hostname(), mountpoint, pid, version: 't', processScope: scope ?? undefined };
+  const { sessionId } = await meta.openSession(info);
   await meta.setlk(ino, { sessionId, owner: '1' }, writeLock, false);
   return sessionId;
 }
@@ -53,29 +59,40 @@ test('a new session at the same mountpoint of this host ends the sessions whose 
     mountpoint: '/mnt/a',
     pid: process.pid,
     version: 't',
+    processScope: processScope(),
   });
   assert.equal(await holder(fresh), null, 'the dead mount no longer holds its lock');
   await assert.rejects(meta.heartbeat(dead), /ENOTCONN|session/i);
   await meta.closeSession(fresh);
 });
 
-test('a live process, another mountpoint or another host keeps its session and locks', async () => {
+test('a live process, another mountpoint, another host or pid namespace, or a client that does not say, keeps its session and locks', async () => {
   // A file of its own: the first test's lock must not decide this one.
   ino = (await meta.mknod(root, ROOT_INO, 'db2', 0o100644, 0, 0o022)).ino;
-  const cases: [string, number, string][] = [
-    ['/mnt/b', process.pid, hostname()],
-    ['/mnt/other', deadPid(), hostname()],
-    ['/mnt/b', deadPid(), `not-${hostname()}`],
+  // Same hostname, other pid namespace: a container with host networking, whose pids this
+  // service cannot see (they all look gone).
+  const otherNamespace = processScope().replace(/\d+\]$/, '1]');
+  const cases: [string, number, string | null][] = [
+    ['/mnt/b', process.pid, processScope()],
+    ['/mnt/other', deadPid(), processScope()],
+    ['/mnt/b', deadPid(), `another-boot/${processScope().split('/')[1]}`],
+    ['/mnt/b', deadPid(), otherNamespace],
+    ['/mnt/b', deadPid(), null],
   ];
-  for (const [mountpoint, pid, host] of cases) {
-    const old = await lockedSession(mountpoint, pid, host);
+  for (const [mountpoint, pid, scope] of cases) {
+    const old = await lockedSession(mountpoint, pid, scope);
     const { sessionId } = await meta.openSession({
       hostname: hostname(),
       mountpoint: '/mnt/b',
       pid: process.pid,
       version: 't',
+      processScope: processScope(),
     });
-    assert.deepEqual(await holder(sessionId), writeLock, `${mountpoint} pid ${pid} on ${host}: still locked`);
+    assert.deepEqual(
+      await holder(sessionId),
+      writeLock,
+      `${mountpoint} pid ${pid} in ${scope}: still locked`,
+    );
     await meta.heartbeat(old);
     await meta.closeSession(sessionId);
     await meta.closeSession(old);

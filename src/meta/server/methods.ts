@@ -60,6 +60,7 @@ const sessionInfo = record<SessionInfo>('session info {hostname, mountpoint, pid
   mountpoint: string,
   pid: u32,
   version: string,
+  processScope: optional(string),
 });
 const setAttrChanges = record<SetAttrChanges>('attribute changes', {
   mode: optional(u32),
