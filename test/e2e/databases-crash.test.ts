@@ -32,8 +32,11 @@ class Writer {
   readonly exited: Promise<number | null>;
   private readonly child: ChildProcess;
 
-  constructor(readonly args: string[]) {
-    this.child = spawn('python3', [writersPy, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(
+    readonly args: string[],
+    command = ['python3', writersPy],
+  ) {
+    this.child = spawn(command[0], [...command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(this.child);
     let pending = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
@@ -140,4 +143,34 @@ test('msync, O_DIRECT + fdatasync and sync_file_range + fdatasync page writers k
     const out = verify(['pages-verify', join(mnt, `${kind}.pages`), String(writers[i].lastAcked)]);
     assert.equal(out, 'pages 2048 problems 0', `${kind} after ${writers[i].lastAcked} acknowledged rounds`);
   }
+});
+
+test('git gc --aggressive cut by kill -9 of the mount: after a remount git fsck --strict passes and every commit is there', async () => {
+  const repo = join(mnt, 'repo');
+  // core.fsync=all: git syncs what it writes before renaming it into place (packs, indexes, refs).
+  sh(`git init -q ${repo} && cd ${repo} && git config core.fsync all && git config core.fsyncMethod fsync
+    git config user.email t@example.com && git config user.name t
+    for i in $(seq 1 40); do seq $i 3000 > f$((i % 9)); head -c 20000 /dev/urandom > r$((i % 5)); git add -A; git commit -qm c$i; done`);
+  const head = sh(`git -C ${repo} rev-parse HEAD`).trim();
+  const gc = new Writer(
+    [repo],
+    [
+      'python3',
+      '-c',
+      `import subprocess, sys
+for i in range(1000):
+    subprocess.run(['git', '-C', sys.argv[1], 'gc', '-q', '--aggressive', '--prune=now'], check=True)
+    subprocess.run(['git', '-C', sys.argv[1], 'repack', '-adfq'], check=True)
+    print(f'acked {i + 1}', flush=True)`,
+    ],
+  );
+  await waitUntil(() => gc.lastAcked >= 1, 'a first gc and repack');
+  // Somewhere in the middle of the next ones.
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  await killMountAndRemount([gc]);
+  sh(`git -C ${repo} fsck --strict --no-dangling`);
+  assert.equal(sh(`git -C ${repo} rev-parse HEAD`).trim(), head);
+  assert.equal(sh(`git -C ${repo} rev-list --count HEAD`).trim(), '40');
+  // And the repository takes the next gc.
+  sh(`git -C ${repo} gc -q && git -C ${repo} fsck --strict --no-dangling`);
 });
