@@ -20,6 +20,7 @@ import {
   type Volume,
 } from '../meta/conformance/fixture.js';
 import { createTestSchema, PG_SKIP_REASON, type TestDatabase } from '../meta/postgres-fixture.js';
+import { SKIP_REASON as S3_SKIP_REASON, testUrl, uniquePrefix } from '../object/s3-helpers.js';
 
 const BLOCK = 64 * 1024;
 const CHUNK = 1024 * 1024;
@@ -99,12 +100,16 @@ function gcAt(v: Volume, store: ObjectStore, extra: Partial<GcOptions> = {}) {
 const deletedRows = (svc: MetaService) =>
   svc.engine.read((tx) => tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, 100));
 
-function withStore(fx: EngineFixture, fn: (v: Volume, store: ObjectStore) => Promise<void>): Promise<void> {
+function withStore(
+  fx: EngineFixture,
+  fn: (v: Volume, store: ObjectStore) => Promise<void>,
+  storeUrl?: string,
+): Promise<void> {
   return withVolume(
     fx,
     async (v) => {
       const dir = join(work, `objects${++n}`);
-      const store = await openObjectStore(`file:${dir}`, { retry: false });
+      const store = await openObjectStore(storeUrl ?? `file:${dir}`, { retry: false });
       try {
         await fn(v, store);
       } finally {
@@ -293,4 +298,24 @@ describe('object GC on sqlite', () => {
 
 describe('object GC on postgres', { skip: PG_SKIP_REASON }, () => {
   gcSuite(postgres);
+});
+
+describe('object GC with an S3 store (radosgw)', { skip: S3_SKIP_REASON }, () => {
+  it('the blocks of a deleted file are deleted from the bucket; a live file keeps its own', () =>
+    withStore(
+      sqlite,
+      async (v, store) => {
+        const kept = await writeSlice(v.svc, store, (await file(v.svc, ROOT, 'kept')).ino, BLOCK);
+        const f = await file(v.svc, ROOT, 'f');
+        const slice = await writeSlice(v.svc, store, f.ino, 2 * BLOCK + 1);
+        await v.svc.unlink(root, ROOT, 'f');
+        v.clock.advanceMs(1);
+        const report = await gcAt(v, store, { historyRetentionMs: 0, safetyMarginMs: 0 });
+        assert.deepEqual([report.slices, report.objects], [1, 3]);
+        assert.equal(await present(store, slice), 0);
+        assert.equal(await present(store, kept), 1);
+        for (const key of sliceBlockKeys(kept.id, BLOCK, BLOCK)) await store.delete(key);
+      },
+      testUrl(uniquePrefix('gc')),
+    ));
 });
