@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { parseDurationMs } from '../../common/index.js';
+import { engineScheme, openMetaService } from '../../meta/index.js';
 import { startMetaServerProcess } from '../../meta/server/index.js';
+import { openObjectStore } from '../../object/index.js';
+import { backgroundGcEnv, startBackgroundGc } from '../../ops/index.js';
 import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
 
@@ -70,11 +73,52 @@ export function registerMetaServe(program: Command): void {
         localReads: options.localReads !== false,
         sessionTimeoutMs,
       });
+      const gc = await startServerGc(checkEngineUrl(String(options.engine))).catch(async (error: unknown) => {
+        await server.stop();
+        throw error;
+      });
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGINT', () => resolve('SIGINT'));
         process.once('SIGTERM', () => resolve('SIGTERM'));
       });
       stderrLog(`received ${signal}: stopping the metadata service`);
+      await gc?.stop();
       await server.stop();
     });
+}
+
+/**
+ * PostgreSQL takes several writers, so the server collects garbage through an engine of its
+ * own (src/ops/gc-background.ts). A SQLite engine has one writer, on the engine thread, where
+ * the collector does not run yet: `strata gc` with the server stopped does it.
+ */
+async function startServerGc(engineUrl: string): Promise<{ stop(): Promise<void> } | undefined> {
+  if (engineScheme(engineUrl) !== 'postgres') return undefined;
+  const service = await openMetaService({ engineUrl, background: false });
+  try {
+    const volume = await service.volume();
+    if (volume.storageUrl === '') {
+      stderrLog('gc: the volume records no object store; run "strata gc --storage URL" to collect garbage');
+      await service.close();
+      return undefined;
+    }
+    const store = await openObjectStore(volume.storageUrl);
+    const collector = startBackgroundGc({
+      engine: service.engine,
+      store,
+      volume,
+      log: stderrLog,
+      ...backgroundGcEnv(),
+    });
+    return {
+      stop: async () => {
+        await collector.stop();
+        await store.close();
+        await service.close();
+      },
+    };
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
 }
