@@ -2,7 +2,8 @@
 // runs the mixed workload of soak-workload.ts in rounds until a deadline, while a sampler
 // records every strata process's memory, descriptors, threads and timers and the sizes of the
 // volume's files. The verdict is a trend fitted over the second half of the samples.
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -112,6 +113,17 @@ async function postgresRows(client: pg.Client): Promise<Record<string, number>> 
   return rows;
 }
 
+/** User + system CPU of a process so far, from /proc/PID/stat (clock ticks of 10 ms). */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const work = join('/tmp', `strata-soak-${Date.now().toString(36)}`);
@@ -132,7 +144,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let pgClient: pg.Client | undefined;
   const samples: Sample[] = [];
   const phases: Record<string, PhaseStats> = {};
+  const cpu: Record<string, { firstHalfMs: number; secondHalfMs: number }> = {};
   const roundMs: Record<string, number[]> = {};
+  const roundCpuMs: Record<string, number[]> = {};
+  const lastCpuMs: Record<string, number> = {};
   const failures: string[] = [];
   let rounds = 0;
   let dbPath: string | undefined;
@@ -220,6 +235,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     }
     const sample = (): void => {
       const taken = takeSample(watched, paths, probeDir);
+      taken.values['host.load1'] = loadavg()[0];
       if (dbPath) Object.assign(taken.values, sqliteRows(dbPath));
       samples.push(taken);
       // Filled in when the queries answer; a sample without them just lacks those measures.
@@ -231,6 +247,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     };
     state = await setUp(join(mntA, 'soak'), join(mntB, 'soak'));
     sample();
+    for (const w of watched) lastCpuMs[w.role] = processCpuMs(w.pid);
     sampler = setInterval(sample, options.sampleEveryMs);
     const deadline = Date.now() + options.durationMs;
     const startedAt = Date.now();
@@ -255,6 +272,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         (roundMs[name] ??= []).push(ms);
       }
       rounds++;
+      // CPU per round of each strata process: a mount that slows down spends more on the same
+      // round, whatever else the machine is doing (wall times move with the load).
+      for (const w of watched) {
+        const cpuMs = processCpuMs(w.pid);
+        (roundCpuMs[w.role] ??= []).push(cpuMs - (lastCpuMs[w.role] ?? cpuMs));
+        lastCpuMs[w.role] = cpuMs;
+      }
       if (rounds % 5 === 0) {
         const last = samples[samples.length - 1]?.values ?? {};
         log(
@@ -300,6 +324,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     phases[name].firstHalfMs = mean(times.slice(0, half));
     phases[name].secondHalfMs = mean(times.slice(half));
   }
+  for (const [role, perRound] of Object.entries(roundCpuMs)) {
+    const half = Math.floor(perRound.length / 2);
+    const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    cpu[role] = { firstHalfMs: mean(perRound.slice(1, half)), secondHalfMs: mean(perRound.slice(half)) };
+  }
   const found = trends(samples);
   for (const t of found.filter((t) => t.grows)) {
     failures.push(
@@ -311,7 +340,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       failures.push(`a strata process exited with ${proc.exitCode}:\n${proc.output.slice(-2000)}`);
     }
   }
-  const report = soakReport(options, rounds, samples, found, phases, failures);
+  const report = soakReport(options, rounds, samples, found, phases, cpu, failures);
   const outDir = options.outDir ?? work;
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'samples.jsonl'), samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
@@ -333,6 +362,7 @@ function soakReport(
   samples: Sample[],
   found: Trend[],
   phases: Record<string, PhaseStats>,
+  cpu: Record<string, { firstHalfMs: number; secondHalfMs: number }>,
   failures: string[],
 ): string {
   const seconds = samples.length > 1 ? (samples[samples.length - 1].atMs - samples[0].atMs) / 1000 : 0;
@@ -348,6 +378,10 @@ function soakReport(
       `| ${name} | ${p.rounds} | ${(p.ops / (p.ms / 1000)).toFixed(0)} | ${(p.bytes / 2 ** 20 / (p.ms / 1000)).toFixed(1)} | ` +
         `${p.firstHalfMs.toFixed(0)} | ${p.secondHalfMs.toFixed(0)} |`,
     );
+  }
+  lines.push('', '| process | CPU ms per round, 1st half | 2nd half |', '|---|---|---|');
+  for (const [role, c] of Object.entries(cpu)) {
+    lines.push(`| ${role} | ${c.firstHalfMs.toFixed(0)} | ${c.secondHalfMs.toFixed(0)} |`);
   }
   lines.push('', trendTable(samples, found), '');
   lines.push(
