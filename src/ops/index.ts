@@ -8,3 +8,4 @@ export {
   type BackgroundGc,
   type BackgroundGcOptions,
 } from './gc-background.js';
+export { scanLeakedObjects, type LeakScanOptions, type LeakScanReport } from './gc-scan.js';

@@ -10,7 +10,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { asSliceId, type Ino, type SliceRef } from '../../src/common/index.js';
 import type { MetaService } from '../../src/meta/index.js';
 import { openObjectStore, withFaults, type ObjectStore } from '../../src/object/index.js';
-import { collectGarbage, sliceBlockKeys, type GcOptions } from '../../src/ops/index.js';
+import { collectGarbage, scanLeakedObjects, sliceBlockKeys, type GcOptions } from '../../src/ops/index.js';
 import {
   ROOT,
   file,
@@ -249,6 +249,38 @@ function gcSuite(fx: EngineFixture): void {
 
 describe('object GC on sqlite', () => {
   gcSuite(sqlite);
+
+  it("the leak scan reports blocks no metadata knows, an open writer's upload among them, and deletes none", () =>
+    withStore(sqlite, async (v, store) => {
+      const live = await writeSlice(v.svc, store, (await file(v.svc, ROOT, 'live')).ino, 2 * BLOCK);
+      const doomed = await writeSlice(v.svc, store, (await file(v.svc, ROOT, 'doomed')).ino, BLOCK);
+      await v.svc.unlink(root, ROOT, 'doomed'); // in the deleted slice log: the GC's, not a leak
+      // What a writer holds between upload and commit (or a mount killed there): blocks only.
+      const uploaded = await v.svc.allocateSliceIds(1);
+      const uploadedKeys = sliceBlockKeys(uploaded, 3 * BLOCK, BLOCK);
+      for (const key of uploadedKeys) await store.put(key, Buffer.alloc(BLOCK));
+      await store.put('chunks/abc/not-a-block', Buffer.alloc(1));
+      const report = await scanLeakedObjects({ engine: v.svc.engine, store });
+      assert.deepEqual(report.sample, [uploaded]);
+      assert.deepEqual(
+        [report.objectsScanned, report.unknownSlices, report.unknownObjects, report.foreignObjects],
+        [2 + 1 + 3, 1, 3, 1],
+      );
+      for (const s of [live, doomed]) assert.ok((await present(store, s)) > 0);
+      for (const key of uploadedKeys) assert.ok(await store.head(key), `${key} is still there`);
+      // The writer commits later: its data is whole, and the scan no longer reports it.
+      const slice = {
+        id: uploaded,
+        sliceSizeBytes: 3 * BLOCK,
+        chunkOffsetBytes: 0,
+        sliceOffsetBytes: 0,
+        lengthBytes: 3 * BLOCK,
+        blockSizeBytes: BLOCK,
+      };
+      const late = await file(v.svc, ROOT, 'late');
+      await v.svc.commitWrites(root, late.ino, [{ chunkIndex: 0, slice }], 3 * BLOCK, { sec: 1, nsec: 0 });
+      assert.equal((await scanLeakedObjects({ engine: v.svc.engine, store })).unknownSlices, 0);
+    }));
 
   it('a volume made before the deleted_slice id index gets it at its next open', async () => {
     const url = await sqlite.newUrl();

@@ -2,7 +2,13 @@ import type { Command } from 'commander';
 import { formatBytes, parseDurationMs } from '../../common/index.js';
 import { engineScheme, openMetaService, type Engine } from '../../meta/index.js';
 import { openObjectStore, type ObjectStore } from '../../object/index.js';
-import { GC_DEFAULTS, collectGarbage, describeGcReport, type GcReport } from '../../ops/index.js';
+import {
+  GC_DEFAULTS,
+  collectGarbage,
+  describeGcReport,
+  scanLeakedObjects,
+  type GcReport,
+} from '../../ops/index.js';
 import { redactUrl } from '../../volume/index.js';
 import { UsageError, checkEngineUrl, checkStorageUrl } from '../options.js';
 import { requireExistingEngine } from './meta-admin.js';
@@ -25,6 +31,11 @@ export function registerGc(program: Command): void {
     .option('--storage <URL>', 'object store (default: the one recorded at format)')
     .option('--dry-run', 'print what would be deleted; change nothing')
     .option(
+      '--scan-leaked',
+      'instead: list the store and report block objects of slices the metadata knows nothing of ' +
+        '(uploads whose commit never happened, or that a writer still holds); reports only, deletes nothing',
+    )
+    .option(
       '--safety-margin <DURATION>',
       `wait this long past the retention window (default ${GC_DEFAULTS.safetyMarginMs / 1000}s): ` +
         'covers clock differences between servers and reads in flight from slice lists mounts hold',
@@ -42,15 +53,20 @@ export function registerGc(program: Command): void {
         }
       }
       const dryRun = options.dryRun === true;
+      const scan = options.scanLeaked === true;
       requireExistingEngine(engineUrl);
       const service = await openMetaService({ engineUrl, background: false });
       let store: ObjectStore | undefined;
       try {
-        if (!dryRun && engineScheme(engineUrl) === 'sqlite') await refuseWhileServed(service.engine);
+        if (!dryRun && !scan && engineScheme(engineUrl) === 'sqlite') await refuseWhileServed(service.engine);
         const volume = await service.volume();
         const storageUrl = storageOverride ?? volume.storageUrl;
         if (storageUrl === '') throw new Error('the volume records no object store; give --storage URL');
         store = await openObjectStore(storageUrl);
+        if (scan) {
+          await reportLeaked(service.engine, store, storageUrl);
+          return;
+        }
         const progress = (r: GcReport): void => {
           process.stderr.write(
             `gc: ${r.slices} slice(s), ${r.objects} object(s), ${formatBytes(r.bytes)} ${r.dryRun ? 'found' : 'deleted'} so far\n`,
@@ -92,4 +108,27 @@ async function refuseWhileServed(engine: Engine): Promise<void> {
       '"strata up" collects garbage in the background by itself; otherwise unmount and stop its server first ' +
       '(--dry-run works while it runs)',
   );
+}
+
+async function reportLeaked(engine: Engine, store: ObjectStore, storageUrl: string): Promise<void> {
+  const report = await scanLeakedObjects({
+    engine,
+    store,
+    onProgress: (r) => process.stderr.write(`gc: ${r.objectsScanned} object(s) scanned\n`),
+  });
+  const lines = [
+    `scan of ${redactUrl(storageUrl)}: ${report.objectsScanned} block object(s); ` +
+      `${report.unknownObjects} object(s), ${formatBytes(report.unknownBytes)} of ${report.unknownSlices} ` +
+      'slice(s) the metadata knows nothing of',
+  ];
+  if (report.unknownSlices > 0) {
+    lines.push(
+      `  slice ids (lowest ${report.sample.length}): ${report.sample.join(' ')}`,
+      '  they are uploads whose commit never happened, or that a mount still holds for an open file; ' +
+        'nothing was deleted (a live writer may still commit them)',
+    );
+  }
+  if (report.foreignObjects > 0)
+    lines.push(`  ${report.foreignObjects} object(s) under chunks/ are not blocks (left alone)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
