@@ -146,8 +146,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       report.bytes += row.sliceSizeBytes;
     }
     if (!options.dryRun) {
-      // Objects first, then the rows: a failure or a crash here leaves rows to retry.
-      await deleter.deleteAll(keys);
+      // Objects first, then the rows: a failure, a crash or a stop here leaves rows to retry.
+      if (!(await deleter.deleteAll(keys, options.signal))) break;
       await engine.write((tx) => tx.forgetDeletedSlices(forget));
     }
     options.onProgress?.({ ...report });
@@ -166,11 +166,12 @@ class PacedDeleter {
     private readonly perSecond: number,
   ) {}
 
-  async deleteAll(keys: readonly string[]): Promise<void> {
+  /** False when `signal` stopped it part way (a stop must not wait for a whole batch). */
+  async deleteAll(keys: readonly string[], signal: AbortSignal | undefined): Promise<boolean> {
     let next = 0;
     let failure: unknown;
     const worker = async (): Promise<void> => {
-      while (next < keys.length && failure === undefined) {
+      while (next < keys.length && failure === undefined && signal?.aborted !== true) {
         const key = keys[next++];
         await this.pace();
         try {
@@ -189,6 +190,7 @@ class PacedDeleter {
         { cause: failure },
       );
     }
+    return next >= keys.length && signal?.aborted !== true;
   }
 
   private async pace(): Promise<void> {

@@ -228,6 +228,28 @@ function gcSuite(fx: EngineFixture): void {
       assert.equal(await present(store, slice), 0);
     }));
 
+  it('a stopped pass ends inside its batch and keeps the rows; the next pass finishes', () =>
+    withStore(fx, async (v, store) => {
+      const slices: SliceRef[] = [];
+      for (const name of ['a', 'b', 'c']) {
+        const f = await file(v.svc, ROOT, name);
+        slices.push(await writeSlice(v.svc, store, f.ino, 3 * BLOCK));
+        await v.svc.unlink(root, ROOT, name);
+      }
+      v.clock.advanceMs(RETENTION_MS + MARGIN_MS + 1);
+      const stop = new AbortController();
+      const paced = gcAt(v, store, { maxDeletesPerSecond: 4, deletesInFlight: 1, signal: stop.signal });
+      setTimeout(() => stop.abort(), 300);
+      await paced;
+      assert.equal((await deletedRows(v.svc)).length, 3, 'no row of the unfinished batch is forgotten');
+      let left = 0;
+      for (const s of slices) left += await present(store, s);
+      assert.ok(left > 0 && left < 9, `${left} of 9 objects left`);
+      await gcAt(v, store);
+      for (const s of slices) assert.equal(await present(store, s), 0);
+      assert.deepEqual(await deletedRows(v.svc), []);
+    }));
+
   it('a pass that fails part way keeps the rows; the next pass finishes, missing objects and all', () =>
     withStore(fx, async (v, store) => {
       const slices: SliceRef[] = [];
