@@ -55,7 +55,7 @@ describe('SQLite reader: read snapshots', () => {
   it('reads one after another share one snapshot instead of a BEGIN and COMMIT each', async () => {
     const dbPath = await newVolume();
     const db = writer(dbPath);
-    const reader = new SqliteReader(dbPath, 60_000);
+    const reader = new SqliteReader(dbPath, { idleMs: 60_000, maxAgeMs: 60_000 });
     try {
       for (let i = 0; i < 50; i++) assert.equal(await countProbes(reader), 0);
       assert.equal(reader.snapshots, 1, 'serial reads began a snapshot each');
@@ -69,7 +69,7 @@ describe('SQLite reader: read snapshots', () => {
   it('an invalidated snapshot ends at once when no read runs, and the next read sees the change', async () => {
     const dbPath = await newVolume();
     const db = writer(dbPath);
-    const reader = new SqliteReader(dbPath, 60_000);
+    const reader = new SqliteReader(dbPath, { idleMs: 60_000, maxAgeMs: 60_000 });
     try {
       assert.equal(await countProbes(reader), 0);
       db.prepare('INSERT INTO probe VALUES (1)').run();
@@ -84,10 +84,10 @@ describe('SQLite reader: read snapshots', () => {
     }
   });
 
-  it('a change nobody announced is seen once the snapshot ages out, and the log can then be truncated', async () => {
+  it('after a moment without reads the snapshot ends: a change nobody announced is seen, the log can be truncated', async () => {
     const dbPath = await newVolume();
     const db = writer(dbPath);
-    const reader = new SqliteReader(dbPath, 20);
+    const reader = new SqliteReader(dbPath, { idleMs: 1, maxAgeMs: 60_000 });
     try {
       assert.equal(await countProbes(reader), 0);
       db.prepare('INSERT INTO probe VALUES (1)').run();
@@ -96,7 +96,6 @@ describe('SQLite reader: read snapshots', () => {
         5_000,
         async () => (await countProbes(reader)) === 1,
       );
-      // Idle now: within the age bound the snapshot must let a truncating checkpoint through.
       await until('a TRUNCATE checkpoint completes beside the idle reader', 5_000, () => {
         const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
         return result.busy === 0;
@@ -105,6 +104,43 @@ describe('SQLite reader: read snapshots', () => {
     } finally {
       await reader.close();
       db.close();
+    }
+  });
+
+  it('a reader never idle still moves to a new snapshot once the old one is too old', async () => {
+    const dbPath = await newVolume();
+    const db = writer(dbPath);
+    const reader = new SqliteReader(dbPath, { idleMs: 60_000, maxAgeMs: 20 });
+    try {
+      assert.equal(await countProbes(reader), 0);
+      db.prepare('INSERT INTO probe VALUES (1)').run();
+      const stopAt = Date.now() + 5_000;
+      // Reads back to back, a few per turn: the snapshot is never idle.
+      while ((await countProbes(reader)) === 0) {
+        assert.ok(Date.now() < stopAt, 'the insert never became visible to a busy reader');
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.ok(reader.snapshots >= 2);
+    } finally {
+      await reader.close();
+      db.close();
+    }
+  });
+
+  it('an engine closing truncates the log although another reader of its thread had a snapshot open', async () => {
+    const dbPath = await newVolume();
+    const other = new SqliteReader(dbPath, { idleMs: 60_000, maxAgeMs: 60_000 });
+    try {
+      const svc = await openMetaService({ engineUrl: `sqlite:${dbPath}`, background: false });
+      for (let i = 0; i < 20; i++) await svc.mknod(root, ROOT, `f${i}`, 0o100644, 0, 0o022);
+      await other.read(async () => other.db.prepare('SELECT count(*) FROM dentry').pluck().get());
+      assert.ok(other.db.inTransaction, 'the other reader kept no snapshot');
+      // The TRUNCATE checkpoint at close blocks this thread: the other reader could never end
+      // its snapshot meanwhile (it waited out the 5 s busy timeout and left the log as it was).
+      await svc.close();
+      assert.equal(walBytes(dbPath), 0, 'the log was not truncated at close');
+    } finally {
+      await other.close();
     }
   });
 

@@ -26,7 +26,7 @@ import {
   SCHEMA_SQL,
   SCHEMA_VERSION,
 } from './schema.js';
-import { SqliteReader } from './reader.js';
+import { SqliteReader, endIdleSnapshots } from './reader.js';
 import { WriteStatements } from './statements.js';
 import { SqliteWriteTx, type WriteState } from './tx.js';
 
@@ -401,6 +401,9 @@ export class SqliteEngine implements Engine {
 
   /** CallOutcomeStore (src/meta/call-outcomes.ts): committed state, like any read. */
   getCallOutcome(clientId: string, seq: number): Promise<Buffer | undefined> {
+    // A resend may come here after its first attempt committed through another server of the
+    // volume a moment ago: look in a fresh snapshot, not one opened before that commit.
+    this.reader.invalidate();
     return this.read(async () => {
       for (const blob of this.callOutcomeGet.iterate(clientId, seq, seq) as Iterable<Buffer>) {
         const reply = findOutcome(blob, seq);
@@ -470,6 +473,7 @@ export class SqliteEngine implements Engine {
     await this.walFlush?.catch(() => undefined);
     await this.checkpointer?.close();
     await this.reader.close();
+    endIdleSnapshots();
     this.wdb.pragma('wal_checkpoint(TRUNCATE)');
     this.wdb.close();
   }

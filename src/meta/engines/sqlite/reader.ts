@@ -11,12 +11,31 @@ interface ReadJob {
   reject: (error: unknown) => void;
 }
 
+/** How a read snapshot is bounded (SqliteReader's constructor; tests stretch them). */
+export interface SnapshotBounds {
+  /**
+   * A snapshot no read used for this long ends. Reads one after another (a process probing
+   * paths) come tens of microseconds apart; changes of another connection nobody announced
+   * (another server of the volume) are seen after this much quiet.
+   */
+  idleMs: number;
+  /** No snapshot lives longer, however busy: the bound on staleness and on holding the log. */
+  maxAgeMs: number;
+}
+
+const DEFAULT_BOUNDS: SnapshotBounds = { idleMs: 1, maxAgeMs: 20 };
+
+/** The open readers of this thread (each worker thread loads its own copy of this module). */
+const openReaders = new Set<SqliteReader>();
+
 /**
- * How long a read snapshot may live. It bounds how late reads see changes that reach nobody's
- * `invalidate()` (another connection's writes), and how long it can keep the checkpointer from
- * restarting the log; well under the 100 ms the server's local reads already allow.
+ * Ends every idle snapshot of this thread's readers. For a call that waits for readers while it
+ * blocks the thread (a TRUNCATE checkpoint): a reader of this thread could never end its snapshot
+ * meanwhile, and the call would wait out its whole busy timeout.
  */
-const MAX_SNAPSHOT_AGE_MS = 20;
+export function endIdleSnapshots(): void {
+  for (const reader of openReaders) reader.invalidate();
+}
 
 /**
  * Committed state of a SQLite volume through one read-only connection. Reads share one read
@@ -27,7 +46,7 @@ const MAX_SNAPSHOT_AGE_MS = 20;
  * The snapshot outlives the reads that opened it: a process probing paths one at a time (a
  * compiler, an interpreter starting) otherwise paid a BEGIN and a COMMIT per lookup. An open
  * read transaction keeps the WAL from starting over, so it ends at once when invalidated while
- * no read runs, and in any case within MAX_SNAPSHOT_AGE_MS.
+ * no read runs, and in any case after `idleMs` without reads or `maxAgeMs` in all.
  */
 export class SqliteReader implements EngineReader {
   readonly displayUrl: string;
@@ -39,21 +58,26 @@ export class SqliteReader implements EngineReader {
   private inRead = false;
   private stale = false;
   private closed = false;
-  /** Armed once per snapshot (not per read): it ends the snapshot once it is too old. */
-  private readonly ageTimer: NodeJS.Timeout;
+  private snapshotBeganMs = 0;
+  private readonly maxAgeMs: number;
+  /** Re-armed when reads run dry: ends the snapshot after `idleMs` without reads. */
+  private readonly idleTimer: NodeJS.Timeout;
   /** Snapshots begun so far (tests). */
   snapshots = 0;
 
-  constructor(path: string, maxSnapshotAgeMs = MAX_SNAPSHOT_AGE_MS) {
+  constructor(path: string, bounds: SnapshotBounds = DEFAULT_BOUNDS) {
     this.displayUrl = `sqlite:${path}`;
     this.db = new BetterSqlite3(path, { readonly: true });
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('cache_size = -65536');
     this.sql = { begin: this.db.prepare('BEGIN'), commit: this.db.prepare('COMMIT') };
     this.tx = new SqliteReadTx(new ReadStatements(this.db));
-    // Never cleared while open: refresh() re-arms a timer that has fired, not one cleared.
-    this.ageTimer = setTimeout(() => this.invalidate(), maxSnapshotAgeMs);
-    this.ageTimer.unref();
+    this.maxAgeMs = bounds.maxAgeMs;
+    // One timer for the reader's life, never cleared while open: refresh() re-arms a timer that
+    // has fired, not one cleared.
+    this.idleTimer = setTimeout(() => this.invalidate(), bounds.idleMs);
+    this.idleTimer.unref();
+    openReaders.add(this);
   }
 
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
@@ -79,7 +103,7 @@ export class SqliteReader implements EngineReader {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
-        if (this.stale) {
+        if (this.stale || (this.inRead && performance.now() - this.snapshotBeganMs > this.maxAgeMs)) {
           this.stale = false;
           this.endSnapshot();
         }
@@ -87,7 +111,7 @@ export class SqliteReader implements EngineReader {
           this.sql.begin.run();
           this.inRead = true;
           this.snapshots++;
-          this.ageTimer.refresh();
+          this.snapshotBeganMs = performance.now();
         }
         const job = this.queue.shift()!;
         try {
@@ -101,6 +125,8 @@ export class SqliteReader implements EngineReader {
       if (this.stale || this.closed) {
         this.stale = false;
         this.endSnapshot();
+      } else if (this.inRead) {
+        this.idleTimer.refresh();
       }
     }
   }
@@ -110,7 +136,8 @@ export class SqliteReader implements EngineReader {
     if (this.closed) return;
     this.closed = true;
     while (this.draining) await new Promise((resolve) => setImmediate(resolve));
-    clearTimeout(this.ageTimer);
+    clearTimeout(this.idleTimer);
+    openReaders.delete(this);
     this.endSnapshot();
     this.db.close();
   }
