@@ -2,7 +2,16 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { cleanup, isMounted, repoRoot, sh, startUp, tempDir, type StrataProcess } from './harness.js';
+import {
+  cleanup,
+  isLongProfile,
+  isMounted,
+  repoRoot,
+  sh,
+  startUp,
+  tempDir,
+  type StrataProcess,
+} from './harness.js';
 
 // What databases other than PostgreSQL rely on, through a kill -9 of the mount: SQLite's
 // rollback journal and WAL (synchronous=FULL, transactions from 1 to 3000 rows that spill
@@ -86,27 +95,34 @@ function verify(args: string[]): string {
 
 test('SQLite in WAL and rollback-journal mode: kill -9 of the mount mid-transaction loses no committed transaction', async () => {
   const modes = ['wal', 'delete'];
-  const writers = modes.map((mode) => new Writer(['sqlite', join(mnt, `${mode}.db`), mode]));
-  // At least three of the 3000-row transactions (every fifth) committed in each.
-  await waitUntil(
-    () => writers.every((w) => w.lastAcked >= 16),
-    'each SQLite writer to commit 16 transactions',
-  );
-  assert.deepEqual(
-    writers.map((w) => w.output.split('\n')[0]),
-    modes,
-    'journal modes in force',
-  );
-  await killMountAndRemount(writers);
-  for (const [i, mode] of modes.entries()) {
-    const out = verify(['sqlite-verify', join(mnt, `${mode}.db`)]).split('\n');
-    assert.equal(out[0], 'ok', `${mode}: integrity_check`);
-    const match = /^mismatched (\d+) orphans (\d+) last (\d+) count (\d+)$/.exec(out[1]);
-    assert.ok(match, out[1]);
-    const [mismatched, orphans, last, count] = match.slice(1).map(Number);
-    assert.deepEqual([mismatched, orphans], [0, 0], `${mode}: every transaction whole`);
-    assert.equal(count, last, `${mode}: no transaction missing below the last`);
-    assert.ok(last >= writers[i].lastAcked, `${mode}: ${last} kept, ${writers[i].lastAcked} committed`);
+  // The long profile crashes the same databases again and again, each time mid-transaction.
+  const crashes = isLongProfile ? 12 : 1;
+  const kept = modes.map(() => 0);
+  for (let crash = 1; crash <= crashes; crash++) {
+    const writers = modes.map((mode) => new Writer(['sqlite', join(mnt, `${mode}.db`), mode]));
+    // At least three of the 3000-row transactions (every fifth) committed in each, each time.
+    await waitUntil(
+      () => writers.every((w, i) => w.lastAcked >= kept[i] + 16),
+      `each SQLite writer to commit 16 transactions (crash ${crash})`,
+    );
+    assert.deepEqual(
+      writers.map((w) => w.output.split('\n')[0]),
+      modes,
+      'journal modes in force',
+    );
+    await killMountAndRemount(writers);
+    for (const [i, mode] of modes.entries()) {
+      const what = `${mode}, crash ${crash} of ${crashes}`;
+      const out = verify(['sqlite-verify', join(mnt, `${mode}.db`)]).split('\n');
+      assert.equal(out[0], 'ok', `${what}: integrity_check`);
+      const match = /^mismatched (\d+) orphans (\d+) last (\d+) count (\d+)$/.exec(out[1]);
+      assert.ok(match, out[1]);
+      const [mismatched, orphans, last, count] = match.slice(1).map(Number);
+      assert.deepEqual([mismatched, orphans], [0, 0], `${what}: every transaction whole`);
+      assert.equal(count, last, `${what}: no transaction missing below the last`);
+      assert.ok(last >= writers[i].lastAcked, `${what}: ${last} kept, ${writers[i].lastAcked} committed`);
+      kept[i] = last;
+    }
   }
   // And the databases take writes again, recovering the hot journal or WAL on open; a
   // writer killed mid-transaction (the application crash, the file system alive) loses nothing either.
