@@ -21,7 +21,7 @@ const allowed = {
   vfs: ['common', 'fuse', 'meta', 'data', 'object'],
   proxy: ['common', 'object', 'rpc'],
   ops: ['common', 'meta', 'data', 'object'],
-  volume: ['common', 'config', 'object', 'data', 'rpc', 'meta', 'fuse', 'vfs', 'proxy'],
+  volume: ['common', 'config', 'object', 'data', 'rpc', 'meta', 'fuse', 'vfs', 'proxy', 'ops'],
   cli: ['common', 'config', 'object', 'data', 'rpc', 'meta', 'fuse', 'vfs', 'proxy', 'ops', 'volume'],
 };
 

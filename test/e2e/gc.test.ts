@@ -162,8 +162,9 @@ describe('object GC through strata up', { skip: strataUnavailable() }, () => {
   test('a kill -9 in the middle of a pass deletes nothing referenced; the next run finishes', async () => {
     const dataDir = join(work, 'crash');
     const mountpoint = join(work, 'mnt-crash');
-    // Small blocks: many objects, so the paced pass (10 deletes a second) is still running at the kill.
+    // Small blocks, and a slow pace (10 deletes a second): the pass is still running at the kill.
     const args = ['--retention', '0', '--block-size', '64K'];
+    process.env.STRATA_GC_RATE = '10';
     try {
       const first = await up(dataDir, mountpoint, args);
       const keep = pattern(2 * MiB, 5);
@@ -182,6 +183,7 @@ describe('object GC through strata up', { skip: strataUnavailable() }, () => {
       );
       assert.equal(sha(readFileSync(join(mountpoint, 'keep'))), sha(keep));
     } finally {
+      delete process.env.STRATA_GC_RATE;
       await stopAll();
     }
     await fsckClean(dataDir);

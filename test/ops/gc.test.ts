@@ -10,7 +10,13 @@ import BetterSqlite3 from 'better-sqlite3';
 import { asSliceId, type Ino, type SliceRef } from '../../src/common/index.js';
 import type { MetaService } from '../../src/meta/index.js';
 import { openObjectStore, withFaults, type ObjectStore } from '../../src/object/index.js';
-import { collectGarbage, scanLeakedObjects, sliceBlockKeys, type GcOptions } from '../../src/ops/index.js';
+import {
+  backgroundGcEnv,
+  collectGarbage,
+  scanLeakedObjects,
+  sliceBlockKeys,
+  type GcOptions,
+} from '../../src/ops/index.js';
 import {
   ROOT,
   file,
@@ -372,4 +378,22 @@ describe('object GC with an S3 store (radosgw)', { skip: S3_SKIP_REASON }, () =>
       },
       testUrl(uniquePrefix('gc')),
     ));
+});
+
+describe('background GC settings from the environment', () => {
+  it('reads the interval, margin and pace, and says how to write a bad one', () => {
+    assert.deepEqual(backgroundGcEnv({}), {
+      intervalMs: undefined,
+      safetyMarginMs: undefined,
+      maxDeletesPerSecond: undefined,
+    });
+    assert.deepEqual(
+      backgroundGcEnv({ STRATA_GC_INTERVAL: '10s', STRATA_GC_SAFETY_MARGIN: '0s', STRATA_GC_RATE: '250' }),
+      { intervalMs: 10_000, safetyMarginMs: 0, maxDeletesPerSecond: 250 },
+    );
+    for (const bad of ['0', '-5', 'fast', '1.5']) {
+      assert.throws(() => backgroundGcEnv({ STRATA_GC_RATE: bad }), /STRATA_GC_RATE .* whole number/, bad);
+    }
+    assert.throws(() => backgroundGcEnv({ STRATA_GC_INTERVAL: 'soon' }), /STRATA_GC_INTERVAL/);
+  });
 });
