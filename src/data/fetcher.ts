@@ -164,8 +164,10 @@ export class BlockFetcher {
     } catch (error) {
       if (error instanceof ObjectNotFoundError) {
         throw fsError.EIO(
-          `block ${key} is missing from ${this.store.description}: the file's data was lost ` +
-            `(deleted by hand or by a GC bug); restore it from a backup or snapshot`,
+          `block ${key} is missing from ${this.store.description}. If another mount changed or ` +
+            `removed this file since it was opened here, the old data was collected after the ` +
+            `retention window: reopen the file. Otherwise the data was lost (objects deleted ` +
+            `by hand?); check the volume with strata fsck`,
           error,
         );
       }

@@ -251,7 +251,7 @@ describe('integrity', () => {
     assert.equal(data.stats().fetches.corrupt, 3);
   });
 
-  it('reports a block missing from the store as EIO saying data was lost', async () => {
+  it('reports a block missing from the store as EIO saying to reopen, or that data was lost', async () => {
     const storeDir = await dirs.make();
     const table = await writeFileData(storeDir, pattern(100, 8));
     const slice = table.chunks.get(0)![0];
@@ -259,7 +259,7 @@ describe('integrity', () => {
     await store.delete(blockKey({ sliceId: slice.id, blockIndex: 0, blockLengthBytes: 100 }));
     await assert.rejects(
       reader(store).read(asIno(1), 0, 100, table.chunkSlices, 100),
-      /is missing from .*data was lost/,
+      /is missing from .*reopen the file.*data was lost/,
     );
   });
 
