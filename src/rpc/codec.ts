@@ -71,9 +71,23 @@ export function adoptEncodedValue(encoded: Buffer): unknown {
   return value;
 }
 
-/** A RESULT frame `[7, id, value]`; for an adopted value, its bytes copied in behind a hand-made header. */
+/**
+ * A value known only by its msgpack bytes (same settings), never decoded here: for a serving
+ * thread that passes an engine thread's packed replies straight into RESULT frames. Decoding each
+ * reply only to send its bytes cost a 16-key object per create in allocation and GC.
+ */
+export class EncodedValue {
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** A RESULT frame `[7, id, value]`; for an adopted or encoded value, its bytes copied in behind a hand-made header. */
 export function encodeResultFrame(id: number, value: unknown): Buffer {
-  const encoded = typeof value === 'object' && value !== null ? (value as WithEncoding)[ENCODED] : undefined;
+  const encoded =
+    value instanceof EncodedValue
+      ? value.bytes
+      : typeof value === 'object' && value !== null
+        ? (value as WithEncoding)[ENCODED]
+        : undefined;
   if (encoded === undefined) return encodeFrame([MessageType.RESULT, id, value]);
   // msgpack: fixarray of 3, positive fixint type, then the id as the smallest unsigned integer.
   const idBytes = id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : 5;

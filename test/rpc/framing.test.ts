@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import {
   MessageType,
+  EncodedValue,
   adoptEncodedValue,
   decodePayload,
   encodeFrame,
@@ -133,10 +134,13 @@ test('a RESULT frame built from bytes packed elsewhere equals the one packed her
       }),
       (id, generated) => {
         const attr = { ...generated }; // fast-check may build null-prototype objects
-        const value = adoptEncodedValue(Buffer.from(elsewhere.pack(attr)));
+        const bytes = Buffer.from(elsewhere.pack(attr));
+        const value = adoptEncodedValue(bytes);
         assert.deepEqual(value, attr);
         const frame = encodeResultFrame(id, value);
         assert.deepEqual(frame, encodeFrame([MessageType.RESULT, id, attr]));
+        // Bytes passed on undecoded make the same frame.
+        assert.deepEqual(encodeResultFrame(id, new EncodedValue(bytes)), frame);
         assert.deepEqual(decodeInChunks(frame, []), [[MessageType.RESULT, id, attr]]);
       },
     ),

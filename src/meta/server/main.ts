@@ -134,6 +134,8 @@ export async function startMetaServerProcess(
     const threaded = await openThreadedMetaService({
       ...engine,
       nice: options.engineThreadNice ?? DEFAULT_ENGINE_THREAD_NICE,
+      // Changes' results only become RESULT frames here: they stay the bytes they were stored as.
+      encodedReplies: true,
       // A server whose engine is gone must not linger answering EIO: exit, let the supervisor restart it.
       onFailure: (error) => {
         process.stderr.write(`metadata server: ${error.message}; exiting\n`);

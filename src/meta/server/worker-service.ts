@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { Errno, FsError } from '../../common/index.js';
-import { adoptEncodedValue } from '../../rpc/index.js';
+import { EncodedValue, adoptEncodedValue } from '../../rpc/index.js';
 import type { MetaApi, VolumeSettings } from '../api.js';
 import { currentCallKey, type CallKey } from '../call-outcomes.js';
 import { META_METHODS } from './methods.js';
@@ -24,6 +24,12 @@ export interface EngineWorkerOptions {
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
   /** The engine thread died (not by close()): every call now fails with EIO. */
   onFailure?: (error: Error) => void;
+  /**
+   * Recorded changes resolve to an `EncodedValue` (their stored msgpack bytes, undecoded)
+   * instead of the result object. Only for an owner whose results go nowhere but into RPC
+   * RESULT frames (the metadata server process); anyone reading a result needs the default.
+   */
+  encodedReplies?: boolean;
 }
 
 /** [id, method, args, the numbered call it belongs to] */
@@ -65,7 +71,7 @@ interface Waiter {
  * on SQLite.
  */
 export async function openThreadedMetaService(options: ThreadedServiceOptions): Promise<ThreadedMetaService> {
-  const { onFailure, ...workerOptions } = options;
+  const { onFailure, encodedReplies = false, ...workerOptions } = options;
   const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: workerOptions });
   let closing = false;
   const waiting = new Map<number, Waiter>();
@@ -112,7 +118,7 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
       if (message.length === 5 && packed) {
         // The RESULT frame reuses these bytes (rpc codec); callers in this thread get the value.
         const bytes = Buffer.from(packed.buffer, packed.byteOffset + message[3], message[4]);
-        waiter.resolve(adoptEncodedValue(bytes));
+        waiter.resolve(encodedReplies ? new EncodedValue(bytes) : adoptEncodedValue(bytes));
         return;
       }
       const value = message[2];
