@@ -18,11 +18,25 @@ const allowed = {
   meta: ['common', 'rpc'],
   fuse: ['common'],
   config: ['common'],
+  metrics: ['common'],
   vfs: ['common', 'fuse', 'meta', 'data', 'object'],
   proxy: ['common', 'object', 'rpc'],
   ops: ['common', 'meta', 'data', 'object'],
-  volume: ['common', 'config', 'object', 'data', 'rpc', 'meta', 'fuse', 'vfs', 'proxy', 'ops'],
-  cli: ['common', 'config', 'object', 'data', 'rpc', 'meta', 'fuse', 'vfs', 'proxy', 'ops', 'volume'],
+  volume: ['common', 'config', 'object', 'data', 'rpc', 'meta', 'fuse', 'vfs', 'proxy', 'ops', 'metrics'],
+  cli: [
+    'common',
+    'config',
+    'object',
+    'data',
+    'rpc',
+    'meta',
+    'fuse',
+    'vfs',
+    'proxy',
+    'ops',
+    'volume',
+    'metrics',
+  ],
 };
 
 function walk(dir) {
