@@ -33,6 +33,8 @@ export interface BackgroundGcOptions {
   maxDeletesPerSecond?: number;
   /** One line per pass that deleted or dropped something, and per failed pass. */
   log: (message: string) => void;
+  /** Hears every pass the timer or runNow ran: its report, or undefined when it failed (metrics). */
+  onPass?: (report: GcReport | undefined) => void;
 }
 
 export interface BackgroundGc {
@@ -96,9 +98,11 @@ export function startBackgroundGc(options: BackgroundGcOptions): BackgroundGc {
       if (report.slices > 0 || report.staleRows > 0) {
         options.log(`gc: ${describeGcReport(report)} in ${Math.round(performance.now() - started)} ms`);
       }
+      options.onPass?.(report);
       return report;
     } catch (error) {
       if (!stopped) {
+        options.onPass?.(undefined);
         options.log(`gc: pass failed, retrying in ${intervalMs} ms: ${(error as Error).message}`);
       }
       throw error;
