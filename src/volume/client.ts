@@ -2,7 +2,8 @@ import type { StrataConfig } from '../config/index.js';
 import { createDataPath, type DataPath } from '../data/index.js';
 import { mount, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
-import { openObjectStore, type ObjectStore } from '../object/index.js';
+import type { GcTotals, MountStats } from '../metrics/index.js';
+import { openObjectStore, RetryingObjectStore, type ObjectStore } from '../object/index.js';
 import { ROOT_INO } from '../common/index.js';
 import {
   Coherence,
@@ -23,6 +24,10 @@ export interface MountedVolume {
   readonly ended: Promise<void>;
   /** READ requests that reached this mount and what was pushed into the kernel's page cache. */
   pageCacheStats(): PageCacheStats & { readRequests: number };
+  /** What the mount has counted (FUSE requests, data path, store, page cache), for --metrics. */
+  stats(): MountStats;
+  /** What the background GC of this process has deleted, when this process runs one. */
+  readonly gcTotals?: GcTotals;
   /** Flushes pending writes, unmounts, closes the session and everything below. Idempotent. */
   stop(): Promise<void>;
 }
@@ -153,7 +158,18 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       ...pageCache.stats,
       readRequests: vfs.readRequests,
     });
-    return { mountpoint: options.mountpoint, volume, ended: session.closed, stop, pageCacheStats };
+    const retryStats = store instanceof RetryingObjectStore ? store.stats : undefined;
+    const stats = (): MountStats => ({
+      fuse: {
+        opcodes: session.requestCountsByOpcode(),
+        readBytes: session.readBytes,
+        writtenBytes: session.writtenBytes,
+      },
+      data: data.stats(),
+      store: retryStats,
+      pageCache: pageCache.stats,
+    });
+    return { mountpoint: options.mountpoint, volume, ended: session.closed, stop, pageCacheStats, stats };
   } catch (err) {
     await unwind(undo).catch(() => undefined);
     throw err;
