@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StrataConfig } from '../config/index.js';
+import { addGcPass, emptyGcTotals } from '../metrics/index.js';
 import { openObjectStore } from '../object/index.js';
 import { backgroundGcEnv, startBackgroundGc, type BackgroundGc } from '../ops/index.js';
 import { mountClient, type MountedVolume } from './client.js';
@@ -68,6 +69,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
     },
   });
   // Garbage collection runs beside the engine that owns the volume (src/ops/gc-background.ts).
+  const gcTotals = emptyGcTotals();
   try {
     const gcStore = await openObjectStore(options.storageUrl ?? volume.volume.storageUrl);
     const collector = startBackgroundGc({
@@ -76,11 +78,14 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
       volume: volume.volume,
       log,
       ...backgroundGcEnv(),
+      onPass: (report) => addGcPass(gcTotals, report),
     });
     gc.collector = { runNow: collector.runNow, stop: () => collector.stop().finally(() => gcStore.close()) };
   } catch (err) {
     await volume.stop();
     throw err;
   }
-  return server === null ? volume : { ...volume, metaAddress: server.address, stop: volume.stop };
+  return server === null
+    ? { ...volume, gcTotals }
+    : { ...volume, gcTotals, metaAddress: server.address, stop: volume.stop };
 }
