@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parseDurationMs } from '../../common/index.js';
 import { engineScheme, openMetaService } from '../../meta/index.js';
 import { startMetaServerProcess } from '../../meta/server/index.js';
+import { addGcPass, emptyGcTotals, ProcessMetrics, type GcTotals } from '../../metrics/index.js';
 import { openObjectStore } from '../../object/index.js';
 import { backgroundGcEnv, startBackgroundGc } from '../../ops/index.js';
 import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
@@ -33,10 +34,13 @@ export function registerMetaServe(program: Command): void {
       '--session-timeout <DURATION>',
       'end the session of a mount not heard from for this long, releasing its locks (default 60s; at least 3 heartbeats of its mounts)',
     )
+    .option('--metrics <HOST:PORT>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default: off)')
     .option('--no-engine-thread', 'run the engine on the serving thread (for comparisons)')
     .option('--no-local-reads', 'send short reads to the engine thread too (for comparisons)')
     .action(async (options: Record<string, unknown>) => {
       const { host, port } = parseHostPort(String(options.listen), '--listen');
+      const metricsAt =
+        typeof options.metrics === 'string' ? parseHostPort(options.metrics, '--metrics') : undefined;
       if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) {
         throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
       }
@@ -59,31 +63,42 @@ export function registerMetaServe(program: Command): void {
           );
         }
       }
-      // The same server process as the benchmarks measure: engine on its own thread, short
-      // reads answered on the serving thread, cache invalidations pushed to clients.
-      const server = await startMetaServerProcess({
-        engineUrl: checkEngineUrl(String(options.engine)),
-        listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        tlsCertFile: options.tlsCert === undefined ? undefined : String(options.tlsCert),
-        tlsKeyFile: options.tlsKey === undefined ? undefined : String(options.tlsKey),
-        history: true,
-        durable: options.durableCommits === true ? true : undefined,
-        engineThread: options.engineThread !== false,
-        engineThreadNice: nice === undefined ? undefined : Number(nice),
-        localReads: options.localReads !== false,
-        sessionTimeoutMs,
-      });
-      const gc = await startServerGc(checkEngineUrl(String(options.engine))).catch(async (error: unknown) => {
+      // Process metrics and the GC's: the RPC service keeps no counters a scrape could read yet.
+      const metrics = metricsAt ? await ProcessMetrics.start(metricsAt) : undefined;
+      try {
+        // The same server process as the benchmarks measure: engine on its own thread, short
+        // reads answered on the serving thread, cache invalidations pushed to clients.
+        const server = await startMetaServerProcess({
+          engineUrl: checkEngineUrl(String(options.engine)),
+          listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+          tlsCertFile: options.tlsCert === undefined ? undefined : String(options.tlsCert),
+          tlsKeyFile: options.tlsKey === undefined ? undefined : String(options.tlsKey),
+          history: true,
+          durable: options.durableCommits === true ? true : undefined,
+          engineThread: options.engineThread !== false,
+          engineThreadNice: nice === undefined ? undefined : Number(nice),
+          localReads: options.localReads !== false,
+          sessionTimeoutMs,
+        });
+        const gcTotals = emptyGcTotals();
+        const gc = await startServerGc(checkEngineUrl(String(options.engine)), gcTotals).catch(
+          async (error: unknown) => {
+            await server.stop();
+            throw error;
+          },
+        );
+        if (gc) metrics?.addGc(gcTotals);
+        if (metrics) stderrLog(`metrics on http://${metrics.address}/metrics`);
+        const signal = await new Promise<string>((resolve) => {
+          process.once('SIGINT', () => resolve('SIGINT'));
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+        });
+        stderrLog(`received ${signal}: stopping the metadata service`);
+        await gc?.stop();
         await server.stop();
-        throw error;
-      });
-      const signal = await new Promise<string>((resolve) => {
-        process.once('SIGINT', () => resolve('SIGINT'));
-        process.once('SIGTERM', () => resolve('SIGTERM'));
-      });
-      stderrLog(`received ${signal}: stopping the metadata service`);
-      await gc?.stop();
-      await server.stop();
+      } finally {
+        await metrics?.close();
+      }
     });
 }
 
@@ -92,7 +107,10 @@ export function registerMetaServe(program: Command): void {
  * own (src/ops/gc-background.ts). A SQLite engine has one writer, on the engine thread, where
  * the collector does not run yet: `strata gc` with the server stopped does it.
  */
-async function startServerGc(engineUrl: string): Promise<{ stop(): Promise<void> } | undefined> {
+async function startServerGc(
+  engineUrl: string,
+  totals: GcTotals,
+): Promise<{ stop(): Promise<void> } | undefined> {
   if (engineScheme(engineUrl) !== 'postgres') return undefined;
   const service = await openMetaService({ engineUrl, background: false });
   try {
@@ -109,6 +127,7 @@ async function startServerGc(engineUrl: string): Promise<{ stop(): Promise<void>
       volume,
       log: stderrLog,
       ...backgroundGcEnv(),
+      onPass: (report) => addGcPass(totals, report),
     });
     return {
       stop: async () => {

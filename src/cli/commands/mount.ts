@@ -4,8 +4,15 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { SettingName } from '../../config/index.js';
+import { ProcessMetrics } from '../../metrics/index.js';
 import { mountRemote } from '../../volume/index.js';
-import { addSettingOptions, configFromOptions, parseInstantUs, parseVolumeAddress } from '../options.js';
+import {
+  addSettingOptions,
+  configFromOptions,
+  parseHostPort,
+  parseInstantUs,
+  parseVolumeAddress,
+} from '../options.js';
 import { runUntilSignal, stderrLog } from '../run.js';
 
 const settings: SettingName[] = [
@@ -41,6 +48,7 @@ export function registerMount(program: Command): void {
         '2026-11-26T10:00:00Z, @SECONDS since the epoch, or a duration ago such as "2h ago"; ' +
         "it must lie inside the volume's history window (its retention)",
     )
+    .option('--metrics <HOST:PORT>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default: off)')
     .option('--background', 'detach once the mount is ready; logs go to --log-file')
     .option('--log-file <PATH>', 'log file of a --background mount (default: $TMPDIR/strata-mount-NAME.log)');
   addSettingOptions(command, settings).action(
@@ -49,6 +57,8 @@ export function registerMount(program: Command): void {
       const { metaAddress, volumeName } = parseVolumeAddress(address);
       const mountPath = resolve(mountpoint);
       const asOfUs = typeof options.asOf === 'string' ? parseInstantUs(options.asOf) : undefined;
+      const metricsAt =
+        typeof options.metrics === 'string' ? parseHostPort(options.metrics, '--metrics') : undefined;
       if (options.background === true) {
         const logFile =
           typeof options.logFile === 'string'
@@ -57,20 +67,31 @@ export function registerMount(program: Command): void {
         await detach(logFile, asOfUs);
         return;
       }
-      const volume = await mountRemote({
-        metaAddress,
-        volumeName,
-        mountpoint: mountPath,
-        secretFile: typeof options.secretFile === 'string' ? options.secretFile : undefined,
-        config,
-        log: stderrLog,
-        asOfUs,
-      });
-      const past =
-        asOfUs === undefined ? '' : ` as of ${new Date(Math.floor(asOfUs / 1000)).toISOString()}, read-only`;
-      stderrLog(`volume "${volumeName}" from ${metaAddress} mounted at ${volume.mountpoint}${past}`);
-      signalReady();
-      await runUntilSignal(volume, stderrLog);
+      // The background child serves the metrics: it is the process that mounts.
+      const metrics = metricsAt ? await ProcessMetrics.start(metricsAt) : undefined;
+      try {
+        const volume = await mountRemote({
+          metaAddress,
+          volumeName,
+          mountpoint: mountPath,
+          secretFile: typeof options.secretFile === 'string' ? options.secretFile : undefined,
+          config,
+          log: stderrLog,
+          asOfUs,
+        });
+        metrics?.addMount(volume.stats);
+        const past =
+          asOfUs === undefined
+            ? ''
+            : ` as of ${new Date(Math.floor(asOfUs / 1000)).toISOString()}, read-only`;
+        stderrLog(
+          `volume "${volumeName}" from ${metaAddress} mounted at ${volume.mountpoint}${past}${metrics ? `, metrics on http://${metrics.address}/metrics` : ''}`,
+        );
+        signalReady();
+        await runUntilSignal(volume, stderrLog);
+      } finally {
+        await metrics?.close();
+      }
     },
   );
 }
