@@ -11,6 +11,7 @@ import { registerStatus } from './commands/status.js';
 import { registerObjbench } from './commands/objbench.js';
 import { registerFsck } from './commands/fsck.js';
 import { registerGc } from './commands/gc.js';
+import { registerRestore } from './commands/restore.js';
 import { registerMetaAdmin } from './commands/meta-admin.js';
 
 /** Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerObjbench(program);
   registerFsck(program);
   registerGc(program);
+  registerRestore(program);
   // After registerMetaServe: adds migrate/dump/load to its `meta` command.
   registerMetaAdmin(program);
   applyErrorStyle(program);

@@ -9,3 +9,4 @@ export {
   type BackgroundGcOptions,
 } from './gc-background.js';
 export { scanLeakedObjects, type LeakScanOptions, type LeakScanReport } from './gc-scan.js';
+export { restore, type RestoreOptions, type RestoreReport } from './restore.js';

@@ -4,7 +4,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, formatVolume, freePort, StrataProcess, strata, tempDir } from '../e2e/harness.js';
 
-const commands = [['up'], ['format'], ['meta', 'serve'], ['mount'], ['umount'], ['status'], ['objbench']];
+const commands = [
+  ['up'],
+  ['format'],
+  ['meta', 'serve'],
+  ['mount'],
+  ['umount'],
+  ['status'],
+  ['objbench'],
+  ['fsck'],
+  ['gc'],
+  ['restore'],
+];
 
 test('--help works on the program and on every command, with exit code 0', () => {
   const top = strata(['--help']);

@@ -182,3 +182,76 @@ test('--as-of refuses instants it cannot show, saying what to give', async () =>
     strata(['umount', past]);
   }
 });
+
+test('strata restore brings back a file in place and a removed tree by reference, as they were', async () => {
+  const tree = join(live, 'proj');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  const data = Buffer.alloc(3 * 1024 * 1024 + 5);
+  for (let i = 0; i < data.length; i += 512) data.writeUInt32LE(i * 7, i);
+  writeFileSync(join(tree, 'data.bin'), data);
+  writeFileSync(join(tree, 'sub', 'a.txt'), 'linked twice\n');
+  sh(
+    `cd ${tree} && ln sub/a.txt b.txt && ln -s sub/a.txt sym && mkfifo pipe && chmod 750 sub && chmod 4755 data.bin`,
+  );
+  sh(`setfattr -n user.kind -v tree ${join(tree, 'sub', 'a.txt')} && chown 1234:5678 ${join(tree, 'b.txt')}`);
+  sh(`touch -d 2001-02-03T04:05:06Z ${join(tree, 'data.bin')}`);
+  writeFileSync(join(live, 'single.txt'), 'the good version\n');
+  const listing = (dir: string): string =>
+    sh(
+      `cd ${dir} && find . -printf '%p %y %m %U %G %s %n %T@ %l\\n' | sort && find . -type f -exec sha256sum {} + | sort`,
+    );
+  const before = listing(tree);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const instant = new Date().toISOString();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+
+  writeFileSync(join(live, 'single.txt'), 'a bad edit\n');
+  rmSync(tree, { recursive: true });
+  const restoreArgs = (...rest: string[]): string[] => [
+    'restore',
+    `${serverAddress}/travel`,
+    ...rest,
+    '--as-of',
+    instant,
+    '--secret-file',
+    secret,
+  ];
+
+  const file = strata(restoreArgs('/single.txt'));
+  assert.equal(file.status, 0, file.stderr);
+  assert.match(file.stdout, /1 file\(s\)/);
+  assert.equal(readFileSync(join(live, 'single.txt'), 'utf8'), 'the good version\n');
+
+  const dir = strata(restoreArgs('/proj'));
+  assert.equal(dir.status, 0, dir.stderr);
+  assert.match(
+    dir.stdout,
+    /2 file\(s\) .*2 director\(ies\), 1 symlink\(s\), 1 special file\(s\), 1 hard link\(s\)/,
+  );
+  assert.equal(listing(tree), before, 'names, types, modes, owners, sizes, link counts, mtimes and contents');
+  assert.equal(sh(`getfattr --only-values -n user.kind ${join(tree, 'b.txt')}`), 'tree');
+  assert.equal(statSync(join(tree, 'b.txt')).ino, statSync(join(tree, 'sub', 'a.txt')).ino);
+
+  // A directory is never merged into what is there now; --to puts it beside.
+  const again = strata(restoreArgs('/proj'));
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /exists now.*--to/);
+  const objects = (): string => sh(`find ${join(root, 'objects')} -type f | sort`);
+  const objectsBefore = objects();
+  const copy = strata(restoreArgs('/proj', '--to', '/proj-copy'));
+  assert.equal(copy.status, 0, copy.stderr);
+  assert.equal(listing(join(live, 'proj-copy')), before);
+  assert.equal(objects(), objectsBefore, 'by reference: not one object written');
+  const missing = strata(restoreArgs('/never-there'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /did not exist at/);
+  const tooOld = strata([
+    ...restoreArgs('/proj').slice(0, -4),
+    '--as-of',
+    '@1000000000',
+    '--secret-file',
+    secret,
+  ]);
+  assert.equal(tooOld.status, 1);
+  assert.match(tooOld.stderr, /edge of the volume's history window/);
+});
