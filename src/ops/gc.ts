@@ -16,7 +16,7 @@ import type { ObjectStore } from '../object/index.js';
  *
  * Per logged row, decided in ONE engine read with the slice's current state:
  * - referenced again now (refs > 0): the row is stale; it is forgotten and no object is touched.
- *   Nothing re-references a slice today, and a feature that restores from history can only
+ *   `strata restore` (ops/restore.ts) re-references slices from history; it can only
  *   pick up slices live at an instant inside the window: never one whose deletion is older.
  * - logged again later (a newer row exists): this row is forgotten; the newer one decides.
  * - otherwise: every block object of the slice is deleted, THEN the row is forgotten. A crash
