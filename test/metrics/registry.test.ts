@@ -1,0 +1,79 @@
+// The registry reads its strata_* values at scrape time from the callbacks it was given, keeps
+// the naming rule, and the server answers only GET /metrics and releases its port on close.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  MetricsRegistry,
+  addGcPass,
+  emptyGcTotals,
+  registerGcMetrics,
+  startMetricsServer,
+} from '../../src/metrics/index.js';
+
+test('values come from the callbacks at each scrape, labelled families included', async () => {
+  const metrics = new MetricsRegistry();
+  const state = { bytes: 5, level: 2, byOpcode: new Map([['LOOKUP', 3]]) };
+  metrics.counter('strata_test_bytes_total', 'bytes', () => state.bytes);
+  metrics.gauge('strata_test_level', 'level', () => state.level);
+  metrics.labelledCounter('strata_test_requests_total', 'requests', ['opcode'], () =>
+    [...state.byOpcode].map(([opcode, value]) => ({ labels: { opcode }, value })),
+  );
+  let { body } = await metrics.text();
+  assert.match(body, /^strata_test_bytes_total 5$/m);
+  assert.match(body, /^strata_test_level 2$/m);
+  assert.match(body, /^strata_test_requests_total\{opcode="LOOKUP"\} 3$/m);
+  assert.match(body, /^# TYPE strata_test_bytes_total counter$/m);
+  assert.match(body, /^# TYPE strata_test_level gauge$/m);
+  assert.match(body, /^process_cpu_seconds_total /m);
+
+  state.bytes = 9;
+  state.level = 0;
+  state.byOpcode.set('GETATTR', 1);
+  ({ body } = await metrics.text());
+  assert.match(body, /^strata_test_bytes_total 9$/m);
+  assert.match(body, /^strata_test_level 0$/m);
+  assert.match(body, /^strata_test_requests_total\{opcode="LOOKUP"\} 3$/m);
+  assert.match(body, /^strata_test_requests_total\{opcode="GETATTR"\} 1$/m);
+});
+
+test('names keep the rule: strata_ prefix, _total on counters and only there', () => {
+  const metrics = new MetricsRegistry();
+  assert.throws(() => metrics.counter('fuse_requests_total', 'x', () => 0), /strata_/);
+  assert.throws(() => metrics.counter('strata_requests', 'x', () => 0), /counters end in _total/);
+  assert.throws(() => metrics.gauge('strata_level_total', 'x', () => 0), /gauges do not/);
+});
+
+test('GC totals add pass reports, and failed passes apart', async () => {
+  const metrics = new MetricsRegistry();
+  const totals = emptyGcTotals();
+  registerGcMetrics(metrics, totals);
+  addGcPass(totals, { slices: 2, objects: 5, bytes: 4096 });
+  addGcPass(totals, undefined);
+  addGcPass(totals, { slices: 1, objects: 1, bytes: 10 });
+  const { body } = await metrics.text();
+  assert.match(body, /^strata_gc_passes_total 2$/m);
+  assert.match(body, /^strata_gc_failed_passes_total 1$/m);
+  assert.match(body, /^strata_gc_deleted_objects_total 6$/m);
+  assert.match(body, /^strata_gc_deleted_bytes_total 4106$/m);
+});
+
+test('the server answers GET /metrics only, refuses a busy port in one line, and closes', async () => {
+  const metrics = new MetricsRegistry();
+  metrics.counter('strata_test_total', 'x', () => 1);
+  const server = await startMetricsServer(metrics, { host: '127.0.0.1', port: 0 });
+  try {
+    const ok = await fetch(`http://${server.address}/metrics`);
+    assert.equal(ok.status, 200);
+    assert.match(await ok.text(), /^strata_test_total 1$/m);
+    assert.equal((await fetch(`http://${server.address}/other`)).status, 404);
+    assert.equal((await fetch(`http://${server.address}/metrics`, { method: 'POST' })).status, 405);
+    const port = Number(server.address.split(':').pop());
+    await assert.rejects(
+      startMetricsServer(metrics, { host: '127.0.0.1', port }),
+      new RegExp(`^Error: cannot serve metrics on 127\\.0\\.0\\.1:${port}: the port is in use`),
+    );
+  } finally {
+    await server.close();
+  }
+  await assert.rejects(fetch(`http://${server.address}/metrics`), /fetch failed/);
+});
