@@ -5,7 +5,8 @@
 //
 // Prints the report (phase throughput, each resource's trend) and writes it with the raw
 // samples (JSON lines) into --out. Exit 1 when a resource grew without bound or the workload
-// found wrong data.
+// found wrong data. Runs under ~5 minutes end while the mounts' memory budget is still filling
+// (the first 1-2 minutes), which the trend reports as growth.
 import { parseArgs } from 'node:util';
 import { runSoak } from './soak.js';
 

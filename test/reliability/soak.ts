@@ -28,7 +28,7 @@ export interface SoakOptions {
   storage?: string;
   durationMs: number;
   sampleEveryMs: number;
-  /** Where samples (JSON lines) and the report go; default the work directory. */
+  /** Where samples (JSON lines) and the report go; without it they stay in the work directory only when the run fails. */
   outDir?: string;
   log?: (line: string) => void;
 }
@@ -349,7 +349,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   for (const name of readdirSync(probeDir).filter((n) => n.endsWith('.heapsnapshot'))) {
     renameSync(join(probeDir, name), join(outDir, name));
   }
-  if (outDir !== work) rmSync(work, { recursive: true, force: true });
+  // Without --out, a passing run leaves nothing behind; a failing one keeps its report and
+  // samples in the work directory (the volume and caches go either way: gigabytes).
+  if (outDir !== work || failures.length === 0) rmSync(work, { recursive: true, force: true });
   else
     for (const dir of [dataDir, join(work, 'cacheA'), join(work, 'cacheB')])
       rmSync(dir, { recursive: true, force: true });
