@@ -11,7 +11,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
   StrataProcess,
+  adminQuery,
   cleanup,
+  createPgDatabase,
   formatVolume,
   freePort,
   isMounted,
@@ -25,8 +27,12 @@ const root = tempDir('metrics');
 const procs: StrataProcess[] = [];
 const mountpoints: string[] = [];
 
+const PG_SKIP = process.env.STRATA_PG_TEST_URL ? false : 'STRATA_PG_TEST_URL is not set';
+const database = `strata_metrics_e2e_${process.pid}`;
+
 after(async () => {
   await cleanup(procs, mountpoints, [root]);
+  if (!PG_SKIP) await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
 });
 
 type Samples = Map<string, number>;
@@ -247,3 +253,33 @@ test('a bad --metrics address is refused in one line, before anything starts', a
     holder.close();
   }
 });
+
+test(
+  'strata meta serve --metrics on PostgreSQL counts its background GC passes',
+  { skip: PG_SKIP },
+  async () => {
+    const engine = await createPgDatabase(database);
+    formatVolume(engine, join(root, 'pg-objects'), 'pgv', join(root, 'pg.secret'));
+    const metricsAt = `127.0.0.1:${await freePort()}`;
+    const previous = process.env.STRATA_GC_INTERVAL;
+    process.env.STRATA_GC_INTERVAL = '1s'; // the child inherits it: a pass a second
+    let server: StrataProcess;
+    try {
+      server = (await serveMeta(engine, ['--metrics', metricsAt])).proc;
+    } finally {
+      if (previous === undefined) delete process.env.STRATA_GC_INTERVAL;
+      else process.env.STRATA_GC_INTERVAL = previous;
+    }
+    procs.push(server);
+    assertProcessMetrics(await scrape(metricsAt));
+    await waitFor('a GC pass is counted', async () => {
+      const now = await scrape(metricsAt);
+      return (now.get('strata_gc_passes_total') ?? 0) >= 1;
+    });
+    const after = await scrape(metricsAt);
+    assert.equal(sample(after, 'strata_gc_failed_passes_total'), 0);
+    assert.equal(sample(after, 'strata_gc_deleted_objects_total'), 0, 'nothing was deleted');
+    assert.equal(await server.stop(), 0, server.output);
+    assert.ok(await portRefuses(metricsAt), 'the metrics port closed with the process');
+  },
+);
