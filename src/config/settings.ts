@@ -105,6 +105,16 @@ export const settingSpecs = {
     min: 0,
     max: 86_400_000,
   },
+  metaRetryMs: {
+    kind: 'duration',
+    flag: 'meta-retry',
+    env: 'STRATA_META_RETRY',
+    description:
+      'how long calls wait for an unreachable metadata server (restart, failover, network) before EIO',
+    defaultText: '60s',
+    min: 0,
+    max: 86_400_000,
+  },
   heartbeatIntervalMs: {
     kind: 'duration',
     flag: 'heartbeat',

@@ -23,6 +23,12 @@ export interface RpcClientOptions {
   connectTimeoutMs?: number;
   /** Connection attempts in a row before waiting calls fail; also the most times one call is sent. */
   maxAttempts?: number;
+  /**
+   * Keep trying an unreachable server at least this long before waiting calls fail, however
+   * many attempts that takes (a mount rides out a server restart or failover; calls still end
+   * at their own timeout). Default 0: maxAttempts alone decides.
+   */
+  retryForMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** Calls in flight per connection; more wait in the client (the server enforces its own bound). */
@@ -133,6 +139,8 @@ export class RpcClient {
   private readonly timeoutMs: number;
   private readonly maxAttempts: number;
   private readonly maxInFlight: number;
+  /** When the current run of failed connection attempts began (Date.now()). */
+  private failingSinceMs = 0;
 
   constructor(private readonly options: RpcClientOptions) {
     this.addresses = parseRpcAddressList(options.address);
@@ -379,16 +387,18 @@ export class RpcClient {
     if (this.closed) return;
     this.moveOnFrom(slot.serverIndex);
     const anyConnected = this.slots.some((other) => other.connection !== null);
-    if (!anyConnected) this.failedAttempts++;
-    // Every server of the list gets maxAttempts tries before waiting calls fail.
+    if (!anyConnected && this.failedAttempts++ === 0) this.failingSinceMs = Date.now();
+    // Every server of the list gets maxAttempts tries, and the retry time, before waiting calls fail.
     const attemptBudget = this.maxAttempts * this.addresses.length;
-    const giveUp = error.fatal || (!anyConnected && this.failedAttempts >= attemptBudget);
+    const triedLongEnough = Date.now() - this.failingSinceMs >= (this.options.retryForMs ?? 0);
+    const giveUp = error.fatal || (!anyConnected && this.failedAttempts >= attemptBudget && triedLongEnough);
     if (giveUp) {
       const failure = error.fatal
         ? error
         : new FsError(
             Errno.EIO,
-            `${this.where} unreachable after ${this.failedAttempts} attempts (${causeCode(error)})` +
+            `${this.where} unreachable after ${this.failedAttempts} attempts in ` +
+              `${((Date.now() - this.failingSinceMs) / 1000).toFixed(1)} s (${causeCode(error)})` +
               (this.options.unreachableHint ? `; ${this.options.unreachableHint}` : ''),
             { cause: error },
           );

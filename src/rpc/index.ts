@@ -9,5 +9,5 @@ export {
   type CallInfo,
   type RpcServerEvent,
 } from './server.js';
-export { RpcClient, type RpcClientOptions, type CallOptions } from './client.js';
+export { RpcClient, DEFAULT_CALL_TIMEOUT_MS, type RpcClientOptions, type CallOptions } from './client.js';
 export { ReplayCache, type ReplayOptions } from './replay.js';

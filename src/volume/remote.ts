@@ -24,7 +24,13 @@ export async function mountRemote(options: RemoteOptions): Promise<MountedVolume
     throw new Error(`mount point ${options.mountpoint} does not exist; create it with mkdir -p first`);
   }
   const secret = resolveClientSecret(options.secretFile);
-  const remote = await connectRemoteMeta(options.metaAddress, options.volumeName, secret, options.log);
+  const remote = await connectRemoteMeta(
+    options.metaAddress,
+    options.volumeName,
+    secret,
+    options.log,
+    options.config.metaRetryMs,
+  );
   return mountClient({
     meta: remote.meta,
     mountpoint: options.mountpoint,

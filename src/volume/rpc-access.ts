@@ -1,4 +1,5 @@
 import { connectMeta, type MetaClient, type MetaInvalidation } from '../meta/client/index.js';
+import { DEFAULT_CALL_TIMEOUT_MS } from '../rpc/index.js';
 import { startMetaServer } from '../meta/server/index.js';
 import type { MetaApi } from '../meta/index.js';
 import type { LocalMeta } from './meta-access.js';
@@ -73,9 +74,17 @@ export async function connectRemoteMeta(
   volumeName: string,
   secret: string,
   _log: (message: string) => void,
+  retryForMs = 0,
 ): Promise<{ meta: MetaClient; close(): Promise<void> }> {
-  // A mount keeps its kernel caches coherent with what other clients change.
-  const client = await connectMeta({ address, secret, invalidations: true });
+  // A mount keeps its kernel caches coherent with what other clients change. It waits out a
+  // server restart or failover for `retryForMs` (calls get at least that long before they time out).
+  const client = await connectMeta({
+    address,
+    secret,
+    invalidations: true,
+    retryForMs,
+    timeoutMs: Math.max(DEFAULT_CALL_TIMEOUT_MS, retryForMs),
+  });
   try {
     const volume = await client.volume();
     if (volume.name !== volumeName) {

@@ -98,6 +98,35 @@ test('the client reconnects after the server restarts, also for calls made while
   }
 });
 
+test('with retryForMs, calls made while the server is down wait for it that long, not only maxAttempts tries', async () => {
+  const service = new TestService();
+  let server = await startTestServer(service);
+  const address = server.address;
+  // Two attempts alone give up within a few hundred ms; the restart below takes 1.5 s.
+  const client = testClient(address, { maxAttempts: 2, retryForMs: 10_000, maxBackoffMs: 200 });
+  try {
+    assert.equal(await client.call('echo', ['first'], { idempotent: true }), 'first');
+    await server.close();
+    const whileDown = client.call('bump', ['while down'], { idempotent: false });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    server = await startTestServer(service, { listen: address });
+    assert.deepEqual(await whileDown, { bumps: 1, tag: 'while down' });
+    await server.close();
+    // Never back: the call fails once the retry time is spent, saying for how long it tried.
+    const short = testClient(address, { maxAttempts: 2, retryForMs: 800, maxBackoffMs: 100 });
+    const started = Date.now();
+    await assert.rejects(short.call('echo', ['lost'], { idempotent: true }), {
+      errno: Errno.EIO,
+      message: /unreachable after \d+ attempts in (0\.[89]|[1-9][0-9.]*) s/,
+    });
+    assert.ok(Date.now() - started >= 800, 'kept trying for retryForMs');
+    await short.close();
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 test('calls in flight when the server dies are retried on the restarted server', async () => {
   const service = new TestService();
   let server = await startTestServer(service);

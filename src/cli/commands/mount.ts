@@ -23,6 +23,7 @@ const settings: SettingName[] = [
   'entryTimeoutMs',
   'uploadsInFlight',
   'storeRetryMs',
+  'metaRetryMs',
   'heartbeatIntervalMs',
   'compactSlicesThreshold',
   'lockRetryMaxMs',

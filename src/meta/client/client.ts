@@ -38,6 +38,8 @@ export interface MetaClientOptions {
   connections?: number;
   /** Connection attempts in a row before calls fail (default 5). */
   maxAttempts?: number;
+  /** Keep trying an unreachable server at least this long before calls fail (RpcClientOptions.retryForMs). */
+  retryForMs?: number;
   connectTimeoutMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
