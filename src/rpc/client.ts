@@ -24,9 +24,10 @@ export interface RpcClientOptions {
   /** Connection attempts in a row before waiting calls fail; also the most times one call is sent. */
   maxAttempts?: number;
   /**
-   * Keep trying an unreachable server at least this long before waiting calls fail, however
-   * many attempts that takes (a mount rides out a server restart or failover; calls still end
-   * at their own timeout). Default 0: maxAttempts alone decides.
+   * Once connected, keep trying a server that became unreachable at least this long before
+   * waiting calls fail, however many attempts that takes (a mount rides out a server restart
+   * or failover; calls still end at their own timeout). The first connection is not retried
+   * past maxAttempts: a wrong address fails fast. Default 0: maxAttempts alone decides.
    */
   retryForMs?: number;
   initialBackoffMs?: number;
@@ -390,7 +391,8 @@ export class RpcClient {
     if (!anyConnected && this.failedAttempts++ === 0) this.failingSinceMs = Date.now();
     // Every server of the list gets maxAttempts tries, and the retry time, before waiting calls fail.
     const attemptBudget = this.maxAttempts * this.addresses.length;
-    const triedLongEnough = Date.now() - this.failingSinceMs >= (this.options.retryForMs ?? 0);
+    const retryForMs = this.hadConnection ? (this.options.retryForMs ?? 0) : 0;
+    const triedLongEnough = Date.now() - this.failingSinceMs >= retryForMs;
     const giveUp = error.fatal || (!anyConnected && this.failedAttempts >= attemptBudget && triedLongEnough);
     if (giveUp) {
       const failure = error.fatal

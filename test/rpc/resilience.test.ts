@@ -111,9 +111,10 @@ test('with retryForMs, calls made while the server is down wait for it that long
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     server = await startTestServer(service, { listen: address });
     assert.deepEqual(await whileDown, { bumps: 1, tag: 'while down' });
-    await server.close();
     // Never back: the call fails once the retry time is spent, saying for how long it tried.
     const short = testClient(address, { maxAttempts: 2, retryForMs: 800, maxBackoffMs: 100 });
+    assert.equal(await short.call('echo', ['up'], { idempotent: true }), 'up');
+    await server.close();
     const started = Date.now();
     await assert.rejects(short.call('echo', ['lost'], { idempotent: true }), {
       errno: Errno.EIO,
@@ -124,6 +125,18 @@ test('with retryForMs, calls made while the server is down wait for it that long
   } finally {
     await client.close();
     await server.close();
+  }
+});
+
+test('retryForMs does not hold up the first connection: a wrong address fails after maxAttempts', async () => {
+  const server = await startTestServer(new TestService());
+  const address = server.address;
+  await server.close();
+  const client = testClient(address, { maxAttempts: 2, retryForMs: 60_000, maxBackoffMs: 100 });
+  try {
+    await assert.rejects(client.connect(), { errno: Errno.EIO, message: /unreachable after 2 attempts/ });
+  } finally {
+    await client.close();
   }
 });
 
