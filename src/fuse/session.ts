@@ -5,7 +5,8 @@ import { readU32, readU64 } from './codec.js';
 import { DevTransport, type DevRequestSink } from './dev-transport.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
-import { opcodeName, opTable, type Op } from './ops.js';
+import { opTable, type Op } from './ops.js';
+import { RequestCounts } from './request-counts.js';
 import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
 import { closeDevice, deleteMessage, invalEntryMessage, invalInodeMessage, Notifier } from './notify.js';
 import { Replies } from './replies.js';
@@ -25,8 +26,6 @@ const REQUEST_HEADROOM_BYTES = 4096;
 const DEFAULT_RING_QUEUE_DEPTH = 8;
 /** The kernel's smallest payload buffer (FUSE_MIN_READ_BUFFER). */
 const MIN_RING_PAYLOAD_BYTES = 8192;
-/** Per-opcode counters: every FUSE opcode is below 64; the last slot collects the others. */
-const OPCODE_SLOTS = 64;
 
 /**
  * One FUSE connection: takes requests from its transport (the /dev/fuse read loop in
@@ -59,12 +58,7 @@ export class FuseSession implements RingSink, DevRequestSink {
   private readonly dev: DevTransport;
   private readonly replies: Replies;
   private readonly inflight = new InFlight();
-  /**
-   * Requests and error replies by opcode, for metrics: a plain increment per request. Opcodes
-   * past the table (CUSE's 4096) share the last slot.
-   */
-  private readonly requestCounts = new Float64Array(OPCODE_SLOTS);
-  private readonly errorCounts = new Float64Array(OPCODE_SLOTS);
+  private readonly counts = new RequestCounts();
   /**
    * Kernel lookup count per inode (nlookup); the root is never counted nor forgotten.
    * Boxed, so that counting an inode the kernel already holds is one Map read.
@@ -263,7 +257,7 @@ export class FuseSession implements RingSink, DevRequestSink {
       return false;
     }
     const opcode = readU32(buf, fuse_in_header.opcode);
-    this.requestCounts[opcode < OPCODE_SLOTS ? opcode : OPCODE_SLOTS - 1]++;
+    this.counts.request(opcode);
     const nodeid = readU64(buf, fuse_in_header.nodeid) as Ino;
     const op: Op | undefined = opTable[opcode];
     if (op?.noReply) {
@@ -350,7 +344,7 @@ export class FuseSession implements RingSink, DevRequestSink {
   // ---- replies (replies.ts): each request is answered exactly once ----
 
   replyError(req: FuseRequest, errno: number): void {
-    this.errorCounts[req.opcode < OPCODE_SLOTS ? req.opcode : OPCODE_SLOTS - 1]++;
+    this.counts.error(req.opcode);
     this.replies.error(req, errno);
   }
 
@@ -369,14 +363,7 @@ export class FuseSession implements RingSink, DevRequestSink {
 
   /** Requests received and answered with an error, by opcode name, of the opcodes seen so far. */
   requestCountsByOpcode(): { opcode: string; requests: number; errors: number }[] {
-    const rows: { opcode: string; requests: number; errors: number }[] = [];
-    for (let opcode = 0; opcode < OPCODE_SLOTS; opcode++) {
-      const requests = this.requestCounts[opcode]!;
-      if (requests === 0) continue;
-      const name = opcode === OPCODE_SLOTS - 1 ? 'OTHER' : opcodeName(opcode);
-      rows.push({ opcode: name, requests, errors: this.errorCounts[opcode]! });
-    }
-    return rows;
+    return this.counts.byOpcode();
   }
 
   // ---- the io_uring transport (ring.ts) ----
