@@ -5,6 +5,7 @@ import { addGcPass, emptyGcTotals } from '../metrics/index.js';
 import { openObjectStore } from '../object/index.js';
 import { backgroundGcEnv, startBackgroundGc, type BackgroundGc } from '../ops/index.js';
 import { mountClient, type MountedVolume } from './client.js';
+import { claimEngine, type EngineClaim } from './engine-lock.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
 import { serveLocalMeta, type LocalMetaServer } from './rpc-access.js';
 import { VERSION } from './version.js';
@@ -27,13 +28,32 @@ export interface EmbeddedOptions {
  * in this process: the VFS calls it directly, with no RPC in between.
  */
 export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVolume> {
-  const { dataDir, config, log } = options;
+  const { dataDir } = options;
   if (!existsSync(options.mountpoint)) {
     throw new Error(`mount point ${options.mountpoint} does not exist; create it with mkdir -p first`);
   }
   mkdirSync(join(dataDir, 'objects'), { recursive: true });
   const engineUrl = `sqlite:${join(dataDir, 'meta.db')}`;
   const defaultStorage = `file:${join(dataDir, 'objects')}`;
+  const claim = await claimEngine(
+    engineUrl,
+    'Stop it first, or mount the volume it serves (strata up --listen or strata meta serve, then strata mount)',
+  );
+  try {
+    return await startClaimed(options, engineUrl, defaultStorage, claim);
+  } catch (err) {
+    await claim.release();
+    throw err;
+  }
+}
+
+async function startClaimed(
+  options: EmbeddedOptions,
+  engineUrl: string,
+  defaultStorage: string,
+  claim: EngineClaim,
+): Promise<MountedVolume> {
+  const { dataDir, config, log } = options;
   const created = await formatIfMissing({
     engineUrl,
     storageUrl: options.storageUrl ?? defaultStorage,
@@ -66,6 +86,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<MountedVo
       await gc.collector?.stop();
       await server?.close();
       await local.close();
+      await claim.release();
     },
   });
   // Garbage collection runs beside the engine that owns the volume (src/ops/gc-background.ts).

@@ -6,3 +6,4 @@ export { resolveClientSecret } from './secret.js';
 export { formatNewVolume, redactUrl, type FormatOptions } from './serve.js';
 export { volumeStatus, type VolumeStatus } from './meta-access.js';
 export { VERSION } from './version.js';
+export { claimEngine, type EngineClaim } from './engine-lock.js';

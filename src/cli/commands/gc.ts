@@ -9,7 +9,7 @@ import {
   scanLeakedObjects,
   type GcReport,
 } from '../../ops/index.js';
-import { redactUrl } from '../../volume/index.js';
+import { claimEngine, redactUrl, type EngineClaim } from '../../volume/index.js';
 import { UsageError, checkEngineUrl, checkStorageUrl } from '../options.js';
 import { requireExistingEngine } from './meta-admin.js';
 
@@ -55,7 +55,20 @@ export function registerGc(program: Command): void {
       const dryRun = options.dryRun === true;
       const scan = options.scanLeaked === true;
       requireExistingEngine(engineUrl);
-      const service = await openMetaService({ engineUrl, background: false });
+      // Deleting forgets rows: on SQLite only with no server writing beside (see claimEngine).
+      const claim: EngineClaim | undefined =
+        dryRun || scan
+          ? undefined
+          : await claimEngine(
+              engineUrl,
+              '"strata up" collects garbage by itself; otherwise stop the server first (--dry-run works beside it)',
+            );
+      const service = await openMetaService({ engineUrl, background: false }).catch(
+        async (error: unknown) => {
+          await claim?.release();
+          throw error;
+        },
+      );
       let store: ObjectStore | undefined;
       try {
         if (!dryRun && !scan && engineScheme(engineUrl) === 'sqlite') await refuseWhileServed(service.engine);
@@ -89,6 +102,7 @@ export function registerGc(program: Command): void {
       } finally {
         await store?.close();
         await service.close();
+        await claim?.release();
       }
     });
 }

@@ -5,6 +5,7 @@ import { startMetaServerProcess } from '../../meta/server/index.js';
 import { addGcPass, emptyGcTotals, ProcessMetrics, type GcTotals } from '../../metrics/index.js';
 import { openObjectStore } from '../../object/index.js';
 import { backgroundGcEnv, startBackgroundGc } from '../../ops/index.js';
+import { claimEngine } from '../../volume/index.js';
 import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
 
@@ -65,6 +66,12 @@ export function registerMetaServe(program: Command): void {
       }
       // Process metrics and the GC's: the RPC service keeps no counters a scrape could read yet.
       const metrics = metricsAt ? await ProcessMetrics.start(metricsAt) : undefined;
+      const engineUrl = checkEngineUrl(String(options.engine));
+      const advice = 'Stop it first, or mount the volume it serves (strata up --listen, then strata mount)';
+      const claim = await claimEngine(engineUrl, advice).catch(async (error: unknown) => {
+        await metrics?.close();
+        throw error;
+      });
       try {
         // The same server process as the benchmarks measure: engine on its own thread, short
         // reads answered on the serving thread, cache invalidations pushed to clients.
@@ -97,6 +104,7 @@ export function registerMetaServe(program: Command): void {
         await gc?.stop();
         await server.stop();
       } finally {
+        await claim.release();
         await metrics?.close();
       }
     });
