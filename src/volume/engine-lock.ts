@@ -7,7 +7,9 @@ import { engineScheme } from '../meta/index.js';
 /**
  * One writer per SQLite volume. Two processes serving one database (a second `strata up` on
  * the same DATA_DIR, a `meta serve` beside it, `strata gc` next to an idle server) would each
- * allocate inode and slice ids from counters they keep in memory, and hand out the same ids.
+ * hand out directory-entry cursors from a counter it keeps in memory (the same cursors twice:
+ * readdir skips or repeats entries), and answer reads from caches the other's changes never
+ * invalidate. Inode and slice ids are reserved inside write transactions and stay unique.
  *
  * The claim is an abstract Unix socket named after the database's real path: binding it
  * fails while another process holds it, and the kernel releases it when that process ends,
