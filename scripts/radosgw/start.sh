@@ -29,6 +29,20 @@ die() {
   echo "radosgw/start: $*" >&2
   exit 1
 }
+# The exports go to the caller's stdout, also from a rebuild (see rebuild).
+exec 3>&1
+# A cluster left in a state its daemons refuse (e.g. "wrong fsid" after an interrupted setup) is
+# a test fixture, not data: stop its daemons, remove it and build a new one, once.
+rebuild() {
+  if [ -n "${STRATA_CEPH_REBUILT:-}" ]; then die "$1 (also after rebuilding the test cluster in $DIR)"; fi
+  log "$1; rebuilding the test cluster in $DIR"
+  for pidfile in "$DIR"/run/*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  sleep 2
+  rm -rf "$DIR"
+  STRATA_CEPH_REBUILT=1 exec "$0" >&3
+}
 
 if [ "$(id -u)" != 0 ]; then die "must run as root (it installs packages and starts daemons)"; fi
 
@@ -126,7 +140,7 @@ if [ ! -f "$DIR/mon/ceph-a/done" ]; then
 fi
 if ! pid_alive "$DIR/run/mon.a.pid"; then
   log "starting ceph-mon"
-  ceph-mon -i a
+  ceph-mon -i a 3>&-
 fi
 for _ in $(seq 1 60); do
   ceph --connect-timeout 2 mon stat >/dev/null 2>&1 && break
@@ -137,7 +151,7 @@ ceph --connect-timeout 5 mon stat >/dev/null 2>&1 || die "monitor did not answer
 # --- manager ---
 if ! pid_alive "$DIR/run/mgr.x.pid"; then
   log "starting ceph-mgr"
-  ceph-mgr -i x
+  ceph-mgr -i x 3>&-
 fi
 
 # --- osd ---
@@ -156,7 +170,7 @@ fi
 osd_id=$(cat "$DIR/osd/id")
 if ! pid_alive "$DIR/run/osd.$osd_id.pid"; then
   log "starting ceph-osd.$osd_id"
-  ceph-osd -i "$osd_id"
+  ceph-osd -i "$osd_id" 3>&- || rebuild "ceph-osd.$osd_id would not start"
 fi
 # grep reads all of the output: with pipefail, grep -q exiting early could fail the pipeline
 # through SIGPIPE in ceph, and a healthy osd looked down.
@@ -164,12 +178,12 @@ for _ in $(seq 1 120); do
   ceph osd dump 2>/dev/null | grep "^osd.$osd_id up" >/dev/null && break
   sleep 0.5
 done
-ceph osd dump 2>/dev/null | grep "^osd.$osd_id up" >/dev/null || die "osd.$osd_id did not come up; see $DIR/log/osd.$osd_id.log"
+ceph osd dump 2>/dev/null | grep "^osd.$osd_id up" >/dev/null || rebuild "osd.$osd_id did not come up (see $DIR/log/osd.$osd_id.log)"
 
 # --- radosgw ---
 if ! pid_alive "$DIR/run/client.rgw.a.pid"; then
   log "starting radosgw on $BIND:$PORT"
-  radosgw -n client.rgw.a
+  radosgw -n client.rgw.a 3>&-
 fi
 for _ in $(seq 1 120); do
   curl -s -o /dev/null "http://$BIND:$PORT/" && break
