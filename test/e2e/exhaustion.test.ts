@@ -290,8 +290,11 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
     await new Promise((resolve) => setTimeout(resolve, 500));
     up.kill();
     await up.stop();
-    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
+    // The writer ends on its own (ENOTCONN); killing it as well makes sure no writer outlives this
+    // point, whatever it was doing when the mount died.
+    writer.kill('SIGKILL');
     await writerDone;
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
     unlinkSync(filler);
 
     up = await startUp(dataDir, mnt, args);
@@ -350,13 +353,19 @@ describe('running out of space and descriptors on a mount', { skip, timeout: 180
   });
 });
 
-/** Writes and fsyncs 4 MiB to argv[1] over and over, ignoring failures, until the mount is gone. */
+/**
+ * Writes and fsyncs 4 MiB to argv[1] over and over, ignoring failures, until the mount is gone.
+ * Names are resolved from a descriptor of the mounted directory: after a lazy unmount a path would
+ * lead to the directory underneath, where writes succeed and the loop would never end.
+ */
 const FAILING_WRITER_PY = `
 import errno, os, sys
 gone = (errno.ENOTCONN, errno.ECONNABORTED, errno.ENOENT, errno.ENODEV)
+directory = os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY | os.O_DIRECTORY)
+name = os.path.basename(sys.argv[1])
 while True:
     try:
-        fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644, dir_fd=directory)
     except OSError as e:
         if e.errno in gone: break
         continue
