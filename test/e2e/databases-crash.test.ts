@@ -11,6 +11,7 @@ import {
   startUp,
   tempDir,
   type StrataProcess,
+  waitUntil,
 } from './harness.js';
 
 // What databases other than PostgreSQL rely on, through a kill -9 of the mount: SQLite's
@@ -64,14 +65,6 @@ class Writer {
 
   kill(): void {
     this.child.kill('SIGKILL');
-  }
-}
-
-async function waitUntil(ready: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { sh } from './harness.js';
 
 /**
  * A private PostgreSQL cluster whose data directory is on a StrataFS mount, run as the
@@ -40,6 +41,22 @@ function mustAsPostgres(args: string[], timeoutMs?: number): string {
 export class PgCluster {
   /** The postmaster of the last start, kept so a crash can be cleaned up without reading the mount. */
   postmasterPid: number | undefined;
+
+  /**
+   * A cluster (not yet initdb-ed) whose data directory is `MNT/pg/data`, owned by postgres, with
+   * its socket and log in `ROOT/sock`. `port` only names the socket file: no TCP listener.
+   */
+  static onMount(bin: string, root: string, mnt: string, port: number): PgCluster {
+    const uid = Number(sh('id -u postgres').trim());
+    const gid = Number(sh('id -g postgres').trim());
+    sh(`chmod 755 ${root}`);
+    const socketDir = join(root, 'sock');
+    mkdirSync(socketDir, { recursive: true });
+    chownSync(socketDir, uid, gid);
+    mkdirSync(join(mnt, 'pg'), { mode: 0o700 });
+    chownSync(join(mnt, 'pg'), uid, gid);
+    return new PgCluster(bin, join(mnt, 'pg', 'data'), socketDir, join(socketDir, 'server.log'), port);
+  }
 
   constructor(
     readonly bin: string,
@@ -109,6 +126,21 @@ export class PgCluster {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     throw new Error(`PostgreSQL neither recovered nor exited in ${timeoutMs} ms:\n${this.log()}`);
+  }
+
+  /**
+   * For `after` hooks: an immediate stop while the mount still answers, then whatever is left of
+   * the cluster's processes is reaped (a crashed mount leaves them failing on ENOTCONN).
+   */
+  async shutDown(mountAlive: boolean): Promise<void> {
+    if (this.postmasterPid !== undefined && mountAlive) {
+      try {
+        this.stop('immediate');
+      } catch {
+        // reaped below
+      }
+    }
+    await this.reapAfterMountLoss(5_000);
   }
 
   /** The server log so far, for failure messages. */

@@ -1,8 +1,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, formatVolume, freePort, isMounted, sh, StrataProcess, tempDir } from './harness.js';
+import {
+  cleanup,
+  formatVolume,
+  freePort,
+  isMounted,
+  sh,
+  StrataProcess,
+  tempDir,
+  waitUntil,
+} from './harness.js';
 import {
   AckedInserts,
   PgCluster,
@@ -22,7 +31,6 @@ const skip = bin ? undefined : 'PostgreSQL is not installed (.ci/run installs De
 
 const root = tempDir('databases-rpc');
 const mnt = join(root, 'mnt');
-const socketDir = join(root, 'sock');
 const engine = `sqlite:${join(root, 'meta.db')}`;
 let address = '';
 let server: StrataProcess | undefined;
@@ -60,19 +68,12 @@ async function mountVolume(): Promise<StrataProcess> {
 
 before(async () => {
   if (skip) return;
-  sh(`chmod 755 ${root}`);
-  const uid = Number(sh('id -u postgres').trim());
-  const gid = Number(sh('id -g postgres').trim());
-  mkdirSync(socketDir);
-  chownSync(socketDir, uid, gid);
   formatVolume(engine, join(root, 'objects'), 'vol');
   address = `127.0.0.1:${await freePort()}`;
   server = await serve();
   mkdirSync(mnt);
   mount = await mountVolume();
-  mkdirSync(join(mnt, 'pg'), { mode: 0o700 });
-  chownSync(join(mnt, 'pg'), uid, gid);
-  cluster = new PgCluster(bin!, join(mnt, 'pg', 'data'), socketDir, join(socketDir, 'server.log'), 5434);
+  cluster = PgCluster.onMount(bin!, root, mnt, 5434);
   cluster.initdb();
   cluster.start();
   cluster.mustRun('pgbench', ['-i', '-s', '1', '-q', 'postgres']);
@@ -80,14 +81,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (cluster?.postmasterPid !== undefined && mount?.exitCode === undefined) {
-    try {
-      cluster.stop('immediate');
-    } catch {
-      // reaped below
-    }
-  }
-  await cluster?.reapAfterMountLoss(5_000);
+  await cluster?.shutDown(mount !== undefined && mount.exitCode === undefined);
   await cleanup([mount], [mnt], []);
   await cleanup([server], [], [root]);
 });
@@ -130,14 +124,6 @@ test(
     verifyRecovered(c, inserts.acked, pgbenchTotal, 'after the metadata server restart');
   },
 );
-
-async function waitUntil(ready: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 test(
   'kill -9 of the mount on the RPC deployment: after a remount, recovery keeps every acknowledged commit',

@@ -1,6 +1,5 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, isLongProfile, isMounted, sh, startUp, tempDir, type StrataProcess } from './harness.js';
 import {
@@ -24,36 +23,19 @@ const skip = bin ? undefined : 'PostgreSQL is not installed (.ci/run installs De
 const root = tempDir('databases');
 const dataDir = join(root, 'data');
 const mnt = join(root, 'mnt');
-const socketDir = join(root, 'sock');
 let up: StrataProcess | undefined;
 let cluster: PgCluster | undefined;
 /** Every transaction pgbench reported processed, over all runs: its history table holds one row each. */
 let pgbenchTotal = 0;
 
-const POSTGRES_UID = Number(sh('id -u postgres').trim() || '0');
-const POSTGRES_GID = Number(sh('id -g postgres').trim() || '0');
-
 before(async () => {
   if (skip) return;
-  sh(`chmod 755 ${root}`);
-  mkdirSync(socketDir);
-  chownSync(socketDir, POSTGRES_UID, POSTGRES_GID);
   up = await startUp(dataDir, mnt);
-  mkdirSync(join(mnt, 'pg'), { mode: 0o700 });
-  chownSync(join(mnt, 'pg'), POSTGRES_UID, POSTGRES_GID);
-  // The port only names the socket file: no TCP listener.
-  cluster = new PgCluster(bin!, join(mnt, 'pg', 'data'), socketDir, join(socketDir, 'server.log'), 5433);
+  cluster = PgCluster.onMount(bin!, root, mnt, 5433);
 });
 
 after(async () => {
-  if (cluster?.postmasterPid !== undefined && up?.exitCode === undefined) {
-    try {
-      cluster.stop('immediate');
-    } catch {
-      // reaped below
-    }
-  }
-  await cluster?.reapAfterMountLoss(5_000);
+  await cluster?.shutDown(up !== undefined && up.exitCode === undefined);
   await cleanup([up], [mnt], [root]);
 });
 

@@ -211,6 +211,15 @@ export function sh(script: string, cwd?: string, timeoutMs = 600_000): string {
   return result.stdout;
 }
 
+/** Polls `ready` every 20 ms until it holds; fails after `timeoutMs` naming `what`. */
+export async function waitUntil(ready: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** A TCP port on 127.0.0.1 that was free a moment ago (for servers given a fixed --listen). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
