@@ -6,3 +6,4 @@ export { processScope } from './process-scope.js';
 export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from './types.js';
 export type { SliceRef, SliceWrite } from './layout.js';
 export { decodeName, encodeName, nameByteLength, writeName } from './names.js';
+export { LATENCY_BUCKETS_SECONDS, LatencyHistograms } from './latency.js';

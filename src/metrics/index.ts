@@ -1,4 +1,10 @@
-export { MetricsRegistry, type LabelledValue } from './registry.js';
+export { MetricsRegistry, type LabelledValue, type LabelledHistogram } from './registry.js';
+export {
+  registerCallMetrics,
+  registerMetaServerMetrics,
+  type CallCounts,
+  type RpcServerCounts,
+} from './rpc-metrics.js';
 export { startMetricsServer, type MetricsServer } from './server.js';
 export {
   registerMountMetrics,

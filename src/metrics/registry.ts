@@ -1,9 +1,17 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LATENCY_BUCKETS_SECONDS, type LatencyHistograms } from '../common/index.js';
 
 /** One sample of a labelled metric: its label values and its value. */
 export interface LabelledValue<L extends string> {
   labels: Record<L, string>;
   value: number;
+}
+
+/** One series of a labelled latency histogram: its label values and where its counts are kept. */
+export interface LabelledHistogram<L extends string> {
+  labels: Record<L, string>;
+  histograms: LatencyHistograms;
+  series: number;
 }
 
 /**
@@ -66,6 +74,23 @@ export class MetricsRegistry {
     });
   }
 
+  /**
+   * A family of latency histograms (buckets LATENCY_BUCKETS_SECONDS) by low-cardinality labels,
+   * read at each scrape from LatencyHistograms the code fills (name ends in `_seconds`).
+   */
+  latencyHistogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    read: () => Iterable<LabelledHistogram<L>>,
+  ): void {
+    checkName(name, 'histogram');
+    new SnapshotHistogram<L>(
+      { name, help, labelNames, buckets: [...LATENCY_BUCKETS_SECONDS], registers: [this.registry] },
+      read,
+    );
+  }
+
   /** The Prometheus text exposition of every metric, and its content type. */
   async text(): Promise<{ body: string; contentType: string }> {
     return { body: await this.registry.metrics(), contentType: this.registry.contentType };
@@ -73,9 +98,58 @@ export class MetricsRegistry {
 }
 
 /** Keeps the naming rule (strata_ prefix, `_total` on counters only) from drifting. */
-function checkName(name: string, kind: 'counter' | 'gauge'): void {
+function checkName(name: string, kind: 'counter' | 'gauge' | 'histogram'): void {
   if (!/^strata_[a-z0-9_]+$/.test(name)) throw new Error(`metric ${name}: names are strata_[a-z0-9_]+`);
+  if (kind === 'histogram') {
+    if (!name.endsWith('_seconds')) throw new Error(`metric ${name}: latency histograms end in _seconds`);
+    return;
+  }
   if ((kind === 'counter') !== name.endsWith('_total')) {
     throw new Error(`metric ${name}: counters end in _total, gauges do not`);
+  }
+}
+
+type HistogramSample<L extends string> = Awaited<ReturnType<Histogram<L>['get']>>['values'][number];
+
+/**
+ * A prom-client Histogram whose buckets are not observed through it but read at scrape time
+ * from LatencyHistograms: the hot paths fill typed arrays (no label hashing per observation)
+ * and prom-client still writes the exposition.
+ */
+class SnapshotHistogram<L extends string> extends Histogram<L> {
+  private readonly metricName: string;
+  private readonly metricHelp: string;
+
+  constructor(
+    configuration: ConstructorParameters<typeof Histogram<L>>[0],
+    private readonly read: () => Iterable<LabelledHistogram<L>>,
+  ) {
+    super(configuration);
+    this.metricName = configuration.name;
+    this.metricHelp = configuration.help;
+  }
+
+  override get(): ReturnType<Histogram<L>['get']> {
+    const values: HistogramSample<L>[] = [];
+    const name = this.metricName;
+    const bucketName = `${name}_bucket`;
+    for (const { labels, histograms, series } of this.read()) {
+      const cumulative = histograms.cumulativeCounts(series);
+      for (let i = 0; i < cumulative.length; i++) {
+        const le = i < LATENCY_BUCKETS_SECONDS.length ? LATENCY_BUCKETS_SECONDS[i] : '+Inf';
+        values.push({ labels: { ...labels, le }, value: cumulative[i], metricName: bucketName });
+      }
+      values.push({ labels, value: histograms.sumsSeconds[series], metricName: `${name}_sum` });
+      values.push({ labels, value: cumulative[cumulative.length - 1], metricName: `${name}_count` });
+    }
+    // prom-client's typings give `type` as a numeric enum it does not export at run time, and
+    // ask for a collect function; the registry reads the string type and the values only.
+    const metric = { name, help: this.metricHelp, type: 'histogram', aggregator: 'sum', values };
+    return Promise.resolve(metric as unknown as Awaited<ReturnType<Histogram<L>['get']>>);
+  }
+
+  /** The registry prefers this to get() when present (Histogram has it): same values. */
+  getForPromString(): ReturnType<Histogram<L>['get']> {
+    return this.get();
   }
 }

@@ -11,3 +11,4 @@ export {
 } from './server.js';
 export { RpcClient, DEFAULT_CALL_TIMEOUT_MS, type RpcClientOptions, type CallOptions } from './client.js';
 export { ReplayCache, type ReplayOptions } from './replay.js';
+export { RpcCallStats, RpcServerStats, OTHER_METHOD } from './stats.js';

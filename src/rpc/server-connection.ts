@@ -27,6 +27,9 @@ interface Request {
   args: unknown[];
   info: CallInfo;
   ackBelowSeq: number;
+  /** The method's series in the server's stats, and when the frame was decoded (0 without stats). */
+  series: number;
+  startMs: number;
 }
 
 const MAX_METHOD_NAME_CHARS = 64;
@@ -79,6 +82,7 @@ export class ServerConnection {
       () => this.reject(Errno.ETIMEDOUT, 'no authentication within the handshake timeout'),
       settings.handshakeTimeoutMs,
     );
+    if (settings.stats) settings.stats.connectionsOpened++;
     settings.emit({ type: 'connection', remote: this.remote });
   }
 
@@ -108,10 +112,12 @@ export class ServerConnection {
       return false;
     }
     this.send(frame);
+    if (this.settings.stats) this.settings.stats.pushesSent++;
     return true;
   }
 
   private onData(chunk: Buffer): void {
+    if (this.settings.stats) this.settings.stats.receivedBytes += chunk.length;
     try {
       this.decoder.push(chunk);
     } catch (error) {
@@ -214,11 +220,15 @@ export class ServerConnection {
       return;
     }
     const requestId = id as number;
+    const { stats } = this.settings;
     if (typeof method !== 'string' || method.length === 0 || method.length > MAX_METHOD_NAME_CHARS) {
+      stats?.record(stats.otherMethodSeries, 0, Errno.EINVAL);
       this.sendError(requestId, Errno.EINVAL, 'malformed request: the method name must be a short string');
       return;
     }
+    const series = stats ? stats.seriesOf(method) : -1;
     if (!Array.isArray(args)) {
+      stats?.record(series, 0, Errno.EINVAL);
       this.sendError(
         requestId,
         Errno.EINVAL,
@@ -228,6 +238,7 @@ export class ServerConnection {
     }
     const numbered = message.length > 4;
     if (numbered && (!isSeq(seq) || !isSeq(ackBelowSeq) || typeof isRetry !== 'boolean')) {
+      stats?.record(series, 0, Errno.EINVAL);
       this.sendError(requestId, Errno.EINVAL, `malformed request for ${method}: bad sequence fields`);
       return;
     }
@@ -239,8 +250,11 @@ export class ServerConnection {
         clientId: this.clientId,
         seq: numbered ? (seq as number) : undefined,
         isRetry: isRetry === true,
+        methodIndex: series,
       },
       ackBelowSeq: numbered ? (ackBelowSeq as number) : 0,
+      series,
+      startMs: stats ? performance.now() : 0,
     };
     // Behind a full bound or a full write buffer, calls wait (and reading stops) instead of running;
     // past the turn's budget they wait for a later turn.
@@ -273,6 +287,7 @@ export class ServerConnection {
 
   private run(request: Request): void {
     this.inFlight++;
+    if (this.settings.stats) this.settings.stats.inFlightCalls++;
     const { replay } = this.settings;
     let outcome: Promise<unknown> | unknown;
     try {
@@ -331,22 +346,31 @@ export class ServerConnection {
 
   private finish(request: Request, ok: boolean, outcome: unknown): void {
     this.inFlight--;
+    const { stats } = this.settings;
+    // The errno the client is answered with (0: a result); a call whose client left counts too.
+    let errno = 0;
     if (this.state !== State.Closed) {
-      if (ok) this.sendResult(request, outcome);
-      else this.sendFailure(request, outcome);
+      errno = ok ? this.sendResult(request, outcome) : this.sendFailure(request, outcome);
       this.runBacklog();
+    } else if (!ok) {
+      errno = isFsError(outcome) ? outcome.errno : Errno.EIO;
+    }
+    if (stats) {
+      stats.inFlightCalls--;
+      stats.record(request.series, performance.now() - request.startMs, errno);
     }
     this.updateReading();
   }
 
-  private sendResult(request: Request, value: unknown): void {
+  /** Answers a call with its result; returns the errno sent instead when it cannot be (0: sent). */
+  private sendResult(request: Request, value: unknown): number {
     let frame: Buffer;
     try {
       frame = encodeResultFrame(request.id, value);
     } catch (error) {
       this.settings.emit({ type: 'internal-error', method: request.method, error });
       this.sendError(request.id, Errno.EIO, `the result of ${request.method} could not be encoded`);
-      return;
+      return Errno.EIO;
     }
     if (frame.length - 4 > this.settings.maxFrameBytes) {
       this.sendError(
@@ -354,19 +378,22 @@ export class ServerConnection {
         Errno.EFBIG,
         `the result of ${request.method} is ${frame.length} bytes, over the ${this.settings.maxFrameBytes}-byte frame limit; ask for less at once`,
       );
-      return;
+      return Errno.EFBIG;
     }
     this.send(frame);
+    return 0;
   }
 
-  private sendFailure(request: Request, error: unknown): void {
+  /** Answers a call with its error; returns the errno sent. */
+  private sendFailure(request: Request, error: unknown): number {
     if (isFsError(error)) {
       this.sendError(request.id, error.errno, error.message);
-      return;
+      return error.errno;
     }
     this.settings.emit({ type: 'internal-error', method: request.method, error });
     const detail = error instanceof Error ? error.message : String(error);
     this.sendError(request.id, Errno.EIO, `internal error in ${request.method} on the server: ${detail}`);
+    return Errno.EIO;
   }
 
   private sendError(id: number, errno: number, message: string): void {
@@ -376,6 +403,7 @@ export class ServerConnection {
   /** Answers with a connection-level error, then closes: the stream or the peer is unusable. */
   private reject(errno: number, message: string): void {
     if (this.state === State.Closed) return;
+    if (this.settings.stats) this.settings.stats.connectionsRejected++;
     this.settings.emit({ type: 'rejected', remote: this.remote, reason: message });
     this.send(encodeFrame([MessageType.REJECT, errno, message]));
     this.close();
@@ -395,6 +423,7 @@ export class ServerConnection {
         this.socket.uncork();
       });
     }
+    if (this.settings.stats) this.settings.stats.sentBytes += frame.length;
     if (!this.socket.write(frame)) this.writeBlocked = true;
   }
 
@@ -423,6 +452,7 @@ export class ServerConnection {
 
   private onSocketClosed(): void {
     this.close();
+    if (this.settings.stats) this.settings.stats.connectionsClosed++;
     this.settings.emit({ type: 'disconnect', remote: this.remote });
     this.onClosed();
   }

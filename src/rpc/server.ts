@@ -7,6 +7,7 @@ import type { RpcSecret } from './auth.js';
 import { DEFAULT_MAX_FRAME_BYTES, MessageType, encodeFrame } from './codec.js';
 import { ReplayCache, type ReplayOptions } from './replay.js';
 import { ServerConnection } from './server-connection.js';
+import type { RpcServerStats } from './stats.js';
 import { DEFAULT_TURN_BUDGET_MS, TurnBudget } from './turn-budget.js';
 
 /** What the server knows about a call besides its method and arguments. */
@@ -16,6 +17,8 @@ export interface CallInfo {
   /** Set for calls the client wants applied at most once. */
   seq?: number;
   isRetry: boolean;
+  /** The method's series in `RpcServerOptions.stats` (its place in the method list), -1 without stats. */
+  methodIndex: number;
 }
 
 /** Runs one call. Throw (or reject with) an FsError to answer with its errno and message. */
@@ -48,6 +51,11 @@ export interface RpcServerOptions {
    */
   turnBudgetMs?: number;
   onEvent?: (event: RpcServerEvent) => void;
+  /**
+   * Count calls (by method: latency from frame decoded to reply written, errors by errno),
+   * connections, bytes and pushes here, for metrics. Without it the serving loop counts nothing.
+   */
+  stats?: RpcServerStats;
 }
 
 export interface RpcServer {
@@ -77,6 +85,7 @@ export interface ServerSettings {
   replay: ReplayCache | null;
   turn: TurnBudget;
   emit: (event: RpcServerEvent) => void;
+  stats: RpcServerStats | undefined;
 }
 
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
@@ -96,6 +105,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     replay,
     turn: new TurnBudget(options.turnBudgetMs ?? DEFAULT_TURN_BUDGET_MS),
     emit: options.onEvent ?? (() => {}),
+    stats: options.stats,
   };
   const connections = new Set<ServerConnection>();
   const accept = (socket: net.Socket): void => {

@@ -9,6 +9,7 @@ import {
   registerGcMetrics,
   startMetricsServer,
 } from '../../src/metrics/index.js';
+import { LatencyHistograms } from '../../src/common/index.js';
 
 test('values come from the callbacks at each scrape, labelled families included', async () => {
   const metrics = new MetricsRegistry();
@@ -76,4 +77,37 @@ test('the server answers GET /metrics only, refuses a busy port in one line, and
     await server.close();
   }
   await assert.rejects(fetch(`http://${server.address}/metrics`), /fetch failed/);
+});
+
+test('latency histograms are read from LatencyHistograms at each scrape, cumulative, 50 µs to 5 s', async () => {
+  const metrics = new MetricsRegistry();
+  const histograms = new LatencyHistograms(2);
+  metrics.latencyHistogram('strata_test_call_duration_seconds', 'latency', ['method'], () => [
+    { labels: { method: 'a' }, histograms, series: 0 },
+  ]);
+  histograms.observe(0, 0.03); // 30 µs
+  histograms.observe(0, 0.2); // 200 µs
+  histograms.observe(0, 7_000); // 7 s, past the last bound
+  histograms.observe(1, 1); // another series, not exported
+  const { body } = await metrics.text();
+  assert.match(body, /^# TYPE strata_test_call_duration_seconds histogram$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_bucket\{method="a",le="0.00005"\} 1$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_bucket\{method="a",le="0.0001"\} 1$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_bucket\{method="a",le="0.00025"\} 2$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_bucket\{method="a",le="5"\} 2$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_bucket\{method="a",le="\+Inf"\} 3$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_count\{method="a"\} 3$/m);
+  assert.match(body, /^strata_test_call_duration_seconds_sum\{method="a"\} 7.00023$/m);
+  assert.equal(body.match(/^strata_test_call_duration_seconds_bucket/gm)?.length, 17, '16 bounds and +Inf');
+
+  // Snapshots from another thread add up.
+  const other = new LatencyHistograms(2);
+  other.observe(0, 0.03);
+  histograms.add(other.bucketCounts, other.sumsSeconds);
+  assert.match((await metrics.text()).body, /^strata_test_call_duration_seconds_count\{method="a"\} 4$/m);
+  assert.throws(() => histograms.add(new Float64Array(3), new Float64Array(1)), /cannot be added/);
+  assert.throws(
+    () => metrics.latencyHistogram('strata_test_latency', 'x', [], () => []),
+    /latency histograms end in _seconds/,
+  );
 });

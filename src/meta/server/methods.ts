@@ -341,10 +341,25 @@ export const META_METHODS = {
 
 export type MetaMethod = keyof typeof META_METHODS;
 const methodTable = new Map<string, MethodSpec>(Object.entries(META_METHODS) as [string, MethodSpec][]);
+/** The methods in a fixed order: a method's index here is its series in the server's metrics. */
+export const META_METHOD_NAMES: readonly string[] = [...methodTable.keys()];
+const specsByIndex: readonly MethodSpec[] = [...methodTable.values()];
 
-/** Validates a call and runs it on `service`; every wrong input is an EINVAL/ENOSYS naming what was wrong. */
-export function dispatchMetaCall(service: MetaApi, method: string, args: unknown[]): Promise<unknown> {
-  const spec = methodTable.get(method);
+/**
+ * Validates a call and runs it on `service`; every wrong input is an EINVAL/ENOSYS naming what was wrong.
+ * `methodIndex`, when the RPC layer already numbered the method (its index in META_METHOD_NAMES),
+ * spares looking the name up again.
+ */
+export function dispatchMetaCall(
+  service: MetaApi,
+  method: string,
+  args: unknown[],
+  methodIndex = -1,
+): Promise<unknown> {
+  const spec =
+    methodIndex >= 0 && methodIndex < specsByIndex.length
+      ? specsByIndex[methodIndex]
+      : methodTable.get(method);
   if (!spec) {
     throw new FsError(
       Errno.ENOSYS,

@@ -6,13 +6,14 @@ import {
   type RpcServer,
   type RpcServerEvent,
   type CallInfo,
+  RpcServerStats,
 } from '../../rpc/index.js';
 import type { MetaApi } from '../api.js';
 import { directRunOf, forwardNumberedCall, runNumberedCall } from '../call-outcomes.js';
 import { MetaService } from '../service.js';
 import { INVALIDATION_TOPIC, decodeInvalidation, type MetaInvalidation } from '../invalidation.js';
 import { InvalidationPusher, followOtherServers } from './invalidations.js';
-import { dispatchMetaCall } from './methods.js';
+import { META_METHOD_NAMES, dispatchMetaCall } from './methods.js';
 
 export interface MetaServerOptions {
   /** Any MetaApi implementation (the MetaService over an engine, or a test double). */
@@ -34,6 +35,11 @@ export interface MetaServerOptions {
   /** Called after each call with its duration and errno (0 on success), e.g. for metrics. */
   onCall?: (method: string, durationMs: number, errno: number) => void;
   /**
+   * Count the RPC traffic in `MetaServer.stats` (calls, latency and errors by method,
+   * connections, bytes, pushes), for metrics. Default false: the serving loop counts nothing.
+   */
+  countTraffic?: boolean;
+  /**
    * Push cache invalidations to clients (default true): what each change made stale, from this
    * server's calls and, on PostgreSQL, from the other servers' change feed (invalidations.ts).
    */
@@ -44,6 +50,8 @@ export interface MetaServer {
   /** The address clients should use (with the real port when listening on port 0). */
   readonly address: string;
   readonly connectionCount: number;
+  /** What the serving loop counted, when started with `countTraffic` (null otherwise). */
+  readonly stats: RpcServerStats | null;
   /**
    * A change made in this process without RPC (the `strata up` mount calling its service
    * directly): its invalidations are pushed to every subscribed client.
@@ -64,9 +72,13 @@ const LOCAL_CLIENT = '\u0000local';
  */
 export async function startMetaServer(options: MetaServerOptions): Promise<MetaServer> {
   const { service, onCall } = options;
+  // One series per method, numbered as in META_METHOD_NAMES: the RPC layer's number for a call
+  // is also its place in the method table.
+  const stats = options.countTraffic === true ? new RpcServerStats(META_METHOD_NAMES) : null;
   const dispatch = onCall
     ? (method: string, args: unknown[]): Promise<unknown> => timedCall(service, method, args, onCall)
-    : (method: string, args: unknown[]): Promise<unknown> => dispatchMetaCall(service, method, args);
+    : (method: string, args: unknown[], call: CallInfo): Promise<unknown> =>
+        dispatchMetaCall(service, method, args, call.methodIndex);
   // A service in this process is asked for a stored outcome here; a threaded one gets the call's
   // number with the call (worker-service.ts) and looks on its own thread.
   const engine = service instanceof MetaService ? service.engine : undefined;
@@ -80,7 +92,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   // allocation per call (and garbage collection its longest pauses).
   const numbered = (method: string, args: unknown[], call: CallInfo, seq: number): Promise<unknown> => {
     const key = { clientId: call.clientId, seq, isRetry: call.isRetry, method };
-    const run = (): Promise<unknown> => dispatch(method, args);
+    const run = (): Promise<unknown> => dispatch(method, args, call);
     const result = forwards ? forwardNumberedCall(key, run) : runNumberedCall(engine, key, run, direct);
     const notify = pusher;
     if (notify === null) return result;
@@ -91,7 +103,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
   };
   // Reads (unnumbered) change nothing: straight to the service.
   const handler = (method: string, args: unknown[], call: CallInfo): Promise<unknown> =>
-    call.seq === undefined ? dispatch(method, args) : numbered(method, args, call, call.seq);
+    call.seq === undefined ? dispatch(method, args, call) : numbered(method, args, call, call.seq);
   const rpc: RpcServer = await startRpcServer({
     listen: options.listen,
     secret: options.secret,
@@ -102,6 +114,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
     turnBudgetMs: options.turnBudgetMs,
     replay: options.replay ?? {},
     onEvent: options.onEvent,
+    stats: stats ?? undefined,
   });
   let stopFollowing: (() => Promise<void>) | undefined;
   if (options.invalidations !== false) {
@@ -124,6 +137,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
     get connectionCount() {
       return rpc.connectionCount;
     },
+    stats,
     noteLocalChange: (method, args) => pusher?.noteCall(LOCAL_CLIENT, method, args),
     onLocalInvalidation: (listener) => {
       localListeners.push(listener);
