@@ -64,7 +64,8 @@ export function registerMetaServe(program: Command): void {
           );
         }
       }
-      // Process metrics and the GC's: the RPC service keeps no counters a scrape could read yet.
+      // Started first, so a port in use fails before the engine opens; the server's RPC
+      // counters and the GC's are added once they exist.
       const metrics = metricsAt ? await ProcessMetrics.start(metricsAt) : undefined;
       const engineUrl = checkEngineUrl(String(options.engine));
       const advice = 'Stop it first, or mount the volume it serves (strata up --listen, then strata mount)';
@@ -86,6 +87,7 @@ export function registerMetaServe(program: Command): void {
           engineThreadNice: nice === undefined ? undefined : Number(nice),
           localReads: options.localReads !== false,
           sessionTimeoutMs,
+          countTraffic: metricsAt !== undefined,
         });
         const gcTotals = emptyGcTotals();
         const gc = await startServerGc(checkEngineUrl(String(options.engine)), gcTotals).catch(
@@ -95,6 +97,9 @@ export function registerMetaServe(program: Command): void {
           },
         );
         if (gc) metrics?.addGc(gcTotals);
+        if (metrics && server.stats) {
+          metrics.addMetaServer(server.stats, { engineThread: options.engineThread !== false });
+        }
         if (metrics) stderrLog(`metrics on http://${metrics.address}/metrics`);
         const signal = await new Promise<string>((resolve) => {
           process.once('SIGINT', () => resolve('SIGINT'));

@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fsError, isFsError } from '../../common/index.js';
 import { openMetaService, type MetaApi } from '../index.js';
-import { startMetaServer } from './server.js';
+import { startMetaServer, type MetaServer } from './server.js';
 import { withLocalReads } from './local-reads.js';
 import { openThreadedMetaService } from './worker-service.js';
 
@@ -38,6 +38,8 @@ export interface MetaServerProcessOptions {
   sessionTimeoutMs?: number;
   /** How long one turn of the serving loop keeps starting calls (RpcServerOptions.turnBudgetMs). */
   turnBudgetMs?: number;
+  /** Count the RPC traffic for metrics (MetaServerOptions.countTraffic); returned as `stats`. */
+  countTraffic?: boolean;
 }
 
 /**
@@ -120,7 +122,7 @@ export async function runMetaServerProcess(
 /** The same with options already parsed (`strata meta serve` parses its own flags). */
 export async function startMetaServerProcess(
   options: MetaServerProcessOptions,
-): Promise<{ address: string; stop(): Promise<void> }> {
+): Promise<{ address: string; stats: MetaServer['stats']; stop(): Promise<void> }> {
   const engine = {
     engineUrl: options.engineUrl,
     history: options.history,
@@ -170,6 +172,7 @@ export async function startMetaServerProcess(
       secret,
       tls,
       turnBudgetMs: options.turnBudgetMs,
+      countTraffic: options.countTraffic,
       onEvent: (event) => {
         if (event.type === 'internal-error') {
           const error = event.error as Error;
@@ -204,7 +207,7 @@ export async function startMetaServerProcess(
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  return { address: server.address, stop };
+  return { address: server.address, stats: server.stats, stop };
 }
 
 // Run directly: `node dist/src/meta/server/main.js --engine sqlite:PATH --listen HOST:PORT`.

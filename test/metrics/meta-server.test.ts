@@ -1,0 +1,134 @@
+// `strata meta serve --metrics`: the RPC metrics of a real server process follow exactly the
+// calls a client made (calls, latency histogram and errors by method and errno), and its
+// connections, bytes, rejected handshakes and invalidation pushes.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
+import type { Caller } from '../../src/meta/api.js';
+import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
+import {
+  StrataProcess,
+  cleanup,
+  formatVolume,
+  freePort,
+  serveMeta,
+  tempDir,
+  waitUntil,
+} from '../e2e/harness.js';
+import { assertHistogram, scrape, valueOf, type Samples } from './scrape.js';
+
+const root = tempDir('metaobs');
+const procs: StrataProcess[] = [];
+const clients: MetaClient[] = [];
+const caller: Caller = { uid: 0, gid: 0, pid: 1 };
+const S_IFREG = 0o100000;
+
+after(async () => {
+  for (const client of clients) await client.close();
+  await cleanup(procs, [], [root]);
+});
+
+const delta = (before: Samples, now: Samples, key: string): number =>
+  valueOf(now, key) - valueOf(before, key);
+
+async function gaugeReaches(metricsAt: string, key: string, value: number): Promise<void> {
+  let last = NaN;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    last = valueOf(await scrape(metricsAt), key);
+    if (last === value) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.fail(`${key} stayed ${last}, expected ${value}`);
+}
+
+test('meta serve --metrics counts each call by method, its latency and its errno, and the connections', async () => {
+  const engine = `sqlite:${join(root, 'meta.db')}`;
+  const secretFile = join(root, 'secret');
+  formatVolume(engine, join(root, 'objects'), 'obs', secretFile);
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  const metricsAt = `127.0.0.1:${await freePort()}`;
+  const { address, proc } = await serveMeta(engine, ['--metrics', metricsAt]);
+  procs.push(proc);
+
+  const start = await scrape(metricsAt);
+  assert.equal(start.get('strata_meta_rpc_connections'), 0);
+  assert.equal(start.get('strata_meta_rpc_calls_in_flight'), 0);
+
+  const client = await connectMeta({ address, secret, clientName: 'metaobs' });
+  clients.push(client);
+  await gaugeReaches(metricsAt, 'strata_meta_rpc_connections', 1);
+  const before = await scrape(metricsAt);
+
+  const CREATES = 20;
+  const dir = await client.mkdir(caller, ROOT_INO, 'd', 0o755, 0);
+  for (let i = 0; i < CREATES; i++) await client.mknod(caller, dir.ino, `f${i}`, S_IFREG | 0o644, 0, 0);
+  const MISSING = 3;
+  for (let i = 0; i < MISSING; i++) {
+    await assert.rejects(client.lookup(caller, dir.ino, `missing${i}`), (error: unknown) => {
+      return isFsError(error) && error.code === 'ENOENT';
+    });
+  }
+  await client.lookup(caller, dir.ino, 'f0');
+  // An argument the server refuses before the engine sees it: EINVAL, under its method.
+  await assert.rejects(
+    client.getattr(0 as Ino),
+    (error: unknown) => isFsError(error) && error.code === 'EINVAL',
+  );
+
+  const now = await scrape(metricsAt);
+  assert.equal(delta(before, now, 'strata_meta_rpc_calls_total{method="mknod"}'), CREATES);
+  assert.equal(delta(before, now, 'strata_meta_rpc_call_duration_seconds_count{method="mknod"}'), CREATES);
+  assert.equal(delta(before, now, 'strata_meta_rpc_calls_total{method="mkdir"}'), 1);
+  assert.equal(delta(before, now, 'strata_meta_rpc_calls_total{method="lookup"}'), MISSING + 1);
+  assert.equal(
+    delta(before, now, 'strata_meta_rpc_call_errors_total{method="lookup",errno="ENOENT"}'),
+    MISSING,
+  );
+  assert.equal(delta(before, now, 'strata_meta_rpc_call_errors_total{method="getattr",errno="EINVAL"}'), 1);
+  assert.equal(valueOf(now, 'strata_meta_rpc_call_errors_total{method="mknod",errno="ENOENT"}'), 0);
+  assert.ok(delta(before, now, 'strata_meta_rpc_call_duration_seconds_sum{method="mknod"}') > 0);
+  assertHistogram(now, 'strata_meta_rpc_call_duration_seconds', 'method="mknod"');
+  assert.ok(delta(before, now, 'strata_meta_rpc_received_bytes_total') > CREATES * 20);
+  assert.ok(delta(before, now, 'strata_meta_rpc_sent_bytes_total') > CREATES * 20);
+  assert.equal(now.get('strata_meta_rpc_calls_in_flight'), 0);
+  assert.match(
+    readHelp(
+      await (await fetch(`http://${metricsAt}/metrics`)).text(),
+      'strata_meta_rpc_call_duration_seconds',
+    ),
+    /round trip to it/,
+    'the help text says the engine thread hop is included',
+  );
+
+  // Invalidations: a client that asked for them hears each push the metric counts.
+  const listener = await connectMeta({ address, secret, invalidations: true });
+  clients.push(listener);
+  let heard = 0;
+  listener.onInvalidation(() => heard++);
+  await gaugeReaches(metricsAt, 'strata_meta_rpc_connections', 2);
+  const beforePushes = await scrape(metricsAt);
+  await client.mknod(caller, dir.ino, 'pushed', S_IFREG | 0o644, 0, 0);
+  await client.unlink(caller, dir.ino, 'pushed');
+  await waitUntil(() => heard >= 1, 'an invalidation push', 10_000);
+  await new Promise((resolve) => setTimeout(resolve, 200)); // a second batch, if any, arrives too
+  const afterPushes = await scrape(metricsAt);
+  assert.equal(delta(beforePushes, afterPushes, 'strata_meta_invalidation_pushes_total'), heard);
+
+  // A client without the secret is refused and counted; the gauge follows closes.
+  await assert.rejects(connectMeta({ address, secret: 'not the secret', maxAttempts: 1 }));
+  await client.close();
+  await listener.close();
+  await gaugeReaches(metricsAt, 'strata_meta_rpc_connections', 0);
+  const end = await scrape(metricsAt);
+  assert.equal(delta(start, end, 'strata_meta_rpc_connections_total'), 3);
+  assert.equal(delta(start, end, 'strata_meta_rpc_rejected_connections_total'), 1);
+
+  assert.equal(await proc.stop(), 0, proc.output);
+});
+
+function readHelp(text: string, name: string): string {
+  return text.split('\n').find((line) => line.startsWith(`# HELP ${name} `)) ?? '';
+}
