@@ -27,6 +27,13 @@ const CHUNKS_PER_READ = 64;
  * margin), so an instant at the window's edge could lose its data while the restore runs.
  */
 const WINDOW_EDGE_MS = 5 * 60_000;
+/**
+ * How far inside the window the instant must still be when a file's slices are committed. The
+ * GC deletes a slice only once its deletion, which came after the instant, is older than the
+ * window: while the instant stays inside the window by this much, no pass can have decided to
+ * delete a slice of it, and the commit (one call) lands well before one could.
+ */
+const COMMIT_SLACK_MS = 60_000;
 /** Restores run as root: ownership and modes are set to what they were, whoever owned them. */
 const ROOT: Caller = { uid: 0, gid: 0, pid: process.pid };
 
@@ -40,6 +47,8 @@ export interface RestoreOptions {
   to?: string;
   /** Called after each restored entry with the totals so far. */
   onProgress?: (report: RestoreReport) => void;
+  /** The clock the history window is measured against (ms since the epoch); default Date.now. */
+  nowMs?: () => number;
 }
 
 export interface RestoreReport {
@@ -58,7 +67,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const { meta } = options;
   const asOf: AsOf = { asOfUs: options.asOfUs };
   const { chunkSizeBytes, historyRetentionMs } = await meta.volume();
-  const oldestSafeUs = (Date.now() - historyRetentionMs + WINDOW_EDGE_MS) * 1000;
+  const nowMs = options.nowMs ?? Date.now;
+  const oldestSafeUs = (nowMs() - historyRetentionMs + WINDOW_EDGE_MS) * 1000;
   if (options.asOfUs < oldestSafeUs) {
     throw fsError.EINVAL(
       `${new Date(options.asOfUs / 1000).toISOString()} is outside or within ${WINDOW_EDGE_MS / 60_000} minutes of the edge ` +
@@ -74,7 +84,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   }
   const existing = await lookupOrNull(meta, targetParent.ino, target.name);
   const report: RestoreReport = { files: 0, directories: 0, symlinks: 0, others: 0, hardLinks: 0, bytes: 0 };
-  const restorer = new TreeRestorer(meta, asOf, chunkSizeBytes, report, options.onProgress);
+  const insideWindow = (): void => {
+    if (options.asOfUs >= (nowMs() - historyRetentionMs + COMMIT_SLACK_MS) * 1000) return;
+    throw fsError.EINVAL(
+      `the restore ran so long that ${new Date(options.asOfUs / 1000).toISOString()} came within ` +
+        `${COMMIT_SLACK_MS / 1000} s of the edge of the history window, where the GC may collect the data it ` +
+        `refers to; stopped after ${report.files} files (each restored one is whole). Restore again with a ` +
+        "later instant, or raise the volume's retention",
+    );
+  };
+  const restorer = new TreeRestorer(meta, asOf, chunkSizeBytes, report, insideWindow, options.onProgress);
   if ((source.mode & S_IFMT) === S_IFDIR) {
     if (existing !== null) {
       throw fsError.EEXIST(
@@ -90,8 +109,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   // Built beside the target under a name nobody uses, then renamed over it: readers see the
   // old file or the restored one, never a half-restored one.
   const temporary = `.strata-restore-${randomBytes(6).toString('hex')}-${target.name}`.slice(0, 255);
-  await restorer.entry(source, targetParent.ino, temporary);
   try {
+    await restorer.entry(source, targetParent.ino, temporary);
     await meta.rename(ROOT, targetParent.ino, temporary, targetParent.ino, target.name, 0);
   } catch (err) {
     await meta.unlink(ROOT, targetParent.ino, temporary).catch(() => undefined);
@@ -109,6 +128,8 @@ class TreeRestorer {
     private readonly asOf: AsOf,
     private readonly chunkSizeBytes: number,
     private readonly report: RestoreReport,
+    /** Throws once the instant is too close to the window's edge to reference its slices. */
+    private readonly insideWindow: () => void,
     private readonly onProgress?: (report: RestoreReport) => void,
   ) {}
 
@@ -192,6 +213,7 @@ class TreeRestorer {
         for (const slice of slices) writes.push({ chunkIndex, slice });
       }
     }
+    this.insideWindow();
     await this.meta.commitWrites(ROOT, ino, writes, old.sizeBytes, old.mtime);
   }
 
