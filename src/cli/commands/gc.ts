@@ -61,7 +61,8 @@ export function registerGc(program: Command): void {
           ? undefined
           : await claimEngine(
               engineUrl,
-              '"strata up" collects garbage by itself; otherwise stop the server first (--dry-run works beside it)',
+              '"strata up" and "strata meta serve" collect garbage in the background by themselves (their log and --metrics show it); ' +
+                'otherwise stop the server first (--dry-run works beside it)',
             );
       const service = await openMetaService({ engineUrl, background: false }).catch(
         async (error: unknown) => {
@@ -119,7 +120,7 @@ async function refuseWhileServed(engine: Engine): Promise<void> {
   throw new Error(
     `the volume is in use (mount ${live.info.hostname}:${live.info.mountpoint} was seen ` +
       `${Math.round((nowMs - live.heartbeatUs / 1000) / 1000)}s ago): a SQLite volume takes one writer. ` +
-      '"strata up" collects garbage in the background by itself; otherwise unmount and stop its server first ' +
+      '"strata up" and "strata meta serve" collect garbage in the background by themselves; otherwise unmount and stop the server first ' +
       '(--dry-run works while it runs)',
   );
 }
