@@ -5,7 +5,7 @@ import { startMetaServerProcess } from '../../meta/server/index.js';
 import { addGcPass, emptyGcTotals, ProcessMetrics, type GcTotals } from '../../metrics/index.js';
 import { openObjectStore } from '../../object/index.js';
 import { backgroundGcEnv, startBackgroundGc } from '../../ops/index.js';
-import { claimEngine } from '../../volume/index.js';
+import { claimEngine, serverGcTask } from '../../volume/index.js';
 import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
 
@@ -74,10 +74,13 @@ export function registerMetaServe(program: Command): void {
         throw error;
       });
       try {
+        const gcTotals = emptyGcTotals();
+        // SQLite takes one writer: the collector runs through the server's engine, on its thread.
+        const sqliteGc = engineScheme(engineUrl) === 'sqlite' ? serverGcTask(gcTotals, stderrLog) : undefined;
         // The same server process as the benchmarks measure: engine on its own thread, short
         // reads answered on the serving thread, cache invalidations pushed to clients.
         const server = await startMetaServerProcess({
-          engineUrl: checkEngineUrl(String(options.engine)),
+          engineUrl,
           listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
           tlsCertFile: options.tlsCert === undefined ? undefined : String(options.tlsCert),
           tlsKeyFile: options.tlsKey === undefined ? undefined : String(options.tlsKey),
@@ -88,15 +91,15 @@ export function registerMetaServe(program: Command): void {
           localReads: options.localReads !== false,
           sessionTimeoutMs,
           countTraffic: metricsAt !== undefined,
+          engineTask: sqliteGc,
         });
-        const gcTotals = emptyGcTotals();
-        const gc = await startServerGc(checkEngineUrl(String(options.engine)), gcTotals).catch(
-          async (error: unknown) => {
-            await server.stop();
-            throw error;
-          },
-        );
-        if (gc) metrics?.addGc(gcTotals);
+        const gc = sqliteGc
+          ? undefined
+          : await startPostgresGc(engineUrl, gcTotals).catch(async (error: unknown) => {
+              await server.stop();
+              throw error;
+            });
+        if (sqliteGc || gc) metrics?.addGc(gcTotals);
         if (metrics && server.stats) {
           metrics.addMetaServer(server.stats, { engineThread: options.engineThread !== false });
         }
@@ -116,11 +119,12 @@ export function registerMetaServe(program: Command): void {
 }
 
 /**
- * PostgreSQL takes several writers, so the server collects garbage through an engine of its
- * own (src/ops/gc-background.ts). A SQLite engine has one writer, on the engine thread, where
- * the collector does not run yet: `strata gc` with the server stopped does it.
+ * The server collects garbage in the background (src/ops/gc-background.ts). PostgreSQL takes
+ * several writers, so there the collector has an engine of its own. A SQLite volume takes one
+ * writer, the server's engine: there the collector runs as an engine task beside the calls the
+ * server serves (src/volume/server-gc.ts), and `strata gc` is refused while the server runs.
  */
-async function startServerGc(
+async function startPostgresGc(
   engineUrl: string,
   totals: GcTotals,
 ): Promise<{ stop(): Promise<void> } | undefined> {

@@ -12,3 +12,4 @@ export {
   type EngineWorkerOptions,
   type ThreadedServiceOptions,
 } from './worker-service.js';
+export { type EngineTask, type EngineTaskSpec, type StartEngineTask } from './engine-task.js';

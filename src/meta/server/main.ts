@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fsError, isFsError } from '../../common/index.js';
 import { openMetaService, type MetaApi } from '../index.js';
+import { startEngineTask, type EngineTaskSpec } from './engine-task.js';
 import { startMetaServer, type MetaServer } from './server.js';
 import { withLocalReads } from './local-reads.js';
 import { openThreadedMetaService } from './worker-service.js';
@@ -40,6 +41,8 @@ export interface MetaServerProcessOptions {
   turnBudgetMs?: number;
   /** Count the RPC traffic for metrics (MetaServerOptions.countTraffic); returned as `stats`. */
   countTraffic?: boolean;
+  /** Work run through the server's own engine, on whichever thread owns it (engine-task.ts). */
+  engineTask?: EngineTaskSpec;
 }
 
 /**
@@ -136,6 +139,8 @@ export async function startMetaServerProcess(
     const threaded = await openThreadedMetaService({
       ...engine,
       nice: options.engineThreadNice ?? DEFAULT_ENGINE_THREAD_NICE,
+      task: options.engineTask && { moduleUrl: options.engineTask.moduleUrl, data: options.engineTask.data },
+      onTaskMessage: options.engineTask?.onMessage,
       // Changes' results only become RESULT frames here: they stay the bytes they were stored as.
       encodedReplies: true,
       // A server whose engine is gone must not linger answering EIO: exit, let the supervisor restart it.
@@ -157,7 +162,20 @@ export async function startMetaServerProcess(
     [service, closeService, volumeSecret] = [local?.api ?? threaded, closeAll, threaded.secret];
   } else {
     const local = await openMetaService({ ...engine, background: true });
-    [service, closeService, volumeSecret] = [local, () => local.close(), await local.volumeSecret()];
+    const spec = options.engineTask;
+    const task = spec
+      ? await startEngineTask(local, spec, (message) => spec.onMessage(message)).catch(
+          async (error: unknown) => {
+            await local.close();
+            throw error;
+          },
+        )
+      : undefined;
+    const closeAll = async (): Promise<void> => {
+      await task?.stop().catch(() => undefined);
+      await local.close();
+    };
+    [service, closeService, volumeSecret] = [local, closeAll, await local.volumeSecret()];
   }
   let server;
   try {

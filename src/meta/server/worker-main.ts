@@ -7,7 +7,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
 import { directRunOf, packedReplyOf, runNumberedCall } from '../call-outcomes.js';
 import { openMetaService, type MetaService } from '../index.js';
-import type { EngineWorkerOptions, WorkerReply, WorkerReplyBatch, WorkerRequest } from './worker-service.js';
+import { startEngineTask, type EngineTask } from './engine-task.js';
+import type {
+  EngineWorkerOptions,
+  WorkerReply,
+  WorkerReplyBatch,
+  WorkerRequest,
+  WorkerTaskMessage,
+} from './worker-service.js';
 
 const options = workerData as EngineWorkerOptions;
 const port = parentPort;
@@ -29,11 +36,21 @@ function lowerThreadPriority(nice: number): void {
 }
 
 let service: MetaService;
+let opened: MetaService | undefined;
 let secret: string;
+let task: EngineTask | undefined;
+// The opener takes the first message for the ready one: the task's reports wait until it is sent.
+let earlyTaskReports: unknown[] | null = [];
+const reportTask = (message: unknown): void => {
+  if (earlyTaskReports) earlyTaskReports.push(message);
+  else port.postMessage({ task: message } satisfies WorkerTaskMessage);
+};
 try {
-  service = await openMetaService({ ...options, background: true });
+  service = opened = await openMetaService({ ...options, background: true });
   secret = await service.volumeSecret();
+  if (options.task) task = await startEngineTask(service, options.task, reportTask);
 } catch (error) {
+  await opened?.close().catch(() => undefined);
   // Tell the opener why, errno included (an uncaught error would reach it as a bare Error).
   port.postMessage({
     failed: isFsError(error)
@@ -82,7 +99,11 @@ function flush(): void {
 
 port.on('message', (batch: WorkerRequest[] | 'close') => {
   if (batch === 'close') {
-    void service.close().then(() => port.postMessage('closed'));
+    // The task first: its pass may be between an engine read and the write that follows it.
+    void (task?.stop() ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => service.close())
+      .then(() => port.postMessage('closed'));
     return;
   }
   for (const [id, method, args, numbered] of batch) {
@@ -126,3 +147,5 @@ port.postMessage({
   volume: await service.volume(),
   originId: typeof originId === 'string' ? originId : undefined,
 });
+for (const message of earlyTaskReports) port.postMessage({ task: message } satisfies WorkerTaskMessage);
+earlyTaskReports = null;

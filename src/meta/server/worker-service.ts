@@ -3,6 +3,7 @@ import { Errno, FsError } from '../../common/index.js';
 import { EncodedValue, adoptEncodedValue } from '../../rpc/index.js';
 import type { MetaApi, VolumeSettings } from '../api.js';
 import { currentCallKey, type CallKey } from '../call-outcomes.js';
+import type { EngineTaskSpec } from './engine-task.js';
 import { META_METHODS } from './methods.js';
 
 /** What the engine thread needs to open the service. */
@@ -19,6 +20,8 @@ export interface EngineWorkerOptions {
   nice?: number;
   /** MetaServiceOptions.sessionTimeoutMs: a mount silent this long loses its session. */
   sessionTimeoutMs?: number;
+  /** Work run on the engine thread beside the calls (engine-task.ts); stopped before the engine closes. */
+  task?: Pick<EngineTaskSpec, 'moduleUrl' | 'data'>;
 }
 
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
@@ -30,6 +33,8 @@ export interface ThreadedServiceOptions extends EngineWorkerOptions {
    * RESULT frames (the metadata server process); anyone reading a result needs the default.
    */
   encodedReplies?: boolean;
+  /** Hears the messages of `task` (EngineTaskSpec.onMessage). */
+  onTaskMessage?: (message: unknown) => void;
 }
 
 /** [id, method, args, the numbered call it belongs to] */
@@ -43,6 +48,10 @@ export type WorkerReply =
   [number, true, unknown] | [number, true, undefined, number, number] | [number, false, number, string];
 /** The replies of one engine-thread turn and the packed values they point into. */
 export type WorkerReplyBatch = [WorkerReply[], Uint8Array | null];
+/** A message of the engine thread's task (EngineWorkerOptions.task). */
+export interface WorkerTaskMessage {
+  task: unknown;
+}
 
 /** A MetaApi whose service runs on its own thread; the owner closes it. */
 export interface ThreadedMetaService extends MetaApi {
@@ -71,7 +80,7 @@ interface Waiter {
  * on SQLite.
  */
 export async function openThreadedMetaService(options: ThreadedServiceOptions): Promise<ThreadedMetaService> {
-  const { onFailure, encodedReplies = false, ...workerOptions } = options;
+  const { onFailure, encodedReplies = false, onTaskMessage, ...workerOptions } = options;
   const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: workerOptions });
   let closing = false;
   const waiting = new Map<number, Waiter>();
@@ -142,8 +151,12 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
     for (let i = first; i < end; i++) settle(replies[i], packed);
     if (end < replies.length) setImmediate(() => settleFrom(replies, packed, end));
   };
-  worker.on('message', (batch: WorkerReplyBatch | 'closed') => {
+  worker.on('message', (batch: WorkerReplyBatch | WorkerTaskMessage | 'closed') => {
     if (batch === 'closed') return;
+    if (!Array.isArray(batch)) {
+      onTaskMessage?.(batch.task);
+      return;
+    }
     settleFrom(batch[0], batch[1], 0);
   });
 

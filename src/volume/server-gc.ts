@@ -1,0 +1,67 @@
+import type { MetaService } from '../meta/index.js';
+import type { EngineTaskSpec, StartEngineTask } from '../meta/server/index.js';
+import { addGcPass, type GcTotals } from '../metrics/index.js';
+import { openObjectStore } from '../object/index.js';
+import { backgroundGcEnv, startBackgroundGc, type BackgroundGcOptions, type GcReport } from '../ops/index.js';
+
+/**
+ * The background GC of `strata meta serve` on SQLite. The volume has one writer, the server's
+ * engine, so the collector runs where that engine lives: as an engine task (src/meta/server/
+ * engine-task.ts) on the engine thread, or on the serving thread with --no-engine-thread. Its
+ * engine calls queue with the calls the server serves, one batch of 256 rows at a time, and
+ * its object deletes are asynchronous I/O, paced as in `strata up` (src/ops/gc-background.ts).
+ *
+ * Each pass's report crosses back to the serving thread, which logs and counts it (GcTotals,
+ * --metrics): that thread owns stderr ordering and the metrics registry.
+ */
+
+type GcTiming = Pick<BackgroundGcOptions, 'intervalMs' | 'safetyMarginMs' | 'maxDeletesPerSecond'>;
+
+/** What the collector reports: a log line, or a pass (null: the pass failed). */
+export type ServerGcMessage = { log: string } | { pass: GcReport | null };
+
+/**
+ * The engine task that collects garbage, reporting into `totals` and `log`. Timing and pace come
+ * from the environment (backgroundGcEnv), read here so a bad value stops the server at start.
+ */
+export function serverGcTask(totals: GcTotals, log: (line: string) => void): EngineTaskSpec {
+  const timing: GcTiming = backgroundGcEnv();
+  return {
+    moduleUrl: new URL('./server-gc.js', import.meta.url).href,
+    data: timing,
+    onMessage: (message) => {
+      const known = message as ServerGcMessage;
+      if ('log' in known) log(known.log);
+      else addGcPass(totals, known.pass ?? undefined);
+    },
+  };
+}
+
+/** Runs where the engine is (engine-task.ts loads it by URL). */
+export const startEngineTask: StartEngineTask = async (
+  service: MetaService,
+  data: unknown,
+  report: (message: unknown) => void,
+) => {
+  const send = (message: ServerGcMessage): void => report(message);
+  const volume = await service.volume();
+  if (volume.storageUrl === '') {
+    send({ log: 'gc: the volume records no object store; run "strata gc --storage URL" to collect garbage' });
+    return { stop: () => Promise.resolve() };
+  }
+  const store = await openObjectStore(volume.storageUrl);
+  const collector = startBackgroundGc({
+    engine: service.engine,
+    store,
+    volume,
+    ...(data as GcTiming),
+    log: (line) => send({ log: line }),
+    onPass: (pass) => send({ pass: pass ?? null }),
+  });
+  return {
+    stop: async () => {
+      await collector.stop();
+      await store.close();
+    },
+  };
+};
