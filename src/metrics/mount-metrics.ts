@@ -1,4 +1,5 @@
 import type { LabelledValue, MetricsRegistry } from './registry.js';
+import { registerCallMetrics, type CallCounts } from './rpc-metrics.js';
 
 /**
  * What a mount counts anyway, as the metrics read it (the shapes of the FUSE session's
@@ -23,6 +24,8 @@ export interface MountStats {
   /** Store calls the retry wrapper retried, and those it gave up on (the caller got EIO). */
   store?: { retries: number; gaveUp: number };
   pageCache: { pushes: number; pushedBytes: number; dropped: number; failed: number };
+  /** The metadata calls of a mount of a remote server, timed by its RPC client (absent in-process). */
+  metaCalls?: CallCounts;
 }
 
 /** Registers the mount metrics (docs/cli.md, "Metrics"); `read` runs at every scrape. */
@@ -56,6 +59,12 @@ export function registerMountMetrics(metrics: MetricsRegistry, read: () => Mount
     'FUSE requests answered with an error (ENOENT of a LOOKUP included), by opcode',
     ['opcode'],
     () => fuseOpcodes('errors'),
+  );
+  registerCallMetrics(
+    metrics,
+    'strata_meta_client',
+    () => stats().metaCalls,
+    'metadata call latency by method as the mount sees it, from the call to its answer (retries and waits for a connection included)',
   );
   metrics.counter('strata_fuse_read_bytes_total', 'file data bytes returned by FUSE READ replies', () => {
     return stats().fuse.readBytes;

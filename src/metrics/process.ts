@@ -1,11 +1,6 @@
 import { registerGcMetrics, registerMountMetrics, type GcTotals, type MountStats } from './mount-metrics.js';
 import { MetricsRegistry } from './registry.js';
-import {
-  registerCallMetrics,
-  registerMetaServerMetrics,
-  type CallCounts,
-  type RpcServerCounts,
-} from './rpc-metrics.js';
+import { registerMetaServerMetrics, type RpcServerCounts } from './rpc-metrics.js';
 import { startMetricsServer, type MetricsServer } from './server.js';
 
 /**
@@ -40,16 +35,6 @@ export class ProcessMetrics {
   /** A metadata server's RPC traffic; `engineThread` says whether its latency includes the thread hop. */
   addMetaServer(counts: RpcServerCounts, options: { engineThread: boolean }): void {
     registerMetaServerMetrics(this.registry, counts, options);
-  }
-
-  /** A mount's metadata calls, timed in the client from sent to answered (retries included). */
-  addMetaClient(counts: CallCounts): void {
-    registerCallMetrics(
-      this.registry,
-      'strata_meta_client',
-      counts,
-      'metadata call latency by method as the mount sees it, from the call to its answer (retries and waits for a connection included)',
-    );
   }
 
   close(): Promise<void> {

@@ -30,12 +30,14 @@ export interface RpcServerCounts extends CallCounts {
 export function registerCallMetrics(
   metrics: MetricsRegistry,
   prefix: string,
-  counts: CallCounts,
+  read: () => CallCounts | undefined,
   durationHelp: string,
 ): void {
-  const { methodNames, latency } = counts;
   metrics.labelledCounter(`${prefix}_calls_total`, 'calls answered, by method', ['method'], () => {
     const out: LabelledValue<'method'>[] = [];
+    const counts = read();
+    if (counts === undefined) return out;
+    const { methodNames, latency } = counts;
     for (let series = 0; series < methodNames.length; series++) {
       const calls = latency.count(series);
       if (calls > 0) out.push({ labels: { method: methodNames[series] }, value: calls });
@@ -48,7 +50,7 @@ export function registerCallMetrics(
     ['method', 'errno'],
     () => {
       const out: LabelledValue<'method' | 'errno'>[] = [];
-      for (const { method, errno, count } of counts.errorCounts()) {
+      for (const { method, errno, count } of read()?.errorCounts() ?? []) {
         out.push({ labels: { method, errno: errno === 0 ? 'unknown' : errnoName(errno) }, value: count });
       }
       return out;
@@ -56,6 +58,9 @@ export function registerCallMetrics(
   );
   metrics.latencyHistogram(`${prefix}_call_duration_seconds`, durationHelp, ['method'], () => {
     const out: LabelledHistogram<'method'>[] = [];
+    const counts = read();
+    if (counts === undefined) return out;
+    const { methodNames, latency } = counts;
     for (let series = 0; series < methodNames.length; series++) {
       if (latency.count(series) > 0) {
         out.push({ labels: { method: methodNames[series] }, histograms: latency, series });
@@ -74,7 +79,7 @@ export function registerMetaServerMetrics(
   registerCallMetrics(
     metrics,
     'strata_meta_rpc',
-    counts,
+    () => counts,
     'server-side call latency by method, from the request frame decoded to the reply written' +
       (options.engineThread
         ? ' (calls the engine thread answers include the round trip to it; waiting behind a connection bound included)'

@@ -5,6 +5,7 @@ import { formatRpcAddress, parseRpcAddress, type RpcAddress } from './address.js
 import type { RpcSecret } from './auth.js';
 import { ClientConnection, ConnectionError, type OutgoingCall } from './client-connection.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './codec.js';
+import type { RpcCallStats } from './stats.js';
 
 export interface RpcClientOptions {
   /**
@@ -57,6 +58,11 @@ export interface RpcClientOptions {
   onPushGap?: () => void;
   /** Tests only: speak another protocol version. */
   protocolVersion?: number;
+  /**
+   * Time each call by method here, from call() to its answer (retries and waits for a
+   * connection included), and count its errors by errno; for metrics. Default: nothing counted.
+   */
+  stats?: RpcCallStats;
 }
 
 export interface CallOptions {
@@ -83,6 +89,9 @@ class Call implements OutgoingCall {
   connection: ClientConnection | null = null;
   resolve!: (value: unknown) => void;
   reject!: (error: FsError) => void;
+  /** The method's series in RpcClientOptions.stats and when the call began (unused without stats). */
+  series = 0;
+  startMs = 0;
 
   constructor(
     private readonly client: RpcClient,
@@ -139,6 +148,7 @@ export class RpcClient {
   private closed = false;
   private readonly timeoutMs: number;
   private readonly maxAttempts: number;
+  private readonly stats: RpcCallStats | undefined;
   private readonly maxInFlight: number;
   /** When the current run of failed connection attempts began (Date.now()). */
   private failingSinceMs = 0;
@@ -152,6 +162,7 @@ export class RpcClient {
         : `${options.serverName ?? 'server'}s ${names.join(', ')}`;
     this.clientId = `${(options.clientName ?? 'client').slice(0, 64)}/${randomUUID()}`;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.stats = options.stats;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.maxInFlight = options.maxInFlightPerConnection ?? DEFAULT_CLIENT_MAX_IN_FLIGHT;
     const count = Math.max(1, options.connections ?? 1);
@@ -189,6 +200,11 @@ export class RpcClient {
       this.unacked.add(seq);
     }
     const call = new Call(this, method, args, seq, Date.now() + timeoutMs, timeoutMs);
+    const { stats } = this;
+    if (stats) {
+      call.series = stats.seriesOf(method);
+      call.startMs = performance.now();
+    }
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
@@ -241,6 +257,7 @@ export class RpcClient {
       call.connection.forget(call);
       call.connection = null;
     }
+    this.stats?.record(call.series, performance.now() - call.startMs, error ? error.errno : 0);
     if (error) call.reject(error);
     else call.resolve(value);
     // A freed slot on a connection may let a waiting call go.

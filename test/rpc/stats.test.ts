@@ -5,13 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Errno } from '../../src/common/index.js';
 import { encodeFrame } from '../../src/rpc/codec.js';
-import { OTHER_METHOD, RpcServerStats, type CallInfo } from '../../src/rpc/index.js';
+import { OTHER_METHOD, RpcCallStats, RpcServerStats, type CallInfo } from '../../src/rpc/index.js';
 import { SECRET, TestService, startTestServer, testClient } from './helpers.js';
 import { RawClient } from './raw-client.js';
 
 const METHODS = ['echo', 'sleep', 'fail', 'boom'];
 
-function errorsOf(stats: RpcServerStats): Map<string, number> {
+function errorsOf(stats: RpcCallStats): Map<string, number> {
   return new Map([...stats.errorCounts()].map(({ method, errno, count }) => [`${method}/${errno}`, count]));
 }
 
@@ -117,6 +117,25 @@ test('a server without stats counts nothing and hands the handler no method numb
   try {
     await client.call('echo', [1], { idempotent: true });
     assert.equal(index, -1);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('a client with stats times each call by method from call() to its answer, errors by errno', async () => {
+  const service = new TestService();
+  const server = await startTestServer(service);
+  const stats = new RpcCallStats(METHODS);
+  const client = testClient(server.address, { stats });
+  try {
+    for (let i = 0; i < 3; i++) await client.call('echo', [i], { idempotent: true });
+    await assert.rejects(client.call('fail', [Errno.EEXIST, 'there'], { idempotent: false }));
+    await client.call('sleep', [100, 'late'], { idempotent: true });
+    assert.equal(stats.latency.count(stats.seriesOf('echo')), 3);
+    assert.equal(stats.latency.count(stats.seriesOf('fail')), 1);
+    assert.ok(stats.latency.sumsSeconds[stats.seriesOf('sleep')] >= 0.09);
+    assert.deepEqual(errorsOf(stats), new Map([[`fail/${Errno.EEXIST}`, 1]]));
   } finally {
     await client.close();
     await server.close();
