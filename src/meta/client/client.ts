@@ -1,6 +1,6 @@
 import type tls from 'node:tls';
 import type { Ino, SliceId } from '../../common/index.js';
-import { RpcClient, type RpcClientOptions, type RpcSecret } from '../../rpc/index.js';
+import { RpcClient, type RpcCallStats, type RpcClientOptions, type RpcSecret } from '../../rpc/index.js';
 import type {
   AsOf,
   Caller,
@@ -51,6 +51,8 @@ export interface MetaClientOptions {
    * caches coherent (onInvalidation); tools and benchmarks need not cost the server pushes.
    */
   invalidations?: boolean;
+  /** Time each call by method and count its errors by errno (RpcClientOptions.stats), for metrics. */
+  stats?: RpcCallStats;
 }
 
 /** MetaApi over the wire, plus what a network client needs besides. */
