@@ -2,7 +2,7 @@ import type { StrataConfig } from '../config/index.js';
 import { createDataPath, type DataPath } from '../data/index.js';
 import { mount, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
-import type { GcTotals, MountStats } from '../metrics/index.js';
+import type { CallCounts, GcTotals, MountStats } from '../metrics/index.js';
 import { openObjectStore, RetryingObjectStore, type ObjectStore } from '../object/index.js';
 import { ROOT_INO } from '../common/index.js';
 import {
@@ -46,6 +46,8 @@ export interface ClientOptions {
   onInvalidation?: (listener: (invalidation: Invalidation) => void) => void;
   /** Mounts the volume as it was at this instant (µs since the epoch), read-only. */
   asOfUs?: number;
+  /** The metadata client's calls timed by method (a remote mount), for --metrics. */
+  metaCalls?: CallCounts;
 }
 
 /** How often the mount looks at its resident size, and how far past the budget it may be. */
@@ -168,6 +170,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       data: data.stats(),
       store: retryStats,
       pageCache: pageCache.stats,
+      metaCalls: options.metaCalls,
     });
     return { mountpoint: options.mountpoint, volume, ended: session.closed, stop, pageCacheStats, stats };
   } catch (err) {

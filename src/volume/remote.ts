@@ -41,5 +41,6 @@ export async function mountRemote(options: RemoteOptions): Promise<MountedVolume
     closeMeta: () => remote.close(),
     onInvalidation: (listener) => remote.meta.onInvalidation(listener),
     asOfUs: options.asOfUs,
+    metaCalls: remote.callStats,
   });
 }

@@ -1,6 +1,6 @@
 import { connectMeta, type MetaClient, type MetaInvalidation } from '../meta/client/index.js';
-import { DEFAULT_CALL_TIMEOUT_MS } from '../rpc/index.js';
-import { startMetaServer } from '../meta/server/index.js';
+import { DEFAULT_CALL_TIMEOUT_MS, RpcCallStats } from '../rpc/index.js';
+import { META_METHODS, startMetaServer } from '../meta/server/index.js';
 import type { MetaApi } from '../meta/index.js';
 import type { LocalMeta } from './meta-access.js';
 
@@ -75,10 +75,13 @@ export async function connectRemoteMeta(
   secret: string,
   _log: (message: string) => void,
   retryForMs = 0,
-): Promise<{ meta: MetaClient; close(): Promise<void> }> {
+): Promise<{ meta: MetaClient; callStats: RpcCallStats; close(): Promise<void> }> {
   // A mount keeps its kernel caches coherent with what other clients change. It waits out a
   // server restart or failover for `retryForMs` (calls get at least that long before they time out).
+  // Its calls are timed by method for --metrics (strata_meta_client_*): two clock reads a call.
+  const callStats = new RpcCallStats(Object.keys(META_METHODS));
   const client = await connectMeta({
+    stats: callStats,
     address,
     secret,
     invalidations: true,
@@ -96,5 +99,5 @@ export async function connectRemoteMeta(
     await client.close();
     throw err;
   }
-  return { meta: client, close: () => client.close() };
+  return { meta: client, callStats, close: () => client.close() };
 }

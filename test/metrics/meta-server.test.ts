@@ -3,7 +3,7 @@
 // connections, bytes, rejected handshakes and invalidation pushes.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
 import type { Caller } from '../../src/meta/api.js';
@@ -13,6 +13,7 @@ import {
   cleanup,
   formatVolume,
   freePort,
+  isMounted,
   serveMeta,
   tempDir,
   waitUntil,
@@ -22,12 +23,13 @@ import { assertHistogram, scrape, valueOf, type Samples } from './scrape.js';
 const root = tempDir('metaobs');
 const procs: StrataProcess[] = [];
 const clients: MetaClient[] = [];
+const mountpoints: string[] = [];
 const caller: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
 
 after(async () => {
   for (const client of clients) await client.close();
-  await cleanup(procs, [], [root]);
+  await cleanup(procs, mountpoints, [root]);
 });
 
 const delta = (before: Samples, now: Samples, key: string): number =>
@@ -127,6 +129,51 @@ test('meta serve --metrics counts each call by method, its latency and its errno
   assert.equal(delta(start, end, 'strata_meta_rpc_rejected_connections_total'), 1);
 
   assert.equal(await proc.stop(), 0, proc.output);
+});
+
+test('a mount of the server times its metadata calls: both ends count the same lookups and ENOENTs', async () => {
+  const engine = `sqlite:${join(root, 'mounted.db')}`;
+  const secretFile = join(root, 'mounted.secret');
+  formatVolume(engine, join(root, 'mounted-objects'), 'mv', secretFile);
+  const serverMetrics = `127.0.0.1:${await freePort()}`;
+  const { address, proc: server } = await serveMeta(engine, ['--metrics', serverMetrics]);
+  procs.push(server);
+  const mnt = join(root, 'mnt');
+  mkdirSync(mnt);
+  mountpoints.push(mnt);
+  const mountMetrics = `127.0.0.1:${await freePort()}`;
+  const mount = new StrataProcess([
+    'mount',
+    `${address}/mv`,
+    mnt,
+    '--secret-file',
+    secretFile,
+    '--metrics',
+    mountMetrics,
+  ]);
+  procs.push(mount);
+  await mount.waitFor(() => isMounted(mnt) && mount.output.includes('mounted at'), `${mnt} to be mounted`);
+
+  const clientBefore = await scrape(mountMetrics);
+  const serverBefore = await scrape(serverMetrics);
+  const MISSING = 7;
+  for (let i = 0; i < MISSING; i++) assert.equal(existsSync(join(mnt, `absent-${i}`)), false);
+  const clientNow = await scrape(mountMetrics);
+  const serverNow = await scrape(serverMetrics);
+  const enoent = 'strata_meta_client_call_errors_total{method="lookup",errno="ENOENT"}';
+  assert.equal(delta(clientBefore, clientNow, enoent), MISSING);
+  assert.equal(delta(serverBefore, serverNow, enoent.replace('_client_', '_rpc_')), MISSING);
+  assert.equal(
+    delta(clientBefore, clientNow, 'strata_meta_client_call_duration_seconds_count{method="lookup"}'),
+    delta(serverBefore, serverNow, 'strata_meta_rpc_call_duration_seconds_count{method="lookup"}'),
+  );
+  assertHistogram(clientNow, 'strata_meta_client_call_duration_seconds', 'method="lookup"');
+  // The mount opened its session over RPC: both ends saw that one call.
+  assert.equal(valueOf(clientNow, 'strata_meta_client_calls_total{method="openSession"}'), 1);
+  assert.equal(valueOf(serverNow, 'strata_meta_rpc_calls_total{method="openSession"}'), 1);
+
+  assert.equal(await mount.stop(), 0, mount.output);
+  assert.equal(await server.stop(), 0, server.output);
 });
 
 function readHelp(text: string, name: string): string {
