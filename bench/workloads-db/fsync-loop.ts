@@ -1,0 +1,231 @@
+// What a database's commit costs on the mount, without the database: one process writing and
+// fdatasync'ing in a loop, on `strata up` (default settings) and on the local disk, taking
+// turns in one invocation. Two patterns:
+//   wal:      8 KiB pwrite + fdatasync at increasing offsets of a 16 MiB file that was first
+//             written with zeros and synced (PostgreSQL's WAL segment, wal_init_zero), wrapping
+//   scatter:  4 KiB pwrite + fdatasync at random 4 KiB-aligned offsets of a 64 MiB file
+//             written the same way first (a data file's page writes)
+// Reports fsyncs/s on each side, their ratio, and the mount process's CPU (utime + stime, all
+// threads) per fsync. `--old DIST` adds a third side: a `strata up` of another build (say the
+// commit before a change, built into its own dir), so before and after share one invocation.
+// Usage: node DIST/bench/workloads-db/fsync-loop.js [--seconds 5] [--rounds 3] [--only wal]
+//        [--old /tmp/dist-old] [--local /tmp] [--profile DIR]
+// Run it under `flock /tmp/strata-bench.lock` on a shared machine.
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cleanup, isMounted, repoRoot, strataEnv, tempDir } from '../../test/e2e/harness.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+interface Pattern {
+  name: string;
+  fileBytes: number;
+  writeBytes: number;
+  /** The offset of the n-th write. */
+  offset: (n: number, random: () => number) => number;
+}
+
+const MIB = 1024 * 1024;
+const patterns: Pattern[] = [
+  { name: 'wal', fileBytes: 16 * MIB, writeBytes: 8192, offset: (n) => (n * 8192) % (16 * MIB) },
+  {
+    name: 'scatter',
+    fileBytes: 64 * MIB,
+    writeBytes: 4096,
+    offset: (_n, random) => Math.floor(random() * ((64 * MIB) / 4096)) * 4096,
+  },
+];
+
+/** A small seeded generator, so every side writes the same offsets. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 0x1_0000_0000;
+  };
+}
+
+/** User + system CPU of a process so far, in µs (USER_HZ is 100 on Linux). */
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** Writes the whole file with zeros and syncs it, as a database preallocating a segment does. */
+function preallocate(path: string, bytes: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    const zeros = Buffer.alloc(MIB);
+    for (let done = 0; done < bytes; done += zeros.length) writeSync(fd, zeros, 0, zeros.length, done);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Runs the pattern for `seconds` on a fresh file in `dir`; returns fsyncs done and the time taken. */
+function runPattern(dir: string, pattern: Pattern, seconds: number): { fsyncs: number; elapsedMs: number } {
+  const path = join(dir, `${pattern.name}.dat`);
+  preallocate(path, pattern.fileBytes);
+  const fd = openSync(path, 'r+');
+  const data = Buffer.alloc(pattern.writeBytes, 0x5a);
+  const random = seeded(42);
+  let fsyncs = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  try {
+    while (performance.now() < end) {
+      data.writeUInt32LE(fsyncs, 0);
+      writeSync(fd, data, 0, data.length, pattern.offset(fsyncs, random));
+      fdatasyncSync(fd);
+      fsyncs++;
+    }
+    return { fsyncs, elapsedMs: performance.now() - start };
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+}
+
+interface Side {
+  name: string;
+  dir: string;
+  proc?: MountProcess;
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(arg('seconds', '5'));
+  const rounds = Number(arg('rounds', '3'));
+  const only = arg('only', '');
+  const oldDist = arg('old', '');
+  const localBase = arg('local', '/tmp');
+  const root = tempDir('fsyncloop');
+  const local = mkdtempSync(join(localBase, 'strata-dbperf-local-'));
+  const sides: Side[] = [{ name: 'local', dir: local }];
+  const procs: MountProcess[] = [];
+  const mounts: string[] = [];
+  try {
+    const profileDir = arg('profile', '');
+    // A CPU profile of the (new) mount's threads, written when it stops.
+    const profile = profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+    const builds: Array<[string, Record<string, string>, string[]]> = [['strata', {}, profile]];
+    if (oldDist !== '') builds.push(['old', { STRATA_DIST_DIR: oldDist }, []]);
+    for (const [name, env, flags] of builds) {
+      const mnt = join(root, `mnt-${name}`);
+      mounts.push(mnt);
+      const proc = new MountProcess(join(root, `data-${name}`), mnt, env, flags);
+      procs.push(proc);
+      await proc.mounted(mnt);
+      sides.push({ name, dir: mnt, proc });
+    }
+    const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    console.log(
+      `fsync loop, ${seconds} s per run, ${rounds} rounds; ${new Date().toISOString()}; load ${load()}`,
+    );
+    const header = ['pattern', 'round', ...sides.map((s) => `${s.name}/s`)];
+    for (const s of sides.slice(1)) header.push(`${s.name} ratio`, `${s.name} µs/fsync`);
+    console.log(header.join('\t'));
+    for (const pattern of patterns) {
+      if (only !== '' && !pattern.name.includes(only)) continue;
+      for (let round = 1; round <= rounds; round++) {
+        // Rotate the order each round so a drift in machine load favours no side.
+        const order = sides.map((_, i) => sides[(i + round - 1) % sides.length]);
+        const result = new Map<string, { rate: number; cpuUsPerFsync: number }>();
+        for (const side of order) {
+          const before = side.proc ? cpuUs(side.proc.pid) : 0;
+          const { fsyncs, elapsedMs } = runPattern(side.dir, pattern, seconds);
+          const cpu = side.proc ? (cpuUs(side.proc.pid) - before) / fsyncs : 0;
+          result.set(side.name, { rate: (fsyncs * 1000) / elapsedMs, cpuUsPerFsync: cpu });
+        }
+        const base = result.get('local')?.rate ?? NaN;
+        const row = [
+          pattern.name,
+          String(round),
+          ...sides.map((s) => result.get(s.name)?.rate.toFixed(0) ?? ''),
+        ];
+        for (const s of sides.slice(1)) {
+          const r = result.get(s.name);
+          row.push(((r?.rate ?? NaN) / base).toFixed(3), (r?.cpuUsPerFsync ?? NaN).toFixed(0));
+        }
+        console.log(row.join('\t'));
+      }
+    }
+    console.log(`load after: ${load()}`);
+  } finally {
+    for (const proc of procs) await proc.stop();
+    await cleanup([], mounts, [root, local]);
+  }
+}
+
+/** A `strata up` this benchmark started itself: another build, or node flags (a CPU profile). */
+class MountProcess {
+  private readonly child: ChildProcess;
+  private output = '';
+  private readonly exited: Promise<void>;
+  private exitCode: number | null | undefined = undefined;
+
+  constructor(data: string, mnt: string, env: Record<string, string>, nodeFlags: string[]) {
+    mkdirSync(mnt, { recursive: true });
+    this.child = spawn(
+      process.execPath,
+      [...nodeFlags, join(repoRoot(), 'bin', 'strata.js'), 'up', data, mnt],
+      {
+        env: strataEnv(env),
+        cwd: repoRoot(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const keep = (chunk: Buffer): void => {
+      this.output = (this.output + chunk.toString()).slice(-20_000);
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code) => {
+        this.exitCode = code;
+        resolve();
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  async mounted(mnt: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (!(isMounted(mnt) && this.output.includes(`mounted at ${mnt}`))) {
+      if (this.exitCode !== undefined || Date.now() > deadline) {
+        this.child.kill('SIGKILL');
+        throw new Error(`strata up ${mnt} did not mount:\n${this.output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** SIGTERM (a profile is written on a clean exit), SIGKILL after 20 s. */
+  async stop(): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+await main();
