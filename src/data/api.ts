@@ -143,8 +143,10 @@ export interface DataPath {
   /** Whether a chunk is fragmented enough that compactChunk pays. */
   shouldCompact(slices: SliceRef[]): boolean;
   /**
-   * Reads the chunk's visible data and stores it as one new slice; returns the merged list to
-   * commit with MetaApi.replaceChunkSlices. Old objects stay (history) until GC removes them.
+   * Rewrites the chunk's groups of small slices (see planCompaction) into one new slice,
+   * leaving large slices in place; returns the new list to commit with
+   * MetaApi.replaceChunkSlices (the same list when nothing is worth rewriting). Old objects
+   * stay (history) until GC removes them.
    */
   compactChunk(slices: SliceRef[], chunkIndex: number): Promise<SliceRef[]>;
   /** Forgets per-file read state (sequential detection) when a file is no longer open. */

@@ -4,22 +4,114 @@ import { resolvePieces } from './layout.js';
 /** A chunk with more slices than this reads slowly enough (one fetch per piece) to compact. */
 export const COMPACT_MIN_SLICES = 16;
 
-/** The layout a compacted chunk will have: zero runs kept as zero slices, data as one span. */
-export interface CompactionPlan {
-  /** [start, end) in the chunk of the one new data slice; null when the chunk holds no data. */
+/**
+ * Slices at least this long are left where they are (bounded by a quarter chunk for small
+ * test geometries). Rewriting the whole chunk on every compaction made a database's WAL cost
+ * ~16 MiB of reads, checksums and puts per 64 commits: a segment is first written whole with
+ * zeros, then appended to in 8 KiB commits, so the chunk's data span is the segment however
+ * few bytes the new commits added. Merging only the small slices bounds the rewrite by their
+ * extent, and a merged run that reaches this size settles in turn, so an append stream
+ * rewrites each byte a few times at most. 1 MiB pieces read efficiently (64 per chunk).
+ */
+const SETTLED_SLICE_BYTES = 1024 * 1024;
+
+/**
+ * A group is rewritten only when its extent is at most this many times the bytes of its small
+ * slices, or the list's length / LIST_SLICES_PER_REWRITE_BYTE if more: scattered page writes
+ * (a database's data file) leave small slices with gaps between them, and rewriting the gaps
+ * of a short list cost more per commit (a 4 KiB commit paid for megabytes of rewrite) than
+ * the list costs. A long list costs every commit (the service stores the chunk's list again)
+ * and every read plan, so the more slices, the more rewriting pays. Appends and rewrites of
+ * the same pages (a WAL) have no gaps and always pass.
+ */
+const MIN_REWRITE_PER_SMALL_BYTE = 4;
+const LIST_SLICES_PER_REWRITE_BYTE = 16;
+
+/** What compaction leaves alone and what it rewrites for `chunkSizeBytes` chunks. */
+export function compactionLimits(chunkSizeBytes: number): { settledSliceBytes: number; maxGapBytes: number } {
+  const settledSliceBytes = Math.min(SETTLED_SLICE_BYTES, Math.floor(chunkSizeBytes / 4));
+  // Small slices further apart than this are merged separately: the bytes between two of them
+  // are rewritten too, and scattered page writes should not turn into a rewrite of the chunk.
+  return { settledSliceBytes, maxGapBytes: Math.floor(settledSliceBytes / 4) };
+}
+
+/** One range a compaction rewrites: zero runs kept as zero slices, data as one span. */
+export interface RangePlan {
+  /** [start, end) in the chunk of the one new data slice; null when the range holds no data. */
   dataSpan: { start: number; end: number } | null;
   /** Runs covered only by zero slices outside the data span; they stay zero slices. */
   zeroRuns: Array<{ start: number; end: number }>;
 }
 
 /**
- * Plans the merge of a chunk's slices. The data span runs from the first to the last byte
- * some data slice shows; holes inside it become written zeros (reads are identical), holes
- * outside stay holes and zero-slice runs outside stay zero slices, so a truncate-then-extend
- * never turns into megabytes of stored zeros.
+ * A chunk's compaction: `keep` are the slices left as they are (in their order, below all
+ * that is rewritten), `ranges` the disjoint ranges rewritten from the chunk's current view and
+ * laid on top. A slice is dropped only when it lies wholly inside a rewritten range, so the
+ * bytes outside the ranges are those of the same slices as before, and inside them those the
+ * rewrite copied: every byte reads the same.
  */
-export function planCompaction(slices: readonly SliceRef[], chunkSizeBytes: number): CompactionPlan {
-  const pieces = resolvePieces(slices, 0, chunkSizeBytes);
+export interface CompactionPlan {
+  keep: SliceRef[];
+  ranges: RangePlan[];
+}
+
+/**
+ * Plans a chunk's compaction: the small slices are grouped by nearness, and each group of two
+ * or more is rewritten over its extent (see SETTLED_SLICE_BYTES). Null when no group has two:
+ * nothing would get shorter.
+ */
+export function planCompaction(slices: readonly SliceRef[], chunkSizeBytes: number): CompactionPlan | null {
+  const maxRewritePerSmallByte = Math.max(
+    MIN_REWRITE_PER_SMALL_BYTE,
+    slices.length / LIST_SLICES_PER_REWRITE_BYTE,
+  );
+  const extents = groupSmallSlices(slices, chunkSizeBytes, maxRewritePerSmallByte);
+  if (extents.length === 0) return null;
+  const keep = slices.filter((slice) => {
+    const end = slice.chunkOffsetBytes + slice.lengthBytes;
+    return !extents.some((range) => slice.chunkOffsetBytes >= range.start && end <= range.end);
+  });
+  return { keep, ranges: extents.map((range) => planRange(slices, range.start, range.end)) };
+}
+
+/** Extents of the groups of at least two small slices, in chunk order. */
+function groupSmallSlices(
+  slices: readonly SliceRef[],
+  chunkSizeBytes: number,
+  maxRewritePerSmallByte: number,
+): Array<{ start: number; end: number }> {
+  const { settledSliceBytes, maxGapBytes } = compactionLimits(chunkSizeBytes);
+  const small = slices
+    .filter((slice) => slice.lengthBytes < settledSliceBytes)
+    .map((slice) => ({ start: slice.chunkOffsetBytes, end: slice.chunkOffsetBytes + slice.lengthBytes }))
+    .sort((a, b) => a.start - b.start);
+  const groups: Array<{ start: number; end: number; members: number; smallBytes: number }> = [];
+  for (const extent of small) {
+    const last = groups[groups.length - 1];
+    const lengthBytes = extent.end - extent.start;
+    if (last !== undefined && extent.start <= last.end + maxGapBytes) {
+      last.end = Math.max(last.end, extent.end);
+      last.members++;
+      last.smallBytes += lengthBytes;
+    } else {
+      groups.push({ ...extent, members: 1, smallBytes: lengthBytes });
+    }
+  }
+  return groups
+    .filter(
+      (group) => group.members >= 2 && group.end - group.start <= maxRewritePerSmallByte * group.smallBytes,
+    )
+    .map(({ start, end }) => ({ start, end }));
+}
+
+/**
+ * Plans the rewrite of [start, end). The data span runs from the first to the last byte some
+ * data slice shows; holes inside it become written zeros (reads are identical), holes outside
+ * stay holes and zero-slice runs outside stay zero slices, so a truncate-then-extend never
+ * turns into megabytes of stored zeros.
+ */
+export function planRange(slices: readonly SliceRef[], start: number, end: number): RangePlan {
+  const pieces = resolvePieces(slices, start, end);
   const withData = pieces.filter((piece) => piece.slice !== null);
   const dataSpan =
     withData.length === 0
@@ -31,17 +123,17 @@ export function planCompaction(slices: readonly SliceRef[], chunkSizeBytes: numb
   const zeroRuns: Array<{ start: number; end: number }> = [];
   for (const piece of pieces) {
     if (!piece.covered || piece.slice !== null) continue;
-    let start = piece.chunkOffsetBytes;
-    let end = start + piece.lengthBytes;
+    let runStart = piece.chunkOffsetBytes;
+    let runEnd = runStart + piece.lengthBytes;
     if (dataSpan) {
       // Only the parts outside the data span survive as zero slices.
-      if (start >= dataSpan.start && end <= dataSpan.end) continue;
-      if (start < dataSpan.start) end = Math.min(end, dataSpan.start);
-      else start = Math.max(start, dataSpan.end);
+      if (runStart >= dataSpan.start && runEnd <= dataSpan.end) continue;
+      if (runStart < dataSpan.start) runEnd = Math.min(runEnd, dataSpan.start);
+      else runStart = Math.max(runStart, dataSpan.end);
     }
     const last = zeroRuns[zeroRuns.length - 1];
-    if (last && last.end === start) last.end = end;
-    else zeroRuns.push({ start, end });
+    if (last && last.end === runStart) last.end = runEnd;
+    else zeroRuns.push({ start: runStart, end: runEnd });
   }
   return { dataSpan, zeroRuns };
 }

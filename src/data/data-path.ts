@@ -188,23 +188,31 @@ class StrataDataPath implements DataPath {
   }
 
   shouldCompact(slices: SliceRef[]): boolean {
-    return slices.length >= COMPACT_MIN_SLICES;
+    return slices.length >= COMPACT_MIN_SLICES && planCompaction(slices, this.chunkSizeBytes) !== null;
   }
 
   async compactChunk(slices: SliceRef[], chunkIndex: number): Promise<SliceRef[]> {
     const plan = planCompaction(slices, this.chunkSizeBytes);
-    const merged = plan.zeroRuns.map((run) => zeroSlice(run.start, run.end, this.blockSizeBytes));
-    if (!plan.dataSpan) return merged;
+    if (plan === null) return [...slices];
+    const merged = [...plan.keep];
+    for (const range of plan.ranges) {
+      for (const run of range.zeroRuns) merged.push(zeroSlice(run.start, run.end, this.blockSizeBytes));
+    }
+    const spans = plan.ranges.flatMap((range) => (range.dataSpan === null ? [] : [range.dataSpan]));
+    if (spans.length === 0) return merged;
     // A writer of its own (ino 0 is never a real file) gives compaction the same budget,
-    // back-pressure, checksums and parallel uploads as any write.
+    // back-pressure, checksums and parallel uploads as any write. Its disjoint spans become
+    // references into one new slice, in chunk order.
     const writer = new Writer(asIno(0), this.writerContext);
     const chunkBase = chunkIndex * this.chunkSizeBytes;
     const windowBytes = COMPACTION_WINDOW_BLOCKS * this.blockSizeBytes;
     try {
-      for (let start = plan.dataSpan.start; start < plan.dataSpan.end; start += windowBytes) {
-        const end = Math.min(plan.dataSpan.end, start + windowBytes);
-        const data = await this.reader.readChunkRange(slices, start, end);
-        await writer.write(chunkBase + start, data);
+      for (const span of spans) {
+        for (let start = span.start; start < span.end; start += windowBytes) {
+          const end = Math.min(span.end, start + windowBytes);
+          const data = await this.reader.readChunkRange(slices, start, end);
+          await writer.write(chunkBase + start, data);
+        }
       }
       const writes = await writer.flush();
       return [...merged, ...writes.map((write) => write.slice)];

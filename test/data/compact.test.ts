@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { asIno } from '../../src/common/index.js';
+import { asIno, asSliceId, type SliceRef } from '../../src/common/index.js';
 import { createDataPath } from '../../src/data/index.js';
+import { COMPACT_MIN_SLICES, compactionLimits, planCompaction } from '../../src/data/compact.js';
 import { SliceTable } from './meta-standin.js';
 import { fileStore, tempDirs } from './helpers.js';
 
@@ -53,22 +54,24 @@ describe('compaction', () => {
       chunkSizeBytes: CHUNK,
       allocateSliceIds: table.allocateSliceIds,
     });
-    const writer = data.openWriter(asIno(1));
-    await writer.write(0, Buffer.alloc(CHUNK, 9));
-    table.commit(await writer.flush(), CHUNK);
+    for (let i = 0; i < 3; i++) {
+      const writer = data.openWriter(asIno(1));
+      await writer.write(i * 1000, Buffer.alloc(1000, 9));
+      table.commit(await writer.flush(), (i + 1) * 1000);
+    }
     table.truncate(100);
-    table.sizeBytes = CHUNK;
-    const before = await data.read(asIno(1), 0, CHUNK, table.chunkSlices, CHUNK);
+    table.sizeBytes = 3000;
+    const before = await data.read(asIno(1), 0, CHUNK, table.chunkSlices, 3000);
     const merged = await data.compactChunk(table.chunks.get(0)!, 0);
     assert.deepEqual(
       merged.map((s) => [s.id === 0 ? 'zero' : 'data', s.chunkOffsetBytes, s.lengthBytes]),
       [
-        ['zero', 100, CHUNK - 100],
+        ['zero', 100, 2900],
         ['data', 0, 100],
       ],
     );
     table.chunks.set(0, merged);
-    assert.ok((await data.read(asIno(1), 0, CHUNK, table.chunkSlices, CHUNK)).equals(before));
+    assert.ok((await data.read(asIno(1), 0, CHUNK, table.chunkSlices, 3000)).equals(before));
   });
 
   it('compacts a chunk of only zero slices without writing anything', async () => {
@@ -79,14 +82,106 @@ describe('compaction', () => {
       chunkSizeBytes: CHUNK,
       allocateSliceIds: table.allocateSliceIds,
     });
-    table.sizeBytes = CHUNK;
+    table.sizeBytes = 6000;
     table.truncate(10);
     table.truncate(5);
     const merged = await data.compactChunk(table.chunks.get(0)!, 0);
     assert.deepEqual(
       merged.map((s) => [s.id, s.chunkOffsetBytes, s.lengthBytes]),
-      [[0, 5, CHUNK - 5]],
+      [[0, 5, 5995]],
     );
     assert.equal(data.stats().uploads.blocks, 0);
+  });
+
+  it('rewrites only the small slices appended over a large one, which stays (a WAL segment)', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    // The segment written whole first (zeros, as PostgreSQL does), then small commits appended
+    // from its middle on, each page rewritten once more by the next commit.
+    const base = data.openWriter(asIno(1));
+    await base.write(0, Buffer.alloc(CHUNK));
+    table.commit(await base.flush(), CHUNK);
+    const appendStart = CHUNK / 2;
+    for (let i = 0; i < 20; i++) {
+      const writer = data.openWriter(asIno(1));
+      const offset = appendStart + Math.max(0, i - 1) * 256;
+      await writer.write(offset, Buffer.alloc(512, i + 1));
+      table.commit(await writer.flush(), CHUNK);
+    }
+    const slices = table.chunks.get(0)!;
+    assert.ok(data.shouldCompact(slices));
+    const before = await data.read(asIno(1), 0, CHUNK, table.chunkSlices, CHUNK);
+    const uploadedBefore = data.stats().uploads.bytes;
+
+    const merged = await data.compactChunk(slices, 0);
+    const appendEnd = appendStart + 18 * 256 + 512;
+    assert.deepEqual(
+      merged.map((s) => [s.id, s.chunkOffsetBytes, s.lengthBytes]),
+      [
+        [slices[0].id, 0, CHUNK],
+        [merged[1].id, appendStart, appendEnd - appendStart],
+      ],
+    );
+    // Only the appended range was read and stored again (plus block trailers), not the chunk.
+    assert.ok(data.stats().uploads.bytes - uploadedBefore < appendEnd - appendStart + 1024);
+    assert.ok(!data.shouldCompact(merged));
+    table.chunks.set(0, merged);
+    assert.ok((await data.read(asIno(1), 0, CHUNK, table.chunkSlices, CHUNK)).equals(before));
+  });
+
+  for (const [what, spacing] of [
+    ['further apart than the gap limit', (gap: number) => gap + 200],
+    ['within the gap limit but sparse', (gap: number) => gap - 1],
+  ] as const) {
+    it(`leaves small slices ${what} alone: merging them would rewrite the bytes between`, async () => {
+      const wideChunk = 16 * BLOCK;
+      const table = new SliceTable(wideChunk, BLOCK);
+      const data = createDataPath({
+        store: await fileStore(await dirs.make()),
+        blockSizeBytes: BLOCK,
+        chunkSizeBytes: wideChunk,
+        allocateSliceIds: table.allocateSliceIds,
+      });
+      const step = spacing(compactionLimits(wideChunk).maxGapBytes);
+      for (let i = 0; i < COMPACT_MIN_SLICES; i++) {
+        const writer = data.openWriter(asIno(1));
+        await writer.write(i * step, Buffer.alloc(100, i + 1));
+        table.commit(await writer.flush(), wideChunk);
+      }
+      const slices = table.chunks.get(0)!;
+      assert.equal(slices.length, COMPACT_MIN_SLICES);
+      assert.equal(data.shouldCompact(slices), false);
+      const uploadedBefore = data.stats().uploads.blocks;
+      assert.deepEqual(await data.compactChunk(slices, 0), slices);
+      assert.equal(data.stats().uploads.blocks, uploadedBefore);
+    });
+  }
+
+  it('rewrites sparse small slices once the list is long enough that its length costs more', () => {
+    const chunk = 64 * 1024 * 1024;
+    const sparse = (count: number): SliceRef[] =>
+      Array.from({ length: count }, (_, i) => ({
+        id: asSliceId(i + 2),
+        sliceSizeBytes: 4096,
+        chunkOffsetBytes: i * 64 * 1024,
+        sliceOffsetBytes: 0,
+        lengthBytes: 4096,
+        blockSizeBytes: 4 * 1024 * 1024,
+      }));
+    const base: SliceRef = { ...sparse(1)[0], id: asSliceId(1), sliceSizeBytes: chunk, lengthBytes: chunk };
+    // 64 KiB apart, 4 KiB each: a rewrite of 16 bytes per byte absorbed, paid at 256 slices.
+    assert.equal(planCompaction([base, ...sparse(64)], chunk), null);
+    const plan = planCompaction([base, ...sparse(255)], chunk);
+    assert.ok(plan !== null);
+    assert.deepEqual(plan.keep, [base]);
+    assert.deepEqual(
+      plan.ranges.map((range) => range.dataSpan),
+      [{ start: 0, end: 254 * 64 * 1024 + 4096 }],
+    );
   });
 });
