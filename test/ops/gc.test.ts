@@ -2,9 +2,9 @@
 // are committed through the metadata service with their block objects put in the store, then
 // dropped by unlink, truncate, compaction; the test clock decides when the retention ends.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { asSliceId, type Ino, type SliceRef } from '../../src/common/index.js';
@@ -21,6 +21,7 @@ import {
   ROOT,
   file,
   root,
+  sqliteFixture,
   withVolume,
   type EngineFixture,
   type Volume,
@@ -38,15 +39,7 @@ const work = mkdtempSync(join(tmpdir(), 'strata-gc-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 let n = 0;
 
-const sqlite: EngineFixture = {
-  name: 'sqlite',
-  newUrl: async () => {
-    const dir = join(work, `v${++n}`);
-    mkdirSync(dir);
-    return `sqlite:${join(dir, 'meta.db')}`;
-  },
-  dropUrl: async (url) => rmSync(dirname(url.slice('sqlite:'.length)), { recursive: true, force: true }),
-};
+const sqlite = sqliteFixture('gc-volumes');
 
 const schemas = new Map<string, TestDatabase>();
 const postgres: EngineFixture = {

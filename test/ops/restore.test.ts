@@ -2,31 +2,17 @@
 // test drives: a restore that runs so long that its instant nears the edge of the history window
 // stops before it references slices the GC may be deleting, and leaves nothing half-made.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { asSliceId, type Ino, type SliceRef } from '../../src/common/index.js';
 import type { MetaService } from '../../src/meta/index.js';
 import { restore, type RestoreReport } from '../../src/ops/index.js';
-import { dir, file, names, ROOT, root, withVolume, type EngineFixture } from '../meta/conformance/fixture.js';
+import { dir, file, names, ROOT, root, sqliteFixture, withVolume } from '../meta/conformance/fixture.js';
 
 const BLOCK = 64 * 1024;
 const RETENTION_MS = 3_600_000;
 const settings = { chunkSizeBytes: 1024 * 1024, blockSizeBytes: BLOCK, historyRetentionMs: RETENTION_MS };
 
-const work = mkdtempSync(join(tmpdir(), 'strata-restore-test-'));
-after(() => rmSync(work, { recursive: true, force: true }));
-let n = 0;
-const sqlite: EngineFixture = {
-  name: 'sqlite',
-  newUrl: async () => {
-    const volumeDir = join(work, `v${++n}`);
-    mkdirSync(volumeDir);
-    return `sqlite:${join(volumeDir, 'meta.db')}`;
-  },
-  dropUrl: async (url) => rmSync(dirname(url.slice('sqlite:'.length)), { recursive: true, force: true }),
-};
+const sqlite = sqliteFixture('restore-test');
 
 /** Commits one slice of `sizeBytes` to `ino` (no objects: a restore never reads them). */
 async function writeSlice(svc: MetaService, ino: Ino, sizeBytes: number): Promise<SliceRef> {

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after } from 'node:test';
 import { isFsError, type Ino } from '../../../src/common/index.js';
 import {
   formatVolume,
@@ -17,6 +21,25 @@ export interface EngineFixture {
   newUrl(): Promise<string>;
   /** Drops what newUrl created. */
   dropUrl(url: string): Promise<void>;
+}
+
+/**
+ * SQLite volumes, each in a fresh directory under a temporary one of the calling test file's own
+ * (`strata-LABEL-*`), removed after its tests. Call it at the top level of a test file.
+ */
+export function sqliteFixture(label: string): EngineFixture {
+  const base = mkdtempSync(join(tmpdir(), `strata-${label}-`));
+  after(() => rmSync(base, { recursive: true, force: true }));
+  let volumes = 0;
+  return {
+    name: 'sqlite',
+    newUrl: async () => {
+      const dir = join(base, `v${++volumes}`);
+      mkdirSync(dir);
+      return `sqlite:${join(dir, 'meta.db')}`;
+    },
+    dropUrl: async (url) => rmSync(dirname(url.slice('sqlite:'.length)), { recursive: true, force: true }),
+  };
 }
 
 /** A clock the test moves by hand. Starts at a fixed instant so histories are reproducible. */
