@@ -174,14 +174,14 @@ describe('compaction', () => {
         blockSizeBytes: 4 * 1024 * 1024,
       }));
     const base: SliceRef = { ...sparse(1)[0], id: asSliceId(1), sliceSizeBytes: chunk, lengthBytes: chunk };
-    // 64 KiB apart, 4 KiB each: a rewrite of 16 bytes per byte absorbed, paid at 256 slices.
-    assert.equal(planCompaction([base, ...sparse(64)], chunk), null);
-    const plan = planCompaction([base, ...sparse(255)], chunk);
+    // 64 KiB apart, 4 KiB each: a rewrite of 16 bytes per byte absorbed, paid at 1,024 slices.
+    assert.equal(planCompaction([base, ...sparse(1000)], chunk), null);
+    const plan = planCompaction([base, ...sparse(1023)], chunk);
     assert.ok(plan !== null);
     assert.deepEqual(plan.keep, [base]);
     assert.deepEqual(
       plan.ranges.map((range) => range.dataSpan),
-      [{ start: 0, end: 254 * 64 * 1024 + 4096 }],
+      [{ start: 0, end: 1022 * 64 * 1024 + 4096 }],
     );
   });
 });
