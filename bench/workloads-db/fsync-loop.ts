@@ -9,7 +9,7 @@
 // threads) per fsync. `--old DIST` adds a third side: a `strata up` of another build (say the
 // commit before a change, built into its own dir), so before and after share one invocation.
 // Usage: node DIST/bench/workloads-db/fsync-loop.js [--seconds 5] [--rounds 3] [--only wal]
-//        [--old /tmp/dist-old] [--local /tmp] [--profile DIR]
+//        [--old /tmp/dist-old] [--old-env NAME=VALUE] [--local /tmp] [--profile DIR]
 // Run it under `flock /tmp/strata-bench.lock` on a shared machine.
 import {
   closeSync,
@@ -59,11 +59,11 @@ function seeded(seed: number): () => number {
   };
 }
 
-/** User + system CPU of a process so far, in µs (USER_HZ is 100 on Linux). */
-function cpuUs(pid: number): number {
+/** User and system CPU of a process so far, in µs (USER_HZ is 100 on Linux). */
+function cpuUs(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return { user: Number(fields[11]) * 10_000, sys: Number(fields[12]) * 10_000 };
 }
 
 /** Writes the whole file with zeros and syncs it, as a database preallocating a segment does. */
@@ -124,7 +124,13 @@ async function main(): Promise<void> {
     // A CPU profile of the (new) mount's threads, written when it stops.
     const profile = profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
     const builds: Array<[string, Record<string, string>, string[]]> = [['strata', {}, profile]];
-    if (oldDist !== '') builds.push(['old', { STRATA_DIST_DIR: oldDist }, []]);
+    // --old-env NAME=VALUE: the second side runs with this setting (the same build unless --old).
+    const oldEnv = arg('old-env', '');
+    if (oldDist !== '' || oldEnv !== '') {
+      const env: Record<string, string> = oldDist === '' ? {} : { STRATA_DIST_DIR: oldDist };
+      if (oldEnv !== '') env[oldEnv.slice(0, oldEnv.indexOf('='))] = oldEnv.slice(oldEnv.indexOf('=') + 1);
+      builds.push(['old', env, []]);
+    }
     for (const [name, env, flags] of builds) {
       const mnt = join(root, `mnt-${name}`);
       mounts.push(mnt);
@@ -138,19 +144,26 @@ async function main(): Promise<void> {
       `fsync loop, ${seconds} s per run, ${rounds} rounds; ${new Date().toISOString()}; load ${load()}`,
     );
     const header = ['pattern', 'round', ...sides.map((s) => `${s.name}/s`)];
-    for (const s of sides.slice(1)) header.push(`${s.name} ratio`, `${s.name} µs/fsync`);
+    for (const s of sides.slice(1))
+      header.push(`${s.name} ratio`, `${s.name} µs/fsync`, `${s.name} of it sys`);
     console.log(header.join('\t'));
     for (const pattern of patterns) {
       if (only !== '' && !pattern.name.includes(only)) continue;
       for (let round = 1; round <= rounds; round++) {
         // Rotate the order each round so a drift in machine load favours no side.
         const order = sides.map((_, i) => sides[(i + round - 1) % sides.length]);
-        const result = new Map<string, { rate: number; cpuUsPerFsync: number }>();
+        const result = new Map<string, { rate: number; cpuUsPerFsync: number; sysShare: number }>();
         for (const side of order) {
-          const before = side.proc ? cpuUs(side.proc.pid) : 0;
+          const before = side.proc ? cpuUs(side.proc.pid) : { user: 0, sys: 0 };
           const { fsyncs, elapsedMs } = runPattern(side.dir, pattern, seconds);
-          const cpu = side.proc ? (cpuUs(side.proc.pid) - before) / fsyncs : 0;
-          result.set(side.name, { rate: (fsyncs * 1000) / elapsedMs, cpuUsPerFsync: cpu });
+          const after = side.proc ? cpuUs(side.proc.pid) : before;
+          const userUs = after.user - before.user;
+          const sysUs = after.sys - before.sys;
+          result.set(side.name, {
+            rate: (fsyncs * 1000) / elapsedMs,
+            cpuUsPerFsync: (userUs + sysUs) / fsyncs,
+            sysShare: sysUs / (userUs + sysUs),
+          });
         }
         const base = result.get('local')?.rate ?? NaN;
         const row = [
@@ -160,7 +173,11 @@ async function main(): Promise<void> {
         ];
         for (const s of sides.slice(1)) {
           const r = result.get(s.name);
-          row.push(((r?.rate ?? NaN) / base).toFixed(3), (r?.cpuUsPerFsync ?? NaN).toFixed(0));
+          row.push(
+            ((r?.rate ?? NaN) / base).toFixed(3),
+            (r?.cpuUsPerFsync ?? NaN).toFixed(0),
+            `${((r?.sysShare ?? NaN) * 100).toFixed(0)}%`,
+          );
         }
         console.log(row.join('\t'));
       }
