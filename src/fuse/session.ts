@@ -6,7 +6,7 @@ import { DevTransport, type DevRequestSink } from './dev-transport.js';
 import type { FileSystem, InitInfo } from './filesystem.js';
 import { maxReadBytesFor } from './init.js';
 import { opTable, type Op } from './ops.js';
-import { RequestCounts } from './request-counts.js';
+import { RequestCounts, type OpcodeCounts } from './request-counts.js';
 import { FuseRing, possibleCpuCount, type RingSink } from './ring.js';
 import { closeDevice, deleteMessage, invalEntryMessage, invalInodeMessage, Notifier } from './notify.js';
 import { Replies } from './replies.js';
@@ -305,6 +305,7 @@ export class FuseSession implements RingSink, DevRequestSink {
 
   /** The per-request error boundary. */
   private async run(op: Op, req: FuseRequest, handle: NonNullable<Op['handle']>): Promise<void> {
+    const startMs = performance.now();
     try {
       await handle(this, req);
       if (!req.replied) {
@@ -314,6 +315,7 @@ export class FuseSession implements RingSink, DevRequestSink {
     } catch (error) {
       this.replyFailure(op, req, error);
     } finally {
+      this.counts.timed(req.opcode, performance.now() - startMs);
       this.inflight.remove(req);
       // A ring request's buffer is a view of its entry, never one for the /dev/fuse pool.
       if (req.retainsBuffer && req.ringEntry < 0) this.dev.releaseBuffer(req.buf);
@@ -362,7 +364,7 @@ export class FuseSession implements RingSink, DevRequestSink {
   }
 
   /** Requests received and answered with an error, by opcode name, of the opcodes seen so far. */
-  requestCountsByOpcode(): { opcode: string; requests: number; errors: number }[] {
+  requestCountsByOpcode(): OpcodeCounts[] {
     return this.counts.byOpcode();
   }
 
