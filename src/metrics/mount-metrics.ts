@@ -1,4 +1,5 @@
-import type { LabelledValue, MetricsRegistry } from './registry.js';
+import type { LatencyHistograms } from '../common/index.js';
+import type { LabelledHistogram, LabelledValue, MetricsRegistry } from './registry.js';
 import { registerCallMetrics, type CallCounts } from './rpc-metrics.js';
 
 /**
@@ -8,8 +9,18 @@ import { registerCallMetrics, type CallCounts } from './rpc-metrics.js';
  */
 export interface MountStats {
   fuse: {
-    /** Requests received and answered with an error, by opcode name; opcodes never seen may be absent. */
-    opcodes: Iterable<{ opcode: string; requests: number; errors: number }>;
+    /**
+     * Requests received and answered with an error, by opcode name; opcodes never seen may be
+     * absent. Their handling times, from request decoded to reply sent, are series `series` of
+     * `histograms`.
+     */
+    opcodes: Iterable<{
+      opcode: string;
+      requests: number;
+      errors: number;
+      histograms?: LatencyHistograms;
+      series?: number;
+    }>;
     /** Data bytes READ replies carried and WRITE requests stored. */
     readBytes: number;
     writtenBytes: number;
@@ -59,6 +70,19 @@ export function registerMountMetrics(metrics: MetricsRegistry, read: () => Mount
     'FUSE requests answered with an error (ENOENT of a LOOKUP included), by opcode',
     ['opcode'],
     () => fuseOpcodes('errors'),
+  );
+  metrics.latencyHistogram(
+    'strata_fuse_request_duration_seconds',
+    'FUSE request handling time by opcode, from the request read to its reply written (requests answered at once with an error, and FORGET, are not timed)',
+    ['opcode'],
+    () => {
+      const out: LabelledHistogram<'opcode'>[] = [];
+      for (const { opcode, histograms, series } of stats().fuse.opcodes) {
+        if (histograms === undefined || series === undefined || histograms.count(series) === 0) continue;
+        out.push({ labels: { opcode }, histograms, series });
+      }
+      return out;
+    },
   );
   registerCallMetrics(
     metrics,

@@ -131,7 +131,7 @@ test('meta serve --metrics counts each call by method, its latency and its errno
   assert.equal(await proc.stop(), 0, proc.output);
 });
 
-test('a mount of the server times its metadata calls: both ends count the same lookups and ENOENTs', async () => {
+test('a mount of the server times its FUSE requests and metadata calls: both ends count the same lookups, ENOENTs and mkdirs', async () => {
   const engine = `sqlite:${join(root, 'mounted.db')}`;
   const secretFile = join(root, 'mounted.secret');
   formatVolume(engine, join(root, 'mounted-objects'), 'mv', secretFile);
@@ -168,6 +168,19 @@ test('a mount of the server times its metadata calls: both ends count the same l
     delta(serverBefore, serverNow, 'strata_meta_rpc_call_duration_seconds_count{method="lookup"}'),
   );
   assertHistogram(clientNow, 'strata_meta_client_call_duration_seconds', 'method="lookup"');
+  // Each mkdir is one MKDIR request, timed by the mount, and one mkdir call at both ends.
+  const DIRS = 5;
+  for (let i = 0; i < DIRS; i++) mkdirSync(join(mnt, `dir-${i}`));
+  // A mount reads its stats once per scrape and reuses them for 100 ms (mount-metrics.ts).
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const clientAfter = await scrape(mountMetrics);
+  const serverAfter = await scrape(serverMetrics);
+  const fuseMkdirs = 'strata_fuse_request_duration_seconds_count{opcode="MKDIR"}';
+  assert.equal(delta(clientNow, clientAfter, fuseMkdirs), DIRS);
+  assert.equal(valueOf(clientAfter, 'strata_fuse_requests_total{opcode="MKDIR"}'), DIRS);
+  assertHistogram(clientAfter, 'strata_fuse_request_duration_seconds', 'opcode="MKDIR"');
+  assert.equal(delta(clientNow, clientAfter, 'strata_meta_client_calls_total{method="mkdir"}'), DIRS);
+  assert.equal(delta(serverNow, serverAfter, 'strata_meta_rpc_calls_total{method="mkdir"}'), DIRS);
   // The mount opened its session over RPC: both ends saw that one call.
   assert.equal(valueOf(clientNow, 'strata_meta_client_calls_total{method="openSession"}'), 1);
   assert.equal(valueOf(serverNow, 'strata_meta_rpc_calls_total{method="openSession"}'), 1);
