@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openEngine } from '../../src/meta/index.js';
+import { formatVolume, openEngine } from '../../src/meta/index.js';
 import '../../src/meta/engines/sqlite/register.js';
 import { openObjectStore } from '../../src/object/index.js';
 import { fsck } from '../../src/ops/index.js';
@@ -195,4 +195,18 @@ test('a pass cut short by kill -9 or SIGTERM loses nothing: the next server fini
     await store.close();
     await engine.close();
   }
+});
+
+test('a volume that records no object store is served, with one line saying how to collect its garbage', async () => {
+  const dir = join(root, 'nostore');
+  mkdirSync(dir);
+  const volume = { engine: `sqlite:${join(dir, 'meta.db')}`, objects: '', secretFile: '' };
+  await formatVolume(volume.engine, { name: 'nostore' }); // a library format records no store
+  const metricsPort = await freePort();
+  const server = await serve(volume, ['--metrics', `127.0.0.1:${metricsPort}`], FAST_GC);
+  await server.waitFor(() => /records no object store/.test(server.output), 'the notice');
+  assert.match(server.output, /gc: the volume records no object store; run "strata gc --storage URL"/);
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  assert.match(text, /^strata_gc_passes_total 0$/m);
+  assert.equal(await server.stop(), 0, server.output);
 });
