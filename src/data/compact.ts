@@ -59,18 +59,24 @@ export interface CompactionPlan {
 }
 
 /**
- * Plans a chunk's compaction: the small slices are grouped by nearness, and each group of two
- * or more is rewritten over its extent (see SETTLED_SLICE_BYTES). Null when no group has two:
- * nothing would get shorter.
+ * Plans a chunk's compaction: slices no byte of which shows any more (overwritten whole) are
+ * dropped, which costs no rewrite; the small slices are grouped by nearness, and each group of
+ * two or more is rewritten over its extent (see SETTLED_SLICE_BYTES). Null when neither
+ * applies: nothing would get shorter.
  */
 export function planCompaction(slices: readonly SliceRef[], chunkSizeBytes: number): CompactionPlan | null {
+  const shown = new Uint8Array(slices.length);
+  for (const piece of resolvePieces(slices, 0, chunkSizeBytes)) {
+    if (piece.topIndex >= 0) shown[piece.topIndex] = 1;
+  }
+  const visible = slices.filter((_, index) => shown[index] === 1);
   const maxRewritePerSmallByte = Math.max(
     MIN_REWRITE_PER_SMALL_BYTE,
     slices.length / LIST_SLICES_PER_REWRITE_BYTE,
   );
-  const extents = groupSmallSlices(slices, chunkSizeBytes, maxRewritePerSmallByte);
-  if (extents.length === 0) return null;
-  const keep = slices.filter((slice) => {
+  const extents = groupSmallSlices(visible, chunkSizeBytes, maxRewritePerSmallByte);
+  if (extents.length === 0 && visible.length === slices.length) return null;
+  const keep = visible.filter((slice) => {
     const end = slice.chunkOffsetBytes + slice.lengthBytes;
     return !extents.some((range) => slice.chunkOffsetBytes >= range.start && end <= range.end);
   });

@@ -39,6 +39,8 @@ export interface Piece {
   slice: SliceRef | null;
   /** Whether some slice (possibly a zero slice) covers these bytes. */
   covered: boolean;
+  /** Index in the resolved list of the slice on top here (zero slices too); -1 when uncovered. */
+  topIndex: number;
 }
 
 /**
@@ -47,8 +49,11 @@ export interface Piece {
  * slices (compaction keeps them short), so painting each one over the list is cheap enough.
  */
 export function resolvePieces(slices: readonly SliceRef[], start: number, end: number): Piece[] {
-  let pieces: Piece[] = [{ chunkOffsetBytes: start, lengthBytes: end - start, slice: null, covered: false }];
-  for (const slice of slices) {
+  let pieces: Piece[] = [
+    { chunkOffsetBytes: start, lengthBytes: end - start, slice: null, covered: false, topIndex: -1 },
+  ];
+  for (let index = 0; index < slices.length; index++) {
+    const slice = slices[index];
     const sliceStart = Math.max(start, slice.chunkOffsetBytes);
     const sliceEnd = Math.min(end, slice.chunkOffsetBytes + slice.lengthBytes);
     if (sliceEnd <= sliceStart) continue;
@@ -57,6 +62,7 @@ export function resolvePieces(slices: readonly SliceRef[], start: number, end: n
       lengthBytes: sliceEnd - sliceStart,
       slice: (slice.id as number) === 0 ? null : slice,
       covered: true,
+      topIndex: index,
     };
     const next: Piece[] = [];
     let placed = false;

@@ -184,4 +184,30 @@ describe('compaction', () => {
       [{ start: 0, end: 1022 * 64 * 1024 + 4096 }],
     );
   });
+
+  it('drops slices overwritten whole, large ones too, without rewriting anything', async () => {
+    const table = new SliceTable(CHUNK, BLOCK);
+    const data = createDataPath({
+      store: await fileStore(await dirs.make()),
+      blockSizeBytes: BLOCK,
+      chunkSizeBytes: CHUNK,
+      allocateSliceIds: table.allocateSliceIds,
+    });
+    // The chunk rewritten whole 20 times (a file rewritten in place): only the last one shows.
+    for (let i = 0; i < 20; i++) {
+      const writer = data.openWriter(asIno(1));
+      await writer.write(0, Buffer.alloc(CHUNK, i + 1));
+      table.commit(await writer.flush(), CHUNK);
+    }
+    const slices = table.chunks.get(0)!;
+    assert.ok(data.shouldCompact(slices));
+    const uploadedBefore = data.stats().uploads.blocks;
+    const merged = await data.compactChunk(slices, 0);
+    assert.deepEqual(merged, [slices[slices.length - 1]]);
+    assert.equal(data.stats().uploads.blocks, uploadedBefore);
+    table.chunks.set(0, merged);
+    assert.ok(
+      (await data.read(asIno(1), 0, CHUNK, table.chunkSlices, CHUNK)).equals(Buffer.alloc(CHUNK, 20)),
+    );
+  });
 });
