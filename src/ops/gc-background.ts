@@ -4,10 +4,12 @@ import type { ObjectStore } from '../object/index.js';
 import { GC_DEFAULTS, collectGarbage, type GcReport } from './gc.js';
 
 /**
- * The GC in the background of the process that owns a volume's metadata engine (`strata up`).
+ * The GC in the background of the process that owns a volume's metadata engine (`strata up`;
+ * `strata meta serve`, on SQLite as a task on its engine thread: src/volume/server-gc.ts).
  * It runs there, and not in the mounts, because its writes must go through the one engine
- * that owns the database (a second SQLite writer would overwrite the owner's counters) and
- * because one owner needs no claim to keep two collectors off the same rows.
+ * that owns the database (a second SQLite engine would hand out directory-entry cursors twice
+ * and keep caches the owner never invalidates) and because one owner needs no claim to keep
+ * two collectors off the same rows.
  *
  * A pass runs every `intervalMs`; it deletes at most `maxDeletesPerSecond` objects a second
  * with a few in flight, so foreground reads and writes to the store keep their share.
