@@ -2,7 +2,7 @@ import type { StrataConfig } from '../config/index.js';
 import { createDataPath, type DataPath } from '../data/index.js';
 import { mount, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
-import type { CallCounts, GcTotals, MountStats } from '../metrics/index.js';
+import type { CallCounts, GcTotals, MountStats, RpcServerCounts } from '../metrics/index.js';
 import { openObjectStore, RetryingObjectStore, type ObjectStore } from '../object/index.js';
 import { ROOT_INO } from '../common/index.js';
 import {
@@ -20,6 +20,8 @@ export interface MountedVolume {
   readonly volume: VolumeSettings;
   /** The address other clients mount through, when this process also serves the metadata. */
   readonly metaAddress?: string;
+  /** That server's RPC traffic, for --metrics. */
+  readonly metaServerStats?: RpcServerCounts;
   /** Resolves when the FUSE session ends: after stop(), or when someone ran `umount`. */
   readonly ended: Promise<void>;
   /** READ requests that reached this mount and what was pushed into the kernel's page cache. */

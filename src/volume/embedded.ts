@@ -108,5 +108,11 @@ async function startClaimed(
   }
   return server === null
     ? { ...volume, gcTotals }
-    : { ...volume, gcTotals, metaAddress: server.address, stop: volume.stop };
+    : {
+        ...volume,
+        gcTotals,
+        metaAddress: server.address,
+        metaServerStats: server.stats ?? undefined,
+        stop: volume.stop,
+      };
 }

@@ -1,5 +1,5 @@
 import { connectMeta, type MetaClient, type MetaInvalidation } from '../meta/client/index.js';
-import { DEFAULT_CALL_TIMEOUT_MS, RpcCallStats } from '../rpc/index.js';
+import { DEFAULT_CALL_TIMEOUT_MS, RpcCallStats, type RpcServerStats } from '../rpc/index.js';
 import { META_METHODS, startMetaServer } from '../meta/server/index.js';
 import type { MetaApi } from '../meta/index.js';
 import type { LocalMeta } from './meta-access.js';
@@ -15,6 +15,9 @@ export async function serveLocalMeta(
     service: local.service,
     listen: `${host}:${listen.port}`,
     secret: await local.service.volumeSecret(),
+    // Counted always (a few increments a call; nothing without RPC clients): --metrics of
+    // `strata up` is decided in the CLI, after the server started.
+    countTraffic: true,
     onEvent: (event) => {
       if (event.type === 'internal-error') {
         log(
@@ -27,6 +30,7 @@ export async function serveLocalMeta(
   });
   return {
     address: server.address,
+    stats: server.stats,
     meta: noticingChanges(local.meta, (method, args) => server.noteLocalChange(method, args)),
     onInvalidation: (listener) => server.onLocalInvalidation(listener),
     close: () => server.close(),
@@ -35,6 +39,8 @@ export async function serveLocalMeta(
 
 export interface LocalMetaServer {
   address: string;
+  /** The RPC clients' traffic (calls, errors, latency, connections), for --metrics. */
+  stats: RpcServerStats | null;
   /** The service for a mount in this process: its changes are pushed to the RPC clients. */
   meta: MetaApi;
   /** What the RPC clients change, for that mount's kernel caches. */
