@@ -55,6 +55,7 @@ export function registerUp(program: Command): void {
         });
         metrics?.addMount(volume.stats);
         if (volume.gcTotals) metrics?.addGc(volume.gcTotals);
+        if (volume.metaServerStats) metrics?.addMetaServer(volume.metaServerStats, { engineThread: false });
         stderrLog(
           `volume "${volume.volume.name}" mounted at ${volume.mountpoint}${volume.metaAddress ? `, metadata served on ${volume.metaAddress}` : ''}${metrics ? `, metrics on http://${metrics.address}/metrics` : ''}; Ctrl-C to unmount`,
         );
