@@ -189,6 +189,37 @@ test('a mount of the server times its FUSE requests and metadata calls: both end
   assert.equal(await server.stop(), 0, server.output);
 });
 
+test('strata up --listen --metrics counts the RPC clients of its in-process server', async () => {
+  const dataDir = join(root, 'up-data');
+  const mnt = join(root, 'up-mnt');
+  mkdirSync(mnt);
+  mountpoints.push(mnt);
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const metricsAt = `127.0.0.1:${metricsPort}`;
+  const up = new StrataProcess(['up', dataDir, mnt, '--listen', `127.0.0.1:${port}`, '--metrics', metricsAt]);
+  procs.push(up);
+  await up.waitFor(() => isMounted(mnt) && up.output.includes('metadata served on'), 'strata up to serve');
+  const before = await scrape(metricsAt);
+  const secret = readFileSync(join(dataDir, 'meta.db.secret'), 'utf8').trim();
+  const client = await connectMeta({ address: `127.0.0.1:${port}`, secret });
+  clients.push(client);
+  const MKDIRS = 4;
+  for (let i = 0; i < MKDIRS; i++) await client.mkdir(caller, ROOT_INO, `remote-${i}`, 0o755, 0);
+  await assert.rejects(client.lookup(caller, ROOT_INO, 'absent'));
+  const now = await scrape(metricsAt);
+  assert.equal(delta(before, now, 'strata_meta_rpc_calls_total{method="mkdir"}'), MKDIRS);
+  assert.equal(delta(before, now, 'strata_meta_rpc_call_errors_total{method="lookup",errno="ENOENT"}'), 1);
+  assert.equal(now.get('strata_meta_rpc_connections'), 1);
+  // The mount of `up` itself calls the service in-process: its mkdirs are not RPC calls.
+  mkdirSync(join(mnt, 'local'));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const after = await scrape(metricsAt);
+  assert.equal(delta(now, after, 'strata_meta_rpc_calls_total{method="mkdir"}'), 0);
+  assert.equal(valueOf(after, 'strata_fuse_requests_total{opcode="MKDIR"}'), 1);
+  await client.close();
+  assert.equal(await up.stop(), 0, up.output);
+});
+
 function readHelp(text: string, name: string): string {
   return text.split('\n').find((line) => line.startsWith(`# HELP ${name} `)) ?? '';
 }
