@@ -22,6 +22,7 @@ import {
   strata,
   tempDir,
 } from '../e2e/harness.js';
+import { scrape, type Samples } from './scrape.js';
 
 const root = tempDir('metrics');
 const procs: StrataProcess[] = [];
@@ -34,27 +35,6 @@ after(async () => {
   await cleanup(procs, mountpoints, [root]);
   if (!PG_SKIP) await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
 });
-
-type Samples = Map<string, number>;
-
-/** Parses the text format: `name{labels} value` per sample line, comments skipped. */
-function parseMetrics(text: string): Samples {
-  const samples: Samples = new Map();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    assert.ok(match, `not a sample line of the text format: ${line}`);
-    samples.set(match[1]!, Number(match[2]));
-  }
-  return samples;
-}
-
-async function scrape(address: string): Promise<Samples> {
-  const response = await fetch(`http://${address}/metrics`);
-  assert.equal(response.status, 200);
-  assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  return parseMetrics(await response.text());
-}
 
 function sample(samples: Samples, key: string): number {
   const value = samples.get(key);

@@ -19,6 +19,7 @@ export function parseMetrics(text: string): Samples {
 export async function scrape(address: string): Promise<Samples> {
   const response = await fetch(`http://${address}/metrics`);
   assert.equal(response.status, 200);
+  assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   return parseMetrics(await response.text());
 }
 
