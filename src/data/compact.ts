@@ -29,6 +29,14 @@ const SETTLED_SLICE_BYTES = 1024 * 1024;
  */
 const MIN_REWRITE_PER_SMALL_BYTE = 4;
 const LIST_SLICES_PER_REWRITE_BYTE = 64;
+/**
+ * Settled slices are merged too once more of them show than this many times the chunk holds
+ * side by side. Large slices that each still show a little (a 2 MiB record rewritten at 64 KiB
+ * steps leaves 64 KiB of each showing) are neither dropped nor small: without this bound such a
+ * list grew by one slice per commit, up to one per stride of the chunk, and every commit and
+ * every read plan paid for all of them.
+ */
+const SETTLED_OVERLAP_FACTOR = 2;
 
 /** What compaction leaves alone and what it rewrites for `chunkSizeBytes` chunks. */
 export function compactionLimits(chunkSizeBytes: number): { settledSliceBytes: number; maxGapBytes: number } {
@@ -74,7 +82,15 @@ export function planCompaction(slices: readonly SliceRef[], chunkSizeBytes: numb
     MIN_REWRITE_PER_SMALL_BYTE,
     slices.length / LIST_SLICES_PER_REWRITE_BYTE,
   );
-  const extents = groupSmallSlices(visible, chunkSizeBytes, maxRewritePerSmallByte);
+  const { settledSliceBytes } = compactionLimits(chunkSizeBytes);
+  let settled = 0;
+  for (const slice of visible) if (slice.lengthBytes >= settledSliceBytes) settled++;
+  const extents = groupSmallSlices(
+    visible,
+    chunkSizeBytes,
+    maxRewritePerSmallByte,
+    settled > (SETTLED_OVERLAP_FACTOR * chunkSizeBytes) / settledSliceBytes,
+  );
   if (extents.length === 0 && visible.length === slices.length) return null;
   const keep = visible.filter((slice) => {
     const end = slice.chunkOffsetBytes + slice.lengthBytes;
@@ -83,15 +99,16 @@ export function planCompaction(slices: readonly SliceRef[], chunkSizeBytes: numb
   return { keep, ranges: extents.map((range) => planRange(slices, range.start, range.end)) };
 }
 
-/** Extents of the groups of at least two small slices, in chunk order. */
+/** Extents of the groups of at least two small slices (of any slices if `allSmall`), in chunk order. */
 function groupSmallSlices(
   slices: readonly SliceRef[],
   chunkSizeBytes: number,
   maxRewritePerSmallByte: number,
+  allSmall: boolean,
 ): Array<{ start: number; end: number }> {
   const { settledSliceBytes, maxGapBytes } = compactionLimits(chunkSizeBytes);
   const small = slices
-    .filter((slice) => slice.lengthBytes < settledSliceBytes)
+    .filter((slice) => allSmall || slice.lengthBytes < settledSliceBytes)
     .map((slice) => ({ start: slice.chunkOffsetBytes, end: slice.chunkOffsetBytes + slice.lengthBytes }))
     .sort((a, b) => a.start - b.start);
   const groups: Array<{ start: number; end: number; members: number; smallBytes: number }> = [];

@@ -210,4 +210,35 @@ describe('compaction', () => {
       (await data.read(asIno(1), 0, CHUNK, table.chunkSlices, CHUNK)).equals(Buffer.alloc(CHUNK, 20)),
     );
   });
+
+  it('merges a long list of large slices that each still show a little (a record rewritten at small steps)', () => {
+    const chunk = 64 * 1024 * 1024;
+    const { settledSliceBytes } = compactionLimits(chunk);
+    const stride = 16 * 1024;
+    const slices: SliceRef[] = [];
+    // Each 2 MiB slice is covered by the next but for its first 16 KiB: none hidden, none small.
+    for (let i = 0; i < 129; i++) {
+      const lengthBytes = 2 * settledSliceBytes;
+      slices.push({
+        id: asSliceId(i + 1),
+        sliceSizeBytes: lengthBytes,
+        chunkOffsetBytes: i * stride,
+        sliceOffsetBytes: 0,
+        lengthBytes,
+        blockSizeBytes: 4 * 1024 * 1024,
+      });
+    }
+    assert.equal(
+      planCompaction(slices.slice(0, 128), chunk),
+      null,
+      'twice what the chunk holds stay as they are',
+    );
+    const plan = planCompaction(slices, chunk);
+    assert.ok(plan !== null, 'past the bound they are merged');
+    assert.deepEqual(plan.keep, []);
+    assert.deepEqual(
+      plan.ranges.map((range) => range.dataSpan),
+      [{ start: 0, end: 128 * stride + 2 * settledSliceBytes }],
+    );
+  });
 });
