@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
-import { fsError, openWaitingForDescriptor } from '../../../common/index.js';
+import { LatencyHistograms, fsError, openWaitingForDescriptor } from '../../../common/index.js';
 import {
   systemClock,
   type Clock,
@@ -88,6 +88,8 @@ export class SqliteEngine implements Engine {
   >;
   /** Write transactions, physical commits and WAL flushes by sync() so far (benchmarks, tests). */
   readonly counts = { writes: 0, commits: 0, syncs: 0 };
+  /** How long each commit took: writing the batch's rows back and COMMIT (metrics). */
+  readonly commitLatency = new LatencyHistograms(1);
   /** Every commit fsyncs the WAL itself (synchronous=FULL): sync() has nothing to add. */
   private readonly durableCommits: boolean;
   /** Physical commits so far, and how many of them a WAL flush has made durable. */
@@ -310,6 +312,7 @@ export class SqliteEngine implements Engine {
   }
 
   private commit(): void {
+    const startMs = performance.now();
     const settled = this.settled;
     this.settled = [];
     try {
@@ -321,6 +324,7 @@ export class SqliteEngine implements Engine {
       this.counterSet.run(LAST_COMMIT_COUNTER, this.state.nowUs);
       this.sql.commit.run();
       this.counts.commits++;
+      this.commitLatency.observe(0, performance.now() - startMs);
       this.commitSeq++;
       this.lastCommitUs = this.state.nowUs;
       this.checkpointer?.afterCommit();
