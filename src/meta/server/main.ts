@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { fsError, isFsError } from '../../common/index.js';
 import { openMetaService, type MetaApi } from '../index.js';
 import { startEngineTask, type EngineTaskSpec } from './engine-task.js';
+import { engineStatsOf, type EngineStats } from './engine-stats.js';
 import { startMetaServer, type MetaServer } from './server.js';
 import { withLocalReads } from './local-reads.js';
 import { openThreadedMetaService } from './worker-service.js';
@@ -123,9 +124,13 @@ export async function runMetaServerProcess(
 }
 
 /** The same with options already parsed (`strata meta serve` parses its own flags). */
-export async function startMetaServerProcess(
-  options: MetaServerProcessOptions,
-): Promise<{ address: string; stats: MetaServer['stats']; stop(): Promise<void> }> {
+export async function startMetaServerProcess(options: MetaServerProcessOptions): Promise<{
+  address: string;
+  stats: MetaServer['stats'];
+  /** The engine's counters (with countTraffic; undefined for an engine that keeps none). */
+  engineStats: () => EngineStats | undefined;
+  stop(): Promise<void>;
+}> {
   const engine = {
     engineUrl: options.engineUrl,
     history: options.history,
@@ -135,10 +140,12 @@ export async function startMetaServerProcess(
   let service: MetaApi;
   let closeService: () => Promise<void>;
   let volumeSecret: string;
+  let engineStats: () => EngineStats | undefined = () => undefined;
   if (options.engineThread) {
     const threaded = await openThreadedMetaService({
       ...engine,
       nice: options.engineThreadNice ?? DEFAULT_ENGINE_THREAD_NICE,
+      engineStats: options.countTraffic,
       task: options.engineTask && { moduleUrl: options.engineTask.moduleUrl, data: options.engineTask.data },
       onTaskMessage: options.engineTask?.onMessage,
       // Changes' results only become RESULT frames here: they stay the bytes they were stored as.
@@ -160,6 +167,7 @@ export async function startMetaServerProcess(
       await threaded.close();
     };
     [service, closeService, volumeSecret] = [local?.api ?? threaded, closeAll, threaded.secret];
+    engineStats = () => threaded.engineStats();
   } else {
     const local = await openMetaService({ ...engine, background: true });
     const spec = options.engineTask;
@@ -176,6 +184,7 @@ export async function startMetaServerProcess(
       await local.close();
     };
     [service, closeService, volumeSecret] = [local, closeAll, await local.volumeSecret()];
+    engineStats = () => engineStatsOf(local.engine);
   }
   let server;
   try {
@@ -225,7 +234,7 @@ export async function startMetaServerProcess(
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  return { address: server.address, stats: server.stats, stop };
+  return { address: server.address, stats: server.stats, engineStats, stop };
 }
 
 // Run directly: `node dist/src/meta/server/main.js --engine sqlite:PATH --listen HOST:PORT`.

@@ -8,13 +8,17 @@ import { isFsError } from '../../common/index.js';
 import { directRunOf, packedReplyOf, runNumberedCall } from '../call-outcomes.js';
 import { openMetaService, type MetaService } from '../index.js';
 import { startEngineTask, type EngineTask } from './engine-task.js';
+import { engineStatsOf } from './engine-stats.js';
 import type {
   EngineWorkerOptions,
   WorkerReply,
   WorkerReplyBatch,
   WorkerRequest,
   WorkerTaskMessage,
+  WorkerEngineStatsMessage,
 } from './worker-service.js';
+
+const ENGINE_STATS_INTERVAL_MS = 1_000;
 
 const options = workerData as EngineWorkerOptions;
 const port = parentPort;
@@ -149,3 +153,10 @@ port.postMessage({
 });
 for (const message of earlyTaskReports) port.postMessage({ task: message } satisfies WorkerTaskMessage);
 earlyTaskReports = null;
+// The engine's counters for --metrics: a snapshot a second, not a message per call.
+if (options.engineStats) {
+  setInterval(() => {
+    const engineStats = engineStatsOf(service.engine);
+    if (engineStats) port.postMessage({ engineStats } satisfies WorkerEngineStatsMessage);
+  }, ENGINE_STATS_INTERVAL_MS).unref();
+}

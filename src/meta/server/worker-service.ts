@@ -4,6 +4,7 @@ import { EncodedValue, adoptEncodedValue } from '../../rpc/index.js';
 import type { MetaApi, VolumeSettings } from '../api.js';
 import { currentCallKey, type CallKey } from '../call-outcomes.js';
 import type { EngineTaskSpec } from './engine-task.js';
+import type { EngineStats } from './engine-stats.js';
 import { META_METHODS } from './methods.js';
 
 /** What the engine thread needs to open the service. */
@@ -22,6 +23,8 @@ export interface EngineWorkerOptions {
   sessionTimeoutMs?: number;
   /** Work run on the engine thread beside the calls (engine-task.ts); stopped before the engine closes. */
   task?: Pick<EngineTaskSpec, 'moduleUrl' | 'data'>;
+  /** Send the engine's counters to the serving thread once a second (for metrics). */
+  engineStats?: boolean;
 }
 
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
@@ -52,6 +55,10 @@ export type WorkerReplyBatch = [WorkerReply[], Uint8Array | null];
 export interface WorkerTaskMessage {
   task: unknown;
 }
+export interface WorkerEngineStatsMessage {
+  engineStats: EngineStats;
+}
+type WorkerMessage = WorkerReplyBatch | WorkerTaskMessage | WorkerEngineStatsMessage | 'closed';
 
 /** A MetaApi whose service runs on its own thread; the owner closes it. */
 export interface ThreadedMetaService extends MetaApi {
@@ -62,6 +69,8 @@ export interface ThreadedMetaService extends MetaApi {
   readonly originId: string | undefined;
   /** The same secret, shaped as MetaService offers it (what an RPC server in front needs). */
   volumeSecret(): Promise<string>;
+  /** The engine's counters as of the last snapshot (`engineStats` option; at most 1 s old). */
+  engineStats(): EngineStats | undefined;
   close(): Promise<void>;
 }
 
@@ -151,10 +160,12 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
     for (let i = first; i < end; i++) settle(replies[i], packed);
     if (end < replies.length) setImmediate(() => settleFrom(replies, packed, end));
   };
-  worker.on('message', (batch: WorkerReplyBatch | WorkerTaskMessage | 'closed') => {
+  let engineStats: EngineStats | undefined;
+  worker.on('message', (batch: WorkerMessage) => {
     if (batch === 'closed') return;
     if (!Array.isArray(batch)) {
-      onTaskMessage?.(batch.task);
+      if ('engineStats' in batch) engineStats = batch.engineStats;
+      else onTaskMessage?.(batch.task);
       return;
     }
     settleFrom(batch[0], batch[1], 0);
@@ -182,6 +193,7 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
     engineUrl: options.engineUrl,
     originId,
     volumeSecret: async () => secret,
+    engineStats: () => engineStats,
     close: async (): Promise<void> => {
       if (failure) return;
       closing = true;

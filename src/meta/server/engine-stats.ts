@@ -1,0 +1,38 @@
+import type { LatencyHistograms } from '../../common/index.js';
+
+/**
+ * What a metadata engine counted, as a plain snapshot that can cross to another thread: the
+ * changes it ran, the transactions it committed them in (SQLite groups many changes in one
+ * commit), how long those commits took, and the WAL flushes clients' sync() asked for.
+ */
+export interface EngineStats {
+  changes: number;
+  commits: number;
+  syncs: number;
+  /** Commit durations: LatencyHistograms bucket counts and sum of one series. */
+  commitBucketCounts: Float64Array;
+  commitSumSeconds: number;
+}
+
+/** The counters the SQLite engine keeps (src/meta/engines/sqlite/engine.ts). */
+interface CountingEngine {
+  counts: { writes: number; commits: number; syncs: number };
+  commitLatency: LatencyHistograms;
+}
+
+function isCountingEngine(engine: object): engine is CountingEngine {
+  return 'counts' in engine && 'commitLatency' in engine;
+}
+
+/** A snapshot of `engine`'s counters, or undefined for an engine that keeps none (PostgreSQL). */
+export function engineStatsOf(engine: object): EngineStats | undefined {
+  if (!isCountingEngine(engine)) return undefined;
+  const { counts, commitLatency } = engine;
+  return {
+    changes: counts.writes,
+    commits: counts.commits,
+    syncs: counts.syncs,
+    commitBucketCounts: commitLatency.bucketCounts.slice(),
+    commitSumSeconds: commitLatency.sumsSeconds[0],
+  };
+}
