@@ -15,3 +15,4 @@ export {
   type GcTotals,
 } from './mount-metrics.js';
 export { ProcessMetrics } from './process.js';
+export { registerEngineMetrics, type EngineCounts } from './engine-metrics.js';

@@ -1,4 +1,5 @@
 import { registerGcMetrics, registerMountMetrics, type GcTotals, type MountStats } from './mount-metrics.js';
+import { registerEngineMetrics, type EngineCounts } from './engine-metrics.js';
 import { MetricsRegistry } from './registry.js';
 import { registerMetaServerMetrics, type RpcServerCounts } from './rpc-metrics.js';
 import { startMetricsServer, type MetricsServer } from './server.js';
@@ -35,6 +36,11 @@ export class ProcessMetrics {
   /** A metadata server's RPC traffic; `engineThread` says whether its latency includes the thread hop. */
   addMetaServer(counts: RpcServerCounts, options: { engineThread: boolean }): void {
     registerMetaServerMetrics(this.registry, counts, options);
+  }
+
+  /** A metadata server's engine counters (SQLite; none for PostgreSQL), read at each scrape. */
+  addMetaEngine(read: () => EngineCounts | undefined): void {
+    registerEngineMetrics(this.registry, read);
   }
 
   close(): Promise<void> {
