@@ -102,6 +102,7 @@ export function registerMetaServe(program: Command): void {
         if (sqliteGc || gc) metrics?.addGc(gcTotals);
         if (metrics && server.stats) {
           metrics.addMetaServer(server.stats, { engineThread: options.engineThread !== false });
+          metrics.addMetaEngine(server.engineStats);
         }
         if (metrics) stderrLog(`metrics on http://${metrics.address}/metrics`);
         const signal = await new Promise<string>((resolve) => {
