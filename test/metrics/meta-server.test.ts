@@ -220,6 +220,56 @@ test('strata up --listen --metrics counts the RPC clients of its in-process serv
   assert.equal(await up.stop(), 0, up.output);
 });
 
+for (const engineThread of [true, false]) {
+  test(`meta serve --metrics exports the SQLite engine's changes, commits, syncs and commit latency (engine thread ${engineThread ? 'on' : 'off'})`, async () => {
+    const engine = `sqlite:${join(root, `engine-${engineThread}.db`)}`;
+    const secretFile = join(root, `engine-${engineThread}.secret`);
+    formatVolume(engine, join(root, `engine-${engineThread}-objects`), 'ev', secretFile);
+    const metricsAt = `127.0.0.1:${await freePort()}`;
+    const extra = engineThread ? [] : ['--no-engine-thread'];
+    const { address, proc } = await serveMeta(engine, ['--metrics', metricsAt, ...extra]);
+    procs.push(proc);
+    const client = await connectMeta({ address, secret: readFileSync(secretFile, 'utf8').trim() });
+    clients.push(client);
+    // The engine thread sends its counters once a second: wait for a first snapshot.
+    await waitFor(
+      metricsAt,
+      (s) =>
+        s.has('strata_meta_engine_commits_total') &&
+        s.has('strata_meta_engine_commit_duration_seconds_count'),
+    );
+    const before = await scrape(metricsAt);
+    const CREATES = 10;
+    for (let i = 0; i < CREATES; i++) await client.mknod(caller, ROOT_INO, `e${i}`, S_IFREG | 0o644, 0, 0);
+    await client.sync();
+    const now = await waitFor(metricsAt, (s) => delta(before, s, 'strata_meta_engine_syncs_total') >= 1);
+    const changes = delta(before, now, 'strata_meta_engine_changes_total');
+    const commits = delta(before, now, 'strata_meta_engine_commits_total');
+    assert.ok(changes >= CREATES, `${changes} changes for ${CREATES} creates`);
+    assert.ok(commits >= 1 && commits <= changes, `${commits} commits of ${changes} changes`);
+    assert.equal(delta(before, now, 'strata_meta_engine_syncs_total'), 1);
+    assert.equal(
+      valueOf(now, 'strata_meta_engine_commit_duration_seconds_count'),
+      valueOf(now, 'strata_meta_engine_commits_total'),
+      'every commit is timed',
+    );
+    assertHistogram(now, 'strata_meta_engine_commit_duration_seconds', '');
+    await client.close();
+    assert.equal(await proc.stop(), 0, proc.output);
+  });
+}
+
+/** Scrapes until `ready` holds (the engine thread's counters arrive once a second). */
+async function waitFor(metricsAt: string, ready: (samples: Samples) => boolean): Promise<Samples> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const samples = await scrape(metricsAt);
+    if (ready(samples)) return samples;
+    assert.ok(Date.now() < deadline, 'the engine metrics did not arrive within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 function readHelp(text: string, name: string): string {
   return text.split('\n').find((line) => line.startsWith(`# HELP ${name} `)) ?? '';
 }

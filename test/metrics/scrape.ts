@@ -43,7 +43,8 @@ export function assertHistogram(samples: Samples, name: string, labels: string):
     assert.ok(buckets[i]!.count >= buckets[i - 1]!.count, `${name}{${labels}} buckets are cumulative`);
   }
   assert.equal(buckets.at(-1)!.le, Infinity);
-  assert.equal(buckets.at(-1)!.count, valueOf(samples, `${name}_count{${labels}}`));
+  const countKey = labels === '' ? `${name}_count` : `${name}_count{${labels}}`;
+  assert.equal(buckets.at(-1)!.count, valueOf(samples, countKey));
   assert.equal(buckets[0]!.le, 0.00005, 'the first bucket is 50 µs');
   assert.equal(buckets.at(-2)!.le, 5, 'the last finite bucket is 5 s');
 }
