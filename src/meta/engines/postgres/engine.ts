@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { fsError, isFsError } from '../../../common/index.js';
+import { LatencyHistograms, fsError, isFsError } from '../../../common/index.js';
 import {
   systemClock,
   type Clock,
@@ -82,6 +82,13 @@ export class PostgresEngine implements Engine {
   readonly originId = randomBytes(6).toString('hex');
   /** Serialization failures, deadlocks and duplicate inserts retried so far (metrics, tests). */
   retries = 0;
+  /**
+   * Write attempts and write transactions committed (metrics; the shape the SQLite engine keeps,
+   * src/meta/server/engine-stats.ts). PostgreSQL's own sync is every commit: `syncs` stays 0.
+   */
+  readonly counts = { writes: 0, commits: 0, syncs: 0 };
+  /** How long each commit took as its change waited for it (its group's round trip included). */
+  readonly commitLatency = new LatencyHistograms(1);
 
   private readonly clock: Clock;
   private readonly history: boolean;
@@ -351,9 +358,13 @@ export class PostgresEngine implements Engine {
             attempt === 1,
             grouped,
           );
+          this.counts.writes++;
           try {
             const result = await fn(tx);
+            const commitStartMs = performance.now();
             await tx.commit();
+            this.commitLatency.observe(0, performance.now() - commitStartMs);
+            this.counts.commits++;
             tx.finish(true);
             this.notifier?.publish(tx.changes);
             const conn = tx.connection ?? given;
