@@ -10,7 +10,9 @@ import type { Caller } from '../../src/meta/api.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 import {
   StrataProcess,
+  adminQuery,
   cleanup,
+  createPgDatabase,
   formatVolume,
   freePort,
   isMounted,
@@ -24,12 +26,14 @@ const root = tempDir('metaobs');
 const procs: StrataProcess[] = [];
 const clients: MetaClient[] = [];
 const mountpoints: string[] = [];
+const pgDatabase = `strata_metaobs_e2e_${process.pid}`;
 const caller: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
 
 after(async () => {
   for (const client of clients) await client.close();
   await cleanup(procs, mountpoints, [root]);
+  if (process.env.STRATA_PG_TEST_URL) await adminQuery(`DROP DATABASE IF EXISTS ${pgDatabase} WITH (FORCE)`);
 });
 
 const delta = (before: Samples, now: Samples, key: string): number =>
@@ -258,6 +262,37 @@ for (const engineThread of [true, false]) {
     assert.equal(await proc.stop(), 0, proc.output);
   });
 }
+
+test(
+  'meta serve --metrics on PostgreSQL: every change is a commit, timed',
+  { skip: process.env.STRATA_PG_TEST_URL ? false : 'STRATA_PG_TEST_URL is not set' },
+  async () => {
+    const engine = await createPgDatabase(pgDatabase);
+    const secretFile = join(root, 'pg.secret');
+    formatVolume(engine, join(root, 'pg-objects'), 'pgv', secretFile);
+    const metricsAt = `127.0.0.1:${await freePort()}`;
+    const { address, proc } = await serveMeta(engine, ['--metrics', metricsAt]);
+    procs.push(proc);
+    const client = await connectMeta({ address, secret: readFileSync(secretFile, 'utf8').trim() });
+    clients.push(client);
+    await waitFor(metricsAt, (s) => s.has('strata_meta_engine_commits_total'));
+    const before = await scrape(metricsAt);
+    const CREATES = 10;
+    for (let i = 0; i < CREATES; i++) await client.mknod(caller, ROOT_INO, `p${i}`, S_IFREG | 0o644, 0, 0);
+    const now = await waitFor(
+      metricsAt,
+      (s) => delta(before, s, 'strata_meta_engine_commits_total') >= CREATES,
+    );
+    assert.ok(delta(before, now, 'strata_meta_engine_changes_total') >= CREATES);
+    assert.equal(
+      valueOf(now, 'strata_meta_engine_commit_duration_seconds_count'),
+      valueOf(now, 'strata_meta_engine_commits_total'),
+    );
+    assertHistogram(now, 'strata_meta_engine_commit_duration_seconds', '');
+    await client.close();
+    assert.equal(await proc.stop(), 0, proc.output);
+  },
+);
 
 /** Scrapes until `ready` holds (the engine thread's counters arrive once a second). */
 async function waitFor(metricsAt: string, ready: (samples: Samples) => boolean): Promise<Samples> {
