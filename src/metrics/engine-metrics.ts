@@ -15,7 +15,7 @@ export interface EngineCounts {
   commitSumSeconds: number;
 }
 
-/** Registers the engine metrics of `strata meta serve` (docs/cli.md, "Metrics"). */
+/** Registers the engine metrics of `strata meta serve` (docs/cli.md, "Metrics"); absent: zeros. */
 export function registerEngineMetrics(metrics: MetricsRegistry, read: () => EngineCounts | undefined): void {
   metrics.counter(
     'strata_meta_engine_changes_total',
@@ -24,7 +24,7 @@ export function registerEngineMetrics(metrics: MetricsRegistry, read: () => Engi
   );
   metrics.counter(
     'strata_meta_engine_commits_total',
-    'SQLite transactions committed: one commits the changes that arrived together (group commit)',
+    'write transactions committed (SQLite: one commits the changes that arrived together)',
     () => read()?.commits ?? 0,
   );
   metrics.counter(

@@ -38,7 +38,7 @@ export class ProcessMetrics {
     registerMetaServerMetrics(this.registry, counts, options);
   }
 
-  /** A metadata server's engine counters (SQLite; none for PostgreSQL), read at each scrape. */
+  /** A metadata server's engine counters (changes, commits, commit latency), read at each scrape. */
   addMetaEngine(read: () => EngineCounts | undefined): void {
     registerEngineMetrics(this.registry, read);
   }

@@ -14,7 +14,7 @@ export interface EngineStats {
   commitSumSeconds: number;
 }
 
-/** The counters the SQLite engine keeps (src/meta/engines/sqlite/engine.ts). */
+/** The counters the SQLite and PostgreSQL engines keep (src/meta/engines/STORE/engine.ts). */
 interface CountingEngine {
   counts: { writes: number; commits: number; syncs: number };
   commitLatency: LatencyHistograms;
@@ -24,7 +24,7 @@ function isCountingEngine(engine: object): engine is CountingEngine {
   return 'counts' in engine && 'commitLatency' in engine;
 }
 
-/** A snapshot of `engine`'s counters, or undefined for an engine that keeps none (PostgreSQL). */
+/** A snapshot of `engine`'s counters, or undefined for an engine that keeps none (a test double). */
 export function engineStatsOf(engine: object): EngineStats | undefined {
   if (!isCountingEngine(engine)) return undefined;
   const { counts, commitLatency } = engine;
