@@ -80,7 +80,8 @@ describe('retry wrapper', () => {
 
   it('counts the put attempts it gave up on (they may still read their data), and only puts', async () => {
     const faulty = withFaults(await store());
-    const retrying = withRetry(faulty, { attemptTimeoutMs: 20, sleep: async () => undefined });
+    // Long enough that a real put on a loaded disk is never abandoned too (20 ms was not: 3 !== 2).
+    const retrying = withRetry(faulty, { attemptTimeoutMs: 1000, sleep: async () => undefined });
     assert.equal(retrying.abandonedPutAttempts, 0, 'the file store and the fault wrapper can say');
     await faulty.inner.put('k', Buffer.from('v'));
     faulty.hangNext(1);
