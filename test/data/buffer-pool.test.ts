@@ -93,7 +93,8 @@ describe('block buffer pool', () => {
   it('never reuses a buffer a put attempt given up on may still read; the late write stores the right bytes', async () => {
     const storeDir = await dirs.make();
     const late = new LatePutStore(await fileStore(storeDir), true);
-    const store = withRetry(late, { attemptTimeoutMs: 50, baseDelayMs: 1, maxDelayMs: 1 });
+    // Long enough that the retry, a real put, is never given up on too under load.
+    const store = withRetry(late, { attemptTimeoutMs: 1000, baseDelayMs: 1, maxDelayMs: 1 });
     const tableA = new SliceTable(CHUNK, BLOCK);
     const data = dataPath(store, tableA);
     const first = pattern(BLOCK, 1);

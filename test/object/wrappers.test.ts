@@ -68,7 +68,8 @@ describe('retry wrapper', () => {
   it('abandons an attempt that never answers and retries it', async () => {
     const faulty = withFaults(await store());
     await faulty.inner.put('k', Buffer.from('v'));
-    const retrying = withRetry(faulty, { attemptTimeoutMs: 20, sleep: async () => undefined });
+    // Long enough that the real read after the two hung ones is never abandoned too.
+    const retrying = withRetry(faulty, { attemptTimeoutMs: 1000, sleep: async () => undefined });
     faulty.hangNext(2);
     assert.equal((await retrying.get('k')).toString(), 'v');
     assert.equal(faulty.stats.hangs, 2);
