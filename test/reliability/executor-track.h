@@ -52,13 +52,22 @@ static int timespecAfter(const struct timespec *a, const struct timespec *b) {
   return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
 }
 
-// Waits until CLOCK_REALTIME_COARSE is past `latest` (at most ~100 ms: times set
-// explicitly into the future are not waited for).
+// Waits until CLOCK_REALTIME_COARSE has reached the millisecond after `latest`
+// (at most ~100 ms: times set explicitly into the future are not waited for).
+// The next millisecond, not just past it: a file system that stamps in whole
+// milliseconds (the test MemFs: Date.now()) would otherwise stamp the call with
+// the very time it saw before, and a real change would read as none.
 static void waitPastCoarse(const struct timespec *latest) {
+  struct timespec bound = *latest;
+  bound.tv_nsec = (bound.tv_nsec / 1000000 + 1) * 1000000;
+  if (bound.tv_nsec >= 1000000000) {
+    bound.tv_sec++;
+    bound.tv_nsec -= 1000000000;
+  }
   for (int i = 0; i < 200; i++) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    if (timespecAfter(&now, latest)) return;
+    if (!timespecAfter(&bound, &now)) return;
     struct timespec nap = {0, 500000};
     nanosleep(&nap, NULL);
   }
