@@ -23,3 +23,14 @@ export function formatRpcAddress(address: RpcAddress): string {
   if (address.kind === 'unix') return address.path;
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
+
+/** `A,B,C`: one or more addresses of servers of the same service. */
+export function parseRpcAddressList(text: string): RpcAddress[] {
+  const parts = text.split(',').map((part) => part.trim());
+  if (parts.some((part) => part === '')) {
+    throw fsError.EINVAL(
+      `invalid server list "${text}": separate addresses with single commas, e.g. 127.0.0.1:7070,127.0.0.1:7071`,
+    );
+  }
+  return parts.map(parseRpcAddress);
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type tls from 'node:tls';
 import { Errno, FsError } from '../common/index.js';
-import { formatRpcAddress, parseRpcAddress, type RpcAddress } from './address.js';
+import { formatRpcAddress, parseRpcAddressList, type RpcAddress } from './address.js';
 import type { RpcSecret } from './auth.js';
 import { ClientConnection, ConnectionError, type OutgoingCall } from './client-connection.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './codec.js';
@@ -481,18 +481,6 @@ export class RpcClient {
       );
     }
   }
-}
-
-/** `A,B,C`: one or more addresses of servers of the same service. */
-function parseRpcAddressList(text: string): RpcAddress[] {
-  const parts = text.split(',').map((part) => part.trim());
-  if (parts.some((part) => part === '')) {
-    throw new FsError(
-      Errno.EINVAL,
-      `invalid server list "${text}": separate addresses with single commas, e.g. 127.0.0.1:7070,127.0.0.1:7071`,
-    );
-  }
-  return parts.map(parseRpcAddress);
 }
 
 /** A call may end up to a quarter of its timeout late (at most 250 ms, checked at least every 10 ms). */
