@@ -169,8 +169,19 @@ if [ ! -f "$DIR/osd/id" ]; then
 fi
 osd_id=$(cat "$DIR/osd/id")
 if ! pid_alive "$DIR/run/osd.$osd_id.pid"; then
-  log "starting ceph-osd.$osd_id"
-  ceph-osd -i "$osd_id" 3>&- || rebuild "ceph-osd.$osd_id would not start"
+  # An osd started right after its monitor sometimes fails its first command with "wrong fsid"
+  # (fsid 0: it had no monitor map yet) and exits; seen here, on a cluster that starts fine the
+  # next time. So a few tries, a few seconds apart, before the cluster is taken for broken.
+  started=""
+  for attempt in 1 2 3; do
+    log "starting ceph-osd.$osd_id (try $attempt of 3)"
+    if ceph-osd -i "$osd_id" 3>&-; then
+      started=1
+      break
+    fi
+    sleep 3
+  done
+  [ -n "$started" ] || rebuild "ceph-osd.$osd_id would not start"
 fi
 # grep reads all of the output: with pipefail, grep -q exiting early could fail the pipeline
 # through SIGPIPE in ceph, and a healthy osd looked down.
