@@ -2,12 +2,12 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StrataConfig } from '../config/index.js';
 import { addGcPass, emptyGcTotals } from '../metrics/index.js';
-import { openObjectStore } from '../object/index.js';
-import { backgroundGcEnv, startBackgroundGc, type BackgroundGc } from '../ops/index.js';
+import { backgroundGcEnv, type BackgroundGc } from '../ops/index.js';
 import { mountClient, type MountedVolume } from './client.js';
 import { claimEngine, type EngineClaim } from './engine-lock.js';
 import { formatIfMissing, openLocalMeta } from './meta-access.js';
 import { serveLocalMeta, type LocalMetaServer } from './rpc-access.js';
+import { startServiceGc } from './server-gc.js';
 import { VERSION } from './version.js';
 
 export interface EmbeddedOptions {
@@ -92,16 +92,12 @@ async function startClaimed(
   // Garbage collection runs beside the engine that owns the volume (src/ops/gc-background.ts).
   const gcTotals = emptyGcTotals();
   try {
-    const gcStore = await openObjectStore(options.storageUrl ?? volume.volume.storageUrl);
-    const collector = startBackgroundGc({
-      engine: local.service.engine,
-      store: gcStore,
-      volume: volume.volume,
+    gc.collector = await startServiceGc(local.service, {
+      storageUrl: options.storageUrl,
+      timing: backgroundGcEnv(),
       log,
-      ...backgroundGcEnv(),
       onPass: (report) => addGcPass(gcTotals, report),
     });
-    gc.collector = { runNow: collector.runNow, stop: () => collector.stop().finally(() => gcStore.close()) };
   } catch (err) {
     await volume.stop();
     throw err;

@@ -7,4 +7,4 @@ export { formatNewVolume, redactUrl, type FormatOptions } from './serve.js';
 export { volumeStatus, type VolumeStatus } from './meta-access.js';
 export { VERSION } from './version.js';
 export { claimEngine, type EngineClaim } from './engine-lock.js';
-export { serverGcTask } from './server-gc.js';
+export { serverGcTask, startServiceGc } from './server-gc.js';

@@ -2,7 +2,13 @@ import type { MetaService } from '../meta/index.js';
 import type { EngineTaskSpec, StartEngineTask } from '../meta/server/index.js';
 import { addGcPass, type GcTotals } from '../metrics/index.js';
 import { openObjectStore } from '../object/index.js';
-import { backgroundGcEnv, startBackgroundGc, type BackgroundGcOptions, type GcReport } from '../ops/index.js';
+import {
+  backgroundGcEnv,
+  startBackgroundGc,
+  type BackgroundGc,
+  type BackgroundGcOptions,
+  type GcReport,
+} from '../ops/index.js';
 
 /**
  * The background GC of `strata meta serve` on SQLite. The volume has one writer, the server's
@@ -44,24 +50,45 @@ export const startEngineTask: StartEngineTask = async (
   report: (message: unknown) => void,
 ) => {
   const send = (message: ServerGcMessage): void => report(message);
+  const collector = await startServiceGc(service, {
+    timing: data as GcTiming,
+    log: (line) => send({ log: line }),
+    onPass: (pass) => send({ pass: pass ?? null }),
+  });
+  return { stop: () => collector?.stop() ?? Promise.resolve() };
+};
+
+export interface ServiceGcOptions {
+  /** The store to collect in; default the one the volume records. */
+  storageUrl?: string;
+  timing: GcTiming;
+  log: (line: string) => void;
+  onPass: (report: GcReport | undefined) => void;
+}
+
+/**
+ * The background GC of the volume whose engine `service` owns (`strata up`, `strata meta serve`
+ * on either engine), deleting from its store; stop() also closes that store. Undefined, after
+ * one line saying what to do, when the volume records no store to collect in.
+ */
+export async function startServiceGc(
+  service: MetaService,
+  options: ServiceGcOptions,
+): Promise<BackgroundGc | undefined> {
   const volume = await service.volume();
-  if (volume.storageUrl === '') {
-    send({ log: 'gc: the volume records no object store; run "strata gc --storage URL" to collect garbage' });
-    return { stop: () => Promise.resolve() };
+  const storageUrl = options.storageUrl ?? volume.storageUrl;
+  if (storageUrl === '') {
+    options.log('gc: the volume records no object store; run "strata gc --storage URL" to collect garbage');
+    return undefined;
   }
-  const store = await openObjectStore(volume.storageUrl);
+  const store = await openObjectStore(storageUrl);
   const collector = startBackgroundGc({
     engine: service.engine,
     store,
     volume,
-    ...(data as GcTiming),
-    log: (line) => send({ log: line }),
-    onPass: (pass) => send({ pass: pass ?? null }),
+    ...options.timing,
+    log: options.log,
+    onPass: options.onPass,
   });
-  return {
-    stop: async () => {
-      await collector.stop();
-      await store.close();
-    },
-  };
-};
+  return { runNow: collector.runNow, stop: () => collector.stop().finally(() => store.close()) };
+}

@@ -3,9 +3,8 @@ import { parseDurationMs } from '../../common/index.js';
 import { engineScheme, openMetaService } from '../../meta/index.js';
 import { startMetaServerProcess } from '../../meta/server/index.js';
 import { addGcPass, emptyGcTotals, ProcessMetrics, type GcTotals } from '../../metrics/index.js';
-import { openObjectStore } from '../../object/index.js';
-import { backgroundGcEnv, startBackgroundGc } from '../../ops/index.js';
-import { claimEngine, serverGcTask } from '../../volume/index.js';
+import { backgroundGcEnv } from '../../ops/index.js';
+import { claimEngine, serverGcTask, startServiceGc } from '../../volume/index.js';
 import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
 
@@ -132,25 +131,18 @@ async function startPostgresGc(
   if (engineScheme(engineUrl) !== 'postgres') return undefined;
   const service = await openMetaService({ engineUrl, background: false });
   try {
-    const volume = await service.volume();
-    if (volume.storageUrl === '') {
-      stderrLog('gc: the volume records no object store; run "strata gc --storage URL" to collect garbage');
+    const collector = await startServiceGc(service, {
+      timing: backgroundGcEnv(),
+      log: stderrLog,
+      onPass: (report) => addGcPass(totals, report),
+    });
+    if (collector === undefined) {
       await service.close();
       return undefined;
     }
-    const store = await openObjectStore(volume.storageUrl);
-    const collector = startBackgroundGc({
-      engine: service.engine,
-      store,
-      volume,
-      log: stderrLog,
-      ...backgroundGcEnv(),
-      onPass: (report) => addGcPass(totals, report),
-    });
     return {
       stop: async () => {
         await collector.stop();
-        await store.close();
         await service.close();
       },
     };
