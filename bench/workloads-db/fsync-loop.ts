@@ -23,8 +23,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { cleanup, isMounted, repoRoot, strataEnv, tempDir } from '../../test/e2e/harness.js';
+import { cleanup, isMounted, StrataProcess, tempDir } from '../../test/e2e/harness.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -105,7 +104,7 @@ function runPattern(dir: string, pattern: Pattern, seconds: number): { fsyncs: n
 interface Side {
   name: string;
   dir: string;
-  proc?: MountProcess;
+  proc?: StrataProcess;
 }
 
 async function main(): Promise<void> {
@@ -117,7 +116,7 @@ async function main(): Promise<void> {
   const root = tempDir('fsyncloop');
   const local = mkdtempSync(join(localBase, 'strata-dbperf-local-'));
   const sides: Side[] = [{ name: 'local', dir: local }];
-  const procs: MountProcess[] = [];
+  const procs: StrataProcess[] = [];
   const mounts: string[] = [];
   try {
     const profileDir = arg('profile', '');
@@ -134,9 +133,11 @@ async function main(): Promise<void> {
     for (const [name, env, flags] of builds) {
       const mnt = join(root, `mnt-${name}`);
       mounts.push(mnt);
-      const proc = new MountProcess(join(root, `data-${name}`), mnt, env, flags);
+      // Another build (STRATA_DIST_DIR in env) or node flags (a CPU profile, written on a clean exit).
+      mkdirSync(mnt, { recursive: true });
+      const proc = new StrataProcess(['up', join(root, `data-${name}`), mnt], env, flags);
       procs.push(proc);
-      await proc.mounted(mnt);
+      await proc.waitFor(() => isMounted(mnt) && proc.output.includes(`mounted at ${mnt}`), `${mnt} mounted`);
       sides.push({ name, dir: mnt, proc });
     }
     const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -184,64 +185,9 @@ async function main(): Promise<void> {
     }
     console.log(`load after: ${load()}`);
   } finally {
-    for (const proc of procs) await proc.stop();
+    // SIGTERM (a profile is written on a clean exit), SIGKILL after 20 s.
+    for (const proc of procs) await proc.stop(20_000);
     await cleanup([], mounts, [root, local]);
-  }
-}
-
-/** A `strata up` this benchmark started itself: another build, or node flags (a CPU profile). */
-class MountProcess {
-  private readonly child: ChildProcess;
-  private output = '';
-  private readonly exited: Promise<void>;
-  private exitCode: number | null | undefined = undefined;
-
-  constructor(data: string, mnt: string, env: Record<string, string>, nodeFlags: string[]) {
-    mkdirSync(mnt, { recursive: true });
-    this.child = spawn(
-      process.execPath,
-      [...nodeFlags, join(repoRoot(), 'bin', 'strata.js'), 'up', data, mnt],
-      {
-        env: strataEnv(env),
-        cwd: repoRoot(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const keep = (chunk: Buffer): void => {
-      this.output = (this.output + chunk.toString()).slice(-20_000);
-    };
-    this.child.stdout?.on('data', keep);
-    this.child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code) => {
-        this.exitCode = code;
-        resolve();
-      }),
-    );
-  }
-
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-
-  async mounted(mnt: string): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    while (!(isMounted(mnt) && this.output.includes(`mounted at ${mnt}`))) {
-      if (this.exitCode !== undefined || Date.now() > deadline) {
-        this.child.kill('SIGKILL');
-        throw new Error(`strata up ${mnt} did not mount:\n${this.output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
-  /** SIGTERM (a profile is written on a clean exit), SIGKILL after 20 s. */
-  async stop(): Promise<void> {
-    if (this.exitCode !== undefined) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    await this.exited;
-    clearTimeout(timer);
   }
 }
 

@@ -77,8 +77,9 @@ export class StrataProcess {
   exited: Promise<number | null>;
   exitCode: number | null | undefined = undefined;
 
-  constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [join(repoRoot(), 'bin', 'strata.js'), ...args], {
+  /** `nodeFlags` go to node before the script (e.g. --cpu-prof for a benchmark's profile). */
+  constructor(args: string[], env: Record<string, string> = {}, nodeFlags: readonly string[] = []) {
+    this.child = spawn(process.execPath, [...nodeFlags, join(repoRoot(), 'bin', 'strata.js'), ...args], {
       env: strataEnv(env),
       // The native fdpoll addon is found from the working directory when the build is outside the repo.
       cwd: repoRoot(),
