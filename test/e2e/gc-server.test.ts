@@ -4,7 +4,7 @@
 // `strata gc` on SQLite refuses while a mount of the volume is live.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   StrataProcess,
@@ -14,27 +14,13 @@ import {
   freePort,
   isMounted,
   startUp,
+  storedObjects,
   strata,
   tempDir,
+  waitUntil,
 } from './harness.js';
 
 const PG_SKIP = process.env.STRATA_PG_TEST_URL ? false : 'STRATA_PG_TEST_URL is not set';
-
-function objectCount(objectsDir: string): number {
-  const chunks = join(objectsDir, 'chunks');
-  let n = 0;
-  for (const fan of readdirSync(chunks))
-    n += readdirSync(join(chunks, fan)).filter((f) => !f.startsWith('.')).length;
-  return n;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 const root = tempDir('gc-server');
 const procs: StrataProcess[] = [];
@@ -81,9 +67,14 @@ test(
 
     writeFileSync(join(mnt, 'keep'), Buffer.alloc(1024 * 1024, 1));
     writeFileSync(join(mnt, 'gone'), Buffer.alloc(9 * 1024 * 1024, 2)); // 3 blocks
-    const full = objectCount(objects);
+    const full = storedObjects(objects).objects;
     unlinkSync(join(mnt, 'gone'));
-    await waitFor('the server deleted the 3 blocks', () => objectCount(objects) === full - 3);
+    await waitUntil(
+      () => storedObjects(objects).objects === full - 3,
+      'the server deleted the 3 blocks',
+      30_000,
+      200,
+    );
     assert.deepEqual(readFileSync(join(mnt, 'keep')), Buffer.alloc(1024 * 1024, 1));
     // The pass logs once it has also forgotten the slices' rows: a moment after the objects went.
     await server.waitFor(

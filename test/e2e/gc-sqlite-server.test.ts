@@ -11,32 +11,21 @@ import { formatVolume, openEngine } from '../../src/meta/index.js';
 import '../../src/meta/engines/sqlite/register.js';
 import { openObjectStore } from '../../src/object/index.js';
 import { fsck } from '../../src/ops/index.js';
-import { StrataProcess, cleanup, freePort, isMounted, strata, tempDir } from './harness.js';
+import {
+  StrataProcess,
+  cleanup,
+  freePort,
+  isMounted,
+  storedObjects,
+  strata,
+  tempDir,
+  waitUntil,
+} from './harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Passes every second, and a deleted slice is eligible at once (the volume keeps no history). */
 const FAST_GC = { STRATA_GC_INTERVAL: '1s', STRATA_GC_SAFETY_MARGIN: '0s' };
-
-function objectCount(objectsDir: string): number {
-  const chunks = join(objectsDir, 'chunks');
-  let n = 0;
-  for (const fan of readdirSync(chunks))
-    n += readdirSync(join(chunks, fan)).filter((f) => !f.startsWith('.')).length;
-  return n;
-}
-
-async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 const root = tempDir('gc-sqlite-server');
 const procs: StrataProcess[] = [];
@@ -115,10 +104,15 @@ for (const engineThread of [true, false]) {
     writeFileSync(join(mnt, 'keep'), Buffer.alloc(1 * MiB, 1));
     writeFileSync(join(mnt, 'gone'), Buffer.alloc(9 * MiB, 2)); // 3 blocks of 4 MiB
     for (let i = 0; i < 5; i++) writeFileSync(join(mnt, `small-${i}`), Buffer.alloc(64 * KiB, 3));
-    const full = objectCount(volume.objects);
+    const full = storedObjects(volume.objects).objects;
     unlinkSync(join(mnt, 'gone'));
     for (let i = 0; i < 5; i++) unlinkSync(join(mnt, `small-${i}`));
-    await waitFor('the server deleted the 8 objects', () => objectCount(volume.objects) === full - 8);
+    await waitUntil(
+      () => storedObjects(volume.objects).objects === full - 8,
+      'the server deleted the 8 objects',
+      30_000,
+      200,
+    );
 
     // The server still answers, and what is referenced is still there.
     assert.deepEqual(readFileSync(join(mnt, 'keep')), Buffer.alloc(1 * MiB, 1));
@@ -128,8 +122,11 @@ for (const engineThread of [true, false]) {
 
     const scrape = async (): Promise<string> =>
       (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    await waitFor('the metrics count the 8 objects', async () =>
-      /^strata_gc_deleted_objects_total 8$/m.test(await scrape()),
+    await waitUntil(
+      async () => /^strata_gc_deleted_objects_total 8$/m.test(await scrape()),
+      'the metrics count the 8 objects',
+      30_000,
+      200,
     );
     const text = await scrape();
     assert.match(text, /^strata_gc_deleted_bytes_total 9764864$/m); // 9 MiB + 5 x 64 KiB
@@ -155,7 +152,7 @@ test('a pass cut short by kill -9 or SIGTERM loses nothing: the next server fini
   writeFileSync(join(mnt, 'keep'), Buffer.alloc(64 * KiB, 7));
   const files = 30;
   for (let i = 0; i < files; i++) writeFileSync(join(mnt, `f-${i}`), Buffer.alloc(16 * KiB, i));
-  const full = objectCount(volume.objects);
+  const full = storedObjects(volume.objects).objects;
   assert.equal(await mountProc.stop(), 0, mountProc.output);
   await first.stop();
 
@@ -164,25 +161,40 @@ test('a pass cut short by kill -9 or SIGTERM loses nothing: the next server fini
   const killed = await serve(volume, [], slow);
   const { mnt: mnt2, proc: mount2 } = await mount(volume, killed, 'cut');
   for (let i = 0; i < files; i++) unlinkSync(join(mnt2, `f-${i}`));
-  await waitFor('the pass started deleting', () => objectCount(volume.objects) < full);
+  await waitUntil(
+    () => storedObjects(volume.objects).objects < full,
+    'the pass started deleting',
+    30_000,
+    200,
+  );
   // The engine thread keeps serving while the pass deletes.
   assert.deepEqual(readFileSync(join(mnt2, 'keep')), Buffer.alloc(64 * KiB, 7));
   assert.equal(readdirSync(mnt2).length, 1);
   assert.equal(await mount2.stop(), 0, mount2.output);
   killed.kill();
   await killed.exited;
-  const afterKill = objectCount(volume.objects);
+  const afterKill = storedObjects(volume.objects).objects;
   assert.ok(afterKill > full - files, `the kill cut the pass short (${afterKill} objects left)`);
 
   const stopped = await serve(volume, [], slow);
-  await waitFor('the next pass deleted more', () => objectCount(volume.objects) < afterKill);
+  await waitUntil(
+    () => storedObjects(volume.objects).objects < afterKill,
+    'the next pass deleted more',
+    30_000,
+    200,
+  );
   assert.equal(await stopped.stop(), 0, stopped.output);
   assert.match(stopped.output, /received SIGTERM/);
-  const afterStop = objectCount(volume.objects);
+  const afterStop = storedObjects(volume.objects).objects;
   assert.ok(afterStop > full - files, `SIGTERM cut the pass short (${afterStop} objects left)`);
 
   const last = await serve(volume, [], FAST_GC);
-  await waitFor('every deleted file is gone', () => objectCount(volume.objects) === full - files);
+  await waitUntil(
+    () => storedObjects(volume.objects).objects === full - files,
+    'every deleted file is gone',
+    30_000,
+    200,
+  );
   assert.equal(await last.stop(), 0, last.output);
 
   const engine = await openEngine(volume.engine);

@@ -7,51 +7,24 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  truncateSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openEngine } from '../../src/meta/index.js';
 import '../../src/meta/engines/sqlite/register.js';
 import { openObjectStore } from '../../src/object/index.js';
 import { fsck } from '../../src/ops/index.js';
 import { startStrata, strataUnavailable, type StrataMount } from '../reliability/strata-mount.js';
+import { storedObjects, waitUntil } from './harness.js';
 
 const MiB = 1024 * 1024;
 
-/** Objects under the store's chunks/ and their bytes (what du counts, without directories). */
-function objectUsage(dataDir: string): { objects: number; bytes: number } {
-  const chunks = join(dataDir, 'objects', 'chunks');
-  let objects = 0;
-  let bytes = 0;
-  for (const fan of readdirSync(chunks)) {
-    for (const name of readdirSync(join(chunks, fan))) {
-      if (name.startsWith('.')) continue;
-      objects++;
-      bytes += statSync(join(chunks, fan, name)).size;
-    }
-  }
-  return { objects, bytes };
-}
+/** Objects under the volume's store and their bytes (what du counts, without directories). */
+const objectUsage = (dataDir: string): { objects: number; bytes: number } =>
+  storedObjects(join(dataDir, 'objects'));
 
 function duKiB(dataDir: string): number {
   const out = spawnSync('du', ['-sk', join(dataDir, 'objects')], { encoding: 'utf8' });
   return Number(out.stdout.split('\t')[0]);
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 async function fsckClean(dataDir: string): Promise<void> {
@@ -138,9 +111,11 @@ describe('object GC through strata up', { skip: strataUnavailable() }, () => {
       unlinkSync(join(root, 'shared-src'));
       truncateSync(join(root, 'trunc'), 0);
       // big: 3 blocks, trunc: 2 blocks (4 MiB blocks); the copy keeps the shared slice.
-      await waitFor(
-        'the objects of big and trunc are deleted',
+      await waitUntil(
         () => objectUsage(dataDir).objects === full.objects - 5,
+        'the objects of big and trunc are deleted',
+        30_000,
+        200,
       );
       const freed = objectUsage(dataDir);
       assert.ok(full.bytes - freed.bytes >= big.length + 6 * MiB, `${full.bytes - freed.bytes} bytes freed`);
@@ -149,9 +124,11 @@ describe('object GC through strata up', { skip: strataUnavailable() }, () => {
       assert.equal(sha(readFileSync(join(root, 'keep'))), sha(keep));
 
       unlinkSync(join(root, 'shared-copy'));
-      await waitFor(
-        'the shared slice goes with its last file',
+      await waitUntil(
         () => objectUsage(dataDir).objects === freed.objects - 2,
+        'the shared slice goes with its last file',
+        30_000,
+        200,
       );
     } finally {
       await stopAll();
@@ -172,14 +149,16 @@ describe('object GC through strata up', { skip: strataUnavailable() }, () => {
       writeFileSync(join(mountpoint, 'doomed'), pattern(4 * MiB, 6)); // 64 objects
       const full = objectUsage(dataDir);
       unlinkSync(join(mountpoint, 'doomed'));
-      await waitFor('the pass has started', () => objectUsage(dataDir).objects < full.objects);
+      await waitUntil(() => objectUsage(dataDir).objects < full.objects, 'the pass has started', 30_000, 200);
       assert.ok(objectUsage(dataDir).objects > full.objects - 64, 'the kill lands mid-pass');
       first.child.kill('SIGKILL');
       await stopAll();
       await up(dataDir, mountpoint, args);
-      await waitFor(
-        'the next run deletes the rest',
+      await waitUntil(
         () => objectUsage(dataDir).objects === full.objects - 64,
+        'the next run deletes the rest',
+        30_000,
+        200,
       );
       assert.equal(sha(readFileSync(join(mountpoint, 'keep'))), sha(keep));
     } finally {

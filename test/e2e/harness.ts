@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -212,13 +212,33 @@ export function sh(script: string, cwd?: string, timeoutMs = 600_000): string {
   return result.stdout;
 }
 
-/** Polls `ready` every 20 ms until it holds; fails after `timeoutMs` naming `what`. */
-export async function waitUntil(ready: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+/** Polls `ready` every `pollMs` until it holds; fails after `timeoutMs` naming `what`. */
+export async function waitUntil(
+  ready: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+  pollMs = 20,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!ready()) {
+  while (!(await ready())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/** Block objects in a file object store (`OBJECTS/chunks/FFF/...`, temporary files left out), and their bytes. */
+export function storedObjects(objectsDir: string): { objects: number; bytes: number } {
+  const chunks = join(objectsDir, 'chunks');
+  let objects = 0;
+  let bytes = 0;
+  for (const fan of readdirSync(chunks)) {
+    for (const name of readdirSync(join(chunks, fan))) {
+      if (name.startsWith('.')) continue;
+      objects++;
+      bytes += statSync(join(chunks, fan, name)).size;
+    }
+  }
+  return { objects, bytes };
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for servers given a fixed --listen). */
