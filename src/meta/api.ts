@@ -136,7 +136,11 @@ export const FALLOC_FL_ZERO_RANGE = 0x10;
 export interface MetaApi {
   // --- sessions: every mount registers one; locks and open files belong to it ---
   openSession(info: SessionInfo): Promise<{ sessionId: string; volume: VolumeSettings }>;
-  heartbeat(sessionId: string): Promise<void>;
+  /**
+   * `sliceFloor`: the lowest slice id this mount may still commit (allocated, not committed
+   * yet); leaked blocks below every session's floor may be reclaimed. Older mounts send none.
+   */
+  heartbeat(sessionId: string, sliceFloor?: SliceId): Promise<void>;
   closeSession(sessionId: string): Promise<void>;
 
   // --- namespace reads (time travel through AsOf) ---
