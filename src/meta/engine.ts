@@ -102,6 +102,12 @@ export interface SessionRow {
   info: SessionInfo;
   startedUs: number;
   heartbeatUs: number;
+  /**
+   * The lowest slice id the session's mount may still commit, as it last reported (with its
+   * heartbeat). Undefined until it reports one, and for mounts older than floors: such a session
+   * blocks reclaiming leaked blocks (src/meta/reclaim-floor.ts).
+   */
+  sliceFloor?: number;
 }
 
 export interface DeletedSliceRow {
@@ -199,6 +205,14 @@ export interface WriteTx extends ReadTx {
    * The row is created at the first reference and dropped at 0.
    */
   addSliceRefs(id: SliceId, sliceSizeBytes: number, delta: number): Promise<number>;
+  /**
+   * The volume's reclaim floor: leaked blocks of slice ids below it may be gone, so no commit may
+   * introduce such an id (src/meta/reclaim-floor.ts). `exclusive` (the reclaim pass raising it)
+   * waits for every transaction that read it shared to end, and they wait for it: so a commit
+   * either ends before the raise, or reads the raised floor. Engines that serialize all writers
+   * (SQLite) just read it.
+   */
+  lockReclaimFloor(exclusive: boolean): Promise<number>;
   /** Logs that the slice left the current state at `tx.nowUs` (for the GC). */
   recordDeletedSlice(id: SliceId, sliceSizeBytes: number): Promise<void>;
   /** Drops exactly these rows of the log; other rows of the same slices stay. */

@@ -29,6 +29,7 @@ import {
 } from './attrs.js';
 import { ACL_ACCESS_XATTR, chmodAcl } from './acl.js';
 import { addRefs, copyByReference, dropRefs, truncateChunks, zeroRange } from './chunks.js';
+import { refuseReclaimedSlices } from './reclaim-floor.js';
 import type { InodeRow, WriteTx } from './engine.js';
 import { COUNTER_USED_BYTES, alignedBytes } from './namespace.js';
 import type { OpContext } from './op-context.js';
@@ -197,6 +198,12 @@ export async function commitWrites(
   minSizeBytes: number,
   mtime: Timespec,
 ): Promise<InodeRow> {
+  // First: a reclaim pass raising the floor waits for this, and holds no row lock of ours.
+  await refuseReclaimedSlices(
+    ctx.tx,
+    writes.map((w) => w.slice),
+    `commit to inode ${ino}`,
+  );
   const row = await regularFile(ctx, ino);
   const byChunk = new Map<number, SliceRef[]>();
   for (const w of writes) {
@@ -309,6 +316,7 @@ export async function replaceChunkSlices(
   expectedIds: SliceId[],
   merged: SliceRef[],
 ): Promise<boolean> {
+  await refuseReclaimedSlices(tx, merged, `compaction of inode ${ino} chunk ${chunkIndex}`);
   const current = await tx.getChunk(ino, chunkIndex);
   if (current.length !== expectedIds.length || current.some((s, i) => s.id !== expectedIds[i])) return false;
   for (const s of merged) checkSlice(chunkSizeBytes, s, `replaceChunkSlices on inode ${ino}`);

@@ -29,3 +29,9 @@ export {
 } from './volume.js';
 export { dumpMeta, loadMeta, type DumpOptions, type DumpProgress } from './dump.js';
 export { planMigrations, changeFeedOf, type ChangeFeed, type MetaChange } from './engines/postgres/index.js';
+export {
+  raiseReclaimFloor,
+  describeBlockingSession,
+  RECLAIMED_SLICE_HINT,
+  type RaiseResult,
+} from './reclaim-floor.js';

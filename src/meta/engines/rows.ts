@@ -39,6 +39,7 @@ export interface SessionRecord {
   info: string;
   started_us: number;
   heartbeat_us: number;
+  slice_floor: number | null;
 }
 
 export function toInode(r: InodeRecord): InodeRow {
@@ -72,5 +73,6 @@ export function toSession(r: SessionRecord): SessionRow {
     info: JSON.parse(r.info) as SessionRow['info'],
     startedUs: r.started_us,
     heartbeatUs: r.heartbeat_us,
+    ...(r.slice_floor === null ? {} : { sliceFloor: Number(r.slice_floor) }),
   };
 }

@@ -108,7 +108,12 @@ const mapToPairs = (value: unknown): unknown => [...(value as Map<number, SliceR
  */
 export const META_METHODS = {
   openSession: { params: [['info', sessionInfo]] },
-  heartbeat: { params: [['sessionId', string]] },
+  heartbeat: {
+    params: [
+      ['sessionId', string],
+      ['sliceFloor', optional(sliceId)],
+    ],
+  },
   closeSession: { params: [['sessionId', string]] },
   lookup: {
     params: [

@@ -339,6 +339,15 @@ $fn$;
 CREATE INDEX deleted_slice_id ON deleted_slice (id, deleted_us);
 `,
   },
+  {
+    version: 7,
+    name: 'session slice floors (reclaiming leaked blocks)',
+    sql: `
+-- The lowest slice id a session's mount may still commit (src/meta/reclaim-floor.ts); NULL until
+-- it reports one, and for mounts older than floors (they block reclaiming).
+ALTER TABLE session ADD COLUMN slice_floor bigint;
+`,
+  },
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;

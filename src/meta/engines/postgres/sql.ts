@@ -278,14 +278,25 @@ export const SQL = {
      ON CONFLICT (name) DO UPDATE SET value = counter.value + EXCLUDED.value RETURNING value`,
   ),
 
-  getSession: stmt('get_session', 'SELECT id, info, started_us, heartbeat_us FROM session WHERE id = $1'),
-  listSessions: stmt('list_sessions', 'SELECT id, info, started_us, heartbeat_us FROM session ORDER BY id'),
-  putSession: stmt(
-    'put_session',
-    `INSERT INTO session (id, info, started_us, heartbeat_us) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET info = EXCLUDED.info, started_us = EXCLUDED.started_us,
-       heartbeat_us = EXCLUDED.heartbeat_us`,
+  // Renamed with slice_floor (migration 7): a connection may hold the old prepared statements.
+  getSession: stmt(
+    'get_session_7',
+    'SELECT id, info, started_us, heartbeat_us, slice_floor FROM session WHERE id = $1',
   ),
+  listSessions: stmt(
+    'list_sessions_7',
+    'SELECT id, info, started_us, heartbeat_us, slice_floor FROM session ORDER BY id',
+  ),
+  putSession: stmt(
+    'put_session_7',
+    `INSERT INTO session (id, info, started_us, heartbeat_us, slice_floor) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (id) DO UPDATE SET info = EXCLUDED.info, started_us = EXCLUDED.started_us,
+       heartbeat_us = EXCLUDED.heartbeat_us, slice_floor = EXCLUDED.slice_floor`,
+  ),
+  // The reclaim floor's lock (engine.ts lockReclaimFloor): an advisory lock, so commits share it
+  // without writing to any row, and it exists before the floor's counter row does.
+  shareReclaimFloor: stmt('share_reclaim_floor', 'SELECT pg_advisory_xact_lock_shared(21325, 0)'),
+  lockReclaimFloor: stmt('lock_reclaim_floor', 'SELECT pg_advisory_xact_lock(21325, 0)'),
   deleteSession: stmt('delete_session', 'DELETE FROM session WHERE id = $1'),
 
   // Lock decisions read all locks of an inode and then replace some: two servers must not

@@ -2,6 +2,7 @@ import { asIno, type Ino, type SliceId, type SliceRef } from '../../../common/in
 import type { DeletedSliceKey, DentryRow, InodeRow, LockRow, SessionRow, WriteTx } from '../../engine.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR } from '../../acl.js';
 import { encodeSlices } from '../../slice-codec.js';
+import { COUNTER_RECLAIM_FLOOR } from '../../volume-keys.js';
 import { SQL } from './sql.js';
 import { dentryKey, inodeKey, xattrKey } from './row-cache.js';
 import { COUNTER_SHARDS, PgTxReads, SHARDED_COUNTERS, inodeValues } from './tx-reads.js';
@@ -150,7 +151,22 @@ export class PgTx extends PgTxReads implements WriteTx {
   }
 
   async putSession(row: SessionRow): Promise<void> {
-    this.defer(SQL.putSession, [row.sessionId, JSON.stringify(row.info), row.startedUs, row.heartbeatUs]);
+    this.defer(SQL.putSession, [
+      row.sessionId,
+      JSON.stringify(row.info),
+      row.startedUs,
+      row.heartbeatUs,
+      row.sliceFloor ?? null,
+    ]);
+  }
+
+  /**
+   * The lock goes first, as its own statement: in READ COMMITTED the read after it takes a new
+   * snapshot, so a commit that waited for a reclaim pass reads the floor that pass raised.
+   */
+  async lockReclaimFloor(exclusive: boolean): Promise<number> {
+    this.defer(exclusive ? SQL.lockReclaimFloor : SQL.shareReclaimFloor, []);
+    return this.getCounter(COUNTER_RECLAIM_FLOOR);
   }
 
   async deleteSession(sessionId: string): Promise<void> {

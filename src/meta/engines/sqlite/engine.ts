@@ -25,6 +25,7 @@ import {
   MIGRATE_CALL_OUTCOMES_SQL,
   SCHEMA_SQL,
   SCHEMA_VERSION,
+  migrateSessionFloor,
 } from './schema.js';
 import { SqliteReader, endIdleSnapshots } from './reader.js';
 import { WriteStatements } from './statements.js';
@@ -156,6 +157,7 @@ export class SqliteEngine implements Engine {
         this.wdb.exec(SCHEMA_SQL);
         migrateCallOutcomes(this.wdb, MIGRATE_CALL_OUTCOMES_SQL);
         migrateHistoryKeys(this.wdb);
+        migrateSessionFloor(this.wdb);
         this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
       })
       .immediate();

@@ -1,3 +1,5 @@
+import type { Database } from 'better-sqlite3';
+
 /**
  * The SQLite schema. Current tables hold the live namespace and are all that current-state
  * reads touch; `*_hist` tables hold old row images with their validity [from_us, to_us).
@@ -20,8 +22,10 @@
  * 3: call outcomes stored one row per client per commit (call_batch) instead of one per change.
  * 4: dentry_hist clustered on (parent, name, to_us) instead of a rowid table with a key index
  *    (history-keys.ts migrates schema 3 in place).
+ * 5: session.slice_floor, the lowest slice id a mount may still commit (NULL: not reported;
+ *    migrateSessionFloor adds the column in place).
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
 export type HistoryTable = (typeof HISTORY_TABLES)[number];
@@ -107,7 +111,8 @@ CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) W
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS session (
-  id TEXT PRIMARY KEY, info TEXT NOT NULL, started_us INTEGER NOT NULL, heartbeat_us INTEGER NOT NULL
+  id TEXT PRIMARY KEY, info TEXT NOT NULL, started_us INTEGER NOT NULL, heartbeat_us INTEGER NOT NULL,
+  slice_floor INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lock (
   ino INTEGER NOT NULL, session TEXT NOT NULL, owner TEXT NOT NULL, flock INTEGER NOT NULL,
@@ -170,3 +175,14 @@ export const ALL_TABLES = [
   'call_batch',
   'call_client',
 ] as const;
+
+/**
+ * Schema 5 adds session.slice_floor. CREATE TABLE IF NOT EXISTS leaves an older session table as
+ * it was, so add the column there; sessions of that time keep NULL (no floor reported).
+ */
+export function migrateSessionFloor(db: Database): boolean {
+  const columns = db.prepare('PRAGMA table_info(session)').all() as { name: string }[];
+  if (columns.some((c) => c.name === 'slice_floor')) return false;
+  db.exec('ALTER TABLE session ADD COLUMN slice_floor INTEGER');
+  return true;
+}

@@ -119,8 +119,12 @@ export class ReadStatements {
       .pluck();
     this.setting = db.prepare('SELECT value FROM setting WHERE key = ?').pluck();
     this.counter = db.prepare('SELECT value FROM counter WHERE name = ?').pluck();
-    this.session = db.prepare('SELECT id, info, started_us, heartbeat_us FROM session WHERE id = ?');
-    this.sessions = db.prepare('SELECT id, info, started_us, heartbeat_us FROM session ORDER BY id');
+    this.session = db.prepare(
+      'SELECT id, info, started_us, heartbeat_us, slice_floor FROM session WHERE id = ?',
+    );
+    this.sessions = db.prepare(
+      'SELECT id, info, started_us, heartbeat_us, slice_floor FROM session ORDER BY id',
+    );
     this.locks = db.prepare(
       'SELECT ino, session, owner, flock, type, start, end, pid FROM lock WHERE ino = ?',
     );
@@ -217,7 +221,7 @@ export class WriteStatements extends ReadStatements {
     this.settingPut = db.prepare('INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)');
     this.counterSet = db.prepare('INSERT OR REPLACE INTO counter (name, value) VALUES (?, ?)');
     this.sessionPut = db.prepare(
-      'INSERT OR REPLACE INTO session (id, info, started_us, heartbeat_us) VALUES (?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO session (id, info, started_us, heartbeat_us, slice_floor) VALUES (?, ?, ?, ?, ?)',
     );
     this.sessionDelete = db.prepare('DELETE FROM session WHERE id = ?');
     this.lockDeleteOwner = db.prepare(

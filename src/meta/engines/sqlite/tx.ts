@@ -11,6 +11,7 @@ import type {
   WriteTx,
 } from '../../engine.js';
 import { decodeSlices, encodeSlices } from '../../slice-codec.js';
+import { COUNTER_RECLAIM_FLOOR } from '../../volume-keys.js';
 import type { BatchRows } from './batch-rows.js';
 import type { BatchDentries } from './batch-dentries.js';
 import type { CallBatch } from './call-batch.js';
@@ -387,7 +388,18 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
     (this.w.counter.get(name) as number | undefined) ?? 0;
 
   async putSession(row: SessionRow): Promise<void> {
-    this.sw.sessionPut.run(row.sessionId, JSON.stringify(row.info), row.startedUs, row.heartbeatUs);
+    this.sw.sessionPut.run(
+      row.sessionId,
+      JSON.stringify(row.info),
+      row.startedUs,
+      row.heartbeatUs,
+      row.sliceFloor ?? null,
+    );
+  }
+
+  /** One writer at a time: a commit and a reclaim pass never overlap, so reading is enough. */
+  async lockReclaimFloor(): Promise<number> {
+    return this.getCounter(COUNTER_RECLAIM_FLOOR);
   }
 
   async deleteSession(sessionId: string): Promise<void> {
