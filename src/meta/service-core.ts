@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { asIno, fsError, processScope, type Ino } from '../common/index.js';
+import { asIno, fsError, processScope, type Ino, type SliceId } from '../common/index.js';
 import type { AsOf, Caller, SessionInfo, Timespec, VolumeSettings } from './api.js';
 import { outsideNumberedCall } from './call-outcomes.js';
 import { isDir, timespecFromUs } from './attrs.js';
@@ -150,11 +150,12 @@ export abstract class MetaServiceCore {
     }
   }
 
-  async heartbeat(sessionId: string): Promise<void> {
+  async heartbeat(sessionId: string, sliceFloor?: SliceId): Promise<void> {
     const nowUs = this.nowUs();
     await this.engine.write(async (tx) => {
       const row = await requireSession(tx, sessionId);
-      await tx.putSession({ ...row, heartbeatUs: nowUs });
+      // An older mount sends no floor: the row keeps none, and blocks reclaiming (reclaim-floor.ts).
+      await tx.putSession({ ...row, heartbeatUs: nowUs, sliceFloor: sliceFloor ?? row.sliceFloor });
     });
   }
 
