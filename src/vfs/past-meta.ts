@@ -32,8 +32,8 @@ export class PastMeta implements MetaApi {
   openSession(info: SessionInfo): Promise<{ sessionId: string; volume: VolumeSettings }> {
     return this.meta.openSession(info);
   }
-  heartbeat(sessionId: string): Promise<void> {
-    return this.meta.heartbeat(sessionId);
+  heartbeat(sessionId: string, sliceFloor?: SliceId): Promise<void> {
+    return this.meta.heartbeat(sessionId, sliceFloor);
   }
   closeSession(sessionId: string): Promise<void> {
     return this.meta.closeSession(sessionId);
