@@ -1,5 +1,5 @@
 import type tls from 'node:tls';
-import type { Ino, SliceId } from '../../common/index.js';
+import { Errno, isFsError, type Ino, type SliceId } from '../../common/index.js';
 import { RpcClient, type RpcCallStats, type RpcClientOptions, type RpcSecret } from '../../rpc/index.js';
 import type {
   AsOf,
@@ -139,9 +139,26 @@ class RemoteMeta implements MetaClient {
   openSession(info: SessionInfo): Promise<{ sessionId: string; volume: VolumeSettings }> {
     return this.write('openSession', [info]);
   }
-  heartbeat(sessionId: string): Promise<void> {
-    // Refreshes a timestamp: running it twice is harmless.
-    return this.read('heartbeat', [sessionId]);
+  /** False once a server said it takes no floor (older than floors): send none from then on. */
+  private serverTakesFloors = true;
+
+  async heartbeat(sessionId: string, sliceFloor?: SliceId): Promise<void> {
+    // Refreshes a timestamp and a floor that only rises: running it twice is harmless.
+    if (sliceFloor === undefined || !this.serverTakesFloors) return this.read('heartbeat', [sessionId]);
+    try {
+      return await this.read('heartbeat', [sessionId, sliceFloor]);
+    } catch (error) {
+      // A server older than floors refuses the second argument (EINVAL "takes at most 1");
+      // the session then keeps no floor, which blocks reclaiming leaked blocks but nothing else.
+      if (
+        !isFsError(error) ||
+        error.errno !== Errno.EINVAL ||
+        !/takes at most 1 argument/.test(error.message)
+      )
+        throw error;
+      this.serverTakesFloors = false;
+      return this.read('heartbeat', [sessionId]);
+    }
   }
   closeSession(sessionId: string): Promise<void> {
     return this.write('closeSession', [sessionId]);
