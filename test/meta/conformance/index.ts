@@ -7,6 +7,7 @@ import { idTests } from './ids.js';
 import { lockTests } from './locks.js';
 import { modelTests } from './model.js';
 import { namespaceTests } from './namespace.js';
+import { reclaimTests } from './reclaim.js';
 import { renameTests } from './rename.js';
 import { sessionTests } from './sessions.js';
 
@@ -24,6 +25,7 @@ export function runMetaConformance(fixture: EngineFixture): void {
   dataTests(fixture);
   lockTests(fixture);
   sessionTests(fixture);
+  reclaimTests(fixture);
   historyTests(fixture);
   idTests(fixture);
   modelTests(fixture);
