@@ -149,6 +149,17 @@ export interface DataPath {
    * stay (history) until GC removes them.
    */
   compactChunk(slices: SliceRef[], chunkIndex: number): Promise<SliceRef[]>;
+  /**
+   * The lowest slice id this mount may still commit (the floor it reports with its heartbeat;
+   * src/meta/reclaim-floor.ts): ids taken for writes or compaction and not released, else the
+   * next id of the current batch. The first call takes a batch of ids if none was taken yet.
+   */
+  sliceFloor(): Promise<SliceId>;
+  /**
+   * The slices of these ids were committed, or their commit was given up for good: they no
+   * longer hold the floor down. Whoever commits what flush() or compactChunk() returned calls it.
+   */
+  releaseSlices(ids: Iterable<SliceId>): void;
   /** Forgets per-file read state (sequential detection) when a file is no longer open. */
   forget(ino: Ino): void;
   stats(): DataPathStats;

@@ -1,4 +1,4 @@
-import { asIno, type Ino, type SliceRef } from '../common/index.js';
+import { asIno, type Ino, type SliceId, type SliceRef } from '../common/index.js';
 import type {
   ChunkSlicesFn,
   DataPath,
@@ -59,6 +59,7 @@ class StrataDataPath implements DataPath {
   private readonly sealer = new BlockSealer();
   private readonly reader: Reader;
   private readonly writerContext: WriterContext;
+  private readonly ids: SliceIdPool;
   private readonly buffering = new Set<Writer>();
 
   constructor(options: DataPathOptions) {
@@ -133,11 +134,12 @@ class StrataDataPath implements DataPath {
     );
     this.reader = new Reader(this.fetcher, this.chunkSizeBytes, this.blockSizeBytes, maxReadaheadBytes);
     const lossLog = options.log === undefined ? undefined : new LossLog(options.log);
+    this.ids = new SliceIdPool(options.allocateSliceIds);
     this.writerContext = {
       budget: this.budget,
       pool: this.bufferPool,
       uploader: this.uploader,
-      ids: new SliceIdPool(options.allocateSliceIds),
+      ids: this.ids,
       blockSizeBytes: this.blockSizeBytes,
       chunkSizeBytes: this.chunkSizeBytes,
       storeDescription: options.store.description,
@@ -220,6 +222,14 @@ class StrataDataPath implements DataPath {
       await writer.abort();
       throw error;
     }
+  }
+
+  sliceFloor(): Promise<SliceId> {
+    return this.ids.floor();
+  }
+
+  releaseSlices(ids: Iterable<SliceId>): void {
+    this.ids.release(ids);
   }
 
   forget(ino: Ino): void {

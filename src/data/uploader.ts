@@ -13,11 +13,18 @@ export interface UploadStats {
   errors: number;
 }
 
-/** Hands out slice ids from the metadata allocator in batches, so a slice costs no round trip. */
+/**
+ * Hands out slice ids from the metadata allocator in batches, so a slice costs no round trip,
+ * and knows this mount's slice floor: the lowest id it may still commit. An id is held from
+ * take() until release() (its commit succeeded, or its data was given up); the floor is the
+ * least held id, else the next id of the current batch. Every later batch starts above that,
+ * since the allocator only counts up (src/meta/reclaim-floor.ts relies on it).
+ */
 export class SliceIdPool {
   private next = 0;
   private end = 0;
   private refill: Promise<void> | null = null;
+  private readonly held = new Set<number>();
 
   constructor(
     private readonly allocate: (count: number) => Promise<SliceId>,
@@ -25,21 +32,46 @@ export class SliceIdPool {
   ) {}
 
   async take(): Promise<SliceId> {
-    while (this.next >= this.end) {
-      this.refill ??= this.allocate(this.batch).then(
-        (first) => {
-          this.next = first as number;
-          this.end = this.next + this.batch;
-          this.refill = null;
-        },
-        (error: unknown) => {
-          this.refill = null;
-          throw error;
-        },
-      );
-      await this.refill;
-    }
-    return this.next++ as SliceId;
+    while (this.next >= this.end) await this.fill();
+    const id = this.next++;
+    this.held.add(id);
+    return id as SliceId;
+  }
+
+  private fill(): Promise<void> {
+    this.refill ??= this.allocate(this.batch).then(
+      (first) => {
+        this.next = first as number;
+        this.end = this.next + this.batch;
+        this.refill = null;
+      },
+      (error: unknown) => {
+        this.refill = null;
+        throw error;
+      },
+    );
+    return this.refill;
+  }
+
+  /** These ids will not be committed by this mount any more (committed, or given up). */
+  release(ids: Iterable<SliceId>): void {
+    for (const id of ids) this.held.delete(id);
+  }
+
+  /** Ids taken and not released. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /**
+   * The lowest slice id this mount may still commit. Before the first batch nothing bounds the
+   * ids to come, so it takes one (a mount that never writes spends one batch of ids).
+   */
+  async floor(): Promise<SliceId> {
+    if (this.end === 0) await this.fill();
+    let lowest = this.next;
+    for (const id of this.held) if (id < lowest) lowest = id;
+    return lowest as SliceId;
   }
 }
 

@@ -312,6 +312,7 @@ export class Writer implements FileWriter {
       this.sealedBlocks = [];
       if (error !== null) {
         this.ctx.uploader.discard(sealed);
+        await this.releaseIds(slices);
         const failure = this.uploadFailure(error);
         this.ctx.reportLoss?.(failure.message);
         throw failure;
@@ -319,7 +320,10 @@ export class Writer implements FileWriter {
       const writes: SliceWrite[] = [];
       for (const slice of slices) {
         // A slice that pressure sealed before its first byte landed holds nothing.
-        if (slice.lengthBytes === 0) continue;
+        if (slice.lengthBytes === 0) {
+          await this.releaseIds([slice]);
+          continue;
+        }
         const id = await slice.id!;
         for (const segment of slice.segments) {
           writes.push({
@@ -360,6 +364,12 @@ export class Writer implements FileWriter {
     );
   }
 
+  /** Given-up slices no longer hold this mount's slice floor down (SliceIdPool). */
+  private async releaseIds(slices: readonly OpenSlice[]): Promise<void> {
+    const taken = await Promise.allSettled(slices.flatMap((s) => (s.id === null ? [] : [s.id])));
+    this.ctx.ids.release(taken.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
+  }
+
   abort(): Promise<void> {
     return this.serialize(async () => {
       for (const slice of this.open.values()) {
@@ -373,6 +383,7 @@ export class Writer implements FileWriter {
       while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
       this.ctx.uploader.discard(this.sealedBlocks);
       this.sealedBlocks = [];
+      await this.releaseIds(this.slices);
       this.slices = [];
       this.firstError = null;
       this.pending = 0;

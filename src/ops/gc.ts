@@ -157,13 +157,15 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
 }
 
 /** Deletes keys with at most `inFlight` requests at once and at most `perSecond` starts a second. */
-class PacedDeleter {
+export class PacedDeleter {
   private nextStartMs = 0;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly inFlight: number,
     private readonly perSecond: number,
+    /** What happens to what a failure leaves undeleted, for its message. */
+    private readonly afterFailure = 'the slices stay in the deleted slice log and the next pass tries again',
   ) {}
 
   /** False when `signal` stopped it part way (a stop must not wait for a whole batch). */
@@ -185,8 +187,7 @@ class PacedDeleter {
     if (failure !== undefined) {
       const reason = failure instanceof Error ? failure.message : String(failure);
       throw new Error(
-        `deleting objects in ${this.store.description} failed (${reason}); the slices stay in the ` +
-          'deleted slice log and the next pass tries again',
+        `deleting objects in ${this.store.description} failed (${reason}); ${this.afterFailure}`,
         { cause: failure },
       );
     }

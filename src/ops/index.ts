@@ -8,5 +8,12 @@ export {
   type BackgroundGc,
   type BackgroundGcOptions,
 } from './gc-background.js';
-export { scanLeakedObjects, type LeakScanOptions, type LeakScanReport } from './gc-scan.js';
+export {
+  scanLeakedObjects,
+  reclaimLeakedObjects,
+  type LeakScanOptions,
+  type LeakScanReport,
+  type ReclaimOptions,
+  type ReclaimReport,
+} from './gc-scan.js';
 export { restore, type RestoreOptions, type RestoreReport } from './restore.js';

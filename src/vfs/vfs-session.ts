@@ -1,5 +1,13 @@
 import { hostname } from 'node:os';
-import { Errno, fsError, isFsError, processScope, type Ino } from '../common/index.js';
+import {
+  Errno,
+  asSliceId,
+  fsError,
+  isFsError,
+  processScope,
+  type Ino,
+  type SliceId,
+} from '../common/index.js';
 import type { AttrReply, Entry } from '../fuse/index.js';
 import type { InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
 import { toFuseAttr } from './attr.js';
@@ -9,6 +17,7 @@ import { OpenDirs } from './open-dirs.js';
 import { SpecialNodes } from './special-nodes.js';
 import { OpenFiles } from './open-files.js';
 import type { DataPath } from '../data/index.js';
+import { RECLAIMED_SLICE_HINT } from '../meta/index.js';
 
 /**
  * What every part of the VFS (see Vfs) shares: the mount's session with the metadata service,
@@ -31,7 +40,7 @@ export abstract class VfsSession {
     private readonly data: DataPath,
     protected readonly options: VfsOptions,
   ) {
-    this.openFiles = new OpenFiles(meta, data, options);
+    this.openFiles = new OpenFiles(releasingSlices(meta, data), data, options);
     this.openDirs = new OpenDirs(meta);
   }
 
@@ -51,10 +60,14 @@ export abstract class VfsSession {
     this.sessionIdValue = sessionId;
     this.volumeSettings = volume;
     this.openFiles.setVolume(volume);
+    // The floor at once: until the session reports one, it holds up reclaiming leaked blocks.
+    await this.beat(sessionId).catch((err: unknown) => {
+      this.options.log(`session heartbeat failed: ${(err as Error).message}; will retry`);
+    });
     this.heartbeatTimer = setInterval(() => {
       const current = this.sessionIdValue;
       if (current === null) return;
-      this.meta.heartbeat(current).catch((err: unknown) => {
+      this.beat(current).catch((err: unknown) => {
         if (this.sessionEnded(err)) {
           this.renewSession(current).catch(() => undefined);
           return;
@@ -64,6 +77,26 @@ export abstract class VfsSession {
     }, this.options.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
     return volume;
+  }
+
+  /** Renews the session and reports this mount's slice floor (src/meta/reclaim-floor.ts). */
+  private async beat(sessionId: string): Promise<void> {
+    await this.meta.heartbeat(sessionId, await this.sliceFloor());
+  }
+
+  private async sliceFloor(): Promise<SliceId | undefined> {
+    try {
+      return await this.data.sliceFloor();
+    } catch (err) {
+      // A mount of a past instant commits nothing: no floor of it can hold anything back.
+      if (isFsError(err) && err.errno === Errno.EROFS) return asSliceId(Number.MAX_SAFE_INTEGER);
+      // The session keeps the floor it reported last: lower than the true one, so still safe.
+      this.options.log(
+        `could not take slice ids for this mount's slice floor: ${(err as Error).message}; ` +
+          'the heartbeat goes without it (reclaiming leaked blocks waits for it)',
+      );
+      return undefined;
+    }
   }
 
   private openSession(): Promise<{ sessionId: string; volume: VolumeSettings }> {
@@ -107,6 +140,8 @@ export abstract class VfsSession {
       try {
         const { sessionId } = await this.openSession();
         this.sessionIdValue = sessionId;
+        // Slices this mount wrote while away may be reclaimed already: their commit gets EIO.
+        await this.beat(sessionId).catch(() => undefined);
         const lost = await this.sessionRenewed(sessionId);
         this.options.log(
           `the metadata service ended this mount's session ${ended} (no heartbeat within its session timeout: ` +
@@ -178,4 +213,35 @@ export abstract class VfsSession {
       attrTimeoutMs: this.options.attrTimeoutMs,
     };
   }
+}
+
+/**
+ * The metadata calls of open files and the compactor, telling the data path when the slices it
+ * handed out are committed (or never will be), so this mount's slice floor moves up. A commit
+ * that failed otherwise keeps them held: the file retries it with its next flush.
+ */
+function releasingSlices(meta: MetaApi, data: DataPath): MetaApi {
+  const commitWrites: MetaApi['commitWrites'] = async (caller, ino, writes, minSizeBytes, mtime) => {
+    try {
+      const attr = await meta.commitWrites(caller, ino, writes, minSizeBytes, mtime);
+      data.releaseSlices(writes.map((w) => w.slice.id));
+      return attr;
+    } catch (err) {
+      if (isFsError(err) && err.message.includes(RECLAIMED_SLICE_HINT))
+        data.releaseSlices(writes.map((w) => w.slice.id));
+      throw err;
+    }
+  };
+  // A lost race or a failure leaves the new slice to nobody: compaction starts over from scratch.
+  const replaceChunkSlices: MetaApi['replaceChunkSlices'] = (ino, chunkIndex, expectedIds, merged) =>
+    meta
+      .replaceChunkSlices(ino, chunkIndex, expectedIds, merged)
+      .finally(() => data.releaseSlices(merged.map((s) => s.id)));
+  return new Proxy(meta, {
+    get(target, property, receiver) {
+      if (property === 'commitWrites') return commitWrites;
+      if (property === 'replaceChunkSlices') return replaceChunkSlices;
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
 }

@@ -6,6 +6,7 @@ import {
   GC_DEFAULTS,
   collectGarbage,
   describeGcReport,
+  reclaimLeakedObjects,
   scanLeakedObjects,
   type GcReport,
 } from '../../ops/index.js';
@@ -36,6 +37,11 @@ export function registerGc(program: Command): void {
         '(uploads whose commit never happened, or that a writer still holds); reports only, deletes nothing',
     )
     .option(
+      '--reclaim-leaked',
+      'instead: delete the block objects of slices the metadata knows nothing of that no mount can still ' +
+        "commit (below every mount's slice floor); a mount older than slice floors stops it, named",
+    )
+    .option(
       '--safety-margin <DURATION>',
       `wait this long past the retention window (default ${GC_DEFAULTS.safetyMarginMs / 1000}s): ` +
         'covers clock differences between servers and reads in flight from slice lists mounts hold',
@@ -54,6 +60,11 @@ export function registerGc(program: Command): void {
       }
       const dryRun = options.dryRun === true;
       const scan = options.scanLeaked === true;
+      const reclaim = options.reclaimLeaked === true;
+      if (scan && reclaim)
+        throw new UsageError('--scan-leaked and --reclaim-leaked: give one (the scan is the dry run)');
+      if (dryRun && reclaim)
+        throw new UsageError('--dry-run with --reclaim-leaked: use --scan-leaked to see leaked blocks');
       requireExistingEngine(engineUrl);
       // Deleting forgets rows: on SQLite only with no server writing beside (see claimEngine).
       const claim: EngineClaim | undefined =
@@ -79,6 +90,13 @@ export function registerGc(program: Command): void {
         store = await openObjectStore(storageUrl);
         if (scan) {
           await reportLeaked(service.engine, store, storageUrl);
+          return;
+        }
+        if (reclaim) {
+          // No server runs beside (claimed above): sessions left are of mounts that died, and
+          // their floors would hold the reclaim back for good. A server ends them the same way.
+          if (engineScheme(engineUrl) === 'sqlite') await service.expireSessions();
+          await reclaimLeaked(service.engine, store, storageUrl);
           return;
         }
         const progress = (r: GcReport): void => {
@@ -145,5 +163,33 @@ async function reportLeaked(engine: Engine, store: ObjectStore, storageUrl: stri
   }
   if (report.foreignObjects > 0)
     lines.push(`  ${report.foreignObjects} object(s) under chunks/ are not blocks (left alone)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function reclaimLeaked(engine: Engine, store: ObjectStore, storageUrl: string): Promise<void> {
+  const report = await reclaimLeakedObjects({
+    engine,
+    store,
+    onProgress: (r) =>
+      process.stderr.write(
+        `gc: ${r.objectsScanned} object(s) scanned, ${r.reclaimedObjects} (${formatBytes(r.reclaimedBytes)}) deleted\n`,
+      ),
+  });
+  if (report.blockedBy !== undefined) {
+    throw new Error(
+      `reclaiming leaked blocks in ${redactUrl(storageUrl)} stopped, nothing deleted: ${report.blockedBy}`,
+    );
+  }
+  const lines = [
+    `reclaim of ${redactUrl(storageUrl)}: reclaim floor ${report.floor} (was ${report.previousFloor}); ` +
+      `${report.objectsScanned} block object(s) scanned; deleted ${report.reclaimedObjects} object(s), ` +
+      `${formatBytes(report.reclaimedBytes)} of ${report.reclaimedSlices} leaked slice(s)`,
+  ];
+  if (report.heldSlices > 0) {
+    lines.push(
+      `  ${report.heldSlices} slice(s) (${formatBytes(report.heldBytes)}) the metadata knows nothing of are at or ` +
+        'above the floor: a mount may still commit them (left alone; a later pass takes what stays leaked)',
+    );
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
