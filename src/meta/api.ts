@@ -133,6 +133,18 @@ export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
 
+/**
+ * What unlink, rmdir and rename did to inodes besides the directories: every inode whose link
+ * count or ctime they changed (the one a name was taken from, the one moved, both of an
+ * exchange), with its attributes after the call. An inode left without a name has nlink 0;
+ * the service may have deleted it already, so these are its last attributes. The server pushes
+ * these inodes to other mounts (their hard links' nlink), and a mount answers fstat of a removed
+ * inode its kernel still holds from them. Servers before this reply answer nothing.
+ */
+export interface NameRemoval {
+  inodes: InodeAttr[];
+}
+
 export interface MetaApi {
   // --- sessions: every mount registers one; locks and open files belong to it ---
   openSession(info: SessionInfo): Promise<{ sessionId: string; volume: VolumeSettings }>;
@@ -172,8 +184,12 @@ export interface MetaApi {
   mkdir(caller: Caller, parent: Ino, name: string, mode: number, umask: number): Promise<InodeAttr>;
   symlink(caller: Caller, parent: Ino, name: string, target: string): Promise<InodeAttr>;
   link(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr>;
-  unlink(caller: Caller, parent: Ino, name: string): Promise<void>;
-  rmdir(caller: Caller, parent: Ino, name: string): Promise<void>;
+  /**
+   * Undefined from servers older than NameRemoval, and for a resent call answered from its stored
+   * outcome (which keeps no reply for these three: call-outcomes.ts).
+   */
+  unlink(caller: Caller, parent: Ino, name: string): Promise<NameRemoval | undefined>;
+  rmdir(caller: Caller, parent: Ino, name: string): Promise<NameRemoval | undefined>;
   /** flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (with or without NOREPLACE). */
   rename(
     caller: Caller,
@@ -182,7 +198,7 @@ export interface MetaApi {
     newParent: Ino,
     newName: string,
     flags: number,
-  ): Promise<void>;
+  ): Promise<NameRemoval | undefined>;
   setattr(caller: Caller, ino: Ino, changes: SetAttrChanges): Promise<InodeAttr>;
 
   // --- open files: an unlinked file keeps its data until the last session closes it ---

@@ -179,16 +179,29 @@ async function prepareRemove(
   return { dir, inode };
 }
 
-export async function unlink(ctx: OpContext, parent: Ino, name: string): Promise<void> {
+/** Returns the inode the name was taken from, as it is after the call (see NameRemoval). */
+export async function unlink(ctx: OpContext, parent: Ino, name: string): Promise<InodeRow> {
   if (name === '.' || name === '..') throw fsError.EISDIR(`"${name}" is a directory`);
   const { dir, inode } = await prepareRemove(ctx, parent, name);
   if (isDir(inode.mode)) throw fsError.EISDIR(`"${name}" in directory ${parent} is a directory; use rmdir`);
   await ctx.tx.deleteDentry(parent, name);
   ctx.touchDir(dir);
   await dropLink(ctx, inode);
+  return inode;
 }
 
-export async function rmdir(ctx: OpContext, parent: Ino, name: string): Promise<void> {
+/**
+ * Deletes an empty directory's inode. Its row as returned has nlink 0 and a new ctime: what
+ * Linux shows of a removed directory still held open.
+ */
+function removeDir(ctx: OpContext, inode: InodeRow): void {
+  inode.nlink = 0;
+  ctx.touchCtime(inode);
+  ctx.remove(inode.ino);
+}
+
+/** Returns the removed directory (nlink 0), see NameRemoval. */
+export async function rmdir(ctx: OpContext, parent: Ino, name: string): Promise<InodeRow> {
   if (name === '.') throw fsError.EINVAL('cannot remove "." (the directory itself); name it from its parent');
   if (name === '..') throw fsError.ENOTEMPTY('cannot remove ".." (a non-empty ancestor)');
   const { dir, inode } = await prepareRemove(ctx, parent, name);
@@ -199,8 +212,9 @@ export async function rmdir(ctx: OpContext, parent: Ino, name: string): Promise<
   await ctx.tx.deleteDentry(parent, name);
   dir.nlink--;
   ctx.touchDir(dir);
-  ctx.remove(inode.ino);
+  removeDir(ctx, inode);
   await ctx.tx.addCounter(COUNTER_INODES, -1);
+  return inode;
 }
 
 /** Fails with EINVAL when `dir` is `ancestor` or lies below it (a directory moved into itself). */
@@ -226,6 +240,11 @@ function reparent(ctx: OpContext, inode: InodeRow, from: InodeRow, to: InodeRow)
   ctx.touch(inode);
 }
 
+/**
+ * Returns the inodes whose link count or ctime changed, as they are after the call (see
+ * NameRemoval): the one moved, and the one renamed over or exchanged with. None when the two
+ * names already named the same inode (nothing changes).
+ */
 export async function rename(
   ctx: OpContext,
   limits: Limits,
@@ -235,7 +254,7 @@ export async function rename(
   newName: string,
   flags: number,
   whiteoutIno?: Ino,
-): Promise<void> {
+): Promise<InodeRow[]> {
   if (
     (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) !== 0 ||
     (flags & RENAME_EXCHANGE && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)) !== 0
@@ -264,7 +283,7 @@ export async function rename(
   if (flags & RENAME_EXCHANGE) {
     if (!dst) throw fsError.ENOENT(`RENAME_EXCHANGE: no entry "${newName}" in directory ${newParent}`);
     requireStickyOk(ctx.caller, dstDir, dst, newName);
-    if (dst.ino === src.ino) return;
+    if (dst.ino === src.ino) return [];
     const dstIsDir = isDir(dst.mode);
     if (moving && srcIsDir) await requireNotInside(ctx, dstDir.ino, src.ino);
     if (moving && dstIsDir) await requireNotInside(ctx, srcDir.ino, dst.ino);
@@ -276,7 +295,7 @@ export async function rename(
     ctx.touchCtime(dst);
     ctx.touchDir(srcDir);
     ctx.touchDir(dstDir);
-    return;
+    return [src, dst];
   }
 
   if (dst) {
@@ -284,7 +303,7 @@ export async function rename(
       throw fsError.EEXIST(`RENAME_NOREPLACE: "${newName}" already exists in directory ${newParent}`);
     }
     // POSIX: renaming a name onto another link of the same inode does nothing.
-    if (dst.ino === src.ino) return;
+    if (dst.ino === src.ino) return [];
     requireStickyOk(ctx.caller, dstDir, dst, newName);
     if (srcIsDir && !isDir(dst.mode)) {
       throw fsError.ENOTDIR(`cannot replace non-directory "${newName}" with directory "${name}"`);
@@ -309,7 +328,7 @@ export async function rename(
         throw fsError.ENOTEMPTY(`cannot replace directory "${newName}" (inode ${dst.ino}): it is not empty`);
       }
       dstDir.nlink--;
-      ctx.remove(dst.ino);
+      removeDir(ctx, dst);
       await ctx.tx.addCounter(COUNTER_INODES, -1);
     } else {
       await dropLink(ctx, dst);
@@ -322,6 +341,7 @@ export async function rename(
   ctx.touchCtime(src);
   ctx.touchDir(srcDir);
   ctx.touchDir(dstDir);
+  return dst ? [src, dst] : [src];
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type DirEntry,
   type InodeAttr,
   type MetaApi,
+  type NameRemoval,
   type SetAttrChanges,
   type StatFsInfo,
   type VolumeSettings,
@@ -203,12 +204,14 @@ export class MetaService extends MetaServiceContents implements MetaApi {
     );
   }
 
-  async unlink(caller: Caller, parent: Ino, name: string): Promise<void> {
-    await this.change(caller, (ctx) => ns.unlink(ctx, parent, name));
+  async unlink(caller: Caller, parent: Ino, name: string): Promise<NameRemoval> {
+    const inode = await this.change(caller, (ctx) => ns.unlink(ctx, parent, name));
+    return { inodes: [toAttr(inode)] };
   }
 
-  async rmdir(caller: Caller, parent: Ino, name: string): Promise<void> {
-    await this.change(caller, (ctx) => ns.rmdir(ctx, parent, name));
+  async rmdir(caller: Caller, parent: Ino, name: string): Promise<NameRemoval> {
+    const inode = await this.change(caller, (ctx) => ns.rmdir(ctx, parent, name));
+    return { inodes: [toAttr(inode)] };
   }
 
   async rename(
@@ -218,12 +221,13 @@ export class MetaService extends MetaServiceContents implements MetaApi {
     newParent: Ino,
     newName: string,
     flags: number,
-  ): Promise<void> {
+  ): Promise<NameRemoval> {
     // A whiteout is a new inode: its number is taken outside the transaction, as for mknod.
     const whiteoutIno = flags & RENAME_WHITEOUT ? (this.takeIno() ?? (await this.allocIno())) : undefined;
-    await this.change(caller, (ctx) =>
+    const inodes = await this.change(caller, (ctx) =>
       ns.rename(ctx, this.settings, parent, name, newParent, newName, flags, whiteoutIno),
     );
+    return { inodes: inodes.map(toAttr) };
   }
 
   async setattr(caller: Caller, ino: Ino, changes: SetAttrChanges): Promise<InodeAttr> {

@@ -118,13 +118,13 @@ export class PastMeta implements MetaApi {
   link(): Promise<InodeAttr> {
     return Promise.reject(this.readOnly('link'));
   }
-  unlink(): Promise<void> {
+  unlink(): Promise<never> {
     return Promise.reject(this.readOnly('unlink'));
   }
-  rmdir(): Promise<void> {
+  rmdir(): Promise<never> {
     return Promise.reject(this.readOnly('rmdir'));
   }
-  rename(): Promise<void> {
+  rename(): Promise<never> {
     return Promise.reject(this.readOnly('rename'));
   }
   setattr(): Promise<InodeAttr> {

@@ -1,5 +1,5 @@
 import type { Ino } from '../common/index.js';
-import type { InodeAttr } from '../meta/api.js';
+import type { InodeAttr, NameRemoval } from '../meta/api.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFSOCK } from './attr.js';
 
 /**
@@ -8,27 +8,33 @@ import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFSOCK } from './attr.js'
  * ~2.5 MB instead of one entry per directory in the kernel's cache.
  */
 const KEPT_DIRECTORIES = 10_000;
+/**
+ * Inodes this mount removed, kept until their FORGET. The kernel forgets an inode nothing holds
+ * right after its unlink, so few are kept at once; the bound is for forgets that never come (an
+ * inode the kernel learned of before a session handover is not counted, so not forgotten here).
+ */
+const KEPT_REMOVED = 10_000;
 
 /**
- * FIFOs, sockets and device nodes the kernel holds (from the entry or attributes it was
- * last given until its FORGET). Linux keeps such an inode while a descriptor holds it, so
- * fstat of an open FIFO works after its last name is gone (nlink 0); but opening one
- * never reaches the file system (the kernel's pipe or device code serves it), so nothing
- * registers it as open and the metadata service deletes it at unlink. This mount answers
- * getattr for such an inode from what it last saw, with nlink 0. Regular files have their
- * own opens (open-files.ts) and are not kept here.
+ * What this mount answers getattr with for an inode the metadata service no longer has but the
+ * kernel still holds (an entry it accepted and has not forgotten). Linux keeps such an inode
+ * while anything holds it, and fstat through that hold shows its last attributes with nlink 0:
+ * an O_PATH descriptor, a working directory, an open FIFO or device. The service deletes the row
+ * once the last name is gone and no session has the inode open, and opens that never reach the
+ * file system (O_PATH, FIFOs, devices, a cwd) do not count.
  *
- * Directories the same way, for the holds that are no open: a process's working directory
- * (stat(".") and opendir(".") after another process removed it: Linux answers nlink 0 and an
- * empty listing, the service ENOENT). Open directories are kept exactly by open-dirs.ts;
- * these are the last attributes answered, kept for the KEPT_DIRECTORIES most recent ones
- * (the kernel does not say which inode an RMDIR removes, and a lookup first would cost every
- * rmdir a metadata round trip).
+ * The inodes this mount takes the last name from (unlink, rmdir, rename over) are kept from the
+ * call's reply (NameRemoval) until FORGET. Removals by other mounts are not in any reply: for
+ * FIFOs, sockets, devices and directories, the last attributes answered are kept as well (the
+ * directories bounded to the most recent ones); a regular file removed by another mount while
+ * open here stays in the service (open-files.ts registers its opens).
  */
 export class SpecialNodes {
   private readonly nodes = new Map<Ino, InodeAttr>();
   /** In the order last answered (oldest first): Map keeps insertion order. */
   private readonly dirs = new Map<Ino, InodeAttr>();
+  /** Removed by this mount (nlink 0), oldest first. */
+  private readonly removed = new Map<Ino, InodeAttr>();
 
   /** Attributes this mount hands to the kernel: remembered when they are a special node's. */
   note(attr: InodeAttr): void {
@@ -40,17 +46,39 @@ export class SpecialNodes {
     } else if (type === S_IFIFO || type === S_IFSOCK || type === S_IFCHR || type === S_IFBLK) {
       this.nodes.set(attr.ino, attr);
     }
+    // A removed file still open somewhere changes until its last close: keep the newest view.
+    if (attr.nlink === 0 && this.removed.has(attr.ino)) this.removed.set(attr.ino, attr);
+  }
+
+  /**
+   * The reply of an unlink, rmdir or rename made here: the inodes it left without a name. Servers
+   * that do not report one answer nothing; then only the kinds `note` keeps are covered.
+   */
+  removedHere(removal: NameRemoval | null | undefined): void {
+    if (!removal || !Array.isArray(removal.inodes)) return;
+    for (const attr of removal.inodes) {
+      if (attr.nlink !== 0) continue; // other names keep it in the service
+      this.removed.delete(attr.ino);
+      this.removed.set(attr.ino, attr);
+      if (this.removed.size > KEPT_REMOVED) this.removed.delete(this.removed.keys().next().value as Ino);
+    }
   }
 
   /** The kernel dropped the inode: nothing can ask for it any more. */
   forget(ino: Ino): void {
     this.nodes.delete(ino);
     this.dirs.delete(ino);
+    this.removed.delete(ino);
   }
 
   /** For a getattr the service answered ENOENT: the node as last seen, with no names left. */
   removedAttr(ino: Ino): InodeAttr | undefined {
-    const attr = this.nodes.get(ino) ?? this.dirs.get(ino);
+    const attr = this.removed.get(ino) ?? this.nodes.get(ino) ?? this.dirs.get(ino);
     return attr && { ...attr, nlink: 0 };
+  }
+
+  /** Inodes kept from this mount's removals (for tests and status). */
+  get removedCount(): number {
+    return this.removed.size;
   }
 }

@@ -129,13 +129,13 @@ export class Vfs extends VfsHandles implements FileSystem {
   async unlink(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
     const caller = this.callers.of(ctx);
     await this.protectOpenFile(caller, parent, name);
-    await this.meta.unlink(caller, parent, name);
+    this.specialNodes.removedHere(await this.meta.unlink(caller, parent, name));
   }
 
   async rmdir(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
     const caller = this.callers.of(ctx);
     const openDir = await this.openDirs.victim(caller, parent, name);
-    await this.meta.rmdir(caller, parent, name);
+    this.specialNodes.removedHere(await this.meta.rmdir(caller, parent, name));
     this.openDirs.removed(openDir);
   }
 
@@ -151,7 +151,7 @@ export class Vfs extends VfsHandles implements FileSystem {
     await this.protectOpenFile(caller, newParent, newName);
     const openDir =
       flags & RENAME_EXCHANGE ? undefined : await this.openDirs.victim(caller, newParent, newName);
-    await this.meta.rename(caller, parent, name, newParent, newName, flags);
+    this.specialNodes.removedHere(await this.meta.rename(caller, parent, name, newParent, newName, flags));
     this.openDirs.removed(openDir);
   }
 

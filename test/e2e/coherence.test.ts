@@ -1,6 +1,16 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, statSync, writeFileSync, renameSync, chmodSync, existsSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
@@ -17,7 +27,8 @@ import {
 
 /**
  * Cache coherence between two `strata mount` processes whose kernels cache names and attributes
- * for 5 minutes: a rename, a chmod and a write+close on mount A must show on mount B without
+ * for 5 minutes: a rename, a chmod, a write+close, and the link count of a hard-linked file
+ * another name of which is unlinked or renamed over, on mount A must show on mount B without
  * remounting, long before those timeouts, which only the server's pushed invalidations (FUSE
  * notify INVAL_ENTRY / INVAL_INODE on B) can do. Once with one server (SQLite), once with two
  * servers on one PostgreSQL database, A and B on different servers (the change travels through
@@ -83,6 +94,7 @@ async function visibleAfterMs(what: string, check: () => boolean): Promise<numbe
 
 const exists = (path: string): boolean => existsSync(path);
 const modeOf = (path: string): number => statSync(path).mode & 0o7777;
+const nlinkOf = (path: string): number => statSync(path).nlink;
 
 async function checkCoherence(label: string, a: string, b: string): Promise<void> {
   // Set up on A, then fill B's kernel caches: names (positive and negative), attributes, pages.
@@ -112,6 +124,25 @@ async function checkCoherence(label: string, a: string, b: string): Promise<void
     () => statSync(join(b, 'dir', 'data')).size !== sizeBefore,
   );
   assert.equal(readFileSync(join(b, 'dir', 'data'), 'utf8'), 'the second, longer version');
+
+  // Hard links: B caches the link count of the inode through one name; A takes another name
+  // from it (unlink, then a rename over it). Only a push of the inode itself reaches that cache.
+  writeFileSync(join(a, 'dir', 'linked'), 'shared');
+  linkSync(join(a, 'dir', 'linked'), join(a, 'dir', 'link-2'));
+  linkSync(join(a, 'dir', 'linked'), join(a, 'dir', 'link-3'));
+  writeFileSync(join(a, 'dir', 'replacement'), 'other');
+  assert.equal(nlinkOf(join(b, 'dir', 'link-3')), 3);
+  unlinkSync(join(a, 'dir', 'linked'));
+  delays.unlinkHardLink = await visibleAfterMs(
+    'unlink of a hard link',
+    () => nlinkOf(join(b, 'dir', 'link-3')) === 2,
+  );
+  renameSync(join(a, 'dir', 'replacement'), join(a, 'dir', 'link-2'));
+  delays.renameOverHardLink = await visibleAfterMs(
+    'rename over a hard link',
+    () => nlinkOf(join(b, 'dir', 'link-3')) === 1,
+  );
+  assert.equal(readFileSync(join(b, 'dir', 'link-2'), 'utf8'), 'other');
   console.log(`coherence (${label}): visible on the other mount after ${JSON.stringify(delays)} ms`);
 }
 

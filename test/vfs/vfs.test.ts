@@ -406,3 +406,62 @@ test('a removed directory the kernel still holds without an open (a working dire
   await vfs.forget(dirIno);
   await assert.rejects(vfs.getattr(ctx(), dirIno), (err) => isFsError(err) && err.errno === Errno.ENOENT);
 });
+
+test('a file removed here that the kernel still holds (an O_PATH descriptor) answers getattr with its last attributes and nlink 0 until FORGET', async () => {
+  const { ino, fh } = await create('held-by-o-path');
+  await vfs.write(ctx(), ino, fh, 0, Buffer.from('twelve bytes'), 0);
+  await vfs.release(ctx(), ino, fh, 0, 1n, false);
+  await vfs.unlink(ctx(), ROOT_INO, 'held-by-o-path');
+  await assert.rejects(meta.getattr(ino), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+  const kept = (await vfs.getattr(ctx(), ino)).attr;
+  assert.equal(kept.nlink, 0);
+  assert.equal(kept.sizeBytes, 12);
+  assert.equal(kept.mode, 0o100644 & ~0o022);
+  // Another mount did not remove it: ENOENT there, as before.
+  await assert.rejects(otherVfs.getattr(ctx(), ino), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+  await vfs.forget(ino);
+  await assert.rejects(vfs.getattr(ctx(), ino), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+});
+
+test('a file renamed over here is kept the same way; a hard-linked one is not kept (the service still has it)', async () => {
+  const over = await create('renamed-over');
+  await vfs.release(ctx(), over.ino, over.fh, 0, 1n, false);
+  const mover = await create('mover');
+  await vfs.release(ctx(), mover.ino, mover.fh, 0, 1n, false);
+  await vfs.rename(ctx(), ROOT_INO, 'mover', ROOT_INO, 'renamed-over', 0);
+  assert.equal((await vfs.getattr(ctx(), over.ino)).attr.nlink, 0);
+  await vfs.forget(over.ino);
+
+  const linked = await create('linked-once');
+  await vfs.release(ctx(), linked.ino, linked.fh, 0, 1n, false);
+  await vfs.link(ctx(), linked.ino, ROOT_INO, 'linked-twice');
+  await vfs.unlink(ctx(), ROOT_INO, 'linked-once');
+  assert.equal((await vfs.getattr(ctx(), linked.ino)).attr.nlink, 1);
+  await vfs.unlink(ctx(), ROOT_INO, 'linked-twice');
+  assert.equal((await vfs.getattr(ctx(), linked.ino)).attr.nlink, 0);
+  await vfs.forget(linked.ino);
+});
+
+test('with a server that reports no NameRemoval (older than the mount) removals work and a removed file answers ENOENT as before', async () => {
+  const older = new Proxy(meta as MetaApi, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (property !== 'unlink' || typeof value !== 'function') return value;
+      return async (...args: unknown[]): Promise<undefined> => {
+        await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        return undefined;
+      };
+    },
+  });
+  const olderVfs = newVfs(data, older);
+  await olderVfs.start();
+  try {
+    const created = await olderVfs.create(ctx(), ROOT_INO, 'older-server', 0o100644, O_RDWR | O_CREAT);
+    const ino = created.attr.ino;
+    await olderVfs.release(ctx(), ino, created.fh, 0, 1n, false);
+    await olderVfs.unlink(ctx(), ROOT_INO, 'older-server');
+    await assert.rejects(olderVfs.getattr(ctx(), ino), (err) => isFsError(err) && err.errno === Errno.ENOENT);
+  } finally {
+    await olderVfs.stop();
+  }
+});

@@ -36,11 +36,11 @@ export class InvalidationPusher {
   constructor(private readonly push: Push) {}
 
   /**
-   * Invalidations a successful call implies, from its method and arguments. Not covered: the
-   * inode an unlink or a rename-over took a name from (other names of it keep a stale link count
-   * until the attribute timeout).
+   * Invalidations a successful call implies, from its method and arguments, and for unlink,
+   * rmdir and rename from its result (NameRemoval): the inodes whose link count or ctime moved,
+   * which other names of them (hard links) show.
    */
-  noteCall(clientId: string, method: string, args: unknown[]): void {
+  noteCall(clientId: string, method: string, args: unknown[], result?: unknown): void {
     // Taken only by a change: a read must not leave an empty batch behind to be pushed.
     let batch: Batch | undefined;
     const ino = (value: unknown): void => {
@@ -57,9 +57,12 @@ export class InvalidationPusher {
       case 'mknod':
       case 'mkdir':
       case 'symlink':
+        entry(args[1], args[2]);
+        break;
       case 'unlink':
       case 'rmdir':
         entry(args[1], args[2]);
+        removedInos(result, ino);
         break;
       case 'link':
       case 'linkTmpfile':
@@ -69,6 +72,7 @@ export class InvalidationPusher {
       case 'rename':
         entry(args[1], args[2]);
         entry(args[3], args[4]);
+        removedInos(result, ino);
         break;
       case 'setattr':
       case 'setxattr':
@@ -118,6 +122,16 @@ export class InvalidationPusher {
     }
     this.batches.clear();
   }
+}
+
+/**
+ * The inode numbers of a NameRemoval. Read with care: a retry answered from the call's stored
+ * outcome has none (these calls store no reply: call-outcomes.ts), nor has any other MetaApi.
+ */
+function removedInos(result: unknown, each: (ino: unknown) => void): void {
+  const inodes = (result as { inodes?: unknown } | null | undefined)?.inodes;
+  if (!Array.isArray(inodes)) return;
+  for (const attr of inodes as unknown[]) each((attr as { ino?: unknown } | null)?.ino);
 }
 
 /**

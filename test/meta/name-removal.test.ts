@@ -1,0 +1,185 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
+import {
+  RENAME_EXCHANGE,
+  formatVolume,
+  openMetaService,
+  type Caller,
+  type InodeAttr,
+  type MetaService,
+  type NameRemoval,
+} from '../../src/meta/index.js';
+import { startMetaServer, type MetaServer } from '../../src/meta/server/index.js';
+import { connectMeta, type MetaClient, type MetaInvalidation } from '../../src/meta/client/index.js';
+
+/**
+ * unlink, rmdir and rename report the inodes they took a name from or moved (NameRemoval), with
+ * their attributes after the call, and the server pushes those inodes to the other clients: a
+ * hard link's link count and ctime on another mount follow at once (the kernel caches them for
+ * the attribute timeout otherwise).
+ */
+const root: Caller = { uid: 0, gid: 0, pid: 1 };
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+const dir = mkdtempSync(join(tmpdir(), 'strata-name-removal-'));
+let service: MetaService;
+let server: MetaServer;
+let changer: MetaClient;
+let watcher: MetaClient;
+const heard: MetaInvalidation[] = [];
+
+before(async () => {
+  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
+  await formatVolume(engineUrl, { name: 'removal' });
+  service = await openMetaService({ engineUrl, background: false });
+  const secret = await service.volumeSecret();
+  server = await startMetaServer({ service, listen: join(dir, 'meta.sock'), secret });
+  changer = await connectMeta({ address: server.address, secret, timeoutMs: 10_000, invalidations: true });
+  watcher = await connectMeta({ address: server.address, secret, timeoutMs: 10_000, invalidations: true });
+  watcher.onInvalidation((invalidation) => heard.push(invalidation));
+});
+
+after(async () => {
+  await changer?.close();
+  await watcher?.close();
+  await server?.close();
+  await service?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let fileCount = 0;
+async function newFile(contentBytes = 0): Promise<InodeAttr> {
+  const attr = await service.mknod(root, ROOT_INO, `file-${++fileCount}`, S_IFREG | 0o640, 0, 0);
+  if (contentBytes === 0) return attr;
+  return service.setattr(root, attr.ino, { sizeBytes: contentBytes });
+}
+
+const inosOf = (removal: NameRemoval | undefined): Ino[] => (removal?.inodes ?? []).map((a) => a.ino);
+const laterThan = (a: InodeAttr, b: InodeAttr): boolean =>
+  a.ctime.sec > b.ctime.sec || (a.ctime.sec === b.ctime.sec && a.ctime.nsec > b.ctime.nsec);
+
+/** Runs `change` on the changer, then waits for the watcher to hear of `ino` (or fails). */
+async function pushedTo(ino: Ino, change: () => Promise<unknown>): Promise<void> {
+  heard.length = 0;
+  await change();
+  const deadlineMs = Date.now() + 10_000;
+  while (!heard.some((invalidation) => invalidation.inos.includes(ino))) {
+    if (Date.now() > deadlineMs) {
+      assert.fail(`inode ${ino} was not pushed; heard ${JSON.stringify(heard)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('the service reports the inodes a name removal changed', () => {
+  test('unlink of one of two names: the inode with nlink 1 and a new ctime', async () => {
+    const file = await newFile(5);
+    await service.link(root, file.ino, ROOT_INO, 'second-name');
+    const before = await service.getattr(file.ino);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    const removal = await service.unlink(root, ROOT_INO, `file-${fileCount}`);
+    assert.deepEqual(inosOf(removal), [file.ino]);
+    const after = removal.inodes[0]!;
+    assert.equal(after.nlink, 1);
+    assert.ok(laterThan(after, before), 'ctime moved');
+    assert.deepEqual(after, await service.getattr(file.ino), 'the reply is what getattr now says');
+  });
+
+  test('unlink of the last name: the last attributes with nlink 0, though the inode is gone', async () => {
+    const file = await newFile(1234);
+    const removal = await service.unlink(root, ROOT_INO, `file-${fileCount}`);
+    assert.deepEqual(inosOf(removal), [file.ino]);
+    assert.equal(removal.inodes[0]!.nlink, 0);
+    assert.equal(removal.inodes[0]!.sizeBytes, 1234);
+    assert.equal(removal.inodes[0]!.mode, S_IFREG | 0o640);
+    await assert.rejects(service.getattr(file.ino), (e) => isFsError(e) && e.errno === Errno.ENOENT);
+  });
+
+  test('rmdir: the directory with nlink 0', async () => {
+    const made = await service.mkdir(root, ROOT_INO, 'gone-dir', 0o750, 0);
+    const removal = await service.rmdir(root, ROOT_INO, 'gone-dir');
+    assert.deepEqual(inosOf(removal), [made.ino]);
+    assert.equal(removal.inodes[0]!.nlink, 0);
+    assert.equal(removal.inodes[0]!.mode, S_IFDIR | 0o750);
+  });
+
+  test('rename over a hard-linked name: the moved inode and the replaced one (nlink 1)', async () => {
+    const target = await newFile();
+    const targetName = `file-${fileCount}`;
+    await service.link(root, target.ino, ROOT_INO, 'target-link');
+    const moved = await newFile();
+    const removal = await service.rename(root, ROOT_INO, `file-${fileCount}`, ROOT_INO, targetName, 0);
+    assert.deepEqual(inosOf(removal), [moved.ino, target.ino]);
+    assert.equal(removal.inodes[1]!.nlink, 1);
+    assert.deepEqual(removal.inodes[1], await service.getattr(target.ino));
+  });
+
+  test('rename over an empty directory reports it with nlink 0; RENAME_EXCHANGE reports both inodes', async () => {
+    const victim = await service.mkdir(root, ROOT_INO, 'victim-dir', 0o755, 0);
+    const mover = await service.mkdir(root, ROOT_INO, 'mover-dir', 0o755, 0);
+    const over = await service.rename(root, ROOT_INO, 'mover-dir', ROOT_INO, 'victim-dir', 0);
+    assert.deepEqual(inosOf(over), [mover.ino, victim.ino]);
+    assert.equal(over.inodes[1]!.nlink, 0);
+
+    const a = await newFile();
+    const b = await newFile();
+    const swapped = await service.rename(
+      root,
+      ROOT_INO,
+      `file-${fileCount - 1}`,
+      ROOT_INO,
+      `file-${fileCount}`,
+      RENAME_EXCHANGE,
+    );
+    assert.deepEqual(inosOf(swapped), [a.ino, b.ino]);
+  });
+
+  test('rename onto another name of the same inode changes nothing and reports nothing', async () => {
+    const file = await newFile();
+    await service.link(root, file.ino, ROOT_INO, 'same-inode');
+    const removal = await service.rename(root, ROOT_INO, `file-${fileCount}`, ROOT_INO, 'same-inode', 0);
+    assert.deepEqual(removal.inodes, []);
+  });
+});
+
+describe('the server pushes those inodes to the other clients', () => {
+  test('unlink over RPC: the reply carries the inode, and the other client hears of it', async () => {
+    const file = await newFile();
+    await service.link(root, file.ino, ROOT_INO, 'rpc-second-name');
+    await pushedTo(file.ino, async () => {
+      const removal = await changer.unlink(root, ROOT_INO, `file-${fileCount}`);
+      assert.deepEqual(inosOf(removal), [file.ino]);
+      assert.equal(removal?.inodes[0]?.nlink, 1);
+    });
+  });
+
+  test('rename over a hard-linked name over RPC: the replaced inode is pushed', async () => {
+    const target = await newFile();
+    const targetName = `file-${fileCount}`;
+    await service.link(root, target.ino, ROOT_INO, 'rpc-target-link');
+    await newFile();
+    await pushedTo(target.ino, () =>
+      changer.rename(root, ROOT_INO, `file-${fileCount}`, ROOT_INO, targetName, 0),
+    );
+  });
+
+  test('rmdir over RPC: the removed directory is pushed', async () => {
+    const made = await service.mkdir(root, ROOT_INO, 'rpc-gone-dir', 0o755, 0);
+    await pushedTo(made.ino, () => changer.rmdir(root, ROOT_INO, 'rpc-gone-dir'));
+  });
+
+  test('a change made in the server process (strata up) is pushed with its result too', async () => {
+    const file = await newFile();
+    await service.link(root, file.ino, ROOT_INO, 'local-second-name');
+    const name = `file-${fileCount}`;
+    await pushedTo(file.ino, async () => {
+      const removal = await service.unlink(root, ROOT_INO, name);
+      server.noteLocalChange('unlink', [root, ROOT_INO, name], removal);
+    });
+  });
+});
