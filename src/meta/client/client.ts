@@ -9,6 +9,7 @@ import type {
   LockOwner,
   LockRange,
   MetaApi,
+  NameRemoval,
   SessionInfo,
   SetAttrChanges,
   SliceRef,
@@ -204,10 +205,10 @@ class RemoteMeta implements MetaClient {
   link(caller: Caller, ino: Ino, newParent: Ino, newName: string): Promise<InodeAttr> {
     return this.write('link', [caller, ino, newParent, newName]);
   }
-  unlink(caller: Caller, parent: Ino, name: string): Promise<void> {
+  unlink(caller: Caller, parent: Ino, name: string): Promise<NameRemoval | undefined> {
     return this.write('unlink', [caller, parent, name]);
   }
-  rmdir(caller: Caller, parent: Ino, name: string): Promise<void> {
+  rmdir(caller: Caller, parent: Ino, name: string): Promise<NameRemoval | undefined> {
     return this.write('rmdir', [caller, parent, name]);
   }
   rename(
@@ -217,7 +218,7 @@ class RemoteMeta implements MetaClient {
     newParent: Ino,
     newName: string,
     flags: number,
-  ): Promise<void> {
+  ): Promise<NameRemoval | undefined> {
     return this.write('rename', [caller, parent, name, newParent, newName, flags]);
   }
   setattr(caller: Caller, ino: Ino, changes: SetAttrChanges): Promise<InodeAttr> {
