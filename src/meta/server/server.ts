@@ -54,9 +54,9 @@ export interface MetaServer {
   readonly stats: RpcServerStats | null;
   /**
    * A change made in this process without RPC (the `strata up` mount calling its service
-   * directly): its invalidations are pushed to every subscribed client.
+   * directly), with its result: its invalidations are pushed to every subscribed client.
    */
-  noteLocalChange(method: string, args: unknown[]): void;
+  noteLocalChange(method: string, args: unknown[], result?: unknown): void;
   /** Invalidations from the clients' changes (and other servers'), for a mount in this process. */
   onLocalInvalidation(listener: (invalidation: MetaInvalidation) => void): void;
   /** Stops listening and drops the connections; the service stays open (its owner closes it). */
@@ -97,7 +97,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
     const notify = pusher;
     if (notify === null) return result;
     return result.then((value) => {
-      notify.noteCall(call.clientId, method, args);
+      notify.noteCall(call.clientId, method, args, value);
       return value;
     });
   };
@@ -138,7 +138,7 @@ export async function startMetaServer(options: MetaServerOptions): Promise<MetaS
       return rpc.connectionCount;
     },
     stats,
-    noteLocalChange: (method, args) => pusher?.noteCall(LOCAL_CLIENT, method, args),
+    noteLocalChange: (method, args, result) => pusher?.noteCall(LOCAL_CLIENT, method, args, result),
     onLocalInvalidation: (listener) => {
       localListeners.push(listener);
     },
