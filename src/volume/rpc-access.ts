@@ -31,7 +31,7 @@ export async function serveLocalMeta(
   return {
     address: server.address,
     stats: server.stats,
-    meta: noticingChanges(local.meta, (method, args) => server.noteLocalChange(method, args)),
+    meta: noticingChanges(local.meta, (method, args, reply) => server.noteLocalChange(method, args, reply)),
     onInvalidation: (listener) => server.onLocalInvalidation(listener),
     close: () => server.close(),
   };
@@ -48,8 +48,11 @@ export interface LocalMetaServer {
   close(): Promise<void>;
 }
 
-/** `meta`, calling `note` after each call that succeeded (the server ignores the reads). */
-function noticingChanges(meta: MetaApi, note: (method: string, args: unknown[]) => void): MetaApi {
+/** `meta`, calling `note` with each call that succeeded and its reply (the server ignores the reads). */
+function noticingChanges(
+  meta: MetaApi,
+  note: (method: string, args: unknown[], reply: unknown) => void,
+): MetaApi {
   const wrapped = new Map<PropertyKey, unknown>();
   return new Proxy(meta, {
     get(target, property) {
@@ -63,7 +66,7 @@ function noticingChanges(meta: MetaApi, note: (method: string, args: unknown[]) 
           const result = fn.apply(target, args);
           if (!(result instanceof Promise)) return result;
           return result.then((reply: unknown) => {
-            note(method, args);
+            note(method, args, reply);
             return reply;
           });
         };
