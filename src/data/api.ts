@@ -150,11 +150,12 @@ export interface DataPath {
    */
   compactChunk(slices: SliceRef[], chunkIndex: number): Promise<SliceRef[]>;
   /**
-   * The lowest slice id this mount may still commit (the floor it reports with its heartbeat;
-   * src/meta/reclaim-floor.ts): ids taken for writes or compaction and not released, else the
-   * next id of the current batch. The first call takes a batch of ids if none was taken yet.
+   * Sends with `send` (the heartbeat) the lowest slice id this mount may still commit: the least
+   * id taken for writes or compaction and not released, or NOTHING_HELD (0), for which the
+   * metadata service records its allocator's next id; no new ids are taken until `send` settles
+   * (src/meta/reclaim-floor.ts).
    */
-  sliceFloor(): Promise<SliceId>;
+  reportSliceFloor(send: (floor: SliceId) => Promise<void>): Promise<void>;
   /**
    * The slices of these ids were committed, or their commit was given up for good: they no
    * longer hold the floor down. Whoever commits what flush() or compactChunk() returned calls it.

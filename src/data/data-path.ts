@@ -224,8 +224,8 @@ class StrataDataPath implements DataPath {
     }
   }
 
-  sliceFloor(): Promise<SliceId> {
-    return this.ids.floor();
+  reportSliceFloor(send: (floor: SliceId) => Promise<void>): Promise<void> {
+    return this.ids.reportFloor(send);
   }
 
   releaseSlices(ids: Iterable<SliceId>): void {

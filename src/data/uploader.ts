@@ -14,16 +14,25 @@ export interface UploadStats {
 }
 
 /**
+ * The slice floor a mount reports when it holds no slice id: the metadata service records the
+ * allocator's next id instead (src/meta/reclaim-floor.ts). Never a real slice id (0 is a hole).
+ */
+export const NOTHING_HELD = 0 as SliceId;
+
+/**
  * Hands out slice ids from the metadata allocator in batches, so a slice costs no round trip,
- * and knows this mount's slice floor: the lowest id it may still commit. An id is held from
- * take() until release() (its commit succeeded, or its data was given up); the floor is the
- * least held id, else the next id of the current batch. Every later batch starts above that,
- * since the allocator only counts up (src/meta/reclaim-floor.ts relies on it).
+ * and reports this mount's slice floor: the lowest id it may still commit. An id is held from
+ * take() until release() (its commit succeeded, or its data was given up). The floor is the
+ * least held id; with none held, the pool gives up the rest of its batch and reports
+ * NOTHING_HELD, and asks for a new batch only once that report is answered: the service
+ * records its allocator's next id, and every batch handed out after is above it.
  */
 export class SliceIdPool {
   private next = 0;
   private end = 0;
   private refill: Promise<void> | null = null;
+  /** A NOTHING_HELD report on its way: no new batch before it is answered. */
+  private reporting: Promise<void> | null = null;
   private readonly held = new Set<number>();
 
   constructor(
@@ -39,17 +48,16 @@ export class SliceIdPool {
   }
 
   private fill(): Promise<void> {
-    this.refill ??= this.allocate(this.batch).then(
-      (first) => {
+    this.refill ??= (async () => {
+      try {
+        while (this.reporting !== null) await this.reporting;
+        const first = await this.allocate(this.batch);
         this.next = first as number;
         this.end = this.next + this.batch;
+      } finally {
         this.refill = null;
-      },
-      (error: unknown) => {
-        this.refill = null;
-        throw error;
-      },
-    );
+      }
+    })();
     return this.refill;
   }
 
@@ -63,15 +71,26 @@ export class SliceIdPool {
     return this.held.size;
   }
 
-  /**
-   * The lowest slice id this mount may still commit. Before the first batch nothing bounds the
-   * ids to come, so it takes one (a mount that never writes spends one batch of ids).
-   */
-  async floor(): Promise<SliceId> {
-    if (this.end === 0) await this.fill();
-    let lowest = this.next;
+  /** Sends this mount's slice floor with `send` (the heartbeat); see the class comment. */
+  async reportFloor(send: (floor: SliceId) => Promise<void>): Promise<void> {
+    // A batch on its way may come from below what the service would record for NOTHING_HELD.
+    while (this.refill !== null) await this.refill.catch(() => undefined);
+    let lowest = Number.POSITIVE_INFINITY;
     for (const id of this.held) if (id < lowest) lowest = id;
-    return lowest as SliceId;
+    if (lowest !== Number.POSITIVE_INFINITY) return send(lowest as SliceId);
+    this.next = this.end;
+    const report = send(NOTHING_HELD);
+    // If the report fails, the service may still record it late (after a batch taken meanwhile):
+    // a commit of that batch is then refused with EIO, never a hole (reclaim-floor.ts).
+    const settled = report.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.reporting = settled;
+    void settled.then(() => {
+      if (this.reporting === settled) this.reporting = null;
+    });
+    return report;
   }
 }
 

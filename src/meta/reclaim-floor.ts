@@ -8,9 +8,11 @@ import { COUNTER_RECLAIM_FLOOR, COUNTER_SLICE_HI } from './volume-keys.js';
  *
  * Slice ids come from one allocator, in increasing order. Every mount reports with its heartbeat
  * the lowest id it may still commit (its *slice floor*: the least id it took and has not
- * committed or given up, else the next id of its current batch). Before a pass deletes anything,
- * it raises the volume's reclaim floor F to the least of every session's floor and the
- * allocator's next id (never lowering it), in one transaction, durably. From then on:
+ * committed or given up; 0 when it holds none, for which the session stores the allocator's next
+ * id, the mount taking new ids only after that heartbeat's answer: src/data SliceIdPool). Before
+ * a pass deletes anything, it raises the volume's reclaim floor F to the least of every session's
+ * floor and the allocator's next id (never lowering it), in one transaction, durably. From then
+ * on:
  * - every id a live session may still commit is >= F, so its blocks are not touched;
  * - a commit that brings in an id below F the metadata has never seen (no reference, no row in
  *   the deleted slice log) is refused with EIO: its blocks may be gone. That is a mount whose
@@ -53,6 +55,15 @@ export async function refuseReclaimedSlices(
         'fsync or close of that file is lost: write it again',
     );
   }
+}
+
+/**
+ * What a session's row keeps of the floor its mount reported: NOTHING_HELD (0: it holds no
+ * slice id, and takes new ones only after this heartbeat is answered) becomes the allocator's
+ * next id now, below every id it can get later.
+ */
+export async function sessionSliceFloor(tx: WriteTx, reported: SliceId): Promise<number> {
+  return reported === 0 ? (await tx.getCounter(COUNTER_SLICE_HI)) + 1 : reported;
 }
 
 export type RaiseResult =

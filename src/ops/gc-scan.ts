@@ -13,7 +13,8 @@ import { GC_DEFAULTS, PacedDeleter } from './gc.js';
  * `strata gc --scan-leaked` (scanLeakedObjects) only reports them. `strata gc --reclaim-leaked`
  * (reclaimLeakedObjects) deletes those that no commit can still need, using slice floors
  * (src/meta/reclaim-floor.ts):
- * 1. Every mount reports with its heartbeat the lowest slice id it may still commit. The pass
+ * 1. Every mount reports with its heartbeat the lowest slice id it may still commit (held ids:
+ *    taken and not yet committed or given up; src/data SliceIdPool). The pass
  *    raises the volume's reclaim floor F to the least of those and the allocator's next id
  *    (never lowering it), durably, BEFORE it deletes anything. A session reporting no floor (an
  *    older mount) stops the pass, which names it.

@@ -1,13 +1,5 @@
 import { hostname } from 'node:os';
-import {
-  Errno,
-  asSliceId,
-  fsError,
-  isFsError,
-  processScope,
-  type Ino,
-  type SliceId,
-} from '../common/index.js';
+import { Errno, fsError, isFsError, processScope, type Ino } from '../common/index.js';
 import type { AttrReply, Entry } from '../fuse/index.js';
 import type { InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
 import { toFuseAttr } from './attr.js';
@@ -80,23 +72,8 @@ export abstract class VfsSession {
   }
 
   /** Renews the session and reports this mount's slice floor (src/meta/reclaim-floor.ts). */
-  private async beat(sessionId: string): Promise<void> {
-    await this.meta.heartbeat(sessionId, await this.sliceFloor());
-  }
-
-  private async sliceFloor(): Promise<SliceId | undefined> {
-    try {
-      return await this.data.sliceFloor();
-    } catch (err) {
-      // A mount of a past instant commits nothing: no floor of it can hold anything back.
-      if (isFsError(err) && err.errno === Errno.EROFS) return asSliceId(Number.MAX_SAFE_INTEGER);
-      // The session keeps the floor it reported last: lower than the true one, so still safe.
-      this.options.log(
-        `could not take slice ids for this mount's slice floor: ${(err as Error).message}; ` +
-          'the heartbeat goes without it (reclaiming leaked blocks waits for it)',
-      );
-      return undefined;
-    }
+  private beat(sessionId: string): Promise<void> {
+    return this.data.reportSliceFloor((floor) => this.meta.heartbeat(sessionId, floor));
   }
 
   private openSession(): Promise<{ sessionId: string; volume: VolumeSettings }> {
