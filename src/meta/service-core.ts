@@ -6,6 +6,7 @@ import { isDir, timespecFromUs } from './attrs.js';
 import type { Clock, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import * as ns from './namespace.js';
 import { OpContext } from './op-context.js';
+import { sessionSliceFloor } from './reclaim-floor.js';
 import { COUNTER_INO_HI } from './volume-keys.js';
 
 export interface MetaServiceOptions {
@@ -155,7 +156,8 @@ export abstract class MetaServiceCore {
     await this.engine.write(async (tx) => {
       const row = await requireSession(tx, sessionId);
       // An older mount sends no floor: the row keeps none, and blocks reclaiming (reclaim-floor.ts).
-      await tx.putSession({ ...row, heartbeatUs: nowUs, sliceFloor: sliceFloor ?? row.sliceFloor });
+      const floor = sliceFloor === undefined ? row.sliceFloor : await sessionSliceFloor(tx, sliceFloor);
+      await tx.putSession({ ...row, heartbeatUs: nowUs, sliceFloor: floor });
     });
   }
 
