@@ -31,7 +31,7 @@ async function floorOf(svc: MetaService, sessionId: string): Promise<number | un
 /** Slice floors, the reclaim floor and the commits it refuses (src/meta/reclaim-floor.ts). */
 export function reclaimTests(fx: EngineFixture): void {
   describe(`${fx.name}: reclaim floor`, () => {
-    it('a heartbeat stores the slice floor; one without a floor keeps the last; a new session has none', () =>
+    it("a heartbeat stores the slice floor (0, nothing held: the allocator's next id); one without a floor keeps the last; a new session has none", () =>
       withVolume(fx, async ({ svc }) => {
         const { sessionId } = await svc.openSession(info);
         assert.equal(await floorOf(svc, sessionId), undefined);
@@ -40,10 +40,15 @@ export function reclaimTests(fx: EngineFixture): void {
         await svc.heartbeat(sessionId);
         assert.equal(await floorOf(svc, sessionId), 17, "an older mount's heartbeat leaves it");
         await svc.heartbeat(sessionId, asSliceId(90));
+        assert.equal(await floorOf(svc, sessionId), 90);
+        // 0: the mount holds no slice id and takes new ones only after this heartbeat's answer.
+        const first = await svc.allocateSliceIds(10);
+        await svc.heartbeat(sessionId, asSliceId(0));
+        assert.equal(await floorOf(svc, sessionId), first + 10, "nothing held: the allocator's next id");
         const listed = await svc.engine.read((tx) => tx.listSessions());
         assert.deepEqual(
           listed.map((s) => [s.sessionId, s.sliceFloor]),
-          [[sessionId, 90]],
+          [[sessionId, first + 10]],
         );
       }));
 
