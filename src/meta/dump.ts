@@ -4,7 +4,13 @@ import { ROOT_INO, asIno, asSliceId, fsError, type Ino, type SliceRef } from '..
 import { S_IFDIR, S_IFMT } from './attrs.js';
 import type { DentryRow, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from './namespace.js';
-import { COUNTER_INO_HI, COUNTER_SLICE_HI, SETTING_SECRET, SETTING_VOLUME } from './volume-keys.js';
+import {
+  COUNTER_INO_HI,
+  COUNTER_RECLAIM_FLOOR,
+  COUNTER_SLICE_HI,
+  SETTING_SECRET,
+  SETTING_VOLUME,
+} from './volume-keys.js';
 
 /**
  * `strata meta dump` / `strata meta load`: a volume's current namespace as JSON lines, engine
@@ -32,7 +38,14 @@ export const DUMP_FORMAT = 'stratafs-meta-dump';
 export const DUMP_VERSION = 1;
 
 const SETTINGS = [SETTING_VOLUME, SETTING_SECRET];
-const COUNTERS = [COUNTER_INO_HI, COUNTER_SLICE_HI, COUNTER_INODES, COUNTER_USED_BYTES];
+// The reclaim floor goes along: a mount that was away may still try to commit slices below it.
+const COUNTERS = [
+  COUNTER_INO_HI,
+  COUNTER_SLICE_HI,
+  COUNTER_RECLAIM_FLOOR,
+  COUNTER_INODES,
+  COUNTER_USED_BYTES,
+];
 const LIST_PAGE = 1000;
 const MAX_CHUNK_INDEX = 2 ** 31 - 1;
 /** Records per write transaction on load: big enough to amortize commits, small enough to retry. */

@@ -6,7 +6,16 @@ import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { asSliceId } from '../../src/common/index.js';
-import { formatVolume, openMetaService, raiseReclaimFloor, type MetaService } from '../../src/meta/index.js';
+import { PassThrough, Readable } from 'node:stream';
+import {
+  dumpMeta,
+  formatVolume,
+  loadMeta,
+  openEngine,
+  openMetaService,
+  raiseReclaimFloor,
+  type MetaService,
+} from '../../src/meta/index.js';
 import { PG_SKIP_REASON, createTestSchema } from './postgres-fixture.js';
 
 /**
@@ -67,6 +76,33 @@ describe('slice floors: migration from the schema before them', () => {
       assert.equal(check.pragma('user_version', { simple: true }), 5);
     } finally {
       check.close();
+    }
+  });
+
+  it('meta dump and load carry the reclaim floor to the new engine', async () => {
+    const from = `sqlite:${join(base, 'dump-from.db')}`;
+    const to = `sqlite:${join(base, 'dump-to.db')}`;
+    await formatVolume(from, { name: 'moved' });
+    const source = await openMetaService({ engineUrl: from, background: false });
+    let floor = 0;
+    const lines: Buffer[] = [];
+    try {
+      await source.allocateSliceIds(50);
+      floor = (await raiseReclaimFloor(source.engine)).floor;
+      assert.equal(floor, 51);
+      const out = new PassThrough();
+      out.on('data', (chunk: Buffer) => lines.push(chunk));
+      await dumpMeta(source.engine, out);
+      out.end();
+    } finally {
+      await source.close();
+    }
+    const target = await openEngine(to, {});
+    try {
+      await loadMeta(target, Readable.from([Buffer.concat(lines)]));
+      assert.equal(await target.read((tx) => tx.getCounter('slice_reclaim_floor')), floor);
+    } finally {
+      await target.close();
     }
   });
 
