@@ -134,15 +134,19 @@ export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
 
 /**
- * What unlink, rmdir and rename did to inodes besides the directories: every inode whose link
- * count or ctime they changed (the one a name was taken from, the one moved, both of an
- * exchange), with its attributes after the call. An inode left without a name has nlink 0;
- * the service may have deleted it already, so these are its last attributes. The server pushes
- * these inodes to other mounts (their hard links' nlink), and a mount answers fstat of a removed
- * inode its kernel still holds from them. Servers before this reply answer nothing.
+ * What unlink, rmdir and rename did to inodes besides the directories. The server pushes `inos`
+ * to other mounts (another name of a hard-linked file shows the new link count and ctime), and
+ * a mount answers fstat of a removed inode its kernel still holds from `unnamed`. Kept small: it
+ * is in every unlink and rename reply. Servers before it answer nothing.
  */
 export interface NameRemoval {
-  inodes: InodeAttr[];
+  /** Inodes whose link count or ctime changed: the one a name was taken from, the one moved. */
+  inos: Ino[];
+  /**
+   * The attributes after the call of those left without a name (nlink 0). The service may have
+   * deleted them already: these are their last attributes.
+   */
+  unnamed: InodeAttr[];
 }
 
 export interface MetaApi {

@@ -12,6 +12,7 @@ import {
   type VolumeSettings,
 } from './api.js';
 import { ACL_ACCESS_XATTR } from './acl.js';
+import type { InodeRow } from './engine.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isLnk, toAttr } from './attrs.js';
 import * as fileOps from './file-ops.js';
 import * as ns from './namespace.js';
@@ -22,6 +23,12 @@ import { MetaServiceContents } from './service-contents.js';
 import { SETTING_SECRET } from './volume-keys.js';
 
 export type { MetaServiceOptions } from './service-core.js';
+
+/** The reply of unlink, rmdir and rename from the inodes they changed, as they are after it. */
+const nameRemoval = (rows: InodeRow[]): NameRemoval => ({
+  inos: rows.map((row) => row.ino),
+  unnamed: rows.filter((row) => row.nlink === 0).map((row) => toAttr(row)),
+});
 
 const CAPACITY_BYTES = 2 ** 50; // object stores have no fixed size; report 1 PiB
 const INODES_TOTAL = 2 ** 40;
@@ -205,13 +212,11 @@ export class MetaService extends MetaServiceContents implements MetaApi {
   }
 
   async unlink(caller: Caller, parent: Ino, name: string): Promise<NameRemoval> {
-    const inode = await this.change(caller, (ctx) => ns.unlink(ctx, parent, name));
-    return { inodes: [toAttr(inode)] };
+    return nameRemoval([await this.change(caller, (ctx) => ns.unlink(ctx, parent, name))]);
   }
 
   async rmdir(caller: Caller, parent: Ino, name: string): Promise<NameRemoval> {
-    const inode = await this.change(caller, (ctx) => ns.rmdir(ctx, parent, name));
-    return { inodes: [toAttr(inode)] };
+    return nameRemoval([await this.change(caller, (ctx) => ns.rmdir(ctx, parent, name))]);
   }
 
   async rename(
@@ -227,7 +232,7 @@ export class MetaService extends MetaServiceContents implements MetaApi {
     const inodes = await this.change(caller, (ctx) =>
       ns.rename(ctx, this.settings, parent, name, newParent, newName, flags, whiteoutIno),
     );
-    return { inodes: inodes.map(toAttr) };
+    return nameRemoval(inodes);
   }
 
   async setattr(caller: Caller, ino: Ino, changes: SetAttrChanges): Promise<InodeAttr> {

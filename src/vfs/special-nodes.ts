@@ -55,9 +55,8 @@ export class SpecialNodes {
    * that do not report one answer nothing; then only the kinds `note` keeps are covered.
    */
   removedHere(removal: NameRemoval | null | undefined): void {
-    if (!removal || !Array.isArray(removal.inodes)) return;
-    for (const attr of removal.inodes) {
-      if (attr.nlink !== 0) continue; // other names keep it in the service
+    if (!removal || !Array.isArray(removal.unnamed)) return;
+    for (const attr of removal.unnamed) {
       this.removed.delete(attr.ino);
       this.removed.set(attr.ino, attr);
       if (this.removed.size > KEPT_REMOVED) this.removed.delete(this.removed.keys().next().value as Ino);

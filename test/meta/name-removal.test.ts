@@ -11,7 +11,6 @@ import {
   type Caller,
   type InodeAttr,
   type MetaService,
-  type NameRemoval,
 } from '../../src/meta/index.js';
 import { startMetaServer, type MetaServer } from '../../src/meta/server/index.js';
 import { connectMeta, type MetaClient, type MetaInvalidation } from '../../src/meta/client/index.js';
@@ -59,7 +58,6 @@ async function newFile(contentBytes = 0): Promise<InodeAttr> {
   return service.setattr(root, attr.ino, { sizeBytes: contentBytes });
 }
 
-const inosOf = (removal: NameRemoval | undefined): Ino[] => (removal?.inodes ?? []).map((a) => a.ino);
 const laterThan = (a: InodeAttr, b: InodeAttr): boolean =>
   a.ctime.sec > b.ctime.sec || (a.ctime.sec === b.ctime.sec && a.ctime.nsec > b.ctime.nsec);
 
@@ -77,54 +75,69 @@ async function pushedTo(ino: Ino, change: () => Promise<unknown>): Promise<void>
 }
 
 describe('the service reports the inodes a name removal changed', () => {
-  test('unlink of one of two names: the inode with nlink 1 and a new ctime', async () => {
+  test('unlink of one of two names: the inode (its nlink and ctime moved), with no attributes', async () => {
     const file = await newFile(5);
     await service.link(root, file.ino, ROOT_INO, 'second-name');
     const before = await service.getattr(file.ino);
     await new Promise((resolve) => setTimeout(resolve, 2));
     const removal = await service.unlink(root, ROOT_INO, `file-${fileCount}`);
-    assert.deepEqual(inosOf(removal), [file.ino]);
-    const after = removal.inodes[0]!;
+    assert.deepEqual(removal, { inos: [file.ino], unnamed: [] });
+    const after = await service.getattr(file.ino);
     assert.equal(after.nlink, 1);
     assert.ok(laterThan(after, before), 'ctime moved');
-    assert.deepEqual(after, await service.getattr(file.ino), 'the reply is what getattr now says');
   });
 
   test('unlink of the last name: the last attributes with nlink 0, though the inode is gone', async () => {
     const file = await newFile(1234);
+    await new Promise((resolve) => setTimeout(resolve, 2));
     const removal = await service.unlink(root, ROOT_INO, `file-${fileCount}`);
-    assert.deepEqual(inosOf(removal), [file.ino]);
-    assert.equal(removal.inodes[0]!.nlink, 0);
-    assert.equal(removal.inodes[0]!.sizeBytes, 1234);
-    assert.equal(removal.inodes[0]!.mode, S_IFREG | 0o640);
+    assert.deepEqual(removal.inos, [file.ino]);
+    assert.equal(removal.unnamed.length, 1);
+    const last = removal.unnamed[0]!;
+    assert.deepEqual([last.ino, last.nlink, last.sizeBytes, last.mode], [file.ino, 0, 1234, S_IFREG | 0o640]);
+    assert.ok(laterThan(last, file), 'ctime moved');
     await assert.rejects(service.getattr(file.ino), (e) => isFsError(e) && e.errno === Errno.ENOENT);
   });
 
   test('rmdir: the directory with nlink 0', async () => {
     const made = await service.mkdir(root, ROOT_INO, 'gone-dir', 0o750, 0);
     const removal = await service.rmdir(root, ROOT_INO, 'gone-dir');
-    assert.deepEqual(inosOf(removal), [made.ino]);
-    assert.equal(removal.inodes[0]!.nlink, 0);
-    assert.equal(removal.inodes[0]!.mode, S_IFDIR | 0o750);
+    assert.deepEqual(removal.inos, [made.ino]);
+    assert.deepEqual(
+      removal.unnamed.map((a) => [a.ino, a.nlink, a.mode]),
+      [[made.ino, 0, S_IFDIR | 0o750]],
+    );
   });
 
-  test('rename over a hard-linked name: the moved inode and the replaced one (nlink 1)', async () => {
+  test('rename over a hard-linked name: the moved inode and the replaced one, which keeps a name', async () => {
     const target = await newFile();
     const targetName = `file-${fileCount}`;
     await service.link(root, target.ino, ROOT_INO, 'target-link');
     const moved = await newFile();
     const removal = await service.rename(root, ROOT_INO, `file-${fileCount}`, ROOT_INO, targetName, 0);
-    assert.deepEqual(inosOf(removal), [moved.ino, target.ino]);
-    assert.equal(removal.inodes[1]!.nlink, 1);
-    assert.deepEqual(removal.inodes[1], await service.getattr(target.ino));
+    assert.deepEqual(removal, { inos: [moved.ino, target.ino], unnamed: [] });
+    assert.equal((await service.getattr(target.ino)).nlink, 1);
   });
 
-  test('rename over an empty directory reports it with nlink 0; RENAME_EXCHANGE reports both inodes', async () => {
+  test('rename over a file and over an empty directory reports the replaced inode with nlink 0; RENAME_EXCHANGE both inodes', async () => {
+    const file = await newFile(7);
+    const fileName = `file-${fileCount}`;
+    const movedFile = await newFile();
+    const overFile = await service.rename(root, ROOT_INO, `file-${fileCount}`, ROOT_INO, fileName, 0);
+    assert.deepEqual(overFile.inos, [movedFile.ino, file.ino]);
+    assert.deepEqual(
+      overFile.unnamed.map((a) => [a.ino, a.nlink, a.sizeBytes]),
+      [[file.ino, 0, 7]],
+    );
+
     const victim = await service.mkdir(root, ROOT_INO, 'victim-dir', 0o755, 0);
     const mover = await service.mkdir(root, ROOT_INO, 'mover-dir', 0o755, 0);
-    const over = await service.rename(root, ROOT_INO, 'mover-dir', ROOT_INO, 'victim-dir', 0);
-    assert.deepEqual(inosOf(over), [mover.ino, victim.ino]);
-    assert.equal(over.inodes[1]!.nlink, 0);
+    const overDir = await service.rename(root, ROOT_INO, 'mover-dir', ROOT_INO, 'victim-dir', 0);
+    assert.deepEqual(overDir.inos, [mover.ino, victim.ino]);
+    assert.deepEqual(
+      overDir.unnamed.map((a) => [a.ino, a.nlink]),
+      [[victim.ino, 0]],
+    );
 
     const a = await newFile();
     const b = await newFile();
@@ -136,14 +149,14 @@ describe('the service reports the inodes a name removal changed', () => {
       `file-${fileCount}`,
       RENAME_EXCHANGE,
     );
-    assert.deepEqual(inosOf(swapped), [a.ino, b.ino]);
+    assert.deepEqual(swapped, { inos: [a.ino, b.ino], unnamed: [] });
   });
 
   test('rename onto another name of the same inode changes nothing and reports nothing', async () => {
     const file = await newFile();
     await service.link(root, file.ino, ROOT_INO, 'same-inode');
     const removal = await service.rename(root, ROOT_INO, `file-${fileCount}`, ROOT_INO, 'same-inode', 0);
-    assert.deepEqual(removal.inodes, []);
+    assert.deepEqual(removal, { inos: [], unnamed: [] });
   });
 });
 
@@ -153,8 +166,7 @@ describe('the server pushes those inodes to the other clients', () => {
     await service.link(root, file.ino, ROOT_INO, 'rpc-second-name');
     await pushedTo(file.ino, async () => {
       const removal = await changer.unlink(root, ROOT_INO, `file-${fileCount}`);
-      assert.deepEqual(inosOf(removal), [file.ino]);
-      assert.equal(removal?.inodes[0]?.nlink, 1);
+      assert.deepEqual(removal, { inos: [file.ino], unnamed: [] });
     });
   });
 

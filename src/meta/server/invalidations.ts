@@ -129,9 +129,8 @@ export class InvalidationPusher {
  * outcome has none (these calls store no reply: call-outcomes.ts), nor has any other MetaApi.
  */
 function removedInos(result: unknown, each: (ino: unknown) => void): void {
-  const inodes = (result as { inodes?: unknown } | null | undefined)?.inodes;
-  if (!Array.isArray(inodes)) return;
-  for (const attr of inodes as unknown[]) each((attr as { ino?: unknown } | null)?.ino);
+  const inos = (result as { inos?: unknown } | null | undefined)?.inos;
+  if (Array.isArray(inos)) for (const ino of inos as unknown[]) each(ino);
 }
 
 /**
