@@ -2,6 +2,7 @@ import { formatBytes, parseDurationMs } from '../common/index.js';
 import type { Engine, VolumeSettings } from '../meta/index.js';
 import type { ObjectStore } from '../object/index.js';
 import { GC_DEFAULTS, collectGarbage, type GcReport } from './gc.js';
+import { reclaimLeakedObjects } from './gc-scan.js';
 
 /**
  * The GC in the background of the process that owns a volume's metadata engine (`strata up`;
@@ -12,7 +13,10 @@ import { GC_DEFAULTS, collectGarbage, type GcReport } from './gc.js';
  * two collectors off the same rows.
  *
  * A pass runs every `intervalMs`; it deletes at most `maxDeletesPerSecond` objects a second
- * with a few in flight, so foreground reads and writes to the store keep their share.
+ * with a few in flight, so foreground reads and writes to the store keep their share. Every
+ * `reclaimIntervalMs` (default a day: it lists the whole store, which costs on S3) a pass also
+ * reclaims leaked blocks (gc-scan.ts), at the same pace; a session without a slice floor makes
+ * it wait, in one log line naming the session.
  */
 
 export const BACKGROUND_GC_DEFAULTS = {
@@ -24,6 +28,7 @@ export const BACKGROUND_GC_DEFAULTS = {
    */
   maxDeletesPerSecond: 100,
   deletesInFlight: 4,
+  reclaimIntervalMs: 24 * 3_600_000,
 } as const;
 
 export interface BackgroundGcOptions {
@@ -31,6 +36,8 @@ export interface BackgroundGcOptions {
   store: ObjectStore;
   volume: Pick<VolumeSettings, 'historyRetentionMs' | 'blockSizeBytes'>;
   intervalMs?: number;
+  /** How often leaked blocks are reclaimed too; 0 never. */
+  reclaimIntervalMs?: number;
   safetyMarginMs?: number;
   maxDeletesPerSecond?: number;
   /** One line per pass that deleted or dropped something, and per failed pass. */
@@ -48,12 +55,13 @@ export interface BackgroundGc {
 
 /**
  * Overrides of the background GC's timing and pace from the environment (STRATA_GC_INTERVAL,
- * STRATA_GC_SAFETY_MARGIN, e.g. "10s"; STRATA_GC_RATE, deletes a second), for tests and
- * operators who cannot wait a minute or want another share of the store.
+ * STRATA_GC_SAFETY_MARGIN, STRATA_GC_RECLAIM_INTERVAL, e.g. "10s", "0s" for no reclaiming;
+ * STRATA_GC_RATE, deletes a second), for tests and operators who cannot wait a minute or want
+ * another share of the store.
  */
 export function backgroundGcEnv(
   env: NodeJS.ProcessEnv = process.env,
-): Pick<BackgroundGcOptions, 'intervalMs' | 'safetyMarginMs' | 'maxDeletesPerSecond'> {
+): Pick<BackgroundGcOptions, 'intervalMs' | 'safetyMarginMs' | 'maxDeletesPerSecond' | 'reclaimIntervalMs'> {
   const given = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
   const duration = (name: string): number | undefined => {
     const text = given(name);
@@ -66,6 +74,7 @@ export function backgroundGcEnv(
   return {
     intervalMs: duration('STRATA_GC_INTERVAL'),
     safetyMarginMs: duration('STRATA_GC_SAFETY_MARGIN'),
+    reclaimIntervalMs: duration('STRATA_GC_RECLAIM_INTERVAL'),
     maxDeletesPerSecond: rateText === undefined ? undefined : Number(rateText),
   };
 }
@@ -118,11 +127,46 @@ export function startBackgroundGc(options: BackgroundGcOptions): BackgroundGc {
     runNow().catch(() => undefined); // logged in pass
   }, intervalMs);
   timer.unref();
+  const reclaimIntervalMs = options.reclaimIntervalMs ?? BACKGROUND_GC_DEFAULTS.reclaimIntervalMs;
+  const reclaim = async (): Promise<void> => {
+    const started = performance.now();
+    try {
+      const report = await reclaimLeakedObjects({
+        engine: options.engine,
+        store: options.store,
+        maxDeletesPerSecond: options.maxDeletesPerSecond ?? BACKGROUND_GC_DEFAULTS.maxDeletesPerSecond,
+        deletesInFlight: BACKGROUND_GC_DEFAULTS.deletesInFlight,
+        signal: abort.signal,
+      });
+      if (report.blockedBy !== undefined) {
+        options.log(`gc: leaked blocks not reclaimed: ${report.blockedBy}`);
+      } else if (report.reclaimedObjects > 0) {
+        options.log(
+          `gc: reclaimed ${report.reclaimedObjects} leaked object(s), ${formatBytes(report.reclaimedBytes)} of ` +
+            `${report.reclaimedSlices} slice(s) below slice ${report.floor} in ${Math.round(performance.now() - started)} ms`,
+        );
+      }
+    } catch (error) {
+      if (!stopped) options.log(`gc: reclaiming leaked blocks failed: ${(error as Error).message}`);
+    }
+  };
+  // Queued behind (and before) the regular passes: one pass at a time on the engine and store.
+  const reclaimTimer =
+    reclaimIntervalMs > 0
+      ? setInterval(() => {
+          running = running
+            .catch(() => undefined)
+            .then(reclaim)
+            .then(() => emptyReport());
+        }, reclaimIntervalMs)
+      : undefined;
+  reclaimTimer?.unref();
   return {
     runNow,
     stop: async () => {
       stopped = true;
       clearInterval(timer);
+      if (reclaimTimer !== undefined) clearInterval(reclaimTimer);
       abort.abort();
       await running.catch(() => undefined);
     },

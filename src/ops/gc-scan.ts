@@ -24,6 +24,8 @@ import { GC_DEFAULTS, PacedDeleter } from './gc.js';
  *    comes back after its session expired (its floor no longer counted) gets an error for the
  *    data it wrote while away, never a file pointing at deleted blocks.
  * A pass stopped part way leaves F raised and some blocks undeleted: the next pass deletes them.
+ * The background GC (gc-background.ts) runs a pass once a day; `strata gc --reclaim-leaked` on
+ * demand.
  */
 
 /** `chunks/FFF/<sliceId>_<blockIndex>_<blockLengthBytes>` (src/data/layout.ts blockKey). */
@@ -66,6 +68,7 @@ async function walkUnknownSlices(
   engine: Engine,
   store: ObjectStore,
   onBatch: (unknown: UnknownSlice[], listed: { objects: number; foreign: number }) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<{ objects: number; foreign: number }> {
   const listed = { objects: 0, foreign: 0 };
   // A slice's blocks share a fan-out directory and the key prefix "<id>_", so they list
@@ -84,6 +87,7 @@ async function walkUnknownSlices(
     await onBatch(unknown, listed);
   };
   for await (const object of store.list('chunks/')) {
+    if (signal?.aborted === true) return listed;
     const match = BLOCK_KEY.exec(object.key);
     if (match === null) {
       listed.foreign++;
@@ -181,25 +185,28 @@ export async function reclaimLeakedObjects(options: ReclaimOptions): Promise<Rec
     options.maxDeletesPerSecond ?? 0,
     'the next pass deletes what is left',
   );
-  let stopped = false;
-  await walkUnknownSlices(options.engine, options.store, async (unknown, listed) => {
-    report.objectsScanned = listed.objects;
-    if (stopped) return;
-    const keys: string[] = [];
-    for (const slice of unknown) {
-      if ((slice.id as number) >= report.floor) {
-        report.heldSlices++;
-        report.heldBytes += slice.bytes;
-        continue;
+  await walkUnknownSlices(
+    options.engine,
+    options.store,
+    async (unknown, listed) => {
+      report.objectsScanned = listed.objects;
+      const keys: string[] = [];
+      for (const slice of unknown) {
+        if ((slice.id as number) >= report.floor) {
+          report.heldSlices++;
+          report.heldBytes += slice.bytes;
+          continue;
+        }
+        keys.push(...slice.keys);
+        report.reclaimedSlices++;
+        report.reclaimedObjects += slice.keys.length;
+        report.reclaimedBytes += slice.bytes;
       }
-      keys.push(...slice.keys);
-      report.reclaimedSlices++;
-      report.reclaimedObjects += slice.keys.length;
-      report.reclaimedBytes += slice.bytes;
-    }
-    // The floor was raised durably before this: no commit can bring these slices in any more.
-    if (!(await deleter.deleteAll(keys, options.signal))) stopped = true;
-    options.onProgress?.({ ...report });
-  });
+      // The floor was raised durably before this: no commit can bring these slices in any more.
+      await deleter.deleteAll(keys, options.signal);
+      options.onProgress?.({ ...report });
+    },
+    options.signal,
+  );
   return report;
 }

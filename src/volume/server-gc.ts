@@ -21,7 +21,10 @@ import {
  * --metrics): that thread owns stderr ordering and the metrics registry.
  */
 
-type GcTiming = Pick<BackgroundGcOptions, 'intervalMs' | 'safetyMarginMs' | 'maxDeletesPerSecond'>;
+type GcTiming = Pick<
+  BackgroundGcOptions,
+  'intervalMs' | 'safetyMarginMs' | 'maxDeletesPerSecond' | 'reclaimIntervalMs'
+>;
 
 /** What the collector reports: a log line, or a pass (null: the pass failed). */
 export type ServerGcMessage = { log: string } | { pass: GcReport | null };

@@ -10,7 +10,13 @@ import { after, describe, it } from 'node:test';
 import { asSliceId, isFsError, type Ino, type SliceId, type SliceRef } from '../../src/common/index.js';
 import type { MetaService } from '../../src/meta/index.js';
 import { openObjectStore, type ObjectStore } from '../../src/object/index.js';
-import { fsck, reclaimLeakedObjects, sliceBlockKeys } from '../../src/ops/index.js';
+import {
+  backgroundGcEnv,
+  fsck,
+  reclaimLeakedObjects,
+  sliceBlockKeys,
+  startBackgroundGc,
+} from '../../src/ops/index.js';
 import {
   ROOT,
   file,
@@ -153,5 +159,53 @@ function reclaimSuite(fx: EngineFixture): void {
     }));
 }
 
-describe('reclaiming leaked blocks on sqlite', () => reclaimSuite(sqlite));
+describe('reclaiming leaked blocks on sqlite', () => {
+  reclaimSuite(sqlite);
+
+  it('the background GC reclaims leaked blocks at its reclaim interval, and logs a session that holds it back', () =>
+    withVolume(
+      sqlite,
+      async (v) => {
+        const store = await openObjectStore(`file:${join(work, `s${++stores}`)}`, { retry: false });
+        const lines: string[] = [];
+        const { sessionId } = await v.svc.openSession({ ...info, hostname: 'old-client-host' });
+        const leaked = await upload(v.svc, store, 2 * BLOCK);
+        const gc = startBackgroundGc({
+          engine: v.svc.engine,
+          store,
+          volume: { historyRetentionMs: 0, blockSizeBytes: BLOCK },
+          intervalMs: 3_600_000,
+          reclaimIntervalMs: 30,
+          log: (line) => lines.push(line),
+        });
+        try {
+          await waitFor(() =>
+            lines.some((l) => /leaked blocks not reclaimed: session .* of old-client-host/.test(l)),
+          );
+          assert.equal(await present(store, leaked), 2, 'held back by the session without a floor');
+          await v.svc.heartbeat(sessionId, asSliceId(0));
+          await waitFor(() => lines.some((l) => /gc: reclaimed 2 leaked object\(s\)/.test(l)));
+          assert.equal(await present(store, leaked), 0);
+        } finally {
+          await gc.stop();
+          await store.close();
+        }
+      },
+      settings,
+    ));
+
+  it('STRATA_GC_RECLAIM_INTERVAL sets the reclaim interval; 0s turns it off', () => {
+    assert.equal(backgroundGcEnv({ STRATA_GC_RECLAIM_INTERVAL: '6h' }).reclaimIntervalMs, 6 * 3_600_000);
+    assert.equal(backgroundGcEnv({ STRATA_GC_RECLAIM_INTERVAL: '0s' }).reclaimIntervalMs, 0);
+    assert.equal(backgroundGcEnv({}).reclaimIntervalMs, undefined);
+  });
+});
+
+async function waitFor(check: () => boolean, withinMs = 10_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`not seen within ${withinMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 describe('reclaiming leaked blocks on postgres', { skip: PG_SKIP_REASON }, () => reclaimSuite(postgres));
