@@ -32,7 +32,7 @@ export abstract class VfsSession {
     private readonly data: DataPath,
     protected readonly options: VfsOptions,
   ) {
-    this.openFiles = new OpenFiles(releasingSlices(meta, data), data, options);
+    this.openFiles = new OpenFiles(releasingSlices(meta, data, options.log), data, options);
     this.openDirs = new OpenDirs(meta);
   }
 
@@ -197,15 +197,18 @@ export abstract class VfsSession {
  * handed out are committed (or never will be), so this mount's slice floor moves up. A commit
  * that failed otherwise keeps them held: the file retries it with its next flush.
  */
-function releasingSlices(meta: MetaApi, data: DataPath): MetaApi {
+function releasingSlices(meta: MetaApi, data: DataPath, log: (message: string) => void): MetaApi {
   const commitWrites: MetaApi['commitWrites'] = async (caller, ino, writes, minSizeBytes, mtime) => {
     try {
       const attr = await meta.commitWrites(caller, ino, writes, minSizeBytes, mtime);
       data.releaseSlices(writes.map((w) => w.slice.id));
       return attr;
     } catch (err) {
-      if (isFsError(err) && err.message.includes(RECLAIMED_SLICE_HINT))
+      if (isFsError(err) && err.message.includes(RECLAIMED_SLICE_HINT)) {
+        // The program gets EIO from its fsync or close; whoever reads the mount's log, why.
+        log(err.message);
         data.releaseSlices(writes.map((w) => w.slice.id));
+      }
       throw err;
     }
   };

@@ -2,7 +2,9 @@
 // `strata mount`s over it, writers that upload blocks and hold their commit, and
 // `strata gc --reclaim-leaked` beside them. A live mount's uploaded, uncommitted blocks stay and
 // its close commits them whole; the blocks of a mount killed with -9 before its commit go once
-// its session expired; a session that reports no floor (an older mount) stops the pass, named.
+// its session expired; a mount that comes back after its session expired and its blocks were
+// reclaimed gets EIO at close, never a file with a hole; a session that reports no floor (an
+// older mount) stops the pass, named.
 // `strata fsck` is clean after each.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,15 +48,18 @@ let address = '';
 
 // Writes FILE_BYTES of a pattern through one descriptor, says so, and closes on a line of stdin.
 const WRITER = `
-import os, sys
+import errno, os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
 block = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
 for _ in range(${FILE_BYTES / MiB}):
     os.write(fd, block)
 print("written", flush=True)
 sys.stdin.readline()
-os.close(fd)
-print("closed", flush=True)
+try:
+    os.close(fd)
+    print("closed", flush=True)
+except OSError as e:
+    print("close " + errno.errorcode[e.errno], flush=True)
 `;
 
 function expectedSha(): string {
@@ -132,6 +137,8 @@ before(async () => {
 });
 
 after(async () => {
+  // A stopped mount process would never see SIGTERM: continue it first.
+  for (const proc of procs) proc.child.kill('SIGCONT');
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await cleanup(procs, mountpoints, [root]);
   if (!PG_SKIP) await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
@@ -206,6 +213,48 @@ test(
     const scan = strata(['gc', '--engine', engine, '--scan-leaked']);
     assert.equal(scan.status, 0, scan.stderr);
     assert.match(scan.stdout, /0 object\(s\), 0 B of 0 slice\(s\) the metadata knows nothing of/);
+    fsckClean();
+  },
+);
+
+test(
+  'a mount back after its session expired and its blocks were reclaimed gets EIO at close, never a hole',
+  { skip },
+  async () => {
+    const { proc, mnt } = await mount('away');
+    await waitUntil(
+      async () => (await sessionFloors()).some((s) => s.mountpoint === mnt && s.floor !== null),
+      'the mount reports its floor',
+      30_000,
+      100,
+    );
+    const before = blockObjects();
+    const writer = startWriter(join(mnt, 'written-while-away'));
+    await waitUntil(() => writer.said().includes('written'), 'the writer wrote its data', 60_000, 50);
+    await waitUntil(() => blockObjects() >= before + 2, 'two full blocks uploaded', 30_000, 100);
+    const uploaded = blockObjects() - before;
+    // A frozen VM or a partition: the mount says nothing past the server's session timeout.
+    proc.child.kill('SIGSTOP');
+    try {
+      await waitUntil(
+        async () => !(await sessionFloors()).some((s) => s.mountpoint === mnt),
+        "the server ended the silent mount's session",
+        30_000,
+        200,
+      );
+      const reclaim = strata(['gc', '--engine', engine, '--reclaim-leaked']);
+      assert.equal(reclaim.status, 0, reclaim.stderr);
+      assert.match(reclaim.stdout, new RegExp(`deleted ${uploaded} object\\(s\\)`), reclaim.stdout);
+    } finally {
+      proc.child.kill('SIGCONT');
+    }
+    writer.child.stdin?.write('close\n');
+    await waitUntil(() => writer.child.exitCode !== null, 'the writer tried to close', 60_000, 50);
+    assert.match(writer.said(), /close EIO/, `the close reports the loss: ${writer.said()}`);
+    await proc.waitFor(() => /reclaimed as leaked/.test(proc.output), 'the mount to log why');
+    assert.match(proc.output, /below the reclaim floor/);
+    // Nothing of the lost data was committed: the file is empty, not 9 MiB pointing at nothing.
+    assert.equal(readFileSync(join(mnt, 'written-while-away')).length, 0);
     fsckClean();
   },
 );
