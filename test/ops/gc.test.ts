@@ -378,11 +378,12 @@ describe('background GC settings from the environment', () => {
     assert.deepEqual(backgroundGcEnv({}), {
       intervalMs: undefined,
       safetyMarginMs: undefined,
+      reclaimIntervalMs: undefined,
       maxDeletesPerSecond: undefined,
     });
     assert.deepEqual(
       backgroundGcEnv({ STRATA_GC_INTERVAL: '10s', STRATA_GC_SAFETY_MARGIN: '0s', STRATA_GC_RATE: '250' }),
-      { intervalMs: 10_000, safetyMarginMs: 0, maxDeletesPerSecond: 250 },
+      { intervalMs: 10_000, safetyMarginMs: 0, reclaimIntervalMs: undefined, maxDeletesPerSecond: 250 },
     );
     for (const bad of ['0', '-5', 'fast', '1.5']) {
       assert.throws(() => backgroundGcEnv({ STRATA_GC_RATE: bad }), /STRATA_GC_RATE .* whole number/, bad);
