@@ -234,8 +234,11 @@ export function storedObjects(objectsDir: string): { objects: number; bytes: num
   for (const fan of readdirSync(chunks)) {
     for (const name of readdirSync(join(chunks, fan))) {
       if (name.startsWith('.')) continue;
+      // A GC pass running meanwhile may delete it between the listing and the stat: it is gone.
+      const info = statSync(join(chunks, fan, name), { throwIfNoEntry: false });
+      if (info === undefined) continue;
       objects++;
-      bytes += statSync(join(chunks, fan, name)).size;
+      bytes += info.size;
     }
   }
   return { objects, bytes };
