@@ -14,6 +14,7 @@ import {
 } from '../../src/meta/index.js';
 import { startMetaServer, type MetaServer } from '../../src/meta/server/index.js';
 import { connectMeta, type MetaClient, type MetaInvalidation } from '../../src/meta/client/index.js';
+import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
 /**
  * unlink, rmdir and rename report the inodes they took a name from or moved (NameRemoval), with
@@ -61,14 +62,14 @@ async function newFile(contentBytes = 0): Promise<InodeAttr> {
 const laterThan = (a: InodeAttr, b: InodeAttr): boolean =>
   a.ctime.sec > b.ctime.sec || (a.ctime.sec === b.ctime.sec && a.ctime.nsec > b.ctime.nsec);
 
-/** Runs `change` on the changer, then waits for the watcher to hear of `ino` (or fails). */
-async function pushedTo(ino: Ino, change: () => Promise<unknown>): Promise<void> {
-  heard.length = 0;
+/** Runs `change`, then waits for a watcher to hear of `ino` in `heardBy` (or fails). */
+async function pushedTo(ino: Ino, change: () => Promise<unknown>, heardBy = heard): Promise<void> {
+  heardBy.length = 0;
   await change();
   const deadlineMs = Date.now() + 10_000;
-  while (!heard.some((invalidation) => invalidation.inos.includes(ino))) {
+  while (!heardBy.some((invalidation) => invalidation.inos.includes(ino))) {
     if (Date.now() > deadlineMs) {
-      assert.fail(`inode ${ino} was not pushed; heard ${JSON.stringify(heard)}`);
+      assert.fail(`inode ${ino} was not pushed; heard ${JSON.stringify(heardBy)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -193,5 +194,58 @@ describe('the server pushes those inodes to the other clients', () => {
       const removal = await service.unlink(root, ROOT_INO, name);
       server.noteLocalChange('unlink', [root, ROOT_INO, name], removal);
     });
+  });
+});
+
+describe('two servers on one PostgreSQL database', { skip: PG_SKIP_REASON }, () => {
+  let db: TestDatabase;
+  const services: MetaService[] = [];
+  const servers: MetaServer[] = [];
+  const clients: MetaClient[] = [];
+  const heardOnB: MetaInvalidation[] = [];
+
+  before(async () => {
+    db = await createTestDatabase('strata_removal');
+    await formatVolume(db.url, { name: 'removal-pg' });
+    for (const side of ['a', 'b']) {
+      const pgService = await openMetaService({ engineUrl: db.url, background: false });
+      services.push(pgService);
+      const secret = await pgService.volumeSecret();
+      const pgServer = await startMetaServer({
+        service: pgService,
+        listen: join(dir, `pg-${side}.sock`),
+        secret,
+      });
+      servers.push(pgServer);
+      clients.push(
+        await connectMeta({ address: pgServer.address, secret, timeoutMs: 10_000, invalidations: true }),
+      );
+    }
+    clients[1]!.onInvalidation((invalidation) => heardOnB.push(invalidation));
+  });
+
+  after(async () => {
+    for (const client of clients) await client.close();
+    for (const pgServer of servers) await pgServer.close();
+    for (const pgService of services) await pgService.close();
+    await db?.drop();
+  });
+
+  test("an unlink and a rename over a hard link through one server reach the other server's clients (change feed)", async () => {
+    const [a] = clients;
+    const file = await a!.mknod(root, ROOT_INO, 'pg-linked', S_IFREG | 0o644, 0, 0);
+    await a!.link(root, file.ino, ROOT_INO, 'pg-link-2');
+    await a!.link(root, file.ino, ROOT_INO, 'pg-link-3');
+    await a!.mknod(root, ROOT_INO, 'pg-replacement', S_IFREG | 0o644, 0, 0);
+    // The links' own notifications (which name the inode too) must not stand in for the unlink's.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await pushedTo(file.ino, () => a!.unlink(root, ROOT_INO, 'pg-linked'), heardOnB);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await pushedTo(
+      file.ino,
+      () => a!.rename(root, ROOT_INO, 'pg-replacement', ROOT_INO, 'pg-link-2', 0),
+      heardOnB,
+    );
+    assert.equal((await clients[1]!.getattr(file.ino)).nlink, 1);
   });
 });
