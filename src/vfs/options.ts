@@ -4,6 +4,13 @@ export interface VfsOptions {
   attrTimeoutMs: number;
   /** How long the kernel may cache name lookups (and negative lookups). */
   entryTimeoutMs: number;
+  /**
+   * Other mounts may change the volume (a metadata server serves it to them): an unlock here
+   * then commits what was written under the lock, and a lock taken here makes what they wrote
+   * before releasing it visible (VfsHandles.revalidateLocked).
+   * A lone embedded mount is the only writer and skips that work (the default).
+   */
+  sharedWithOtherMounts?: boolean;
   /** Longest pause between retries of a blocking (SETLKW) lock request. */
   lockRetryMaxMs: number;
   /** How often the session heartbeat runs. */

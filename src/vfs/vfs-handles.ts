@@ -56,7 +56,7 @@ export abstract class VfsHandles extends VfsSession {
    * another mount uses it, because the kernel would otherwise trust a stale size until the
    * attribute timeout.
    */
-  onStaleInode: (ino: Ino) => void = () => undefined;
+  onStaleInode: (ino: Ino) => Promise<void> = () => Promise.resolve();
 
   async forget(ino: Ino): Promise<void> {
     this.cachedVersions.delete(ino);
@@ -189,7 +189,7 @@ export abstract class VfsHandles extends VfsSession {
     const version = contentVersion(attr);
     const cached = this.cachedVersions.get(ino);
     const keepCache = !file.hasPending && cached === version;
-    if (cached !== undefined && cached !== version && !file.hasPending) this.onStaleInode(ino);
+    if (cached !== undefined && cached !== version && !file.hasPending) void this.onStaleInode(ino);
     this.cachedVersions.set(ino, version);
     return { fh, directIo: (flags & O_DIRECT) !== 0, keepCache };
   }
@@ -319,7 +319,9 @@ export abstract class VfsHandles extends VfsSession {
   }
 
   async fsync(ctx: RequestContext, ino: Ino, fh: number, _datasync = false): Promise<void> {
-    await this.lockedHandle(fh, ino).file.flush(this.callers.of(ctx));
+    const file = this.lockedHandle(fh, ino).file;
+    await file.flush(this.callers.of(ctx));
+    this.committedHere(file);
     // Metadata commits survive a crash of the service but not a power loss until synced.
     await this.meta.sync();
   }
@@ -362,8 +364,13 @@ export abstract class VfsHandles extends VfsSession {
   ): Promise<void> {
     const range = toLockRange(lock);
     // An unknown handle fails with EBADF; one whose locks were lost takes none (unlocks are fine).
-    if (range.type === 'unlock') this.handle(fh, ino);
-    else this.lockedHandle(fh, ino);
+    const handle = range.type === 'unlock' ? this.handle(fh, ino) : this.lockedHandle(fh, ino);
+    // What was written under the lock is committed before another mount can take it.
+    const shared = this.options.sharedWithOtherMounts === true;
+    if (shared && range.type === 'unlock' && !handle.locksLost) {
+      await handle.file.flush(this.callers.of(ctx));
+      this.committedHere(handle.file);
+    }
     await this.heldLocks.awaitReleases(ino);
     await this.withSession(async (sessionId) => {
       const owner = this.lockOwner(lockOwner, sessionId);
@@ -374,6 +381,29 @@ export abstract class VfsHandles extends VfsSession {
       }
     });
     this.heldLocks.noteLocked(ino, fh, lockOwner, isFlock, range.type === 'unlock');
+    if (shared && range.type !== 'unlock') await this.revalidateLocked(handle.file);
+  }
+
+  /**
+   * Locks order the writes of several mounts (as on NFS): what another mount committed before
+   * it released the lock just taken must show now, not after the attribute timeout or its
+   * pushed invalidation. A stale size would put an O_APPEND write over that mount's last
+   * record and stale pages would read its old data. The kernel's pages stand for the version
+   * last handed to it (at open, or committed here): a file still at it keeps its caches.
+   */
+  private async revalidateLocked(file: OpenFile): Promise<void> {
+    const attr = await this.meta.getattr(file.ino);
+    file.noteAttr(attr);
+    const version = contentVersion(attr);
+    if (file.hasPending || this.cachedVersions.get(file.ino) === version) return;
+    this.cachedVersions.set(file.ino, version);
+    file.invalidate();
+    await this.onStaleInode(file.ino);
+  }
+
+  /** This mount committed its writes: the kernel's pages are the file's current version. */
+  private committedHere(file: OpenFile): void {
+    if (!file.hasPending) this.cachedVersions.set(file.ino, contentVersion(file.attr));
   }
 
   // --- data-map operations ---

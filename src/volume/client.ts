@@ -100,6 +100,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       {
         attrTimeoutMs: config.attrTimeoutMs,
         entryTimeoutMs: config.entryTimeoutMs,
+        sharedWithOtherMounts: options.onInvalidation !== undefined,
         lockRetryMaxMs: config.lockRetryMaxMs,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         compactSlicesThreshold: config.compactSlicesThreshold,
@@ -143,7 +144,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
     const kernel = Coherence.kernelCacheOf(session, pageCache);
     vfs.onStaleInode = (ino) => {
       pageCache.changed(ino);
-      kernel.invalInode(ino).catch(() => undefined);
+      return kernel.invalInode(ino).catch(() => undefined);
     };
     // The past does not change: other mounts' changes are nothing to a past view.
     if (options.onInvalidation && asOfUs === undefined) {
