@@ -19,9 +19,10 @@ const KEPT_REMOVED = 10_000;
  * What this mount answers getattr with for an inode the metadata service no longer has but the
  * kernel still holds (an entry it accepted and has not forgotten). Linux keeps such an inode
  * while anything holds it, and fstat through that hold shows its last attributes with nlink 0:
- * an O_PATH descriptor, a working directory, an open FIFO or device. The service deletes the row
- * once the last name is gone and no session has the inode open, and opens that never reach the
- * file system (O_PATH, FIFOs, devices, a cwd) do not count.
+ * an O_PATH descriptor, a working directory, an open directory, FIFO or device. The service
+ * deletes the row once the last name is gone and no session has the inode open, and opens that
+ * never reach the file system (O_PATH, FIFOs, devices, a cwd) or that it does not track
+ * (directories) do not count.
  *
  * The inodes this mount takes the last name from (unlink, rmdir, rename over) are kept from the
  * call's reply (NameRemoval) until FORGET. Removals by other mounts are not in any reply: for

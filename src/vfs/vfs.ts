@@ -6,13 +6,11 @@ import {
   type Entry,
   type FileSystem,
   type NegativeEntry,
-  type OpenReply,
   type RequestContext,
   type SetAttrIn,
   type StatFs,
 } from '../fuse/index.js';
 import type { Caller, InodeAttr, SetAttrChanges } from '../meta/api.js';
-import { RENAME_EXCHANGE } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, isMinimalAcl, modeBitsOfAcl } from './acl-mode.js';
 import { requireFileEnd } from './attr.js';
 import { foreignChownRefusal } from './foreign-chown.js';
@@ -54,9 +52,7 @@ export class Vfs extends VfsHandles implements FileSystem {
       attr = await this.meta.getattr(ino);
     } catch (err) {
       const removed =
-        isFsError(err) && err.errno === Errno.ENOENT
-          ? (this.openDirs.removedAttr(ino) ?? this.specialNodes.removedAttr(ino))
-          : undefined;
+        isFsError(err) && err.errno === Errno.ENOENT ? this.specialNodes.removedAttr(ino) : undefined;
       if (removed === undefined) throw err;
       return this.attrReply(removed);
     }
@@ -133,10 +129,7 @@ export class Vfs extends VfsHandles implements FileSystem {
   }
 
   async rmdir(ctx: RequestContext, parent: Ino, name: string): Promise<void> {
-    const caller = this.callers.of(ctx);
-    const openDir = await this.openDirs.victim(caller, parent, name);
-    this.specialNodes.removedHere(await this.meta.rmdir(caller, parent, name));
-    this.openDirs.removed(openDir);
+    this.specialNodes.removedHere(await this.meta.rmdir(this.callers.of(ctx), parent, name));
   }
 
   async rename(
@@ -149,10 +142,7 @@ export class Vfs extends VfsHandles implements FileSystem {
   ): Promise<void> {
     const caller = this.callers.of(ctx);
     await this.protectOpenFile(caller, newParent, newName);
-    const openDir =
-      flags & RENAME_EXCHANGE ? undefined : await this.openDirs.victim(caller, newParent, newName);
     this.specialNodes.removedHere(await this.meta.rename(caller, parent, name, newParent, newName, flags));
-    this.openDirs.removed(openDir);
   }
 
   async link(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry> {
@@ -164,16 +154,8 @@ export class Vfs extends VfsHandles implements FileSystem {
     return this.entry(attr);
   }
 
-  // --- directories ---
-
-  async opendir(_ctx: RequestContext, ino: Ino, _flags: number): Promise<OpenReply> {
-    this.openDirs.opened(ino);
-    return { fh: 0 };
-  }
-
-  async releasedir(_ctx: RequestContext, ino: Ino, _fh: number): Promise<void> {
-    this.openDirs.released(ino);
-  }
+  // --- directories (no opendir: one removed while open is kept by the removal's reply, as any
+  // inode the kernel still holds, see special-nodes.ts) ---
 
   async readdir(
     ctx: RequestContext,
