@@ -5,7 +5,6 @@ import type { InodeAttr, MetaApi, VolumeSettings } from '../meta/api.js';
 import { toFuseAttr } from './attr.js';
 import { CallerResolver } from './caller.js';
 import type { VfsOptions } from './options.js';
-import { OpenDirs } from './open-dirs.js';
 import { SpecialNodes } from './special-nodes.js';
 import { OpenFiles } from './open-files.js';
 import type { DataPath } from '../data/index.js';
@@ -23,7 +22,6 @@ export abstract class VfsSession {
   private renewing: Promise<string> | null = null;
   private stopped = false;
   protected readonly openFiles: OpenFiles;
-  protected readonly openDirs: OpenDirs;
   protected readonly specialNodes = new SpecialNodes();
   protected readonly callers = new CallerResolver();
 
@@ -33,7 +31,6 @@ export abstract class VfsSession {
     protected readonly options: VfsOptions,
   ) {
     this.openFiles = new OpenFiles(releasingSlices(meta, data, options.log), data, options);
-    this.openDirs = new OpenDirs(meta);
   }
 
   /**
