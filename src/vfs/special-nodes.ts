@@ -76,9 +76,4 @@ export class SpecialNodes {
     const attr = this.removed.get(ino) ?? this.nodes.get(ino) ?? this.dirs.get(ino);
     return attr && { ...attr, nlink: 0 };
   }
-
-  /** Inodes kept from this mount's removals (for tests and status). */
-  get removedCount(): number {
-    return this.removed.size;
-  }
 }
