@@ -104,14 +104,14 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
     session.start();
   } catch (error) {
     closeSync(fd);
-    await runCommand('umount', ['-l', mountpoint]);
+    await runCommand('umount', ['-c', '-l', mountpoint]);
     throw error;
   }
   if (options.unmountOnSignals ?? true) session.unmountOnSignals();
   try {
     await session.ready;
   } catch (error) {
-    await runCommand('umount', ['-l', mountpoint]);
+    await runCommand('umount', ['-c', '-l', mountpoint]);
     throw fsError.EIO(`FUSE session for ${mountpoint} ended before INIT: ${(error as Error).message}`, error);
   }
   return session;

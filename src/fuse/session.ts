@@ -138,9 +138,10 @@ export class FuseSession implements RingSink, DevRequestSink {
     if (!mountpoint)
       throw new Error('unmount: this session was started without a mountpoint; run umount yourself');
     const { runCommand } = await import('./mount.js');
-    const plain = await runCommand('umount', [mountpoint]);
+    // -c: no stat of the mount point first (a GETATTR, slow to answer if the server is gone).
+    const plain = await runCommand('umount', ['-c', mountpoint]);
     if (plain.code !== 0) {
-      const lazy = await runCommand('umount', ['-l', mountpoint]);
+      const lazy = await runCommand('umount', ['-c', '-l', mountpoint]);
       if (lazy.code !== 0 && this.state !== 'closed') {
         throw fsError.EIO(
           `umount ${mountpoint} failed: ${plain.stderr.trim()}; umount -l: ${lazy.stderr.trim()}`,

@@ -10,6 +10,9 @@ import { OpenFiles } from './open-files.js';
 import type { DataPath } from '../data/index.js';
 import { RECLAIMED_SLICE_HINT } from '../meta/index.js';
 
+/** How long an unmount waits for the metadata service to close its session. */
+const CLOSE_SESSION_WAIT_MS = 5_000;
+
 /**
  * What every part of the VFS (see Vfs) shares: the mount's session with the metadata service,
  * the per-inode state of open files, directories and special nodes, and the entry and
@@ -19,6 +22,8 @@ export abstract class VfsSession {
   private sessionIdValue: string | null = null;
   private volumeSettings: VolumeSettings | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** A heartbeat still retrying (the service unreachable) is not joined by the next ones. */
+  private beating = false;
   private renewing: Promise<string> | null = null;
   private stopped = false;
   protected readonly openFiles: OpenFiles;
@@ -55,14 +60,17 @@ export abstract class VfsSession {
     });
     this.heartbeatTimer = setInterval(() => {
       const current = this.sessionIdValue;
-      if (current === null) return;
-      this.beat(current).catch((err: unknown) => {
-        if (this.sessionEnded(err)) {
-          this.renewSession(current).catch(() => undefined);
-          return;
-        }
-        this.options.log(`session heartbeat failed: ${(err as Error).message}; will retry`);
-      });
+      if (current === null || this.beating) return;
+      this.beating = true;
+      this.beat(current)
+        .catch((err: unknown) => {
+          if (this.sessionEnded(err)) {
+            this.renewSession(current).catch(() => undefined);
+            return;
+          }
+          this.options.log(`session heartbeat failed: ${(err as Error).message}; will retry`);
+        })
+        .finally(() => (this.beating = false));
     }, this.options.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
     return volume;
@@ -150,10 +158,28 @@ export abstract class VfsSession {
     const sessionId = this.sessionIdValue;
     this.sessionIdValue = null;
     if (sessionId === null) return;
-    await this.meta.closeSession(sessionId).catch((err: unknown) => {
+    const closing = this.meta.closeSession(sessionId).catch((err: unknown) => {
       // Ended by the service already (a heartbeat gap): nothing is left to close.
       if (!isFsError(err) || err.errno !== Errno.ENOTCONN) throw err;
     });
+    // Everything is committed by now. A service that does not answer (stopped before this
+    // mount) ends the session itself after its session timeout, releasing the locks: an
+    // unmount need not wait out the whole metadata retry budget for it.
+    let waited: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'gave up'>((resolve) => {
+      waited = setTimeout(() => resolve('gave up'), CLOSE_SESSION_WAIT_MS);
+    });
+    try {
+      if ((await Promise.race([closing, gaveUp])) === 'gave up') {
+        closing.catch(() => undefined);
+        this.options.log(
+          `could not close session ${sessionId}: the metadata service did not answer within ` +
+            `${CLOSE_SESSION_WAIT_MS / 1000} s; it ends the session itself after its session timeout`,
+        );
+      }
+    } finally {
+      clearTimeout(waited);
+    }
   }
 
   get volume(): VolumeSettings {
