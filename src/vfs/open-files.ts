@@ -1,4 +1,4 @@
-import { fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
+import { Errno, fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
 import type { DataPath, FileWriter, FillListener } from '../data/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
 import { changeTimeAfter, contentVersion, exactVersion, nowTimespec } from './attr.js';
@@ -37,6 +37,13 @@ export class OpenFile implements PushSource {
    */
   private uncommitted: SliceWrite[] = [];
   private readonly slices = new Map<number, SliceRef[]>();
+  /**
+   * Lists dropped by invalidate(), per chunk, until the service answers for that chunk again:
+   * if it answers that the inode is gone (another mount removed its last name while this
+   * mount has it open), reads go on from what this mount knew, as on a local file system.
+   * The objects stay for the history retention at least (garbage collection waits for it).
+   */
+  private readonly lastKnownSlices = new Map<number, SliceRef[]>();
   private slicesVersion: string;
   /**
    * The exact inode state (exactVersion) the cached lists are at least as new as, and when the
@@ -103,6 +110,7 @@ export class OpenFile implements PushSource {
 
   invalidate(): void {
     this.pageCache?.changed(this.ino);
+    for (const [chunkIndex, list] of this.slices) this.lastKnownSlices.set(chunkIndex, list);
     this.slices.clear();
     this.slicesVersion = contentVersion(this.attr);
     this.slicesExact = null;
@@ -175,7 +183,15 @@ export class OpenFile implements PushSource {
     // The lists are at least as new as the inode state known when asking for them.
     const exact = exactVersion(this.attr);
     const askedAtMs = Date.now();
-    const fetched = (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex)).get(chunkIndex) ?? [];
+    let fetched: SliceRef[];
+    try {
+      fetched = (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex)).get(chunkIndex) ?? [];
+    } catch (err) {
+      const known = this.lastKnownSlices.get(chunkIndex);
+      if (known !== undefined && isFsError(err) && err.errno === Errno.ENOENT) return known;
+      throw err;
+    }
+    this.lastKnownSlices.delete(chunkIndex);
     if (version === this.slicesVersion) {
       this.slices.set(chunkIndex, fetched);
       this.slicesExact ??= exact;

@@ -52,12 +52,25 @@ export class Vfs extends VfsHandles implements FileSystem {
       attr = await this.meta.getattr(ino);
     } catch (err) {
       const removed =
-        isFsError(err) && err.errno === Errno.ENOENT ? this.specialNodes.removedAttr(ino) : undefined;
+        isFsError(err) && err.errno === Errno.ENOENT
+          ? (this.specialNodes.removedAttr(ino) ?? this.openRemovedElsewhere(ino))
+          : undefined;
       if (removed === undefined) throw err;
       return this.attrReply(removed);
     }
     this.openFiles.noteAttr(attr);
     return this.attrReply(attr);
+  }
+
+  /**
+   * A file open here whose last name another mount removed: as on a local file system, it
+   * stays what the descriptor shows (its last attributes, no names left), and reads go on
+   * from the slices this mount knows (docs/cli.md). Without this, the kernel's next getattr
+   * (past the attribute timeout, or a read past its cached size) failed them with ENOENT.
+   */
+  private openRemovedElsewhere(ino: Ino): InodeAttr | undefined {
+    const file = this.openFiles.get(ino);
+    return file && { ...file.attr, nlink: 0 };
   }
 
   async setattr(ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {

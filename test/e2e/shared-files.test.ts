@@ -1,17 +1,18 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, freePort, isMounted, StrataProcess, tempDir } from './harness.js';
 
-// Locks order the writes of several mounts, as on NFS: a process that takes a lock sees what
-// another mount wrote under it before releasing it, through a descriptor it keeps open (its
-// kernel's page cache and size are not trusted past the lock), and what it writes under the
-// lock is committed before the unlock lets the other mount in. Two mounts of one volume
-// (`strata up --listen` and a `strata mount`) with kernel caches kept for minutes, so only the
-// lock can make the other mount's writes show.
-const root = tempDir('lock-coherence');
+// Files two mounts of one volume share (`strata up --listen` and a `strata mount`, kernel
+// caches kept for minutes). Locks order their writes, as on NFS: a process that takes a lock
+// sees what another mount wrote under it before releasing it, through a descriptor it keeps
+// open (its kernel's page cache and size are not trusted past the lock), and what it writes
+// under the lock is committed before the unlock lets the other mount in. And a file open on
+// one mount whose last name the other removes stays readable there, as on a local disk.
+const root = tempDir('shared-files');
 const dataDir = join(root, 'data');
 const mntA = join(root, 'a');
 const mntB = join(root, 'b');
@@ -96,4 +97,50 @@ os.close(fd)
   assert.equal(lines.length, 300, 'every record is there');
   for (const line of lines) assert.match(line, /^\d+ \d{5}$/);
   assert.equal(new Set(lines).size, 300, 'no record is there twice');
+});
+
+test('a file open on one mount whose last name the other removes keeps its attributes and reads on', async () => {
+  // Written on B; A opens it, reads the first MiB, B removes it; A waits past its attribute
+  // timeout (and the pushed invalidation), then fstats and reads the rest.
+  const payload = Buffer.alloc(5 * 1024 * 1024);
+  for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+  writeFileSync(join(mntB, 'shared.bin'), payload);
+  const reader = `
+import hashlib, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+first = os.read(fd, 1 << 20)
+print('opened', flush=True)
+sys.stdin.readline()
+time.sleep(1.5)
+st = os.fstat(fd)
+rest = b''
+while True:
+    chunk = os.read(fd, 1 << 20)
+    if not chunk: break
+    rest += chunk
+print(st.st_nlink, st.st_size, hashlib.sha256(first + rest).hexdigest(), flush=True)
+`;
+  const child = spawn('python3', ['-c', reader, join(mntA, 'shared.bin')], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  try {
+    while (!out.includes('opened')) {
+      if (child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    unlinkSync(join(mntB, 'shared.bin'));
+    child.stdin.end('go\n');
+    assert.equal(await closed, 0, `the reader failed: ${err}`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const [nlink, size, digest] = out.split('\n')[1].split(' ');
+  assert.equal(nlink, '0');
+  assert.equal(Number(size), payload.length);
+  assert.equal(digest, createHash('sha256').update(payload).digest('hex'), 'the reader got the whole file');
 });
