@@ -146,7 +146,20 @@ for _ in $(seq 1 60); do
   ceph --connect-timeout 2 mon stat >/dev/null 2>&1 && break
   sleep 0.5
 done
-ceph --connect-timeout 5 mon stat >/dev/null 2>&1 || die "monitor did not answer; see $DIR/log/mon.a.log"
+# Seen once on a machine at load ~10: the monitor did not answer within that wait. A monitor
+# that died is started again, and one that stays silent makes the cluster be rebuilt, as the
+# osd's start does, before the script gives up.
+if ! ceph --connect-timeout 5 mon stat >/dev/null 2>&1; then
+  if ! pid_alive "$DIR/run/mon.a.pid"; then
+    log "ceph-mon is not running; starting it again"
+    ceph-mon -i a 3>&- || true
+  fi
+  for _ in $(seq 1 60); do
+    ceph --connect-timeout 2 mon stat >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  ceph --connect-timeout 5 mon stat >/dev/null 2>&1 || rebuild "the monitor did not answer (see $DIR/log/mon.a.log)"
+fi
 
 # --- manager ---
 if ! pid_alive "$DIR/run/mgr.x.pid"; then
