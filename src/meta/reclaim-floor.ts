@@ -63,7 +63,12 @@ export async function refuseReclaimedSlices(
  * next id now, below every id it can get later.
  */
 export async function sessionSliceFloor(tx: WriteTx, reported: SliceId): Promise<number> {
-  return reported === 0 ? (await tx.getCounter(COUNTER_SLICE_HI)) + 1 : reported;
+  return reported === 0 ? allocatorNextId(tx) : reported;
+}
+
+/** The id allocateSliceIds hands out next (it raises the counter to the last id it gave). */
+async function allocatorNextId(tx: WriteTx): Promise<number> {
+  return (await tx.getCounter(COUNTER_SLICE_HI)) + 1;
 }
 
 export type RaiseResult =
@@ -80,7 +85,7 @@ export function raiseReclaimFloor(engine: Engine): Promise<RaiseResult> {
     const sessions = await tx.listSessions();
     const blockedBy = sessions.find((s) => s.sliceFloor === undefined);
     if (blockedBy !== undefined) return { floor: previousFloor, previousFloor, blockedBy };
-    let floor = (await tx.getCounter(COUNTER_SLICE_HI)) + 1;
+    let floor = await allocatorNextId(tx);
     for (const s of sessions) floor = Math.min(floor, s.sliceFloor!);
     floor = Math.max(floor, previousFloor);
     if (floor > previousFloor) await tx.addCounter(COUNTER_RECLAIM_FLOOR, floor - previousFloor);
