@@ -389,7 +389,8 @@ export abstract class VfsHandles extends VfsSession {
    * it released the lock just taken must show now, not after the attribute timeout or its
    * pushed invalidation. A stale size would put an O_APPEND write over that mount's last
    * record and stale pages would read its old data. The kernel's pages stand for the version
-   * last handed to it (at open, or committed here): a file still at it keeps its caches.
+   * last handed to it (at open, or committed here): a file still at it keeps its caches. The
+   * VFS's own lists of the file went stale with the attributes noteAttr takes, not here.
    */
   private async revalidateLocked(file: OpenFile): Promise<void> {
     const attr = await this.meta.getattr(file.ino);
@@ -397,7 +398,6 @@ export abstract class VfsHandles extends VfsSession {
     const version = contentVersion(attr);
     if (file.hasPending || this.cachedVersions.get(file.ino) === version) return;
     this.cachedVersions.set(file.ino, version);
-    file.invalidate();
     await this.onStaleInode(file.ino);
   }
 
