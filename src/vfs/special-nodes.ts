@@ -28,7 +28,8 @@ const KEPT_REMOVED = 10_000;
  * call's reply (NameRemoval) until FORGET. Removals by other mounts are not in any reply: for
  * FIFOs, sockets, devices and directories, the last attributes answered are kept as well (the
  * directories bounded to the most recent ones); a regular file removed by another mount while
- * open here stays in the service (open-files.ts registers its opens).
+ * open here is answered from its open state (Vfs.openRemovedElsewhere), since opens are not
+ * registered with the service.
  */
 export class SpecialNodes {
   private readonly nodes = new Map<Ino, InodeAttr>();

@@ -65,7 +65,7 @@ export class Vfs extends VfsHandles implements FileSystem {
   /**
    * A file open here whose last name another mount removed: as on a local file system, it
    * stays what the descriptor shows (its last attributes, no names left), and reads go on
-   * from the slices this mount knows (docs/cli.md). Without this, the kernel's next getattr
+   * from the slices this mount knows (docs/RELIABILITY.md). Without this, the kernel's next getattr
    * (past the attribute timeout, or a read past its cached size) failed them with ENOENT.
    */
   private openRemovedElsewhere(ino: Ino): InodeAttr | undefined {
