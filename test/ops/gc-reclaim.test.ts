@@ -21,11 +21,12 @@ import {
   ROOT,
   file,
   root,
+  postgresFixture,
   sqliteFixture,
   withVolume,
   type EngineFixture,
 } from '../meta/conformance/fixture.js';
-import { createTestSchema, PG_SKIP_REASON, type TestDatabase } from '../meta/postgres-fixture.js';
+import { PG_SKIP_REASON } from '../meta/postgres-fixture.js';
 
 const BLOCK = 64 * 1024;
 const settings = { chunkSizeBytes: 1024 * 1024, blockSizeBytes: BLOCK };
@@ -36,20 +37,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 let stores = 0;
 
 const sqlite = sqliteFixture('leakgc-volumes');
-const schemas = new Map<string, TestDatabase>();
-const postgres: EngineFixture = {
-  name: 'postgres',
-  async newUrl() {
-    const db = await createTestSchema('strata_leakgc');
-    const url = `${db.url}&pool_size=2`;
-    schemas.set(url, db);
-    return url;
-  },
-  async dropUrl(url) {
-    await schemas.get(url)?.drop();
-    schemas.delete(url);
-  },
-};
+const postgres = postgresFixture('strata_leakgc', 2);
 
 function sliceOf(id: SliceId, sizeBytes: number): SliceRef {
   return {

@@ -21,12 +21,13 @@ import {
   ROOT,
   file,
   root,
+  postgresFixture,
   sqliteFixture,
   withVolume,
   type EngineFixture,
   type Volume,
 } from '../meta/conformance/fixture.js';
-import { createTestSchema, PG_SKIP_REASON, type TestDatabase } from '../meta/postgres-fixture.js';
+import { PG_SKIP_REASON } from '../meta/postgres-fixture.js';
 import { SKIP_REASON as S3_SKIP_REASON, testUrl, uniquePrefix } from '../object/s3-helpers.js';
 
 const BLOCK = 64 * 1024;
@@ -41,20 +42,7 @@ let n = 0;
 
 const sqlite = sqliteFixture('gc-volumes');
 
-const schemas = new Map<string, TestDatabase>();
-const postgres: EngineFixture = {
-  name: 'postgres',
-  async newUrl() {
-    const db = await createTestSchema('strata_gc');
-    const url = `${db.url}&pool_size=2`;
-    schemas.set(url, db);
-    return url;
-  },
-  async dropUrl(url) {
-    await schemas.get(url)?.drop();
-    schemas.delete(url);
-  },
-};
+const postgres = postgresFixture('strata_gc', 2);
 
 /** A slice of `sizeBytes` committed at the start of chunk 0 of `ino`, its blocks put in the store. */
 async function writeSlice(

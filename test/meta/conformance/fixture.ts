@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after } from 'node:test';
 import { isFsError, type Ino } from '../../../src/common/index.js';
+import { createTestSchema, type TestDatabase } from '../postgres-fixture.js';
 import {
   formatVolume,
   openMetaService,
@@ -39,6 +40,27 @@ export function sqliteFixture(label: string): EngineFixture {
       return `sqlite:${join(dir, 'meta.db')}`;
     },
     dropUrl: async (url) => rmSync(dirname(url.slice('sqlite:'.length)), { recursive: true, force: true }),
+  };
+}
+
+/**
+ * PostgreSQL volumes, each in a fresh schema of the test database (`PREFIX_*`), reached with a
+ * pool of `poolSize` connections; dropped with their volume.
+ */
+export function postgresFixture(prefix: string, poolSize: number): EngineFixture {
+  const schemas = new Map<string, TestDatabase>();
+  return {
+    name: 'postgres',
+    async newUrl() {
+      const db = await createTestSchema(prefix);
+      const url = `${db.url}&pool_size=${poolSize}`;
+      schemas.set(url, db);
+      return url;
+    },
+    async dropUrl(url) {
+      await schemas.get(url)?.drop();
+      schemas.delete(url);
+    },
   };
 }
 
