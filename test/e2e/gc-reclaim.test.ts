@@ -97,6 +97,28 @@ async function mount(name: string): Promise<{ proc: StrataProcess; mnt: string }
   return { proc, mnt };
 }
 
+/**
+ * A mount that has reported its slice floor, with a writer on it that wrote its file and left
+ * it open, two full blocks of it uploaded and not committed. `before`: block objects before it.
+ */
+async function mountHoldingUploads(
+  name: string,
+  file: string,
+): Promise<{ proc: StrataProcess; mnt: string; writer: ReturnType<typeof startWriter>; before: number }> {
+  const { proc, mnt } = await mount(name);
+  await waitUntil(
+    async () => (await sessionFloors()).some((s) => s.mountpoint === mnt && s.floor !== null),
+    `${name} reports its slice floor with its heartbeat`,
+    30_000,
+    100,
+  );
+  const before = blockObjects();
+  const writer = startWriter(join(mnt, file));
+  await waitUntil(() => writer.said().includes('written'), 'the writer wrote its data', 60_000, 50);
+  await waitUntil(() => blockObjects() >= before + 2, 'two full blocks uploaded', 30_000, 100);
+  return { proc, mnt, writer, before };
+}
+
 async function sessionFloors(): Promise<{ host: string; mountpoint: string; floor: number | null }[]> {
   const client = new pg.Client({ connectionString: engine });
   await client.connect();
@@ -148,17 +170,7 @@ test(
   'a live mount holding uploaded, uncommitted blocks keeps them through a reclaim; its close commits them whole',
   { skip },
   async () => {
-    const { mnt } = await mount('live');
-    await waitUntil(
-      async () => (await sessionFloors()).some((s) => s.mountpoint === mnt && s.floor !== null),
-      'the mount reports its slice floor with its heartbeat',
-      30_000,
-      100,
-    );
-    const before = blockObjects();
-    const writer = startWriter(join(mnt, 'open-file'));
-    await waitUntil(() => writer.said().includes('written'), 'the writer wrote its data', 60_000, 50);
-    await waitUntil(() => blockObjects() >= before + 2, 'two full blocks uploaded', 30_000, 100);
+    const { mnt, writer } = await mountHoldingUploads('live', 'open-file');
     const uploaded = blockObjects();
 
     const reclaim = strata(['gc', '--engine', engine, '--reclaim-leaked']);
@@ -183,17 +195,7 @@ test(
   'the blocks of a mount killed with -9 before its commit are reclaimed once its session expired',
   { skip },
   async () => {
-    const { proc, mnt } = await mount('doomed');
-    await waitUntil(
-      async () => (await sessionFloors()).some((s) => s.mountpoint === mnt && s.floor !== null),
-      'the doomed mount reports its floor',
-      30_000,
-      100,
-    );
-    const before = blockObjects();
-    const writer = startWriter(join(mnt, 'never-closed'));
-    await waitUntil(() => writer.said().includes('written'), 'the writer wrote its data', 60_000, 50);
-    await waitUntil(() => blockObjects() >= before + 2, 'two full blocks uploaded', 30_000, 100);
+    const { proc, mnt, writer, before } = await mountHoldingUploads('doomed', 'never-closed');
     const leaked = blockObjects() - before;
     proc.kill();
     await proc.exited;
@@ -221,17 +223,7 @@ test(
   'a mount back after its session expired and its blocks were reclaimed gets EIO at close, never a hole',
   { skip },
   async () => {
-    const { proc, mnt } = await mount('away');
-    await waitUntil(
-      async () => (await sessionFloors()).some((s) => s.mountpoint === mnt && s.floor !== null),
-      'the mount reports its floor',
-      30_000,
-      100,
-    );
-    const before = blockObjects();
-    const writer = startWriter(join(mnt, 'written-while-away'));
-    await waitUntil(() => writer.said().includes('written'), 'the writer wrote its data', 60_000, 50);
-    await waitUntil(() => blockObjects() >= before + 2, 'two full blocks uploaded', 30_000, 100);
+    const { proc, mnt, writer, before } = await mountHoldingUploads('away', 'written-while-away');
     const uploaded = blockObjects() - before;
     // A frozen VM or a partition: the mount says nothing past the server's session timeout.
     proc.child.kill('SIGSTOP');
