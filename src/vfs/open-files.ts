@@ -51,6 +51,15 @@ export class OpenFile implements PushSource {
    */
   private slicesExact: string | null = null;
   private slicesReadAtMs = Number.POSITIVE_INFINITY;
+  /**
+   * Another mount changed the file while this mount held writes to it (seen by noteAttr, or
+   * pushed by the server): the lists were kept for the commit to come, but that commit must not
+   * make them current by appending its slices (afterCommit), or the other mount's slices stay
+   * missing from them, and its bytes read as the old ones (or zeros) here, even after its close.
+   */
+  private changedElsewhereWhilePending = false;
+  /** A commit found the file changed elsewhere meanwhile: the kernel's pages may hold old bytes. */
+  private kernelPagesStale = false;
   private flushing: Promise<void> = Promise.resolve();
   /** When the newest uncommitted write happened: the file's mtime until that write is committed. */
   private lastWriteTime: Timespec | null = null;
@@ -105,7 +114,23 @@ export class OpenFile implements PushSource {
     this.attr = attr;
     const version = contentVersion(attr);
     // Another mount changed the file (seen at open or getattr): our slice lists are stale.
-    if (!this.hasPending && version !== this.slicesVersion) this.invalidate();
+    if (version !== this.slicesVersion) this.changedElsewhere();
+  }
+
+  /** Another mount changed the file: the lists go now, or with the commit of this mount's writes. */
+  changedElsewhere(): void {
+    if (this.hasPending) this.changedElsewhereWhilePending = true;
+    else this.invalidate();
+  }
+
+  /**
+   * True once after a commit that found the file changed elsewhere meanwhile: the kernel's
+   * pages of the file are not known to be its current version (VfsHandles).
+   */
+  takeKernelPagesStale(): boolean {
+    const stale = this.kernelPagesStale;
+    this.kernelPagesStale = false;
+    return stale;
   }
 
   invalidate(): void {
@@ -115,6 +140,7 @@ export class OpenFile implements PushSource {
     this.slicesVersion = contentVersion(this.attr);
     this.slicesExact = null;
     this.slicesReadAtMs = Number.POSITIVE_INFINITY;
+    this.changedElsewhereWhilePending = false;
   }
 
   /**
@@ -265,11 +291,17 @@ export class OpenFile implements PushSource {
   }
 
   private afterCommit(writes: SliceWrite[]): void {
+    for (const w of writes) this.compactor.noteCommit(this.ino, w.chunkIndex);
+    if (this.changedElsewhereWhilePending) {
+      // The other mount's slices may lie under ours or beside them: ask the service again.
+      this.invalidate();
+      this.kernelPagesStale = true;
+      return;
+    }
     for (const w of writes) {
       const cached = this.slices.get(w.chunkIndex);
       // Overlay order: our new slice is the top layer, exactly what the service appended.
       if (cached !== undefined) this.slices.set(w.chunkIndex, [...cached, w.slice]);
-      this.compactor.noteCommit(this.ino, w.chunkIndex);
     }
     this.slicesVersion = contentVersion(this.attr);
     // The lists now include slices we appended rather than read: right while this file stays
@@ -376,13 +408,11 @@ export class OpenFiles {
 
   /**
    * Another mount changed `ino` (its metadata server said so): where the open file's data lives
-   * may have moved, so the next read asks the service again. Not while this mount holds writes
-   * of its own to the file: their commit comes first, and the next open or getattr compares
-   * versions as usual.
+   * may have moved, so the next read asks the service again (after the commit of this mount's
+   * own writes to the file, when it holds some: see OpenFile.changedElsewhere).
    */
   changedElsewhere(ino: Ino): void {
-    const file = this.files.get(ino);
-    if (file !== undefined && !file.hasPending) file.invalidate();
+    this.files.get(ino)?.changedElsewhere();
     this.recent.forget(ino);
   }
 

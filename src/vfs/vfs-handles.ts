@@ -19,6 +19,9 @@ const { O_TRUNC, O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_EXCL, O_RDONLY, O_WRONLY
 /** The access-mode bits of open flags (Linux; not in node's fs.constants). */
 const O_ACCMODE = 3;
 
+/** A cached version no content version equals: the kernel's pages may be of any version. */
+const PAGES_OF_UNKNOWN_VERSION = '';
+
 /** Who registers open files again under a new session: the mount itself, not a process. */
 const MOUNT_CALLER: Caller = { uid: 0, gid: 0, pid: process.pid };
 
@@ -256,7 +259,7 @@ export abstract class VfsHandles extends VfsSession {
     if (!handle.locksLost) await handle.file.flush(this.callers.of(ctx));
     // close(2) drops the POSIX locks this owner holds on the file.
     if (this.heldLocks.forgetOwner(ino, lockOwner)) await this.unlockAll(ino, lockOwner, ctx.pid);
-    this.cachedVersions.set(ino, contentVersion(handle.file.attr));
+    this.noteKernelVersion(handle.file);
     // Its writes not committed when the locks were lost were dropped: close(2) reports it.
     this.lockedHandle(fh, ino);
   }
@@ -403,7 +406,18 @@ export abstract class VfsHandles extends VfsSession {
 
   /** This mount committed its writes: the kernel's pages are the file's current version. */
   private committedHere(file: OpenFile): void {
-    if (!file.hasPending) this.cachedVersions.set(file.ino, contentVersion(file.attr));
+    if (!file.hasPending) this.noteKernelVersion(file);
+  }
+
+  /**
+   * The kernel's pages of the file stand for its committed version now, unless another mount
+   * changed it while this mount's writes were pending: then the next open or lock drops them.
+   */
+  private noteKernelVersion(file: OpenFile): void {
+    this.cachedVersions.set(
+      file.ino,
+      file.takeKernelPagesStale() ? PAGES_OF_UNKNOWN_VERSION : contentVersion(file.attr),
+    );
   }
 
   // --- data-map operations ---
