@@ -38,11 +38,18 @@ export class ChunkCoverage {
 
   private fill(from: number, to: number): void {
     const edges = this.edges;
-    // The common case, an append at or past the end of the last range.
+    // The common cases, without a splice: past the last range, or from inside or at its end.
     const last = edges.length - 2;
     if (last < 0 || edges[last + 1] < from) {
       edges.push(from, to);
       this.coveredBytes += to - from;
+      return;
+    }
+    if (from >= edges[last]) {
+      if (to > edges[last + 1]) {
+        this.coveredBytes += to - edges[last + 1];
+        edges[last + 1] = to;
+      }
       return;
     }
     // First range that ends at or after `from` (touching ranges merge), last that starts at or before `to`.

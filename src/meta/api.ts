@@ -47,6 +47,11 @@ export interface InodeAttr {
   ctime: Timespec;
   /** Bumped when an inode number is reused (NFS export / FUSE generation). */
   generation: number;
+  /**
+   * Bytes the file's data covers (st_blocks counts them): its size less its holes, plus data kept
+   * past the size. Absent from servers older than the field: count the size then.
+   */
+  allocatedBytes?: number;
 }
 
 export interface DirEntry {

@@ -38,6 +38,7 @@ export function toAttr(row: InodeRow): InodeAttr {
     mtime: { sec: row.mtimeSec, nsec: row.mtimeNsec },
     ctime: { sec: row.ctimeSec, nsec: row.ctimeNsec },
     generation: row.generation,
+    allocatedBytes: row.allocatedBytes,
   };
 }
 
@@ -97,6 +98,7 @@ export function newInodeRow(
     generation: 1,
     parent: 0 as Ino,
     target: null,
+    allocatedBytes: 0,
     ...fields,
   };
 }

@@ -1,14 +1,26 @@
 import { asSliceId, type Ino, type SliceRef } from '../common/index.js';
-import type { WriteTx } from './engine.js';
+import { COUNTER_USED_BYTES, ChunkCoverage, alignedBytes, coveredBytes } from './allocation.js';
+import type { InodeRow, WriteTx } from './engine.js';
 
 /**
- * Data-map changes shared by truncate, fallocate, copy_file_range and compaction. Every
+ * Data-map changes shared by writes, truncate, fallocate, copy_file_range and compaction. Every
  * reference a current chunk list holds to a slice is counted (slice_ref); when the count
  * drops to zero the slice is logged as deleted, for the GC to remove once out of history.
+ *
+ * Every change of a chunk list goes through `appendToChunk` or `replaceChunk`, which move the
+ * inode's allocated bytes (what its slices cover with data: st_blocks) by the difference the
+ * change makes, and the volume's used bytes with them, in the same transaction.
  */
 
 const ZERO_ID = asSliceId(0);
 const LAST_CHUNK = Number.MAX_SAFE_INTEGER;
+
+/** What a chunk change needs: its transaction and the inodes it changes (an OpContext). */
+export interface ChunkContext {
+  readonly tx: WriteTx;
+  inode(ino: Ino): Promise<InodeRow>;
+  touch(row: InodeRow): void;
+}
 
 export async function addRefs(tx: WriteTx, slices: readonly SliceRef[]): Promise<void> {
   for (const s of slices) if (s.id !== ZERO_ID) await tx.addSliceRefs(s.id, s.sliceSizeBytes, 1);
@@ -22,25 +34,60 @@ export async function dropRefs(tx: WriteTx, slices: readonly SliceRef[]): Promis
   }
 }
 
-/** Replaces a chunk's list, moving slice references from the old list to the new one. */
+/**
+ * Moves the inode's allocated bytes by `deltaBytes`, and the volume's used bytes by what that
+ * changes in the file's 4 KiB-aligned usage (statfs counts whole blocks per file, as du does).
+ */
+async function moveAllocated(ctx: ChunkContext, ino: Ino, deltaBytes: number): Promise<void> {
+  if (deltaBytes === 0) return;
+  const row = await ctx.inode(ino);
+  const before = row.allocatedBytes;
+  row.allocatedBytes = before + deltaBytes;
+  ctx.touch(row);
+  const usage = alignedBytes(row.allocatedBytes) - alignedBytes(before);
+  if (usage !== 0) await ctx.tx.addCounter(COUNTER_USED_BYTES, usage);
+}
+
+/** Lays `added` on top of the chunk's list (writes, holes, reference copies). */
+export async function appendToChunk(
+  ctx: ChunkContext,
+  ino: Ino,
+  chunkIndex: number,
+  added: readonly SliceRef[],
+): Promise<void> {
+  const slices = await ctx.tx.getChunk(ino, chunkIndex);
+  const coverage = new ChunkCoverage(slices);
+  const before = coverage.coveredBytes;
+  for (const s of added) {
+    coverage.lay(s);
+    slices.push(s);
+  }
+  await addRefs(ctx.tx, added);
+  await ctx.tx.putChunk(ino, chunkIndex, slices);
+  await moveAllocated(ctx, ino, coverage.coveredBytes - before);
+}
+
+/**
+ * Replaces a chunk's list, moving slice references from the old list to the new one. `current`
+ * is the list as the caller just read it in this transaction (read here when absent).
+ */
 export async function replaceChunk(
-  tx: WriteTx,
+  ctx: ChunkContext,
   ino: Ino,
   chunkIndex: number,
   slices: SliceRef[],
+  current?: SliceRef[],
 ): Promise<void> {
-  const old = await tx.getChunk(ino, chunkIndex);
-  await addRefs(tx, slices);
-  await dropRefs(tx, old);
-  await tx.putChunk(ino, chunkIndex, slices);
+  const old = current ?? (await ctx.tx.getChunk(ino, chunkIndex));
+  await addRefs(ctx.tx, slices);
+  await dropRefs(ctx.tx, old);
+  await ctx.tx.putChunk(ino, chunkIndex, slices);
+  await moveAllocated(ctx, ino, coveredBytes(slices) - coveredBytes(old));
 }
 
 /** Drops every chunk of the inode (final delete): its slices lose a reference each. */
-export async function dropAllChunks(tx: WriteTx, ino: Ino): Promise<void> {
-  for (const idx of await tx.listChunkIndexes(ino, 0, LAST_CHUNK)) {
-    await dropRefs(tx, await tx.getChunk(ino, idx));
-    await tx.putChunk(ino, idx, []);
-  }
+export async function dropAllChunks(ctx: ChunkContext, ino: Ino): Promise<void> {
+  for (const idx of await ctx.tx.listChunkIndexes(ino, 0, LAST_CHUNK)) await replaceChunk(ctx, ino, idx, []);
 }
 
 /**
@@ -48,7 +95,7 @@ export async function dropAllChunks(tx: WriteTx, ino: Ino): Promise<void> {
  * slices, partly covered chunks get a hole slice (id 0) on top.
  */
 export async function zeroRange(
-  tx: WriteTx,
+  ctx: ChunkContext,
   ino: Ino,
   chunkSizeBytes: number,
   startBytes: number,
@@ -57,23 +104,18 @@ export async function zeroRange(
   if (endBytes <= startBytes) return;
   const first = Math.floor(startBytes / chunkSizeBytes);
   const last = Math.floor((endBytes - 1) / chunkSizeBytes);
-  for (const idx of await tx.listChunkIndexes(ino, first, last)) {
+  for (const idx of await ctx.tx.listChunkIndexes(ino, first, last)) {
     const chunkStart = idx * chunkSizeBytes;
     const from = Math.max(startBytes, chunkStart) - chunkStart;
     const to = Math.min(endBytes, chunkStart + chunkSizeBytes) - chunkStart;
-    if (from === 0 && to === chunkSizeBytes) {
-      await replaceChunk(tx, ino, idx, []);
-      continue;
-    }
-    const slices = await tx.getChunk(ino, idx);
-    slices.push(holeSlice(from, to - from));
-    await tx.putChunk(ino, idx, slices);
+    if (from === 0 && to === chunkSizeBytes) await replaceChunk(ctx, ino, idx, []);
+    else await appendToChunk(ctx, ino, idx, [holeSlice(from, to - from)]);
   }
 }
 
 /** Truncating to `sizeBytes`: everything at or past it goes (so a later extension reads zeros). */
 export async function truncateChunks(
-  tx: WriteTx,
+  ctx: ChunkContext,
   ino: Ino,
   chunkSizeBytes: number,
   oldSizeBytes: number,
@@ -81,7 +123,7 @@ export async function truncateChunks(
 ): Promise<void> {
   if (sizeBytes >= oldSizeBytes) return;
   // Data may lie past the old size only through fallocate KEEP_SIZE; drop up to the last chunk.
-  await zeroRange(tx, ino, chunkSizeBytes, sizeBytes, Number.MAX_SAFE_INTEGER);
+  await zeroRange(ctx, ino, chunkSizeBytes, sizeBytes, Number.MAX_SAFE_INTEGER);
 }
 
 export function holeSlice(chunkOffsetBytes: number, lengthBytes: number): SliceRef {
@@ -102,7 +144,7 @@ export function holeSlice(chunkOffsetBytes: number, lengthBytes: number): SliceR
  * its new place, split where it crosses a destination chunk boundary.
  */
 export async function copyByReference(
-  tx: WriteTx,
+  ctx: ChunkContext,
   chunkSizeBytes: number,
   srcIno: Ino,
   srcOffset: number,
@@ -114,9 +156,9 @@ export async function copyByReference(
   const pieces: { at: number; slice: SliceRef }[] = [];
   const first = Math.floor(srcOffset / chunkSizeBytes);
   const last = Math.floor((srcEnd - 1) / chunkSizeBytes);
-  for (const idx of await tx.listChunkIndexes(srcIno, first, last)) {
+  for (const idx of await ctx.tx.listChunkIndexes(srcIno, first, last)) {
     const chunkStart = idx * chunkSizeBytes;
-    for (const s of await tx.getChunk(srcIno, idx)) {
+    for (const s of await ctx.tx.getChunk(srcIno, idx)) {
       const from = Math.max(chunkStart + s.chunkOffsetBytes, srcOffset);
       const to = Math.min(chunkStart + s.chunkOffsetBytes + s.lengthBytes, srcEnd);
       if (to <= from) continue;
@@ -127,7 +169,7 @@ export async function copyByReference(
       });
     }
   }
-  await zeroRange(tx, dstIno, chunkSizeBytes, dstOffset, dstOffset + length);
+  await zeroRange(ctx, dstIno, chunkSizeBytes, dstOffset, dstOffset + length);
   const additions = new Map<number, SliceRef[]>();
   for (const { at, slice } of pieces) {
     let pos = at;
@@ -148,9 +190,5 @@ export async function copyByReference(
       done += n;
     }
   }
-  for (const [idx, added] of additions) {
-    const slices = await tx.getChunk(dstIno, idx);
-    await addRefs(tx, added);
-    await tx.putChunk(dstIno, idx, slices.concat(added));
-  }
+  for (const [idx, added] of additions) await appendToChunk(ctx, dstIno, idx, added);
 }

@@ -1,7 +1,8 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { ROOT_INO, asIno, asSliceId, fsError, type Ino, type SliceRef } from '../common/index.js';
-import { S_IFDIR, S_IFMT } from './attrs.js';
+import { alignedBytes, coveredBytes } from './allocation.js';
+import { S_IFDIR, S_IFMT, isReg } from './attrs.js';
 import type { DentryRow, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from './namespace.js';
 import {
@@ -23,6 +24,10 @@ import {
  * slice ids are kept, so the data objects in the store stay valid without copying.
  * What does not: history (time travel starts again at the load), sessions, locks and open
  * files (take the dump with the volume unmounted), unlinked-but-open inodes.
+ *
+ * A file's allocated bytes (InodeRow.allocatedBytes) go with its row; a dump taken before they
+ * existed has none, and the load computes them from the chunks. The load sets the used-bytes
+ * counter to the sum of what it loaded (dumps of that time counted sizes there).
  *
  * Format, one JSON object per line, in this order:
  *   {"t":"header","format":"stratafs-meta-dump","version":1,"source":...}
@@ -172,16 +177,39 @@ function parseRecord(line: string, lineNumber: number): Record {
   }
 }
 
-async function applyRecord(tx: WriteTx, record: Record): Promise<void> {
+/** What the load adds up as it goes: the used-bytes counter it sets at the end. */
+interface LoadTotals {
+  usedBytes: number;
+}
+
+/** The row's allocated bytes, from its chunks when the dump predates them. */
+function allocatedBytesOf(record: Extract<Record, { t: 'inode' }>): number {
+  const stored = (record.row as Partial<InodeRow>).allocatedBytes;
+  if (typeof stored === 'number') return stored;
+  if (!isReg(record.row.mode)) return 0;
+  let total = 0;
+  for (const [, slices] of record.chunks) total += coveredBytes(slices);
+  return total;
+}
+
+async function applyRecord(tx: WriteTx, record: Record, totals: LoadTotals): Promise<void> {
   switch (record.t) {
     case 'setting':
       await tx.putSetting(record.key, record.value);
       return;
     case 'counter':
+      // Set from the files loaded, at the end.
+      if (record.name === COUNTER_USED_BYTES) return;
       await tx.addCounter(record.name, record.value - (await tx.getCounter(record.name)));
       return;
     case 'inode': {
-      const row: InodeRow = { ...record.row, ino: asIno(record.row.ino), parent: asIno(record.row.parent) };
+      const row: InodeRow = {
+        ...record.row,
+        ino: asIno(record.row.ino),
+        parent: asIno(record.row.parent),
+        allocatedBytes: allocatedBytesOf(record),
+      };
+      if (isReg(row.mode)) totals.usedBytes += alignedBytes(row.allocatedBytes);
       await tx.putInode(row);
       for (const [name, value] of record.xattrs)
         await tx.putXattr(row.ino, name, Buffer.from(value, 'base64'));
@@ -219,13 +247,17 @@ export async function loadMeta(
     throw fsError.EEXIST(`${engine.displayUrl} already holds a volume; load into an empty database`);
   }
   const progress: DumpProgress = { inodes: 0, dentries: 0, records: 0 };
+  const totals: LoadTotals = { usedBytes: 0 };
   let batch: Record[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     const records = batch;
     batch = [];
+    // A retried transaction must not count its inodes twice.
+    const before = totals.usedBytes;
     await engine.write(async (tx) => {
-      for (const record of records) await applyRecord(tx, record);
+      totals.usedBytes = before;
+      for (const record of records) await applyRecord(tx, record, totals);
     });
     options.onProgress?.({ ...progress });
   };
@@ -260,6 +292,9 @@ export async function loadMeta(
   }
   await flush();
   if (!header) throw fsError.EINVAL('empty input: no strata meta dump header');
+  await engine.write(async (tx) =>
+    tx.addCounter(COUNTER_USED_BYTES, totals.usedBytes - (await tx.getCounter(COUNTER_USED_BYTES))),
+  );
   if (!end)
     throw fsError.EINVAL(`dump is truncated (no end line after ${progress.records} lines); take it again`);
   if (end.inodes !== progress.inodes || end.dentries !== progress.dentries) {

@@ -68,6 +68,11 @@ export interface InodeRow {
   parent: Ino;
   /** For symlinks: the target. Null otherwise. */
   target: string | null;
+  /**
+   * Regular files: the bytes the data map covers with data (holes and punched ranges excluded),
+   * kept by the service with every chunk change (allocation.ts, chunks.ts). 0 for everything else.
+   */
+  allocatedBytes: number;
 }
 
 export interface DentryRow {

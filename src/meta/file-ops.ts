@@ -28,10 +28,9 @@ import {
   setMtime,
 } from './attrs.js';
 import { ACL_ACCESS_XATTR, chmodAcl } from './acl.js';
-import { addRefs, copyByReference, dropRefs, truncateChunks, zeroRange } from './chunks.js';
+import { appendToChunk, copyByReference, replaceChunk, truncateChunks, zeroRange } from './chunks.js';
 import { refuseReclaimedSlices } from './reclaim-floor.js';
-import type { InodeRow, WriteTx } from './engine.js';
-import { COUNTER_USED_BYTES, alignedBytes } from './namespace.js';
+import type { InodeRow } from './engine.js';
 import type { OpContext } from './op-context.js';
 import { W_OK, inGroup, isOwnerOrRoot } from './permissions.js';
 
@@ -93,9 +92,8 @@ async function setSize(
     throw fsError.EFBIG(`file size ${sizeBytes} is past the largest file size, ${MAX_FILE_SIZE_BYTES} bytes`);
   }
   if (sizeBytes === row.sizeBytes) return;
-  await truncateChunks(ctx.tx, row.ino, chunkSizeBytes, row.sizeBytes, sizeBytes);
-  const delta = alignedBytes(sizeBytes) - alignedBytes(row.sizeBytes);
-  if (delta !== 0) await ctx.tx.addCounter(COUNTER_USED_BYTES, delta);
+  // Usage follows the data a truncate drops (chunks.ts), not the size: growing adds a hole.
+  await truncateChunks(ctx, row.ino, chunkSizeBytes, row.sizeBytes, sizeBytes);
   row.sizeBytes = sizeBytes;
 }
 
@@ -215,11 +213,7 @@ export async function commitWrites(
     list.push(w.slice);
     byChunk.set(w.chunkIndex, list);
   }
-  for (const [idx, added] of byChunk) {
-    const slices = await ctx.tx.getChunk(ino, idx);
-    await addRefs(ctx.tx, added);
-    await ctx.tx.putChunk(ino, idx, slices.concat(added));
-  }
+  for (const [idx, added] of byChunk) await appendToChunk(ctx, ino, idx, added);
   if (minSizeBytes > row.sizeBytes) await setSize(ctx, chunkSizeBytes, row, minSizeBytes);
   setMtime(row, mtime);
   // The writes changed the file when they were made, not when committed: the mount showed
@@ -257,9 +251,9 @@ export async function fallocate(
         'FALLOC_FL_PUNCH_HOLE must be combined with FALLOC_FL_KEEP_SIZE (and nothing else)',
       );
     }
-    await zeroRange(ctx.tx, ino, chunkSizeBytes, offset, Math.min(end, row.sizeBytes));
+    await zeroRange(ctx, ino, chunkSizeBytes, offset, Math.min(end, row.sizeBytes));
   } else if (mode & FALLOC_FL_ZERO_RANGE) {
-    await zeroRange(ctx.tx, ino, chunkSizeBytes, offset, keepSize ? Math.min(end, row.sizeBytes) : end);
+    await zeroRange(ctx, ino, chunkSizeBytes, offset, keepSize ? Math.min(end, row.sizeBytes) : end);
   }
   // Plain allocation has nothing to reserve in an object store: only the size moves.
   if (!keepSize && end > row.sizeBytes) await setSize(ctx, chunkSizeBytes, row, end);
@@ -295,7 +289,7 @@ export async function copyFileRange(
   if (dstOffset + copiedBytes > MAX_FILE_SIZE_BYTES)
     throw fsError.EFBIG('copy_file_range past the maximum file size');
   if (copiedBytes === 0) return { copiedBytes, row: dst };
-  await copyByReference(ctx.tx, chunkSizeBytes, srcIno, srcOffset, dstIno, dstOffset, copiedBytes);
+  await copyByReference(ctx, chunkSizeBytes, srcIno, srcOffset, dstIno, dstOffset, copiedBytes);
   // A copy is a write to dst: a caller without CAP_FSETID (uid 0 stands in for it) clears
   // its set-id bits, as on tmpfs; FUSE's copy request carries no kill flag.
   if (ctx.caller.uid !== 0) dst.mode &= ~setidBitsToKill(ctx.caller, dst);
@@ -307,21 +301,22 @@ export async function copyFileRange(
   return { copiedBytes, row: dst };
 }
 
-/** Compaction's compare-and-swap of one chunk's slice list. */
+/**
+ * Compaction's compare-and-swap of one chunk's slice list. It leaves times alone; the inode row
+ * is written only when the merged list covers a different number of bytes with data.
+ */
 export async function replaceChunkSlices(
-  tx: WriteTx,
+  ctx: OpContext,
   chunkSizeBytes: number,
   ino: Ino,
   chunkIndex: number,
   expectedIds: SliceId[],
   merged: SliceRef[],
 ): Promise<boolean> {
-  await refuseReclaimedSlices(tx, merged, `compaction of inode ${ino} chunk ${chunkIndex}`);
-  const current = await tx.getChunk(ino, chunkIndex);
+  await refuseReclaimedSlices(ctx.tx, merged, `compaction of inode ${ino} chunk ${chunkIndex}`);
+  const current = await ctx.tx.getChunk(ino, chunkIndex);
   if (current.length !== expectedIds.length || current.some((s, i) => s.id !== expectedIds[i])) return false;
   for (const s of merged) checkSlice(chunkSizeBytes, s, `replaceChunkSlices on inode ${ino}`);
-  await addRefs(tx, merged);
-  await dropRefs(tx, current);
-  await tx.putChunk(ino, chunkIndex, merged);
+  await replaceChunk(ctx, ino, chunkIndex, merged, current);
   return true;
 }

@@ -11,10 +11,9 @@ import { W_OK, X_OK, requireStickyOk } from './permissions.js';
 
 export const NAME_MAX_BYTES = 255;
 export const PATH_MAX_BYTES = 4096;
-export const BLOCK_ALIGN_BYTES = 4096;
 
 export const COUNTER_INODES = 'inodes_used';
-export const COUNTER_USED_BYTES = 'used_bytes';
+export { COUNTER_USED_BYTES } from './allocation.js';
 
 export interface Limits {
   maxLinks: number;
@@ -36,9 +35,6 @@ function checkNewName(name: string): void {
   checkName(name);
   if (name === '.' || name === '..') throw fsError.EEXIST(`"${name}" always exists in a directory`);
 }
-
-export const alignedBytes = (sizeBytes: number): number =>
-  Math.ceil(sizeBytes / BLOCK_ALIGN_BYTES) * BLOCK_ALIGN_BYTES;
 
 /** Parent must be a directory the caller may write and search, without `name` in it. */
 export async function prepareCreate(ctx: OpContext, parent: Ino, name: string): Promise<InodeRow> {
@@ -154,12 +150,9 @@ export async function dropLink(ctx: OpContext, inode: InodeRow): Promise<void> {
   if (inode.nlink <= 0 && (await ctx.tx.openCount(inode.ino)) === 0) await freeInode(ctx, inode);
 }
 
-/** Final delete of an inode: chunks release their slices, counters shrink. */
+/** Final delete of an inode: chunks release their slices, counters shrink (used bytes with the chunks). */
 export async function freeInode(ctx: OpContext, inode: InodeRow): Promise<void> {
-  if (isReg(inode.mode)) {
-    await dropAllChunks(ctx.tx, inode.ino);
-    if (inode.sizeBytes > 0) await ctx.tx.addCounter(COUNTER_USED_BYTES, -alignedBytes(inode.sizeBytes));
-  }
+  if (isReg(inode.mode)) await dropAllChunks(ctx, inode.ino);
   ctx.remove(inode.ino);
   await ctx.tx.addCounter(COUNTER_INODES, -1);
 }

@@ -180,8 +180,8 @@ export abstract class MetaServiceContents extends MetaServiceCore {
     expectedIds: SliceId[],
     merged: SliceRef[],
   ): Promise<boolean> {
-    return this.engine.write((tx) =>
-      fileOps.replaceChunkSlices(tx, this.settings.chunkSizeBytes, ino, chunkIndex, expectedIds, merged),
+    return this.change(rootCaller, (ctx) =>
+      fileOps.replaceChunkSlices(ctx, this.settings.chunkSizeBytes, ino, chunkIndex, expectedIds, merged),
     );
   }
 

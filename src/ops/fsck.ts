@@ -2,14 +2,21 @@ import { PassThrough } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { Ino, SliceRef } from '../common/index.js';
 import { blockAt, blockKey } from '../data/index.js';
-import { dumpMeta, type Engine, type InodeRow } from '../meta/index.js';
+import {
+  COUNTER_USED_BYTES,
+  alignedBytes,
+  coveredBytes,
+  dumpMeta,
+  type Engine,
+  type InodeRow,
+} from '../meta/index.js';
 import type { ObjectStore } from '../object/index.js';
 
 /**
  * `strata fsck`: checks a volume's metadata invariants and that every block its files
  * refer to exists in the object store, and reports each problem with what to do about it.
  * With `repair`, fixes what is safe to fix from the metadata alone (link counts, directory
- * parent pointers, usage counters); lost data is never "repaired" by guessing.
+ * parent pointers, allocated bytes, usage counters); lost data is never "repaired" by guessing.
  *
  * It reads the volume through the metadata dump (one consistent read of the namespace
  * reachable from the root), so it holds the namespace in memory: fine for millions of
@@ -21,15 +28,18 @@ import type { ObjectStore } from '../object/index.js';
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
-/** The metadata service counts file usage in 4 KiB units (see meta/namespace.ts alignedBytes). */
-const USAGE_ALIGN_BYTES = 4096;
 const COUNTER_INODES = 'inodes_used';
-const COUNTER_USED_BYTES = 'used_bytes';
 /** Object existence checks in flight at once. */
 const HEAD_CONCURRENCY = 16;
 
 export type FsckCode =
-  'dangling-entry' | 'entry-type' | 'link-count' | 'directory-parent' | 'missing-object' | 'counter';
+  | 'dangling-entry'
+  | 'entry-type'
+  | 'link-count'
+  | 'directory-parent'
+  | 'allocated-bytes'
+  | 'missing-object'
+  | 'counter';
 
 export interface FsckProblem {
   code: FsckCode;
@@ -148,15 +158,34 @@ export async function fsck(options: FsckOptions): Promise<FsckReport> {
 
   const fixes: InodeRow[] = [];
   let usedBytes = 0;
-  for (const { row } of ns.inodes.values()) {
+  for (const { row, chunks } of ns.inodes.values()) {
     const ino = row.ino as number;
-    if ((row.mode & S_IFMT) === S_IFREG)
-      usedBytes += Math.ceil(row.sizeBytes / USAGE_ALIGN_BYTES) * USAGE_ALIGN_BYTES;
+    let expectedAllocated = 0;
+    if ((row.mode & S_IFMT) === S_IFREG) {
+      for (const [, slices] of chunks) expectedAllocated += coveredBytes(slices);
+      usedBytes += alignedBytes(expectedAllocated);
+    }
     const dir = isDir(row.mode);
     const expectedLinks = dir ? 2 + (subdirs.get(ino) ?? 0) : (links.get(ino) ?? 0);
     const expectedParent = dir ? (parentOf.get(ino) ?? ino) : (row.parent as number);
-    if (row.nlink === expectedLinks && row.parent === expectedParent) continue;
-    const fixed: InodeRow = { ...row, nlink: expectedLinks, parent: expectedParent as Ino };
+    const allocated = row.allocatedBytes as number | undefined;
+    if (row.nlink === expectedLinks && row.parent === expectedParent && allocated === expectedAllocated)
+      continue;
+    const fixed: InodeRow = {
+      ...row,
+      nlink: expectedLinks,
+      parent: expectedParent as Ino,
+      allocatedBytes: expectedAllocated,
+    };
+    if (allocated !== expectedAllocated) {
+      problem({
+        code: 'allocated-bytes',
+        ino,
+        message: `inode ${ino} records ${allocated ?? 'no'} allocated bytes but its chunks cover ${expectedAllocated} with data`,
+        suggestion: `strata fsck --repair sets it to ${expectedAllocated} (st_blocks, du and statfs count it)`,
+        repairable: true,
+      });
+    }
     if (row.nlink !== expectedLinks) {
       problem({
         code: 'link-count',

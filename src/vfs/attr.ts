@@ -5,13 +5,26 @@ import type { InodeAttr, Timespec } from '../meta/api.js';
 /** The preferred I/O size reported as st_blksize: large, so `cp` and friends use big buffers. */
 const PREFERRED_IO_BYTES = 1024 * 1024;
 
+/** st_blocks counts 512-byte units whatever the file system's block size. */
+const ST_BLOCK_BYTES = 512;
+
+/**
+ * st_blocks: the bytes the file's data covers (the metadata service keeps them exact: holes,
+ * punched ranges and a truncate's growth do not count, data kept past the size does), in
+ * 512-byte units rounded up once. Not per 4 KiB block as ext4 would round: no block is
+ * allocated here, and rounding once keeps `du` exact while st_blocks * 512 < size still means
+ * holes. A server older than allocated bytes answers none: the size counts, as it did then.
+ */
+export function allocatedBlocks(attr: InodeAttr): number {
+  return Math.ceil((attr.allocatedBytes ?? attr.sizeBytes) / ST_BLOCK_BYTES);
+}
+
 /** Converts the metadata view of an inode into what the kernel caches; `sizeBytes` may include pending writes. */
 export function toFuseAttr(attr: InodeAttr): FuseAttr {
   return {
     ino: attr.ino,
     sizeBytes: attr.sizeBytes,
-    // Sparse files report their apparent size: the data map is not consulted for st_blocks.
-    blocks: Math.ceil(attr.sizeBytes / 512),
+    blocks: allocatedBlocks(attr),
     atimeSec: attr.atime.sec,
     atimeNsec: attr.atime.nsec,
     mtimeSec: attr.mtime.sec,

@@ -28,6 +28,7 @@ function inode(ino: number, mode: number, extra: Partial<InodeRow> = {}): InodeR
     generation: 0,
     parent: asIno(0),
     target: null,
+    allocatedBytes: 0,
     ...extra,
   };
 }

@@ -9,7 +9,7 @@ import type { TxConnection } from '../../src/meta/engines/postgres/tx.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
 /**
- * Typed batches (src/meta/engines/postgres/apply.ts, strata_apply of migration 5): group commit
+ * Typed batches (src/meta/engines/postgres/apply.ts, strata_apply2 of migration 8): group commit
  * sends op codes and values instead of SQL text. Every op must write exactly what the prepared
  * statement of the same name writes, history rows included, and a failing member must undo only
  * its own writes, as with strata_try.
@@ -22,7 +22,7 @@ const FILE = 0o100644;
 const inode = (
   ino: number,
   mode: number,
-  over: { nlink?: number; size?: number; t?: number; target?: string | null } = {},
+  over: { nlink?: number; size?: number; t?: number; target?: string | null; alloc?: number } = {},
 ) => {
   const t = over.t ?? 1_000;
   return [
@@ -42,6 +42,7 @@ const inode = (
     0,
     mode === DIR ? 1 : 0,
     over.target ?? null,
+    over.alloc ?? 0,
   ];
 };
 const op = (statement: BatchOp['statement'], ...values: unknown[]): BatchOp => ({ statement, values });
@@ -53,8 +54,8 @@ function members(): BatchOp[][] {
   const v3 = 3_000;
   const dir = inode(10, DIR, { nlink: 2 });
   const dir2 = inode(10, DIR, { nlink: 3, t: 1_500 });
-  const file = inode(11, FILE, { size: 5 });
-  const file2 = inode(11, FILE, { size: 9, t: 1_800 });
+  const file = inode(11, FILE, { size: 5, alloc: 3 });
+  const file2 = inode(11, FILE, { size: 9, t: 1_800, alloc: 7 });
   const link = inode(12, 0o120777, { target: "it's a \\ target" });
   return [
     [
@@ -221,9 +222,9 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
       encodeBatch([op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000)])!;
     try {
       await committer.commitTyped(entry('before', 1));
-      // The committer's own connection, idle now: the one that ran strata_apply.
+      // The committer's own connection, idle now: the one that ran strata_apply2.
       const { rows } = await pool.query<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%strata_apply(%' AND pid <> pg_backend_pid()",
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%strata_apply2(%' AND pid <> pg_backend_pid()",
       );
       assert.equal(rows.length, 1);
       await pool.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);

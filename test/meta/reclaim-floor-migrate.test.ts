@@ -16,6 +16,7 @@ import {
   raiseReclaimFloor,
   type MetaService,
 } from '../../src/meta/index.js';
+import { SCHEMA_VERSION } from '../../src/meta/engines/sqlite/schema.js';
 import { PG_SKIP_REASON, createTestSchema } from './postgres-fixture.js';
 
 /**
@@ -73,7 +74,7 @@ describe('slice floors: migration from the schema before them', () => {
     }
     const check = new BetterSqlite3(path, { readonly: true });
     try {
-      assert.equal(check.pragma('user_version', { simple: true }), 5);
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     } finally {
       check.close();
     }

@@ -470,6 +470,7 @@ function inodeRow(ino: number) {
     generation: 1,
     parent: asIno(0),
     target: null,
+    allocatedBytes: 0,
   };
 }
 

@@ -67,6 +67,7 @@ function inodeRow(ino: number, uid: number): InodeRow {
     generation: 1,
     parent: asIno(1),
     target: null,
+    allocatedBytes: 0,
   };
 }
 
@@ -111,11 +112,16 @@ async function buildHistory(engine: SqliteEngine, clock: ManualClock): Promise<n
   return instants;
 }
 
-/** Everything the engine answers as of `t` (undefined: now) about the rows buildHistory wrote. */
+/**
+ * Everything the engine answers as of `t` (undefined: now) about the rows buildHistory wrote.
+ * Allocated bytes aside: a schema-3 volume has none, schema 6 computes them from the chunks
+ * (sqlite-allocated-migrate.test.ts), where buildHistory wrote 0 beside its chunks.
+ */
 async function answers(tx: ReadTx, t?: number): Promise<unknown> {
   const out: unknown[] = [];
   for (const ino of INOS) {
-    out.push(await tx.getInode(asIno(ino), t));
+    const inode = await tx.getInode(asIno(ino), t);
+    out.push(inode && { ...inode, allocatedBytes: undefined });
     out.push(await tx.listXattrs(asIno(ino), t));
     for (const name of ['user.k', 'user.s0', 'user.s1']) out.push(await tx.getXattr(asIno(ino), name, t));
     out.push(await tx.listChunkIndexes(asIno(ino), 0, 10, t));
@@ -134,6 +140,7 @@ function historyRows(path: string): Record<string, unknown[]> {
       const cols = (
         db.prepare(`SELECT name FROM pragma_table_info('${table}') ORDER BY name`).pluck().all() as string[]
       )
+        .filter((c) => c !== 'alloc') // see answers()
         .map((c) => `quote(${c}) AS ${c}`)
         .join(', ');
       rows[table] = db
@@ -159,10 +166,14 @@ function downgradeToSchema3(path: string): void {
       }
       db.exec(SCHEMA_3_HISTORY);
       for (const table of HISTORY_TABLES) {
-        // Commit order, as schema 3 appended them.
-        db.exec(`INSERT INTO ${table} SELECT * FROM ${table}_new ORDER BY to_us`);
+        // Commit order, as schema 3 appended them; its columns only (schema 6 added alloc).
+        const columns = (
+          db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck().all() as string[]
+        ).join(', ');
+        db.exec(`INSERT INTO ${table} SELECT ${columns} FROM ${table}_new ORDER BY to_us`);
         db.exec(`DROP TABLE ${table}_new`);
       }
+      db.exec('ALTER TABLE inode DROP COLUMN alloc');
       db.pragma('user_version = 3');
     })();
   } finally {
@@ -298,7 +309,9 @@ describe('SQLite engine: dentry history clustered on its key (schema 4)', () => 
         size INTEGER NOT NULL, rdev INTEGER NOT NULL, atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
         mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
         gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT, PRIMARY KEY (ino, to_us)) WITHOUT ROWID;
-        INSERT INTO inode_hist SELECT * FROM inode_hist_rowid; DROP TABLE inode_hist_rowid;`);
+        INSERT INTO inode_hist SELECT ino, from_us, to_us, mode, uid, gid, nlink, size, rdev, atime_s,
+          atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target FROM inode_hist_rowid;
+        DROP TABLE inode_hist_rowid;`);
     })();
     db.close();
     assert.ok(shape(path).indexes.every((name) => name !== 'inode_hist_key'));

@@ -78,6 +78,33 @@ describe('strata fsck', { skip: strataUnavailable() }, () => {
     assert.deepEqual((await fsck({ engine, store })).problems, []);
   });
 
+  test('allocated bytes that disagree with the chunks are reported with the used-bytes counter, and repaired', async () => {
+    assert.ok(engine);
+    const big = await engine.read(async (tx) => {
+      const d1 = await tx.lookup(1 as never, 'd1');
+      const d2 = d1 && (await tx.lookup(d1.ino, 'd2'));
+      const entry = d2 && (await tx.lookup(d2.ino, 'big'));
+      assert.ok(entry);
+      return tx.getInode(entry.ino);
+    });
+    assert.ok(big);
+    assert.equal(big.allocatedBytes, 5 * 1024 * 1024 + 123, 'the mount wrote every byte');
+    await engine.write(async (tx) => {
+      await tx.putInode({ ...big, allocatedBytes: 10 * 1024 * 1024 * 1024 });
+      await tx.addCounter('used_bytes', 10 * 1024 * 1024 * 1024);
+    });
+    const found = await fsck({ engine, store, skipObjects: true });
+    assert.deepEqual(found.problems.map((p) => p.code).sort(), ['allocated-bytes', 'counter']);
+    assert.match(
+      found.problems.find((p) => p.code === 'allocated-bytes')?.message ?? '',
+      new RegExp(`records 10737418240 allocated bytes but its chunks cover ${5 * 1024 * 1024 + 123}`),
+    );
+    const repaired = await fsck({ engine, store, repair: true, skipObjects: true });
+    assert.ok(repaired.problems.every((p) => p.repaired));
+    assert.deepEqual((await fsck({ engine, store })).problems, []);
+    assert.equal((await engine.read((tx) => tx.getInode(big.ino)))?.allocatedBytes, 5 * 1024 * 1024 + 123);
+  });
+
   test('a block missing from the object store is reported, with no repair claimed', async () => {
     assert.ok(engine);
     const objects = join(work, 'data', 'objects');

@@ -24,6 +24,7 @@ export interface InodeRecord {
   gen: number;
   parent: number;
   target: string | null;
+  alloc: number;
 }
 
 export interface DentryRecord {
@@ -60,6 +61,7 @@ export function toInode(r: InodeRecord): InodeRow {
     generation: r.gen,
     parent: asIno(r.parent),
     target: r.target,
+    allocatedBytes: Number(r.alloc),
   };
 }
 

@@ -1,3 +1,4 @@
+import { allocatedTests } from './allocated.js';
 import { attrTests } from './attrs.js';
 import { crashTests } from './crash.js';
 import { dataTests } from './data.js';
@@ -23,6 +24,7 @@ export function runMetaConformance(fixture: EngineFixture): void {
   renameTests(fixture);
   attrTests(fixture);
   dataTests(fixture);
+  allocatedTests(fixture);
   lockTests(fixture);
   sessionTests(fixture);
   reclaimTests(fixture);

@@ -2,7 +2,7 @@ import { SQL, type Statement } from './sql.js';
 
 /**
  * Typed batches for group commit: a transaction's writes and checks as op codes plus the
- * numbers, texts and byte strings they consume, in order, for `strata_apply` (migration 5),
+ * numbers, texts and byte strings they consume, in order, for `strata_apply2` (migration 8; 5 before),
  * which runs for each op the same SQL as the prepared statement of the same name. Sent as
  * array parameters of one prepared call, so PostgreSQL parses and plans nothing per change
  * (the SQL-text batches of `strata_try` cost it a parse, literal coercion and a portal per
@@ -12,7 +12,7 @@ import { SQL, type Statement } from './sql.js';
  * (a safe integer), `t` a text or null, `b` a byte string. strata_apply reads them at the same
  * positions, so a layout here and its op there change together (in a new migration).
  */
-const INODE = 'nnnnnnnnnnnnnnnt'; // inodeValues(): 15 numbers, then the symlink target
+const INODE = 'nnnnnnnnnnnnnnntn'; // inodeValues(): 15 numbers, the symlink target, allocated bytes
 
 const OPS: ReadonlyMap<string, { code: number; layout: string }> = new Map(
   (
@@ -87,7 +87,7 @@ export function encodeBatch(batch: readonly BatchOp[]): TypedBatch | undefined {
 export const APPLY_GROUP: Statement = {
   name: 'strata_apply_group',
   text:
-    'SELECT member, state, constraint_name, message FROM strata_apply(' +
+    'SELECT member, state, constraint_name, message FROM strata_apply2(' +
     '$1::int[], $2::bigint[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::int[], $8::int[])',
 };
 

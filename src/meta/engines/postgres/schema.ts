@@ -1,4 +1,5 @@
 import type { Migration } from './migrate.js';
+import { ALLOCATED_BYTES_MIGRATION } from './schema-allocated.js';
 
 /**
  * The PostgreSQL schema: the same model as the SQLite engine (src/meta/engines/sqlite/schema.ts),
@@ -348,6 +349,7 @@ CREATE INDEX deleted_slice_id ON deleted_slice (id, deleted_us);
 ALTER TABLE session ADD COLUMN slice_floor bigint;
 `,
   },
+  ALLOCATED_BYTES_MIGRATION,
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;

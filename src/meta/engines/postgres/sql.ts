@@ -13,10 +13,10 @@ export interface Statement {
 const stmt = (name: string, text: string): Statement => ({ name: `strata_${name}`, text });
 
 const INODE_COLS =
-  'ino, mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target';
+  'ino, mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target, alloc';
 const INODE_VALUES =
   '$1::bigint, $2::int, $3::bigint, $4::bigint, $5::int, $6::bigint, $7::bigint, $8::bigint, ' +
-  '$9::int, $10::bigint, $11::int, $12::bigint, $13::int, $14::bigint, $15::bigint, $16::text';
+  '$9::int, $10::bigint, $11::int, $12::bigint, $13::int, $14::bigint, $15::bigint, $16::text, $17::bigint';
 /**
  * The upserts below first copy the old image into history in a CTE. PostgreSQL runs a
  * data-modifying CTE the main statement does not read only after the main statement, when the
@@ -40,20 +40,21 @@ export const SQL = {
     'put_inode',
     `WITH old AS (SELECT * FROM inode WHERE ino = $1 FOR UPDATE),
      h AS (INSERT INTO inode_hist (from_us, to_us, ${INODE_COLS})
-           SELECT ver, $17, ${INODE_COLS} FROM old WHERE ver < $18 RETURNING 1)
+           SELECT ver, $18, ${INODE_COLS} FROM old WHERE ver < $19 RETURNING 1)
      INSERT INTO inode (${INODE_COLS}, ver)
-     SELECT ${INODE_VALUES}, $17::bigint FROM ${AFTER_HISTORY}
+     SELECT ${INODE_VALUES}, $18::bigint FROM ${AFTER_HISTORY}
      ON CONFLICT (ino) DO UPDATE SET mode = EXCLUDED.mode, uid = EXCLUDED.uid, gid = EXCLUDED.gid,
        nlink = EXCLUDED.nlink, size = EXCLUDED.size, rdev = EXCLUDED.rdev,
        atime_s = EXCLUDED.atime_s, atime_ns = EXCLUDED.atime_ns,
        mtime_s = EXCLUDED.mtime_s, mtime_ns = EXCLUDED.mtime_ns,
        ctime_s = EXCLUDED.ctime_s, ctime_ns = EXCLUDED.ctime_ns,
-       gen = EXCLUDED.gen, parent = EXCLUDED.parent, target = EXCLUDED.target, ver = EXCLUDED.ver`,
+       gen = EXCLUDED.gen, parent = EXCLUDED.parent, target = EXCLUDED.target, alloc = EXCLUDED.alloc,
+       ver = EXCLUDED.ver`,
   ),
   // A number just allocated (`fresh`): nothing to copy into history, no conflict to handle.
   insertInode: stmt(
     'insert_inode',
-    `INSERT INTO inode (${INODE_COLS}, ver) VALUES (${INODE_VALUES}, $17::bigint)`,
+    `INSERT INTO inode (${INODE_COLS}, ver) VALUES (${INODE_VALUES}, $18::bigint)`,
   ),
   // A row this transaction holds locked (it read it, or checked its cached copy): a plain
   // UPDATE, cheaper than the upsert's conflict path. Same parameters as putInode.
@@ -61,14 +62,14 @@ export const SQL = {
     'update_inode',
     `WITH old AS (SELECT * FROM inode WHERE ino = $1 FOR UPDATE),
      h AS (INSERT INTO inode_hist (from_us, to_us, ${INODE_COLS})
-           SELECT ver, $17, ${INODE_COLS} FROM old WHERE ver < $18 RETURNING 1)
+           SELECT ver, $18, ${INODE_COLS} FROM old WHERE ver < $19 RETURNING 1)
      UPDATE inode SET mode = $2::int, uid = $3::bigint, gid = $4::bigint, nlink = $5::int,
        size = $6::bigint, rdev = $7::bigint, atime_s = $8::bigint, atime_ns = $9::int,
        mtime_s = $10::bigint, mtime_ns = $11::int, ctime_s = $12::bigint, ctime_ns = $13::int,
-       gen = $14::bigint, parent = $15::bigint, target = $16::text, ver = $17::bigint
+       gen = $14::bigint, parent = $15::bigint, target = $16::text, alloc = $17::bigint, ver = $18::bigint
      FROM ${AFTER_HISTORY} WHERE ino = $1::bigint`,
   ),
-  // A cached inode's check (expectInode, $1-$16) and its write (the new values but ino, $17-$31)
+  // A cached inode's check (expectInode, $1-$17) and its write (the new values but ino, $18-$33)
   // in one statement: locks the row only if it still holds the cached values, copies the old
   // image into history, updates, and fails with SR001 (strata_expect) when nothing matched.
   updateCheckedInode: stmt(
@@ -76,13 +77,13 @@ export const SQL = {
     `WITH old AS (SELECT * FROM inode WHERE ino = $1 AND mode = $2 AND uid = $3 AND gid = $4
        AND nlink = $5 AND size = $6 AND rdev = $7 AND atime_s = $8 AND atime_ns = $9
        AND mtime_s = $10 AND mtime_ns = $11 AND ctime_s = $12 AND ctime_ns = $13 AND gen = $14
-       AND parent = $15 AND target IS NOT DISTINCT FROM $16 FOR UPDATE),
+       AND parent = $15 AND target IS NOT DISTINCT FROM $16 AND alloc = $17 FOR UPDATE),
      h AS (INSERT INTO inode_hist (from_us, to_us, ${INODE_COLS})
-           SELECT ver, $32, ${INODE_COLS} FROM old WHERE ver < $33 RETURNING 1),
-     u AS (UPDATE inode SET mode = $17::int, uid = $18::bigint, gid = $19::bigint, nlink = $20::int,
-       size = $21::bigint, rdev = $22::bigint, atime_s = $23::bigint, atime_ns = $24::int,
-       mtime_s = $25::bigint, mtime_ns = $26::int, ctime_s = $27::bigint, ctime_ns = $28::int,
-       gen = $29::bigint, parent = $30::bigint, target = $31::text, ver = $32::bigint
+           SELECT ver, $34, ${INODE_COLS} FROM old WHERE ver < $35 RETURNING 1),
+     u AS (UPDATE inode SET mode = $18::int, uid = $19::bigint, gid = $20::bigint, nlink = $21::int,
+       size = $22::bigint, rdev = $23::bigint, atime_s = $24::bigint, atime_ns = $25::int,
+       mtime_s = $26::bigint, mtime_ns = $27::int, ctime_s = $28::bigint, ctime_ns = $29::int,
+       gen = $30::bigint, parent = $31::bigint, target = $32::text, alloc = $33::bigint, ver = $34::bigint
        FROM ${AFTER_HISTORY} WHERE ino = $1::bigint AND EXISTS (SELECT 1 FROM old) RETURNING 1)
      SELECT strata_expect(EXISTS (SELECT 1 FROM u), 'inode', $1::bigint::text)`,
   ),
@@ -230,7 +231,8 @@ export const SQL = {
     `SELECT strata_expect(EXISTS (SELECT 1 FROM inode WHERE ino = $1 AND mode = $2 AND uid = $3
        AND gid = $4 AND nlink = $5 AND size = $6 AND rdev = $7 AND atime_s = $8 AND atime_ns = $9
        AND mtime_s = $10 AND mtime_ns = $11 AND ctime_s = $12 AND ctime_ns = $13 AND gen = $14
-       AND parent = $15 AND target IS NOT DISTINCT FROM $16 FOR UPDATE), 'inode', $1::bigint::text)`,
+       AND parent = $15 AND target IS NOT DISTINCT FROM $16 AND alloc = $17 FOR UPDATE),
+       'inode', $1::bigint::text)`,
   ),
   expectDentry: stmt(
     'expect_dentry',

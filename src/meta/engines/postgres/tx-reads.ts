@@ -51,6 +51,7 @@ export const inodeValues = (row: InodeRow): unknown[] => [
   row.generation,
   row.parent,
   row.target,
+  row.allocatedBytes,
 ];
 
 /**

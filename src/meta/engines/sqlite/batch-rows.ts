@@ -198,5 +198,6 @@ function copyInode(r: InodeRow): InodeRow {
     generation: r.generation,
     parent: r.parent,
     target: r.target,
+    allocatedBytes: r.allocatedBytes,
   };
 }

@@ -17,6 +17,7 @@ import { changeFailure, storageFailure } from './errors.js';
 import { CallBatch, findOutcome, migrateCallOutcomes } from './call-batch.js';
 import { CallClients } from './call-clients.js';
 import { WalCheckpointer } from './checkpointer.js';
+import { migrateAllocatedBytes } from './allocated.js';
 import { migrateHistoryKeys } from './history-keys.js';
 import { HistoryPruner } from './history-prune.js';
 import {
@@ -158,6 +159,7 @@ export class SqliteEngine implements Engine {
         migrateCallOutcomes(this.wdb, MIGRATE_CALL_OUTCOMES_SQL);
         migrateHistoryKeys(this.wdb);
         migrateSessionFloor(this.wdb);
+        migrateAllocatedBytes(this.wdb);
         this.wdb.pragma(`user_version = ${SCHEMA_VERSION}`);
       })
       .immediate();

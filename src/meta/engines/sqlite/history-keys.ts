@@ -41,7 +41,7 @@ export function migrateHistoryKeys(db: Database): number {
     db.exec(`DROP INDEX IF EXISTS ${table}_key`);
     db.exec(historyTableSql(table));
     const columns = (
-      db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck().all() as string[]
+      db.prepare(`SELECT name FROM pragma_table_info('${old}')`).pluck().all() as string[]
     ).join(', ');
     const order = rowid ? 'rowid' : HISTORY_KEYS[table].join(', ');
     moved += db

@@ -24,8 +24,10 @@ import type { Database } from 'better-sqlite3';
  *    (history-keys.ts migrates schema 3 in place).
  * 5: session.slice_floor, the lowest slice id a mount may still commit (NULL: not reported;
  *    migrateSessionFloor adds the column in place).
+ * 6: inode.alloc and inode_hist.alloc, a regular file's allocated bytes (st_blocks), computed
+ *    from the chunks by migrateAllocatedBytes (allocated.ts); used_bytes counts them.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
 export type HistoryTable = (typeof HISTORY_TABLES)[number];
@@ -50,7 +52,7 @@ const HISTORY_COLUMNS: Record<HistoryTable, string> = {
   atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
   mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
   ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-  gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT`,
+  gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT, alloc INTEGER NOT NULL DEFAULT 0`,
   dentry_hist: `
   parent INTEGER NOT NULL, name TEXT NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
   ino INTEGER NOT NULL, type INTEGER NOT NULL, cursor INTEGER NOT NULL`,
@@ -83,7 +85,7 @@ CREATE TABLE IF NOT EXISTS inode (
   mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
   ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
   gen INTEGER NOT NULL, parent INTEGER NOT NULL, target TEXT,
-  ver INTEGER NOT NULL
+  ver INTEGER NOT NULL, alloc INTEGER NOT NULL DEFAULT 0
 );
 ${historyTableSql('inode_hist')}
 

@@ -6,11 +6,11 @@ import { asIno } from '../../../common/index.js';
 import type { InodeRow } from '../../engine.js';
 
 const INODE_COLS =
-  'mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target';
+  'mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target, alloc';
 
 /** A raw row of `ReadStatements.inode`: ino, then INODE_COLS in their order. */
 type N = number;
-export type InodeArray = [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, string | null];
+export type InodeArray = [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, string | null, N];
 
 /** The InodeRow of a raw `ReadStatements.inode` row (same fields as rows.ts toInode). */
 export function inodeFromArray(r: InodeArray): InodeRow {
@@ -31,6 +31,7 @@ export function inodeFromArray(r: InodeArray): InodeRow {
     generation: r[13],
     parent: asIno(r[14]),
     target: r[15],
+    allocatedBytes: r[16],
   };
 }
 
@@ -185,7 +186,7 @@ export class WriteStatements extends ReadStatements {
         `SELECT ino, ver, ?, ${INODE_COLS} FROM inode WHERE ino = ? AND ver < ?`,
     );
     this.inodePut = db.prepare(
-      `INSERT OR REPLACE INTO inode (ino, ${INODE_COLS}, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO inode (ino, ${INODE_COLS}, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.inodeDelete = db.prepare('DELETE FROM inode WHERE ino = ?');
     this.dentryKeep = db.prepare(

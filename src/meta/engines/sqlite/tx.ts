@@ -267,6 +267,7 @@ export class SqliteWriteTx extends SqliteReadTx implements WriteTx {
         r.generation,
         r.parent,
         r.target,
+        r.allocatedBytes,
         now,
       );
     }
