@@ -314,6 +314,9 @@ export async function replaceChunkSlices(
   merged: SliceRef[],
 ): Promise<boolean> {
   await refuseReclaimedSlices(ctx.tx, merged, `compaction of inode ${ino} chunk ${chunkIndex}`);
+  // The inode before its chunk, as every other change takes them (PostgreSQL row locks): the
+  // merge may move its allocated bytes. A file deleted meanwhile has nothing left to merge.
+  if ((await ctx.findInode(ino)) === undefined) return false;
   const current = await ctx.tx.getChunk(ino, chunkIndex);
   if (current.length !== expectedIds.length || current.some((s, i) => s.id !== expectedIds[i])) return false;
   for (const s of merged) checkSlice(chunkSizeBytes, s, `replaceChunkSlices on inode ${ino}`);

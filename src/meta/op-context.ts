@@ -23,11 +23,18 @@ export class OpContext {
   ) {}
 
   async inode(ino: Ino, what = 'inode'): Promise<InodeRow> {
-    const cached = this.loaded.get(ino);
-    if (cached && !this.deleted.has(ino)) return cached;
-    const row = this.deleted.has(ino) ? undefined : await this.tx.getInode(ino);
+    const row = await this.findInode(ino);
     if (!row) throw fsError.ENOENT(`${what} ${ino} does not exist (deleted, or never created)`);
-    this.loaded.set(ino, row);
+    return row;
+  }
+
+  /** The inode, or undefined when it does not exist; loaded once, as `inode` does. */
+  async findInode(ino: Ino): Promise<InodeRow | undefined> {
+    if (this.deleted.has(ino)) return undefined;
+    const cached = this.loaded.get(ino);
+    if (cached) return cached;
+    const row = await this.tx.getInode(ino);
+    if (row) this.loaded.set(ino, row);
     return row;
   }
 
