@@ -5,6 +5,7 @@ import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   FALLOC_FL_ZERO_RANGE,
+  coveredBytes,
   type MetaService,
 } from '../../../src/meta/index.js';
 import { ROOT, file, root, withVolume, type EngineFixture } from './fixture.js';
@@ -229,6 +230,66 @@ export function allocatedTests(fx: EngineFixture): void {
           assert.equal((await svc.getattr(f.ino, { asOfUs: t1 })).allocatedBytes, 65536);
           assert.equal((await svc.getattr(f.ino, { asOfUs: t2 })).allocatedBytes, 32768);
           assert.equal((await svc.getattr(f.ino)).allocatedBytes, 0);
+        },
+        smallChunks,
+      ));
+
+    it('random writes, holes, truncates and copies keep the count equal to what the chunks cover (seeded)', () =>
+      withVolume(
+        fx,
+        async ({ svc }) => {
+          const seed = Number(process.env.STRATA_TEST_SEED ?? 20261126);
+          let state = seed >>> 0;
+          const next = () => {
+            state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+            return state / 4294967296;
+          };
+          const span = 3 * CHUNK;
+          const at = () => Math.floor(next() * span);
+          const files = [(await file(svc, ROOT, 'a')).ino, (await file(svc, ROOT, 'b')).ino];
+          let id = 100;
+          for (let step = 0; step < 120; step++) {
+            const ino = files[Math.floor(next() * 2)];
+            const other = files[0] === ino ? files[1] : files[0];
+            const offset = at();
+            const length = 1 + Math.floor(next() * (span - offset));
+            const kind = Math.floor(next() * 6);
+            const what = `seed ${seed} step ${step} kind ${kind} on ${ino} at ${offset}+${length}`;
+            if (kind <= 1) {
+              // A write, split at chunk boundaries as a mount commits it.
+              const writes = [];
+              for (let pos = offset; pos < offset + length;) {
+                const chunkIndex = Math.floor(pos / CHUNK);
+                const n = Math.min(offset + length - pos, (chunkIndex + 1) * CHUNK - pos);
+                writes.push({ chunkIndex, slice: slice(id++, pos - chunkIndex * CHUNK, n) });
+                pos += n;
+              }
+              await svc.commitWrites(root, ino, writes, offset + length, { sec: 1, nsec: 0 });
+            } else if (kind === 2) {
+              await svc.fallocate(root, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+            } else if (kind === 3) {
+              await svc.fallocate(
+                root,
+                ino,
+                FALLOC_FL_ZERO_RANGE | (next() < 0.5 ? FALLOC_FL_KEEP_SIZE : 0),
+                offset,
+                length,
+              );
+            } else if (kind === 4) {
+              await svc.setattr(root, ino, { sizeBytes: offset });
+            } else {
+              await svc.copyFileRange(root, other, at(), ino, offset, length);
+            }
+            let used = 0;
+            for (const f of files) {
+              let expected = 0;
+              for (const slices of (await svc.readSlices(f, 0, 1000)).values())
+                expected += coveredBytes(slices);
+              assert.equal((await svc.getattr(f)).allocatedBytes, expected, `${what}: inode ${f}`);
+              used += aligned(expected);
+            }
+            assert.equal((await svc.statfs()).usedBytes, used, what);
+          }
         },
         smallChunks,
       ));
