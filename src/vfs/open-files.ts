@@ -1,4 +1,12 @@
-import { Errno, fsError, isFsError, type Ino, type SliceRef, type SliceWrite } from '../common/index.js';
+import {
+  Errno,
+  fsError,
+  isFsError,
+  type FsError,
+  type Ino,
+  type SliceRef,
+  type SliceWrite,
+} from '../common/index.js';
 import type { DataPath, FileWriter, FillListener } from '../data/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
 import { changeTimeAfter, contentVersion, exactVersion, nowTimespec } from './attr.js';
@@ -24,6 +32,8 @@ export class OpenFile implements PushSource {
   /** Whether the metadata service knows this mount has the file open (see Vfs.protectOpenFile). */
   registered = false;
   attr: InodeAttr;
+  /** When this mount last took `attr` from the service: the file was that version then. */
+  private attrSeenAtUs = nowUs();
   private writer: FileWriter | null = null;
   /** Byte range covered by writes not yet committed: reads overlapping it flush first. */
   private pendingStart = Number.POSITIVE_INFINITY;
@@ -112,6 +122,7 @@ export class OpenFile implements PushSource {
     // A getattr answered before our own commit may arrive after it: never step back in time.
     if (isOlder(attr, this.attr)) return;
     this.attr = attr;
+    this.attrSeenAtUs = nowUs();
     const version = contentVersion(attr);
     // Another mount changed the file (seen at open or getattr): our slice lists are stale.
     if (version !== this.slicesVersion) this.changedElsewhere();
@@ -213,9 +224,8 @@ export class OpenFile implements PushSource {
     try {
       fetched = (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex)).get(chunkIndex) ?? [];
     } catch (err) {
-      const known = this.lastKnownSlices.get(chunkIndex);
-      if (known !== undefined && isFsError(err) && err.errno === Errno.ENOENT) return known;
-      throw err;
+      if (!isFsError(err) || err.errno !== Errno.ENOENT) throw err;
+      return this.lastKnownSlices.get(chunkIndex) ?? (await this.slicesBeforeRemoval(chunkIndex, err));
     }
     this.lastKnownSlices.delete(chunkIndex);
     if (version === this.slicesVersion) {
@@ -225,6 +235,56 @@ export class OpenFile implements PushSource {
     }
     this.compactor.consider(this.ino, chunkIndex, fetched);
     return fetched;
+  }
+
+  /**
+   * The lists of a chunk never read here of a file the service says is gone (another mount
+   * removed its last name, or renamed over it, while this mount has it open): as the file was
+   * when this mount last saw it, from the service's history, which keeps them for the history
+   * retention as garbage collection keeps their blocks. So a reader that opened the old version
+   * of a file committed by rename reads it whole, as on a local file system, where NFS answers
+   * ESTALE. If the history does not show the version this mount knows, the ENOENT stands.
+   */
+  private async slicesBeforeRemoval(chunkIndex: number, gone: FsError): Promise<SliceRef[]> {
+    let slices: SliceRef[];
+    try {
+      const asOfUs = await this.instantOfKnownVersion();
+      if (asOfUs === undefined) throw gone;
+      slices =
+        (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex, { asOfUs })).get(chunkIndex) ?? [];
+    } catch {
+      throw gone;
+    }
+    this.lastKnownSlices.set(chunkIndex, slices);
+    return slices;
+  }
+
+  /**
+   * An instant at which the service's history shows the file as the version this mount knows.
+   * That version was current when the service answered for it, a moment before attrSeenAtUs
+   * (on this mount's clock; the service's may differ a little, and the removal may have come
+   * right after): attrSeenAtUs first, then the second before it by halving, no earlier than the
+   * version's ctime. A few metadata reads, only for a removed file read where it was open.
+   */
+  private async instantOfKnownVersion(): Promise<number | undefined> {
+    const known = contentVersion(this.attr);
+    const ctimeUs = this.attr.ctime.sec * 1_000_000 + Math.floor(this.attr.ctime.nsec / 1000);
+    let lowUs = Math.max(ctimeUs, this.attrSeenAtUs - REMOVED_VERSION_SEARCH_US);
+    let highUs = this.attrSeenAtUs;
+    for (let probe = 0; probe < REMOVED_VERSION_PROBES && lowUs <= highUs; probe++) {
+      const atUs = probe === 0 ? highUs : Math.floor((lowUs + highUs) / 2);
+      let then: InodeAttr | undefined;
+      try {
+        then = await this.meta.getattr(this.ino, { asOfUs: atUs });
+      } catch (err) {
+        if (!isFsError(err) || err.errno !== Errno.ENOENT) return undefined;
+      }
+      if (then !== undefined && contentVersion(then) === known) return atUs;
+      // Not there (removed already) or a later version: earlier. An older version: later.
+      if (then !== undefined && isOlder(then, this.attr)) lowUs = atUs + 1;
+      else highUs = atUs - 1;
+    }
+    return undefined;
   }
 
   /**
@@ -263,6 +323,7 @@ export class OpenFile implements PushSource {
       // Its caller awaits it once this flush succeeded; if the commit fails, that error wins.
       then?.start().catch(() => undefined);
       this.attr = await committed;
+      this.attrSeenAtUs = nowUs();
       this.afterCommit(writes);
       writes = [];
     } catch (err) {
@@ -318,6 +379,17 @@ export class OpenFile implements PushSource {
     if (writer !== null && writer.pendingBytes > 0) await writer.abort();
     this.data.forget(this.ino);
   }
+}
+
+/** How far before this mount last saw a removed file its version is looked for in the history. */
+const REMOVED_VERSION_SEARCH_US = 1_000_000;
+/** Metadata reads that search (enough to halve that second down to the microsecond). */
+const REMOVED_VERSION_PROBES = 22;
+
+/** Now in microseconds, on the clock of the metadata service's timestamps (nowTimespec). */
+function nowUs(): number {
+  const now = nowTimespec();
+  return now.sec * 1_000_000 + Math.floor(now.nsec / 1000);
 }
 
 function isOlder(a: InodeAttr, b: InodeAttr): boolean {

@@ -74,7 +74,7 @@ export abstract class VfsHandles extends VfsSession {
     const caller = this.callers.of(ctx);
     // Close-to-open: the open asks the metadata service, so another mount's closed writes are
     // seen. A read, not an open registration: see protectOpenFile for why that can wait.
-    let attr = await this.meta.getattr(ino);
+    let attr = await this.openedAttr(ino);
     // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC included): the
     // kernel has already checked write permission for it (build_open_flags adds MAY_WRITE).
     if (flags & O_TRUNC && isRegular(attr.mode)) {
@@ -83,6 +83,23 @@ export abstract class VfsHandles extends VfsSession {
       this.openFiles.invalidate(ino);
     }
     return this.newHandle(ino, flags, attr);
+  }
+
+  /**
+   * The inode an open names, from the service. Gone means a change since the kernel looked the
+   * name up removed it (a commit by rename over the name, on this mount or another): ESTALE
+   * makes the kernel look the name up again and open what it names now, once, as it does for
+   * NFS. ENOENT failed the open of a name that exists, whole, all along.
+   */
+  private async openedAttr(ino: Ino): Promise<InodeAttr> {
+    try {
+      return await this.meta.getattr(ino);
+    } catch (err) {
+      if (!isFsError(err) || err.errno !== Errno.ENOENT) throw err;
+      throw fsError.ESTALE(
+        `inode ${ino} was removed after the kernel looked up the name opened; it looks the name up again`,
+      );
+    }
   }
 
   async create(
