@@ -33,7 +33,7 @@ export class OpenFile implements PushSource {
   registered = false;
   attr: InodeAttr;
   /** When this mount last took `attr` from the service: the file was that version then. */
-  private attrSeenAtUs = nowUs();
+  private attrSeenAtUs: number;
   private writer: FileWriter | null = null;
   /** Byte range covered by writes not yet committed: reads overlapping it flush first. */
   private pendingStart = Number.POSITIVE_INFINITY;
@@ -85,8 +85,10 @@ export class OpenFile implements PushSource {
     private readonly data: DataPath,
     private readonly compactor: Compactor,
     private readonly pageCache: PageCache | undefined,
+    seenAtUs = nowUs(),
   ) {
     this.attr = attr;
+    this.attrSeenAtUs = seenAtUs;
     if (pageCache !== undefined)
       this.fillListener = { startFill: () => pageCache.fillSink(this.ino, this.attr.sizeBytes) };
     this.slicesVersion = contentVersion(attr);
@@ -117,12 +119,15 @@ export class OpenFile implements PushSource {
     return { ...attr, sizeBytes, mtime: writeTime, ctime: changeTimeAfter(attr.ctime, writeTime) };
   }
 
-  /** A newer view of the inode from the metadata service (open, getattr, setattr). */
-  noteAttr(attr: InodeAttr): void {
+  /**
+   * A newer view of the inode from the metadata service (open, getattr, setattr), taken at
+   * `seenAtUs` (an open of a file removed since its lookup passes the lookup's instant).
+   */
+  noteAttr(attr: InodeAttr, seenAtUs = nowUs()): void {
     // A getattr answered before our own commit may arrive after it: never step back in time.
     if (isOlder(attr, this.attr)) return;
     this.attr = attr;
-    this.attrSeenAtUs = nowUs();
+    this.attrSeenAtUs = seenAtUs;
     const version = contentVersion(attr);
     // Another mount changed the file (seen at open or getattr): our slice lists are stale.
     if (version !== this.slicesVersion) this.changedElsewhere();
@@ -387,7 +392,7 @@ const REMOVED_VERSION_SEARCH_US = 1_000_000;
 const REMOVED_VERSION_PROBES = 22;
 
 /** Now in microseconds, on the clock of the metadata service's timestamps (nowTimespec). */
-function nowUs(): number {
+export function nowUs(): number {
   const now = nowTimespec();
   return now.sec * 1_000_000 + Math.floor(now.nsec / 1000);
 }
@@ -428,16 +433,17 @@ export class OpenFiles {
     this.recent.setRetention(volume.historyRetentionMs);
   }
 
-  acquire(attr: InodeAttr): OpenFile {
+  /** The open file of `attr.ino`, as the service showed it at `seenAtUs` (default now). */
+  acquire(attr: InodeAttr, seenAtUs?: number): OpenFile {
     let file = this.files.get(attr.ino);
     if (file === undefined) {
-      file = new OpenFile(attr, this.meta, this.dataPath, this.compactor, this.pageCache);
+      file = new OpenFile(attr, this.meta, this.dataPath, this.compactor, this.pageCache, seenAtUs);
       this.files.set(attr.ino, file);
       this.pageCache?.attach(attr.ino, file);
       const recent = this.recent.take(attr.ino, attr);
       if (recent !== undefined) file.seedSlices(recent.slices, recent.readAtMs);
     } else {
-      file.noteAttr(attr);
+      file.noteAttr(attr, seenAtUs);
     }
     file.refs++;
     return file;

@@ -11,7 +11,8 @@ import type { Caller, InodeAttr, LockOwner } from '../meta/api.js';
 import { contentVersion, isRegular, requireFileEnd } from './attr.js';
 import { HeldLocks } from './held-locks.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
-import type { OpenFile } from './open-files.js';
+import { nowUs, type OpenFile } from './open-files.js';
+import { RecentLookups } from './recent-lookups.js';
 import { seekOpenFile } from './seek.js';
 import { VfsSession } from './vfs-session.js';
 
@@ -45,6 +46,8 @@ export abstract class VfsHandles extends VfsSession {
   private nextFh = 1;
   /** Content version last handed to the kernel per inode: unchanged on open means keep the page cache. */
   private readonly cachedVersions = new Map<Ino, string>();
+  /** Regular files the kernel looked up a moment ago: see openedAttr. */
+  protected readonly recentLookups = new RecentLookups();
   /** O_TMPFILE files made here without O_EXCL and not named yet: linkat gives them a first name. */
   protected readonly linkableTmpfiles = new Set<Ino>();
   /**
@@ -74,7 +77,8 @@ export abstract class VfsHandles extends VfsSession {
     const caller = this.callers.of(ctx);
     // Close-to-open: the open asks the metadata service, so another mount's closed writes are
     // seen. A read, not an open registration: see protectOpenFile for why that can wait.
-    let attr = await this.openedAttr(ino);
+    const opened = await this.openedAttr(ino, flags);
+    let attr = opened.attr;
     // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY|O_TRUNC included): the
     // kernel has already checked write permission for it (build_open_flags adds MAY_WRITE).
     if (flags & O_TRUNC && isRegular(attr.mode)) {
@@ -82,20 +86,25 @@ export abstract class VfsHandles extends VfsSession {
       attr = await this.meta.setattr(caller, ino, { sizeBytes: 0, killSuid: killSuidgid || undefined });
       this.openFiles.invalidate(ino);
     }
-    return this.newHandle(ino, flags, attr);
+    return this.newHandle(ino, flags, attr, opened.seenAtUs);
   }
 
   /**
    * The inode an open names, from the service. Gone means a change since the kernel looked the
-   * name up removed it (a commit by rename over the name, on this mount or another): ESTALE
-   * makes the kernel look the name up again and open what it names now, once, as it does for
-   * NFS. ENOENT failed the open of a name that exists, whole, all along.
+   * name up removed it (a commit by rename over the name, on this mount or another). A read-only
+   * open of a file this mount looked up a moment ago opens the version the lookup saw, read from
+   * the history (RecentLookups, OpenFile.slicesBeforeRemoval); otherwise ESTALE makes the
+   * kernel look the name up again and open what it names now, as it does for NFS. ENOENT failed
+   * the open of a name that exists, whole, all along.
    */
-  private async openedAttr(ino: Ino): Promise<InodeAttr> {
+  private async openedAttr(ino: Ino, flags: number): Promise<{ attr: InodeAttr; seenAtUs?: number }> {
     try {
-      return await this.meta.getattr(ino);
+      return { attr: await this.meta.getattr(ino) };
     } catch (err) {
       if (!isFsError(err) || err.errno !== Errno.ENOENT) throw err;
+      const readOnly = (flags & O_ACCMODE) === O_RDONLY && (flags & O_TRUNC) === 0;
+      const looked = readOnly ? this.recentLookups.get(ino, nowUs()) : undefined;
+      if (looked !== undefined) return looked;
       throw fsError.ESTALE(
         `inode ${ino} was removed after the kernel looked up the name opened; it looks the name up again`,
       );
@@ -202,8 +211,8 @@ export abstract class VfsHandles extends VfsSession {
     return lost;
   }
 
-  private newHandle(ino: Ino, flags: number, attr: InodeAttr): OpenReply {
-    const file = this.openFiles.acquire(attr);
+  private newHandle(ino: Ino, flags: number, attr: InodeAttr, seenAtUs?: number): OpenReply {
+    const file = this.openFiles.acquire(attr, seenAtUs);
     const fh = this.nextFh++;
     this.handles.set(fh, { ino, flags, file });
     const version = contentVersion(attr);

@@ -14,6 +14,7 @@ import type { Caller, InodeAttr, SetAttrChanges } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, isMinimalAcl, modeBitsOfAcl } from './acl-mode.js';
 import { requireFileEnd } from './attr.js';
 import { foreignChownRefusal } from './foreign-chown.js';
+import { nowUs } from './open-files.js';
 import { VfsHandles } from './vfs-handles.js';
 
 const READDIR_BATCH = 128;
@@ -37,7 +38,9 @@ export class Vfs extends VfsHandles implements FileSystem {
 
   async lookup(ctx: RequestContext, parent: Ino, name: string): Promise<Entry | NegativeEntry> {
     try {
-      return this.entry(await this.meta.lookup(this.callers.of(ctx), parent, name));
+      const attr = await this.meta.lookup(this.callers.of(ctx), parent, name);
+      this.recentLookups.note(attr, nowUs());
+      return this.entry(attr);
     } catch (err) {
       if (isFsError(err) && err.errno === Errno.ENOENT && this.options.entryTimeoutMs > 0) {
         return { negative: true, entryTimeoutMs: this.options.entryTimeoutMs };
