@@ -325,23 +325,28 @@ async function commitBThenA(job: Ranks, check: (mnt: string) => Promise<unknown>
 
 test('N-1 checkpoint: 1000-byte records pwritten from both mounts at once into one file are all there, read on either', async () => {
   const ranks = 4;
-  const records = 400 * scale;
   const recordBytes = 1000;
-  const path = (mnt: string): string => join(mnt, 'n1.ckpt');
-  // Sized first, so each rank reads the records it overwrites (a restart's read-modify-write).
-  sh(`truncate -s ${records * recordBytes} ${path(mntA)}`);
-  const job = new Ranks(hpc, ranks, (rank) => [
-    'pwrite',
-    path(mountOf(rank)),
-    String(rank),
-    String(ranks),
-    String(records),
-    String(recordBytes),
-  ]);
-  try {
-    await commitBThenA(job, (mnt) => run(hpc, ['check', path(mnt), String(records), String(recordBytes)]));
-  } finally {
-    job.kill();
+  // Sized first, so each rank reads the records it overwrites (a restart's read-modify-write);
+  // then grown by the writes themselves, the last record (the size) written on A.
+  for (const { name, records, sized } of [
+    { name: 'n1.ckpt', records: 400 * scale, sized: true },
+    { name: 'n1-grown.ckpt', records: 400 * scale + 1, sized: false },
+  ]) {
+    const path = (mnt: string): string => join(mnt, name);
+    if (sized) sh(`truncate -s ${records * recordBytes} ${path(mntA)}`);
+    const job = new Ranks(hpc, ranks, (rank) => [
+      'pwrite',
+      path(mountOf(rank)),
+      String(rank),
+      String(ranks),
+      String(records),
+      String(recordBytes),
+    ]);
+    try {
+      await commitBThenA(job, (mnt) => run(hpc, ['check', path(mnt), String(records), String(recordBytes)]));
+    } finally {
+      job.kill();
+    }
   }
 });
 
@@ -465,7 +470,7 @@ print(reads)
   await Promise.all(readers);
 });
 
-test('lock files: O_EXCL, mkdir and link() locks used by processes on both mounts keep a counter exact', async () => {
+test('lock files: O_EXCL, mkdir, link() and flock(1) locks used by processes on both mounts keep a counter exact', async () => {
   const perProcess = 25 * scale;
   const locker = `
 import errno, os, socket, sys, time
@@ -521,6 +526,24 @@ if kind == 'link':
       const count = sh(`cat ${join(mnt, `locks-${kind}`, 'counter')}`).trim();
       assert.equal(count, String(4 * perProcess), `${kind} locks, counter read on ${mnt}`);
     }
+  }
+  // flock(1) on a lock file around a shell that rewrites the counter (another file).
+  const dir = join(mntA, 'locks-flock');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'counter'), '0\n');
+  const flocker = (mnt: string): Promise<string> =>
+    run('bash', [
+      '-c',
+      `for i in $(seq ${perProcess}); do flock "$0/lock" sh -c 'n=$(cat "$0/counter"); echo $((n + 1)) > "$0/counter"' "$0"; done`,
+      join(mnt, 'locks-flock'),
+    ]);
+  await Promise.all([mntA, mntB, mntA, mntB].map(flocker));
+  for (const mnt of [mntA, mntB]) {
+    assert.equal(
+      sh(`cat ${join(mnt, 'locks-flock', 'counter')}`).trim(),
+      String(4 * perProcess),
+      `flock(1), on ${mnt}`,
+    );
   }
 });
 
