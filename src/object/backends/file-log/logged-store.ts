@@ -178,6 +178,12 @@ export class LoggedFileStore implements ObjectStore {
     const created = await mkdir(store.logDir, { recursive: true });
     if (created !== undefined) await syncDirectory(plain.root);
     await store.rescan();
+    if (store.options.maxLoggedObjectBytes > 0) {
+      // Preallocating a segment takes a while (8 MiB of zeros and two syncs): have it ready for
+      // the first small put instead of making that put wait for all of it.
+      store.spare = store.createSegment();
+      store.spare.catch(() => undefined);
+    }
     return store;
   }
 
