@@ -651,4 +651,27 @@ with open(path, 'rb') as f:
   await run(hpc, ['fill', path(mntB), String(bytes), '4']);
   await python(mmapCheck, [path(mntA), '4']);
   await python(mmapCheck, [path(mntB), '4']);
+  // A loader worker keeps the old version open and mapped on B: a new open there still sees
+  // the rewrite A closed (the worker's own mapping is not promised anything, as on NFS).
+  const holder = new Ranks('python3', 1, () => [
+    '-c',
+    `
+import mmap, sys
+f = open(sys.argv[1], 'rb')
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+total = sum(m[i] for i in range(0, len(m), 4096))
+print('mapped', flush=True)
+sys.stdin.readline()
+`,
+    path(mntB),
+  ]);
+  try {
+    await holder.reach(1);
+    await run(hpc, ['fill', path(mntA), String(bytes), '5']);
+    await python(mmapCheck, [path(mntB), '5']);
+    holder.go();
+    await holder.finish();
+  } finally {
+    holder.kill();
+  }
 });
