@@ -85,6 +85,8 @@ export class OpenFile implements PushSource {
     private readonly data: DataPath,
     private readonly compactor: Compactor,
     private readonly pageCache: PageCache | undefined,
+    /** Other mounts may change the volume (VfsOptions.sharedWithOtherMounts). */
+    private readonly sharedWithOtherMounts: boolean,
     seenAtUs = nowUs(),
   ) {
     this.attr = attr;
@@ -128,9 +130,12 @@ export class OpenFile implements PushSource {
     if (isOlder(attr, this.attr)) return;
     this.attr = attr;
     this.attrSeenAtUs = seenAtUs;
-    const version = contentVersion(attr);
+    if (contentVersion(attr) === this.slicesVersion) return;
+    // On a volume no other mount changes, a new version while writes are pending is this
+    // mount's own commit, answered to a getattr before its own reply came: the lists stay.
+    if (this.hasPending && !this.sharedWithOtherMounts) return;
     // Another mount changed the file (seen at open or getattr): our slice lists are stale.
-    if (version !== this.slicesVersion) this.changedElsewhere();
+    this.changedElsewhere();
   }
 
   /** Another mount changed the file: the lists go now, or with the commit of this mount's writes. */
@@ -413,6 +418,7 @@ export class OpenFiles {
   private dataPath: DataPath;
   private readonly compactor: Compactor;
   private readonly pageCache: PageCache | undefined;
+  private readonly sharedWithOtherMounts: boolean;
 
   constructor(
     private readonly meta: MetaApi,
@@ -421,6 +427,7 @@ export class OpenFiles {
   ) {
     this.dataPath = data;
     this.pageCache = options.pageCache;
+    this.sharedWithOtherMounts = options.sharedWithOtherMounts === true;
     this.compactor = new Compactor(meta, data, options);
     this.compactor.onCompacted = (ino) => {
       this.files.get(ino)?.invalidate();
@@ -437,7 +444,15 @@ export class OpenFiles {
   acquire(attr: InodeAttr, seenAtUs?: number): OpenFile {
     let file = this.files.get(attr.ino);
     if (file === undefined) {
-      file = new OpenFile(attr, this.meta, this.dataPath, this.compactor, this.pageCache, seenAtUs);
+      file = new OpenFile(
+        attr,
+        this.meta,
+        this.dataPath,
+        this.compactor,
+        this.pageCache,
+        this.sharedWithOtherMounts,
+        seenAtUs,
+      );
       this.files.set(attr.ino, file);
       this.pageCache?.attach(attr.ino, file);
       const recent = this.recent.take(attr.ino, attr);
