@@ -116,9 +116,25 @@ export class OpenFile implements PushSource {
    */
   withPending(attr: InodeAttr): InodeAttr {
     const sizeBytes = Math.max(attr.sizeBytes, this.sizeBytes);
+    // The service counts committed data only: a file being written would show fewer blocks
+    // than it holds (none while new), and tar --sparse archives a file with st_blocks 0 as all
+    // holes. Until the commit, its blocks are those of its size, as before allocated bytes.
+    const allocatedBytes = this.hasPending
+      ? Math.max(attr.allocatedBytes ?? 0, sizeBytes)
+      : attr.allocatedBytes;
     const writeTime = this.lastWriteTime;
-    if (writeTime === null) return sizeBytes === attr.sizeBytes ? attr : { ...attr, sizeBytes };
-    return { ...attr, sizeBytes, mtime: writeTime, ctime: changeTimeAfter(attr.ctime, writeTime) };
+    if (writeTime === null) {
+      return sizeBytes === attr.sizeBytes && allocatedBytes === attr.allocatedBytes
+        ? attr
+        : { ...attr, sizeBytes, allocatedBytes };
+    }
+    return {
+      ...attr,
+      sizeBytes,
+      allocatedBytes,
+      mtime: writeTime,
+      ctime: changeTimeAfter(attr.ctime, writeTime),
+    };
   }
 
   /**

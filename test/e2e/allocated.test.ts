@@ -102,3 +102,22 @@ test('truncate down gives the data back; truncate up adds none; du of the tree a
   const files = ['f', 'g', 'small', 'odd'].reduce((sum, name) => sum + seen(mnt, name).blocks * 512, 0);
   assert.equal(total, files, 'directories count no blocks of their own');
 });
+
+test('a file still being written counts its written bytes before its close, so tar --sparse archives them', () => {
+  // The service counts committed data only; the writes here stay pending until the close.
+  const out = sh(
+    `python3 -c "
+import os, subprocess
+fd = os.open('${mnt}/writing', os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, os.urandom(300000))
+print(os.fstat(fd).st_blocks, subprocess.run(['stat', '-c', '%b', '${mnt}/writing'], capture_output=True, text=True).stdout.strip())
+os.close(fd)
+print(os.stat('${mnt}/writing').st_blocks)
+"`,
+  );
+  const [whileOpen, byPath, afterClose] = out.trim().split(/\s+/).map(Number);
+  const written = Math.ceil(300000 / 512);
+  assert.ok(whileOpen >= written, `fstat while writing: ${whileOpen} blocks`);
+  assert.ok(byPath >= written, `stat by another process while writing: ${byPath} blocks`);
+  assert.equal(afterClose, written, 'exact once committed');
+});
