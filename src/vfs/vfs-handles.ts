@@ -440,10 +440,11 @@ export abstract class VfsHandles extends VfsSession {
    * changed it while this mount's writes were pending: then the next open or lock drops them.
    */
   private noteKernelVersion(file: OpenFile): void {
-    this.cachedVersions.set(
-      file.ino,
-      file.takeKernelPagesStale() ? PAGES_OF_UNKNOWN_VERSION : contentVersion(file.attr),
-    );
+    // Pages once marked stay so until an open or a lock drops them: a later commit here (the
+    // close after an fsync, an unlock) does not make the other mount's bytes appear in them.
+    const stale =
+      file.takeKernelPagesStale() || this.cachedVersions.get(file.ino) === PAGES_OF_UNKNOWN_VERSION;
+    this.cachedVersions.set(file.ino, stale ? PAGES_OF_UNKNOWN_VERSION : contentVersion(file.attr));
   }
 
   // --- data-map operations ---
