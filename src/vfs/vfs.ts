@@ -56,7 +56,9 @@ export class Vfs extends VfsHandles implements FileSystem {
     } catch (err) {
       const removed =
         isFsError(err) && err.errno === Errno.ENOENT
-          ? (this.specialNodes.removedAttr(ino) ?? this.openRemovedElsewhere(ino))
+          ? (this.specialNodes.removedAttr(ino) ??
+            this.openRemovedElsewhere(ino) ??
+            this.removedSinceLookup(ino))
           : undefined;
       if (removed === undefined) throw err;
       return this.attrReply(removed);
@@ -74,6 +76,18 @@ export class Vfs extends VfsHandles implements FileSystem {
   private openRemovedElsewhere(ino: Ino): InodeAttr | undefined {
     const file = this.openFiles.get(ino);
     return file && { ...file.attr, nlink: 0 };
+  }
+
+  /**
+   * A regular file the kernel looked up a moment ago and asks about right after, removed in
+   * between (a commit by rename over its name, here or on another mount): stat(2) of the name
+   * answers the version its lookup found, with no names left, as on a local file system where
+   * the lookup and the getattr are one step a rename cannot split. It failed with ENOENT for a
+   * name that never went away.
+   */
+  private removedSinceLookup(ino: Ino): InodeAttr | undefined {
+    const looked = this.recentLookups.get(ino, nowUs());
+    return looked && { ...looked.attr, nlink: 0 };
   }
 
   async setattr(ctx: RequestContext, ino: Ino, changes: SetAttrIn): Promise<AttrReply> {

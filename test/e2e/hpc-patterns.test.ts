@@ -36,8 +36,10 @@ const scale = isLongProfile ? 4 : 1;
  * zero, so a byte some writer's data lost reads as a mismatch, and the record says whose it was.
  */
 const HPC_C = String.raw`
+#define _GNU_SOURCE /* statx */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +63,7 @@ static void barrier(const char *reached) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3) { fprintf(stderr, "usage: hpc pwrite|mmapwrite|check|fill|randread PATH ...\n"); return 2; }
+  if (argc < 3) { fprintf(stderr, "usage: hpc pwrite|mmapwrite|check|fill|randread|statloop PATH ...\n"); return 2; }
   const char *mode = argv[1], *path = argv[2];
   if (strcmp(mode, "pwrite") == 0) {
     /* hpc pwrite PATH RANK RANKS RECORDS RECORD_BYTES: records rank, rank + ranks, ... each read
@@ -166,6 +168,22 @@ int main(int argc, char **argv) {
     close(fd);
     if (bad > 0) { printf("%ld bytes wrong\n", bad); return 1; }
     return 0;
+  }
+  if (strcmp(mode, "statloop") == 0) {
+    /* hpc statloop PATH: statx of the name, asking the file system each time, until a line on
+       stdin; fails if any failed */
+    struct pollfd in = { .fd = 0, .events = POLLIN };
+    long stats = 0, failed = 0;
+    barrier("started");
+    for (;;) {
+      struct statx stx;
+      if (statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &stx) != 0 && failed++ < 5)
+        printf("statx %ld of %s: %s\n", stats + 1, path, strerror(errno));
+      stats++;
+      if (stats % 16 == 0 && poll(&in, 1, 0) > 0) break;
+    }
+    printf("%ld stats, %ld failed\n", stats, failed);
+    return failed > 0;
   }
   fprintf(stderr, "unknown mode %s\n", mode);
   return 2;
@@ -466,8 +484,18 @@ print(reads)
   const readers = [mntB, mntB, mntA].map((mnt) =>
     python(reader, [join(mnt, 'commit', 'current'), String(versions)]),
   );
-  await python(writer, [join(mntA, 'commit'), String(versions)]);
-  await Promise.all(readers);
+  // And stat(2) of the name, each asking the mount (statx AT_STATX_FORCE_SYNC).
+  const statters = new Ranks(hpc, 2, (rank) => ['statloop', join(mountOf(rank), 'commit', 'current')]);
+  try {
+    await statters.reach(1);
+    statters.go();
+    await python(writer, [join(mntA, 'commit'), String(versions)]);
+    await Promise.all(readers);
+    statters.go();
+    await statters.finish();
+  } finally {
+    statters.kill();
+  }
 });
 
 test('lock files: O_EXCL, mkdir, link() and flock(1) locks used by processes on both mounts keep a counter exact', async () => {
