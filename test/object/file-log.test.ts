@@ -383,7 +383,13 @@ describe('small-object log in the file store', () => {
       // Small segments so that kills land in rotations too; sizes on both sides of the threshold.
       const child = spawnStoreChild(
         dir,
-        { segmentBytes: 96 * 1024, maxLoggedObjectBytes: 16 * 1024, drainIdleMs: 1, drainBatchObjects: 16 },
+        {
+          segmentBytes: 96 * 1024,
+          maxLoggedObjectBytes: 16 * 1024,
+          drainIdleMs: 1,
+          drainBatchObjects: 16,
+          drainBacklogBytes: 32 * 1024,
+        },
         `
         let n = 0;
         const one = async () => {

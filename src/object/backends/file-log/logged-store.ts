@@ -34,12 +34,14 @@ export interface FileLogOptions {
   /** Wait before retrying a drain that failed (disk full, I/O error). */
   drainRetryMs: number;
   /**
-   * The drain starts once no object has been logged for this long, or once drainBatchObjects
+   * The drain starts once no object has been logged for this long, or once drainBacklogBytes
    * wait (close() does not wait): a burst of small files is acknowledged from the log while
    * the disk is not also busy writing the files out, and the drain then writes them in large
    * batches, one sync each.
    */
   drainIdleMs: number;
+  /** Logged bytes waiting that start the drain even while puts keep coming. */
+  drainBacklogBytes: number;
 }
 
 export const FILE_LOG_DEFAULTS: FileLogOptions = {
@@ -49,6 +51,7 @@ export const FILE_LOG_DEFAULTS: FileLogOptions = {
   drainBatchObjects: 1024,
   drainRetryMs: 1_000,
   drainIdleMs: 200,
+  drainBacklogBytes: 64 * 1024 * 1024,
 };
 
 /** The log's folder inside the store root; list() never shows it and no key may live in it. */
@@ -150,6 +153,8 @@ export class LoggedFileStore implements ObjectStore {
   private spare: Promise<SegmentRef> | null = null;
   private rotating: Promise<void> | null = null;
   private readonly drainQueue: LogEntry[] = [];
+  /** Payload bytes of the entries in drainQueue when they were queued. */
+  private queuedBytes = 0;
   private draining: Promise<void> | null = null;
   private drainRetry: NodeJS.Timeout | null = null;
   private drainError: unknown = null;
@@ -228,7 +233,7 @@ export class LoggedFileStore implements ObjectStore {
     };
     segment.entries.push(entry);
     this.index.set(key, entry);
-    this.drainQueue.push(entry);
+    this.queueForDrain(entry);
     this.startDrain();
   }
 
@@ -414,13 +419,15 @@ export class LoggedFileStore implements ObjectStore {
 
   // --- draining ---
 
+  private queueForDrain(entry: LogEntry): void {
+    this.drainQueue.push(entry);
+    this.queuedBytes += entry.sizeBytes;
+  }
+
   private startDrain(): void {
     if (this.draining !== null || this.drainQueue.length === 0) return;
     const idleEnough = this.closed || this.options.drainIdleMs <= 0;
-    if (
-      idleEnough ||
-      (this.drainError === null && this.drainQueue.length >= this.options.drainBatchObjects)
-    ) {
+    if (idleEnough || (this.drainError === null && this.queuedBytes >= this.options.drainBacklogBytes)) {
       if (this.drainRetry !== null) clearTimeout(this.drainRetry);
       this.drainRetry = null;
       this.drainNow();
@@ -454,12 +461,16 @@ export class LoggedFileStore implements ObjectStore {
    */
   private async drainAll(): Promise<void> {
     while (this.drainQueue.length > 0) {
-      const batch = this.drainQueue.splice(0, this.options.drainBatchObjects).filter((entry) => !entry.done);
+      const taken = this.drainQueue.splice(0, this.options.drainBatchObjects);
+      for (const entry of taken) this.queuedBytes -= entry.sizeBytes;
+      const batch = taken.filter((entry) => !entry.done);
       try {
         await this.writeOut(batch, this.syncEachObject);
         if (!this.syncEachObject) await this.syncBatch(batch);
       } catch (error) {
-        this.drainQueue.unshift(...batch.filter((entry) => !entry.done));
+        const back = batch.filter((entry) => !entry.done);
+        for (const entry of back) this.queuedBytes += entry.sizeBytes;
+        this.drainQueue.unshift(...back);
         this.drainError = error;
         if (!this.closed) {
           this.drainRetry = setTimeout(() => {
@@ -671,7 +682,7 @@ export class LoggedFileStore implements ObjectStore {
       this.index.set(record.key, entry);
       if (segment.own !== null) {
         segment.livePuts++;
-        this.drainQueue.push(entry);
+        this.queueForDrain(entry);
       }
     }
   }
