@@ -14,6 +14,7 @@ import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
 import type { PageCache, PushSource } from './page-cache.js';
 import { RecentSlices } from './recent-slices.js';
+import { instantOfVersion, nowUs } from './version-history.js';
 
 /** A metadata change that follows a flush and sets the file's mtime to `mtime` (see flush). */
 export interface FollowingChange {
@@ -274,7 +275,7 @@ export class OpenFile implements PushSource {
   private async slicesBeforeRemoval(chunkIndex: number, gone: FsError): Promise<SliceRef[]> {
     let slices: SliceRef[];
     try {
-      const asOfUs = await this.instantOfKnownVersion();
+      const asOfUs = await instantOfVersion(this.meta, this.attr, this.attrSeenAtUs);
       if (asOfUs === undefined) throw gone;
       slices =
         (await this.meta.readSlices(this.ino, chunkIndex, chunkIndex, { asOfUs })).get(chunkIndex) ?? [];
@@ -283,34 +284,6 @@ export class OpenFile implements PushSource {
     }
     this.lastKnownSlices.set(chunkIndex, slices);
     return slices;
-  }
-
-  /**
-   * An instant at which the service's history shows the file as the version this mount knows.
-   * That version was current when the service answered for it, a moment before attrSeenAtUs
-   * (on this mount's clock; the service's may differ a little, and the removal may have come
-   * right after): attrSeenAtUs first, then the second before it by halving, no earlier than the
-   * version's ctime. A few metadata reads, only for a removed file read where it was open.
-   */
-  private async instantOfKnownVersion(): Promise<number | undefined> {
-    const known = contentVersion(this.attr);
-    const ctimeUs = this.attr.ctime.sec * 1_000_000 + Math.floor(this.attr.ctime.nsec / 1000);
-    let lowUs = Math.max(ctimeUs, this.attrSeenAtUs - REMOVED_VERSION_SEARCH_US);
-    let highUs = this.attrSeenAtUs;
-    for (let probe = 0; probe < REMOVED_VERSION_PROBES && lowUs <= highUs; probe++) {
-      const atUs = probe === 0 ? highUs : Math.floor((lowUs + highUs) / 2);
-      let then: InodeAttr | undefined;
-      try {
-        then = await this.meta.getattr(this.ino, { asOfUs: atUs });
-      } catch (err) {
-        if (!isFsError(err) || err.errno !== Errno.ENOENT) return undefined;
-      }
-      if (then !== undefined && contentVersion(then) === known) return atUs;
-      // Not there (removed already) or a later version: earlier. An older version: later.
-      if (then !== undefined && isOlder(then, this.attr)) lowUs = atUs + 1;
-      else highUs = atUs - 1;
-    }
-    return undefined;
   }
 
   /**
@@ -405,17 +378,6 @@ export class OpenFile implements PushSource {
     if (writer !== null && writer.pendingBytes > 0) await writer.abort();
     this.data.forget(this.ino);
   }
-}
-
-/** How far before this mount last saw a removed file its version is looked for in the history. */
-const REMOVED_VERSION_SEARCH_US = 1_000_000;
-/** Metadata reads that search (enough to halve that second down to the microsecond). */
-const REMOVED_VERSION_PROBES = 22;
-
-/** Now in microseconds, on the clock of the metadata service's timestamps (nowTimespec). */
-export function nowUs(): number {
-  const now = nowTimespec();
-  return now.sec * 1_000_000 + Math.floor(now.nsec / 1000);
 }
 
 function isOlder(a: InodeAttr, b: InodeAttr): boolean {

@@ -11,8 +11,9 @@ import type { Caller, InodeAttr, LockOwner } from '../meta/api.js';
 import { contentVersion, isRegular, requireFileEnd } from './attr.js';
 import { HeldLocks } from './held-locks.js';
 import { fromLockRange, setLockWaiting, toLockRange } from './locks.js';
-import { nowUs, type OpenFile } from './open-files.js';
+import type { OpenFile } from './open-files.js';
 import { RecentLookups } from './recent-lookups.js';
+import { nowUs } from './version-history.js';
 import { seekOpenFile } from './seek.js';
 import { VfsSession } from './vfs-session.js';
 

@@ -14,7 +14,7 @@ import type { Caller, InodeAttr, SetAttrChanges } from '../meta/api.js';
 import { ACL_ACCESS_XATTR, isMinimalAcl, modeBitsOfAcl } from './acl-mode.js';
 import { requireFileEnd } from './attr.js';
 import { foreignChownRefusal } from './foreign-chown.js';
-import { nowUs } from './open-files.js';
+import { nowUs } from './version-history.js';
 import { VfsHandles } from './vfs-handles.js';
 
 const READDIR_BATCH = 128;
