@@ -163,7 +163,7 @@ describe('registry', () => {
     const wrapped = await openObjectStore(`file:${dir}`);
     const bare = await openObjectStore(`file:${dir}`, { retry: false });
     assert.equal(wrapped.constructor.name, 'RetryingObjectStore');
-    assert.equal(bare.constructor.name, 'LoggedFileStore');
+    assert.equal(bare.constructor.name, 'FileObjectStore');
     assert.equal(bare.description, `file://${dir}`);
   });
 });

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { openWaitingForDescriptor } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
-import { LoggedFileStore, LOG_DIR, type FileLogOptions } from './file-log/index.js';
 
 /** Temporary files live here until renamed into place; list() never shows them. */
 const TMP_DIR = '.strata-tmp';
@@ -26,10 +24,7 @@ export function fileStoreRoot(url: string): string {
   return resolve(decodeURIComponent(rest));
 }
 
-/** Folders of the root that hold no objects: list() never shows them and no key may live in them. */
-const RESERVED_DIRS = [TMP_DIR, LOG_DIR];
-
-/** Rejects keys that could escape the root or collide with our temporary area or log. */
+/** Rejects keys that could escape the root or collide with our temporary area. */
 function checkKey(key: string): void {
   if (
     key.length === 0 ||
@@ -37,7 +32,8 @@ function checkKey(key: string): void {
     key.endsWith('/') ||
     key.includes('\0') ||
     key.split('/').some((part) => part === '' || part === '.' || part === '..') ||
-    RESERVED_DIRS.some((dir) => key === dir || key.startsWith(dir + '/'))
+    key === TMP_DIR ||
+    key.startsWith(TMP_DIR + '/')
   ) {
     throw new Error(`invalid object key "${key}": use non-empty "/"-separated names without "." or ".."`);
   }
@@ -45,13 +41,6 @@ function checkKey(key: string): void {
 
 function isErrno(error: unknown, code: string): boolean {
   return (error as NodeJS.ErrnoException | null)?.code === code;
-}
-
-function conflict(key: string, where: string, reason: string, cause?: unknown): Error {
-  return new Error(
-    `cannot store "${key}" in ${where}: ${reason} (a directory-backed store cannot hold both "a" and "a/b")`,
-    { cause },
-  );
 }
 
 /**
@@ -155,23 +144,6 @@ export class FileObjectStore implements ObjectStore {
     this.description = `file://${root}`;
   }
 
-  /**
-   * Throws, as put would, for a key this store cannot hold right now: an invalid key, or one
-   * whose place is a directory or lies under an object. The log calls it before acknowledging
-   * a put that it writes out as a file only later.
-   */
-  async checkPlacement(key: string): Promise<void> {
-    const target = this.path(key);
-    try {
-      if ((await stat(target)).isDirectory())
-        throw conflict(key, this.description, 'it is a directory of keys');
-    } catch (error) {
-      if (isErrno(error, 'ENOTDIR'))
-        throw conflict(key, this.description, 'a parent of it is already an object');
-      if (!isErrno(error, 'ENOENT')) throw error;
-    }
-  }
-
   private path(key: string): string {
     checkKey(key);
     return join(this.root, key);
@@ -220,7 +192,11 @@ export class FileObjectStore implements ObjectStore {
       dirDurable = (await this.ensureDir(dirname(target))).durable;
     } catch (error) {
       if (isErrno(error, 'EEXIST') || isErrno(error, 'ENOTDIR')) {
-        throw conflict(key, this.description, 'a parent of it is already an object', error);
+        throw new Error(
+          `cannot store "${key}" in ${this.description}: a parent of it is already an object ` +
+            `(a directory-backed store cannot hold both "a" and "a/b")`,
+          { cause: error },
+        );
       }
       throw error;
     }
@@ -291,56 +267,6 @@ export class FileObjectStore implements ObjectStore {
     return this.directorySync(dir).request();
   }
 
-  /**
-   * Writes an object as put does (temporary file, rename into place) but makes nothing durable:
-   * the caller makes a batch of these durable at once with syncFileSystem(). For the log's
-   * drain, whose objects are durable in a log segment until then.
-   */
-  async putWithoutSync(key: string, data: Buffer): Promise<void> {
-    const target = this.path(key);
-    const tmpDir = join(this.root, TMP_DIR);
-    await this.ensureDir(tmpDir);
-    try {
-      await this.ensureDir(dirname(target));
-    } catch (error) {
-      if (isErrno(error, 'EEXIST') || isErrno(error, 'ENOTDIR')) {
-        throw conflict(key, this.description, 'a parent of it is already an object', error);
-      }
-      throw error;
-    }
-    const tmp = join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
-    const handle = await openWaitingForDescriptor(tmp, 'w');
-    try {
-      let written = 0;
-      while (written < data.length) {
-        const { bytesWritten } = await handle.write(data, written, data.length - written, written);
-        written += bytesWritten;
-      }
-    } catch (error) {
-      await handle.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw error;
-    }
-    await handle.close();
-    await rename(tmp, target);
-  }
-
-  /**
-   * Makes everything written to the file system holding the store durable: syncfs(2), through
-   * `sync -f` since Node has no binding for it. One call costs a journal commit and a cache
-   * flush, whatever the number of files written before it (24 ms with its process start on
-   * this machine, against one commit per file for fdatasync of new files). syncfs reports
-   * write-back errors since Linux 5.8.
-   */
-  syncFileSystem(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      execFile('sync', ['-f', this.root], (error) => {
-        if (error) reject(new Error(`syncfs of ${this.root} failed: ${error.message}`, { cause: error }));
-        else resolve();
-      });
-    });
-  }
-
   async get(key: string, offset?: number, length?: number): Promise<Buffer> {
     const path = this.path(key);
     let handle;
@@ -408,7 +334,7 @@ export class FileObjectStore implements ObjectStore {
       throw error;
     }
     const items = entries
-      .filter((entry) => !(dirKey === '' && RESERVED_DIRS.includes(entry.name)))
+      .filter((entry) => !(dirKey === '' && entry.name === TMP_DIR))
       .map((entry) => {
         const isDir = entry.isDirectory();
         return { isDir, key: dirKey + entry.name + (isDir ? '/' : '') };
@@ -455,31 +381,10 @@ export class FileObjectStore implements ObjectStore {
   }
 }
 
-/**
- * Whether small puts go through the small-object log (file-log/) when STRATA_FILE_LOG does not
- * say: "on" logs them, "off" writes each as a durable object file. Either way the store reads,
- * recovers and drains logs that other processes (or a crash) left.
- */
-export const FILE_LOG_BY_DEFAULT = false;
-
-function fileLogWanted(): boolean {
-  const value = process.env.STRATA_FILE_LOG;
-  if (value === 'on') return true;
-  if (value === 'off') return false;
-  if (value === undefined || value === '') return FILE_LOG_BY_DEFAULT;
-  throw new Error(`STRATA_FILE_LOG="${value}" is not understood: use "on" or "off"`);
-}
-
-export interface OpenFileStoreOptions {
-  /** Overrides STRATA_FILE_LOG and the defaults of the small-object log. */
-  log?: Partial<FileLogOptions>;
-}
-
-export async function openFileStore(url: string, options: OpenFileStoreOptions = {}): Promise<ObjectStore> {
+export async function openFileStore(url: string): Promise<ObjectStore> {
   const root = fileStoreRoot(url);
   await mkdir(root, { recursive: true });
   const store = new FileObjectStore(root);
   await store.cleanTemporaryFiles();
-  const logNothing = fileLogWanted() ? {} : { maxLoggedObjectBytes: 0 };
-  return LoggedFileStore.open(store, { ...logNothing, ...options.log });
+  return store;
 }
