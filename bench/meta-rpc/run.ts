@@ -149,6 +149,7 @@ async function runConfig(
     let created = 0;
     let renamed = 0;
     let unlinked = 0;
+    const renames = !onlyOps || onlyOps.has('rename');
     const phases: [string, (client: MetaClient, n: number) => Promise<unknown> | null][] = [
       ['getattr', (client, n) => client.getattr(inos[n % inos.length])],
       ['lookup', (client, n) => client.lookup(root, big.ino, `f${n % READDIR_ENTRIES}`)],
@@ -165,7 +166,18 @@ async function runConfig(
             ? client.rename(root, work.ino, `c${renamed}`, work.ino, `r${renamed++}`, 0)
             : null,
       ],
-      ['unlink', (client) => (unlinked < renamed ? client.unlink(root, work.ino, `r${unlinked++}`) : null)],
+      [
+        'unlink',
+        // Without a rename phase, the names create made (else unlink had nothing and read 0 ops/s).
+        (client) =>
+          renames
+            ? unlinked < renamed
+              ? client.unlink(root, work.ino, `r${unlinked++}`)
+              : null
+            : unlinked < created
+              ? client.unlink(root, work.ino, `c${unlinked++}`)
+              : null,
+      ],
       ['readdir(1,000)', (client) => client.readdir(root, big.ino, 0, READDIR_ENTRIES + 2, false)],
     ];
     // Repeats run the whole phase list again (rename and unlink then use the next create's names).
