@@ -54,6 +54,17 @@ export interface InodeAttr {
   allocatedBytes?: number;
 }
 
+/**
+ * What commitWrites answers: the inode after the commit, and its ctime just before it, as NFS
+ * answers before/after attributes. Every change moves ctime and no caller can set it, so a
+ * mount whose last known ctime differs from `ctimeBefore` learns that another change came
+ * between (another mount's commit, a chmod) whether or not that change's push reached it yet.
+ */
+export interface CommittedWrites extends InodeAttr {
+  /** Absent from servers older than the field: the mount then relies on pushes as before. */
+  ctimeBefore?: Timespec;
+}
+
 export interface DirEntry {
   name: string;
   ino: Ino;
@@ -239,7 +250,7 @@ export interface MetaApi {
     writes: SliceWrite[],
     minSizeBytes: number,
     mtime: Timespec,
-  ): Promise<InodeAttr>;
+  ): Promise<CommittedWrites>;
   fallocate(caller: Caller, ino: Ino, mode: number, offset: number, length: number): Promise<InodeAttr>;
   /** Copies by reference: the destination points at the source's slices. Returns bytes copied. */
   copyFileRange(

@@ -195,7 +195,7 @@ export async function commitWrites(
   writes: SliceWrite[],
   minSizeBytes: number,
   mtime: Timespec,
-): Promise<InodeRow> {
+): Promise<{ row: InodeRow; ctimeBefore: Timespec }> {
   // First: a reclaim pass raising the floor waits for this, and holds no row lock of ours.
   await refuseReclaimedSlices(
     ctx.tx,
@@ -203,6 +203,8 @@ export async function commitWrites(
     `commit to inode ${ino}`,
   );
   const row = await regularFile(ctx, ino);
+  // The state the commit found (see CommittedWrites): read before anything here moves it.
+  const ctimeBefore = { sec: row.ctimeSec, nsec: row.ctimeNsec };
   const byChunk = new Map<number, SliceRef[]>();
   for (const w of writes) {
     if (!Number.isSafeInteger(w.chunkIndex) || w.chunkIndex < 0) {
@@ -223,7 +225,7 @@ export async function commitWrites(
   // server's), one microsecond after it, as the mount showed too.
   setCtime(row, laterCtime(row, mtime));
   ctx.touch(row);
-  return row;
+  return { row, ctimeBefore };
 }
 
 export async function fallocate(

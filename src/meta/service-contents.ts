@@ -9,7 +9,7 @@ import {
   type SliceRef,
   type SliceWrite,
 } from '../common/index.js';
-import type { AsOf, Caller, InodeAttr, LockOwner, LockRange, Timespec } from './api.js';
+import type { AsOf, Caller, CommittedWrites, InodeAttr, LockOwner, LockRange, Timespec } from './api.js';
 import { XATTR_CREATE, XATTR_REPLACE } from './api.js';
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR } from './acl.js';
 import { S_ISGID, toAttr } from './attrs.js';
@@ -141,10 +141,21 @@ export abstract class MetaServiceContents extends MetaServiceCore {
     writes: SliceWrite[],
     minSizeBytes: number,
     mtime: Timespec,
-  ): Promise<InodeAttr> {
-    return this.change(caller, async (ctx) =>
-      toAttr(await fileOps.commitWrites(ctx, this.settings.chunkSizeBytes, ino, writes, minSizeBytes, mtime)),
-    );
+  ): Promise<CommittedWrites> {
+    return this.change(caller, async (ctx) => {
+      const { chunkSizeBytes } = this.settings;
+      const { row, ctimeBefore } = await fileOps.commitWrites(
+        ctx,
+        chunkSizeBytes,
+        ino,
+        writes,
+        minSizeBytes,
+        mtime,
+      );
+      const attr: CommittedWrites = toAttr(row);
+      attr.ctimeBefore = ctimeBefore;
+      return attr;
+    });
   }
 
   async fallocate(

@@ -99,11 +99,13 @@ test('binary xattrs, symlinks, as-of reads and data maps round-trip over RPC', a
       lengthBytes: 8192,
       blockSizeBytes: 4 * 1024 * 1024,
     };
+    const ctimeBefore = (await client.getattr(file.ino)).ctime;
     const attr = await client.commitWrites(root, file.ino, [{ chunkIndex: 0, slice }], 8192, {
       sec: 1,
       nsec: 0,
     });
     assert.equal(attr.sizeBytes, 8192);
+    assert.deepEqual(attr.ctimeBefore, ctimeBefore, 'the inode state the commit found travels back');
     const slices = await client.readSlices(file.ino, 0, 0);
     assert.ok(slices instanceof Map, 'readSlices answers a Map');
     assert.deepEqual(slices.get(0), [slice]);

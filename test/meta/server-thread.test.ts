@@ -85,7 +85,12 @@ for (const encodedReplies of [false, true]) {
           lengthBytes: 100,
           blockSizeBytes: 4096,
         };
-        await client.commitWrites(root, created[0].ino, [{ chunkIndex: 0, slice }], 100, { sec: 1, nsec: 0 });
+        const found = (await client.getattr(created[0].ino)).ctime;
+        const committed = await client.commitWrites(root, created[0].ino, [{ chunkIndex: 0, slice }], 100, {
+          sec: 1,
+          nsec: 0,
+        });
+        assert.deepEqual(committed.ctimeBefore, found, 'the state the commit found crosses the thread');
         assert.deepEqual((await client.readSlices(created[0].ino, 0, 0)).get(0), [slice]);
         assert.equal((await client.readdir(root, ROOT_INO, 0, 1_000, false)).length, 102);
       } finally {

@@ -4,6 +4,7 @@ import { RpcClient, type RpcCallStats, type RpcClientOptions, type RpcSecret } f
 import type {
   AsOf,
   Caller,
+  CommittedWrites,
   DirEntry,
   InodeAttr,
   LockOwner,
@@ -268,7 +269,7 @@ class RemoteMeta implements MetaClient {
     writes: SliceWrite[],
     minSizeBytes: number,
     mtime: Timespec,
-  ): Promise<InodeAttr> {
+  ): Promise<CommittedWrites> {
     return this.write('commitWrites', [caller, ino, writes, minSizeBytes, mtime]);
   }
   fallocate(caller: Caller, ino: Ino, mode: number, offset: number, length: number): Promise<InodeAttr> {
