@@ -63,8 +63,8 @@ export class OpenFile implements PushSource {
   private slicesExact: string | null = null;
   private slicesReadAtMs = Number.POSITIVE_INFINITY;
   /**
-   * Another mount changed the file while this mount held writes to it (seen by noteAttr, or
-   * pushed by the server): the lists were kept for the commit to come, but that commit must not
+   * Another mount changed the file while this mount held writes to it (seen by noteAttr, pushed
+   * by the server, or told by the commit's reply: see flushOnce): the lists were kept for the commit to come, but that commit must not
    * make them current by appending its slices (afterCommit), or the other mount's slices stay
    * missing from them, and its bytes read as the old ones (or zeros) here, even after its close.
    */
@@ -318,11 +318,24 @@ export class OpenFile implements PushSource {
       writes = [...this.uncommitted, ...(await writer.flush())];
       this.uncommitted = [];
       if (writes.length === 0) return;
+      // The state the lists are known to be at: a getattr answered meanwhile may carry our own
+      // commit, whose ctime is not the one the commit found.
+      const knownCtime = this.attr.ctime;
       const committed = this.meta.commitWrites(caller, this.ino, writes, this.endOf(writes), mtime);
       // Its caller awaits it once this flush succeeded; if the commit fails, that error wins.
       then?.start().catch(() => undefined);
-      this.attr = await committed;
+      const { ctimeBefore, ...attr } = await committed;
+      this.attr = attr;
       this.attrSeenAtUs = nowUs();
+      // The service found the inode at another ctime than the one this mount knows: another
+      // change landed between, whose push may come after this reply (several metadata servers
+      // hear of each other's commits through PostgreSQL), or never reached us. Taken as that
+      // push, so this commit does not make the lists current. A change of this mount's own
+      // answered late (a chmod racing the commit) only costs a re-read of the lists. Only a
+      // shared mount can see another mount's change; an older server answers no ctimeBefore.
+      if (ctimeBefore !== undefined && this.sharedWithOtherMounts && !sameTime(ctimeBefore, knownCtime)) {
+        this.changedElsewhereWhilePending = true;
+      }
       this.afterCommit(writes);
       writes = [];
     } catch (err) {
@@ -378,6 +391,10 @@ export class OpenFile implements PushSource {
     if (writer !== null && writer.pendingBytes > 0) await writer.abort();
     this.data.forget(this.ino);
   }
+}
+
+function sameTime(a: Timespec, b: Timespec): boolean {
+  return a.sec === b.sec && a.nsec === b.nsec;
 }
 
 function isOlder(a: InodeAttr, b: InodeAttr): boolean {
