@@ -64,9 +64,10 @@ export class OpenFile implements PushSource {
   private slicesReadAtMs = Number.POSITIVE_INFINITY;
   /**
    * Another mount changed the file while this mount held writes to it (seen by noteAttr, pushed
-   * by the server, or told by the commit's reply: see flushOnce): the lists were kept for the commit to come, but that commit must not
-   * make them current by appending its slices (afterCommit), or the other mount's slices stay
-   * missing from them, and its bytes read as the old ones (or zeros) here, even after its close.
+   * by the server, or told by the commit's reply: see flushOnce): the lists were kept for the
+   * commit to come, but that commit must not make them current by appending its slices
+   * (afterCommit), or the other mount's slices stay missing from them, and its bytes read as the
+   * old ones (or zeros) here, even after its close.
    */
   private changedElsewhereWhilePending = false;
   /** A commit found the file changed elsewhere meanwhile: the kernel's pages may hold old bytes. */
