@@ -145,6 +145,36 @@ function e2eStorageArgs(dataDir: string, extraArgs: string[]): string[] {
   return ['--storage', `${head}/e2e/${volumePrefix}${q < 0 ? '' : base.slice(q)}`];
 }
 
+/**
+ * Two mounts of one volume: `strata up DATA_DIR MNT_A --listen` and a `strata mount` of its
+ * volume on MNT_B, both with `args`, each live before this resolves. Each process goes into
+ * `procs` as it starts, so the caller's cleanup stops it even if a later start fails; stop the
+ * client (procs[1]) before the mount that serves it.
+ */
+export async function startServedPair(
+  dataDir: string,
+  mntA: string,
+  mntB: string,
+  args: string[],
+  procs: StrataProcess[],
+): Promise<void> {
+  const port = await freePort();
+  const up = new StrataProcess(['up', dataDir, mntA, '--listen', `127.0.0.1:${port}`, ...args]);
+  procs.push(up);
+  await up.waitFor(() => isMounted(mntA) && up.output.includes('metadata served on'), 'strata up to serve');
+  const secretFile = join(dataDir, 'meta.db.secret');
+  const client = new StrataProcess([
+    'mount',
+    `127.0.0.1:${port}/strata`,
+    mntB,
+    '--secret-file',
+    secretFile,
+    ...args,
+  ]);
+  procs.push(client);
+  await client.waitFor(() => isMounted(mntB) && client.output.includes('mounted at'), 'the client mount');
+}
+
 /** `strata up DATA MNT` until the mount is live. */
 export async function startUp(
   dataDir: string,

@@ -5,12 +5,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   cleanup,
-  freePort,
   isLongProfile,
-  isMounted,
   repoRoot,
   sh,
-  StrataProcess,
+  startServedPair,
+  type StrataProcess,
   tempDir,
   waitUntil,
 } from './harness.js';
@@ -39,20 +38,7 @@ before(async () => {
   mkdirSync(mntB);
   mkdirSync(tools);
   sh(`gcc -O2 -Wall -o ${hpc} ${HPC_C}`);
-  const port = await freePort();
-  const up = new StrataProcess(['up', dataDir, mntA, '--listen', `127.0.0.1:${port}`, ...CACHE]);
-  procs.push(up);
-  await up.waitFor(() => isMounted(mntA) && up.output.includes('metadata served on'), 'strata up to serve');
-  const client = new StrataProcess([
-    'mount',
-    `127.0.0.1:${port}/strata`,
-    mntB,
-    '--secret-file',
-    join(dataDir, 'meta.db.secret'),
-    ...CACHE,
-  ]);
-  procs.push(client);
-  await client.waitFor(() => isMounted(mntB) && client.output.includes('mounted at'), 'the client mount');
+  await startServedPair(dataDir, mntA, mntB, CACHE, procs);
 });
 
 after(async () => {

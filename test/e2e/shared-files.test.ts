@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, freePort, isMounted, StrataProcess, tempDir } from './harness.js';
+import { cleanup, startServedPair, type StrataProcess, tempDir } from './harness.js';
 
 // Files two mounts of one volume share (`strata up --listen` and a `strata mount`, kernel
 // caches kept for minutes). Locks order their writes, as on NFS: a process that takes a lock
@@ -22,20 +22,7 @@ const CACHE = ['--attr-timeout', '300s', '--entry-timeout', '300s'];
 before(async () => {
   mkdirSync(mntA, { recursive: true });
   mkdirSync(mntB);
-  const port = await freePort();
-  const up = new StrataProcess(['up', dataDir, mntA, '--listen', `127.0.0.1:${port}`, ...CACHE]);
-  procs.push(up);
-  await up.waitFor(() => isMounted(mntA) && up.output.includes('metadata served on'), 'strata up to serve');
-  const client = new StrataProcess([
-    'mount',
-    `127.0.0.1:${port}/strata`,
-    mntB,
-    '--secret-file',
-    join(dataDir, 'meta.db.secret'),
-    ...CACHE,
-  ]);
-  procs.push(client);
-  await client.waitFor(() => isMounted(mntB) && client.output.includes('mounted at'), 'the client mount');
+  await startServedPair(dataDir, mntA, mntB, CACHE, procs);
 });
 
 after(async () => {
