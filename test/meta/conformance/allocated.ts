@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { asSliceId, type Ino, type SliceRef } from '../../../src/common/index.js';
+import { asSliceId, type Ino } from '../../../src/common/index.js';
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -9,27 +9,9 @@ import {
   type MetaService,
 } from '../../../src/meta/index.js';
 import { ROOT, file, root, withVolume, type EngineFixture } from './fixture.js';
+import { CHUNK, slice, smallChunks, write } from './slices.js';
 
-const CHUNK = 1024 * 1024;
-const BLOCK = 64 * 1024;
-const smallChunks = { chunkSizeBytes: CHUNK, blockSizeBytes: BLOCK };
 const USAGE_ALIGN = 4096;
-
-function slice(id: number, chunkOffsetBytes: number, lengthBytes: number, sliceOffsetBytes = 0): SliceRef {
-  return {
-    id: asSliceId(id),
-    sliceSizeBytes: sliceOffsetBytes + lengthBytes,
-    chunkOffsetBytes,
-    sliceOffsetBytes,
-    lengthBytes,
-    blockSizeBytes: BLOCK,
-  };
-}
-
-async function write(svc: MetaService, ino: Ino, chunkIndex: number, s: SliceRef) {
-  const end = chunkIndex * CHUNK + s.chunkOffsetBytes + s.lengthBytes;
-  return svc.commitWrites(root, ino, [{ chunkIndex, slice: s }], end, { sec: 1, nsec: 0 });
-}
 
 /** The file's allocated bytes as getattr answers them, and the volume's used bytes. */
 async function usage(svc: MetaService, ino: Ino): Promise<{ allocated: number | undefined; used: number }> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { asSliceId, type Ino, type SliceRef } from '../../../src/common/index.js';
+import { asSliceId, type Ino } from '../../../src/common/index.js';
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -8,26 +8,7 @@ import {
   type MetaService,
 } from '../../../src/meta/index.js';
 import { ROOT, file, rejectsWith, root, user, withVolume, type EngineFixture } from './fixture.js';
-
-const CHUNK = 1024 * 1024;
-const BLOCK = 64 * 1024;
-const smallChunks = { chunkSizeBytes: CHUNK, blockSizeBytes: BLOCK };
-
-function slice(id: number, chunkOffsetBytes: number, lengthBytes: number, sliceOffsetBytes = 0): SliceRef {
-  return {
-    id: asSliceId(id),
-    sliceSizeBytes: sliceOffsetBytes + lengthBytes,
-    chunkOffsetBytes,
-    sliceOffsetBytes,
-    lengthBytes,
-    blockSizeBytes: BLOCK,
-  };
-}
-
-async function write(svc: MetaService, ino: Ino, chunkIndex: number, s: SliceRef) {
-  const end = chunkIndex * CHUNK + s.chunkOffsetBytes + s.lengthBytes;
-  return svc.commitWrites(root, ino, [{ chunkIndex, slice: s }], end, { sec: 1, nsec: 0 });
-}
+import { CHUNK, slice, smallChunks, write } from './slices.js';
 
 /** The bytes a reader sees: for each byte, the id of the slice on top (0 = zeros), by run. */
 async function view(svc: MetaService, ino: Ino, fromByte: number, toByte: number): Promise<string> {
