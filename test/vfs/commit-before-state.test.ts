@@ -1,14 +1,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
 import { ROOT_INO } from '../../src/common/index.js';
-import { createDataPath, type DataPath } from '../../src/data/index.js';
-import type { RequestContext } from '../../src/fuse/index.js';
-import { formatVolume, openMetaService, type MetaApi, type MetaService } from '../../src/meta/index.js';
-import '../../src/meta/engines/sqlite/register.js';
-import { openObjectStore, type ObjectStore } from '../../src/object/index.js';
-import { Vfs } from '../../src/vfs/index.js';
+import type { MetaApi, MetaService } from '../../src/meta/index.js';
+import type { Vfs } from '../../src/vfs/index.js';
+import { rootContext as ctx, VfsTestVolume } from './volume-fixture.js';
 
 // Two mounts of a shared volume write disjoint records of one file (an N-1 checkpoint). When
 // the other mount's commit lands between this mount's last look at the file and its own commit,
@@ -18,17 +14,10 @@ import { Vfs } from '../../src/vfs/index.js';
 // inode's ctime from before the commit, and a ctime this mount has not seen means another
 // change came between. Here the mounts get no pushes at all (no Coherence), the push as late as
 // it can be, over the real service (SQLite) and data path.
-const dir = mkdtempSync('/tmp/strata-commit-before-state-');
 const { O_RDWR, O_CREAT, O_RDONLY } = constants;
 const RECORD_BYTES = 1000;
 let meta: MetaService;
-let store: ObjectStore;
-const dataPaths: DataPath[] = [];
-const mounts: Vfs[] = [];
-
-function ctx(): RequestContext {
-  return { uid: 0, gid: 0, pid: process.pid, umask: 0o022, unique: 1n, signal: new AbortController().signal };
-}
+let volume: VfsTestVolume;
 
 /** The service as a mount sees it, counting the slice lists it asks for. */
 function countingMeta(counts: { readSlices: number }): MetaApi {
@@ -47,50 +36,17 @@ function countingMeta(counts: { readSlices: number }): MetaApi {
 }
 
 /** A mount of a volume other mounts change too (strata mount, strata up --listen). */
-async function sharedMount(api: MetaApi = meta): Promise<Vfs> {
-  const volume = await meta.volume();
-  const data = createDataPath({
-    store,
-    blockSizeBytes: volume.blockSizeBytes,
-    chunkSizeBytes: volume.chunkSizeBytes,
-    memoryBudgetBytes: 64 * 1024 * 1024,
-    allocateSliceIds: (n: number) => meta.allocateSliceIds(n),
-  });
-  const vfs = new Vfs(api, data, {
-    attrTimeoutMs: 1000,
-    entryTimeoutMs: 1000,
-    lockRetryMaxMs: 20,
-    heartbeatIntervalMs: 3_600_000,
-    compactSlicesThreshold: 0,
-    mountpoint: dir,
-    version: 'test',
-    log: () => undefined,
-    sharedWithOtherMounts: true,
-  });
-  await vfs.start();
-  dataPaths.push(data);
-  mounts.push(vfs);
-  return vfs;
+function sharedMount(api: MetaApi = meta): Promise<Vfs> {
+  return volume.mount(api, { sharedWithOtherMounts: true });
 }
 
 before(async () => {
-  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
-  await formatVolume(engineUrl, {
-    name: 'commit-before-state',
-    storageUrl: `file:${join(dir, 'objects')}`,
-    blockSizeBytes: 64 * 1024,
-    chunkSizeBytes: 1024 * 1024,
-  });
-  meta = await openMetaService({ engineUrl });
-  store = await openObjectStore(`file:${join(dir, 'objects')}`);
+  volume = await VfsTestVolume.open('commit-before-state');
+  meta = volume.meta;
 });
 
 after(async () => {
-  for (const vfs of mounts) await vfs.stop().catch(() => undefined);
-  for (const data of dataPaths) await data.close();
-  await store?.close();
-  await meta?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await volume?.close();
 });
 
 function record(letter: string): Buffer {

@@ -1,31 +1,20 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
 import { Errno, ROOT_INO, fsError, isFsError } from '../../src/common/index.js';
-import { createDataPath, type DataPath } from '../../src/data/index.js';
-import type { RequestContext } from '../../src/fuse/index.js';
-import { formatVolume, openMetaService, type MetaApi, type MetaService } from '../../src/meta/index.js';
-import '../../src/meta/engines/sqlite/register.js';
-import { openObjectStore, type ObjectStore } from '../../src/object/index.js';
-import { Vfs } from '../../src/vfs/index.js';
+import type { MetaApi, MetaService } from '../../src/meta/index.js';
+import type { Vfs } from '../../src/vfs/index.js';
+import { rootContext as ctx, VfsTestVolume } from './volume-fixture.js';
 
 // An fsync whose commit fails (the metadata server out of reach longer than the client
 // retries: EIO) keeps the writes: the next fsync commits them, and this mount and others read
 // them. Before, the failed commit dropped them: the next fsync succeeded with nothing to commit,
 // the bytes were gone, and this mount read the old ones back. The real service (SQLite) and
 // data path, with commitWrites failing while `metaDown` is set.
-const dir = mkdtempSync('/tmp/strata-dbworkloads-commit-retry-');
 const { O_RDWR, O_CREAT, O_RDONLY } = constants;
 let meta: MetaService;
-let store: ObjectStore;
+let volume: VfsTestVolume;
 let metaDown = false;
-const dataPaths: DataPath[] = [];
-const mounts: Vfs[] = [];
-
-function ctx(): RequestContext {
-  return { uid: 0, gid: 0, pid: process.pid, umask: 0o022, unique: 1n, signal: new AbortController().signal };
-}
 
 /** The service, with commitWrites failing as the RPC client fails once its retries ran out. */
 function flakyMeta(): MetaApi {
@@ -43,49 +32,17 @@ function flakyMeta(): MetaApi {
   });
 }
 
-async function mount(api: MetaApi): Promise<Vfs> {
-  const volume = await meta.volume();
-  const data = createDataPath({
-    store,
-    blockSizeBytes: volume.blockSizeBytes,
-    chunkSizeBytes: volume.chunkSizeBytes,
-    memoryBudgetBytes: 64 * 1024 * 1024,
-    allocateSliceIds: (n: number) => meta.allocateSliceIds(n),
-  });
-  const vfs = new Vfs(api, data, {
-    attrTimeoutMs: 1000,
-    entryTimeoutMs: 1000,
-    lockRetryMaxMs: 20,
-    heartbeatIntervalMs: 3_600_000,
-    compactSlicesThreshold: 0,
-    mountpoint: dir,
-    version: 'test',
-    log: () => undefined,
-  });
-  await vfs.start();
-  dataPaths.push(data);
-  mounts.push(vfs);
-  return vfs;
+function mount(api: MetaApi): Promise<Vfs> {
+  return volume.mount(api);
 }
 
 before(async () => {
-  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
-  await formatVolume(engineUrl, {
-    name: 'commit-retry',
-    storageUrl: `file:${join(dir, 'objects')}`,
-    blockSizeBytes: 64 * 1024,
-    chunkSizeBytes: 1024 * 1024,
-  });
-  meta = await openMetaService({ engineUrl });
-  store = await openObjectStore(`file:${join(dir, 'objects')}`);
+  volume = await VfsTestVolume.open('commit-retry');
+  meta = volume.meta;
 });
 
 after(async () => {
-  for (const vfs of mounts) await vfs.stop().catch(() => undefined);
-  for (const data of dataPaths) await data.close();
-  await store?.close();
-  await meta?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await volume?.close();
 });
 
 test('writes whose fsync failed in the commit are committed by the next fsync, and read back everywhere', async () => {

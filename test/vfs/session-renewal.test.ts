@@ -1,57 +1,30 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
 import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
-import { createDataPath, type DataPath } from '../../src/data/index.js';
-import { LockType, type RequestContext } from '../../src/fuse/index.js';
-import { formatVolume, openMetaService, type MetaService } from '../../src/meta/index.js';
-import '../../src/meta/engines/sqlite/register.js';
-import { openObjectStore, type ObjectStore } from '../../src/object/index.js';
-import { Vfs } from '../../src/vfs/index.js';
+import { LockType } from '../../src/fuse/index.js';
+import type { MetaService } from '../../src/meta/index.js';
+import type { Vfs } from '../../src/vfs/index.js';
+import { rootContext as ctx, VfsTestVolume } from './volume-fixture.js';
 
 // A mount whose session the metadata service ended (no heartbeat within the session timeout:
 // a partition, a stopped process) opens a new one and goes on working; what the service
 // released with the old session (locks) is reported as EIO, never silently assumed held.
 // The real service (SQLite) and data path, called as the FUSE layer calls the VFS.
 const SESSION_TIMEOUT_MS = 300;
-const dir = mkdtempSync('/tmp/strata-vfs-renewal-');
 const { O_RDWR, O_CREAT } = constants;
 const whole = { start: 0, end: Number.MAX_SAFE_INTEGER, type: LockType.F_WRLCK, pid: 1 };
 let meta: MetaService;
-let store: ObjectStore;
-const dataPaths: DataPath[] = [];
-const mounts: Vfs[] = [];
+let volume: VfsTestVolume;
 const logged: string[] = [];
 
-function ctx(): RequestContext {
-  return { uid: 0, gid: 0, pid: process.pid, umask: 0o022, unique: 1n, signal: new AbortController().signal };
-}
-
 /** A mount whose heartbeat runs every `heartbeatIntervalMs` (long: the session lapses). */
-async function mount(heartbeatIntervalMs: number): Promise<Vfs> {
-  const volume = await meta.volume();
-  const data = createDataPath({
-    store,
-    blockSizeBytes: volume.blockSizeBytes,
-    chunkSizeBytes: volume.chunkSizeBytes,
-    memoryBudgetBytes: 64 * 1024 * 1024,
-    allocateSliceIds: (n: number) => meta.allocateSliceIds(n),
-  });
-  const vfs = new Vfs(meta, data, {
-    attrTimeoutMs: 1000,
-    entryTimeoutMs: 1000,
-    lockRetryMaxMs: 20,
+function mount(heartbeatIntervalMs: number): Promise<Vfs> {
+  return volume.mount(meta, {
     heartbeatIntervalMs,
     compactSlicesThreshold: 8,
-    mountpoint: dir,
-    version: 'test',
     log: (m) => logged.push(m),
   });
-  await vfs.start();
-  dataPaths.push(data);
-  mounts.push(vfs);
-  return vfs;
 }
 
 /** Waits until the service has ended every session that has not sent a heartbeat lately. */
@@ -70,24 +43,12 @@ function isErrno(errno: number): (err: unknown) => boolean {
 }
 
 before(async () => {
-  const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
-  await formatVolume(engineUrl, {
-    name: 'renewal',
-    storageUrl: `file:${join(dir, 'objects')}`,
-    blockSizeBytes: 64 * 1024,
-    chunkSizeBytes: 1024 * 1024,
-  });
-  // Expiry is driven by the tests (lapse), so no background timer races them.
-  meta = await openMetaService({ engineUrl, sessionTimeoutMs: SESSION_TIMEOUT_MS });
-  store = await openObjectStore(`file:${join(dir, 'objects')}`);
+  volume = await VfsTestVolume.open('renewal', { sessionTimeoutMs: SESSION_TIMEOUT_MS });
+  meta = volume.meta;
 });
 
 after(async () => {
-  for (const vfs of mounts) await vfs.stop().catch(() => undefined);
-  for (const data of dataPaths) await data.close();
-  await store?.close();
-  await meta?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await volume?.close();
 });
 
 test('after the service ends the session, locks and removals of open files work under a new one', async () => {
