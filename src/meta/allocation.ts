@@ -91,3 +91,10 @@ export class ChunkCoverage {
 export function coveredBytes(slices: readonly SliceRef[]): number {
   return new ChunkCoverage(slices).coveredBytes;
 }
+
+/** A file's allocated bytes from its chunks ([index, slice list] pairs, as a dump carries them). */
+export function fileCoveredBytes(chunks: Iterable<readonly [number, readonly SliceRef[]]>): number {
+  let total = 0;
+  for (const [, slices] of chunks) total += coveredBytes(slices);
+  return total;
+}

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { ROOT_INO, asIno, asSliceId, fsError, type Ino, type SliceRef } from '../common/index.js';
-import { alignedBytes, coveredBytes } from './allocation.js';
+import { alignedBytes, fileCoveredBytes } from './allocation.js';
 import { S_IFDIR, S_IFMT, isReg } from './attrs.js';
 import type { DentryRow, Engine, InodeRow, ReadTx, WriteTx } from './engine.js';
 import { COUNTER_INODES, COUNTER_USED_BYTES } from './namespace.js';
@@ -186,10 +186,7 @@ interface LoadTotals {
 function allocatedBytesOf(record: Extract<Record, { t: 'inode' }>): number {
   const stored = (record.row as Partial<InodeRow>).allocatedBytes;
   if (typeof stored === 'number') return stored;
-  if (!isReg(record.row.mode)) return 0;
-  let total = 0;
-  for (const [, slices] of record.chunks) total += coveredBytes(slices);
-  return total;
+  return isReg(record.row.mode) ? fileCoveredBytes(record.chunks) : 0;
 }
 
 async function applyRecord(tx: WriteTx, record: Record, totals: LoadTotals): Promise<void> {

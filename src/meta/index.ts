@@ -18,7 +18,7 @@ export type {
 export { systemClock } from './engine.js';
 export { registerEngine, openEngine, engineScheme } from './engine-registry.js';
 export { encodeSlices, decodeSlices } from './slice-codec.js';
-export { coveredBytes, alignedBytes, COUNTER_USED_BYTES } from './allocation.js';
+export { coveredBytes, fileCoveredBytes, alignedBytes, COUNTER_USED_BYTES } from './allocation.js';
 export { MetaService, type MetaServiceOptions } from './service.js';
 export {
   formatVolume,

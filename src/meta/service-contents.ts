@@ -143,18 +143,9 @@ export abstract class MetaServiceContents extends MetaServiceCore {
     mtime: Timespec,
   ): Promise<CommittedWrites> {
     return this.change(caller, async (ctx) => {
-      const { chunkSizeBytes } = this.settings;
-      const { row, ctimeBefore } = await fileOps.commitWrites(
-        ctx,
-        chunkSizeBytes,
-        ino,
-        writes,
-        minSizeBytes,
-        mtime,
-      );
-      const attr: CommittedWrites = toAttr(row);
-      attr.ctimeBefore = ctimeBefore;
-      return attr;
+      const chunkSizeBytes = this.settings.chunkSizeBytes;
+      const committed = await fileOps.commitWrites(ctx, chunkSizeBytes, ino, writes, minSizeBytes, mtime);
+      return { ...toAttr(committed.row), ctimeBefore: committed.ctimeBefore };
     });
   }
 

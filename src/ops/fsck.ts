@@ -5,7 +5,7 @@ import { blockAt, blockKey } from '../data/index.js';
 import {
   COUNTER_USED_BYTES,
   alignedBytes,
-  coveredBytes,
+  fileCoveredBytes,
   dumpMeta,
   type Engine,
   type InodeRow,
@@ -162,7 +162,7 @@ export async function fsck(options: FsckOptions): Promise<FsckReport> {
     const ino = row.ino as number;
     let expectedAllocated = 0;
     if ((row.mode & S_IFMT) === S_IFREG) {
-      for (const [, slices] of chunks) expectedAllocated += coveredBytes(slices);
+      expectedAllocated = fileCoveredBytes(chunks);
       usedBytes += alignedBytes(expectedAllocated);
     }
     const dir = isDir(row.mode);
