@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { asSliceId, type SliceRef } from '../../src/common/index.js';
 import { ChunkCoverage, coveredBytes } from '../../src/meta/allocation.js';
+import { seededRandom } from '../rpc/helpers.js';
 
 const piece = (id: number, chunkOffsetBytes: number, lengthBytes: number): SliceRef => ({
   id: asSliceId(id),
@@ -18,18 +19,6 @@ function naiveCovered(slices: readonly SliceRef[], chunkBytes: number): number {
   for (const s of slices)
     top.fill(s.id === 0 ? 1 : 2, s.chunkOffsetBytes, s.chunkOffsetBytes + s.lengthBytes);
   return top.reduce((sum, v) => sum + (v === 2 ? 1 : 0), 0);
-}
-
-/** A small deterministic generator (mulberry32), so a failing seed can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('allocated bytes of a chunk (ChunkCoverage)', () => {
@@ -52,7 +41,7 @@ describe('allocated bytes of a chunk (ChunkCoverage)', () => {
   it('matches painting byte by byte on random lists of writes and holes (seeded)', () => {
     const chunkBytes = 512;
     for (let seed = 1; seed <= 500; seed++) {
-      const next = random(seed);
+      const next = seededRandom(seed);
       const slices: SliceRef[] = [];
       const count = Math.floor(next() * 30);
       for (let i = 0; i < count; i++) {
