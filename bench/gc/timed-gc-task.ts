@@ -1,11 +1,11 @@
 // The engine task of engine-thread-pass.ts: the real background collector (src/ops), run on the
 // engine thread of an opened service, with every engine call it makes timed and the thread's
 // event-loop delay sampled, so the bench sees what one pass costs the thread that serves calls.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Engine, ReadTx, WriteTx } from '../../src/meta/index.js';
 import type { StartEngineTask } from '../../src/meta/server/index.js';
 import { openObjectStore } from '../../src/object/index.js';
 import { startBackgroundGc, type GcReport } from '../../src/ops/index.js';
+import { LoopDelayProbe } from '../common/loop-delay.js';
 
 export interface TimedPassData {
   maxDeletesPerSecond: number;
@@ -69,7 +69,7 @@ export const startEngineTask: StartEngineTask = async (service, data, report) =>
     maxDeletesPerSecond,
     log: () => undefined,
   });
-  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const delay = new LoopDelayProbe();
   // After the opener is ready: the probe on the serving thread must be running first.
   setTimeout(() => {
     void (async () => {
@@ -85,8 +85,8 @@ export const startEngineTask: StartEngineTask = async (service, data, report) =>
         report: passReport,
         durationMs,
         calls,
-        loopDelayMaxMs: delay.max / 1e6,
-        loopDelayP99Ms: delay.percentile(99) / 1e6,
+        loopDelayMaxMs: delay.maxMs,
+        loopDelayP99Ms: delay.percentileMs(99),
       };
       report(result);
     })();

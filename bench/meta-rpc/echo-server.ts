@@ -1,7 +1,7 @@
 // RPC layer alone: a server whose handler answers an InodeAttr-sized constant, so the cost
 // measured is framing, codec, dispatch and sockets, without an engine behind them.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startRpcServer } from '../../src/rpc/index.js';
+import { LoopDelayProbe } from '../common/loop-delay.js';
 
 const attr = {
   ino: 12345,
@@ -16,7 +16,7 @@ const attr = {
   ctime: { sec: 1_764_000_000, nsec: 123_456_789 },
   generation: 0,
 };
-const delay = monitorEventLoopDelay({ resolution: 1 });
+const delay = new LoopDelayProbe();
 delay.enable();
 const server = await startRpcServer({
   listen: process.argv[2] ?? '127.0.0.1:0',
@@ -32,7 +32,7 @@ process.on('message', (message: string) => {
     process.send?.({ reset: true });
   } else if (message === 'report') {
     const cpu = process.cpuUsage(cpuAtReset);
-    process.send?.({ cpuUs: cpu.user + cpu.system, p99Ms: delay.percentile(99) / 1e6 });
+    process.send?.({ cpuUs: cpu.user + cpu.system, p99Ms: delay.percentileMs(99) });
   } else if (message === 'stop') {
     void server.close().then(() => process.exit(0));
   }

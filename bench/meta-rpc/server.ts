@@ -1,10 +1,11 @@
 // The metadata server process of the benchmark: the real server entry, plus the probes the
 // benchmark reads over IPC (event-loop delay of the serving thread, peak RSS).
 import { readFileSync } from 'node:fs';
-import { PerformanceObserver, monitorEventLoopDelay, type PerformanceEntry } from 'node:perf_hooks';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { runMetaServerProcess } from '../../src/meta/server/index.js';
+import { LoopDelayProbe } from '../common/loop-delay.js';
 
-const delay = monitorEventLoopDelay({ resolution: 1 });
+const delay = new LoopDelayProbe();
 delay.enable();
 const server = await runMetaServerProcess(process.argv.slice(2));
 let cpuAtReset = process.cpuUsage();
@@ -49,9 +50,9 @@ process.on('message', (message: string) => {
       servingWaitMs: (sched.waitNs - schedAtReset.waitNs) / 1e6,
       servingSlices: sched.slices - schedAtReset.slices,
       cpuUs: cpu.user + cpu.system,
-      p50Ms: delay.percentile(50) / 1e6,
-      p99Ms: delay.percentile(99) / 1e6,
-      maxMs: delay.max / 1e6,
+      p50Ms: delay.percentileMs(50),
+      p99Ms: delay.percentileMs(99),
+      maxMs: delay.maxMs,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       gcCount: gc.count,
       gcTotalMs: gc.totalMs,
