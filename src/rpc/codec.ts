@@ -80,6 +80,11 @@ export class EncodedValue {
   constructor(readonly bytes: Buffer) {}
 }
 
+/** `value`'s msgpack bytes as a RESULT frame would carry them: for an EncodedValue made elsewhere. */
+export function encodeValue(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
 /** A RESULT frame `[7, id, value]`; for an adopted or encoded value, its bytes copied in behind a hand-made header. */
 export function encodeResultFrame(id: number, value: unknown): Buffer {
   const encoded =

@@ -1,6 +1,12 @@
 export { parseRpcAddress, formatRpcAddress, type RpcAddress } from './address.js';
 export type { RpcSecret } from './auth.js';
-export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, EncodedValue, adoptEncodedValue } from './codec.js';
+export {
+  PROTOCOL_VERSION,
+  DEFAULT_MAX_FRAME_BYTES,
+  EncodedValue,
+  adoptEncodedValue,
+  encodeValue,
+} from './codec.js';
 export {
   startRpcServer,
   type RpcServer,

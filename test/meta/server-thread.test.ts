@@ -41,10 +41,16 @@ for (const encodedReplies of [false, true]) {
       assert.equal(service.settings.name, 'threaded');
       // What the serving thread hands the RPC server for each create.
       const served: unknown[] = [];
+      const servedListings: unknown[] = [];
       const watched = Object.create(service) as typeof service;
       watched.mknod = (...args) =>
         service.mknod(...args).then((value) => {
           served.push(value);
+          return value;
+        });
+      watched.readdir = (...args) =>
+        service.readdir(...args).then((value) => {
+          servedListings.push(value);
           return value;
         });
       const server = await startMetaServer({
@@ -92,7 +98,16 @@ for (const encodedReplies of [false, true]) {
         });
         assert.deepEqual(committed.ctimeBefore, found, 'the state the commit found crosses the thread');
         assert.deepEqual((await client.readSlices(created[0].ino, 0, 0)).get(0), [slice]);
-        assert.equal((await client.readdir(root, ROOT_INO, 0, 1_000, false)).length, 102);
+        const listing = await client.readdir(root, ROOT_INO, 0, 1_000, true);
+        assert.equal(listing.length, 102);
+        const entry = listing.find((e) => e.name === 'f3');
+        assert.equal(entry?.ino, created[3].ino);
+        assert.equal(entry?.type, S_IFREG);
+        assert.deepEqual(entry?.attr, await client.getattr(created[3].ino));
+        // A read's reply is packed on the engine thread too (encodedReplies): a listing crosses as
+        // bytes and is never cloned into objects, then packed again, on the serving thread.
+        assert.equal(servedListings.length, 1);
+        assert.equal(servedListings[0] instanceof EncodedValue, encodedReplies);
       } finally {
         await client.close();
         await server.close();

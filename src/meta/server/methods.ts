@@ -99,8 +99,12 @@ interface MethodSpec {
   encodeResult?: (value: unknown) => unknown;
 }
 
-/** `Map<number, SliceRef[]>` travels as `[chunkIndex, slices][]`: msgpack maps come back as objects. */
-const mapToPairs = (value: unknown): unknown => [...(value as Map<number, SliceRef[]>)];
+/**
+ * `Map<number, SliceRef[]>` travels as `[chunkIndex, slices][]`: msgpack maps come back as objects.
+ * Anything else is in wire form already (packed on the engine thread: worker-main.ts).
+ */
+const mapToPairs = (value: unknown): unknown =>
+  value instanceof Map ? [...(value as Map<number, SliceRef[]>)] : value;
 
 /**
  * Every MetaApi method the server answers, with its parameters. `satisfies` keeps this table
@@ -349,6 +353,12 @@ const methodTable = new Map<string, MethodSpec>(Object.entries(META_METHODS) as 
 /** The methods in a fixed order: a method's index here is its series in the server's metrics. */
 export const META_METHOD_NAMES: readonly string[] = [...methodTable.keys()];
 const specsByIndex: readonly MethodSpec[] = [...methodTable.values()];
+
+/** `method`'s result as the wire carries it (the same value unless msgpack cannot carry it as it is). */
+export function wireResultOf(method: string, value: unknown): unknown {
+  const encodeResult = methodTable.get(method)?.encodeResult;
+  return encodeResult ? encodeResult(value) : value;
+}
 
 /**
  * Validates a call and runs it on `service`; every wrong input is an EINVAL/ENOSYS naming what was wrong.

@@ -25,6 +25,8 @@ export interface EngineWorkerOptions {
   task?: Pick<EngineTaskSpec, 'moduleUrl' | 'data'>;
   /** Send the engine's counters to the serving thread once a second (for metrics). */
   engineStats?: boolean;
+  /** Pack the replies of reads on the engine thread (set from ThreadedServiceOptions.encodedReplies). */
+  packReplies?: boolean;
 }
 
 export interface ThreadedServiceOptions extends EngineWorkerOptions {
@@ -90,7 +92,9 @@ interface Waiter {
  */
 export async function openThreadedMetaService(options: ThreadedServiceOptions): Promise<ThreadedMetaService> {
   const { onFailure, encodedReplies = false, onTaskMessage, ...workerOptions } = options;
-  const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: workerOptions });
+  const worker = new Worker(new URL('./worker-main.js', import.meta.url), {
+    workerData: { ...workerOptions, packReplies: encodedReplies } satisfies EngineWorkerOptions,
+  });
   let closing = false;
   const waiting = new Map<number, Waiter>();
   let nextId = 1;
