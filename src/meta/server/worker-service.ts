@@ -79,6 +79,14 @@ export interface ThreadedMetaService extends MetaApi {
 /** Replies settled per serving-thread turn (see settleFrom). */
 const REPLIES_PER_TURN = 64;
 
+/**
+ * The engine thread's young generation, in MiB (V8's default grows it to 48). Its objects live
+ * for one call or one batch, so a small nursery only scavenges more often: meta-rpc, 16
+ * connections, history on, two readings each at load 1.7: server peak RSS 268 vs 317 MiB, at
+ * 56.1 vs 56.4 µs of server CPU per create and the same rates for every other row.
+ */
+const ENGINE_THREAD_YOUNG_GENERATION_MB = 8;
+
 interface Waiter {
   resolve(value: unknown): void;
   reject(error: Error): void;
@@ -94,6 +102,7 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
   const { onFailure, encodedReplies = false, onTaskMessage, ...workerOptions } = options;
   const worker = new Worker(new URL('./worker-main.js', import.meta.url), {
     workerData: { ...workerOptions, packReplies: encodedReplies } satisfies EngineWorkerOptions,
+    resourceLimits: { maxYoungGenerationSizeMb: ENGINE_THREAD_YOUNG_GENERATION_MB },
   });
   let closing = false;
   const waiting = new Map<number, Waiter>();
