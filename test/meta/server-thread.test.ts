@@ -120,6 +120,53 @@ for (const encodedReplies of [false, true]) {
   });
 }
 
+for (const encodedReplies of [false, true]) {
+  test(`an unlink through an engine thread answers its NameRemoval and its inode is pushed to the other clients (encodedReplies ${encodedReplies})`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-rpc-thread-'));
+    const engineUrl = `sqlite:${join(dir, 'meta.db')}`;
+    await formatVolume(engineUrl, { name: 'threaded' });
+    const service = await openThreadedMetaService({ engineUrl, encodedReplies });
+    const server = await startMetaServer({ service, listen: join(dir, 'meta.sock'), secret: service.secret });
+    const connect = () =>
+      connectMeta({
+        address: server.address,
+        secret: service.secret,
+        timeoutMs: 10_000,
+        invalidations: true,
+      });
+    const changer = await connect();
+    const watcher = await connect();
+    try {
+      const heard: number[] = [];
+      watcher.onInvalidation((invalidation) => heard.push(...invalidation.inos));
+      const hearOf = async (ino: number): Promise<void> => {
+        const deadlineMs = Date.now() + 10_000;
+        while (!heard.includes(ino)) {
+          if (Date.now() > deadlineMs)
+            assert.fail(`inode ${ino} was not pushed; heard ${JSON.stringify(heard)}`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+      const file = await changer.mknod(root, ROOT_INO, 'two-names', S_IFREG | 0o644, 0, 0);
+      await changer.link(root, file.ino, ROOT_INO, 'second-name');
+      await hearOf(file.ino); // the link's own push, before the unlink's
+      heard.length = 0;
+      // encodedReplies: the reply crosses packed, with the inode numbers beside it for the push.
+      assert.deepEqual(await changer.unlink(root, ROOT_INO, 'two-names'), { inos: [file.ino], unnamed: [] });
+      await hearOf(file.ino);
+      const last = await changer.unlink(root, ROOT_INO, 'second-name');
+      assert.deepEqual(last?.inos, [file.ino]);
+      assert.equal(last?.unnamed[0]?.nlink, 0);
+    } finally {
+      await changer.close();
+      await watcher.close();
+      await server.close();
+      await service.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
 test('hundreds of calls made in one turn on an engine thread each settle with their own reply', async () => {
   // Their replies come back in one message and settle a slice per serving-thread turn
   // (worker-service.ts): none may be lost, doubled or given to another call.

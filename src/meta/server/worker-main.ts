@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isFsError } from '../../common/index.js';
 import { encodeValue } from '../../rpc/index.js';
 import { directRunOf, packedReplyOf, runNumberedCall } from '../call-outcomes.js';
+import type { NameRemoval } from '../api.js';
 import { openMetaService, type MetaService } from '../index.js';
 import { startEngineTask, type EngineTask } from './engine-task.js';
 import { engineStatsOf } from './engine-stats.js';
@@ -24,6 +25,8 @@ const ENGINE_STATS_INTERVAL_MS = 1_000;
 
 const options = workerData as EngineWorkerOptions;
 const packReads = options.packReplies === true;
+/** Changes that answer a NameRemoval (the other changes' replies are packed when recorded). */
+const NAME_REMOVALS = new Set(['unlink', 'rmdir', 'rename']);
 const port = parentPort;
 if (!port) throw new Error('worker-main.js runs as a worker thread only');
 if (options.nice) lowerThreadPriority(options.nice);
@@ -79,8 +82,8 @@ function reply(message: WorkerReply): void {
   pending.push(message);
 }
 
-function replyPacked(id: number, packed: Buffer): void {
-  reply([id, true, undefined, packedBytes, packed.length]);
+function replyPacked(id: number, packed: Buffer, removedInos?: number[]): void {
+  reply([id, true, removedInos, packedBytes, packed.length]);
   packedParts.push(packed);
   packedBytes += packed.length;
 }
@@ -137,9 +140,11 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
         else if (packReads && !numbered && typeof value === 'object' && value !== null)
           // A read's reply packed here crosses as bytes: a readdir of 1,000 entries cloned to the
           // serving thread, then packed there, held that thread ~1 ms per call and a batch of
-          // them for tens of ms. (A change's reply stays an object: the invalidation pusher on
-          // the serving thread reads unlink's and rename's.)
+          // them for tens of ms.
           replyPacked(id, encodeValue(wireResultOf(method, value)));
+        else if (packReads && NAME_REMOVALS.has(method) && typeof value === 'object' && value !== null)
+          // The invalidation pusher on the serving thread needs only the inode numbers.
+          replyPacked(id, encodeValue(value), (value as NameRemoval).inos);
         else reply([id, true, value]);
       },
       (error: unknown) =>

@@ -45,12 +45,28 @@ export interface ThreadedServiceOptions extends EngineWorkerOptions {
 /** [id, method, args, the numbered call it belongs to] */
 export type WorkerRequest = [number, string, unknown[], CallKey | undefined];
 /**
- * [id, true, value], [id, true, undefined, offset, length] (recorded changes: the value
- * msgpack-encoded, as its outcome was stored, at that place in the batch's bytes) or
+ * [id, true, value], [id, true, removedInos, offset, length] (the value msgpack-encoded at that
+ * place in the batch's bytes: a recorded change's stored outcome or, with `packReplies`, a read's
+ * or a name removal's reply; removedInos: a name removal's `inos`, else undefined) or
  * [id, false, errno (-1: not an FsError), message]
  */
 export type WorkerReply =
-  [number, true, unknown] | [number, true, undefined, number, number] | [number, false, number, string];
+  | [number, true, unknown]
+  | [number, true, number[] | undefined, number, number]
+  | [number, false, number, string];
+
+/**
+ * A name removal's reply (unlink, rmdir, rename) known by its bytes, with the inode numbers the
+ * invalidation pusher reads from it (NameRemoval.inos) kept decoded beside them.
+ */
+export class EncodedNameRemoval extends EncodedValue {
+  constructor(
+    bytes: Buffer,
+    readonly inos: number[],
+  ) {
+    super(bytes);
+  }
+}
 /** The replies of one engine-thread turn and the packed values they point into. */
 export type WorkerReplyBatch = [WorkerReply[], Uint8Array | null];
 /** A message of the engine thread's task (EngineWorkerOptions.task). */
@@ -149,7 +165,14 @@ export async function openThreadedMetaService(options: ThreadedServiceOptions): 
       if (message.length === 5 && packed) {
         // The RESULT frame reuses these bytes (rpc codec); callers in this thread get the value.
         const bytes = Buffer.from(packed.buffer, packed.byteOffset + message[3], message[4]);
-        waiter.resolve(encodedReplies ? new EncodedValue(bytes) : adoptEncodedValue(bytes));
+        const removedInos = message[2] as number[] | undefined;
+        waiter.resolve(
+          !encodedReplies
+            ? adoptEncodedValue(bytes)
+            : removedInos
+              ? new EncodedNameRemoval(bytes, removedInos)
+              : new EncodedValue(bytes),
+        );
         return;
       }
       const value = message[2];
