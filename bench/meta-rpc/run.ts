@@ -1,7 +1,7 @@
 // Metadata RPC benchmark: ops/s over RPC against a metadata server process on a SQLite volume.
 // Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
 //          [--engine-thread-nice N] [--turn-budget-ms MS] [--server-node-args=--max-semi-space-size=64]
-//          [--ops create,getattr] [--connections 16] [--history on|off] [--repeats N]
+//          [--ops create,getattr] [--connections 16] [--history on|off] [--repeats N] [--allocations]
 // See bench/meta-rpc/README.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Errno, FsError, ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
+import type { AllocationSite } from '../common/allocation-sampler.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
@@ -35,6 +36,9 @@ interface ServerStats {
   gcCount: number;
   gcTotalMs: number;
   gcMaxMs: number;
+  /** With --allocations: the serving thread's sampled allocation, in all and by call site. */
+  allocatedBytes?: number;
+  allocationSites?: AllocationSite[];
 }
 
 class ServerProcess {
@@ -49,6 +53,7 @@ class ServerProcess {
     const child = fork(SERVER_JS, args, {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
       execArgv: [...process.execArgv, ...serverNodeArgs],
+      env: values.allocations ? { ...process.env, STRATA_BENCH_ALLOCATIONS: '1' } : process.env,
     });
     await new Promise<void>((resolve, reject) => {
       let output = '';
@@ -200,6 +205,12 @@ async function runConfig(
         console.log(
           `history ${history ? 'on ' : 'off'} | ${String(connections).padStart(2)} conn | ${name.padEnd(15)} | ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s | loop p99 ${stats.p99Ms.toFixed(2)} ms | server CPU ${row.serverCpuUsPerOp.toFixed(1)} µs/op | serving thread ran ${Math.round(stats.servingRunMs)} ms, waited ${Math.round(stats.servingWaitMs)} ms for a CPU (${((stats.servingWaitMs * 1000) / Math.max(1, stats.servingSlices)).toFixed(0)} µs per wake-up) | loop p50 ${stats.p50Ms.toFixed(1)}, max ${stats.maxMs.toFixed(1)} ms | GC ${stats.gcCount}x ${Math.round(stats.gcTotalMs)} ms, longest ${stats.gcMaxMs.toFixed(1)} ms`,
         );
+        if (stats.allocatedBytes !== undefined) {
+          const perOp = (bytes: number): string => `${Math.round(bytes / ops).toLocaleString('en-US')} B/op`;
+          console.log(`  serving thread allocated ${perOp(stats.allocatedBytes)}; by site:`);
+          for (const { site, bytes } of stats.allocationSites ?? [])
+            console.log(`    ${perOp(bytes).padStart(10)}  ${site}`);
+        }
       }
     return (await server.ask('report')).peakRssBytes;
   } finally {
@@ -276,6 +287,7 @@ const { values } = parseArgs({
     'engine-thread-nice': { type: 'string' },
     'turn-budget-ms': { type: 'string' },
     'server-node-args': { type: 'string', default: '' },
+    allocations: { type: 'boolean', default: false },
     ops: { type: 'string', default: '' },
     connections: { type: 'string', default: '1,16' },
     history: { type: 'string', default: 'on,off' },

@@ -3,11 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { runMetaServerProcess } from '../../src/meta/server/index.js';
+import { AllocationSampler } from '../common/allocation-sampler.js';
 import { LoopDelayProbe } from '../common/loop-delay.js';
 
 const delay = new LoopDelayProbe();
 delay.enable();
 const server = await runMetaServerProcess(process.argv.slice(2));
+/** `run.js --allocations`: what the serving thread allocates per measurement, by call site. */
+const allocations = process.env.STRATA_BENCH_ALLOCATIONS === '1' ? new AllocationSampler() : null;
 let cpuAtReset = process.cpuUsage();
 
 /** The serving thread's GC pauses since the last reset: a pause delays every timer of the loop. */
@@ -36,7 +39,12 @@ function servingThreadSched(): { runNs: number; waitNs: number; slices: number }
 let schedAtReset = servingThreadSched();
 
 process.on('message', (message: string) => {
+  void answer(message);
+});
+
+async function answer(message: string): Promise<void> {
   if (message === 'reset') {
+    await allocations?.start();
     delay.reset();
     cpuAtReset = process.cpuUsage();
     schedAtReset = servingThreadSched();
@@ -44,6 +52,7 @@ process.on('message', (message: string) => {
     process.send?.({ reset: true });
   } else if (message === 'report') {
     const cpu = process.cpuUsage(cpuAtReset);
+    const allocated = await allocations?.stop();
     const sched = servingThreadSched();
     process.send?.({
       servingRunMs: (sched.runNs - schedAtReset.runNs) / 1e6,
@@ -57,8 +66,11 @@ process.on('message', (message: string) => {
       gcCount: gc.count,
       gcTotalMs: gc.totalMs,
       gcMaxMs: gc.maxMs,
+      allocatedBytes: allocated?.totalBytes,
+      allocationSites: allocated?.sites,
     });
   } else if (message === 'stop') {
-    void server.stop().then(() => process.exit(0));
+    await server.stop();
+    process.exit(0);
   }
-});
+}
