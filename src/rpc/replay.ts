@@ -43,11 +43,18 @@ export class ReplayCache {
   }
 
   /**
-   * Runs `run` unless call `seq` of `clientId` ran before, in which case its outcome (value or
-   * error) is returned again. A resend that arrives while the first run is still going waits
-   * for that run rather than starting a second one.
+   * Runs `run(arg)` unless call `seq` of `clientId` ran before, in which case its outcome (value
+   * or error) is returned again. A resend that arrives while the first run is still going waits
+   * for that run rather than starting a second one. The caller reports when the outcome settled
+   * (`settled`): watching the promise here cost every call a promise and a closure.
    */
-  execute(clientId: string, seq: number, ackBelowSeq: number, run: () => Promise<unknown>): Promise<unknown> {
+  execute<A>(
+    clientId: string,
+    seq: number,
+    ackBelowSeq: number,
+    run: (arg: A) => Promise<unknown>,
+    arg: A,
+  ): Promise<unknown> {
     let entries = this.clients.get(clientId);
     if (entries) {
       this.clients.delete(clientId); // re-inserted below: most recently used last
@@ -61,15 +68,20 @@ export class ReplayCache {
       this.replayedCount++;
       return known.outcome;
     }
-    const entry: Entry = { outcome: run(), settledAtMs: 0 };
-    const settle = (): void => {
-      entry.settledAtMs = Date.now();
-    };
-    entry.outcome.then(settle, settle);
+    const entry: Entry = { outcome: run(arg), settledAtMs: 0 };
     entries.set(seq, entry);
     this.entryCount++;
     if (this.entryCount > this.maxEntries) this.evictOldest();
     return entry.outcome;
+  }
+
+  /**
+   * Call `seq` of `clientId` has its outcome: from now on it may be forgotten once acknowledged
+   * or older than the window. Until then it is kept whatever the client acknowledges.
+   */
+  settled(clientId: string, seq: number, nowMs: number = Date.now()): void {
+    const entry = this.clients.get(clientId)?.get(seq);
+    if (entry !== undefined && entry.settledAtMs === 0) entry.settledAtMs = nowMs;
   }
 
   /** Drops outcomes older than the window; call it periodically. */

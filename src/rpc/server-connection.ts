@@ -293,9 +293,7 @@ export class ServerConnection {
     try {
       outcome =
         replay && request.info.seq !== undefined
-          ? replay.execute(request.info.clientId, request.info.seq, request.ackBelowSeq, () =>
-              this.invoke(request),
-            )
+          ? replay.execute(request.info.clientId, request.info.seq, request.ackBelowSeq, this.invoke, request)
           : this.settings.handler(request.method, request.args, request.info);
     } catch (error) {
       this.finish(request, false, error);
@@ -336,16 +334,19 @@ export class ServerConnection {
   }
 
   /** The handler as a promise, so a synchronous throw is remembered like a rejection. */
-  private invoke(request: Request): Promise<unknown> {
+  // A property, not a method: replay.execute calls it without a closure per call.
+  private readonly invoke = (request: Request): Promise<unknown> => {
     try {
       return Promise.resolve(this.settings.handler(request.method, request.args, request.info));
     } catch (error) {
       return Promise.reject(error);
     }
-  }
+  };
 
   private finish(request: Request, ok: boolean, outcome: unknown): void {
     this.inFlight--;
+    const { seq } = request.info;
+    if (seq !== undefined) this.settings.replay?.settled(request.info.clientId, seq);
     const { stats } = this.settings;
     // The errno the client is answered with (0: a result); a call whose client left counts too.
     let errno = 0;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Errno } from '../../src/common/index.js';
+import { ReplayCache } from '../../src/rpc/index.js';
 import { CuttingProxy, TestService, startTestServer, testClient } from './helpers.js';
 
 test('a create whose answer is lost is retried and applied once, the client getting the original result', async () => {
@@ -196,4 +197,18 @@ test('a client restarted under the same name is not answered with its predecesso
   } finally {
     await server.close();
   }
+});
+
+test('an outcome still running is kept even when a later request acknowledges it', async () => {
+  const cache = new ReplayCache();
+  let finish = (): void => undefined;
+  const slow = cache.execute('client', 1, 1, () => new Promise<void>((resolve) => (finish = resolve)), null);
+  await cache.execute('client', 2, 2, () => Promise.resolve('quick'), null);
+  cache.settled('client', 2);
+  assert.equal(cache.size, 2, 'call 1 has not settled: its resend must still find it');
+  finish();
+  await slow;
+  cache.settled('client', 1);
+  await cache.execute('client', 3, 3, () => Promise.resolve('next'), null);
+  assert.equal(cache.size, 1, 'calls 1 and 2 settled and were acknowledged');
 });
