@@ -24,7 +24,7 @@ import type {
 const ENGINE_STATS_INTERVAL_MS = 1_000;
 
 const options = workerData as EngineWorkerOptions;
-const packReads = options.packReplies === true;
+const packReplies = options.packReplies === true;
 /** Changes that answer a NameRemoval (the other changes' replies are packed when recorded). */
 const NAME_REMOVALS = new Set(['unlink', 'rmdir', 'rename']);
 const port = parentPort;
@@ -137,12 +137,12 @@ port.on('message', (batch: WorkerRequest[] | 'close') => {
         // instead of cloning the object here and packing it again on the serving thread.
         const packed = numbered ? packedReplyOf(value) : undefined;
         if (packed) replyPacked(id, packed);
-        else if (packReads && !numbered && typeof value === 'object' && value !== null)
+        else if (packReplies && !numbered && typeof value === 'object' && value !== null)
           // A read's reply packed here crosses as bytes: a readdir of 1,000 entries cloned to the
           // serving thread, then packed there, held that thread ~1 ms per call and a batch of
           // them for tens of ms.
           replyPacked(id, encodeValue(wireResultOf(method, value)));
-        else if (packReads && NAME_REMOVALS.has(method) && typeof value === 'object' && value !== null)
+        else if (packReplies && NAME_REMOVALS.has(method) && typeof value === 'object' && value !== null)
           // The invalidation pusher on the serving thread needs only the inode numbers.
           replyPacked(id, encodeValue(value), (value as NameRemoval).inos);
         else reply([id, true, value]);

@@ -25,7 +25,7 @@ export interface EngineWorkerOptions {
   task?: Pick<EngineTaskSpec, 'moduleUrl' | 'data'>;
   /** Send the engine's counters to the serving thread once a second (for metrics). */
   engineStats?: boolean;
-  /** Pack the replies of reads on the engine thread (set from ThreadedServiceOptions.encodedReplies). */
+  /** Pack the replies of reads and name removals on the engine thread (ThreadedServiceOptions.encodedReplies). */
   packReplies?: boolean;
 }
 
