@@ -41,17 +41,13 @@ export interface MountStats {
 
 /** Registers the mount metrics (docs/cli.md, "Metrics"); `read` runs at every scrape. */
 export function registerMountMetrics(metrics: MetricsRegistry, read: () => MountStats): void {
-  // One snapshot per scrape: each metric's collect() reads the same one.
+  // One snapshot per scrape: each metric's collect() reads the same one. (Kept for 100 ms
+  // instead, a scrape less than 100 ms after the one before answered that one's counts.)
   let snapshot: MountStats | null = null;
-  let takenAtMs = 0;
-  const stats = (): MountStats => {
-    const nowMs = performance.now();
-    if (snapshot === null || nowMs - takenAtMs > 100) {
-      snapshot = read();
-      takenAtMs = nowMs;
-    }
-    return snapshot;
-  };
+  metrics.onScrape(() => {
+    snapshot = null;
+  });
+  const stats = (): MountStats => (snapshot ??= read());
   const fuseOpcodes = (pick: 'requests' | 'errors'): LabelledValue<'opcode'>[] => {
     const out: LabelledValue<'opcode'>[] = [];
     for (const row of stats().fuse.opcodes) {

@@ -22,6 +22,7 @@ export interface LabelledHistogram<L extends string> {
  */
 export class MetricsRegistry {
   readonly registry = new Registry();
+  private readonly scrapeListeners: (() => void)[] = [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -91,8 +92,14 @@ export class MetricsRegistry {
     );
   }
 
+  /** Runs `listener` as each scrape begins, before any metric is read (to take one snapshot for all). */
+  onScrape(listener: () => void): void {
+    this.scrapeListeners.push(listener);
+  }
+
   /** The Prometheus text exposition of every metric, and its content type. */
   async text(): Promise<{ body: string; contentType: string }> {
+    for (const listener of this.scrapeListeners) listener();
     return { body: await this.registry.metrics(), contentType: this.registry.contentType };
   }
 }

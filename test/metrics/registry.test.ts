@@ -7,7 +7,9 @@ import {
   addGcPass,
   emptyGcTotals,
   registerGcMetrics,
+  registerMountMetrics,
   startMetricsServer,
+  type MountStats,
 } from '../../src/metrics/index.js';
 import { LatencyHistograms } from '../../src/common/index.js';
 
@@ -110,4 +112,33 @@ test('latency histograms are read from LatencyHistograms at each scrape, cumulat
     () => metrics.latencyHistogram('strata_test_latency', 'x', [], () => []),
     /latency histograms end in _seconds/,
   );
+});
+
+test('a mount is read once per scrape, and a scrape right after another reads it again', async () => {
+  const metrics = new MetricsRegistry();
+  let reads = 0;
+  const stats: MountStats = {
+    fuse: { opcodes: [{ opcode: 'INIT', requests: 1, errors: 0 }], readBytes: 0, writtenBytes: 0 },
+    data: {
+      memory: { limitBytes: 1, usedBytes: 0, peakBytes: 0, waitingAcquires: 0 },
+      memoryCache: { bytes: 0, hits: 0, misses: 0 },
+      diskCache: { enabled: false, bytes: 0, capacityBytes: 0, hits: 0, corrupt: 0 },
+      uploads: { inFlight: 0, queued: 0, blocks: 0, bytes: 0, errors: 0 },
+      fetches: { inFlight: 0, blocks: 0, bytes: 0, readaheadBlocks: 0, corrupt: 0 },
+    },
+    pageCache: { pushes: 0, pushedBytes: 0, dropped: 0, failed: 0 },
+  };
+  registerMountMetrics(metrics, () => {
+    reads++;
+    return structuredClone(stats);
+  });
+  assert.match((await metrics.text()).body, /^strata_fuse_written_bytes_total 0$/m);
+  assert.equal(reads, 1, 'every metric of one scrape reads the same snapshot');
+  // A write between two scrapes a few microseconds apart (a snapshot kept 100 ms hid it).
+  stats.fuse.writtenBytes = 4096;
+  stats.fuse.opcodes = [...stats.fuse.opcodes, { opcode: 'WRITE', requests: 1, errors: 0 }];
+  const { body } = await metrics.text();
+  assert.match(body, /^strata_fuse_written_bytes_total 4096$/m);
+  assert.match(body, /^strata_fuse_requests_total\{opcode="WRITE"\} 1$/m);
+  assert.equal(reads, 2);
 });
