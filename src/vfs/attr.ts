@@ -76,6 +76,11 @@ export function nowTimespec(): { sec: number; nsec: number } {
   return { sec: Math.floor(us / 1_000_000), nsec: (us % 1_000_000) * 1000 };
 }
 
+/** Negative, zero or positive as `a` is before, at or after `b`. */
+export function compareTimes(a: Timespec, b: Timespec): number {
+  return a.sec - b.sec || a.nsec - b.nsec;
+}
+
 /**
  * The ctime a change stamped `candidate` gives an inode whose ctime is `current`: the
  * candidate when it is later, else one microsecond after `current`, so ctime never stays or
@@ -84,9 +89,7 @@ export function nowTimespec(): { sec: number; nsec: number } {
  * the ctime a mount shows for pending writes is the one they get when committed.
  */
 export function changeTimeAfter(current: Timespec, candidate: Timespec): Timespec {
-  if (candidate.sec > current.sec || (candidate.sec === current.sec && candidate.nsec > current.nsec)) {
-    return candidate;
-  }
+  if (compareTimes(candidate, current) > 0) return candidate;
   const nsec = current.nsec + 1000;
   return nsec >= 1_000_000_000
     ? { sec: current.sec + 1, nsec: nsec - 1_000_000_000 }

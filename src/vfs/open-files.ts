@@ -9,7 +9,7 @@ import {
 } from '../common/index.js';
 import type { DataPath, FileWriter, FillListener } from '../data/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
-import { changeTimeAfter, contentVersion, exactVersion, nowTimespec } from './attr.js';
+import { changeTimeAfter, compareTimes, contentVersion, exactVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
 import type { VfsOptions } from './options.js';
 import type { PageCache, PushSource } from './page-cache.js';
@@ -334,7 +334,11 @@ export class OpenFile implements PushSource {
       // push, so this commit does not make the lists current. A change of this mount's own
       // answered late (a chmod racing the commit) only costs a re-read of the lists. Only a
       // shared mount can see another mount's change; an older server answers no ctimeBefore.
-      if (ctimeBefore !== undefined && this.sharedWithOtherMounts && !sameTime(ctimeBefore, knownCtime)) {
+      if (
+        ctimeBefore !== undefined &&
+        this.sharedWithOtherMounts &&
+        compareTimes(ctimeBefore, knownCtime) !== 0
+      ) {
         this.changedElsewhereWhilePending = true;
       }
       this.afterCommit(writes);
@@ -394,12 +398,8 @@ export class OpenFile implements PushSource {
   }
 }
 
-function sameTime(a: Timespec, b: Timespec): boolean {
-  return a.sec === b.sec && a.nsec === b.nsec;
-}
-
 function isOlder(a: InodeAttr, b: InodeAttr): boolean {
-  return a.ctime.sec < b.ctime.sec || (a.ctime.sec === b.ctime.sec && a.ctime.nsec < b.ctime.nsec);
+  return compareTimes(a.ctime, b.ctime) < 0;
 }
 
 /** What the composition root may add to the VFS options: the kernel page cache pusher. */

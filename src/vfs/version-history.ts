@@ -1,6 +1,6 @@
 import { Errno, isFsError } from '../common/index.js';
 import type { InodeAttr, MetaApi, Timespec } from '../meta/api.js';
-import { contentVersion, nowTimespec } from './attr.js';
+import { compareTimes, contentVersion, nowTimespec } from './attr.js';
 
 /** How far before this mount last saw a removed file its version is looked for in the history. */
 const SEARCH_US = 1_000_000;
@@ -31,8 +31,7 @@ export async function instantOfVersion(
   seenAtUs: number,
 ): Promise<number | undefined> {
   const version = contentVersion(known);
-  const knownCtimeUs = microseconds(known.ctime);
-  let lowUs = Math.max(knownCtimeUs, seenAtUs - SEARCH_US);
+  let lowUs = Math.max(microseconds(known.ctime), seenAtUs - SEARCH_US);
   let highUs = seenAtUs;
   for (let probe = 0; probe < PROBES && lowUs <= highUs; probe++) {
     const atUs = probe === 0 ? highUs : Math.floor((lowUs + highUs) / 2);
@@ -44,7 +43,7 @@ export async function instantOfVersion(
     }
     if (then !== undefined && contentVersion(then) === version) return atUs;
     // Not there (removed already) or a later version: earlier. An older version: later.
-    if (then !== undefined && microseconds(then.ctime) < knownCtimeUs) lowUs = atUs + 1;
+    if (then !== undefined && compareTimes(then.ctime, known.ctime) < 0) lowUs = atUs + 1;
     else highUs = atUs - 1;
   }
   return undefined;
