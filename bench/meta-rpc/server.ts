@@ -2,13 +2,19 @@
 // benchmark reads over IPC (event-loop delay of the serving thread, peak RSS).
 import { readFileSync } from 'node:fs';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { isMainThread, workerData } from 'node:worker_threads';
+import { runOnServingThread, sendToParentProcess, takeRelayedEvents } from '../../src/common/index.js';
 import { runMetaServerProcess } from '../../src/meta/server/index.js';
 import { AllocationSampler } from '../common/allocation-sampler.js';
 import { LoopDelayProbe } from '../common/loop-delay.js';
 
+// On a serving thread, as `strata meta serve` runs; the probes below measure that thread.
+if (isMainThread) process.exit(await runOnServingThread(new URL(import.meta.url), process.argv.slice(2)));
+takeRelayedEvents();
+
 const delay = new LoopDelayProbe();
 delay.enable();
-const server = await runMetaServerProcess(process.argv.slice(2));
+const server = await runMetaServerProcess(workerData as string[]);
 /** `run.js --allocations`: what the serving thread allocates per measurement, by call site. */
 const allocations = process.env.STRATA_BENCH_ALLOCATIONS === '1' ? new AllocationSampler() : null;
 let cpuAtReset = process.cpuUsage();
@@ -24,13 +30,13 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 /**
- * The serving (main) thread's time on a CPU and waiting for one (run queue), in ns, from the
+ * The serving thread's time on a CPU and waiting for one (run queue), in ns, from the
  * kernel's schedstat: a loop delay the thread spent waiting for a CPU is the machine's load, not
  * the server's own work.
  */
 function servingThreadSched(): { runNs: number; waitNs: number; slices: number } {
   try {
-    const [run, wait, slices] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+    const [run, wait, slices] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
     return { runNs: Number(run), waitNs: Number(wait), slices: Number(slices) };
   } catch {
     return { runNs: 0, waitNs: 0, slices: 0 };
@@ -49,12 +55,12 @@ async function answer(message: string): Promise<void> {
     cpuAtReset = process.cpuUsage();
     schedAtReset = servingThreadSched();
     Object.assign(gc, { count: 0, totalMs: 0, maxMs: 0 });
-    process.send?.({ reset: true });
+    sendToParentProcess({ reset: true });
   } else if (message === 'report') {
     const cpu = process.cpuUsage(cpuAtReset);
     const allocated = await allocations?.stop();
     const sched = servingThreadSched();
-    process.send?.({
+    sendToParentProcess({
       servingRunMs: (sched.runNs - schedAtReset.runNs) / 1e6,
       servingWaitMs: (sched.waitNs - schedAtReset.waitNs) / 1e6,
       servingSlices: sched.slices - schedAtReset.slices,

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { isFsError } from '../common/index.js';
 import { VERSION } from '../volume/index.js';
-import { UsageError } from './options.js';
+import { ServingThreadExit, UsageError } from './options.js';
 import { registerUp } from './commands/up.js';
 import { registerFormat } from './commands/format.js';
 import { registerMetaServe } from './commands/meta-serve.js';
@@ -19,14 +19,15 @@ export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2 } as const;
 
 export { VERSION };
 
-export function buildProgram(): Command {
+/** The command line; `argv` is what a command that moves to a serving thread runs there again. */
+export function buildProgram(argv: readonly string[] = []): Command {
   const program = new Command('strata')
     .description('StrataFS: an object-native POSIX file system (FUSE client, metadata service, object store)')
     .version(VERSION, '-V, --version')
     .showSuggestionAfterError(true);
   registerUp(program);
   registerFormat(program);
-  registerMetaServe(program);
+  registerMetaServe(program, argv);
   registerMount(program);
   registerUmount(program);
   registerStatus(program);
@@ -63,7 +64,7 @@ function commandPath(command: Command): string {
 
 /** Runs the CLI and returns the exit code; errors print as one line on stderr. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
@@ -76,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`strata: ${err.message}\n`);
       return ExitCode.USAGE;
     }
+    if (err instanceof ServingThreadExit) return err.exitCode;
     const message = err instanceof Error ? err.message : String(err);
     const code = isFsError(err) ? ` [${err.code}]` : '';
     process.stderr.write(`strata: ${message}${code}\n`);

@@ -16,6 +16,17 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A command that ran on a serving thread (runOnServingThread) ended with this exit code; it has
+ * said why on stderr itself.
+ */
+export class ServingThreadExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`the serving thread exited with code ${exitCode}`);
+    this.name = 'ServingThreadExit';
+  }
+}
+
 /** Adds the flags of the named settings (and --config) to a command; their help comes from the settings table. */
 export function addSettingOptions(command: Command, names: SettingName[]): Command {
   for (const name of names) {

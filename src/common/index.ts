@@ -7,3 +7,9 @@ export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from
 export type { SliceRef, SliceWrite } from './layout.js';
 export { decodeName, encodeName, nameByteLength, writeName } from './names.js';
 export { LATENCY_BUCKETS_SECONDS, LatencyHistograms } from './latency.js';
+export {
+  SERVING_YOUNG_GENERATION_MB,
+  runOnServingThread,
+  sendToParentProcess,
+  takeRelayedEvents,
+} from './serving-thread.js';

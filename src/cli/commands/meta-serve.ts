@@ -1,14 +1,15 @@
+import { isMainThread } from 'node:worker_threads';
 import type { Command } from 'commander';
-import { parseDurationMs } from '../../common/index.js';
+import { parseDurationMs, runOnServingThread } from '../../common/index.js';
 import { engineScheme, openMetaService } from '../../meta/index.js';
 import { startMetaServerProcess } from '../../meta/server/index.js';
 import { addGcPass, emptyGcTotals, ProcessMetrics, type GcTotals } from '../../metrics/index.js';
 import { backgroundGcEnv } from '../../ops/index.js';
 import { claimEngine, serverGcTask, startServiceGc } from '../../volume/index.js';
-import { UsageError, checkEngineUrl, parseHostPort } from '../options.js';
+import { ServingThreadExit, UsageError, checkEngineUrl, parseHostPort } from '../options.js';
 import { stderrLog } from '../run.js';
 
-export function registerMetaServe(program: Command): void {
+export function registerMetaServe(program: Command, argv: readonly string[]): void {
   const meta = program.command('meta').description('metadata service commands');
   meta
     .command('serve')
@@ -38,6 +39,13 @@ export function registerMetaServe(program: Command): void {
     .option('--no-engine-thread', 'run the engine on the serving thread (for comparisons)')
     .option('--no-local-reads', 'send short reads to the engine thread too (for comparisons)')
     .action(async (options: Record<string, unknown>) => {
+      if (isMainThread) {
+        // The whole command runs again on a serving thread, whose small young generation keeps
+        // the loop's garbage-collection pauses short under load (SERVING_YOUNG_GENERATION_MB).
+        const code = await runOnServingThread(SERVING_ENTRY, argv);
+        if (code !== 0) throw new ServingThreadExit(code);
+        return;
+      }
       const { host, port } = parseHostPort(String(options.listen), '--listen');
       const metricsAt =
         typeof options.metrics === 'string' ? parseHostPort(options.metrics, '--metrics') : undefined;
@@ -117,6 +125,8 @@ export function registerMetaServe(program: Command): void {
       }
     });
 }
+
+const SERVING_ENTRY = new URL('../serving-entry.js', import.meta.url);
 
 /**
  * The server collects garbage in the background (src/ops/gc-background.ts). PostgreSQL takes

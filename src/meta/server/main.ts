@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fsError, isFsError } from '../../common/index.js';
+import { isMainThread, workerData } from 'node:worker_threads';
+import { fsError, isFsError, runOnServingThread, takeRelayedEvents } from '../../common/index.js';
 import { openMetaService, type MetaApi } from '../index.js';
 import { startEngineTask, type EngineTaskSpec } from './engine-task.js';
 import { engineStatsOf, type EngineStats } from './engine-stats.js';
@@ -237,12 +238,18 @@ export async function startMetaServerProcess(options: MetaServerProcessOptions):
   return { address: server.address, stats: server.stats, engineStats, stop };
 }
 
-// Run directly: `node dist/src/meta/server/main.js --engine sqlite:PATH --listen HOST:PORT`.
+// Run directly: `node dist/src/meta/server/main.js --engine sqlite:PATH --listen HOST:PORT`, on a
+// serving thread as `strata meta serve` runs (SERVING_YOUNG_GENERATION_MB).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runMetaServerProcess(process.argv.slice(2)).catch((error: unknown) => {
-    process.stderr.write(
-      `metadata server: ${isFsError(error) || error instanceof Error ? error.message : String(error)}\n`,
-    );
-    process.exit(1);
-  });
+  if (isMainThread) {
+    process.exit(await runOnServingThread(new URL(import.meta.url), process.argv.slice(2)));
+  } else {
+    takeRelayedEvents();
+    runMetaServerProcess(workerData as string[]).catch((error: unknown) => {
+      process.stderr.write(
+        `metadata server: ${isFsError(error) || error instanceof Error ? error.message : String(error)}\n`,
+      );
+      process.exit(1);
+    });
+  }
 }
