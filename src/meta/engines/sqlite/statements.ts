@@ -11,9 +11,11 @@ const INODE_COLS =
 /** A raw row of `ReadStatements.inode`: ino, then INODE_COLS in their order. */
 type N = number;
 export type InodeArray = [N, N, N, N, N, N, N, N, N, N, N, N, N, N, N, string | null, N];
+/** A raw row of `ReadStatements.inodeHist`: an InodeArray, then from_us. */
+export type InodeHistArray = [...InodeArray, N];
 
 /** The InodeRow of a raw `ReadStatements.inode` row (same fields as rows.ts toInode). */
-export function inodeFromArray(r: InodeArray): InodeRow {
+export function inodeFromArray(r: InodeArray | InodeHistArray): InodeRow {
   return {
     ino: asIno(r[0]),
     mode: r[1],
@@ -70,18 +72,24 @@ export class ReadStatements {
     // The two reads behind getattr and lookup return arrays (raw): better-sqlite3 builds them ~35%
     // faster than objects with named keys (a getattr's statement 8.5 -> 5.7 µs).
     this.inode = db.prepare(`SELECT ino, ${INODE_COLS} FROM inode WHERE ino = ?`).raw(true);
-    this.inodeAsOf = db.prepare(`SELECT ino, ${INODE_COLS} FROM inode WHERE ino = ? AND ver <= ?`);
-    this.inodeHist = db.prepare(
-      `SELECT ino, ${INODE_COLS}, from_us FROM inode_hist WHERE ino = ? AND to_us > ? ORDER BY to_us LIMIT 1`,
-    );
+    // The as-of reads of a lookup (up to four statements: the name and the inode, each in the
+    // current table and then in history) return arrays too.
+    this.inodeAsOf = db.prepare(`SELECT ino, ${INODE_COLS} FROM inode WHERE ino = ? AND ver <= ?`).raw(true);
+    this.inodeHist = db
+      .prepare(
+        `SELECT ino, ${INODE_COLS}, from_us FROM inode_hist WHERE ino = ? AND to_us > ? ORDER BY to_us LIMIT 1`,
+      )
+      .raw(true);
     this.dentry = db.prepare('SELECT ino, type, cursor FROM dentry WHERE parent = ? AND name = ?').raw(true);
-    this.dentryAsOf = db.prepare(
-      'SELECT parent, name, ino, type, cursor FROM dentry WHERE parent = ? AND name = ? AND ver <= ?',
-    );
-    this.dentryHist = db.prepare(
-      'SELECT parent, name, ino, type, cursor, from_us FROM dentry_hist ' +
-        'WHERE parent = ? AND name = ? AND to_us > ? ORDER BY to_us LIMIT 1',
-    );
+    this.dentryAsOf = db
+      .prepare('SELECT ino, type, cursor FROM dentry WHERE parent = ? AND name = ? AND ver <= ?')
+      .raw(true);
+    this.dentryHist = db
+      .prepare(
+        'SELECT ino, type, cursor, from_us FROM dentry_hist ' +
+          'WHERE parent = ? AND name = ? AND to_us > ? ORDER BY to_us LIMIT 1',
+      )
+      .raw(true);
     this.listDir = db.prepare(
       'SELECT parent, name, ino, type, cursor FROM dentry WHERE parent = ? AND cursor > ? ORDER BY cursor LIMIT ?',
     );

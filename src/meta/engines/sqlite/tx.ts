@@ -16,20 +16,17 @@ import type { BatchRows } from './batch-rows.js';
 import type { BatchDentries } from './batch-dentries.js';
 import type { CallBatch } from './call-batch.js';
 import type { CallClients } from './call-clients.js';
+import { toDentry, toSession, type DentryRecord, type SessionRecord } from '../rows.js';
 import {
-  toDentry,
-  toInode,
-  toSession,
-  type DentryRecord,
-  type InodeRecord,
-  type SessionRecord,
-} from '../rows.js';
-import { inodeFromArray, type InodeArray, type ReadStatements, type WriteStatements } from './statements.js';
+  inodeFromArray,
+  type InodeArray,
+  type InodeHistArray,
+  type ReadStatements,
+  type WriteStatements,
+} from './statements.js';
 
-/** History rows also carry when the old image became current. */
-interface InodeRaw extends InodeRecord {
-  from_us?: number;
-}
+/** Where an InodeHistArray has from_us. */
+const HIST_FROM_US = 17;
 
 interface DentryRaw extends DentryRecord {
   from_us?: number;
@@ -61,10 +58,10 @@ export class SqliteReadTx implements ReadTx {
       const r = this.s.inode.get(ino) as InodeArray | undefined;
       return r && inodeFromArray(r);
     }
-    const cur = this.s.inodeAsOf.get(ino, asOfUs) as InodeRaw | undefined;
-    if (cur) return toInode(cur);
-    const h = this.s.inodeHist.get(ino, asOfUs) as InodeRaw | undefined;
-    return h && h.from_us! <= asOfUs ? toInode(h) : undefined;
+    const cur = this.s.inodeAsOf.get(ino, asOfUs) as InodeArray | undefined;
+    if (cur) return inodeFromArray(cur);
+    const h = this.s.inodeHist.get(ino, asOfUs) as InodeHistArray | undefined;
+    return h && h[HIST_FROM_US] <= asOfUs ? inodeFromArray(h) : undefined;
   }
 
   async lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined> {
@@ -72,10 +69,10 @@ export class SqliteReadTx implements ReadTx {
       const r = this.s.dentry.get(parent, name) as [number, number, number] | undefined;
       return r && { parent, name, ino: asIno(r[0]), type: r[1], cursor: r[2] };
     }
-    const cur = this.s.dentryAsOf.get(parent, name, asOfUs) as DentryRaw | undefined;
-    if (cur) return toDentry(cur);
-    const h = this.s.dentryHist.get(parent, name, asOfUs) as DentryRaw | undefined;
-    return h && h.from_us! <= asOfUs ? toDentry(h) : undefined;
+    const cur = this.s.dentryAsOf.get(parent, name, asOfUs) as [number, number, number] | undefined;
+    if (cur) return { parent, name, ino: asIno(cur[0]), type: cur[1], cursor: cur[2] };
+    const h = this.s.dentryHist.get(parent, name, asOfUs) as [number, number, number, number] | undefined;
+    return h && h[3] <= asOfUs ? { parent, name, ino: asIno(h[0]), type: h[1], cursor: h[2] } : undefined;
   }
 
   async listDir(parent: Ino, afterCursor: number, limit: number, asOfUs?: number): Promise<DentryRow[]> {
