@@ -162,17 +162,12 @@ export async function startServedPair(
   const up = new StrataProcess(['up', dataDir, mntA, '--listen', `127.0.0.1:${port}`, ...args]);
   procs.push(up);
   await up.waitFor(() => isMounted(mntA) && up.output.includes('metadata served on'), 'strata up to serve');
-  const secretFile = join(dataDir, 'meta.db.secret');
-  const client = new StrataProcess([
-    'mount',
+  await startMount(
     `127.0.0.1:${port}/strata`,
     mntB,
-    '--secret-file',
-    secretFile,
-    ...args,
-  ]);
-  procs.push(client);
-  await client.waitFor(() => isMounted(mntB) && client.output.includes('mounted at'), 'the client mount');
+    ['--secret-file', join(dataDir, 'meta.db.secret'), ...args],
+    procs,
+  );
 }
 
 /** `strata up DATA MNT` until the mount is live. */
@@ -198,6 +193,33 @@ export async function startUp(
     );
   } catch (err) {
     proc.kill();
+    throw err;
+  }
+  return proc;
+}
+
+/**
+ * `strata mount VOLUME_ADDRESS MNT ARGS` (VOLUME_ADDRESS: `HOST:PORT[,HOST:PORT...]/VOLUME`; ARGS
+ * usually start with `--secret-file F`) until the mount is live. Given `procs`, the process goes
+ * into it before the wait, so the caller's cleanup stops it even if the wait fails; without,
+ * a failed wait kills it.
+ */
+export async function startMount(
+  volumeAddress: string,
+  mountpoint: string,
+  args: string[],
+  procs?: StrataProcess[],
+): Promise<StrataProcess> {
+  mkdirSync(mountpoint, { recursive: true });
+  const proc = new StrataProcess(['mount', volumeAddress, mountpoint, ...args]);
+  procs?.push(proc);
+  try {
+    await proc.waitFor(
+      () => isMounted(mountpoint) && proc.output.includes(`mounted at ${mountpoint}`),
+      `${mountpoint} to be mounted`,
+    );
+  } catch (err) {
+    if (procs === undefined) proc.kill();
     throw err;
   }
   return proc;
