@@ -23,6 +23,7 @@ import {
   StrataProcess,
   tempDir,
   formatVolume,
+  startMount,
 } from './harness.js';
 
 /**
@@ -60,24 +61,9 @@ async function serve(engine: string): Promise<string> {
 }
 
 async function mount(address: string, volume: string, mountpoint: string, secretFile: string): Promise<void> {
-  mkdirSync(mountpoint);
   mounts.push(mountpoint);
-  const proc = new StrataProcess([
-    'mount',
-    `${address}/${volume}`,
-    mountpoint,
-    '--secret-file',
-    secretFile,
-    '--attr-timeout',
-    KERNEL_CACHE_TIMEOUT,
-    '--entry-timeout',
-    KERNEL_CACHE_TIMEOUT,
-  ]);
-  procs.push(proc);
-  await proc.waitFor(
-    () => isMounted(mountpoint) && proc.output.includes('mounted at'),
-    `${mountpoint} mounted`,
-  );
+  const timeouts = ['--attr-timeout', KERNEL_CACHE_TIMEOUT, '--entry-timeout', KERNEL_CACHE_TIMEOUT];
+  await startMount(`${address}/${volume}`, mountpoint, ['--secret-file', secretFile, ...timeouts], procs);
 }
 
 /** Polls `check` until it holds; returns how long that took. */

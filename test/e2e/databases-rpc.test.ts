@@ -6,11 +6,11 @@ import {
   cleanup,
   formatVolume,
   freePort,
-  isMounted,
   sh,
   StrataProcess,
   tempDir,
   waitUntil,
+  startMount,
 } from './harness.js';
 import {
   AckedInserts,
@@ -49,21 +49,8 @@ async function serve(): Promise<StrataProcess> {
   return proc;
 }
 
-async function mountVolume(): Promise<StrataProcess> {
-  const proc = new StrataProcess([
-    'mount',
-    `${address}/vol`,
-    mnt,
-    '--secret-file',
-    `${join(root, 'meta.db')}.secret`,
-  ]);
-  try {
-    await proc.waitFor(() => isMounted(mnt) && proc.output.includes('mounted at'), `${mnt} mounted`);
-  } catch (err) {
-    proc.kill();
-    throw err;
-  }
-  return proc;
+function mountVolume(): Promise<StrataProcess> {
+  return startMount(`${address}/vol`, mnt, ['--secret-file', `${join(root, 'meta.db')}.secret`]);
 }
 
 before(async () => {

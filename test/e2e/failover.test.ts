@@ -8,11 +8,11 @@ import {
   adminQuery,
   cleanup,
   createPgDatabase,
-  isMounted,
   serveMeta,
   StrataProcess,
   tempDir,
   formatVolume,
+  startMount,
 } from './harness.js';
 
 /**
@@ -53,16 +53,12 @@ test(
     formatVolume(engine, join(root, 'objects'), 'vol', secretFile);
     const first = await serve(engine);
     const second = await serve(engine);
-    mkdirSync(mnt);
-    const mount = new StrataProcess([
-      'mount',
+    const mount = await startMount(
       `${first.address},${second.address}/vol`,
       mnt,
-      '--secret-file',
-      secretFile,
-    ]);
-    mounts.push(mount);
-    await mount.waitFor(() => isMounted(mnt) && mount.output.includes('mounted at'), 'the mount');
+      ['--secret-file', secretFile],
+      mounts,
+    );
 
     // Every command must succeed (set -e); each file is written, renamed, and every third removed.
     mkdirSync(join(mnt, 'w'));

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { connectMeta } from '../../src/meta/client/index.js';
@@ -20,12 +20,12 @@ import {
   cleanup,
   createPgDatabase,
   formatVolume,
-  isMounted,
   serveMeta,
   storedObjects,
   strata,
   tempDir,
   waitUntil,
+  startMount,
 } from './harness.js';
 
 const PG_SKIP = process.env.STRATA_PG_TEST_URL ? undefined : 'STRATA_PG_TEST_URL is not set';
@@ -81,19 +81,13 @@ function startWriter(path: string): { child: ChildProcess; said: () => string } 
 
 async function mount(name: string): Promise<{ proc: StrataProcess; mnt: string }> {
   const mnt = join(root, name);
-  mkdirSync(mnt);
   mountpoints.push(mnt);
-  const proc = new StrataProcess([
-    'mount',
+  const proc = await startMount(
     `${address}/vol`,
     mnt,
-    '--secret-file',
-    secretFile,
-    '--heartbeat',
-    '200ms',
-  ]);
-  procs.push(proc);
-  await proc.waitFor(() => isMounted(mnt) && proc.output.includes('mounted at'), `${mnt} mounted`);
+    ['--secret-file', secretFile, '--heartbeat', '200ms'],
+    procs,
+  );
   return { proc, mnt };
 }
 

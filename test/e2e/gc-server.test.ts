@@ -4,7 +4,7 @@
 // `strata gc` on SQLite refuses while a mount of the volume is live.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   StrataProcess,
@@ -12,12 +12,12 @@ import {
   cleanup,
   createPgDatabase,
   freePort,
-  isMounted,
   startUp,
   storedObjects,
   strata,
   tempDir,
   waitUntil,
+  startMount,
 } from './harness.js';
 
 const PG_SKIP = process.env.STRATA_PG_TEST_URL ? false : 'STRATA_PG_TEST_URL is not set';
@@ -59,11 +59,8 @@ test(
     procs.push(server);
     await server.waitFor(() => server.output.includes('listening'), 'the metadata service to listen');
     const mnt = join(root, 'mnt');
-    mkdirSync(mnt);
     mountpoints.push(mnt);
-    const mount = new StrataProcess(['mount', `127.0.0.1:${port}/gcv`, mnt, '--secret-file', secretFile]);
-    procs.push(mount);
-    await mount.waitFor(() => isMounted(mnt) && mount.output.includes('mounted at'), `${mnt} to be mounted`);
+    await startMount(`127.0.0.1:${port}/gcv`, mnt, ['--secret-file', secretFile], procs);
 
     writeFileSync(join(mnt, 'keep'), Buffer.alloc(1024 * 1024, 1));
     writeFileSync(join(mnt, 'gone'), Buffer.alloc(9 * 1024 * 1024, 2)); // 3 blocks

@@ -15,11 +15,11 @@ import {
   StrataProcess,
   cleanup,
   freePort,
-  isMounted,
   storedObjects,
   strata,
   tempDir,
   waitUntil,
+  startMount,
 } from './harness.js';
 
 const KiB = 1024;
@@ -72,18 +72,13 @@ async function mount(
   name: string,
 ): Promise<{ mnt: string; proc: StrataProcess }> {
   const mnt = join(root, `mnt-${name}`);
-  mkdirSync(mnt, { recursive: true });
   if (!mountpoints.includes(mnt)) mountpoints.push(mnt);
-  const proc = new StrataProcess([
-    'mount',
-    `${addresses.get(server)}/${name}`,
-    mnt,
+  const proc = await startMount(`${addresses.get(server)}/${name}`, mnt, [
     '--secret-file',
     volume.secretFile,
   ]);
   // Cleanup stops mounts before servers: a mount whose server is gone waits for it to come back.
   procs.unshift(proc);
-  await proc.waitFor(() => isMounted(mnt) && proc.output.includes('mounted at'), `${mnt} to be mounted`);
   return { mnt, proc };
 }
 

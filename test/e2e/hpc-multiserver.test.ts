@@ -1,7 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
@@ -9,12 +8,12 @@ import {
   cleanup,
   createPgDatabase,
   formatVolume,
-  isMounted,
   repoRoot,
   serveMeta,
   sh,
   StrataProcess,
   tempDir,
+  startMount,
 } from './harness.js';
 
 /**
@@ -60,20 +59,7 @@ before(async () => {
   ]) {
     const { address, proc } = await serveMeta(serverEngine);
     servers.push(proc);
-    mkdirSync(mountpoint);
-    const mount = new StrataProcess([
-      'mount',
-      `${address}/ckpt`,
-      mountpoint,
-      '--secret-file',
-      secretFile,
-      ...CACHE,
-    ]);
-    mounts.push(mount);
-    await mount.waitFor(
-      () => isMounted(mountpoint) && mount.output.includes('mounted at'),
-      `${mountpoint} mounted`,
-    );
+    await startMount(`${address}/ckpt`, mountpoint, ['--secret-file', secretFile, ...CACHE], mounts);
   }
 });
 

@@ -1,9 +1,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, formatVolume, freePort, isMounted, strata, StrataProcess, tempDir } from './harness.js';
+import { cleanup, formatVolume, freePort, strata, StrataProcess, tempDir, startMount } from './harness.js';
 
 // A metadata server that is down for a few seconds (a restart, a failover, a network cut):
 // the mount's calls wait for it up to --meta-retry and then carry on, so a program writing
@@ -51,19 +51,13 @@ async function outageWhileWriting(
   const first = serve();
   await first.waitFor(() => first.output.includes('listening'), 'the metadata server to listen');
   const mnt = join(root, `mnt-${name}`);
-  mkdirSync(mnt);
   mountpoints.push(mnt);
-  const mount = new StrataProcess([
-    'mount',
+  const mount = await startMount(
     `${address}/${name}`,
     mnt,
-    '--secret-file',
-    secretFile,
-    '--meta-retry',
-    retry,
-  ]);
-  procs.push(mount);
-  await mount.waitFor(() => isMounted(mnt) && mount.output.includes('mounted at'), `${mnt} mounted`);
+    ['--secret-file', secretFile, '--meta-retry', retry],
+    procs,
+  );
   writeFileSync(join(mnt, 'before.txt'), 'before the outage\n');
 
   first.kill();

@@ -19,12 +19,12 @@ import {
   createPgDatabase,
   formatVolume,
   isLongProfile,
-  isMounted,
   serveMeta,
   sh,
   strata,
   StrataProcess,
   tempDir,
+  startMount,
 } from './harness.js';
 
 /**
@@ -65,15 +65,8 @@ async function mount(
   mountpoint: string,
   secretFile: string,
 ): Promise<StrataProcess> {
-  mkdirSync(mountpoint);
   mounts.push(mountpoint);
-  const proc = new StrataProcess(['mount', `${address}/${volume}`, mountpoint, '--secret-file', secretFile]);
-  mountProcs.push(proc);
-  await proc.waitFor(
-    () => isMounted(mountpoint) && proc.output.includes('mounted at'),
-    `${mountpoint} mounted`,
-  );
-  return proc;
+  return startMount(`${address}/${volume}`, mountpoint, ['--secret-file', secretFile], mountProcs);
 }
 
 /** Runs a Python program to completion; its stdout, or a failure with its output. */

@@ -1,10 +1,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountTmpfs, type TempMount } from '../reliability/tmpfs.js';
-import { cleanup, formatVolume, isMounted, repoRoot, serveMeta, tempDir, StrataProcess } from './harness.js';
+import { cleanup, formatVolume, repoRoot, serveMeta, tempDir, StrataProcess, startMount } from './harness.js';
 
 // Both conformance probes (test/reliability/posix-probe.py and posix-probe3.py) on the
 // separate-process deployment: `strata meta serve` (SQLite) and `strata mount` over RPC,
@@ -23,15 +23,7 @@ before(async () => {
   formatVolume(engine, join(root, 'objects'), 'vol');
   const served = await serveMeta(engine);
   server = served.proc;
-  mkdirSync(mnt);
-  client = new StrataProcess([
-    'mount',
-    `${served.address}/vol`,
-    mnt,
-    '--secret-file',
-    join(root, 'meta.db.secret'),
-  ]);
-  await client.waitFor(() => isMounted(mnt) && client!.output.includes('mounted at'), `${mnt} mounted`);
+  client = await startMount(`${served.address}/vol`, mnt, ['--secret-file', join(root, 'meta.db.secret')]);
   reference = mountTmpfs('probe-rpc');
 });
 

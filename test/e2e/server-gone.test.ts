@@ -1,8 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, formatVolume, freePort, isMounted, StrataProcess, tempDir } from './harness.js';
+import { cleanup, formatVolume, freePort, isMounted, StrataProcess, tempDir, startMount } from './harness.js';
 
 // A mount whose metadata server is gone for good (stopped first, a machine lost): its
 // heartbeats fail one at a time instead of piling up behind each other (one log line per
@@ -27,12 +26,8 @@ test('a mount whose server is gone logs one heartbeat failure per try and stops 
   await server.waitFor(() => server.output.includes('listening'), 'the metadata server to listen');
   const mount = async (name: string, flags: string[]): Promise<StrataProcess> => {
     const mnt = join(root, name);
-    mkdirSync(mnt);
     mountpoints.push(mnt);
-    const proc = new StrataProcess(['mount', `${address}/gone`, mnt, '--secret-file', secretFile, ...flags]);
-    procs.push(proc);
-    await proc.waitFor(() => isMounted(mnt) && proc.output.includes('mounted at'), `${name} mounted`);
-    return proc;
+    return startMount(`${address}/gone`, mnt, ['--secret-file', secretFile, ...flags], procs);
   };
   // Heartbeats every second, each retried for 4 s: unguarded, four would be in flight at once.
   const beating = await mount('beating', ['--heartbeat', '1s', '--meta-retry', '4s']);

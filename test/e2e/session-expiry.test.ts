@@ -1,9 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, formatVolume, isMounted, serveMeta, StrataProcess, tempDir } from './harness.js';
+import { cleanup, formatVolume, serveMeta, StrataProcess, tempDir, startMount } from './harness.js';
 
 /**
  * A mount that goes silent longer than the metadata server's session timeout (here: its
@@ -56,23 +56,13 @@ print("taken", flush=True)
 `;
 
 async function mount(address: string, mountpoint: string, secretFile: string): Promise<StrataProcess> {
-  mkdirSync(mountpoint);
   mounts.push(mountpoint);
-  const proc = new StrataProcess([
-    'mount',
+  return startMount(
     `${address}/vol`,
     mountpoint,
-    '--secret-file',
-    secretFile,
-    '--heartbeat',
-    '200ms',
-  ]);
-  mountProcs.push(proc);
-  await proc.waitFor(
-    () => isMounted(mountpoint) && proc.output.includes('mounted at'),
-    `${mountpoint} mounted`,
+    ['--secret-file', secretFile, '--heartbeat', '200ms'],
+    mountProcs,
   );
-  return proc;
 }
 
 async function until(what: string, check: () => boolean, withinMs = 30_000): Promise<void> {

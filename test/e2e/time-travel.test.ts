@@ -23,6 +23,7 @@ import {
   StrataProcess,
   tempDir,
   serveMeta,
+  startMount,
 } from './harness.js';
 
 // `strata mount --as-of`: a past state of a live volume, mounted read-only beside the current
@@ -46,21 +47,7 @@ function sha256(path: string): string {
 }
 
 async function mountAt(address: string, mountpoint: string, secretFile: string, extra: string[] = []) {
-  mkdirSync(mountpoint, { recursive: true });
-  const proc = new StrataProcess([
-    'mount',
-    `${address}/travel`,
-    mountpoint,
-    '--secret-file',
-    secretFile,
-    ...extra,
-  ]);
-  procs.push(proc);
-  await proc.waitFor(
-    () => isMounted(mountpoint) && proc.output.includes('mounted at'),
-    `${mountpoint} mounted`,
-  );
-  return proc;
+  return startMount(`${address}/travel`, mountpoint, ['--secret-file', secretFile, ...extra], procs);
 }
 
 test('a mount as of a past instant shows that state, read-only, while the volume changes', async () => {

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
@@ -8,13 +8,13 @@ import {
   cleanup,
   createPgDatabase,
   formatVolume,
-  isMounted,
   serveMeta,
   sh,
   startUp,
   strata,
   StrataProcess,
   tempDir,
+  startMount,
 } from './harness.js';
 
 // O_TMPFILE on a real mount: an unnamed file that linkat names, or that vanishes at close. Once
@@ -154,14 +154,9 @@ test(
     const { address, proc: server } = await serveMeta(engine);
     procs.push(server);
     const mnt = join(root, 'mnt-pg');
-    mkdirSync(mnt);
     mounts.push(mnt);
-    const mountOnce = async (): Promise<StrataProcess> => {
-      const proc = new StrataProcess(['mount', `${address}/vol`, mnt, '--secret-file', secretFile]);
-      procs.push(proc);
-      await proc.waitFor(() => isMounted(mnt) && proc.output.includes('mounted at'), `${mnt} mounted`);
-      return proc;
-    };
+    const mountOnce = (): Promise<StrataProcess> =>
+      startMount(`${address}/vol`, mnt, ['--secret-file', secretFile], procs);
     let mount = await mountOnce();
     await checkTmpfile({
       mnt,

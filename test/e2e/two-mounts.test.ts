@@ -2,7 +2,17 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, freePort, isMounted, sh, strata, StrataProcess, tempDir, formatVolume } from './harness.js';
+import {
+  cleanup,
+  freePort,
+  isMounted,
+  sh,
+  strata,
+  StrataProcess,
+  tempDir,
+  formatVolume,
+  startMount,
+} from './harness.js';
 
 // `strata format` + `strata meta serve` + two `strata mount` processes on one volume:
 // a file closed on one mount is read, whole and current, on the other (close-to-open).
@@ -40,13 +50,7 @@ test('a file closed on one mount is read on the other', async () => {
   procs.push(server);
   await server.waitFor(() => server.output.includes('listening'), 'the metadata service to listen');
 
-  mkdirSync(mntA);
-  const mountA = new StrataProcess(['mount', `127.0.0.1:${port}/shared`, mntA, '--secret-file', secretFile]);
-  procs.push(mountA);
-  await mountA.waitFor(
-    () => isMounted(mntA) && mountA.output.includes('mounted at'),
-    `${mntA} to be mounted`,
-  );
+  await startMount(`127.0.0.1:${port}/shared`, mntA, ['--secret-file', secretFile], procs);
 
   // --background returns only once the mount is up, and leaves a detached mount process.
   mkdirSync(mntB);
@@ -92,24 +96,16 @@ test('`strata up --listen` serves its volume to a `strata mount` on another moun
   const upMnt = join(root, 'up-mnt');
   const clientMnt = join(root, 'up-client');
   mkdirSync(upMnt);
-  mkdirSync(clientMnt);
   const port = await freePort();
   const up = new StrataProcess(['up', dataDir, upMnt, '--listen', `127.0.0.1:${port}`, '--name', 'embedded']);
   procs.push(up);
   await up.waitFor(() => isMounted(upMnt) && up.output.includes('metadata served on'), 'strata up to serve');
-  const client = new StrataProcess([
-    'mount',
-    `127.0.0.1:${port}/embedded`,
-    clientMnt,
-    '--secret-file',
-    join(dataDir, 'meta.db.secret'),
-  ]);
-  procs.push(client);
+  let client: StrataProcess | undefined;
   try {
-    await client.waitFor(
-      () => isMounted(clientMnt) && client.output.includes('mounted at'),
-      'the client mount',
-    );
+    client = await startMount(`127.0.0.1:${port}/embedded`, clientMnt, [
+      '--secret-file',
+      join(dataDir, 'meta.db.secret'),
+    ]);
     writeFileSync(join(upMnt, 'served.txt'), 'from the embedded mount\n');
     assert.equal(readFileSync(join(clientMnt, 'served.txt'), 'utf8'), 'from the embedded mount\n');
     // A wrong volume name is refused with a message naming the right one.
