@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 
 /**
@@ -59,15 +60,23 @@ export function runOnServingThread(
 
 /**
  * On a thread started by `runOnServingThread`: the signals and parent-process messages the main
- * thread passes on arrive as `process` events ('SIGTERM', 'message'), as on a main thread.
- * Nothing on the main thread.
+ * thread passes on arrive as `process` events ('SIGTERM', 'message'), as on a main thread; a
+ * signal with no listener here ends the process with 128 + its number. Nothing on the main
+ * thread.
  */
 export function takeRelayedEvents(): void {
   if (isMainThread || parentPort === null) return;
   const port = parentPort;
   port.on('message', (relayed: Relayed) => {
-    if (relayed.kind === 'signal') process.emit(relayed.signal, relayed.signal);
-    else process.emit('message', relayed.message, undefined);
+    if (relayed.kind === 'ipc') {
+      process.emit('message', relayed.message, undefined);
+    } else if (process.listenerCount(relayed.signal) > 0) {
+      process.emit(relayed.signal, relayed.signal);
+    } else {
+      // Nobody here handles it (a server still starting): end the process, as the signal's
+      // default action would have, with the exit code a shell gives a process it killed.
+      process.exit(128 + constants.signals[relayed.signal]);
+    }
   });
   // Listening must not keep the thread alive once its own work is done.
   port.unref();

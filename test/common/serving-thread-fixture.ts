@@ -29,6 +29,9 @@ if (mode === 'heap') {
     process.exit(3);
   });
   report({ ready: true });
+} else if (mode === 'no-listener') {
+  // A server still starting: no SIGTERM listener yet.
+  report({ ready: true });
 } else if (mode === 'ipc') {
   process.on('message', (message) => {
     sendToParentProcess({ echo: message });
