@@ -2,8 +2,8 @@
 // writer's (WriteStatements). Kept apart from tx.ts, which decides when each one runs (history
 // copies, batch write-back), so the SQL text and the transaction logic can be read separately.
 import type { Database, Statement } from 'better-sqlite3';
-import { asIno } from '../../../common/index.js';
-import type { InodeRow } from '../../engine.js';
+import { asIno, type Ino } from '../../../common/index.js';
+import type { DentryRow, InodeRow } from '../../engine.js';
 
 const INODE_COLS =
   'mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target, alloc';
@@ -35,6 +35,16 @@ export function inodeFromArray(r: InodeArray | InodeHistArray): InodeRow {
     target: r[15],
     allocatedBytes: r[16],
   };
+}
+
+/** A raw row of `ReadStatements.dentry` and `dentryAsOf`: ino, type, cursor. */
+export type DentryArray = [N, N, N];
+/** A raw row of `ReadStatements.dentryHist`: a DentryArray, then from_us. */
+export type DentryHistArray = [...DentryArray, N];
+
+/** The DentryRow of a raw dentry row of `name` in `parent`. */
+export function dentryFromArray(parent: Ino, name: string, r: DentryArray | DentryHistArray): DentryRow {
+  return { parent, name, ino: asIno(r[0]), type: r[1], cursor: r[2] };
 }
 
 /** Prepared statements of one connection. Prepared once: preparing costs more than running. */

@@ -18,19 +18,19 @@ import type { CallBatch } from './call-batch.js';
 import type { CallClients } from './call-clients.js';
 import { toDentry, toSession, type DentryRecord, type SessionRecord } from '../rows.js';
 import {
+  dentryFromArray,
   inodeFromArray,
+  type DentryArray,
+  type DentryHistArray,
   type InodeArray,
   type InodeHistArray,
   type ReadStatements,
   type WriteStatements,
 } from './statements.js';
 
-/** Where an InodeHistArray has from_us. */
-const HIST_FROM_US = 17;
-
-interface DentryRaw extends DentryRecord {
-  from_us?: number;
-}
+/** Where an InodeHistArray and a DentryHistArray have from_us. */
+const INODE_HIST_FROM_US = 17;
+const DENTRY_HIST_FROM_US = 3;
 
 const LOCK_READ = 1;
 const LOCK_WRITE = 2;
@@ -61,18 +61,18 @@ export class SqliteReadTx implements ReadTx {
     const cur = this.s.inodeAsOf.get(ino, asOfUs) as InodeArray | undefined;
     if (cur) return inodeFromArray(cur);
     const h = this.s.inodeHist.get(ino, asOfUs) as InodeHistArray | undefined;
-    return h && h[HIST_FROM_US] <= asOfUs ? inodeFromArray(h) : undefined;
+    return h && h[INODE_HIST_FROM_US] <= asOfUs ? inodeFromArray(h) : undefined;
   }
 
   async lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined> {
     if (asOfUs === undefined) {
-      const r = this.s.dentry.get(parent, name) as [number, number, number] | undefined;
-      return r && { parent, name, ino: asIno(r[0]), type: r[1], cursor: r[2] };
+      const r = this.s.dentry.get(parent, name) as DentryArray | undefined;
+      return r && dentryFromArray(parent, name, r);
     }
-    const cur = this.s.dentryAsOf.get(parent, name, asOfUs) as [number, number, number] | undefined;
-    if (cur) return { parent, name, ino: asIno(cur[0]), type: cur[1], cursor: cur[2] };
-    const h = this.s.dentryHist.get(parent, name, asOfUs) as [number, number, number, number] | undefined;
-    return h && h[3] <= asOfUs ? { parent, name, ino: asIno(h[0]), type: h[1], cursor: h[2] } : undefined;
+    const cur = this.s.dentryAsOf.get(parent, name, asOfUs) as DentryArray | undefined;
+    if (cur) return dentryFromArray(parent, name, cur);
+    const h = this.s.dentryHist.get(parent, name, asOfUs) as DentryHistArray | undefined;
+    return h && h[DENTRY_HIST_FROM_US] <= asOfUs ? dentryFromArray(parent, name, h) : undefined;
   }
 
   async listDir(parent: Ino, afterCursor: number, limit: number, asOfUs?: number): Promise<DentryRow[]> {
@@ -80,7 +80,7 @@ export class SqliteReadTx implements ReadTx {
       asOfUs === undefined
         ? this.s.listDir.all(parent, afterCursor, limit)
         : this.s.listDirAsOf.all(parent, afterCursor, asOfUs, parent, afterCursor, asOfUs, asOfUs, limit)
-    ) as DentryRaw[];
+    ) as DentryRecord[];
     return rows.map(toDentry);
   }
 
