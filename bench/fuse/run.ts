@@ -2,11 +2,12 @@
 // through an await, as the VFS will be) against bindfs over tmpfs (libfuse3, C), taking
 // turns in the same run so both see the same machine noise. Not a test: run it by hand.
 //
-//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring]
+//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring] [--spin-us N]
 //
 // --only keeps the rows whose name contains one of the comma-separated words.
 // --io-uring adds a third target taking turns with the two others: the same server over
 // FUSE-over-io_uring (the fuse module's enable_uring is turned on, and restored at the end).
+// --spin-us N sets the StrataFS server's SessionOptions.pollSpinUs (default: the session's).
 //
 // Prints a markdown table for bench/RESULTS.md: medians, ratio strata/bindfs, and the
 // server's CPU per operation (from /proc/PID/stat, user+system). Each sample mounts
@@ -23,6 +24,7 @@ const rounds = Number(args[args.indexOf('--rounds') + 1]) || 3;
 const quick = args.includes('--quick');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
 const withUring = args.includes('--io-uring');
+const spinUs = args.includes('--spin-us') ? args[args.indexOf('--spin-us') + 1] : undefined;
 const uringWasEnabled = kernelUringEnabled();
 const here = dirname(fileURLToPath(import.meta.url));
 const serverScript = join(here, '..', '..', 'test', 'fuse', 'serve-memfs.js');
@@ -84,6 +86,7 @@ async function mountTarget(target: Target, config: MountConfig): Promise<Mounted
     if (config.timeoutsZero) flags.push('--timeouts-zero');
     if (config.directIo) flags.push('--direct-io');
     if (target === 'uring') flags.push('--io-uring');
+    if (spinUs !== undefined) flags.push('--spin-us', spinUs);
     child = spawn(process.execPath, [serverScript, mountpoint, ...flags], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -13,14 +13,19 @@
 //   writeTwo(fd, header, data)               // writev(2) of two buffers (a reply header and its data)
 //   trimMemory()                             // malloc_trim(0): give freed heap memory back to the system
 //   retireFd(fd)                             // dup3 /dev/null onto fd: drops what it named, keeps the number taken
+//   spinReadable(fd, us)                     // polls fd without sleeping for up to `us`: true once readable
+//   involuntarySwitches()                    // the calling thread's involuntary context switches so far
 #define _GNU_SOURCE // dup3
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <node_api.h>
+#include <poll.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -276,6 +281,57 @@ static napi_value retire_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A caller that issues its next request right after our reply (stat, create or unlink in a
+// loop) would otherwise find this thread asleep in epoll; on an idle VM each wake-up of a
+// halted vCPU costs more than serving the request (bench/fuse, RESULTS.md). Polling the fd
+// for a few microseconds after the replies went out catches that request without the sleep
+// and the wake-up. Whether to spin at all is the caller's decision (src/fuse/poll-spin.ts),
+// made from involuntarySwitches(): a thread that keeps being preempted is on a contended CPU,
+// where spinning would take time others need.
+static napi_value spin_readable(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int32_t fd;
+  uint32_t spin_us;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_uint32(env, argv[1], &spin_us) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fdpoll.spinReadable(fd, us): expected an fd and microseconds");
+    return NULL;
+  }
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  const int64_t limit_ns = (int64_t)spin_us * 1000;
+  struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+  int readable = 0;
+  for (;;) {
+    int rc = poll(&p, 1, 0);
+    if (rc > 0) {
+      // POLLERR/POLLHUP too: the caller's read then reports the end of the connection.
+      readable = 1;
+      break;
+    }
+    if (rc < 0 && errno != EINTR) break;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec) >= limit_ns) break;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  CHECK(napi_get_boolean(env, readable, &result));
+  return result;
+}
+
+// The calling thread's involuntary context switches so far (getrusage RUSAGE_THREAD), -1 if
+// unknown.
+static napi_value involuntary_switches(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  struct rusage usage;
+  CHECK(napi_create_int64(env, getrusage(RUSAGE_THREAD, &usage) == 0 ? usage.ru_nivcsw : -1, &result));
+  return result;
+}
+
 napi_value furing_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -290,8 +346,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"writeTwo", NULL, write_two, NULL, NULL, NULL, napi_default, NULL},
       {"trimMemory", NULL, trim_memory, NULL, NULL, NULL, napi_default, NULL},
       {"retireFd", NULL, retire_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"spinReadable", NULL, spin_readable, NULL, NULL, NULL, napi_default, NULL},
+      {"involuntarySwitches", NULL, involuntary_switches, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 10, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return furing_init(env, exports);
 }
 

@@ -150,6 +150,16 @@ export const settingSpecs = {
       'serve FUSE requests over io_uring (Linux 6.14+; turns on the fuse module parameter enable_uring; falls back to /dev/fuse when the kernel refuses)',
     defaultText: 'false',
   },
+  fuseSpinUs: {
+    kind: 'count',
+    flag: 'fuse-spin-us',
+    env: 'STRATA_FUSE_SPIN_US',
+    description:
+      'microseconds the FUSE loop polls for the next request once all are answered, before sleeping (0 = never; it stops by itself while the CPU is contended)',
+    defaultText: '50',
+    min: 0,
+    max: 1000,
+  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;

@@ -23,6 +23,10 @@ export interface FdPoll {
   trimMemory?(): boolean;
   /** dup3 of /dev/null onto `fd`: what it named is released, the number stays taken. Missing from builds before it. */
   retireFd?(fd: number): void;
+  /** Polls `fd` without sleeping for up to `us` microseconds: true once it is readable. Missing from builds before it. */
+  spinReadable?(fd: number, us: number): boolean;
+  /** The calling thread's involuntary context switches so far (-1 if unknown). Missing from builds before it. */
+  involuntarySwitches?(): number;
 }
 
 declare const watcherBrand: unique symbol;

@@ -12,6 +12,7 @@ import { closeDevice, deleteMessage, invalEntryMessage, invalInodeMessage, Notif
 import { Replies } from './replies.js';
 import { FuseRequest, InFlight } from './request.js';
 import {
+  checkedPollSpinUs,
   consoleLogger,
   type FuseLogger,
   type SessionHandoff,
@@ -87,7 +88,7 @@ export class FuseSession implements RingSink, DevRequestSink {
     }
     this.maxWriteBytes = maxWrite;
     const bufferSizeBytes = maxWrite + REQUEST_HEADROOM_BYTES;
-    this.dev = new DevTransport(fd, bufferSizeBytes, this);
+    this.dev = new DevTransport(fd, bufferSizeBytes, this, checkedPollSpinUs(options.pollSpinUs));
     this.replies = new Replies(
       this.dev,
       this.log,
@@ -320,7 +321,10 @@ export class FuseSession implements RingSink, DevRequestSink {
       this.inflight.remove(req);
       // A ring request's buffer is a view of its entry, never one for the /dev/fuse pool.
       if (req.retainsBuffer && req.ringEntry < 0) this.dev.releaseBuffer(req.buf);
-      if (this.drained && this.inflight.size === 0) this.drained();
+      if (this.inflight.size === 0) {
+        if (this.drained) this.drained();
+        else if (req.ringEntry < 0) this.dev.idle();
+      }
     }
   }
 
@@ -362,6 +366,11 @@ export class FuseSession implements RingSink, DevRequestSink {
   replyData(req: FuseRequest, data: Buffer): boolean {
     if (req.opcode === Opcode.READ) this.readBytes += data.length;
     return this.replies.data(req, data);
+  }
+
+  /** How the /dev/fuse loop's polls for a next request ended (SessionOptions.pollSpinUs). */
+  get pollSpins(): Readonly<{ found: number; missed: number; contended: number }> {
+    return this.dev.spins;
   }
 
   /** Requests received and answered with an error, by opcode name, of the opcodes seen so far. */

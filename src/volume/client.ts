@@ -125,6 +125,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
         readOnly: asOfUs !== undefined,
         unmountOnSignals: false,
         ioUring: config.ioUring,
+        pollSpinUs: config.fuseSpinUs,
         logger: { debug: () => undefined, warn: log, error: log },
       },
     });

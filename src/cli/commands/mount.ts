@@ -28,6 +28,7 @@ const settings: SettingName[] = [
   'compactSlicesThreshold',
   'lockRetryMaxMs',
   'ioUring',
+  'fuseSpinUs',
 ];
 
 /** The background child tells its parent "the mount is up" on this fd, then closes it. */

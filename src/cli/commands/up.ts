@@ -20,6 +20,7 @@ const settings: SettingName[] = [
   'heartbeatIntervalMs',
   'lockRetryMaxMs',
   'ioUring',
+  'fuseSpinUs',
 ];
 
 export function registerUp(program: Command): void {
