@@ -213,6 +213,10 @@ async function main(): Promise<void> {
     console.log(
       `mount RSS ${(kib('VmRSS') / 1024).toFixed(0)} MiB, peak ${(kib('VmHWM') / 1024).toFixed(0)} MiB`,
     );
+    const spins = volume.stats().fuse.pollSpins;
+    console.log(
+      `FUSE loop idle moments (whole run): polled and found ${spins.found}, missed ${spins.missed}, contended ${spins.contended}`,
+    );
     if (byThread) printSyscallsByThread(straceDir, n);
     console.log('| call | per file | mean wall µs |');
     console.log('|---|---|---|');

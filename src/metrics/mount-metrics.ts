@@ -24,6 +24,8 @@ export interface MountStats {
     /** Data bytes READ replies carried and WRITE requests stored. */
     readBytes: number;
     writtenBytes: number;
+    /** Idle moments of the /dev/fuse loop that polled for a next request (found or missed it), or did not as the CPU was contended. */
+    pollSpins: { found: number; missed: number; contended: number };
   };
   data: {
     memory: { limitBytes: number; usedBytes: number; peakBytes: number; waitingAcquires: number };
@@ -94,6 +96,20 @@ export function registerMountMetrics(metrics: MetricsRegistry, read: () => Mount
     'file data bytes accepted by FUSE WRITE requests',
     () => {
       return stats().fuse.writtenBytes;
+    },
+  );
+
+  metrics.labelledCounter(
+    'strata_fuse_poll_spins_total',
+    'idle moments of the FUSE loop by what polling for the next request did: found one, missed, or skipped as the CPU was contended (--fuse-spin-us)',
+    ['outcome'],
+    () => {
+      const { found, missed, contended } = stats().fuse.pollSpins;
+      return [
+        { labels: { outcome: 'found' }, value: found },
+        { labels: { outcome: 'missed' }, value: missed },
+        { labels: { outcome: 'contended' }, value: contended },
+      ];
     },
   );
 

@@ -175,6 +175,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
         opcodes: session.requestCountsByOpcode(),
         readBytes: session.readBytes,
         writtenBytes: session.writtenBytes,
+        pollSpins: session.pollSpins,
       },
       data: data.stats(),
       store: retryStats,

@@ -118,7 +118,12 @@ test('a mount is read once per scrape, and a scrape right after another reads it
   const metrics = new MetricsRegistry();
   let reads = 0;
   const stats: MountStats = {
-    fuse: { opcodes: [{ opcode: 'INIT', requests: 1, errors: 0 }], readBytes: 0, writtenBytes: 0 },
+    fuse: {
+      opcodes: [{ opcode: 'INIT', requests: 1, errors: 0 }],
+      readBytes: 0,
+      writtenBytes: 0,
+      pollSpins: { found: 5, missed: 2, contended: 1 },
+    },
     data: {
       memory: { limitBytes: 1, usedBytes: 0, peakBytes: 0, waitingAcquires: 0 },
       memoryCache: { bytes: 0, hits: 0, misses: 0 },
@@ -132,7 +137,10 @@ test('a mount is read once per scrape, and a scrape right after another reads it
     reads++;
     return structuredClone(stats);
   });
-  assert.match((await metrics.text()).body, /^strata_fuse_written_bytes_total 0$/m);
+  const first = (await metrics.text()).body;
+  assert.match(first, /^strata_fuse_written_bytes_total 0$/m);
+  assert.match(first, /^strata_fuse_poll_spins_total\{outcome="found"\} 5$/m);
+  assert.match(first, /^strata_fuse_poll_spins_total\{outcome="contended"\} 1$/m);
   assert.equal(reads, 1, 'every metric of one scrape reads the same snapshot');
   // A write between two scrapes a few microseconds apart (a snapshot kept 100 ms hid it).
   stats.fuse.writtenBytes = 4096;
