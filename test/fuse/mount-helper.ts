@@ -2,7 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mount, type FileSystem, type FuseSession, type MountOptions } from '../../src/fuse/index.js';
+import {
+  mount,
+  type FileSystem,
+  type FuseSession,
+  type MountOptions,
+  type RequestContext,
+} from '../../src/fuse/index.js';
 
 // Mounting for tests, with cleanup that cannot be skipped: every helper returns a
 // `cleanup()` that lazily unmounts, kills any child and removes the directory, and is
@@ -10,6 +16,16 @@ import { mount, type FileSystem, type FuseSession, type MountOptions } from '../
 //
 // Programs that touch an in-process mount MUST be run asynchronously (`run` below):
 // a synchronous spawn would block the event loop that answers their FUSE requests.
+
+/** The caller of requests a test makes on a file system directly: root, never interrupted. */
+export const rootContext: RequestContext = {
+  uid: 0,
+  gid: 0,
+  pid: 0,
+  umask: 0,
+  unique: 0n,
+  signal: new AbortController().signal,
+};
 
 export interface CommandResult {
   code: number;

@@ -1,26 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Ino } from '../../src/common/index.js';
-import { FuseSession, type FileSystem, type RequestContext } from '../../src/fuse/index.js';
+import { FuseSession, type FileSystem } from '../../src/fuse/index.js';
 import { MemFs } from './memfs.js';
 import {
   isMounted,
   makeMountDir,
   mountInChild,
   mountInProcess,
+  rootContext,
   run,
   sh,
   unmountAndRemove,
 } from './mount-helper.js';
 
-const ctx: RequestContext = {
-  uid: 0,
-  gid: 0,
-  pid: 0,
-  umask: 0,
-  unique: 0n,
-  signal: new AbortController().signal,
-};
+const ctx = rootContext;
 
 describe('mounting, unmounting and surviving the server', () => {
   test('umount from outside ends the session cleanly', async () => {

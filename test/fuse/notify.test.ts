@@ -26,16 +26,9 @@ import {
   notifyThreadsFor,
 } from '../../src/fuse/notify.js';
 import { MemFs } from './memfs.js';
-import { mountInProcess, run, sh } from './mount-helper.js';
+import { mountInProcess, rootContext, run, sh } from './mount-helper.js';
 
-const ctx: RequestContext = {
-  uid: 0,
-  gid: 0,
-  pid: 0,
-  umask: 0,
-  unique: 0n,
-  signal: new AbortController().signal,
-};
+const ctx = rootContext;
 const PAGE = 4096;
 
 function delay(ms: number): Promise<void> {

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { type Ino } from '../../src/common/index.js';
 import { CONTENDED_SHARE, PollSpinPolicy } from '../../src/fuse/poll-spin.js';
 import { MemFs } from './memfs.js';
-import { mountInProcess, sh } from './mount-helper.js';
+import { mountInProcess, rootContext, sh } from './mount-helper.js';
 
 /** Which of `n` idle moments spin, as a string of 1s and 0s, each spin ending as `found` says. */
 function pattern(policy: PollSpinPolicy, n: number, found: boolean, preempted = false): string {
@@ -73,7 +73,7 @@ describe('when the /dev/fuse loop polls for the next request', () => {
       const fs = new MemFs({ attrTimeoutMs: 0, entryTimeoutMs: 0 });
       const mounted = await mountInProcess(fs, { pollSpinUs });
       try {
-        for (let i = 0; i < 50; i++) await fs.create(ctx, 1 as Ino, `f${i}`, 0o644, 0);
+        for (let i = 0; i < 50; i++) await fs.create(rootContext, 1 as Ino, `f${i}`, 0o644, 0);
         const script = `for i in $(seq 1 20); do for n in $(seq 0 49); do stat -c %s ${mounted.mountpoint}/f$n; done; done | wc -l`;
         assert.equal((await sh(script)).trim(), '1000');
         const spins = mounted.session.pollSpins;
@@ -94,12 +94,3 @@ describe('when the /dev/fuse loop polls for the next request', () => {
     }
   });
 });
-
-const ctx = {
-  uid: 0,
-  gid: 0,
-  pid: 0,
-  umask: 0,
-  unique: 0n,
-  signal: new AbortController().signal,
-};

@@ -18,6 +18,7 @@ import { readU64, writeU64 } from '../../src/fuse/codec.js';
 import { opTable } from '../../src/fuse/ops.js';
 import { FuseSession, type FileSystem, type FuseLogger, type RequestContext } from '../../src/fuse/index.js';
 import { MemFs } from './memfs.js';
+import { rootContext } from './mount-helper.js';
 
 // The protocol engine without a kernel: requests are fed to `processRequest` and the
 // replies land in a temporary file standing in for /dev/fuse, where they are parsed back.
@@ -307,7 +308,7 @@ describe('the FUSE session protocol engine', () => {
   test('lookup counting: the file system hears forget only when the kernel dropped every reference', async () => {
     const fs = new MemFs();
     const session = await started(fs);
-    const ctx = { uid: 0, gid: 0, pid: 0, umask: 0, unique: 0n, signal: new AbortController().signal };
+    const ctx = rootContext;
     const created = await fs.mkdir(ctx, 1 as Ino, 'd', 0o755);
     const ino = created.attr.ino;
     send(session, request(Opcode.LOOKUP, 4, 1, cstring('d')));
@@ -347,7 +348,7 @@ describe('the FUSE session protocol engine', () => {
       truncateSync(device, 0);
       const fs = new MemFs();
       const session = await started(fs, kernelFlags);
-      const ctx = { uid: 0, gid: 0, pid: 0, umask: 0, unique: 0n, signal: new AbortController().signal };
+      const ctx = rootContext;
       const file = await fs.create(ctx, 1 as Ino, 'f', 0o644, 2); // O_RDWR
       await fs.setattr(ctx, file.attr.ino, { sizeBytes: 2 ** 31 });
       const read = (unique: number, size: number) => {
@@ -374,7 +375,7 @@ describe('the FUSE session protocol engine', () => {
   test('GETXATTR answers the size probe and ERANGE itself', async () => {
     const fs = new MemFs();
     const session = await started(fs);
-    const ctx = { uid: 0, gid: 0, pid: 0, umask: 0, unique: 0n, signal: new AbortController().signal };
+    const ctx = rootContext;
     await fs.setxattr(ctx, 1 as Ino, 'user.k', Buffer.from('0123456789'), 0);
     const ask = (unique: number, size: number) => {
       const body = Buffer.alloc(fuse_getxattr_in.size);
