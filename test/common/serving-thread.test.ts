@@ -19,14 +19,6 @@ function start(args: string[]): {
   return { child, lines: () => out.split('\n').filter(Boolean), exited };
 }
 
-/** The exit code, or 'still running' after 15 s (the caller's finally kills it). */
-function exitWithin(exited: Promise<number | null>): Promise<number | null | 'still running'> {
-  return Promise.race([
-    exited,
-    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 15_000).unref()),
-  ]);
-}
-
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.ok(check(), 'timed out');
@@ -45,19 +37,32 @@ test('a serving thread has the young generation it asks for: the same workload g
   assert.ok(large >= 16 * 2 ** 20, `new space ${large} B with 48 MiB: the same workload must grow it`);
 });
 
+/**
+ * Starts the fixture in `mode`, sends SIGTERM once it is ready, and gives its exit code (or
+ * 'still running' after 15 s) and output.
+ */
+async function terminated(mode: string): Promise<{ code: number | null | 'still running'; lines: string[] }> {
+  const run = start([mode]);
+  try {
+    await until(() => run.lines().includes('{"ready":true}'));
+    run.child.kill('SIGTERM');
+    const code = await Promise.race([
+      run.exited,
+      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 15_000).unref()),
+    ]);
+    return { code, lines: run.lines() };
+  } finally {
+    run.child.kill('SIGKILL');
+  }
+}
+
 test(
   "the process's SIGTERM reaches the serving thread, whose exit code is the process's",
   { timeout: 20_000 },
   async () => {
-    const run = start(['signal']);
-    try {
-      await until(() => run.lines().includes('{"ready":true}'));
-      run.child.kill('SIGTERM');
-      assert.equal(await exitWithin(run.exited), 3);
-      assert.deepEqual(run.lines(), ['{"ready":true}', '{"got":"SIGTERM"}']);
-    } finally {
-      run.child.kill('SIGKILL');
-    }
+    const { code, lines } = await terminated('signal');
+    assert.equal(code, 3);
+    assert.deepEqual(lines, ['{"ready":true}', '{"got":"SIGTERM"}']);
   },
 );
 
@@ -65,14 +70,7 @@ test(
   'a signal the serving thread does not listen for ends the process, as its default action would',
   { timeout: 20_000 },
   async () => {
-    const run = start(['no-listener']);
-    try {
-      await until(() => run.lines().includes('{"ready":true}'));
-      run.child.kill('SIGTERM');
-      assert.equal(await exitWithin(run.exited), 128 + 15);
-    } finally {
-      run.child.kill('SIGKILL');
-    }
+    assert.equal((await terminated('no-listener')).code, 128 + 15);
   },
 );
 

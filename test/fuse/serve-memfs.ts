@@ -2,7 +2,8 @@
 // signalled (SIGINT/SIGTERM unmount cleanly). Prints "ready" once INIT is answered.
 // Flags: --direct-io, --timeouts-zero, --writeback, --no-locks (see MemFsOptions.locks),
 // --io-uring (serve through FUSE over io_uring, see SessionOptions.ioUring), --spin-us N
-// (SessionOptions.pollSpinUs).
+// (SessionOptions.pollSpinUs). With STRATA_PRINT_SPINS set it prints the session's poll
+// counts (FuseSession.pollSpins) to stderr once unmounted.
 import { mount } from '../../src/fuse/index.js';
 import { MemFs } from './memfs.js';
 
