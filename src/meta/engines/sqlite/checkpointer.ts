@@ -17,6 +17,13 @@ export interface CheckpointedWriter {
 const THREAD_RETRY_MS = 5_000;
 
 /**
+ * The log's size is looked at no more often than this. A stat after every commit cost ~8 µs of
+ * the writer's thread per serial change (bench/RESULTS.md, Mounted volume, session 14); a commit
+ * seldom adds more than a few pages, so the trigger is overshot by little.
+ */
+const SIZE_CHECK_INTERVAL_MS = 2;
+
+/**
  * Runs WAL checkpoints on a thread of its own, over its own connection. SQLite's automatic
  * checkpoint runs inside the commit that crosses its threshold: it copies the log into the
  * database and fsyncs both while the writer's thread (the engine thread, or the FUSE thread
@@ -44,6 +51,7 @@ export class WalCheckpointer {
    * descriptors) alive at once, starving the commits' own log flushes.
    */
   private retryAtMs = 0;
+  private nextSizeCheckMs = 0;
 
   constructor(
     private readonly dbPath: string,
@@ -55,7 +63,11 @@ export class WalCheckpointer {
 
   /** Called after each commit: starts a checkpoint when the log has grown past the trigger. */
   afterCommit(): void {
-    if (this.running || this.closed || Date.now() < this.retryAtMs) return;
+    if (this.running || this.closed) return;
+    const nowMs = performance.now();
+    if (nowMs < this.nextSizeCheckMs) return;
+    this.nextSizeCheckMs = nowMs + SIZE_CHECK_INTERVAL_MS;
+    if (Date.now() < this.retryAtMs) return;
     let walBytes: number;
     try {
       walBytes = statSync(this.walPath).size;
