@@ -2,12 +2,15 @@
 // through an await, as the VFS will be) against bindfs over tmpfs (libfuse3, C), taking
 // turns in the same run so both see the same machine noise. Not a test: run it by hand.
 //
-//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring] [--spin-us N]
+//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring] [--spin-us N] [--cpus LIST]
 //
 // --only keeps the rows whose name contains one of the comma-separated words.
 // --io-uring adds a third target taking turns with the two others: the same server over
 // FUSE-over-io_uring (the fuse module's enable_uring is turned on, and restored at the end).
 // --spin-us N sets the StrataFS server's SessionOptions.pollSpinUs (default: the session's).
+// --cpus LIST (taskset syntax, e.g. 0) runs the servers and the workloads on those CPUs only:
+// with one CPU, the program and its file system take turns on one core, as in a container
+// limited to one CPU, where a server polling for the next request keeps the caller from running.
 //
 // Prints a markdown table for bench/RESULTS.md: medians, ratio strata/bindfs, and the
 // server's CPU per operation (from /proc/PID/stat, user+system). Each sample mounts
@@ -25,6 +28,10 @@ const quick = args.includes('--quick');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
 const withUring = args.includes('--io-uring');
 const spinUs = args.includes('--spin-us') ? args[args.indexOf('--spin-us') + 1] : undefined;
+const pinnedCpus = args.includes('--cpus') ? args[args.indexOf('--cpus') + 1] : undefined;
+/** A command and its arguments, under `taskset -c LIST` when --cpus is given (taskset execs: same pid). */
+const pinned = (command: string, argv: string[]): [string, string[]] =>
+  pinnedCpus === undefined ? [command, argv] : ['taskset', ['-c', pinnedCpus, command, ...argv]];
 const uringWasEnabled = kernelUringEnabled();
 const here = dirname(fileURLToPath(import.meta.url));
 const serverScript = join(here, '..', '..', 'test', 'fuse', 'serve-memfs.js');
@@ -87,7 +94,7 @@ async function mountTarget(target: Target, config: MountConfig): Promise<Mounted
     if (config.directIo) flags.push('--direct-io');
     if (target === 'uring') flags.push('--io-uring');
     if (spinUs !== undefined) flags.push('--spin-us', spinUs);
-    child = spawn(process.execPath, [serverScript, mountpoint, ...flags], {
+    child = spawn(...pinned(process.execPath, [serverScript, mountpoint, ...flags]), {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -104,7 +111,7 @@ async function mountTarget(target: Target, config: MountConfig): Promise<Mounted
     const options = ['allow_other'];
     if (config.timeoutsZero) options.push('entry_timeout=0', 'attr_timeout=0', 'negative_timeout=0');
     if (config.directIo) options.push('direct_io');
-    child = spawn('bindfs', ['-f', '-o', options.join(','), backing, mountpoint], { stdio: 'inherit' });
+    child = spawn(...pinned('bindfs', ['-f', '-o', options.join(','), backing, mountpoint]), { stdio: 'inherit' });
     await waitFor('bindfs', () => isMounted(mountpoint), child);
   }
   return {
@@ -147,7 +154,7 @@ interface Row {
 const fsops = join(work, 'fsops');
 execFileSync('gcc', ['-O2', '-o', fsops, join(sourceDir, 'fsops.c')]);
 const run = (command: string, argv: string[]) =>
-  execFileSync(command, argv, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  execFileSync(...pinned(command, argv), { encoding: 'utf8', maxBuffer: 1 << 26 });
 const timed = (fn: () => void): number => {
   const start = process.hrtime.bigint();
   fn();
@@ -314,7 +321,8 @@ async function main(): Promise<void> {
     );
   }
   console.log(
-    `\n${new Date().toISOString()}, ${cpus().length} vCPU, ${rounds} rounds (medians), node ${process.version}, ` +
+    `\n${new Date().toISOString()}, ${cpus().length} vCPU${pinnedCpus === undefined ? '' : ` (servers and workloads on CPUs ${pinnedCpus})`}, ` +
+      `${rounds} rounds (medians), node ${process.version}, ` +
       `1-minute load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}\n`,
   );
   console.log(lines.join('\n'));

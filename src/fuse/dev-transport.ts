@@ -56,11 +56,11 @@ export class DevTransport {
   /** A spin (see `idle`) is scheduled. */
   private spinScheduled = false;
   private readonly spinPolicy: PollSpinPolicy;
-  /** This thread's involuntary context switches at the last idle moment. */
+  /** This thread's involuntary context switches at the last sample (see PollSpinPolicy). */
   private switchesSeen = -1;
   /**
    * Idle moments that polled for a next request, by whether one came, and those that did not
-   * poll because the CPU was contended (metrics, benchmarks).
+   * poll, or whose poll was preempted, because the CPU was contended (metrics, benchmarks).
    */
   readonly spins = { found: 0, missed: 0, contended: 0 };
 
@@ -105,7 +105,10 @@ export class DevTransport {
    * of going to sleep in epoll at once.
    */
   idle(): void {
-    if (this.spinScheduled || this.spinPolicy.spinUs <= 0 || this.watcher === undefined) return;
+    if (this.spinScheduled || this.watcher === undefined || this.fdpoll?.spinReadable === undefined) return;
+    const skipped = this.spinPolicy.skip();
+    if (skipped === 'contended') this.spins.contended++;
+    if (skipped !== undefined) return;
     this.spinScheduled = true;
     setImmediate(this.spin);
   }
@@ -118,18 +121,19 @@ export class DevTransport {
     const switches = fdpoll.involuntarySwitches();
     const preempted = switches !== this.switchesSeen;
     this.switchesSeen = switches;
-    if (!this.spinPolicy.idle(preempted)) {
-      if (this.spinPolicy.contendedCpu) this.spins.contended++;
+    if (!this.spinPolicy.sampled(preempted)) {
+      this.spins.contended++;
       return;
     }
     const found = fdpoll.spinReadable(this.fd, this.spinPolicy.spinUs);
-    this.spinPolicy.spun(found);
-    if (found) {
-      this.spins.found++;
-      this.onReadable(0);
-    } else {
-      this.spins.missed++;
-    }
+    const switchesAfter = fdpoll.involuntarySwitches();
+    const spinPreempted = switchesAfter !== switches;
+    this.switchesSeen = switchesAfter;
+    this.spinPolicy.spun(found, spinPreempted);
+    if (spinPreempted) this.spins.contended++;
+    else if (found) this.spins.found++;
+    else this.spins.missed++;
+    if (found) this.onReadable(0);
   };
 
   /** Gives back a request buffer once its handler is done with it. */
