@@ -111,7 +111,9 @@ async function mountTarget(target: Target, config: MountConfig): Promise<Mounted
     const options = ['allow_other'];
     if (config.timeoutsZero) options.push('entry_timeout=0', 'attr_timeout=0', 'negative_timeout=0');
     if (config.directIo) options.push('direct_io');
-    child = spawn(...pinned('bindfs', ['-f', '-o', options.join(','), backing, mountpoint]), { stdio: 'inherit' });
+    child = spawn(...pinned('bindfs', ['-f', '-o', options.join(','), backing, mountpoint]), {
+      stdio: 'inherit',
+    });
     await waitFor('bindfs', () => isMounted(mountpoint), child);
   }
   return {

@@ -62,10 +62,16 @@ describe('when the /dev/fuse loop polls for the next request', () => {
   test('a thread preempted at most idle moments stops spinning, is sampled 1 in 16, and spins again after', () => {
     const policy = new PollSpinPolicy(50);
     // A share under CONTENDED_SHARE (one idle moment in ten) keeps the spins.
-    assert.equal(drive(policy, 1000, true, (i) => i % 10 === 0), '1'.repeat(1000));
+    assert.equal(
+      drive(policy, 1000, true, (i) => i % 10 === 0),
+      '1'.repeat(1000),
+    );
     assert.ok(CONTENDED_SHARE > 0.1);
     // Preempted at every idle moment: within a few of them no more spins.
-    assert.match(drive(policy, 30, true, () => true), /^1{1,8}0+$/);
+    assert.match(
+      drive(policy, 30, true, () => true),
+      /^1{1,8}0+$/,
+    );
     assert.equal(policy.contendedCpu, true);
     // Contended, only one idle moment in CONTENDED_SAMPLE_EVERY asks for a sample.
     let samples = 0;
@@ -77,7 +83,10 @@ describe('when the /dev/fuse loop polls for the next request', () => {
     }
     assert.equal(samples, 160 / CONTENDED_SAMPLE_EVERY);
     // Half the idle moments preempted: still contended (each sample covers 16 moments).
-    assert.equal(drive(policy, 400, true, (i) => i % 2 === 0), '0'.repeat(400));
+    assert.equal(
+      drive(policy, 400, true, (i) => i % 2 === 0),
+      '0'.repeat(400),
+    );
     // Once preemptions stop, spinning comes back.
     assert.match(drive(policy, 2000, true), /^0+1+$/);
     assert.equal(policy.contendedCpu, false);
@@ -87,7 +96,10 @@ describe('when the /dev/fuse loop polls for the next request', () => {
     // A caller on the same CPU sends its next request only once the spin is preempted: such
     // "finds" back off like misses, and count towards the contended share.
     const policy = new PollSpinPolicy(50);
-    assert.equal(drive(policy, 1 + 1 + 1 + 3 + 1, true, () => false, true), '1' + '0' + '1' + '000' + '1');
+    assert.equal(
+      drive(policy, 1 + 1 + 1 + 3 + 1, true, () => false, true),
+      '1' + '0' + '1' + '000' + '1',
+    );
     const direct = new PollSpinPolicy(50);
     for (let i = 0; i < 40; i++) direct.spun(true, true);
     assert.equal(direct.contendedCpu, true);
