@@ -312,6 +312,61 @@ describe('SQLite engine: group commit', () => {
   });
 });
 
+describe('SQLite engine: reads right after commits', () => {
+  it('see every committed write and never a batch half done, on whichever connection they run', async () => {
+    const { engine } = open();
+    try {
+      for (let round = 0; round < 50; round++) {
+        await engine.write((tx) => tx.putSetting('k', `v${round}`));
+        // A read after a commit: it runs on the writer's connection between batches. Writes
+        // that arrive while it waits between its statements must wait for it.
+        let writeDone = false;
+        const read = engine.read(async (tx) => {
+          const first = await tx.getSetting('k');
+          await new Promise((resolve) => setImmediate(resolve));
+          const second = await tx.getSetting('k');
+          return { first, second, writeDoneMeanwhile: writeDone };
+        });
+        const write = engine
+          .write((tx) => tx.putSetting('k', `w${round}`))
+          .then(() => {
+            writeDone = true;
+          });
+        // A second read while the first holds the writer: served by the reader connection.
+        const other = engine.read((tx) => tx.getSetting('k'));
+        const [result, , otherValue] = await Promise.all([read, write, other]);
+        assert.equal(result.first, `v${round}`);
+        assert.equal(result.second, `v${round}`, 'a read saw a write that had not committed');
+        assert.equal(result.writeDoneMeanwhile, false);
+        assert.ok(otherValue === `v${round}` || otherValue === `w${round}`, String(otherValue));
+        assert.equal(await engine.read((tx) => tx.getSetting('k')), `w${round}`);
+      }
+      // A read phase after the writes: past WRITER_READS_PER_COMMIT reads go back to the reader.
+      for (let i = 0; i < 40; i++) assert.equal(await engine.read((tx) => tx.getSetting('k')), 'w49');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a failed read on the writer connection lets queued writes go on', async () => {
+    const { engine } = open();
+    try {
+      await engine.write((tx) => tx.putSetting('k', 'a'));
+      const failing = engine.read(async (tx) => {
+        await tx.getSetting('k');
+        await new Promise((resolve) => setImmediate(resolve));
+        throw fsError.EIO('read fails on purpose');
+      });
+      const write = engine.write((tx) => tx.putSetting('k', 'b'));
+      await assert.rejects(failing, /on purpose/);
+      await write;
+      assert.equal(await engine.read((tx) => tx.getSetting('k')), 'b');
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe('SQLite engine: stored call outcomes', () => {
   it('are found by client id and sequence number, also after a restart, and pruned by age', async () => {
     const path = join(base, `e${++n}.db`);
