@@ -115,54 +115,57 @@ export async function dumpMeta(
     await writeLine(out, record);
     if (++progress.records % PROGRESS_EVERY_RECORDS === 0) options.onProgress?.({ ...progress });
   };
-  await engine.read(async (tx) => {
-    if ((await tx.getSetting(SETTING_VOLUME)) === undefined) {
-      throw fsError.ENOENT(`no volume in ${engine.displayUrl} to dump; run "strata format" first`);
-    }
-    await emit({ t: 'header', format: DUMP_FORMAT, version: DUMP_VERSION, source: engine.displayUrl });
-    for (const key of SETTINGS) {
-      const value = await tx.getSetting(key);
-      if (value !== undefined) await emit({ t: 'setting', key, value });
-    }
-    for (const name of COUNTERS) await emit({ t: 'counter', name, value: await tx.getCounter(name) });
-
-    const root = await tx.getInode(ROOT_INO);
-    if (!root) throw fsError.EIO(`volume in ${engine.displayUrl} has no root directory; run "strata fsck"`);
-    const seen = new Set<number>([ROOT_INO]);
-    await emit(await inodeRecord(tx, root));
-    progress.inodes++;
-    const dirs: Ino[] = [ROOT_INO];
-    while (dirs.length > 0) {
-      const dir = dirs.pop()!;
-      let cursor = 0;
-      for (;;) {
-        const page: DentryRow[] = await tx.listDir(dir, cursor, LIST_PAGE);
-        for (const entry of page) {
-          if (!seen.has(entry.ino)) {
-            const row = await tx.getInode(entry.ino);
-            if (!row) {
-              throw fsError.EIO(
-                `entry "${entry.name}" in directory ${dir} points at missing inode ${entry.ino}; run "strata fsck" before dumping`,
-              );
-            }
-            seen.add(entry.ino);
-            await emit(await inodeRecord(tx, row));
-            progress.inodes++;
-            if ((row.mode & S_IFMT) === S_IFDIR) dirs.push(row.ino);
-          }
-          await emit({ t: 'dentry', parent: dir, name: entry.name, ino: entry.ino, type: entry.type });
-          progress.dentries++;
-        }
-        if (page.length < LIST_PAGE) break;
-        cursor = page[page.length - 1].cursor;
+  await engine.read(
+    async (tx) => {
+      if ((await tx.getSetting(SETTING_VOLUME)) === undefined) {
+        throw fsError.ENOENT(`no volume in ${engine.displayUrl} to dump; run "strata format" first`);
       }
-    }
-    // No cursor to page with: these rows are small and GC keeps their number down.
-    for (const d of await tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, MAX_DELETED_SLICES)) {
-      await emit({ t: 'deleted', id: d.id, sizeBytes: d.sliceSizeBytes });
-    }
-    await emit({ t: 'end', inodes: progress.inodes, dentries: progress.dentries });
-  });
+      await emit({ t: 'header', format: DUMP_FORMAT, version: DUMP_VERSION, source: engine.displayUrl });
+      for (const key of SETTINGS) {
+        const value = await tx.getSetting(key);
+        if (value !== undefined) await emit({ t: 'setting', key, value });
+      }
+      for (const name of COUNTERS) await emit({ t: 'counter', name, value: await tx.getCounter(name) });
+
+      const root = await tx.getInode(ROOT_INO);
+      if (!root) throw fsError.EIO(`volume in ${engine.displayUrl} has no root directory; run "strata fsck"`);
+      const seen = new Set<number>([ROOT_INO]);
+      await emit(await inodeRecord(tx, root));
+      progress.inodes++;
+      const dirs: Ino[] = [ROOT_INO];
+      while (dirs.length > 0) {
+        const dir = dirs.pop()!;
+        let cursor = 0;
+        for (;;) {
+          const page: DentryRow[] = await tx.listDir(dir, cursor, LIST_PAGE);
+          for (const entry of page) {
+            if (!seen.has(entry.ino)) {
+              const row = await tx.getInode(entry.ino);
+              if (!row) {
+                throw fsError.EIO(
+                  `entry "${entry.name}" in directory ${dir} points at missing inode ${entry.ino}; run "strata fsck" before dumping`,
+                );
+              }
+              seen.add(entry.ino);
+              await emit(await inodeRecord(tx, row));
+              progress.inodes++;
+              if ((row.mode & S_IFMT) === S_IFDIR) dirs.push(row.ino);
+            }
+            await emit({ t: 'dentry', parent: dir, name: entry.name, ino: entry.ino, type: entry.type });
+            progress.dentries++;
+          }
+          if (page.length < LIST_PAGE) break;
+          cursor = page[page.length - 1].cursor;
+        }
+      }
+      // No cursor to page with: these rows are small and GC keeps their number down.
+      for (const d of await tx.listDeletedSlices(Number.MAX_SAFE_INTEGER, MAX_DELETED_SLICES)) {
+        await emit({ t: 'deleted', id: d.id, sizeBytes: d.sliceSizeBytes });
+      }
+      await emit({ t: 'end', inodes: progress.inodes, dentries: progress.dentries });
+    },
+    { long: true },
+  );
   options.onProgress?.({ ...progress });
   return progress;
 }

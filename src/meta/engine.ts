@@ -21,7 +21,9 @@ import type { LockType, SessionInfo } from './api.js';
  * - `fn` sees its own writes. Write transactions are serializable with respect to each other
  *   (SQLite: one writer; PostgreSQL: SERIALIZABLE or row locks + retry).
  * - `read(fn)` runs `fn` over committed state only (never another caller's uncommitted
- *   writes), as one consistent snapshot.
+ *   writes), as one consistent snapshot. A read whose `fn` awaits anything but `tx` (a dump
+ *   writing to a stream) says so with `{ long: true }`: an engine may hold writes back while a
+ *   short read runs (SQLite reads on its writer's connection right after commits).
  *
  * History
  * - Every row of the versioned tables (inodes, dentries, xattrs, chunks) carries the commit
@@ -231,10 +233,15 @@ export interface EngineStats {
   sizeBytes: number;
 }
 
+export interface ReadOptions {
+  /** `fn` awaits more than `tx` and may take long: never hold writes back while it runs. */
+  long?: boolean;
+}
+
 export interface Engine {
   /** The URL it was opened with, secrets removed (for logs). */
   readonly displayUrl: string;
-  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
+  read<T>(fn: (tx: ReadTx) => Promise<T>, options?: ReadOptions): Promise<T>;
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
   /**
    * Deletes at most `maxRows` history rows whose validity ended before `beforeUs`; returns how

@@ -348,6 +348,28 @@ describe('SQLite engine: reads right after commits', () => {
     }
   });
 
+  it('a long read right after a commit never holds writes back', async () => {
+    const { engine } = open();
+    try {
+      await engine.write((tx) => tx.putSetting('k', 'a'));
+      let readEnded = false;
+      const long = engine.read(
+        async (tx) => {
+          const before = await tx.getSetting('k');
+          await new Promise((resolve) => setTimeout(resolve, 50)); // as a dump waits on its stream
+          readEnded = true;
+          return before;
+        },
+        { long: true },
+      );
+      await engine.write((tx) => tx.putSetting('k', 'b'));
+      assert.equal(readEnded, false, 'the write waited for the long read');
+      assert.equal(await long, 'a');
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('a failed read on the writer connection lets queued writes go on', async () => {
     const { engine } = open();
     try {

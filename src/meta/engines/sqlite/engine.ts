@@ -8,6 +8,7 @@ import {
   type Engine,
   type EngineOptions,
   type EngineStats,
+  type ReadOptions,
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
@@ -257,9 +258,9 @@ export class SqliteEngine implements Engine {
    * back until they end so they never see one half done. After WRITER_READS_PER_COMMIT of
    * them without a commit, reads go back to the reader's snapshots.
    */
-  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
+  read<T>(fn: (tx: ReadTx) => Promise<T>, options?: ReadOptions): Promise<T> {
     if (this.closed) return Promise.reject(fsError.EIO(`metadata engine ${this.displayUrl} is closed`));
-    if (this.commitSeq !== this.readerCommitSeq && this.writerIdle()) {
+    if (this.commitSeq !== this.readerCommitSeq && options?.long !== true && this.writerIdle()) {
       if (this.writerReadsCommitSeq !== this.commitSeq) {
         this.writerReadsCommitSeq = this.commitSeq;
         this.writerReads = 0;
