@@ -253,10 +253,12 @@ export class SqliteEngine implements Engine {
    * after every commit the reader read each page of its next reads again, from the log or the
    * OS: a getattr and a lookup cost 18-21 µs after a commit against 5 µs in a snapshot without
    * writes (bench/RESULTS.md, Mounted volume, session 14). The writer's own cache stays valid
-   * across its commits, so reads that follow commits run there (12-14 µs for the same pair: each
-   * statement opens its own read transaction), between batches only, holding the next batch
-   * back until they end so they never see one half done. After WRITER_READS_PER_COMMIT of
-   * them without a commit, reads go back to the reader's snapshots.
+   * across its commits, so reads that follow commits run there, between batches only, in a read
+   * transaction of the writer's that ends when the next batch begins (or after
+   * WRITER_SNAPSHOT_IDLE_MS without reads); the next batch waits for a read running there, so
+   * no read sees a batch half done. After WRITER_READS_PER_COMMIT of them without a commit,
+   * reads go back to the reader's snapshots. A `long` read (it awaits more than `tx`) always
+   * stays on the reader: on the writer it would hold writes back for as long as it runs.
    */
   read<T>(fn: (tx: ReadTx) => Promise<T>, options?: ReadOptions): Promise<T> {
     if (this.closed) return Promise.reject(fsError.EIO(`metadata engine ${this.displayUrl} is closed`));
