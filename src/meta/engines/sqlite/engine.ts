@@ -30,8 +30,9 @@ import {
   migrateSessionFloor,
 } from './schema.js';
 import { SqliteReader, endIdleSnapshots } from './reader.js';
-import { ReadStatements, WriteStatements } from './statements.js';
-import { SqliteReadTx, SqliteWriteTx, type WriteState } from './tx.js';
+import { WriteStatements } from './statements.js';
+import { SqliteWriteTx, type WriteState } from './tx.js';
+import { WriterReads } from './writer-reads.js';
 
 interface Job {
   fn: (tx: WriteTx) => Promise<unknown>;
@@ -49,14 +50,6 @@ type Settled = { ok: true; job: Job; value: unknown } | { ok: false; job: Job; e
  * against 267-285 MiB (issue goal: under 300).
  */
 const WRITER_CACHE_KIB = 32 * 1024;
-/**
- * Reads after a commit go to the writer's connection, at most this many per commit (see
- * `read`); past that, reads without writes between them are a read phase, which the reader's
- * shared snapshots serve more cheaply.
- */
-const WRITER_READS_PER_COMMIT = 16;
-/** The writer's read transaction ends after this long without reads (as the reader's, reader.ts). */
-const WRITER_SNAPSHOT_IDLE_MS = 1;
 const CURSOR_COUNTER = 'engine.dentry_cursor';
 const LAST_COMMIT_COUNTER = 'engine.last_commit_us';
 
@@ -92,18 +85,8 @@ export class SqliteEngine implements Engine {
   readonly displayUrl: string;
   private readonly wdb: Database;
   private readonly reader: SqliteReader;
-  /** Reads on the writer's connection, between batches (see `read`). */
-  private readonly writerReadTx: SqliteReadTx;
-  private readonly sqlBeginRead: Statement;
-  /** A read runs on the writer's connection: no batch begins until it ends. */
-  private writerReading = false;
-  /** The writer's connection has a read transaction open (reads share it until a batch begins). */
-  private writerSnapshotOpen = false;
-  /** Ends the writer's read transaction once reads leave it idle (re-armed by each read). */
-  private readonly writerSnapshotTimer: NodeJS.Timeout;
-  /** Reads on the writer's connection since commit number `writerReadsCommitSeq`. */
-  private writerReads = 0;
-  private writerReadsCommitSeq = 0;
+  /** Reads on the writer's connection between batches (see `read`). */
+  private readonly writerReads: WriterReads;
   /** The commit count when the reader last served a read: its page cache is valid up to there. */
   private readerCommitSeq = 0;
   private readonly ws: WriteStatements;
@@ -226,11 +209,9 @@ export class SqliteEngine implements Engine {
       beforeSqlWrite: () => this.beforeSqlWrite(),
     };
     this.wtx = new SqliteWriteTx(this.ws, this.state);
-    this.writerReadTx = new SqliteReadTx(new ReadStatements(this.wdb));
-    this.sqlBeginRead = this.wdb.prepare('BEGIN');
-    // One timer for the engine's life, re-armed by refresh() (as the reader's idle timer).
-    this.writerSnapshotTimer = setTimeout(() => this.endWriterSnapshot(), WRITER_SNAPSHOT_IDLE_MS);
-    this.writerSnapshotTimer.unref();
+    this.writerReads = new WriterReads(this.wdb, () => {
+      if (this.queue.length > 0 && !this.draining) void this.drain();
+    });
   }
 
   /** A change is about to change SQLite: its savepoint opens now, once (see drain). */
@@ -249,60 +230,33 @@ export class SqliteEngine implements Engine {
   }
 
   /**
-   * SQLite drops a connection's whole page cache when another connection changed the file, so
-   * after every commit the reader read each page of its next reads again, from the log or the
-   * OS: a getattr and a lookup cost 18-21 µs after a commit against 5 µs in a snapshot without
-   * writes (bench/RESULTS.md, Mounted volume, session 14). The writer's own cache stays valid
-   * across its commits, so reads that follow commits run there, between batches only, in a read
-   * transaction of the writer's that ends when the next batch begins (or after
-   * WRITER_SNAPSHOT_IDLE_MS without reads); the next batch waits for a read running there, so
-   * no read sees a batch half done. After WRITER_READS_PER_COMMIT of them without a commit,
-   * reads go back to the reader's snapshots. A `long` read (it awaits more than `tx`) always
-   * stays on the reader: on the writer it would hold writes back for as long as it runs.
+   * Reads that follow a commit run on the writer's connection, whose page cache stays valid
+   * across its own commits (the reader's is dropped at each: writer-reads.ts), between batches
+   * only; the next batch waits for a read running there. A `long` read (it awaits more than
+   * `tx`) always stays on the reader: on the writer it would hold writes back while it runs.
    */
   read<T>(fn: (tx: ReadTx) => Promise<T>, options?: ReadOptions): Promise<T> {
     if (this.closed) return Promise.reject(fsError.EIO(`metadata engine ${this.displayUrl} is closed`));
-    if (this.commitSeq !== this.readerCommitSeq && options?.long !== true && this.writerIdle()) {
-      if (this.writerReadsCommitSeq !== this.commitSeq) {
-        this.writerReadsCommitSeq = this.commitSeq;
-        this.writerReads = 0;
-      }
-      if (this.writerReads++ < WRITER_READS_PER_COMMIT) return this.readOnWriter(fn);
+    if (
+      this.commitSeq !== this.readerCommitSeq &&
+      options?.long !== true &&
+      this.writerIdle() &&
+      this.writerReads.take(this.commitSeq)
+    ) {
+      return this.writerReads.read(fn);
     }
     this.readerCommitSeq = this.commitSeq;
     return this.reader.read(fn);
   }
 
   private writerIdle(): boolean {
-    return !this.inBatch && !this.draining && !this.writerReading && this.queue.length === 0;
-  }
-
-  private async readOnWriter<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
-    this.writerReading = true;
-    try {
-      if (!this.writerSnapshotOpen) {
-        this.sqlBeginRead.run();
-        this.writerSnapshotOpen = true;
-      }
-      return await fn(this.writerReadTx);
-    } finally {
-      this.writerReading = false;
-      this.writerSnapshotTimer.refresh();
-      if (this.queue.length > 0 && !this.draining) void this.drain();
-    }
-  }
-
-  /** Ends the writer's read transaction: before a batch begins, when idle, at close. */
-  private endWriterSnapshot(): void {
-    if (!this.writerSnapshotOpen || this.writerReading) return;
-    this.writerSnapshotOpen = false;
-    this.sql.commit.run();
+    return !this.inBatch && !this.draining && !this.writerReads.running && this.queue.length === 0;
   }
 
   private beginBatch(): void {
     // The log starts over only when a write begins with no read snapshot open on it.
     this.reader.invalidate();
-    this.endWriterSnapshot();
+    this.writerReads.end();
     this.sql.begin.run();
     this.inBatch = true;
     this.batchStartMs = performance.now();
@@ -318,7 +272,7 @@ export class SqliteEngine implements Engine {
     try {
       while (this.queue.length > 0) {
         if (!this.inBatch) {
-          if (this.held || this.writerReading) break;
+          if (this.held || this.writerReads.running) break;
           try {
             this.beginBatch();
           } catch (error) {
@@ -562,9 +516,7 @@ export class SqliteEngine implements Engine {
     if (this.queue.length > 0 || this.inBatch || this.draining) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
-    while (this.writerReading) await new Promise((resolve) => setImmediate(resolve));
-    clearTimeout(this.writerSnapshotTimer);
-    this.endWriterSnapshot();
+    await this.writerReads.close();
     await this.walFlush?.catch(() => undefined);
     await this.checkpointer?.close();
     await this.reader.close();
