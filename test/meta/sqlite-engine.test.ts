@@ -341,7 +341,7 @@ describe('SQLite engine: reads right after commits', () => {
         assert.ok(otherValue === `v${round}` || otherValue === `w${round}`, String(otherValue));
         assert.equal(await engine.read((tx) => tx.getSetting('k')), `w${round}`);
       }
-      // A read phase after the writes: past WRITER_READS_PER_COMMIT reads go back to the reader.
+      // A read phase after the writes: past READS_PER_COMMIT (writer-reads.ts) reads go back to the reader.
       for (let i = 0; i < 40; i++) assert.equal(await engine.read((tx) => tx.getSetting('k')), 'w49');
     } finally {
       await engine.close();
