@@ -24,7 +24,7 @@ export interface MountStats {
     /** Data bytes READ replies carried and WRITE requests stored. */
     readBytes: number;
     writtenBytes: number;
-    /** Idle moments of the /dev/fuse loop that polled for a next request (found or missed it), or did not as the CPU was contended. */
+    /** Idle moments of the /dev/fuse loop that polled for a next request (found or missed it), or did not, or were preempted, as the CPU was contended. */
     pollSpins: { found: number; missed: number; contended: number };
   };
   data: {
@@ -101,7 +101,7 @@ export function registerMountMetrics(metrics: MetricsRegistry, read: () => Mount
 
   metrics.labelledCounter(
     'strata_fuse_poll_spins_total',
-    'idle moments of the FUSE loop by what polling for the next request did: found one, missed, or skipped as the CPU was contended (--fuse-spin-us)',
+    'idle moments of the FUSE loop by what polling for the next request did: found one, missed, or skipped or preempted as the CPU was contended (--fuse-spin-us)',
     ['outcome'],
     () => {
       const { found, missed, contended } = stats().fuse.pollSpins;
