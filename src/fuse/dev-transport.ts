@@ -48,6 +48,8 @@ export class DevTransport {
   private readonly writeFromTwo: (fd: number, header: Buffer, data: Buffer) => number;
   /** Loaded by `start()`: a session fed through `processRequest` needs no addon. */
   private fdpoll: FdPoll | undefined;
+  /** The same addon when it can poll before sleeping (builds before that lack the two calls). */
+  private spinner: Pick<Required<FdPoll>, 'spinReadable' | 'involuntarySwitches'> | undefined;
   private watcher: FdWatcher | undefined;
   private readonly pool: Buffer[] = [];
   /** The last draining wake-up found more than one request queued. */
@@ -89,6 +91,10 @@ export class DevTransport {
   start(): void {
     const fdpoll = loadFdPoll();
     this.fdpoll = fdpoll;
+    const { spinReadable, involuntarySwitches } = fdpoll;
+    if (spinReadable !== undefined && involuntarySwitches !== undefined) {
+      this.spinner = { spinReadable, involuntarySwitches };
+    }
     fdpoll.setNonBlocking(this.fd);
     this.watcher = fdpoll.start(this.fd, this.onReadable);
   }
@@ -105,7 +111,7 @@ export class DevTransport {
    * of going to sleep in epoll at once.
    */
   idle(): void {
-    if (this.spinScheduled || this.watcher === undefined || this.fdpoll?.spinReadable === undefined) return;
+    if (this.spinScheduled || this.watcher === undefined || this.spinner === undefined) return;
     const skipped = this.spinPolicy.skip();
     if (skipped === 'contended') this.spins.contended++;
     if (skipped !== undefined) return;
@@ -115,18 +121,17 @@ export class DevTransport {
 
   private readonly spin = (): void => {
     this.spinScheduled = false;
-    const fdpoll = this.fdpoll;
-    if (this.watcher === undefined || !this.sink.acceptsRequests) return;
-    if (fdpoll?.spinReadable === undefined || fdpoll.involuntarySwitches === undefined) return;
-    const switches = fdpoll.involuntarySwitches();
+    const spinner = this.spinner;
+    if (this.watcher === undefined || spinner === undefined || !this.sink.acceptsRequests) return;
+    const switches = spinner.involuntarySwitches();
     const preempted = switches !== this.switchesSeen;
     this.switchesSeen = switches;
     if (!this.spinPolicy.sampled(preempted)) {
       this.spins.contended++;
       return;
     }
-    const found = fdpoll.spinReadable(this.fd, this.spinPolicy.spinUs);
-    const switchesAfter = fdpoll.involuntarySwitches();
+    const found = spinner.spinReadable(this.fd, this.spinPolicy.spinUs);
+    const switchesAfter = spinner.involuntarySwitches();
     const spinPreempted = switchesAfter !== switches;
     this.switchesSeen = switchesAfter;
     this.spinPolicy.spun(found, spinPreempted);
