@@ -3,6 +3,7 @@
 // client connection, the server's PostgreSQL pool also 16).
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 //          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
+//          [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,8 +34,8 @@ class ServerProcess {
     return this.child.pid ?? 0;
   }
 
-  static async start(engineUrl: string, listen: string): Promise<ServerProcess> {
-    const child = fork(SERVER_JS, ['--engine', engineUrl, '--listen', listen], {
+  static async start(engineUrl: string, listen: string, flags: readonly string[]): Promise<ServerProcess> {
+    const child = fork(SERVER_JS, ['--engine', engineUrl, '--listen', listen, ...flags], {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
     await new Promise<void>((resolve, reject) => {
@@ -97,6 +98,7 @@ async function runConfig(
   servers: number,
   seconds: number,
   label: string,
+  serverFlags: readonly string[],
 ): Promise<Row[]> {
   await formatVolume(engineUrl, { name: 'bench' });
   const setup = await openMetaService({ engineUrl, background: false });
@@ -119,7 +121,7 @@ async function runConfig(
   try {
     for (let s = 0; s < servers; s++) {
       const listen = `127.0.0.1:${BASE_PORT + s}`;
-      processes.push(await ServerProcess.start(engineUrl, listen));
+      processes.push(await ServerProcess.start(engineUrl, listen, serverFlags));
       for (let c = 0; c < LANES_PER_SERVER; c++) {
         clients.push(await connectMeta({ address: listen, secret, timeoutMs: 120_000 }));
       }
@@ -180,6 +182,8 @@ const { values } = parseArgs({
     url: { type: 'string', default: process.env.STRATA_PG_TEST_URL },
     // Engine URL parameters to compare, taking turns (e.g. --variant '' --variant 'typed_batches=off').
     variant: { type: 'string', multiple: true, default: [''] },
+    // Metadata server flags to compare, each a space-separated list, crossed with the variants.
+    'server-flags': { type: 'string', multiple: true, default: [''] },
     // The same workload on one SQLite server, run in the same invocation: on a shared, noisy
     // machine the ratio to it says more than the absolute figures.
     'sqlite-baseline': { type: 'boolean', default: true },
@@ -199,16 +203,22 @@ await admin.connect();
 try {
   for (const servers of values.servers.split(',').map(Number)) {
     for (const variant of values.variant) {
-      const params = `pool_size=${LANES_PER_SERVER}&${variant}`;
-      const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, params);
-      const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${variant ? ` (${variant})` : ''}`;
-      all.push(...(await runConfig(admin, url, servers, seconds, label)));
+      for (const flagList of values['server-flags']) {
+        const flags = flagList.split(' ').filter((flag) => flag !== '');
+        const params = `pool_size=${LANES_PER_SERVER}&${variant}`;
+        const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, params);
+        const details = [variant, ...flags].filter((part) => part !== '').join(' ');
+        const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${details ? ` (${details})` : ''}`;
+        all.push(...(await runConfig(admin, url, servers, seconds, label, flags)));
+      }
     }
   }
   if (values['sqlite-baseline']) {
     const dir = mkdtempSync(join(tmpdir(), 'strata-pg-bench-'));
     try {
-      all.push(...(await runConfig(admin, `sqlite:${join(dir, 'meta.db')}`, 1, seconds, 'sqlite, 1 server')));
+      all.push(
+        ...(await runConfig(admin, `sqlite:${join(dir, 'meta.db')}`, 1, seconds, 'sqlite, 1 server', [])),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
