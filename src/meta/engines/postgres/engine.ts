@@ -25,7 +25,8 @@ import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
 import { GroupCommitter } from './group-commit.js';
 import { parsePostgresUrl, type PostgresSettings } from './settings.js';
-import { PgTx, type SharedTxState, type TxConnection } from './tx.js';
+import { CURSOR_BLOCK, PgTx, type SharedTxState, type TxConnection } from './tx.js';
+import { SQL } from './sql.js';
 
 const READ_BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY';
 /** Idle pooled connections close after this (and with them any open read-only snapshot). */
@@ -146,6 +147,27 @@ export class PostgresEngine implements Engine {
       LAST_COMMIT_SAVE_INTERVAL_MS,
     );
     this.saveTimer.unref();
+    this.shared.refillCursors = () => this.refillCursors();
+  }
+
+  private cursorRefill: Promise<void> | undefined;
+  /** Bumped by wipe(): a refill that started before it hands out nothing. */
+  private cursorEpoch = 0;
+
+  /** SharedTxState.refillCursors: one fetch at a time; a failure leaves it to the next low stock. */
+  private refillCursors(): void {
+    if (this.cursorRefill || this.closing) return;
+    const epoch = this.cursorEpoch;
+    this.cursorRefill = this.query<{ c: number }>(SQL.nextCursors.text, [CURSOR_BLOCK])
+      .then((rows) => {
+        if (epoch !== this.cursorEpoch) return;
+        // Kept in descending order (the next one last), whichever fetch of this server ended first.
+        const stock = this.shared.cursors;
+        for (const row of rows) stock.push(row.c);
+        stock.sort((a, b) => b - a);
+      })
+      .catch(() => undefined)
+      .finally(() => (this.cursorRefill = undefined));
   }
 
   /**
@@ -474,6 +496,7 @@ export class PostgresEngine implements Engine {
       );
       // Fetched cursors would come round again from the restarted sequence.
       this.shared.cursors = [];
+      this.cursorEpoch++;
       this.shared.counterEstimates.clear();
     });
   }
@@ -492,6 +515,7 @@ export class PostgresEngine implements Engine {
     if (this.closing) return;
     this.closing = true;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await this.cursorRefill;
     clearInterval(this.saveTimer);
     await this.saveLastCommit().catch(() => undefined);
     await this.notifier?.close();

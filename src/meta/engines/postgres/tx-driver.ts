@@ -8,6 +8,13 @@ import { encodeBatch, type BatchOp } from './apply.js';
 export interface SharedTxState {
   /** Readdir cursors fetched and not handed out yet, the next one last. */
   cursors: number[];
+  /**
+   * Fetches the next block of cursors outside any transaction (on a pooled connection of its
+   * own) when the stock runs low, so that a transaction rarely has to fetch them itself: such
+   * a transaction has sent a query, so it holds a connection and can no longer join a group
+   * commit. Undefined: transactions fetch on their own connection when the stock is empty.
+   */
+  refillCursors?: () => void;
   counterEstimates: Map<string, number>;
   /** Queries sent to PostgreSQL by transactions (each one round trip): metrics, tests. */
   roundTrips: number;

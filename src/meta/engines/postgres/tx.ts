@@ -11,7 +11,9 @@ export type { SharedTxState, TxChanges, TxConnection } from './tx-driver.js';
 export { COUNTER_SHARDS } from './tx-reads.js';
 
 /** Readdir cursors fetched from the sequence per round trip. */
-const CURSOR_BLOCK = 64;
+export const CURSOR_BLOCK = 256;
+/** Stock below which the engine fetches the next block ahead (SharedTxState.refillCursors). */
+const CURSOR_LOW_WATER = CURSOR_BLOCK / 4;
 
 /**
  * One transaction on one pooled connection. Read transactions run in REPEATABLE READ (one
@@ -82,10 +84,11 @@ export class PgTx extends PgTxReads implements WriteTx {
   }
 
   /**
-   * Readdir cursors come from a sequence, a block at a time per engine (fetched on this
-   * transaction's connection: a transaction never waits for a second one). Unique across
-   * servers and increasing per server; an entry another server adds during a readdir may be
-   * skipped by it, as POSIX allows for entries created during readdir.
+   * Readdir cursors come from a sequence, a block at a time per engine, fetched ahead by the
+   * engine while the stock lasts, or on this transaction's connection when it ran out (a
+   * transaction never waits for a second connection). Unique across servers and increasing per
+   * server; an entry another server adds during a readdir may be skipped by it, as POSIX allows
+   * for entries created during readdir.
    */
   private async nextCursor(): Promise<number> {
     const shared = this.shared;
@@ -93,7 +96,9 @@ export class PgTx extends PgTxReads implements WriteTx {
       const rows = await this.rows<{ c: number }>(SQL.nextCursors, [CURSOR_BLOCK]);
       if (shared.cursors.length === 0) shared.cursors = rows.map((r) => r.c).reverse();
     }
-    return shared.cursors.pop()!;
+    const cursor = shared.cursors.pop()!;
+    if (shared.cursors.length < CURSOR_LOW_WATER) shared.refillCursors?.();
+    return cursor;
   }
 
   async deleteDentry(parent: Ino, name: string): Promise<void> {
