@@ -4,6 +4,7 @@
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 //          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
 //          [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
+//          [--ops getattr,create,rename] (phases to run)
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -99,6 +100,7 @@ async function runConfig(
   seconds: number,
   label: string,
   serverFlags: readonly string[],
+  ops: ReadonlySet<string>,
 ): Promise<Row[]> {
   await formatVolume(engineUrl, { name: 'bench' });
   const setup = await openMetaService({ engineUrl, background: false });
@@ -152,22 +154,27 @@ async function runConfig(
       );
     };
     const created = new Array<number>(lanes).fill(0);
-    await phase('getattr', (lane, n) => clients[lane].getattr(statInos[(lane * 7919 + n) % statInos.length]));
-    await phase('create', (lane) =>
-      clients[lane].mknod(root, laneDirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
-    );
-    await phase(
-      'rename',
-      (lane, n) => {
-        const from = n % created[lane];
-        return clients[lane]
-          .rename(root, laneDirs[lane], `c${from}`, laneDirs[lane], `c${from}.r`, 0)
-          .then(() =>
-            clients[lane].rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0),
-          );
-      },
-      2, // each call of this lane function is two renames
-    );
+    if (ops.has('getattr'))
+      await phase('getattr', (lane, n) =>
+        clients[lane].getattr(statInos[(lane * 7919 + n) % statInos.length]),
+      );
+    if (ops.has('create') || ops.has('rename'))
+      await phase('create', (lane) =>
+        clients[lane].mknod(root, laneDirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
+      );
+    if (ops.has('rename'))
+      await phase(
+        'rename',
+        (lane, n) => {
+          const from = n % created[lane];
+          return clients[lane]
+            .rename(root, laneDirs[lane], `c${from}`, laneDirs[lane], `c${from}.r`, 0)
+            .then(() =>
+              clients[lane].rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0),
+            );
+        },
+        2, // each call of this lane function is two renames
+      );
     return rows;
   } finally {
     await Promise.all(clients.map((client) => client.close()));
@@ -184,6 +191,8 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [''] },
     // Metadata server flags to compare, each a space-separated list, crossed with the variants.
     'server-flags': { type: 'string', multiple: true, default: [''] },
+    // Phases to run (rename runs create first: it renames the files created).
+    ops: { type: 'string', default: 'getattr,create,rename' },
     // The same workload on one SQLite server, run in the same invocation: on a shared, noisy
     // machine the ratio to it says more than the absolute figures.
     'sqlite-baseline': { type: 'boolean', default: true },
@@ -194,6 +203,7 @@ if (!values.url) {
   process.exit(2);
 }
 const seconds = Number(values.seconds);
+const ops = new Set(values.ops.split(','));
 const all: Row[] = [];
 const adminUrl = new URL(values.url);
 adminUrl.pathname = '/postgres';
@@ -209,7 +219,7 @@ try {
         const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, params);
         const details = [variant, ...flags].filter((part) => part !== '').join(' ');
         const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${details ? ` (${details})` : ''}`;
-        all.push(...(await runConfig(admin, url, servers, seconds, label, flags)));
+        all.push(...(await runConfig(admin, url, servers, seconds, label, flags, ops)));
       }
     }
   }
@@ -217,7 +227,15 @@ try {
     const dir = mkdtempSync(join(tmpdir(), 'strata-pg-bench-'));
     try {
       all.push(
-        ...(await runConfig(admin, `sqlite:${join(dir, 'meta.db')}`, 1, seconds, 'sqlite, 1 server', [])),
+        ...(await runConfig(
+          admin,
+          `sqlite:${join(dir, 'meta.db')}`,
+          1,
+          seconds,
+          'sqlite, 1 server',
+          [],
+          ops,
+        )),
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -227,11 +245,10 @@ try {
   await admin.end();
 }
 
-const ops = ['getattr', 'create', 'rename'];
 const labels = [...new Set(all.map((r) => r.label))];
 console.log(`\n| op | ${labels.join(' | ')} |`);
 console.log(`|---|${labels.map(() => '---').join('|')}|`);
-for (const op of ops) {
+for (const op of ['getattr', 'create', 'rename']) {
   const cells = labels.map((label) => {
     const row = all.find((r) => r.label === label && r.op === op);
     if (!row) return '';

@@ -9,8 +9,8 @@ import type { TxConnection } from '../../src/meta/engines/postgres/tx.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
 /**
- * Typed batches (src/meta/engines/postgres/apply.ts, strata_apply2 of migration 8): group commit
- * sends op codes and values instead of SQL text. Every op must write exactly what the prepared
+ * Typed batches (src/meta/engines/postgres/apply.ts, strata_apply3 of migration 9 in front of
+ * strata_apply2 of migration 8): group commit sends op codes and values instead of SQL text. Every op must write exactly what the prepared
  * statement of the same name writes, history rows included, and a failing member must undo only
  * its own writes, as with strata_try.
  */
@@ -98,18 +98,18 @@ function members(): BatchOp[][] {
   ];
 }
 
-/** Every row the ops can write, without the serial columns (their order only). */
+/** Every row the ops can write, without the serial columns; history by key (the set-based path numbers its rows in another order). */
 async function dump(pool: pg.Pool): Promise<Record<string, unknown[]>> {
   const queries: Record<string, string> = {
     // Not the root directory: formatVolume wrote it, at a different instant in each database.
     inode: 'SELECT * FROM inode WHERE ino >= 10 ORDER BY ino',
-    inode_hist: 'SELECT * FROM inode_hist WHERE ino >= 10 ORDER BY seq',
+    inode_hist: 'SELECT * FROM inode_hist WHERE ino >= 10 ORDER BY ino, from_us, to_us',
     dentry: 'SELECT * FROM dentry ORDER BY parent, name',
-    dentry_hist: 'SELECT * FROM dentry_hist ORDER BY seq',
+    dentry_hist: 'SELECT * FROM dentry_hist ORDER BY parent, name, from_us, to_us',
     xattr: 'SELECT * FROM xattr ORDER BY ino, name',
-    xattr_hist: 'SELECT * FROM xattr_hist ORDER BY seq',
+    xattr_hist: 'SELECT * FROM xattr_hist ORDER BY ino, name, from_us, to_us',
     chunk: 'SELECT * FROM chunk ORDER BY ino, idx',
-    chunk_hist: 'SELECT * FROM chunk_hist ORDER BY seq',
+    chunk_hist: 'SELECT * FROM chunk_hist ORDER BY ino, idx, from_us, to_us',
     // (formatVolume counted the root directory in a random shard of its own)
     counter_shard: "SELECT * FROM counter_shard WHERE name IN ('inodes', 'bytes') ORDER BY name, shard",
     call_outcome: 'SELECT client_id, seq, reply, at_us FROM call_outcome ORDER BY client_id, seq',
@@ -118,7 +118,7 @@ async function dump(pool: pg.Pool): Promise<Record<string, unknown[]>> {
   const tables: Record<string, unknown[]> = {};
   for (const [table, query] of Object.entries(queries)) {
     const rows = (await pool.query<Record<string, unknown>>(query)).rows;
-    // History rows' seq only orders them (a bigserial): compare everything else.
+    // History rows' seq only numbers them: compare everything else.
     if (table.endsWith('_hist')) for (const row of rows) delete row.seq;
     tables[table] = rows;
   }
@@ -216,15 +216,161 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
     }
   });
 
+  /**
+   * Independent members (no row touched twice in the group), as creates, renames and attribute
+   * changes in different directories look: every op strata_apply3's set-based path knows.
+   */
+  function independentMembers(round: number): BatchOp[][] {
+    const v = 10_000 * (round + 1);
+    const before = v - 10_000;
+    const members: BatchOp[][] = [];
+    for (let lane = 0; lane < 4; lane++) {
+      const dir = 100 + lane;
+      const dirNow = inode(dir, DIR, { nlink: 2, t: round === 0 ? 1_000 : before });
+      const dirNext = inode(dir, DIR, { nlink: 2, t: v });
+      const file = 1_000 + 10 * lane + round;
+      members.push([
+        // create: the directory checked and changed, the name checked absent, entry and inode new
+        op(SQL.updateCheckedInode, ...dirNow, ...dirNext.slice(1), v, v),
+        op(SQL.expectNoXattr, dir, 'system.posix_acl_default'),
+        op(SQL.insertDentry, dir, `f${round}`, file, 8, 10 * lane + round + 1, v),
+        op(SQL.addShardedCounter, 'inodes', lane % 2, 1),
+        op(SQL.insertInode, ...inode(file, FILE, { t: v }), v),
+        op(SQL.putCallOutcome, `client-${lane}`, round, Buffer.from(`reply ${lane} ${round}`), v),
+      ]);
+      if (round > 0) {
+        // rename of the file made in the round before, over a name that exists (put) or not
+        const old = 1_000 + 10 * lane + round - 1 + 500;
+        members.push([
+          op(SQL.expectDentry, 200 + lane, `f${round - 1}`, old, 8, 10 * lane + round),
+          op(SQL.expectInode, ...inode(old, FILE, { t: before })),
+          op(SQL.deleteDentry, 200 + lane, `f${round - 1}`, v, v),
+          op(
+            lane % 2 ? SQL.putDentry : SQL.insertDentry,
+            200 + lane,
+            lane % 2 ? `r${round}` : `n${round}`,
+            old,
+            8,
+            500 + lane,
+            v,
+            ...(lane % 2 ? [v] : []),
+          ),
+          op(SQL.expectNoDentry, 200 + lane, `gone${round}`),
+          op(SQL.expectXattr, 300 + 10 * (round - 1) + lane, 'user.k', Buffer.from(`value ${round - 1}`)),
+        ]);
+      }
+      members.push([
+        // the setup of what the next round's renames find (its own rows, in other directories)
+        op(SQL.insertDentry, 200 + lane, `f${round}`, file + 500, 8, 10 * lane + round + 1, v),
+        op(SQL.putDentry, 200 + lane, `r${round + 1}`, 7, 8, 1, v, v),
+        op(SQL.insertInode, ...inode(file + 500, FILE, { t: v }), v),
+        op(SQL.putXattr, 300 + 10 * round + lane, 'user.k', Buffer.from(`value ${round}`), v, v),
+      ]);
+    }
+    return members;
+  }
+
+  test('a group of independent members takes the set-based path and writes what member by member writes', async () => {
+    const text = await fresh();
+    const typed = await fresh();
+    try {
+      for (const tables of [text, typed])
+        for (let lane = 0; lane < 4; lane++)
+          await tables.pool.query(SQL.insertInode.text, [...inode(100 + lane, DIR, { nlink: 2 }), 1_000]);
+      for (let round = 0; round < 3; round++) {
+        const batches = independentMembers(round);
+        // Each round's members in one group: the first one alone (nothing in flight), the rest together.
+        await Promise.all(batches.map((batch) => typed.committer.commitTyped(encodeBatch(batch)!)));
+        for (const [index, batch] of batches.entries())
+          await text.committer
+            .commit(
+              batch.map((o) => executeStatement(o.statement, o.values)),
+              [...new Set(batch.map((o) => o.statement))],
+            )
+            .catch((error: Error) => assert.fail(`round ${round}, member ${index}: ${error.message}`));
+      }
+      assert.ok(
+        typed.committer.setGroups >= 3,
+        `${typed.committer.setGroups} groups offered the set-based path`,
+      );
+      assert.equal(typed.committer.setFallbacks, 0);
+      const expected = await dump(text.pool);
+      assert.ok(expected.inode_hist.length >= 8 && expected.dentry_hist.length >= 4, 'history was written');
+      const actual = await dump(typed.pool);
+      for (const table of Object.keys(expected)) assert.deepEqual(actual[table], expected[table], table);
+      const extra = await typed.pool.query('SELECT * FROM inode WHERE ino >= 100 AND ino < 104 ORDER BY ino');
+      const extraText = await text.pool.query(
+        'SELECT * FROM inode WHERE ino >= 100 AND ino < 104 ORDER BY ino',
+      );
+      assert.deepEqual(extra.rows, extraText.rows, 'the directories changed alike');
+    } finally {
+      await text.committer.close();
+      await typed.committer.close();
+    }
+  });
+
+  test('when one member of a set-based group fails, the group runs member by member and only it fails', async () => {
+    const { pool, committer } = await fresh();
+    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
+    const settle = (work: Promise<void>) =>
+      work.then(
+        () => 'ok',
+        (error: { code?: string; constraint?: string }) => `${error.code} ${error.constraint ?? '-'}`,
+      );
+    const commit = (...batch: BatchOp[]) => settle(committer.commitTyped(encodeBatch(batch)!));
+    try {
+      await pool.query(SQL.insertDentry.text, [1, 'taken', 5, 8, 1, 1_000]);
+      const outcomes = await Promise.all([
+        commit(entry('first', 2)), // sent at once, alone
+        commit(entry('a1', 3), entry('a2', 4)),
+        commit(entry('b1', 5), op(SQL.expectInode, ...inode(12345, FILE))), // a stale cached inode
+        commit(entry('c1', 6)),
+        commit(entry('taken', 7)), // a name inserted meanwhile
+        commit(entry('d1', 8), op(SQL.addShardedCounter, 'inodes', 1, 1)),
+      ]);
+      assert.deepEqual(outcomes, ['ok', 'ok', 'SR001 -', 'ok', '23505 dentry_pkey', 'ok']);
+      const names = await pool.query<{ name: string }>(
+        'SELECT name FROM dentry WHERE parent = 1 ORDER BY name',
+      );
+      assert.deepEqual(
+        names.rows.map((r) => r.name),
+        ['a1', 'a2', 'c1', 'd1', 'first', 'taken'],
+      );
+      assert.equal(committer.setGroups, 1, 'the second group was offered the set-based path');
+      assert.equal(committer.setFallbacks, 1);
+    } finally {
+      await committer.close();
+    }
+  });
+
+  test('a group that touches one row twice runs member by member', async () => {
+    const { committer } = await fresh();
+    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
+    try {
+      await Promise.all([
+        committer.commitTyped(encodeBatch([entry('x', 1)])!),
+        committer.commitTyped(encodeBatch([entry('y', 2), op(SQL.addShardedCounter, 'inodes', 1, 1)])!),
+        committer
+          .commitTyped(
+            encodeBatch([op(SQL.expectNoDentry, 1, 'y'), op(SQL.addShardedCounter, 'inodes', 1, 1)])!,
+          )
+          .catch(() => undefined),
+      ]);
+      assert.equal(committer.setGroups, 0);
+    } finally {
+      await committer.close();
+    }
+  });
+
   test('a typed-group connection that PostgreSQL ended is replaced, not reused', async () => {
     const { pool, committer } = await fresh();
     const entry = (name: string, cursor: number) =>
       encodeBatch([op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000)])!;
     try {
       await committer.commitTyped(entry('before', 1));
-      // The committer's own connection, idle now: the one that ran strata_apply2.
+      // The committer's own connection, idle now: the one that ran strata_apply3.
       const { rows } = await pool.query<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%strata_apply2(%' AND pid <> pg_backend_pid()",
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%strata_apply3(%' AND pid <> pg_backend_pid()",
       );
       assert.equal(rows.length, 1);
       await pool.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);

@@ -1,8 +1,10 @@
+import { SET_APPLY_OPS } from './schema-set-apply.js';
 import { SQL, type Statement } from './sql.js';
 
 /**
  * Typed batches for group commit: a transaction's writes and checks as op codes plus the
- * numbers, texts and byte strings they consume, in order, for `strata_apply2` (migration 8; 5 before),
+ * numbers, texts and byte strings they consume, in order, for `strata_apply3` (migration 9; a
+ * set-based path in front of `strata_apply2` of migration 8; 5 before),
  * which runs for each op the same SQL as the prepared statement of the same name. Sent as
  * array parameters of one prepared call, so PostgreSQL parses and plans nothing per change
  * (the SQL-text batches of `strata_try` cost it a parse, literal coercion and a portal per
@@ -85,13 +87,34 @@ export function encodeBatch(batch: readonly BatchOp[]): TypedBatch | undefined {
 
 /** The call that applies a group's typed batches (one implicit transaction). */
 export const APPLY_GROUP: Statement = {
-  name: 'strata_apply_group',
+  name: 'strata_apply_group3',
   text:
-    'SELECT member, state, constraint_name, message FROM strata_apply2(' +
-    '$1::int[], $2::bigint[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::int[], $8::int[])',
+    'SELECT member, state, constraint_name, message FROM strata_apply3(' +
+    '$1::int[], $2::bigint[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::int[], $8::int[], ' +
+    '$9::int[], $10::int[], $11::int[], $12::int[])',
 };
 
-/** The parameters of APPLY_GROUP for the batches of a group, in member order (1-based). */
+/** How many numbers, texts and byte strings each op code consumes. */
+const SIZES: ReadonlyMap<number, readonly [number, number, number]> = new Map(
+  [...OPS.values()].map(({ code, layout }) => {
+    const count = (kind: string) => [...layout].filter((c) => c === kind).length;
+    return [code, [count('n'), count('t'), count('b')] as const];
+  }),
+);
+const INODE_OPS = new Set([1, 2, 7, 8, 9, 10]);
+const DENTRY_OPS = new Set([3, 4, 11, 12, 13]);
+const XATTR_OPS = new Set([5, 6, 14, 15]);
+/** Ops that only check a row (and lock it): expect_inode, expect_dentry, expect_no_dentry, expect_xattr, expect_no_xattr. */
+const CHECK_OPS = new Set([1, 3, 4, 5, 6]);
+const CALL_OUTCOME_OP = 19;
+const SHARDED_COUNTER_OP = 18;
+
+/**
+ * The parameters of APPLY_GROUP for the batches of a group, in member order (1-based). When the
+ * group may take strata_apply3's set-based path (two members or more, only ops that path knows,
+ * no row touched twice: schema-set-apply.ts), also where each op's values start and how many ops
+ * of each code there are; else NULLs, and the group runs member by member.
+ */
 export function groupParameters(batches: readonly TypedBatch[]): unknown[] {
   const all: TypedBatch = { ops: [], nums: [], texts: [], blobs: [] };
   const ends: number[][] = [[], [], [], []];
@@ -105,7 +128,62 @@ export function groupParameters(batches: readonly TypedBatch[]): unknown[] {
     ends[2].push(all.texts.length);
     ends[3].push(all.blobs.length);
   }
-  return [all.ops, all.nums, all.texts, all.blobs, ...ends];
+  return [
+    all.ops,
+    all.nums,
+    all.texts,
+    all.blobs,
+    ...ends,
+    ...(batches.length > 1 ? setPath(all, ends[0]) : NO_SET_PATH),
+  ];
+}
+
+const NO_SET_PATH = [null, null, null, null] as const;
+/** The index in groupParameters' result of opn: null when the group runs member by member. */
+export const SET_PATH_PARAMETER = 8;
+
+/**
+ * opn, opt, opb and counts for the set-based path, or NULLs when the group cannot take it: an op
+ * that path does not know, or a row that two members touch, or that one member writes twice
+ * (the path runs every check before every write, and each kind of write once for the group;
+ * a member's checks of a row it then writes come before the write in its own batch too).
+ */
+function setPath(group: TypedBatch, opEnds: readonly number[]): readonly unknown[] {
+  const opn: number[] = [];
+  const opt: number[] = [];
+  const opb: number[] = [];
+  const counts: number[] = new Array<number>(SIZES.size).fill(0);
+  /** Row key -> the member touching it, negative once that member wrote it. */
+  const rows = new Map<string, number>();
+  let n = 0;
+  let t = 0;
+  let b = 0;
+  let member = 1;
+  for (let index = 0; index < group.ops.length; index++) {
+    while (index >= opEnds[member - 1]) member++;
+    const code = group.ops[index];
+    if (!SET_APPLY_OPS.has(code)) return NO_SET_PATH;
+    let row: string | undefined;
+    if (INODE_OPS.has(code)) row = `i${group.nums[n]}`;
+    else if (DENTRY_OPS.has(code)) row = `d${group.nums[n]}/${group.texts[t]}`;
+    else if (XATTR_OPS.has(code)) row = `x${group.nums[n]}/${group.texts[t]}`;
+    else if (code === CALL_OUTCOME_OP) row = `o${group.texts[t]}/${group.nums[n]}`;
+    else if (code !== SHARDED_COUNTER_OP) return NO_SET_PATH;
+    if (row !== undefined) {
+      const owner = rows.get(row);
+      if (owner !== undefined && (owner === -member || Math.abs(owner) !== member)) return NO_SET_PATH;
+      rows.set(row, CHECK_OPS.has(code) ? member : -member);
+    }
+    opn.push(n + 1);
+    opt.push(t + 1);
+    opb.push(b + 1);
+    counts[code - 1]++;
+    const [nums, texts, blobs] = SIZES.get(code)!;
+    n += nums;
+    t += texts;
+    b += blobs;
+  }
+  return [opn, opt, opb, counts];
 }
 
 /** A failed member of a group, as strata_apply reports it. */

@@ -1,7 +1,13 @@
 import pg from 'pg';
 import { prepareStatement, newStatements, quoteLiteral, type Statement } from './sql.js';
 import type { TxConnection } from './tx.js';
-import { APPLY_GROUP, groupParameters, type ApplyFailure, type TypedBatch } from './apply.js';
+import {
+  APPLY_GROUP,
+  SET_PATH_PARAMETER,
+  groupParameters,
+  type ApplyFailure,
+  type TypedBatch,
+} from './apply.js';
 import { sqlState } from './retry.js';
 
 /** Server transactions per PostgreSQL transaction, at most (one statement each in the batch). */
@@ -62,6 +68,9 @@ export class GroupCommitter {
   /** PostgreSQL transactions committed for groups, and the server transactions they carried (metrics, tests). */
   groups = 0;
   groupedTransactions = 0;
+  /** Typed groups offered strata_apply3's set-based path, and those of them that fell back to member by member. */
+  setGroups = 0;
+  setFallbacks = 0;
 
   constructor(
     private readonly connect: () => Promise<TxConnection>,
@@ -144,12 +153,14 @@ export class GroupCommitter {
     }
     let failures: ApplyFailure[];
     try {
+      const values = groupParameters(group.map((member) => member.typed!));
       const result = await conn.client.query<ApplyFailure>({
         name: APPLY_GROUP.name,
         text: APPLY_GROUP.text,
-        values: groupParameters(group.map((member) => member.typed!)),
+        values,
       });
       failures = result.rows;
+      if (values[SET_PATH_PARAMETER] !== null) this.setGroups++;
     } catch (error) {
       // The implicit transaction rolled back as a whole; the connection stays usable unless it broke.
       for (const member of group) member.reject(error as Error);
@@ -160,6 +171,8 @@ export class GroupCommitter {
     this.giveBackDirect(conn);
     this.groups++;
     this.groupedTransactions += group.length;
+    // Member 0: the set-based path failed and the group ran member by member (schema-set-apply.ts).
+    if (failures.some((failure) => failure.member === 0)) this.setFallbacks++;
     const failed = new Map(failures.map((failure) => [failure.member, failure]));
     group.forEach((member, n) => {
       const failure = failed.get(n + 1);

@@ -1,4 +1,5 @@
 import type { Migration } from './migrate.js';
+import { SET_APPLY_MIGRATION } from './schema-set-apply.js';
 import { ALLOCATED_BYTES_MIGRATION } from './schema-allocated.js';
 
 /**
@@ -350,6 +351,7 @@ ALTER TABLE session ADD COLUMN slice_floor bigint;
 `,
   },
   ALLOCATED_BYTES_MIGRATION,
+  SET_APPLY_MIGRATION,
 ];
 
 export const HISTORY_TABLES = ['inode_hist', 'dentry_hist', 'xattr_hist', 'chunk_hist'] as const;
