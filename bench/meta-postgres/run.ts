@@ -207,7 +207,9 @@ const ops = new Set(values.ops.split(','));
 const all: Row[] = [];
 const adminUrl = new URL(values.url);
 adminUrl.pathname = '/postgres';
-adminUrl.search = '';
+// Engine settings off, where the server is (host=/socket/dir, port) kept.
+for (const key of [...adminUrl.searchParams.keys()])
+  if (key !== 'host' && key !== 'port') adminUrl.searchParams.delete(key);
 const admin = new pg.Client({ connectionString: adminUrl.toString() });
 await admin.connect();
 try {

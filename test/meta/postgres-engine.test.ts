@@ -55,6 +55,7 @@ describe('PostgreSQL engine URLs', () => {
           cachedReads: false,
           groupCommit: false,
           commitGroups: 2,
+          commitStallMs: 4,
           typedBatches: false,
         },
       },
@@ -65,9 +66,19 @@ describe('PostgreSQL engine URLs', () => {
       cachedReads: true,
       groupCommit: true,
       commitGroups: 2,
+      commitStallMs: 4,
       typedBatches: true,
     });
     assert.equal(parsePostgresUrl('postgres://h/db?commit_groups=1').settings.commitGroups, 1);
+    assert.equal(parsePostgresUrl('postgres://h/db?commit_stall_ms=0').settings.commitStallMs, 0);
+    assert.throws(
+      () => parsePostgresUrl('postgres://h/db?commit_stall_ms='),
+      /commit_stall_ms= .* from 0 to 1000/,
+    );
+    assert.throws(
+      () => parsePostgresUrl('postgres://h/db?commit_groups=0'),
+      /commit_groups=0 .* from 1 to 1000/,
+    );
     assert.throws(
       () => parsePostgresUrl('postgres://h/db?group_commit=1'),
       /group_commit=1 .* "on" or "off"/,

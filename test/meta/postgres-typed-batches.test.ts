@@ -129,7 +129,7 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
   const dbs: TestDatabase[] = [];
   const pools: pg.Pool[] = [];
 
-  async function fresh(): Promise<{ pool: pg.Pool; committer: GroupCommitter }> {
+  async function fresh(inFlight = 1, stallMs = 0): Promise<{ pool: pg.Pool; committer: GroupCommitter }> {
     const db = await createTestDatabase();
     dbs.push(db);
     await formatVolume(db.url, { name: 'typed' }); // applies the migrations
@@ -145,13 +145,14 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
         return { client, prepared: prepared.get(client)!, begin: 'BEGIN', endsOpenRead: false };
       },
       (conn, broken) => conn.client.release(broken),
-      1,
+      inFlight,
       undefined,
       async () => {
         const client = new pg.Client({ connectionString: db.url });
         await client.connect();
         return client;
       },
+      stallMs,
     );
     return { pool, committer };
   }
@@ -358,6 +359,43 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
       ]);
       assert.equal(committer.setGroups, 0);
     } finally {
+      await committer.close();
+    }
+  });
+
+  test('a group held up by a row lock lets the next group leave once it has stalled', async () => {
+    const { pool, committer } = await fresh(2, 30);
+    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
+    const locker = await pool.connect();
+    try {
+      await pool.query(SQL.insertDentry.text, [1, 'locked', 5, 8, 1, 1_000]);
+      await locker.query('BEGIN');
+      await locker.query("SELECT 1 FROM dentry WHERE parent = 1 AND name = 'locked' FOR UPDATE");
+      let blockedDone = false;
+      const blocked = committer
+        .commitTyped(encodeBatch([op(SQL.expectDentry, 1, 'locked', 5, 8, 1), entry('after-lock', 2)])!)
+        .then(() => (blockedDone = true));
+      const startMs = performance.now();
+      const stuck = new Promise<never>((_, reject) => {
+        const timer = setTimeout(() => reject(new Error('the second group never left')), 10_000);
+        timer.unref();
+      });
+      await Promise.race([committer.commitTyped(encodeBatch([entry('free', 3)])!), stuck]);
+      const waitedMs = performance.now() - startMs;
+      assert.equal(blockedDone, false, 'the first group still waits for the row lock');
+      assert.ok(waitedMs >= 25, `the second group left after ${waitedMs.toFixed(1)} ms, not at once`);
+      await locker.query('COMMIT');
+      await blocked;
+      const names = await pool.query<{ name: string }>(
+        'SELECT name FROM dentry WHERE parent = 1 ORDER BY name',
+      );
+      assert.deepEqual(
+        names.rows.map((r) => r.name),
+        ['after-lock', 'free', 'locked'],
+      );
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
       await committer.close();
     }
   });

