@@ -10,6 +10,7 @@
 // the main thread (FUSE loop, SQLite commits) and the others (libuv's pool, which runs a put's
 // file calls, and the SQLite checkpointer's worker), to say who issues each fsync.
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/index.js';
@@ -147,7 +148,7 @@ async function main(): Promise<void> {
   instrument(Vfs.prototype, 'fuse', methodsOf(Vfs.prototype));
   instrument(MetaService.prototype, 'meta', methodsOf(MetaService.prototype));
   instrument(FileObjectStore.prototype, 'store', ['put', 'get', 'delete']);
-  const root = mkdtempSync('/tmp/strata-volume-opcount-');
+  const root = mkdtempSync(join(tmpdir(), 'strata-volume-opcount-'));
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);
   let volume: MountedVolume | undefined;

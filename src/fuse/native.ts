@@ -1,7 +1,7 @@
 import { existsSync, writeSync, writevSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { repoRoot } from '../common/index.js';
 
 /** The `native/fdpoll` addon: a libuv uv_poll_t on an fd, calling back on the main thread. */
 export interface FdPoll {
@@ -32,27 +32,7 @@ export interface FdPoll {
 declare const watcherBrand: unique symbol;
 export type FdWatcher = { readonly [watcherBrand]: 'FdWatcher' };
 
-function findUp(start: string): string | undefined {
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-
-/**
- * The repository root: the nearest directory holding package.json above this file (a
- * build in dist/), else above the working directory (a build elsewhere, e.g. /tmp/dist-x,
- * run from the repository), else $STRATA_REPO_ROOT.
- */
-export function repoRoot(): string {
-  const root =
-    findUp(dirname(fileURLToPath(import.meta.url))) ?? findUp(process.cwd()) ?? process.env.STRATA_REPO_ROOT;
-  if (!root)
-    throw new Error(
-      'cannot find the StrataFS repository (package.json): run from it or set STRATA_REPO_ROOT',
-    );
-  return root;
-}
+export { repoRoot };
 
 let loaded: FdPoll | undefined;
 

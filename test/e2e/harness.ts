@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -66,8 +67,9 @@ export function isMounted(mountpoint: string): boolean {
 }
 
 /** A temporary directory under /tmp/strata-vfs-*, removed by `cleanup`. */
+/** A fresh directory under $TMPDIR (default /tmp): a benchmark can run on a file system of its choice. */
 export function tempDir(label: string): string {
-  return mkdtempSync(`/tmp/strata-vfs-${label}-`);
+  return mkdtempSync(join(tmpdir(), `strata-vfs-${label}-`));
 }
 
 /** A long-running strata process (up, mount, meta serve) whose output is kept for failure messages. */

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openObjectStore } from '../../src/object/index.js';
 import { FileObjectStore, fileStoreRoot } from '../../src/object/backends/file.js';
+import { nativePut } from '../../src/object/backends/native-put.js';
 import { describeObjectStoreConformance } from './conformance.js';
 
 const dirs: string[] = [];
@@ -21,6 +22,10 @@ after(async () => {
 });
 
 describeObjectStoreConformance('file', async () => openObjectStore(`file://${await tempDir()}`));
+describeObjectStoreConformance(
+  'file, JavaScript puts only',
+  async () => new FileObjectStore(await tempDir(), { nativePut: false }),
+);
 
 describe('file backend', () => {
   it('accepts file:///abs, file:/abs and file:relative URLs', () => {
@@ -57,6 +62,40 @@ describe('file backend', () => {
     assert.equal((await store.get('same/late')).toString(), 'late');
     await store.close();
   });
+
+  it(
+    'a put with no other put in its directory is one native job; the others share directory syncs',
+    {
+      skip: nativePut() ? false : 'native/objput is not built (npm run build)',
+    },
+    async () => {
+      const dir = await tempDir();
+      const store = new FileObjectStore(dir);
+      // Serial puts, the first into each directory making it (in the same job).
+      for (let i = 0; i < 10; i++) await store.put(`d${i % 2}/o${i}`, Buffer.from(`serial ${i}`));
+      assert.equal(store.nativePuts, 10);
+      // New directories several levels down: made on the JavaScript path (mkdir -p), then native.
+      await store.put('deep/er/still/o', Buffer.from('deep'));
+      assert.equal((await store.get('deep/er/still/o')).toString(), 'deep');
+      // Sixteen at once into one directory: one of them native at a time, the rest in JavaScript.
+      await Promise.all(Array.from({ length: 16 }, (_, i) => store.put(`same/o${i}`, Buffer.alloc(5000, i))));
+      assert.ok(store.nativePuts < 11 + 16, `${store.nativePuts - 11} of 16 concurrent puts were native`);
+      for (let i = 0; i < 16; i++) assert.ok((await store.get(`same/o${i}`)).equals(Buffer.alloc(5000, i)));
+      for (let i = 0; i < 10; i++)
+        assert.equal((await store.get(`d${i % 2}/o${i}`)).toString(), `serial ${i}`);
+      assert.deepEqual(await readdir(join(dir, '.strata-tmp')), []);
+      // A native put that fails (its target is a directory) says why, as fs does, and leaves no temporary file.
+      await store.put('t/inner/x', Buffer.from('x'));
+      const failure = await store.put('t/inner', Buffer.from('y')).then(
+        () => undefined,
+        (error: NodeJS.ErrnoException) => error,
+      );
+      assert.ok(failure && ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(failure.code ?? ''), String(failure));
+      assert.equal(failure.syscall, 'rename');
+      assert.deepEqual(await readdir(join(dir, '.strata-tmp')), []);
+      await store.close();
+    },
+  );
 
   it('a directory that could not be created is tried again by the next put, not remembered', async () => {
     const store = new FileObjectStore(await tempDir());

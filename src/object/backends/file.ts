@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { openWaitingForDescriptor } from '../../common/index.js';
+import { isOutOfDescriptors, openWaitingForDescriptor } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
+import { nativePut } from './native-put.js';
 
 /** Temporary files live here until renamed into place; list() never shows them. */
 const TMP_DIR = '.strata-tmp';
@@ -139,9 +140,27 @@ export class FileObjectStore implements ObjectStore {
    */
   private readonly knownDirs = new Map<string, Promise<{ durable: Promise<void> }>>();
   private readonly dirSyncs = new Map<string, DirectorySync>();
+  /** Directories a native put (one job, its own directory fsync) is writing into now. */
+  private readonly nativePutDirs = new Set<string>();
+  /** New directories a native put is making, settled once that put has. */
+  private readonly nativeMaking = new Map<string, Promise<unknown>>();
+  /** Directory creations (mkdir -p) whose entries are not known durable yet. */
+  private creatingDirs = 0;
+  /** Temporary names: unique to this store object (random) and to the put (a count). */
+  private readonly tmpPrefix = randomBytes(6).toString('hex') + '-';
+  private tmpCount = 0;
 
-  constructor(readonly root: string) {
+  /** Puts that ran as one native job (native/objput), for tests and metrics. */
+  nativePuts = 0;
+  private readonly native: ReturnType<typeof nativePut>;
+
+  /** `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons). */
+  constructor(
+    readonly root: string,
+    options: { nativePut?: boolean } = {},
+  ) {
     this.description = `file://${root}`;
+    this.native = options.nativePut === false ? undefined : nativePut();
   }
 
   private path(key: string): string {
@@ -169,27 +188,35 @@ export class FileObjectStore implements ObjectStore {
   }
 
   private async createDir(dir: string): Promise<{ durable: Promise<void> }> {
-    const first = await mkdir(dir, { recursive: true });
-    if (first === undefined) return { durable: Promise.resolve() };
+    this.creatingDirs++;
+    let first: string | undefined;
+    try {
+      first = await mkdir(dir, { recursive: true });
+    } catch (error) {
+      this.creatingDirs--;
+      throw error;
+    }
+    if (first === undefined) {
+      this.creatingDirs--;
+      return { durable: Promise.resolve() };
+    }
     // mkdir -p created `first` and everything below it: each new entry's parent needs a sync.
     const parents: string[] = [];
     for (let current = dir; current.length >= first.length; current = dirname(current)) {
       parents.push(dirname(current));
     }
-    return { durable: Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined) };
+    const durable = Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined);
+    const settled = (): void => {
+      this.creatingDirs--;
+    };
+    durable.then(settled, settled);
+    return { durable };
   }
 
-  /** Every write of a put is awaited before it settles: nothing reads `data` after. */
-  readonly abandonedPutAttempts = 0;
-
-  async put(key: string, data: Buffer): Promise<void> {
-    const target = this.path(key);
-    const tmpDir = join(this.root, TMP_DIR);
-    // The temporary area's own durability does not matter: objects are renamed out of it.
-    await this.ensureDir(tmpDir);
-    let dirDurable: Promise<void>;
+  /** ensureDir for an object's directory; resolves with the promise of its entries' durability. */
+  private async ensureObjectDir(key: string, dir: string): Promise<Promise<void>> {
     try {
-      dirDurable = (await this.ensureDir(dirname(target))).durable;
+      return (await this.ensureDir(dir)).durable;
     } catch (error) {
       if (isErrno(error, 'EEXIST') || isErrno(error, 'ENOTDIR')) {
         throw new Error(
@@ -200,9 +227,56 @@ export class FileObjectStore implements ObjectStore {
       }
       throw error;
     }
-    const tmp = join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
+  }
+
+  /** Every write of a put is awaited before it settles: nothing reads `data` after. */
+  readonly abandonedPutAttempts = 0;
+
+  async put(key: string, data: Buffer): Promise<void> {
+    const target = this.path(key);
+    const tmpDir = join(this.root, TMP_DIR);
+    // The temporary area's own durability does not matter: objects are renamed out of it.
+    await this.ensureDir(tmpDir);
+    const dir = dirname(target);
+    // A native put making this directory: its entry is durable once that put settles.
+    await this.nativeMaking.get(dir);
+    const tmp = join(tmpDir, `${this.tmpPrefix}${(this.tmpCount++).toString(36)}.tmp`);
+    // One thread-pool job for the whole put where no other put into the directory runs (those
+    // share directory syncs, which only the JavaScript path does). Into a new directory (a fresh
+    // volume's fan-out) the job makes it too, when no other directory's creation is still on its
+    // way to disk (its parent is then durable); short of descriptors, or where making the
+    // directory failed, the JavaScript path takes over (it waits for a descriptor, or says why
+    // the directory cannot be made).
+    const native =
+      this.native && !this.dirSyncs.has(dir) && !this.nativePutDirs.has(dir) ? this.native : undefined;
+    const makeDir = native !== undefined && !this.knownDirs.has(dir) && this.creatingDirs === 0;
+    let dirDurable = makeDir ? Promise.resolve() : await this.ensureObjectDir(key, dir);
+    if (native) {
+      this.nativePutDirs.add(dir);
+      let making: Promise<unknown> | undefined;
+      try {
+        const job = native.put(tmp, target, dir, data, makeDir ? dirname(dir) : undefined);
+        if (makeDir) this.nativeMaking.set(dir, (making = job.catch(() => undefined)));
+        await job;
+        if (makeDir) this.knownDirs.set(dir, Promise.resolve({ durable: Promise.resolve() }));
+        await dirDurable;
+        this.nativePuts++;
+        return;
+      } catch (error) {
+        if (!makeDir && !isOutOfDescriptors(error)) throw error;
+      } finally {
+        this.nativePutDirs.delete(dir);
+        if (making !== undefined && this.nativeMaking.get(dir) === making) this.nativeMaking.delete(dir);
+      }
+      // The job may have made the directory before it failed; its parent is synced again here
+      // rather than trusting that job's sync of it.
+      if (makeDir) {
+        const made = await this.ensureObjectDir(key, dir);
+        dirDurable = Promise.all([made, this.syncDir(dirname(dir))]).then(() => undefined);
+      }
+    }
     // The directory's handle opens while the object is written, off the put's critical path.
-    const dirSync = this.directorySync(dirname(target));
+    const dirSync = this.directorySync(dir);
     dirSync.prepare();
     let handle: FileHandle;
     try {

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "objput",
+      "sources": ["objput.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

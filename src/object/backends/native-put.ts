@@ -1,0 +1,33 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { repoRoot } from '../../common/index.js';
+
+/** The `native/objput` addon (objput.c): a whole durable put of a file object as one thread-pool job. */
+export interface NativePut {
+  /**
+   * Writes `data` to `tmp`, renames it to `target`, fdatasyncs it and fsyncs `dir` (the
+   * target's directory). With `parent` (dir's parent, which must exist), makes `dir` first when
+   * missing and then also fsyncs `parent`, even when a later step failed. Rejects with an Error
+   * shaped as Node's fs errors (code, errno, syscall, path); `tmp` is gone unless the rename
+   * happened. `data` must stay unchanged until the promise settles.
+   */
+  put(tmp: string, target: string, dir: string, data: Buffer, parent?: string): Promise<void>;
+}
+
+let addon: NativePut | null | undefined;
+
+/**
+ * The addon, or undefined when it is not built or `STRATA_NATIVE_PUT=0` (for comparisons): puts
+ * then take the JavaScript path, which makes the same calls, each its own thread-pool job.
+ */
+export function nativePut(): NativePut | undefined {
+  if (addon === undefined) {
+    addon = null;
+    if (process.env.STRATA_NATIVE_PUT !== '0') {
+      const path = join(repoRoot(), 'native', 'objput', 'build', 'Release', 'objput.node');
+      if (existsSync(path)) addon = createRequire(import.meta.url)(path) as NativePut;
+    }
+  }
+  return addon ?? undefined;
+}
