@@ -46,6 +46,14 @@ const inode = (
   ];
 };
 const op = (statement: BatchOp['statement'], ...values: unknown[]): BatchOp => ({ statement, values });
+/** A new entry in the root directory (inode 99), as a create's batch inserts it. */
+const entry = (name: string, cursor: number): BatchOp => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
+/** 'ok', or the SQLSTATE and constraint a commit failed with. */
+const outcomeOf = (work: Promise<void>): Promise<string> =>
+  work.then(
+    () => 'ok',
+    (error: { code?: string; constraint?: string }) => `${error.code} ${error.constraint ?? '-'}`,
+  );
 
 /** Three transactions that use every statement strata_apply knows, each writing over the one before. */
 function members(): BatchOp[][] {
@@ -191,13 +199,7 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
       (await pool.query<{ name: string }>('SELECT name FROM dentry WHERE parent = 1 ORDER BY name')).rows.map(
         (r) => r.name,
       );
-    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
-    const settle = (work: Promise<void>) =>
-      work.then(
-        () => 'ok',
-        (error: { code?: string; constraint?: string }) => `${error.code} ${error.constraint ?? '-'}`,
-      );
-    const commit = (...batch: BatchOp[]) => settle(committer.commitTyped(encodeBatch(batch)!));
+    const commit = (...batch: BatchOp[]) => outcomeOf(committer.commitTyped(encodeBatch(batch)!));
     try {
       const outcomes = await Promise.all([
         commit(entry('alone', 1)), // sent at once, alone
@@ -312,13 +314,7 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
 
   test('when one member of a set-based group fails, the group runs member by member and only it fails', async () => {
     const { pool, committer } = await fresh();
-    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
-    const settle = (work: Promise<void>) =>
-      work.then(
-        () => 'ok',
-        (error: { code?: string; constraint?: string }) => `${error.code} ${error.constraint ?? '-'}`,
-      );
-    const commit = (...batch: BatchOp[]) => settle(committer.commitTyped(encodeBatch(batch)!));
+    const commit = (...batch: BatchOp[]) => outcomeOf(committer.commitTyped(encodeBatch(batch)!));
     try {
       await pool.query(SQL.insertDentry.text, [1, 'taken', 5, 8, 1, 1_000]);
       const outcomes = await Promise.all([
@@ -346,7 +342,6 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
 
   test('a group that touches one row twice runs member by member', async () => {
     const { committer } = await fresh();
-    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
     try {
       await Promise.all([
         committer.commitTyped(encodeBatch([entry('x', 1)])!),
@@ -365,7 +360,6 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
 
   test('a group held up by a row lock lets the next group leave once it has stalled', async () => {
     const { pool, committer } = await fresh(2, 30);
-    const entry = (name: string, cursor: number) => op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000);
     const locker = await pool.connect();
     try {
       await pool.query(SQL.insertDentry.text, [1, 'locked', 5, 8, 1, 1_000]);
@@ -402,10 +396,8 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
 
   test('a typed-group connection that PostgreSQL ended is replaced, not reused', async () => {
     const { pool, committer } = await fresh();
-    const entry = (name: string, cursor: number) =>
-      encodeBatch([op(SQL.insertDentry, 1, name, 99, 8, cursor, 5_000)])!;
     try {
-      await committer.commitTyped(entry('before', 1));
+      await committer.commitTyped(encodeBatch([entry('before', 1)])!);
       // The committer's own connection, idle now: the one that ran strata_apply3.
       const { rows } = await pool.query<{ pid: number }>(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%strata_apply3(%' AND pid <> pg_backend_pid()",
@@ -418,7 +410,7 @@ describe('PostgreSQL group commit with typed batches', { skip: PG_SKIP_REASON },
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await new Promise((resolve) => setTimeout(resolve, 50)); // the client sees its socket close
-      await committer.commitTyped(entry('after', 2));
+      await committer.commitTyped(encodeBatch([entry('after', 2)])!);
       const names = await pool.query<{ name: string }>(
         'SELECT name FROM dentry WHERE parent = 1 ORDER BY name',
       );
