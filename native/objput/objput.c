@@ -63,7 +63,8 @@ static void write_and_sync(Put *put) {
   while (written < put->length) {
     ssize_t n = pwrite(fd, put->data + written, put->length - written, (off_t)written);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
+    if (n == 0) errno = EIO;  // no progress on a regular file: never loop on it
+    if (n <= 0) {
       fail(put, "write", put->tmp);
       close(fd);
       unlink(put->tmp);
