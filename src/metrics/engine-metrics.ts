@@ -13,6 +13,8 @@ export interface EngineCounts {
   /** LatencyHistograms bucket counts of one series (LATENCY_BUCKETS_SECONDS, then +Inf). */
   commitBucketCounts: Float64Array;
   commitSumSeconds: number;
+  setGroups: number;
+  setFallbacks: number;
 }
 
 /** Registers the engine metrics of `strata meta serve` (docs/cli.md, "Metrics"); absent: zeros. */
@@ -31,6 +33,16 @@ export function registerEngineMetrics(metrics: MetricsRegistry, read: () => Engi
     'strata_meta_engine_syncs_total',
     "WAL flushes to disk asked for by clients' sync() (fsync of a file on a mount)",
     () => read()?.syncs ?? 0,
+  );
+  metrics.counter(
+    'strata_meta_engine_set_groups_total',
+    'PostgreSQL commit groups offered the set-based path (one statement per kind of change for the whole group)',
+    () => read()?.setGroups ?? 0,
+  );
+  metrics.counter(
+    'strata_meta_engine_set_fallbacks_total',
+    'of those, groups that fell back to member by member (a stale cached row, a name taken, a deadlock)',
+    () => read()?.setFallbacks ?? 0,
   );
   const commits = new LatencyHistograms(1);
   metrics.latencyHistogram(

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
 import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { CURSOR_BLOCK } from '../../src/meta/engines/postgres/tx.js';
+import { engineStatsOf } from '../../src/meta/server/engine-stats.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
@@ -98,6 +99,19 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
       names,
       Array.from({ length: count }, (_, n) => `f${n}`),
     );
+  });
+
+  test('concurrent creates in different directories commit set-based, and the engine counts it', async () => {
+    const engine = engineOf(a);
+    const dirs = [];
+    for (let n = 0; n < 8; n++) dirs.push(await a.mkdir(root, ROOT_INO, `set-${n}`, 0o755, 0));
+    for (const dir of dirs) await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0); // cached
+    const before = engineStatsOf(engine)!;
+    await Promise.all(dirs.map((dir) => a.mknod(root, dir.ino, 'f', S_IFREG | 0o644, 0, 0)));
+    const after = engineStatsOf(engine)!;
+    assert.ok(after.setGroups > before.setGroups, 'a group of independent creates took the set-based path');
+    assert.equal(after.setFallbacks, before.setFallbacks);
+    for (const dir of dirs) assert.ok((await b.lookup(root, dir.ino, 'f')).ino > 0);
   });
 
   test("another server's changes win over what this one cached", async () => {

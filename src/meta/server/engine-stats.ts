@@ -12,12 +12,17 @@ export interface EngineStats {
   /** Commit durations: LatencyHistograms bucket counts and sum of one series. */
   commitBucketCounts: Float64Array;
   commitSumSeconds: number;
+  /** PostgreSQL: commit groups offered the set-based path, and those that fell back to member by member. */
+  setGroups: number;
+  setFallbacks: number;
 }
 
 /** The counters the SQLite and PostgreSQL engines keep (src/meta/engines/STORE/engine.ts). */
 interface CountingEngine {
   counts: { writes: number; commits: number; syncs: number };
   commitLatency: LatencyHistograms;
+  /** PostgreSQL's group committer (src/meta/engines/postgres/group-commit.ts), when it has one. */
+  committer?: { setGroups: number; setFallbacks: number };
 }
 
 function isCountingEngine(engine: object): engine is CountingEngine {
@@ -27,12 +32,14 @@ function isCountingEngine(engine: object): engine is CountingEngine {
 /** A snapshot of `engine`'s counters, or undefined for an engine that keeps none (a test double). */
 export function engineStatsOf(engine: object): EngineStats | undefined {
   if (!isCountingEngine(engine)) return undefined;
-  const { counts, commitLatency } = engine;
+  const { counts, commitLatency, committer } = engine;
   return {
     changes: counts.writes,
     commits: counts.commits,
     syncs: counts.syncs,
     commitBucketCounts: commitLatency.bucketCounts.slice(),
     commitSumSeconds: commitLatency.sumsSeconds[0],
+    setGroups: committer?.setGroups ?? 0,
+    setFallbacks: committer?.setFallbacks ?? 0,
   };
 }
