@@ -1,7 +1,5 @@
-import { existsSync, writeSync, writevSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { repoRoot } from '../common/index.js';
+import { writeSync, writevSync } from 'node:fs';
+import { loadNativeAddon, nativeAddonPath } from '../common/index.js';
 
 /** The `native/fdpoll` addon: a libuv uv_poll_t on an fd, calling back on the main thread. */
 export interface FdPoll {
@@ -32,8 +30,6 @@ export interface FdPoll {
 declare const watcherBrand: unique symbol;
 export type FdWatcher = { readonly [watcherBrand]: 'FdWatcher' };
 
-export { repoRoot };
-
 let loaded: FdPoll | undefined;
 
 /** The addon if it is built, else undefined (a session fed through `processRequest` can do without). */
@@ -47,15 +43,13 @@ export function tryLoadFdPoll(): FdPoll | undefined {
 
 /** Loads the addon once. Throws with the command that builds it when it is missing. */
 export function loadFdPoll(): FdPoll {
-  if (loaded) return loaded;
-  const path = join(repoRoot(), 'native', 'fdpoll', 'build', 'Release', 'fdpoll.node');
-  if (!existsSync(path)) {
+  loaded ??= loadNativeAddon<FdPoll>('fdpoll');
+  if (!loaded) {
     throw new Error(
-      `native addon fdpoll not built (no ${path}); ` +
+      `native addon fdpoll not built (no ${nativeAddonPath('fdpoll')}); ` +
         'run "npx node-gyp rebuild --directory native/fdpoll" (part of "npm run build")',
     );
   }
-  loaded = createRequire(import.meta.url)(path) as FdPoll;
   return loaded;
 }
 

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { repoRoot } from '../../src/fuse/native.js';
+import { nativeAddonPath } from '../../src/common/index.js';
 
 // In a child process of its own, so this runner's heap does not blur the figures: one 4 MiB
 // buffer freed first makes glibc raise its mmap threshold (as a mount's first freed block does),
@@ -23,7 +22,7 @@ console.log(JSON.stringify({ before, after: rss(), released, kept: kept.length }
 `;
 
 test('trimMemory gives the holes freed block buffers leave in the heap back to the system', () => {
-  const addon = join(repoRoot(), 'native', 'fdpoll', 'build', 'Release', 'fdpoll.node');
+  const addon = nativeAddonPath('fdpoll');
   const out = execFileSync(process.execPath, ['--expose-gc', '-e', probe, addon], { encoding: 'utf8' });
   const { before, after, released } = JSON.parse(out) as { before: number; after: number; released: boolean };
   assert.equal(released, true, out);

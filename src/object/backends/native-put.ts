@@ -1,7 +1,4 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { repoRoot } from '../../common/index.js';
+import { loadNativeAddon } from '../../common/index.js';
 
 /** The `native/objput` addon (objput.c): a whole durable put of a file object as one thread-pool job. */
 export interface NativePut {
@@ -23,11 +20,7 @@ let addon: NativePut | null | undefined;
  */
 export function nativePut(): NativePut | undefined {
   if (addon === undefined) {
-    addon = null;
-    if (process.env.STRATA_NATIVE_PUT !== '0') {
-      const path = join(repoRoot(), 'native', 'objput', 'build', 'Release', 'objput.node');
-      if (existsSync(path)) addon = createRequire(import.meta.url)(path) as NativePut;
-    }
+    addon = (process.env.STRATA_NATIVE_PUT !== '0' && loadNativeAddon<NativePut>('objput')) || null;
   }
   return addon ?? undefined;
 }
