@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { isOutOfDescriptors, openWaitingForDescriptor } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
-import { nativePut } from './native-put.js';
+import { nativePut, type NativePut } from './native-put.js';
 
 /** Temporary files live here until renamed into place; list() never shows them. */
 const TMP_DIR = '.strata-tmp';
@@ -150,9 +150,9 @@ export class FileObjectStore implements ObjectStore {
   private readonly tmpPrefix = randomBytes(6).toString('hex') + '-';
   private tmpCount = 0;
 
-  /** Puts that ran as one native job (native/objput), for tests and metrics. */
+  /** Puts that ran as one native job (native/objput), for tests. */
   nativePuts = 0;
-  private readonly native: ReturnType<typeof nativePut>;
+  private readonly native: NativePut | undefined;
 
   /** `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons). */
   constructor(
@@ -189,28 +189,24 @@ export class FileObjectStore implements ObjectStore {
 
   private async createDir(dir: string): Promise<{ durable: Promise<void> }> {
     this.creatingDirs++;
-    let first: string | undefined;
+    let durable = Promise.resolve();
     try {
-      first = await mkdir(dir, { recursive: true });
-    } catch (error) {
-      this.creatingDirs--;
-      throw error;
+      const first = await mkdir(dir, { recursive: true });
+      if (first === undefined) return { durable };
+      // mkdir -p created `first` and everything below it: each new entry's parent needs a sync.
+      const parents: string[] = [];
+      for (let current = dir; current.length >= first.length; current = dirname(current)) {
+        parents.push(dirname(current));
+      }
+      durable = Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined);
+      return { durable };
+    } finally {
+      // Counted until the entries are durable (or the mkdir failed): see makeDir in put().
+      const settled = (): void => {
+        this.creatingDirs--;
+      };
+      durable.then(settled, settled);
     }
-    if (first === undefined) {
-      this.creatingDirs--;
-      return { durable: Promise.resolve() };
-    }
-    // mkdir -p created `first` and everything below it: each new entry's parent needs a sync.
-    const parents: string[] = [];
-    for (let current = dir; current.length >= first.length; current = dirname(current)) {
-      parents.push(dirname(current));
-    }
-    const durable = Promise.all(parents.map((parent) => this.syncDir(parent))).then(() => undefined);
-    const settled = (): void => {
-      this.creatingDirs--;
-    };
-    durable.then(settled, settled);
-    return { durable };
   }
 
   /** ensureDir for an object's directory; resolves with the promise of its entries' durability. */
@@ -239,7 +235,8 @@ export class FileObjectStore implements ObjectStore {
     await this.ensureDir(tmpDir);
     const dir = dirname(target);
     // A native put making this directory: its entry is durable once that put settles.
-    await this.nativeMaking.get(dir);
+    const making = this.nativeMaking.get(dir);
+    if (making !== undefined) await making;
     const tmp = join(tmpDir, `${this.tmpPrefix}${(this.tmpCount++).toString(36)}.tmp`);
     // One thread-pool job for the whole put where no other put into the directory runs (those
     // share directory syncs, which only the JavaScript path does). Into a new directory (a fresh
@@ -253,10 +250,10 @@ export class FileObjectStore implements ObjectStore {
     let dirDurable = makeDir ? Promise.resolve() : await this.ensureObjectDir(key, dir);
     if (native) {
       this.nativePutDirs.add(dir);
-      let making: Promise<unknown> | undefined;
+      let made: Promise<unknown> | undefined;
       try {
         const job = native.put(tmp, target, dir, data, makeDir ? dirname(dir) : undefined);
-        if (makeDir) this.nativeMaking.set(dir, (making = job.catch(() => undefined)));
+        if (makeDir) this.nativeMaking.set(dir, (made = job.catch(() => undefined)));
         await job;
         if (makeDir) this.knownDirs.set(dir, Promise.resolve({ durable: Promise.resolve() }));
         await dirDurable;
@@ -266,13 +263,13 @@ export class FileObjectStore implements ObjectStore {
         if (!makeDir && !isOutOfDescriptors(error)) throw error;
       } finally {
         this.nativePutDirs.delete(dir);
-        if (making !== undefined && this.nativeMaking.get(dir) === making) this.nativeMaking.delete(dir);
+        if (made !== undefined && this.nativeMaking.get(dir) === made) this.nativeMaking.delete(dir);
       }
       // The job may have made the directory before it failed; its parent is synced again here
       // rather than trusting that job's sync of it.
       if (makeDir) {
-        const made = await this.ensureObjectDir(key, dir);
-        dirDurable = Promise.all([made, this.syncDir(dirname(dir))]).then(() => undefined);
+        const entries = await this.ensureObjectDir(key, dir);
+        dirDurable = Promise.all([entries, this.syncDir(dirname(dir))]).then(() => undefined);
       }
     }
     // The directory's handle opens while the object is written, off the put's critical path.

@@ -5,6 +5,7 @@ const INODE_CHECKS = (n: string, t: string): string =>
   `AND size = nums[${n}+5] AND rdev = nums[${n}+6] AND atime_s = nums[${n}+7] AND atime_ns = nums[${n}+8] ` +
   `AND mtime_s = nums[${n}+9] AND mtime_ns = nums[${n}+10] AND ctime_s = nums[${n}+11] AND ctime_ns = nums[${n}+12] ` +
   `AND gen = nums[${n}+13] AND parent = nums[${n}+14] AND target IS NOT DISTINCT FROM texts[${t}] AND alloc = nums[${n}+15]`;
+// Spelled out here rather than taken from sql.ts: a released migration's text never changes.
 const INODE_COLS =
   'ino, mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target, alloc';
 /** The ops of a group, one row each: its code and where its numbers, texts and byte strings start. */
