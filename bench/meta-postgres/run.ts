@@ -1,10 +1,12 @@
 // Metadata RPC benchmark on the PostgreSQL engine with 1, 2 and 3 metadata servers sharing one
-// database: ops/s for getattr, create and rename with 16 calls in flight per server (one per
-// client connection, the server's PostgreSQL pool also 16).
+// database: ops/s for getattr, create and rename over 16 client connections per server (the
+// server's PostgreSQL pool also 16), one call in flight per connection unless
+// --calls-per-connection says more (each call in flight is a lane with its own directory).
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 //          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
 //          [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
 //          [--ops getattr,create,rename] (phases to run)
+//          [--calls-per-connection 1] (calls in flight on each of the 16 connections)
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +26,7 @@ const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
 // The real server entry with IPC probes, shared with bench/meta-rpc.
 const SERVER_JS = fileURLToPath(new URL('../meta-rpc/server.js', import.meta.url));
-const LANES_PER_SERVER = 16;
+const CONNECTIONS_PER_SERVER = 16;
 const GETATTR_FILES = 1000;
 const BASE_PORT = 17170;
 
@@ -101,11 +103,12 @@ async function runConfig(
   label: string,
   serverFlags: readonly string[],
   ops: ReadonlySet<string>,
+  callsPerConnection: number,
 ): Promise<Row[]> {
   await formatVolume(engineUrl, { name: 'bench' });
   const setup = await openMetaService({ engineUrl, background: false });
   const secret = await setup.volumeSecret();
-  const lanes = servers * LANES_PER_SERVER;
+  const lanes = servers * CONNECTIONS_PER_SERVER * callsPerConnection;
   // Each lane creates and renames in its own directory: one directory's row serializes the
   // changes inside it (its mtime and link count change with each), so a shared directory
   // measures that row, not the servers.
@@ -124,10 +127,12 @@ async function runConfig(
     for (let s = 0; s < servers; s++) {
       const listen = `127.0.0.1:${BASE_PORT + s}`;
       processes.push(await ServerProcess.start(engineUrl, listen, serverFlags));
-      for (let c = 0; c < LANES_PER_SERVER; c++) {
+      for (let c = 0; c < CONNECTIONS_PER_SERVER; c++) {
         clients.push(await connectMeta({ address: listen, secret, timeoutMs: 120_000 }));
       }
     }
+    // Lane l uses connection l mod (connections): a server's connections carry its lanes evenly.
+    const clientOf = (lane: number): MetaClient => clients[lane % clients.length];
     const rows: Row[] = [];
     const phase = async (op: string, fn: (lane: number, n: number) => Promise<unknown>, opsPerCall = 1) => {
       const serverPids = processes.map((p) => p.pid);
@@ -156,21 +161,21 @@ async function runConfig(
     const created = new Array<number>(lanes).fill(0);
     if (ops.has('getattr'))
       await phase('getattr', (lane, n) =>
-        clients[lane].getattr(statInos[(lane * 7919 + n) % statInos.length]),
+        clientOf(lane).getattr(statInos[(lane * 7919 + n) % statInos.length]),
       );
     if (ops.has('create') || ops.has('rename'))
       await phase('create', (lane) =>
-        clients[lane].mknod(root, laneDirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
+        clientOf(lane).mknod(root, laneDirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
       );
     if (ops.has('rename'))
       await phase(
         'rename',
         (lane, n) => {
           const from = n % created[lane];
-          return clients[lane]
+          return clientOf(lane)
             .rename(root, laneDirs[lane], `c${from}`, laneDirs[lane], `c${from}.r`, 0)
             .then(() =>
-              clients[lane].rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0),
+              clientOf(lane).rename(root, laneDirs[lane], `c${from}.r`, laneDirs[lane], `c${from}`, 0),
             );
         },
         2, // each call of this lane function is two renames
@@ -196,6 +201,7 @@ const { values } = parseArgs({
     // The same workload on one SQLite server, run in the same invocation: on a shared, noisy
     // machine the ratio to it says more than the absolute figures.
     'sqlite-baseline': { type: 'boolean', default: true },
+    'calls-per-connection': { type: 'string', default: '1' },
   },
 });
 if (!values.url) {
@@ -204,6 +210,13 @@ if (!values.url) {
 }
 const seconds = Number(values.seconds);
 const ops = new Set(values.ops.split(','));
+const callsPerConnection = Number(values['calls-per-connection']);
+if (!Number.isInteger(callsPerConnection) || callsPerConnection < 1) {
+  console.error(
+    `--calls-per-connection must be a whole number of at least 1, not "${values['calls-per-connection']}"`,
+  );
+  process.exit(2);
+}
 const all: Row[] = [];
 const adminUrl = new URL(values.url);
 adminUrl.pathname = '/postgres';
@@ -217,11 +230,11 @@ try {
     for (const variant of values.variant) {
       for (const flagList of values['server-flags']) {
         const flags = flagList.split(' ').filter((flag) => flag !== '');
-        const params = `pool_size=${LANES_PER_SERVER}&${variant}`;
+        const params = `pool_size=${CONNECTIONS_PER_SERVER}&${variant}`;
         const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, params);
         const details = [variant, ...flags].filter((part) => part !== '').join(' ');
         const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${details ? ` (${details})` : ''}`;
-        all.push(...(await runConfig(admin, url, servers, seconds, label, flags, ops)));
+        all.push(...(await runConfig(admin, url, servers, seconds, label, flags, ops, callsPerConnection)));
       }
     }
   }
@@ -237,6 +250,7 @@ try {
           'sqlite, 1 server',
           [],
           ops,
+          callsPerConnection,
         )),
       );
     } finally {
@@ -264,5 +278,5 @@ for (const op of ['getattr', 'create', 'rename']) {
 }
 console.log(
   `\nops/s (CPU per op: metadata servers + PostgreSQL processes); ${seconds} s per measurement, ` +
-    `${LANES_PER_SERVER} calls in flight per server`,
+    `${CONNECTIONS_PER_SERVER} connections per server, ${callsPerConnection} call${callsPerConnection > 1 ? 's' : ''} in flight on each`,
 );
