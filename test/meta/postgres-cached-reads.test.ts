@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
 import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { CURSOR_BLOCK } from '../../src/meta/engines/postgres/tx.js';
 import { engineStatsOf } from '../../src/meta/server/engine-stats.js';
+import { COUNTER_INODES } from '../../src/meta/namespace.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
@@ -112,6 +114,51 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
     assert.ok(after.setGroups > before.setGroups, 'a group of independent creates took the set-based path');
     assert.equal(after.setFallbacks, before.setFallbacks);
     for (const dir of dirs) assert.ok((await b.lookup(root, dir.ino, 'f')).ino > 0);
+  });
+
+  test("two servers' groups of creates add to a shard of their connection, not one per create", async () => {
+    // Random shards per create made a group of dozens touch most of the 64 counter rows, so
+    // every other group in flight waited for its commit on one of them or deadlocked with it.
+    // Each server in directories of its own, whose rows it has cached (one server's change of
+    // a row the other cached sends the other's next change to PostgreSQL first, outside groups),
+    // one create at a time in each (a second one would wait for the directory's row).
+    const dirsOf = async (server: MetaService, prefix: string) => {
+      const dirs = [];
+      for (let n = 0; n < 16; n++) {
+        const dir = await server.mkdir(root, ROOT_INO, `${prefix}-${n}`, 0o755, 0);
+        await server.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0);
+        dirs.push(dir);
+      }
+      return dirs;
+    };
+    const dirsA = await dirsOf(a, 'shard-a');
+    const dirsB = await dirsOf(b, 'shard-b');
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const shards = async (): Promise<Map<number, string>> => {
+        const { rows } = await client.query<{ shard: number; value: string }>(
+          `SELECT shard, value::text FROM counter_shard WHERE name = $1`,
+          [COUNTER_INODES],
+        );
+        return new Map(rows.map((row) => [row.shard, row.value]));
+      };
+      const before = await shards();
+      const creates = (server: MetaService, dirs: typeof dirsA, n: number) =>
+        dirs.map((dir) => server.mknod(root, dir.ino, `f${n}`, S_IFREG | 0o644, 0, 0));
+      for (let n = 0; n < 4; n++) await Promise.all([...creates(a, dirsA, n), ...creates(b, dirsB, n)]);
+      const after = await shards();
+      const changed = [...after].filter(([shard, value]) => before.get(shard) !== value);
+      // 128 creates; each server has at most two group connections, each with its own shard.
+      assert.ok(changed.length >= 1 && changed.length <= 4, `${changed.length} shards changed`);
+      const added = changed.reduce(
+        (sum, [shard, value]) => sum + BigInt(value) - BigInt(before.get(shard) ?? 0),
+        0n,
+      );
+      assert.equal(added, 128n, 'every create counted once');
+    } finally {
+      await client.end();
+    }
   });
 
   test("another server's changes win over what this one cached", async () => {

@@ -118,8 +118,9 @@ async function dump(pool: pg.Pool): Promise<Record<string, unknown[]>> {
     xattr_hist: 'SELECT * FROM xattr_hist ORDER BY ino, name, from_us, to_us',
     chunk: 'SELECT * FROM chunk ORDER BY ino, idx',
     chunk_hist: 'SELECT * FROM chunk_hist ORDER BY ino, idx, from_us, to_us',
-    // (formatVolume counted the root directory in a random shard of its own)
-    counter_shard: "SELECT * FROM counter_shard WHERE name IN ('inodes', 'bytes') ORDER BY name, shard",
+    // A counter's value, not its shards: a group adds to its connection's shard (apply.ts).
+    counter_shard:
+      "SELECT name, sum(value)::text AS value FROM counter_shard WHERE name IN ('inodes', 'bytes') GROUP BY name ORDER BY name",
     call_outcome: 'SELECT client_id, seq, reply, at_us FROM call_outcome ORDER BY client_id, seq',
     deleted_slice: 'SELECT * FROM deleted_slice ORDER BY id',
   };

@@ -101,6 +101,11 @@ const SIZES: ReadonlyMap<number, readonly [number, number, number]> = new Map(
     return [code, [count('n'), count('t'), count('b')] as const];
   }),
 );
+/** How many numbers each op code consumes, indexed by code. */
+const NUMS_OF_OP: readonly number[] = [...SIZES].reduce<number[]>((byCode, [code, [nums]]) => {
+  byCode[code] = nums;
+  return byCode;
+}, []);
 const INODE_OPS = new Set([1, 2, 7, 8, 9, 10]);
 const DENTRY_OPS = new Set([3, 4, 11, 12, 13]);
 const XATTR_OPS = new Set([5, 6, 14, 15]);
@@ -115,7 +120,7 @@ const SHARDED_COUNTER_OP = 18;
  * no row touched twice: schema-set-apply.ts), also where each op's values start and how many ops
  * of each code there are; else NULLs, and the group runs member by member.
  */
-export function groupParameters(batches: readonly TypedBatch[]): unknown[] {
+export function groupParameters(batches: readonly TypedBatch[], counterShard?: number): unknown[] {
   const all: TypedBatch = { ops: [], nums: [], texts: [], blobs: [] };
   const ends: number[][] = [[], [], [], []];
   for (const batch of batches) {
@@ -128,6 +133,7 @@ export function groupParameters(batches: readonly TypedBatch[]): unknown[] {
     ends[2].push(all.texts.length);
     ends[3].push(all.blobs.length);
   }
+  if (counterShard !== undefined) pinCounterShard(all, counterShard);
   return [
     all.ops,
     all.nums,
@@ -136,6 +142,22 @@ export function groupParameters(batches: readonly TypedBatch[]): unknown[] {
     ...ends,
     ...(batches.length > 1 ? setPath(all, ends[0]) : NO_SET_PATH),
   ];
+}
+
+/**
+ * Points every sharded-counter op of a group at one shard. Each transaction picked a shard at
+ * random so that transactions committing one by one rarely wait for each other; a group carries
+ * dozens of them, so its random shards covered most of the 64 rows and every other group in
+ * flight (this server's second one, other servers') waited for its commit on one of them, or
+ * deadlocked with it. The sum of a counter's shards is its value: which shard a delta goes to
+ * does not matter.
+ */
+function pinCounterShard(group: TypedBatch, shard: number): void {
+  let n = 0;
+  for (const code of group.ops) {
+    if (code === SHARDED_COUNTER_OP) group.nums[n] = shard;
+    n += NUMS_OF_OP[code];
+  }
 }
 
 const NO_SET_PATH = [null, null, null, null] as const;

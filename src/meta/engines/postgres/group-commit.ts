@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { prepareStatement, newStatements, quoteLiteral, type Statement } from './sql.js';
-import type { TxConnection } from './tx.js';
+import { COUNTER_SHARDS, type TxConnection } from './tx.js';
 import {
   APPLY_GROUP,
   SET_PATH_PARAMETER,
@@ -40,6 +40,8 @@ interface Member {
 export interface DirectConnection {
   client: pg.Client;
   broken: boolean;
+  /** The counter shard every group on this connection adds to (apply.ts, pinCounterShard). */
+  counterShard: number;
 }
 
 /** What `strata_try` (migration 4) returns for a batch that failed: its SQLSTATE, constraint, message. */
@@ -97,6 +99,11 @@ export class GroupCommitter {
 
   /** Idle connections for typed groups (at most maxInFlight exist). */
   private readonly idleDirect: DirectConnection[] = [];
+  /**
+   * Counter shards of this committer's connections: consecutive from a random start, so that its
+   * groups in flight never share one and other servers' groups rarely do.
+   */
+  private nextCounterShard = Math.floor(Math.random() * COUNTER_SHARDS);
   private closed = false;
 
   /**
@@ -175,7 +182,10 @@ export class GroupCommitter {
     }
     let failures: ApplyFailure[];
     try {
-      const values = groupParameters(group.map((member) => member.typed!));
+      const values = groupParameters(
+        group.map((member) => member.typed!),
+        conn.counterShard,
+      );
       const result = await conn.client.query<ApplyFailure>({
         name: APPLY_GROUP.name,
         text: APPLY_GROUP.text,
@@ -210,7 +220,9 @@ export class GroupCommitter {
     }
     if (!this.openDirect)
       throw new Error('group commit of typed batches needs its own connections (openDirect)');
-    const conn: DirectConnection = { client: await this.openDirect(), broken: false };
+    const client = await this.openDirect();
+    const counterShard = this.nextCounterShard++ % COUNTER_SHARDS;
+    const conn: DirectConnection = { client, broken: false, counterShard };
     // A connection that dies while idle must not crash the process; it is replaced when next taken.
     conn.client.on('error', () => (conn.broken = true));
     conn.client.on('end', () => (conn.broken = true));
