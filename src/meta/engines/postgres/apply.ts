@@ -1,3 +1,4 @@
+import { byteaArray, int4Array, int8Array, textArray } from './binary-array.js';
 import { SET_APPLY_OPS } from './schema-set-apply.js';
 import { SQL, type Statement } from './sql.js';
 
@@ -115,10 +116,11 @@ const CALL_OUTCOME_OP = 19;
 const SHARDED_COUNTER_OP = 18;
 
 /**
- * The parameters of APPLY_GROUP for the batches of a group, in member order (1-based). When the
- * group may take strata_apply3's set-based path (two members or more, only ops that path knows,
- * no row touched twice: schema-set-apply.ts), also where each op's values start and how many ops
- * of each code there are; else NULLs, and the group runs member by member.
+ * The parameters of APPLY_GROUP for the batches of a group, in member order (1-based), as
+ * binary arrays (binary-array.ts). When the group may take strata_apply3's set-based path (two
+ * members or more, only ops that path knows, no row touched twice: schema-set-apply.ts), also
+ * where each op's values start and how many ops of each code there are; else NULLs, and the
+ * group runs member by member. `counterShard`: see pinCounterShard.
  */
 export function groupParameters(batches: readonly TypedBatch[], counterShard?: number): unknown[] {
   const all: TypedBatch = { ops: [], nums: [], texts: [], blobs: [] };
@@ -134,13 +136,16 @@ export function groupParameters(batches: readonly TypedBatch[], counterShard?: n
     ends[3].push(all.blobs.length);
   }
   if (counterShard !== undefined) pinCounterShard(all, counterShard);
+  const set = batches.length > 1 ? setPath(all, ends[0]) : undefined;
   return [
-    all.ops,
-    all.nums,
-    all.texts,
-    all.blobs,
-    ...ends,
-    ...(batches.length > 1 ? setPath(all, ends[0]) : NO_SET_PATH),
+    int4Array(all.ops),
+    int8Array(all.nums),
+    textArray(all.texts),
+    byteaArray(all.blobs),
+    ...ends.map(int4Array),
+    ...(set
+      ? [int4Array(set.opn), int4Array(set.opt), int4Array(set.opb), int4Array(set.counts)]
+      : NO_SET_PATH),
   ];
 }
 
@@ -161,16 +166,25 @@ function pinCounterShard(group: TypedBatch, shard: number): void {
 }
 
 const NO_SET_PATH = [null, null, null, null] as const;
+
+/** Where each op's values start (1-based) and how many ops of each code: the set-based path's arguments. */
+interface SetPath {
+  opn: number[];
+  opt: number[];
+  opb: number[];
+  counts: number[];
+}
+
 /** The index in groupParameters' result of opn: null when the group runs member by member. */
 export const SET_PATH_PARAMETER = 8;
 
 /**
- * opn, opt, opb and counts for the set-based path, or NULLs when the group cannot take it: an op
+ * opn, opt, opb and counts for the set-based path, or undefined when the group cannot take it: an op
  * that path does not know, or a row that two members touch, or that one member writes twice
  * (the path runs every check before every write, and each kind of write once for the group;
  * a member's checks of a row it then writes come before the write in its own batch too).
  */
-function setPath(group: TypedBatch, opEnds: readonly number[]): readonly unknown[] {
+function setPath(group: TypedBatch, opEnds: readonly number[]): SetPath | undefined {
   const opn: number[] = [];
   const opt: number[] = [];
   const opb: number[] = [];
@@ -184,16 +198,16 @@ function setPath(group: TypedBatch, opEnds: readonly number[]): readonly unknown
   for (let index = 0; index < group.ops.length; index++) {
     while (index >= opEnds[member - 1]) member++;
     const code = group.ops[index];
-    if (!SET_APPLY_OPS.has(code)) return NO_SET_PATH;
+    if (!SET_APPLY_OPS.has(code)) return undefined;
     let row: string | undefined;
     if (INODE_OPS.has(code)) row = `i${group.nums[n]}`;
     else if (DENTRY_OPS.has(code)) row = `d${group.nums[n]}/${group.texts[t]}`;
     else if (XATTR_OPS.has(code)) row = `x${group.nums[n]}/${group.texts[t]}`;
     else if (code === CALL_OUTCOME_OP) row = `o${group.texts[t]}/${group.nums[n]}`;
-    else if (code !== SHARDED_COUNTER_OP) return NO_SET_PATH;
+    else if (code !== SHARDED_COUNTER_OP) return undefined;
     if (row !== undefined) {
       const owner = rows.get(row);
-      if (owner !== undefined && (owner === -member || Math.abs(owner) !== member)) return NO_SET_PATH;
+      if (owner !== undefined && (owner === -member || Math.abs(owner) !== member)) return undefined;
       rows.set(row, CHECK_OPS.has(code) ? member : -member);
     }
     opn.push(n + 1);
@@ -205,7 +219,7 @@ function setPath(group: TypedBatch, opEnds: readonly number[]): readonly unknown
     t += texts;
     b += blobs;
   }
-  return [opn, opt, opb, counts];
+  return { opn, opt, opb, counts };
 }
 
 /** A failed member of a group, as strata_apply reports it. */
