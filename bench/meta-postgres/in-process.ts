@@ -3,8 +3,10 @@
 // variant given, taking turns. Reports ops/s and CPU per operation of this process (node) and of
 // every process of the PostgreSQL cluster, and WAL flushes per operation (pg_stat_wal, cluster-wide): the
 // figures the RPC benchmark (run.ts) cannot separate on a small shared machine.
-// Usage: node dist/bench/meta-postgres/in-process.js [--seconds 3] [--rounds 2] [--lanes 16]
+// Usage: node dist/bench/meta-postgres/in-process.js [--seconds 3] [--rounds 2] [--lanes 16] [--dirs N]
 //          [--variant ''] [--variant 'group_commit=off'] ...
+// --dirs N: the lanes share N directories (lane l in directory l mod N; default one per lane),
+// e.g. --dirs 1 for many writers creating in one directory.
 // Each variant is a query string appended to $STRATA_PG_TEST_URL (a fresh database per run).
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -67,28 +69,31 @@ async function runVariant(
   variant: string,
   seconds: number,
   lanes: number,
+  dirCount: number,
 ): Promise<{ create: Figures; rename: Figures }> {
   const url = await freshDatabase(admin, baseUrl, 'strata_bench_inproc', variant);
   await formatVolume(url, { name: 'bench' });
   const service = await openMetaService({ engineUrl: url, background: false });
   try {
     const dirs: Ino[] = [];
-    for (let lane = 0; lane < lanes; lane++)
-      dirs.push((await service.mkdir(root, ROOT_INO, `lane${lane}`, 0o755, 0)).ino);
+    for (let dir = 0; dir < dirCount; dir++)
+      dirs.push((await service.mkdir(root, ROOT_INO, `dir${dir}`, 0o755, 0)).ino);
+    for (let lane = dirCount; lane < lanes; lane++) dirs.push(dirs[lane % dirCount]);
     const created = new Array<number>(lanes).fill(0);
+    // Names carry the lane: lanes sharing a directory never collide.
     const create = await measure(admin, seconds, lanes, (lane) =>
-      service.mknod(root, dirs[lane], `c${created[lane]++}`, S_IFREG | 0o644, 0, 0),
+      service.mknod(root, dirs[lane], `c${lane}.${created[lane]++}`, S_IFREG | 0o644, 0, 0),
     );
     const rename = await measure(admin, seconds, lanes, (lane, n) => {
-      const from = `c${n % created[lane]}`;
+      const from = `c${lane}.${n % created[lane]}`;
       return n % 2 === 0
         ? service.rename(root, dirs[lane], from, dirs[lane], `${from}.r`, 0)
         : service.rename(
             root,
             dirs[lane],
-            `c${(n - 1) % created[lane]}.r`,
+            `c${lane}.${(n - 1) % created[lane]}.r`,
             dirs[lane],
-            `c${(n - 1) % created[lane]}`,
+            `c${lane}.${(n - 1) % created[lane]}`,
             0,
           );
     });
@@ -103,6 +108,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '2' },
     lanes: { type: 'string', default: '16' },
+    dirs: { type: 'string' },
     variant: { type: 'string', multiple: true, default: [''] },
     url: { type: 'string', default: process.env.STRATA_PG_TEST_URL },
   },
@@ -127,6 +133,7 @@ try {
         variant,
         Number(values.seconds),
         Number(values.lanes),
+        Number(values.dirs ?? values.lanes),
       );
       console.log(`round ${round} [${variant || 'default'}] create ${fmt(create)} | rename ${fmt(rename)}`);
     }
