@@ -161,6 +161,63 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
     }
   });
 
+  test('concurrent creates in one directory commit in groups, each deciding from the one before it', async () => {
+    // Each create changes the directory's row: the next one waits for it to reach its commit
+    // and decides from what it wrote, instead of reading PostgreSQL under the row lock alone.
+    const engine = engineOf(a);
+    const dir = await a.mkdir(root, ROOT_INO, 'shared-creates', 0o755, 0);
+    await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0);
+    const committer = engine.committer!;
+    const before = { grouped: committer.groupedTransactions, stale: engine.cache!.staleReads };
+    const lanes = 16;
+    const perLane = 25;
+    await Promise.all(
+      Array.from({ length: lanes }, async (_, lane) => {
+        for (let n = 0; n < perLane; n++)
+          await a.mknod(root, dir.ino, `f${lane}.${n}`, S_IFREG | 0o644, 0, 0);
+      }),
+    );
+    const creates = lanes * perLane;
+    const grouped = committer.groupedTransactions - before.grouped;
+    const stale = engine.cache!.staleReads - before.stale;
+    assert.ok(grouped >= creates * 0.9, `${grouped} of ${creates} creates committed in groups`);
+    assert.ok(stale <= creates * 0.05, `${stale} of ${creates} creates found their cached directory stale`);
+    // What the other server reads from PostgreSQL: every entry, and the directory as the last create left it.
+    const names = (await b.readdir(root, dir.ino, 0, creates + 10, false)).map((e) => e.name);
+    assert.equal(names.filter((name) => name.startsWith('f')).length, creates);
+    const fresh = await b.getattr(dir.ino);
+    const last = await a.getattr(dir.ino);
+    assert.deepEqual([fresh.mtime, fresh.ctime, fresh.nlink], [last.mtime, last.ctime, last.nlink]);
+  });
+
+  test('a create whose predecessor in the directory fails runs again and succeeds', async () => {
+    const dir = await a.mkdir(root, ROOT_INO, 'chain-break', 0o755, 0);
+    await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0);
+    // b takes a name a has never seen: a assumes it absent, and its insert fails at commit.
+    await b.mknod(root, dir.ino, 'taken', S_IFREG | 0o644, 0, 0);
+    const staleBefore = engineOf(a).cache!.staleReads;
+    const results = await Promise.allSettled([
+      a.mknod(root, dir.ino, 'taken', S_IFREG | 0o644, 0, 0),
+      a.mknod(root, dir.ino, 'next1', S_IFREG | 0o644, 0, 0),
+      a.mknod(root, dir.ino, 'next2', S_IFREG | 0o644, 0, 0),
+    ]);
+    assert.equal(results[0].status, 'rejected');
+    assert.equal(
+      isFsError((results[0] as PromiseRejectedResult).reason) &&
+        (results[0] as PromiseRejectedResult).reason.errno,
+      Errno.EEXIST,
+    );
+    assert.deepEqual(
+      results.slice(1).map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    );
+    // The two that decided from the failed create's directory row found it stale and ran again.
+    assert.ok(engineOf(a).cache!.staleReads > staleBefore);
+    const names = (await b.readdir(root, dir.ino, 0, 100, false)).map((e) => e.name).sort();
+    assert.deepEqual(names, ['.', '..', 'next1', 'next2', 'taken', 'warm-up']);
+    assert.equal((await b.lookup(root, dir.ino, 'taken')).ino, (await a.lookup(root, dir.ino, 'taken')).ino);
+  });
+
   test("another server's changes win over what this one cached", async () => {
     const engine = engineOf(a);
     const dir = await a.mkdir(root, ROOT_INO, 'contested', 0o777, 0);

@@ -30,6 +30,19 @@ interface Member {
   typed?: TypedBatch;
   resolve: () => void;
   reject: (error: Error) => void;
+  /** The committing transaction, and those whose uncommitted values it decided from (RowCache.publish). */
+  order?: CommitOrder;
+}
+
+/**
+ * A transaction that decided from another one's uncommitted values must reach PostgreSQL after
+ * it: in the same group (members run in order) or once its group or own commit has ended. Else
+ * its checks may run first, see the rows as they were, and fail (and every member decided from
+ * its values after it).
+ */
+export interface CommitOrder {
+  token: object;
+  after: ReadonlySet<object>;
 }
 
 /**
@@ -111,9 +124,9 @@ export class GroupCommitter {
    * Rejects with the batch's own error (SQLSTATE in `code`) or, when the whole group failed,
    * with the group's.
    */
-  commit(statements: string[], uses: Statement[]): Promise<void> {
+  commit(statements: string[], uses: Statement[], order?: CommitOrder): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ statements, uses, resolve, reject });
+      this.queue.push({ statements, uses, resolve, reject, order });
       this.pump();
     });
   }
@@ -122,9 +135,9 @@ export class GroupCommitter {
    * Commits one transaction's typed batch (apply.ts) with whatever else is waiting. Rejects as
    * `commit` does.
    */
-  commitTyped(batch: TypedBatch): Promise<void> {
+  commitTyped(batch: TypedBatch, order?: CommitOrder): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ statements: [], uses: [], typed: batch, resolve, reject });
+      this.queue.push({ statements: [], uses: [], typed: batch, resolve, reject, order });
       this.pump();
     });
   }
@@ -137,8 +150,43 @@ export class GroupCommitter {
     await Promise.all(idle.map((conn) => conn.client.end().catch(() => undefined)));
   }
 
+  /**
+   * Transactions of this engine between the start and the end of their commit, grouped or on
+   * their own connection (PgTxDriver.commit adds and removes itself, then calls `wake`).
+   */
+  readonly committing = new Set<object>();
+
+  /** A commit outside the groups ended: a group waiting for it (CommitOrder) may leave. */
+  wake(): void {
+    this.pump();
+  }
+
+  /**
+   * True when a member of the next group decided from values of a transaction still committing
+   * outside that group (in a group in flight, or on its own connection): see CommitOrder.
+   */
+  private mustWait(): boolean {
+    if (this.committing.size === 0) return false;
+    const end = Math.min(this.queue.length, this.maxTransactions);
+    let inGroup: Set<object> | undefined;
+    for (let index = 0; index < end; index++) {
+      const order = this.queue[index].order;
+      if (!order || order.after.size === 0) continue;
+      if (!inGroup) {
+        inGroup = new Set();
+        for (let other = 0; other < end; other++) {
+          const token = this.queue[other].order?.token;
+          if (token) inGroup.add(token);
+        }
+      }
+      for (const token of order.after) if (this.committing.has(token) && !inGroup.has(token)) return true;
+    }
+    return false;
+  }
+
   private pump(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      if (this.mustWait()) return; // the group in flight, or the commit it waits for, pumps when it ends
       if (this.inFlight > 0) {
         const waitedMs = performance.now() - this.lastStartMs;
         if (waitedMs < this.stallMs) {

@@ -30,6 +30,13 @@ export class RowCache {
    * the cache: it then queues behind the first one's commit instead of failing its check.
    */
   private readonly busy = new Map<string, number>();
+  /** Transactions waiting for a busy key to become free (whenFree), in arrival order. */
+  private readonly waiters = new Map<string, Array<() => void>>();
+  /**
+   * Keys whose value a transaction published when it reached its commit (publish) and that it
+   * has not settled yet: key -> that transaction. A later transaction may have published over it.
+   */
+  private readonly publishers = new Map<string, object>();
   /** Cached reads whose check failed at commit (another server, or a stale read): metrics, tests. */
   staleReads = 0;
 
@@ -109,7 +116,62 @@ export class RowCache {
 
   release(key: string): void {
     const n = (this.busy.get(key) ?? 0) - 1;
-    if (n > 0) this.busy.set(key, n);
-    else this.busy.delete(key);
+    if (n > 0) {
+      this.busy.set(key, n);
+      return;
+    }
+    this.busy.delete(key);
+    const waiting = this.waiters.get(key);
+    if (waiting) {
+      // All of them: the first to run takes the key again, the others find it busy and wait on.
+      this.waiters.delete(key);
+      for (const wake of waiting) wake();
+    }
+  }
+
+  /**
+   * Resolves once no transaction holds `key`. Only for a transaction that holds no key itself
+   * (PgTxReads.getInode): a waiter holding nothing cannot be part of a cycle of waiters.
+   */
+  whenFree(key: string): Promise<void> {
+    if (!this.busy.has(key)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiting = this.waiters.get(key);
+      if (waiting) waiting.push(resolve);
+      else this.waiters.set(key, [resolve]);
+    });
+  }
+
+  /**
+   * What a transaction read and wrote, remembered when it reaches its commit (before the commit
+   * returns), so that the next transaction on the same rows decides from it and commits after
+   * it, in the same group or the next, instead of reading PostgreSQL under the row lock and
+   * committing alone. Its checks make that safe: if this transaction does not commit, they fail
+   * and it runs again reading PostgreSQL. A null inode (deleted) is dropped instead.
+   */
+  publish(key: string, value: CachedValue, publisher: object): void {
+    if (value === null && key.charCodeAt(0) === 0x69 /* i */) {
+      this.dropInode(Number(key.slice(1)));
+      this.publishers.delete(key);
+      return;
+    }
+    this.set(key, value);
+    this.publishers.set(key, publisher);
+  }
+
+  /** The transaction whose uncommitted value of `key` the cache holds, if any. */
+  publisherOf(key: string): object | undefined {
+    return this.publishers.get(key);
+  }
+
+  /**
+   * The publisher of `key` ended: a committed value stays; a failed one is dropped, unless a
+   * later transaction published over it (that one's own end decides).
+   */
+  settle(key: string, publisher: object, committed: boolean): void {
+    const current = this.publishers.get(key);
+    if (current !== undefined && current !== publisher) return;
+    this.publishers.delete(key);
+    if (!committed) this.drop(key);
   }
 }

@@ -90,6 +90,10 @@ export abstract class PgTxDriver {
   protected readonly speculated = new Set<string>();
   /** True once a decision rested on a cached or assumed value (a POSIX error must then be rechecked). */
   usedCache = false;
+  /** True once this transaction's values went to the cache at its commit (publishDecided). */
+  private published = false;
+  /** Transactions whose uncommitted values this one decided from: it commits after them (CommitOrder). */
+  private readonly after = new Set<object>();
 
   constructor(
     protected readonly shared: SharedTxState,
@@ -180,23 +184,35 @@ export abstract class PgTxDriver {
       this.defer(SQL.expectNoDentry, [Number(key.slice(1, slash)), key.slice(slash + 1)]);
     }
     if (!this.begun && this.pending.length === 0) return; // nothing happened
-    if (!this.begun && this.committer) {
-      // Nothing sent yet, so no connection and no row lock held: commit with other
-      // transactions in one PostgreSQL transaction (one round trip, one WAL flush), as op
-      // codes and values where strata_apply knows every statement (apply.ts), else as SQL text.
-      const batch = this.pending;
-      this.pending = [];
-      this.shared.roundTrips++;
-      const typed = this.committer.typedBatches ? encodeBatch(batch) : undefined;
-      if (typed) await this.committer.commitTyped(typed);
-      else
-        await this.committer.commit(
-          batch.map((op) => executeStatement(op.statement, op.values)),
-          usedStatements(batch),
-        );
-      return;
+    this.publishDecided();
+    const committer = this.committer;
+    committer?.committing.add(this);
+    try {
+      if (!this.begun && committer) {
+        // Nothing sent yet, so no connection and no row lock held: commit with other
+        // transactions in one PostgreSQL transaction (one round trip, one WAL flush), as op
+        // codes and values where strata_apply knows every statement (apply.ts), else as SQL text.
+        const batch = this.pending;
+        this.pending = [];
+        this.shared.roundTrips++;
+        const order = { token: this, after: this.after };
+        const typed = committer.typedBatches ? encodeBatch(batch) : undefined;
+        if (typed) await committer.commitTyped(typed, order);
+        else
+          await committer.commit(
+            batch.map((op) => executeStatement(op.statement, op.values)),
+            usedStatements(batch),
+            order,
+          );
+        return;
+      }
+      await this.flush(true);
+    } finally {
+      if (committer) {
+        committer.committing.delete(this);
+        committer.wake();
+      }
     }
-    await this.flush(true);
   }
 
   /** Resolves once no query of this transaction is in flight (before ROLLBACK). */
@@ -222,6 +238,11 @@ export abstract class PgTxDriver {
     const cache = this.cache;
     if (!cache || !this.writable) return;
     for (const key of this.held) cache.release(key);
+    if (this.published) {
+      for (const key of this.observed.keys()) cache.settle(key, this, committed);
+      if (!committed) for (const key of this.speculated) cache.settle(key, this, false);
+      return;
+    }
     if (committed) {
       for (const [key, value] of this.observed) {
         if (value === null && key.charCodeAt(0) === 0x69 /* i */) cache.dropInode(Number(key.slice(1)));
@@ -231,6 +252,21 @@ export abstract class PgTxDriver {
       for (const key of this.observed.keys()) cache.drop(key);
       for (const key of this.speculated) cache.drop(key);
     }
+  }
+
+  /**
+   * At the commit, once everything is decided: the values this transaction read and wrote go to
+   * the cache now and its keys are free (RowCache.publish), so that the next transaction on the
+   * same rows (creates in one directory) decides from them and commits after this one, checked
+   * against them, instead of reading PostgreSQL under the row lock and committing alone.
+   */
+  private publishDecided(): void {
+    const cache = this.cache;
+    if (!cache || !this.writable) return;
+    for (const [key, value] of this.observed) cache.publish(key, value, this);
+    for (const key of this.held) cache.release(key);
+    this.held.clear();
+    this.published = true;
   }
 
   protected hold(key: string): void {
@@ -263,6 +299,8 @@ export abstract class PgTxDriver {
     if (value === undefined || this.cache.busyElsewhere(key, this.held.has(key))) return undefined;
     this.hold(key);
     this.usedCache = true;
+    const publisher = this.cache.publisherOf(key);
+    if (publisher !== undefined && publisher !== this) this.after.add(publisher);
     return value;
   }
 }

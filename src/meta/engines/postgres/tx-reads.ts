@@ -73,6 +73,11 @@ export abstract class PgTxReads extends PgTxDriver {
   async getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined> {
     if (asOfUs === undefined && this.writable) {
       const key = inodeKey(ino);
+      // Another transaction of this server is deciding on this inode (a create in the same
+      // directory): wait for it to reach its commit and decide from what it wrote, rather than
+      // read PostgreSQL under the row lock. Only while holding nothing, so waits never cycle.
+      while (this.cachedReads && this.cache && this.held.size === 0 && this.cache.busyElsewhere(key, false))
+        await this.cache.whenFree(key);
       const cached = this.fromCache(key) as InodeRow | null | undefined;
       if (cached) {
         const values = inodeValues(cached);
