@@ -254,6 +254,12 @@ export interface Engine {
    * (PostgreSQL with synchronous_commit on): callers treat it as a no-op.
    */
   sync?(): Promise<void>;
+  /**
+   * The inode as committed now, read outside any transaction, or undefined when there is none.
+   * Engines that batch such reads offer it (PostgreSQL: one query for many getattrs); absent,
+   * getattr reads in a read transaction.
+   */
+  readInode?(ino: Ino): Promise<InodeRow | undefined>;
   /** Drops every row of every table (re-format with force). The schema stays. */
   wipe(): Promise<void>;
   stats(): Promise<EngineStats>;

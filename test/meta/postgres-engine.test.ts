@@ -45,7 +45,7 @@ describe('PostgreSQL engine URLs', () => {
   test('our query parameters are taken off; libpq ones (host= for a socket dir) stay', () => {
     assert.deepEqual(
       parsePostgresUrl(
-        'postgres://u@/db?host=/run/pg&pool_size=3&notify=off&cached_reads=off&group_commit=off&typed_batches=off',
+        'postgres://u@/db?host=/run/pg&pool_size=3&notify=off&cached_reads=off&group_commit=off&typed_batches=off&batched_reads=off',
       ),
       {
         connectionString: 'postgres://u@/db?host=%2Frun%2Fpg',
@@ -57,6 +57,7 @@ describe('PostgreSQL engine URLs', () => {
           commitGroups: 2,
           commitStallMs: 4,
           typedBatches: false,
+          batchedReads: false,
         },
       },
     );
@@ -68,6 +69,7 @@ describe('PostgreSQL engine URLs', () => {
       commitGroups: 2,
       commitStallMs: 4,
       typedBatches: true,
+      batchedReads: true,
     });
     assert.equal(parsePostgresUrl('postgres://h/db?commit_groups=1').settings.commitGroups, 1);
     assert.equal(parsePostgresUrl('postgres://h/db?commit_stall_ms=0').settings.commitStallMs, 0);

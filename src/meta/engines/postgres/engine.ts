@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { LatencyHistograms, fsError, isFsError } from '../../../common/index.js';
+import { LatencyHistograms, fsError, isFsError, type Ino } from '../../../common/index.js';
 import {
   systemClock,
   type Clock,
   type Engine,
   type EngineOptions,
   type EngineStats,
+  type InodeRow,
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
@@ -24,6 +25,7 @@ import { RowCache, dentryKey, inodeKey } from './row-cache.js';
 import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
 import { GroupCommitter } from './group-commit.js';
+import { InodeReadBatcher } from './inode-reads.js';
 import { parsePostgresUrl, type PostgresSettings } from './settings.js';
 import { CURSOR_BLOCK, PgTx, type SharedTxState, type TxConnection } from './tx.js';
 import { SQL } from './sql.js';
@@ -107,6 +109,10 @@ export class PostgresEngine implements Engine {
   readonly cache: RowCache | undefined;
   /** Commits cached-read transactions together (group-commit.ts); undefined with `group_commit=off`. */
   readonly committer: GroupCommitter | undefined;
+  /** getattr's reads, batched (inode-reads.ts); undefined with `batched_reads=off`. */
+  readonly inodeReads: InodeReadBatcher | undefined;
+  /** Engine.readInode, offered while reads are batched. */
+  readonly readInode: ((ino: Ino) => Promise<InodeRow | undefined>) | undefined;
   /** SQL-level prepared statements per pooled connection. */
   private readonly prepared = new WeakMap<pg.PoolClient, Set<string>>();
   /** Pooled connections whose last read left its read-only transaction open. */
@@ -138,6 +144,20 @@ export class PostgresEngine implements Engine {
             settings.commitStallMs,
           )
         : undefined;
+    const inodeReads = settings.batchedReads
+      ? new InodeReadBatcher(
+          () => this.openDirect(true),
+          (error) =>
+            isFsError(error)
+              ? error
+              : fsError.EIO(
+                  `PostgreSQL metadata engine at ${this.displayUrl} failed: ${String(error)}`,
+                  error,
+                ),
+        )
+      : undefined;
+    this.inodeReads = inodeReads;
+    this.readInode = inodeReads && ((ino) => this.track(() => this.readInodeBatched(inodeReads, ino)));
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
     // Not durable = a crash of PostgreSQL may lose the last few hundred ms of acknowledged
@@ -149,6 +169,12 @@ export class PostgresEngine implements Engine {
     );
     this.saveTimer.unref();
     this.shared.refillCursors = () => this.refillCursors();
+  }
+
+  private async readInodeBatched(reads: InodeReadBatcher, ino: Ino): Promise<InodeRow | undefined> {
+    const row = await reads.read(ino);
+    if (row) this.cache?.offer(inodeKey(ino), { ...row });
+    return row;
   }
 
   private cursorRefill: Promise<void> | undefined;
@@ -521,6 +547,7 @@ export class PostgresEngine implements Engine {
     await this.saveLastCommit().catch(() => undefined);
     await this.notifier?.close();
     await this.committer?.close();
+    await this.inodeReads?.close();
     const feed = this.feed;
     this.feed = undefined;
     if (feed) await (await feed.catch(() => undefined))?.close();

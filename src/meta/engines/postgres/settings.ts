@@ -30,6 +30,8 @@ export interface PostgresSettings {
    * of its own, instead of SQL text to strata_try (`?typed_batches=off`).
    */
   typedBatches: boolean;
+  /** getattr reads its inode in batches with other getattrs, outside transactions (inode-reads.ts; `?batched_reads=off`). */
+  batchedReads: boolean;
 }
 
 const DEFAULT_POOL_SIZE = 16;
@@ -47,6 +49,7 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
     commitGroups: GROUP_MAX_IN_FLIGHT,
     commitStallMs: GROUP_STALL_MS,
     typedBatches: true,
+    batchedReads: true,
   };
   settings.poolSize = integer(params, 'pool_size', settings.poolSize, url);
   settings.commitGroups = integer(params, 'commit_groups', settings.commitGroups, url);
@@ -55,6 +58,7 @@ export function parsePostgresUrl(url: string): { connectionString: string; setti
   settings.cachedReads = onOff(params, 'cached_reads', settings.cachedReads, url);
   settings.groupCommit = onOff(params, 'group_commit', settings.groupCommit, url);
   settings.typedBatches = onOff(params, 'typed_batches', settings.typedBatches, url);
+  settings.batchedReads = onOff(params, 'batched_reads', settings.batchedReads, url);
   const rest = params.toString();
   const base = question >= 0 ? url.slice(0, question) : url;
   return { connectionString: rest ? `${base}?${rest}` : base, settings };

@@ -28,6 +28,7 @@ const DENTRY_COLS = 'parent, name, ino, type, cursor';
 
 export const SQL = {
   getInode: stmt('get_inode', `SELECT ${INODE_COLS} FROM inode WHERE ino = $1`),
+  getInodes: stmt('get_inodes', `SELECT ${INODE_COLS} FROM inode WHERE ino = ANY($1::bigint[])`),
   getInodeLocked: stmt('get_inode_locked', `SELECT ${INODE_COLS} FROM inode WHERE ino = $1 FOR UPDATE`),
   getInodeAsOf: stmt(
     'get_inode_asof',
