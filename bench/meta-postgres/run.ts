@@ -5,7 +5,7 @@
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 //          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
 //          [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
-//          [--ops getattr,create,rename] (phases to run)
+//          [--ops getattr,create,rename] (phases to run; also lookup, of the getattr files by name)
 //          [--calls-per-connection 1] (calls in flight on each of the 16 connections)
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -159,6 +159,10 @@ async function runConfig(
       );
     };
     const created = new Array<number>(lanes).fill(0);
+    if (ops.has('lookup'))
+      await phase('lookup', (lane, n) =>
+        clientOf(lane).lookup(root, statDir.ino, `f${(lane * 7919 + n) % GETATTR_FILES}`),
+      );
     if (ops.has('getattr'))
       await phase('getattr', (lane, n) =>
         clientOf(lane).getattr(statInos[(lane * 7919 + n) % statInos.length]),
@@ -264,7 +268,7 @@ try {
 const labels = [...new Set(all.map((r) => r.label))];
 console.log(`\n| op | ${labels.join(' | ')} |`);
 console.log(`|---|${labels.map(() => '---').join('|')}|`);
-for (const op of ['getattr', 'create', 'rename']) {
+for (const op of ['lookup', 'getattr', 'create', 'rename']) {
   const cells = labels.map((label) => {
     const row = all.find((r) => r.label === label && r.op === op);
     if (!row) return '';

@@ -137,6 +137,9 @@ export interface SliceGcState {
 }
 
 /** Reads, current or as of an instant. */
+/** The reads of one lookup (Engine.readLookup): current state only. */
+export type LookupReads = Pick<ReadTx, 'getInode' | 'getXattr' | 'lookup'>;
+
 export interface ReadTx {
   getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined>;
   lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined>;
@@ -260,6 +263,12 @@ export interface Engine {
    * getattr reads in a read transaction.
    */
   readInode?(ino: Ino): Promise<InodeRow | undefined>;
+  /**
+   * What a lookup of `name` in `parent` reads (the directory, its access ACL, the entry, the
+   * inode it names) from one snapshot taken now, as reads answering from it. Engines that batch
+   * such reads offer it (PostgreSQL); absent, lookup reads in a read transaction.
+   */
+  readLookup?(parent: Ino, name: string): Promise<LookupReads>;
   /** Drops every row of every table (re-format with force). The schema stays. */
   wipe(): Promise<void>;
   stats(): Promise<EngineStats>;

@@ -233,7 +233,11 @@ function processExists(pid: number): boolean {
   }
 }
 
-export async function getInode(tx: ReadTx, ino: Ino, asOfUs: number | undefined): Promise<InodeRow> {
+export async function getInode(
+  tx: Pick<ReadTx, 'getInode'>,
+  ino: Ino,
+  asOfUs: number | undefined,
+): Promise<InodeRow> {
   const row = await tx.getInode(ino, asOfUs);
   if (!row) {
     throw fsError.ENOENT(
@@ -243,7 +247,11 @@ export async function getInode(tx: ReadTx, ino: Ino, asOfUs: number | undefined)
   return row;
 }
 
-export async function getDir(tx: ReadTx, ino: Ino, asOfUs: number | undefined): Promise<InodeRow> {
+export async function getDir(
+  tx: Pick<ReadTx, 'getInode'>,
+  ino: Ino,
+  asOfUs: number | undefined,
+): Promise<InodeRow> {
   const row = await getInode(tx, ino, asOfUs);
   if (!isDir(row.mode)) throw fsError.ENOTDIR(`inode ${ino} is not a directory`);
   return row;

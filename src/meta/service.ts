@@ -12,7 +12,7 @@ import {
   type VolumeSettings,
 } from './api.js';
 import { ACL_ACCESS_XATTR } from './acl.js';
-import type { InodeRow } from './engine.js';
+import type { InodeRow, LookupReads } from './engine.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isLnk, toAttr } from './attrs.js';
 import * as fileOps from './file-ops.js';
 import * as ns from './namespace.js';
@@ -51,7 +51,7 @@ export class MetaService extends MetaServiceContents implements MetaApi {
   async lookup(caller: Caller, parent: Ino, name: string, asOf?: AsOf): Promise<InodeAttr> {
     const t = this.checkAsOf(asOf);
     ns.checkName(name);
-    return this.engine.read(async (tx) => {
+    const answer = async (tx: LookupReads): Promise<InodeAttr> => {
       const dir = await getDir(tx, parent, t);
       // Only a caller who is neither root nor the owner can be refused by an ACL: read it then.
       const acl =
@@ -68,7 +68,11 @@ export class MetaService extends MetaServiceContents implements MetaApi {
         ino = entry.ino;
       }
       return toAttr(await getInode(tx, ino, t));
-    });
+    };
+    // '..' reads the parent's parent, which one prefetched lookup does not carry.
+    if (t === undefined && name !== '..' && this.engine.readLookup)
+      return answer(await this.engine.readLookup(parent, name));
+    return this.engine.read(answer);
   }
 
   async getattr(ino: Ino, asOf?: AsOf): Promise<InodeAttr> {

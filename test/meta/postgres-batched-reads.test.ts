@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { Errno, ROOT_INO, asIno, isFsError } from '../../src/common/index.js';
+import { AclTag, encodeAcl } from '../../src/meta/acl.js';
 import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
 import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
@@ -9,7 +10,7 @@ import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgre
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
 
-describe('PostgreSQL getattr in batches', { skip: PG_SKIP_REASON }, () => {
+describe('PostgreSQL getattr and lookup in batches', { skip: PG_SKIP_REASON }, () => {
   let db: TestDatabase;
   let a: MetaService;
   let b: MetaService;
@@ -31,8 +32,8 @@ describe('PostgreSQL getattr in batches', { skip: PG_SKIP_REASON }, () => {
 
   const readsOf = (service: MetaService) => {
     const engine = service.engine;
-    assert.ok(engine instanceof PostgresEngine && engine.inodeReads);
-    return engine.inodeReads;
+    assert.ok(engine instanceof PostgresEngine && engine.batchedReads);
+    return engine.batchedReads;
   };
 
   test('concurrent getattrs share queries and answer what a read transaction answers', async () => {
@@ -40,7 +41,7 @@ describe('PostgreSQL getattr in batches', { skip: PG_SKIP_REASON }, () => {
     const inos = [];
     for (let n = 0; n < 64; n++)
       inos.push((await a.mknod(root, dir.ino, `f${n}`, S_IFREG | 0o600 | n, 0, 0)).ino);
-    const reads = readsOf(b);
+    const reads = readsOf(b).inodes;
     const before = reads.batches;
     const batched = await Promise.all(inos.map((ino) => b.getattr(ino)));
     assert.ok(reads.batches - before < 64 / 4, `${reads.batches - before} queries for 64 getattrs`);
@@ -69,6 +70,72 @@ describe('PostgreSQL getattr in batches', { skip: PG_SKIP_REASON }, () => {
     }
   });
 
+  test('concurrent lookups share queries and answer what a read transaction answers, errors included', async () => {
+    const dir = await a.mkdir(root, ROOT_INO, 'lookups', 0o755, 0);
+    for (let n = 0; n < 32; n++) await a.mknod(root, dir.ino, `f${n}`, S_IFREG | 0o640, 0, 0);
+    const sub = await a.mkdir(root, dir.ino, 'sub', 0o700, 0);
+    const file = await a.mknod(root, ROOT_INO, 'not-a-dir', S_IFREG | 0o644, 0, 0);
+    const asked: [number, string][] = [
+      ...Array.from({ length: 32 }, (_, n): [number, string] => [dir.ino, `f${n}`]),
+      [dir.ino, 'absent'],
+      [dir.ino, '.'],
+      [dir.ino, '..'],
+      [dir.ino, 'sub'],
+      [sub.ino, 'x'],
+      [file.ino, 'x'],
+      [999_999_999, 'x'],
+    ];
+    const outcome = (work: Promise<unknown>) =>
+      work.then(
+        (value) => value,
+        (error: unknown) => (isFsError(error) ? `errno ${error.errno}` : error),
+      );
+    const reads = readsOf(b).lookups;
+    const before = reads.batches;
+    const batched = await Promise.all(
+      asked.map(([parent, name]) => outcome(b.lookup(root, asIno(parent), name))),
+    );
+    assert.ok(
+      reads.batches - before < asked.length / 4,
+      `${reads.batches - before} queries for ${asked.length} lookups`,
+    );
+    const plain = await Promise.all(
+      asked.map(([parent, name]) => outcome(unbatched.lookup(root, asIno(parent), name))),
+    );
+    assert.deepEqual(batched, plain);
+    assert.deepEqual(batched.slice(32, 33), [`errno ${Errno.ENOENT}`]);
+    assert.deepEqual(batched.slice(-2), [`errno ${Errno.ENOTDIR}`, `errno ${Errno.ENOENT}`]);
+  });
+
+  test("lookup applies the directory's mode and access ACL to a caller who is neither root nor its owner", async () => {
+    const owner: Caller = { uid: 3001, gid: 3001, pid: 3 };
+    const alice: Caller = { uid: 3002, gid: 3002, pid: 4 };
+    const dir = await a.mkdir(root, ROOT_INO, 'guarded', 0o700, 0);
+    await a.setattr(root, dir.ino, { uid: owner.uid, gid: owner.gid });
+    await a.mknod(owner, dir.ino, 'inside', S_IFREG | 0o644, 0, 0);
+    const errnoOf = (work: Promise<unknown>) =>
+      work.then(
+        () => 'ok',
+        (error: unknown) => (isFsError(error) ? error.errno : error),
+      );
+    assert.equal(await errnoOf(b.lookup(alice, dir.ino, 'inside')), Errno.EACCES);
+    assert.equal(await errnoOf(b.lookup(owner, dir.ino, 'inside')), 'ok');
+    const { USER_OBJ, USER, GROUP_OBJ, MASK, OTHER } = AclTag;
+    const acl = encodeAcl([
+      [USER_OBJ, 7, 0xffffffff],
+      [USER, 1, alice.uid],
+      [GROUP_OBJ, 0, 0xffffffff],
+      [MASK, 1, 0xffffffff],
+      [OTHER, 0, 0xffffffff],
+    ]);
+    await a.setxattr(owner, dir.ino, 'system.posix_acl_access', acl, 0);
+    // The group bits are the mask: while they are 0 the ACL is not consulted (as the kernel does).
+    assert.equal(await errnoOf(b.lookup(alice, dir.ino, 'inside')), Errno.EACCES);
+    await a.setattr(owner, dir.ino, { mode: 0o710 });
+    assert.equal(await errnoOf(b.lookup(alice, dir.ino, 'inside')), 'ok');
+    assert.equal(await errnoOf(unbatched.lookup(alice, dir.ino, 'inside')), 'ok');
+  });
+
   test('getattr goes on after PostgreSQL dropped every connection of the database', async () => {
     const file = await a.mknod(root, ROOT_INO, 'survivor', S_IFREG | 0o644, 0, 0);
     await b.getattr(file.ino); // the reader has a connection now
@@ -82,5 +149,6 @@ describe('PostgreSQL getattr in batches', { skip: PG_SKIP_REASON }, () => {
       await admin.end();
     }
     assert.equal((await b.getattr(file.ino)).ino, file.ino);
+    assert.equal((await b.lookup(root, ROOT_INO, 'survivor')).ino, file.ino);
   });
 });

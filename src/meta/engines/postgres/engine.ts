@@ -8,6 +8,7 @@ import {
   type EngineOptions,
   type EngineStats,
   type InodeRow,
+  type LookupReads,
   type ReadTx,
   type WriteTx,
 } from '../../engine.js';
@@ -25,7 +26,7 @@ import { RowCache, dentryKey, inodeKey } from './row-cache.js';
 import { ChangeNotifier } from './notifier.js';
 import { ALL_TABLES, HISTORY_TABLES, MIGRATIONS } from './schema.js';
 import { GroupCommitter } from './group-commit.js';
-import { InodeReadBatcher } from './inode-reads.js';
+import { BatchedReads } from './batched-reads.js';
 import { parsePostgresUrl, type PostgresSettings } from './settings.js';
 import { CURSOR_BLOCK, PgTx, type SharedTxState, type TxConnection } from './tx.js';
 import { SQL } from './sql.js';
@@ -109,10 +110,11 @@ export class PostgresEngine implements Engine {
   readonly cache: RowCache | undefined;
   /** Commits cached-read transactions together (group-commit.ts); undefined with `group_commit=off`. */
   readonly committer: GroupCommitter | undefined;
-  /** getattr's reads, batched (inode-reads.ts); undefined with `batched_reads=off`. */
-  readonly inodeReads: InodeReadBatcher | undefined;
-  /** Engine.readInode, offered while reads are batched. */
+  /** getattr's and lookup's reads, batched (batched-reads.ts); undefined with `batched_reads=off`. */
+  readonly batchedReads: BatchedReads | undefined;
+  /** Engine.readInode and Engine.readLookup, offered while reads are batched. */
   readonly readInode: ((ino: Ino) => Promise<InodeRow | undefined>) | undefined;
+  readonly readLookup: ((parent: Ino, name: string) => Promise<LookupReads>) | undefined;
   /** SQL-level prepared statements per pooled connection. */
   private readonly prepared = new WeakMap<pg.PoolClient, Set<string>>();
   /** Pooled connections whose last read left its read-only transaction open. */
@@ -144,8 +146,8 @@ export class PostgresEngine implements Engine {
             settings.commitStallMs,
           )
         : undefined;
-    const inodeReads = settings.batchedReads
-      ? new InodeReadBatcher(
+    const reads = settings.batchedReads
+      ? new BatchedReads(
           () => this.openDirect(true),
           (error) =>
             isFsError(error)
@@ -156,8 +158,9 @@ export class PostgresEngine implements Engine {
                 ),
         )
       : undefined;
-    this.inodeReads = inodeReads;
-    this.readInode = inodeReads && ((ino) => this.track(() => this.readInodeBatched(inodeReads, ino)));
+    this.batchedReads = reads;
+    this.readInode = reads && ((ino) => this.track(() => this.readInodeBatched(reads, ino)));
+    this.readLookup = reads && ((parent, name) => this.track(() => reads.readLookup(parent, name)));
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
     // Not durable = a crash of PostgreSQL may lose the last few hundred ms of acknowledged
@@ -171,8 +174,8 @@ export class PostgresEngine implements Engine {
     this.shared.refillCursors = () => this.refillCursors();
   }
 
-  private async readInodeBatched(reads: InodeReadBatcher, ino: Ino): Promise<InodeRow | undefined> {
-    const row = await reads.read(ino);
+  private async readInodeBatched(reads: BatchedReads, ino: Ino): Promise<InodeRow | undefined> {
+    const row = await reads.readInode(ino);
     if (row) this.cache?.offer(inodeKey(ino), { ...row });
     return row;
   }
@@ -547,7 +550,7 @@ export class PostgresEngine implements Engine {
     await this.saveLastCommit().catch(() => undefined);
     await this.notifier?.close();
     await this.committer?.close();
-    await this.inodeReads?.close();
+    await this.batchedReads?.close();
     const feed = this.feed;
     this.feed = undefined;
     if (feed) await (await feed.catch(() => undefined))?.close();

@@ -12,8 +12,27 @@ export interface Statement {
 
 const stmt = (name: string, text: string): Statement => ({ name: `strata_${name}`, text });
 
-const INODE_COLS =
-  'ino, mode, uid, gid, nlink, size, rdev, atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, gen, parent, target, alloc';
+/** The inode table's columns, in the order of the inode statements' values. */
+export const INODE_COLUMNS = [
+  'ino',
+  'mode',
+  'uid',
+  'gid',
+  'nlink',
+  'size',
+  'rdev',
+  'atime_s',
+  'atime_ns',
+  'mtime_s',
+  'mtime_ns',
+  'ctime_s',
+  'ctime_ns',
+  'gen',
+  'parent',
+  'target',
+  'alloc',
+] as const;
+const INODE_COLS = INODE_COLUMNS.join(', ');
 const INODE_VALUES =
   '$1::bigint, $2::int, $3::bigint, $4::bigint, $5::int, $6::bigint, $7::bigint, $8::bigint, ' +
   '$9::int, $10::bigint, $11::int, $12::bigint, $13::int, $14::bigint, $15::bigint, $16::text, $17::bigint';
