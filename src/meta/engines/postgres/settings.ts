@@ -30,7 +30,7 @@ export interface PostgresSettings {
    * of its own, instead of SQL text to strata_try (`?typed_batches=off`).
    */
   typedBatches: boolean;
-  /** getattr reads its inode in batches with other getattrs, outside transactions (inode-reads.ts; `?batched_reads=off`). */
+  /** getattr and lookup read in batches with the other reads of the moment, outside transactions (batched-reads.ts; `?batched_reads=off`). */
   batchedReads: boolean;
 }
 
