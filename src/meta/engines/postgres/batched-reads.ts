@@ -4,7 +4,7 @@ import { ACL_ACCESS_XATTR } from '../../acl.js';
 import type { DentryRow, InodeRow, LookupReads } from '../../engine.js';
 import { toDentry, toInode, type InodeRecord } from '../rows.js';
 import { int8Array, textArray } from './binary-array.js';
-import { sqlState } from './retry.js';
+import { isConnectionError } from './retry.js';
 import { INODE_COLUMNS, SQL } from './sql.js';
 
 /** Batches in flight at once per kind of read, each on a connection of the readers' own. */
@@ -122,7 +122,7 @@ class ReadBatcher<K, V> {
         this.connections.give(client, false);
       } catch (error) {
         this.connections.give(client, true);
-        if (attempt < 2 && sqlState(error) === undefined) continue;
+        if (attempt < 2 && isConnectionError(error)) continue;
         for (const waiter of batch) waiter.reject(this.translate(error));
         return;
       }

@@ -16,6 +16,7 @@ import { ChangeFeed, type MetaChange } from './changefeed.js';
 import { applyMigrations, redact } from './migrate.js';
 import {
   withRetry,
+  isConnectionError,
   isRetryable,
   sqlState,
   DEFAULT_RETRY_POLICY,
@@ -64,14 +65,6 @@ function staleDecision(error: Error): Error {
   return Object.assign(new Error(`rechecking without cached rows: ${error.message}`, { cause: error }), {
     code: STALE_CACHE_SQLSTATE,
   });
-}
-
-/** Connection trouble (server gone, network): the operation's outcome may be unknown. */
-function isConnectionError(error: unknown): boolean {
-  const state = sqlState(error);
-  if (state !== undefined)
-    return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
-  return error instanceof Error && /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE/.test(error.message);
 }
 
 /**

@@ -33,6 +33,14 @@ export function sqlState(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Connection trouble (server gone, network): the operation's outcome may be unknown. */
+export function isConnectionError(error: unknown): boolean {
+  const state = sqlState(error);
+  if (state !== undefined)
+    return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
+  return error instanceof Error && /Connection terminated|ECONNREFUSED|ECONNRESET|EPIPE/.test(error.message);
+}
+
 export function isRetryable(error: unknown): boolean {
   const state = sqlState(error);
   if (state === undefined) return false;
