@@ -77,12 +77,10 @@ export class MetaService extends MetaServiceContents implements MetaApi {
 
   async getattr(ino: Ino, asOf?: AsOf): Promise<InodeAttr> {
     const t = this.checkAsOf(asOf);
-    if (t === undefined && this.engine.readInode) {
-      const row = await this.engine.readInode(ino);
-      if (!row) throw fsError.ENOENT(`inode ${ino} does not exist`);
-      return toAttr(row);
-    }
-    return this.engine.read(async (tx) => toAttr(await getInode(tx, ino, t)));
+    const { engine } = this;
+    if (t === undefined && engine.readInode)
+      return toAttr(await getInode({ getInode: (current) => engine.readInode!(current) }, ino, t));
+    return engine.read(async (tx) => toAttr(await getInode(tx, ino, t)));
   }
 
   async readlink(ino: Ino, asOf?: AsOf): Promise<string> {

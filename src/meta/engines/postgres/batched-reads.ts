@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { asIno, type Ino } from '../../../common/index.js';
+import type { Ino } from '../../../common/index.js';
 import { ACL_ACCESS_XATTR } from '../../acl.js';
 import type { DentryRow, InodeRow, LookupReads } from '../../engine.js';
 import { toDentry, toInode, type InodeRecord } from '../rows.js';
@@ -259,7 +259,7 @@ export class BatchedReads {
   }
 
   readLookup(parent: Ino, name: string): Promise<LookupReads> {
-    return this.lookups.read({ parent: asIno(parent), name });
+    return this.lookups.read({ parent, name });
   }
 
   close(): Promise<void> {

@@ -142,13 +142,7 @@ export class PostgresEngine implements Engine {
     const reads = settings.batchedReads
       ? new BatchedReads(
           () => this.openDirect(true),
-          (error) =>
-            isFsError(error)
-              ? error
-              : fsError.EIO(
-                  `PostgreSQL metadata engine at ${this.displayUrl} failed: ${String(error)}`,
-                  error,
-                ),
+          (error) => (isFsError(error) ? error : this.failure(error)),
         )
       : undefined;
     this.batchedReads = reads;
@@ -465,6 +459,11 @@ export class PostgresEngine implements Engine {
   private translate(error: unknown): unknown {
     if (isFsError(error) || isRetryable(error)) return error;
     if (sqlState(error) === undefined && !isConnectionError(error)) return error; // a bug in fn: keep its stack
+    return this.failure(error);
+  }
+
+  /** A failure of PostgreSQL or of the connection to it, as the EIO the caller sees. */
+  private failure(error: unknown): Error {
     return fsError.EIO(`PostgreSQL metadata engine at ${this.displayUrl} failed: ${String(error)}`, error);
   }
 
