@@ -5,6 +5,7 @@ import type { DentryRow, InodeRow, LookupReads } from '../../engine.js';
 import { toDentry, toInode, type InodeRecord } from '../rows.js';
 import { int8Array, textArray } from './binary-array.js';
 import { isConnectionError } from './retry.js';
+import { dentryKey, inodeKey, xattrKey, type RowCache } from './row-cache.js';
 import { INODE_COLUMNS, SQL } from './sql.js';
 
 /** Batches in flight at once per kind of read, each on a connection of the readers' own. */
@@ -198,13 +199,28 @@ class PrefetchedLookup implements LookupReads {
   }
 }
 
-/** getattr's and lookup's reads, batched (see ReadBatcher): what `readInode` and `readLookup` answer. */
+/** What a read transaction's lookup would have offered the cache: present inodes, the entry or its absence, the ACL or its absence. */
+function offerLookup(cache: RowCache, parent: Ino, name: string, found: LookupRows): void {
+  if (found.dir) cache.offer(inodeKey(parent), { ...found.dir });
+  cache.offer(xattrKey(parent, ACL_ACCESS_XATTR), found.dirAcl ?? null);
+  cache.offer(dentryKey(parent, name), found.entry ? { ...found.entry } : null);
+  if (found.inode) cache.offer(inodeKey(found.inode.ino), { ...found.inode });
+}
+
+/**
+ * getattr's and lookup's reads, batched (see ReadBatcher): what `readInode` and `readLookup`
+ * answer. What they read is offered to the server's row cache, as a read transaction's reads are.
+ */
 export class BatchedReads {
   private readonly connections: ReaderConnections;
   readonly inodes: ReadBatcher<number, InodeRow | undefined>;
   readonly lookups: ReadBatcher<{ parent: Ino; name: string }, LookupReads>;
 
-  constructor(open: () => Promise<pg.Client>, translate: (error: unknown) => Error) {
+  constructor(
+    open: () => Promise<pg.Client>,
+    translate: (error: unknown) => Error,
+    cache: RowCache | undefined,
+  ) {
     this.connections = new ReaderConnections(open);
     this.inodes = new ReadBatcher(
       this.connections,
@@ -215,8 +231,11 @@ export class BatchedReads {
           values: [int8Array([...new Set(inos)])],
         };
         const byIno = new Map<number, InodeRow>();
-        for (const row of (await client.query<InodeRecord>(query)).rows)
-          byIno.set(Number(row.ino), toInode(row));
+        for (const row of (await client.query<InodeRecord>(query)).rows) {
+          const inode = toInode(row);
+          byIno.set(inode.ino, inode);
+          cache?.offer(inodeKey(inode.ino), { ...inode });
+        }
         return inos.map((ino) => byIno.get(ino));
       },
       translate,
@@ -242,12 +261,14 @@ export class BatchedReads {
                   type: row.d_type as number,
                   cursor: row.d_cursor as number,
                 });
-          return new PrefetchedLookup(key.parent, key.name, {
+          const found: LookupRows = {
             dir: inodeOf(row, 'p'),
             dirAcl: (row.a_value as Buffer | null) ?? undefined,
             entry,
             inode: inodeOf(row, 'i'),
-          });
+          };
+          if (cache) offerLookup(cache, key.parent, key.name, found);
+          return new PrefetchedLookup(key.parent, key.name, found);
         });
       },
       translate,

@@ -143,10 +143,11 @@ export class PostgresEngine implements Engine {
       ? new BatchedReads(
           () => this.openDirect(true),
           (error) => (isFsError(error) ? error : this.failure(error)),
+          this.cache,
         )
       : undefined;
     this.batchedReads = reads;
-    this.readInode = reads && ((ino) => this.track(() => this.readInodeBatched(reads, ino)));
+    this.readInode = reads && ((ino) => this.track(() => reads.readInode(ino)));
     this.readLookup = reads && ((parent, name) => this.track(() => reads.readLookup(parent, name)));
     this.clock = options.clock ?? systemClock;
     this.history = options.history ?? true;
@@ -159,12 +160,6 @@ export class PostgresEngine implements Engine {
     );
     this.saveTimer.unref();
     this.shared.refillCursors = () => this.refillCursors();
-  }
-
-  private async readInodeBatched(reads: BatchedReads, ino: Ino): Promise<InodeRow | undefined> {
-    const row = await reads.readInode(ino);
-    if (row) this.cache?.offer(inodeKey(ino), { ...row });
-    return row;
   }
 
   private cursorRefill: Promise<void> | undefined;
