@@ -1,12 +1,15 @@
 // Metadata RPC benchmark on the PostgreSQL engine with 1, 2 and 3 metadata servers sharing one
 // database: ops/s for getattr, create and rename over 16 client connections per server (the
-// server's PostgreSQL pool also 16), one call in flight per connection unless
-// --calls-per-connection says more (each call in flight is a lane with its own directory).
+// server's PostgreSQL pool also 16), 16 calls in flight per connection as bench/meta-rpc keeps
+// (--calls-per-connection; each call in flight is a lane with its own directory).
 // Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
 //          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
 //          [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
 //          [--ops getattr,create,rename] (phases to run; also lookup, of the getattr files by name)
-//          [--calls-per-connection 1] (calls in flight on each of the 16 connections)
+//          [--calls-per-connection 16] (calls in flight on each of the 16 connections)
+//          [--server-cpu 0.5] (each server limited to half a CPU by a cgroup, as on a machine of
+//          its own: where one server and PostgreSQL fill this machine's CPUs, only a fixed share
+//          per server shows whether throughput grows with servers; needs root)
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import { freshDatabase } from './database.js';
+import { CpuQuota } from './cpu-quota.js';
 import { clusterPids, cpuUs } from './proc-cpu.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
@@ -31,6 +35,8 @@ const GETATTR_FILES = 1000;
 const BASE_PORT = 17170;
 
 class ServerProcess {
+  private quota: CpuQuota | undefined;
+
   private constructor(private readonly child: ChildProcess) {}
 
   get pid(): number {
@@ -52,15 +58,26 @@ class ServerProcess {
     return new ServerProcess(child);
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = once(this.child, 'exit');
-    this.child.send('stop');
-    await exited;
+  limitCpu(cpus: number, index: number): void {
+    this.quota = CpuQuota.limit(this.pid, `strata-bench-${process.pid}-${index}`, cpus);
   }
 
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = once(this.child, 'exit');
+      this.child.send('stop');
+      await exited;
+    }
+    this.quota?.remove();
+  }
+
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = once(this.child, 'exit');
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    this.quota?.remove();
   }
 }
 
@@ -104,6 +121,7 @@ async function runConfig(
   serverFlags: readonly string[],
   ops: ReadonlySet<string>,
   callsPerConnection: number,
+  serverCpus: number | undefined,
 ): Promise<Row[]> {
   await formatVolume(engineUrl, { name: 'bench' });
   const setup = await openMetaService({ engineUrl, background: false });
@@ -126,7 +144,9 @@ async function runConfig(
   try {
     for (let s = 0; s < servers; s++) {
       const listen = `127.0.0.1:${BASE_PORT + s}`;
-      processes.push(await ServerProcess.start(engineUrl, listen, serverFlags));
+      const server = await ServerProcess.start(engineUrl, listen, serverFlags);
+      processes.push(server);
+      if (serverCpus !== undefined) server.limitCpu(serverCpus, s);
       for (let c = 0; c < CONNECTIONS_PER_SERVER; c++) {
         clients.push(await connectMeta({ address: listen, secret, timeoutMs: 120_000 }));
       }
@@ -192,6 +212,7 @@ async function runConfig(
 }
 
 const { values } = parseArgs({
+  allowNegative: true, // --no-sqlite-baseline
   options: {
     seconds: { type: 'string', default: '5' },
     servers: { type: 'string', default: '1,2,3' },
@@ -205,7 +226,8 @@ const { values } = parseArgs({
     // The same workload on one SQLite server, run in the same invocation: on a shared, noisy
     // machine the ratio to it says more than the absolute figures.
     'sqlite-baseline': { type: 'boolean', default: true },
-    'calls-per-connection': { type: 'string', default: '1' },
+    'calls-per-connection': { type: 'string', default: '16' },
+    'server-cpu': { type: 'string' },
   },
 });
 if (!values.url) {
@@ -218,6 +240,13 @@ const callsPerConnection = Number(values['calls-per-connection']);
 if (!Number.isInteger(callsPerConnection) || callsPerConnection < 1) {
   console.error(
     `--calls-per-connection must be a whole number of at least 1, not "${values['calls-per-connection']}"`,
+  );
+  process.exit(2);
+}
+const serverCpus = values['server-cpu'] === undefined ? undefined : Number(values['server-cpu']);
+if (serverCpus !== undefined && !(serverCpus > 0)) {
+  console.error(
+    `--server-cpu takes a share of CPUs above 0 (0.5 = half of one), not "${values['server-cpu']}"`,
   );
   process.exit(2);
 }
@@ -238,7 +267,19 @@ try {
         const url = await freshDatabase(admin, values.url, `strata_bench_${servers}`, params);
         const details = [variant, ...flags].filter((part) => part !== '').join(' ');
         const label = `postgres, ${servers} server${servers > 1 ? 's' : ''}${details ? ` (${details})` : ''}`;
-        all.push(...(await runConfig(admin, url, servers, seconds, label, flags, ops, callsPerConnection)));
+        all.push(
+          ...(await runConfig(
+            admin,
+            url,
+            servers,
+            seconds,
+            label,
+            flags,
+            ops,
+            callsPerConnection,
+            serverCpus,
+          )),
+        );
       }
     }
   }
@@ -255,6 +296,7 @@ try {
           [],
           ops,
           callsPerConnection,
+          serverCpus,
         )),
       );
     } finally {
@@ -282,5 +324,6 @@ for (const op of ['lookup', 'getattr', 'create', 'rename']) {
 }
 console.log(
   `\nops/s (CPU per op: metadata servers + PostgreSQL processes); ${seconds} s per measurement, ` +
-    `${CONNECTIONS_PER_SERVER} connections per server, ${callsPerConnection} call${callsPerConnection > 1 ? 's' : ''} in flight on each`,
+    `${CONNECTIONS_PER_SERVER} connections per server, ${callsPerConnection} call${callsPerConnection > 1 ? 's' : ''} in flight on each` +
+    (serverCpus === undefined ? '' : `; each server limited to ${serverCpus} CPU`),
 );

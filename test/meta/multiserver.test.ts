@@ -14,7 +14,7 @@ import {
   type Caller,
 } from '../../src/meta/index.js';
 import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
-import { createTestDatabase, LONG_PROFILE, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
+import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
 
 /**
  * Several metadata servers (separate `meta serve` processes, each with its own PostgreSQL
@@ -30,7 +30,7 @@ import { createTestDatabase, LONG_PROFILE, PG_SKIP_REASON, type TestDatabase } f
 
 const SERVERS = 3;
 const CLIENTS_PER_SERVER = 2;
-const DURATION_MS = Number(process.env.STRATA_MS_DURATION_MS) || (LONG_PROFILE ? 60_000 : 20_000);
+const DURATION_MS = Number(process.env.STRATA_MS_DURATION_MS) || 60_000;
 const SHARED_DIRS = ['s0', 's1', 's2', 's3'];
 const CONTESTED_NAMES = 12;
 const MAX_LIVE_FILES = 40;

@@ -225,6 +225,26 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
     assert.equal((await b.lookup(root, dir.ino, 'taken')).ino, (await a.lookup(root, dir.ino, 'taken')).ino);
   });
 
+  test('a rename of a name this server never saw reads it batched, then commits in one round trip', async () => {
+    const engine = engineOf(a);
+    const dir = await a.mkdir(root, ROOT_INO, 'unseen', 0o755, 0);
+    const theirs = await b.mknod(root, dir.ino, 'f', S_IFREG | 0o644, 0, 0);
+    const refills = engine.counts.refills;
+    const trips = engine.roundTrips;
+    const lookupBatches = engine.batchedReads!.lookups.batches;
+    // The first attempt assumes the unknown name absent and fails in memory (ENOENT); the name
+    // is then read with the batched lookups, and the second attempt decides from it.
+    await a.rename(root, dir.ino, 'f', dir.ino, 'g', 0);
+    assert.equal(engine.counts.refills - refills, 1);
+    assert.equal(engine.batchedReads!.lookups.batches - lookupBatches, 1);
+    assert.equal(engine.roundTrips - trips, 1, 'the second attempt read nothing under a lock');
+    assert.equal((await b.lookup(root, dir.ino, 'g')).ino, theirs.ino);
+    assert.equal(await errnoOf(b.lookup(root, dir.ino, 'f')), Errno.ENOENT);
+    // A name that is absent indeed: ENOENT, and no second attempt from the cache.
+    assert.equal(await errnoOf(a.rename(root, dir.ino, 'none', dir.ino, 'h', 0)), Errno.ENOENT);
+    assert.equal(engine.counts.refills - refills, 1);
+  });
+
   test("another server's changes win over what this one cached", async () => {
     const engine = engineOf(a);
     const dir = await a.mkdir(root, ROOT_INO, 'contested', 0o777, 0);

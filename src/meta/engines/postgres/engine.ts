@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { LatencyHistograms, fsError, isFsError, type Ino } from '../../../common/index.js';
+import { LatencyHistograms, asIno, fsError, isFsError, type Ino } from '../../../common/index.js';
 import {
   systemClock,
   type Clock,
@@ -82,8 +82,9 @@ export class PostgresEngine implements Engine {
   /**
    * Write attempts and write transactions committed (metrics; the shape the SQLite engine keeps,
    * src/meta/server/engine-stats.ts). PostgreSQL's own sync is every commit: `syncs` stays 0.
+   * `refills`: first attempts whose assumed-absent names were read for the next (refill).
    */
-  readonly counts = { writes: 0, commits: 0, syncs: 0 };
+  readonly counts = { writes: 0, commits: 0, syncs: 0, refills: 0 };
   /** How long each commit took as its change waited for it (its group's round trip included). */
   readonly commitLatency = new LatencyHistograms(1);
 
@@ -376,10 +377,14 @@ export class PostgresEngine implements Engine {
    * if it never does, it commits with other such transactions (group-commit.ts).
    */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    // Attempts that decide from the cache: the first, and the second once refill() fetched
+    // names the first assumed absent.
+    let cachedAttempts = 1;
     return this.track(() =>
       withRetry(
         async (attempt) => {
-          const grouped = attempt === 1 ? this.committer : undefined;
+          const cached = attempt <= cachedAttempts;
+          const grouped = cached ? this.committer : undefined;
           const given = grouped ? undefined : await this.acquire(this.writeBegin);
           const nowUs = this.nextNowUs();
           const tx = new PgTx(
@@ -389,7 +394,7 @@ export class PostgresEngine implements Engine {
             nowUs,
             this.history ? nowUs : 0,
             this.cache,
-            attempt === 1,
+            cached,
             grouped,
           );
           this.counts.writes++;
@@ -412,7 +417,10 @@ export class PostgresEngine implements Engine {
               this.giveBack(conn.client, broken, !tx.started && conn.endsOpenRead, tx);
             }
             if (sqlState(error) === STALE_CACHE_SQLSTATE && this.cache) this.cache.staleReads++;
-            if (isFsError(error) && tx.usedCache) throw staleDecision(error);
+            if (isFsError(error) && tx.usedCache) {
+              if (attempt === 1 && (await this.refill(tx.speculatedEntries()))) cachedAttempts = 2;
+              throw staleDecision(error);
+            }
             throw this.translate(error);
           }
         },
@@ -420,6 +428,33 @@ export class PostgresEngine implements Engine {
         () => this.retries++,
       ),
     );
+  }
+
+  /**
+   * After a first attempt failed with a POSIX error while it assumed names absent that the
+   * cache did not know (a rename or unlink of an entry this server never saw, or one evicted):
+   * reads those names, with their directories and inodes, through the batched lookups, which
+   * offer them to the cache, so that the next attempt decides from them and still commits
+   * grouped, instead of reading each row under its lock with a round trip of its own and
+   * committing alone. True when one of the names exists (the assumption was what failed).
+   * Read failures are left to the next attempt, which reads PostgreSQL itself.
+   */
+  private async refill(entries: ReadonlyArray<readonly [number, string]>): Promise<boolean> {
+    const reads = this.batchedReads;
+    if (!reads || !this.cache || entries.length === 0) return false;
+    try {
+      const found = await Promise.all(
+        entries.map(async ([dir, name]) => {
+          const parent = asIno(dir);
+          return (await reads.readLookup(parent, name)).lookup(parent, name);
+        }),
+      );
+      if (!found.some((entry) => entry !== undefined)) return false;
+      this.counts.refills++;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** One statement outside the namespace transactions (maintenance, stats). */

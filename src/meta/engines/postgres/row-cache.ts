@@ -16,6 +16,11 @@ export type CachedValue = InodeRow | DentryRow | Buffer | null;
 export const inodeKey = (ino: number): string => `i${ino}`;
 export const dentryKey = (parent: number, name: string): string => `d${parent}/${name}`;
 export const xattrKey = (ino: number, name: string): string => `x${ino}/${name}`;
+/** The directory and name of a dentryKey. */
+export function entryOfKey(key: string): [parent: number, name: string] {
+  const slash = key.indexOf('/');
+  return [Number(key.slice(1, slash)), key.slice(slash + 1)];
+}
 
 /** Bounds memory: ~200 bytes per inode row, so about 50 MiB at the limit with every kind. */
 export const DEFAULT_CACHE_ENTRIES = 200_000;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SQL, executeStatement, newStatements, prepareStatement, type Statement } from './sql.js';
-import type { CachedValue, RowCache } from './row-cache.js';
+import { entryOfKey, type CachedValue, type RowCache } from './row-cache.js';
 import type { GroupCommitter } from './group-commit.js';
 import { encodeBatch, type BatchOp } from './apply.js';
 
@@ -178,11 +178,8 @@ export abstract class PgTxDriver {
   async commit(): Promise<void> {
     await this.tail;
     // Names assumed absent and not inserted (an insert's unique key checks those itself).
-    for (const key of this.speculated) {
-      if (!this.absent.has(key)) continue;
-      const slash = key.indexOf('/');
-      this.defer(SQL.expectNoDentry, [Number(key.slice(1, slash)), key.slice(slash + 1)]);
-    }
+    for (const key of this.speculated)
+      if (this.absent.has(key)) this.defer(SQL.expectNoDentry, entryOfKey(key));
     if (!this.begun && this.pending.length === 0) return; // nothing happened
     this.publishDecided();
     const committer = this.committer;
@@ -223,6 +220,11 @@ export abstract class PgTxDriver {
   /** True when ROLLBACK is needed (BEGIN reached the server). */
   get started(): boolean {
     return this.begun;
+  }
+
+  /** The names this attempt assumed absent without asking PostgreSQL (see `speculated`). */
+  speculatedEntries(): Array<[number, string]> {
+    return [...this.speculated].map(entryOfKey);
   }
 
   protected noteEntry(parent: number, name: string): void {
