@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fsError } from '../common/index.js';
 import type { FileSystem } from './filesystem.js';
 import { loadFdPoll } from './native.js';
+import { setKernelReadahead } from './readahead.js';
 import { enableKernelUring } from './ring.js';
 import { FuseSession, type SessionOptions } from './session.js';
 
@@ -18,6 +20,11 @@ export interface MountOptions extends SessionOptions {
   readOnly?: boolean;
   /** Unmount on SIGINT/SIGTERM. Default true. */
   unmountOnSignals?: boolean;
+  /**
+   * Kernel readahead of the mount in bytes (its device's read_ahead_kb, readahead.ts). Default:
+   * the largest READ the kernel may send (1 MiB with max_pages); 0 keeps the kernel's 128 KiB.
+   */
+  readaheadBytes?: number;
 }
 
 export interface MountRequest {
@@ -44,6 +51,14 @@ export function runCommand(command: string, args: string[], fd?: number): Promis
       resolve({ code: code ?? -1, stderr: signal ? `${stderr}killed by ${signal}` : stderr }),
     );
   });
+}
+
+function canonicalPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
 }
 
 /**
@@ -88,6 +103,9 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
   // noatime: access times change only when set (utimensat), never on read; the mount says so
   // instead of the kernel's default relatime, which StrataFS does not implement.
   mountOptions.push('nosuid', 'nodev', 'noatime');
+  // mountinfo names the mount by its canonical path; resolved now, while no FUSE server (this
+  // process) has to answer for it.
+  const canonicalMountpoint = canonicalPath(mountpoint);
   const result = await runCommand(
     'mount',
     ['-i', '-t', `fuse.${subtype}`, '-o', mountOptions.join(','), fsName, mountpoint],
@@ -113,6 +131,11 @@ export async function mount(request: MountRequest): Promise<FuseSession> {
   } catch (error) {
     await runCommand('umount', ['-c', '-l', mountpoint]);
     throw fsError.EIO(`FUSE session for ${mountpoint} ended before INIT: ${(error as Error).message}`, error);
+  }
+  const readaheadBytes = options.readaheadBytes ?? session.maxReadBytes;
+  if (readaheadBytes > 0) {
+    const failure = setKernelReadahead(canonicalMountpoint, subtype, readaheadBytes);
+    if (failure) (options.logger ?? console).warn(`fuse: kernel readahead left at its default: ${failure}`);
   }
   return session;
 }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { type Ino } from '../../src/common/index.js';
 import { FuseSession, type FileSystem } from '../../src/fuse/index.js';
+import { fuseMountDevice } from '../../src/fuse/readahead.js';
 import { MemFs } from './memfs.js';
 import {
   isMounted,
@@ -29,6 +31,38 @@ describe('mounting, unmounting and surviving the server', () => {
     } finally {
       await mounted.cleanup();
     }
+  });
+
+  test("the mount's kernel readahead is the largest READ (1 MiB), or what the options say", async () => {
+    const readaheadKiB = (mountpoint: string): number => {
+      const device = fuseMountDevice(mountpoint, 'stratafs');
+      assert.ok(device, `no mountinfo line for ${mountpoint}`);
+      return Number(readFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8'));
+    };
+    for (const [options, expected] of [
+      [{}, 1024],
+      [{ readaheadBytes: 0 }, 128],
+      [{ readaheadBytes: 4 << 20 }, 4096],
+    ] as const) {
+      const mounted = await mountInProcess(new MemFs(), options);
+      try {
+        assert.equal(readaheadKiB(mounted.mountpoint), expected);
+      } finally {
+        await mounted.cleanup();
+      }
+    }
+  });
+
+  test('mountinfo lines: the escaped path, the fuse subtype, the newest mount', () => {
+    const info = [
+      '36 25 0:31 / /mnt/a\\040b rw,nosuid - fuse.stratafs strata rw,user_id=0',
+      '37 25 0:32 / /mnt/a\\040b rw - fuse.other x rw',
+      '38 36 0:33 / /mnt/a\\040b rw,nosuid - fuse.stratafs strata rw,user_id=0',
+      '39 25 8:1 / /mnt/c rw - ext4 /dev/sda1 rw',
+    ].join('\n');
+    assert.equal(fuseMountDevice('/mnt/a b', 'stratafs', info), '0:33');
+    assert.equal(fuseMountDevice('/mnt/a b', 'other', info), '0:32');
+    assert.equal(fuseMountDevice('/mnt/c', 'stratafs', info), undefined);
   });
 
   test('SIGTERM makes the server unmount and exit', async () => {
