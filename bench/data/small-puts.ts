@@ -9,15 +9,19 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { FileObjectStore } from '../../src/object/backends/file.js';
+import { parseFlags } from '../common/args.js';
 
-function flag(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? process.argv[at + 1] : fallback;
-}
-
-const puts = Number(flag('puts', '400'));
-const sizeBytes = Number(flag('size-bytes', '4096'));
-const dir = flag('dir', '/tmp/strata-data-puts');
+const USAGE = `Usage: node DIST/bench/data/small-puts.js [--puts 400] [--size-bytes 4096] [--dir /tmp/strata-data-puts]`;
+const { values: flags } = parseFlags(USAGE, {
+  options: {
+    puts: { type: 'string', default: '400' },
+    'size-bytes': { type: 'string', default: '4096' },
+    dir: { type: 'string', default: '/tmp/strata-data-puts' },
+  },
+});
+const puts = Number(flags.puts);
+const sizeBytes = Number(flags['size-bytes']);
+const dir = flags.dir;
 const fanout = 64;
 
 function median(values: number[]): number {

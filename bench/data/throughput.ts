@@ -5,7 +5,8 @@
 //   node DIST/bench/data/throughput.js [--size-mib 1024] [--big-mib 4096] [--readers 8]
 //        [--reader-mib 512] [--memory-mib 512] [--dir /tmp/strata-data-bench]
 //
-// Each scenario runs in a child process of its own so its peak RSS (getrusage maxrss) is its own.
+// Each scenario runs in a child process of its own so its peak RSS (getrusage maxrss) is its own:
+// this script again, with --child SCENARIO [--latency-ms 0] [--random-reads 2000] added.
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,16 +16,32 @@ import { asIno, asSliceId, type SliceRef, type SliceWrite } from '../../src/comm
 import { createDataPath, type DataPath } from '../../src/data/index.js';
 import { FileObjectStore } from '../../src/object/backends/file.js';
 import { withFaults, type ObjectStore } from '../../src/object/index.js';
+import { parseFlags } from '../common/args.js';
+
+const USAGE = `Usage: node DIST/bench/data/throughput.js [--size-mib 1024] [--big-mib 4096] [--readers 8]
+       [--reader-mib 512] [--memory-mib 512] [--dir /tmp/strata-data-bench]
+
+Each scenario runs in a child process of its own so its peak RSS (getrusage maxrss) is its own:
+this script again, with --child SCENARIO [--latency-ms 0] [--random-reads 2000] added.`;
+const { values: flags } = parseFlags(USAGE, {
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    'big-mib': { type: 'string', default: '4096' },
+    readers: { type: 'string', default: '8' },
+    'reader-mib': { type: 'string', default: '512' },
+    'memory-mib': { type: 'string', default: '512' },
+    dir: { type: 'string', default: '/tmp/strata-data-bench' },
+    // The scenario child process's own flags (see run).
+    child: { type: 'string' },
+    'latency-ms': { type: 'string', default: '0' },
+    'random-reads': { type: 'string', default: '2000' },
+  },
+});
 
 const MiB = 1024 * 1024;
 
-function flag(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? process.argv[at + 1] : fallback;
-}
-
-const dir = flag('dir', '/tmp/strata-data-bench');
-const memoryBudgetBytes = Number(flag('memory-mib', '512')) * MiB;
+const dir = flags.dir;
+const memoryBudgetBytes = Number(flags['memory-mib']) * MiB;
 
 interface FileMap {
   sizeBytes: number;
@@ -89,8 +106,8 @@ async function measured(work: () => Promise<void>): Promise<{ seconds: number; p
 }
 
 async function child(scenario: string): Promise<void> {
-  const latencyMs = Number(flag('latency-ms', '0'));
-  const sizeBytes = Number(flag('size-mib', '1024')) * MiB;
+  const latencyMs = Number(flags['latency-ms']);
+  const sizeBytes = Number(flags['size-mib']) * MiB;
   const baseRssMiB = process.memoryUsage.rss() / MiB;
   let result: Record<string, number | string> = { scenario, latencyMs };
   if (scenario === 'write') {
@@ -125,7 +142,7 @@ async function child(scenario: string): Promise<void> {
     // 4 KiB reads at random offsets, 16 at a time, cold: partial (segment) fetches.
     const map = JSON.parse(readFileSync(join(dir, 'map-1.json'), 'utf8')) as FileMap;
     const data = openDataPath(storeFor(latencyMs));
-    const reads = Number(flag('random-reads', '2000'));
+    const reads = Number(flags['random-reads']);
     const chunkSlices = async (chunkIndex: number) => map.chunks[chunkIndex] ?? [];
     let state = 12345;
     const nextOffset = () => {
@@ -169,15 +186,15 @@ async function child(scenario: string): Promise<void> {
       readMiBps: sizeBytes / MiB / r.seconds,
     };
   } else if (scenario === 'write-files') {
-    const readers = Number(flag('readers', '8'));
-    const readerBytes = Number(flag('reader-mib', '512')) * MiB;
+    const readers = Number(flags.readers);
+    const readerBytes = Number(flags['reader-mib']) * MiB;
     const data = openDataPath(storeFor(0));
     for (let i = 0; i < readers; i++) {
       writeFileSync(join(dir, `map-r${i}.json`), JSON.stringify(await writeFile(data, 10 + i, readerBytes)));
     }
     return;
   } else if (scenario === 'readers') {
-    const readers = Number(flag('readers', '8'));
+    const readers = Number(flags.readers);
     const maps = Array.from(
       { length: readers },
       (_, i) => JSON.parse(readFileSync(join(dir, `map-r${i}.json`), 'utf8')) as FileMap,
@@ -232,9 +249,8 @@ function show(result: Record<string, number | string> | null): void {
 }
 
 async function main(): Promise<void> {
-  const at = process.argv.indexOf('--child');
-  if (at >= 0) return child(process.argv[at + 1]);
-  const sizeMiB = flag('size-mib', '1024');
+  if (flags.child !== undefined) return child(flags.child);
+  const sizeMiB = flags['size-mib'];
   const fresh = () => {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
@@ -249,9 +265,9 @@ async function main(): Promise<void> {
       show(run(['random', '--latency-ms', latencyMs]));
     }
     fresh();
-    show(run(['write', '--size-mib', flag('big-mib', '4096')]));
+    show(run(['write', '--size-mib', flags['big-mib']]));
     fresh();
-    const readerArgs = ['--readers', flag('readers', '8'), '--reader-mib', flag('reader-mib', '512')];
+    const readerArgs = ['--readers', flags.readers, '--reader-mib', flags['reader-mib']];
     run(['write-files', ...readerArgs]);
     show(run(['readers', ...readerArgs]));
     show(run(['readers', ...readerArgs, '--latency-ms', '10']));

@@ -13,9 +13,13 @@ import { fuse_getattr_in, fuse_in_header, fuse_init_in, InitFlag, Opcode } from 
 import { writeU64 } from '../../src/fuse/codec.js';
 import { FuseSession } from '../../src/fuse/index.js';
 import { MemFs } from '../../test/fuse/memfs.js';
+import { parseFlags } from '../common/args.js';
 
-const args = process.argv.slice(2);
-const seconds = Number(args[args.indexOf('--seconds') + 1]) || 5;
+const USAGE = `Usage: node DIST/bench/fuse/dispatch.js [--seconds 5]
+
+Prints CPU nanoseconds per request (all threads: GC and JIT included).`;
+const { values: flags } = parseFlags(USAGE, { options: { seconds: { type: 'string' } } });
+const seconds = Number(flags.seconds) || 5;
 const windows = 10;
 const FILES = 10_000;
 /** Requests dispatched before yielding to the event loop, like a burst read from the device. */

@@ -21,14 +21,33 @@ import { cpus, loadavg } from 'node:os';
 import { kernelUringEnabled, setKernelUring } from '../../src/fuse/ring.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseFlags } from '../common/args.js';
 
-const args = process.argv.slice(2);
-const rounds = Number(args[args.indexOf('--rounds') + 1]) || 3;
-const quick = args.includes('--quick');
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
-const withUring = args.includes('--io-uring');
-const spinUs = args.includes('--spin-us') ? args[args.indexOf('--spin-us') + 1] : undefined;
-const pinnedCpus = args.includes('--cpus') ? args[args.indexOf('--cpus') + 1] : undefined;
+const USAGE = `Usage: node DIST/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring] [--spin-us N] [--cpus LIST]
+
+--only keeps the rows whose name contains one of the comma-separated words.
+--io-uring adds a third target taking turns with the two others: the same server over
+FUSE-over-io_uring (the fuse module's enable_uring is turned on, and restored at the end).
+--spin-us N sets the StrataFS server's SessionOptions.pollSpinUs (default: the session's).
+--cpus LIST (taskset syntax, e.g. 0) runs the servers and the workloads on those CPUs only:
+with one CPU, the program and its file system take turns on one core, as in a container
+limited to one CPU, where a server polling for the next request keeps the caller from running.`;
+const { values: flags } = parseFlags(USAGE, {
+  options: {
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'io-uring': { type: 'boolean', default: false },
+    'spin-us': { type: 'string' },
+    cpus: { type: 'string' },
+  },
+});
+const rounds = Number(flags.rounds) || 3;
+const quick = flags.quick;
+const only = flags.only?.split(',');
+const withUring = flags['io-uring'];
+const spinUs = flags['spin-us'];
+const pinnedCpus = flags.cpus;
 /** A command and its arguments, under `taskset -c LIST` when --cpus is given (taskset execs: same pid). */
 const pinned = (command: string, argv: string[]): [string, string[]] =>
   pinnedCpus === undefined ? [command, argv] : ['taskset', ['-c', pinnedCpus, command, ...argv]];

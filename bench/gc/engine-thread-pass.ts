@@ -8,16 +8,17 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import '../../src/meta/engines/sqlite/register.js';
 import { openThreadedMetaService } from '../../src/meta/server/index.js';
 import { openObjectStore } from '../../src/object/index.js';
 import { sliceBlockKeys } from '../../src/ops/index.js';
+import { parseFlags } from '../common/args.js';
 import type { TimedPassData, TimedPassResult } from './timed-gc-task.js';
 
-const { values } = parseArgs({
+const USAGE = `Usage: node dist/bench/gc/engine-thread-pass.js [--slices 10000] [--rate 300] [--rounds 2]`;
+const { values } = parseFlags(USAGE, {
   options: {
     slices: { type: 'string', default: '10000' },
     rate: { type: 'string', default: '300' },

@@ -8,14 +8,19 @@
 import { mkdtempSync, openSync, readSync, closeSync, fstatSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type MetaService } from '../../src/meta/index.js';
+import { parseFlags } from '../common/args.js';
 
+const USAGE = `Usage: node DIST/bench/meta-engine/frames.js [--files 3000] [--changes 30] [--cpu-changes 3000]
+Frames: \`--changes\` serial changes (each its own group commit, as on a mount) in a directory
+of \`--files\` files; the WAL is emptied before each kind, then every frame's page is attributed
+to its table or index with SQLite's \`dbstat\`. CPU: \`--cpu-changes\` serial changes of each
+kind, \`process.cpuUsage\` (all threads) per change.`;
 const root = { uid: 0, gid: 0, pid: 1 };
 const ROOT = 1 as Ino;
-const { values } = parseArgs({
+const { values } = parseFlags(USAGE, {
   options: {
     files: { type: 'string', default: '3000' },
     changes: { type: 'string', default: '30' },

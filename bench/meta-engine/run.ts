@@ -1,6 +1,6 @@
 // Metadata engine benchmark (SQLite, in-process MetaService, no RPC).
 //   node /tmp/dist-meta/bench/meta-engine/run.js [--files N] [--history-rows N,N] [--prune-rows N]
-//     [--skip creates,reads,asof,prune,size]
+//     [--skip creates,reads,asof,prune,size] [--creates N] [--rounds N]
 // Phases: creates/s with history on and off (taking turns), getattr/lookup latency, as-of
 // lookup at large history sizes vs current lookup, pruning cost, engine bytes per file.
 // WAL frames and CPU per change by kind: frames.ts.
@@ -8,14 +8,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type MetaService } from '../../src/meta/index.js';
+import { parseFlags } from '../common/args.js';
 
+const USAGE = `Usage: node DIST/bench/meta-engine/run.js [--files N] [--history-rows N,N] [--prune-rows N]
+    [--skip creates,reads,asof,prune,size] [--creates N] [--rounds N]
+Phases: creates/s with history on and off (taking turns), getattr/lookup latency, as-of
+lookup at large history sizes vs current lookup, pruning cost, engine bytes per file.
+WAL frames and CPU per change by kind: frames.ts.`;
 const root = { uid: 0, gid: 0, pid: 1 };
 const ROOT = 1 as Ino;
-const { values } = parseArgs({
+const { values } = parseFlags(USAGE, {
   options: {
     creates: { type: 'string', default: '100000' },
     files: { type: 'string', default: '1000000' },

@@ -4,16 +4,22 @@
 // every process of the PostgreSQL cluster, and WAL flushes per operation (pg_stat_wal, cluster-wide): the
 // figures the RPC benchmark (run.ts) cannot separate on a small shared machine.
 // Usage: node dist/bench/meta-postgres/in-process.js [--seconds 3] [--rounds 2] [--lanes 16] [--dirs N]
-//          [--variant ''] [--variant 'group_commit=off'] ...
+//          [--variant ''] [--variant 'group_commit=off'] ... [--url postgres://...]
 // --dirs N: the lanes share N directories (lane l in directory l mod N; default one per lane),
 // e.g. --dirs 1 for many writers creating in one directory.
-// Each variant is a query string appended to $STRATA_PG_TEST_URL (a fresh database per run).
-import { parseArgs } from 'node:util';
+// Each variant is a query string appended to $STRATA_PG_TEST_URL, or to --url (a fresh database per run).
 import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+import { parseFlags } from '../common/args.js';
 import { freshDatabase } from './database.js';
 import { clusterPids, cpuUs } from './proc-cpu.js';
+
+const USAGE = `Usage: node dist/bench/meta-postgres/in-process.js [--seconds 3] [--rounds 2] [--lanes 16] [--dirs N]
+         [--variant ''] [--variant 'group_commit=off'] ... [--url postgres://...]
+--dirs N: the lanes share N directories (lane l in directory l mod N; default one per lane),
+e.g. --dirs 1 for many writers creating in one directory.
+Each variant is a query string appended to $STRATA_PG_TEST_URL, or to --url (a fresh database per run).`;
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
@@ -103,7 +109,7 @@ async function runVariant(
   }
 }
 
-const { values } = parseArgs({
+const { values } = parseFlags(USAGE, {
   options: {
     seconds: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '2' },

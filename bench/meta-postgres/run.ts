@@ -10,6 +10,7 @@
 //          [--server-cpu 0.5] (each server limited to half a CPU by a cgroup, as on a machine of
 //          its own: where one server and PostgreSQL fill this machine's CPUs, only a fixed share
 //          per server shows whether throughput grows with servers; needs root)
+//          [--url postgres://...] (default $STRATA_PG_TEST_URL) [--no-sqlite-baseline]
 // See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,14 +18,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
+import { flagError, parseFlags } from '../common/args.js';
 import { freshDatabase } from './database.js';
 import { CpuQuota } from './cpu-quota.js';
 import { clusterPids, cpuUs } from './proc-cpu.js';
+
+const USAGE = `Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
+         [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
+         [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
+         [--ops getattr,create,rename] (phases to run; also lookup, of the getattr files by name)
+         [--calls-per-connection 16] (calls in flight on each of the 16 connections)
+         [--server-cpu 0.5] (each server limited to half a CPU by a cgroup, as on a machine of
+         its own: where one server and PostgreSQL fill this machine's CPUs, only a fixed share
+         per server shows whether throughput grows with servers; needs root)
+         [--url postgres://...] (default $STRATA_PG_TEST_URL) [--no-sqlite-baseline]
+See docs/postgres.md.`;
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
@@ -211,7 +223,7 @@ async function runConfig(
   }
 }
 
-const { values } = parseArgs({
+const { values } = parseFlags(USAGE, {
   allowNegative: true, // --no-sqlite-baseline
   options: {
     seconds: { type: 'string', default: '5' },
@@ -237,19 +249,13 @@ if (!values.url) {
 const seconds = Number(values.seconds);
 const ops = new Set(values.ops.split(','));
 const callsPerConnection = Number(values['calls-per-connection']);
-if (!Number.isInteger(callsPerConnection) || callsPerConnection < 1) {
-  console.error(
+if (!Number.isInteger(callsPerConnection) || callsPerConnection < 1)
+  flagError(
     `--calls-per-connection must be a whole number of at least 1, not "${values['calls-per-connection']}"`,
   );
-  process.exit(2);
-}
 const serverCpus = values['server-cpu'] === undefined ? undefined : Number(values['server-cpu']);
-if (serverCpus !== undefined && !(serverCpus > 0)) {
-  console.error(
-    `--server-cpu takes a share of CPUs above 0 (0.5 = half of one), not "${values['server-cpu']}"`,
-  );
-  process.exit(2);
-}
+if (serverCpus !== undefined && !(serverCpus > 0))
+  flagError(`--server-cpu takes a share of CPUs above 0 (0.5 = half of one), not "${values['server-cpu']}"`);
 const all: Row[] = [];
 const adminUrl = new URL(values.url);
 adminUrl.pathname = '/postgres';

@@ -3,10 +3,11 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { RpcClient } from '../../src/rpc/index.js';
+import { parseFlags } from '../common/args.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' } } });
+const USAGE = `Usage: node dist/bench/meta-rpc/echo.js [--seconds N]`;
+const { values } = parseFlags(USAGE, { options: { seconds: { type: 'string', default: '3' } } });
 const seconds = Number(values.seconds);
 const child = fork(fileURLToPath(new URL('./echo-server.js', import.meta.url)), ['127.0.0.1:0']);
 const ask = async (message: string): Promise<{ cpuUs: number; p99Ms: number; address: string }> => {

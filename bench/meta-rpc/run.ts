@@ -9,11 +9,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Errno, FsError, ROOT_INO, type Ino } from '../../src/common/index.js';
 import { formatVolume, openMetaService, type Caller } from '../../src/meta/index.js';
 import { connectMeta, type MetaClient } from '../../src/meta/client/index.js';
 import type { AllocationSite } from '../common/allocation-sampler.js';
+import { parseFlags } from '../common/args.js';
+
+const USAGE = `Usage: node dist/bench/meta-rpc/run.js [--seconds N] [--listen HOST:PORT] [--no-engine-thread] [--no-local-reads]
+         [--engine-thread-nice N] [--turn-budget-ms MS] [--server-node-args=--max-semi-space-size=64]
+         [--ops create,getattr] [--connections 16] [--history on|off] [--repeats N] [--allocations]
+See bench/meta-rpc/README.md.`;
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
@@ -278,7 +283,7 @@ function markdownTable(rows: Row[], seconds: number): string {
   return lines.join('\n');
 }
 
-const { values } = parseArgs({
+const { values } = parseFlags(USAGE, {
   options: {
     seconds: { type: 'string', default: '3' },
     listen: { type: 'string', default: '127.0.0.1:17070' },

@@ -5,10 +5,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { RpcClient } from '../../src/rpc/index.js';
+import { parseFlags } from '../common/args.js';
 
-const { values } = parseArgs({
+const USAGE = `Usage: node DIST/bench/metrics/rpc-stats.js [--seconds N] [--rounds N]`;
+const { values } = parseFlags(USAGE, {
   options: { seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '4' } },
 });
 const seconds = Number(values.seconds);

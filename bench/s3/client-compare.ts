@@ -16,6 +16,12 @@ import {
 import { openS3Store } from '../../src/object/backends/s3.js';
 import { parseS3Url } from '../../src/object/backends/s3-url.js';
 import { resolveAwsSettings } from '../../src/object/backends/s3-credentials.js';
+import { flagError, parseFlags } from '../common/args.js';
+
+const USAGE = `Usage: eval "$(scripts/radosgw/start.sh)"
+  npx tsc -p . --outDir /tmp/dist-s3 && node /tmp/dist-s3/bench/s3/client-compare.js [rounds]`;
+const { positionals } = parseFlags(USAGE, { allowPositionals: true });
+if (positionals.length > 1) flagError(`one argument at most, the rounds, not ${positionals.length}`);
 
 interface Client {
   name: string;
@@ -28,7 +34,7 @@ interface Client {
 
 const url = process.env.STRATA_S3_TEST_URL;
 if (!url) throw new Error('set STRATA_S3_TEST_URL (eval "$(scripts/radosgw/start.sh)")');
-const rounds = Number(process.argv[2] ?? 3);
+const rounds = Number(positionals[0] ?? 3);
 const CONCURRENCY = 16;
 const prefix = `client-compare-${process.pid}`;
 

@@ -6,12 +6,13 @@
 //
 //   node delay-proxy.js LISTEN_HOST:PORT TARGET_HOST:PORT DELAY_MS
 import net from 'node:net';
+import { flagError, parseFlags } from '../common/args.js';
 
-const [listenArg, targetArg, delayArg] = process.argv.slice(2);
-if (!listenArg || !targetArg || !delayArg) {
-  console.error('usage: delay-proxy LISTEN_HOST:PORT TARGET_HOST:PORT DELAY_MS');
-  process.exit(2);
-}
+const USAGE = `Usage: node delay-proxy.js LISTEN_HOST:PORT TARGET_HOST:PORT DELAY_MS`;
+const { positionals } = parseFlags(USAGE, { allowPositionals: true });
+const [listenArg, targetArg, delayArg] = positionals;
+if (!listenArg || !targetArg || !delayArg || positionals.length > 3)
+  flagError('takes three arguments: LISTEN_HOST:PORT TARGET_HOST:PORT DELAY_MS');
 const split = (text: string) => {
   const i = text.lastIndexOf(':');
   return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };

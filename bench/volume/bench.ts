@@ -15,17 +15,24 @@ import {
   tempDir,
   type StrataProcess,
 } from '../../test/e2e/harness.js';
+import { parseFlags } from '../common/args.js';
 import { cleanDir, dropCaches, rows, type Row } from './workloads.js';
+
+const USAGE = `Usage: node DIST/bench/volume/bench.js [--scale 1] [--repeats 3] [--only SUBSTRING] [--record]
+  --record appends the table to the "## Mounted volume" section of bench/RESULTS.md.`;
+const { values: flags } = parseFlags(USAGE, {
+  options: {
+    scale: { type: 'string', default: '1' },
+    repeats: { type: 'string', default: '3' },
+    only: { type: 'string', default: '' },
+    record: { type: 'boolean', default: false },
+  },
+});
 
 interface Target {
   name: string;
   dir: string;
   pid: () => number;
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
 /** Resets the process's peak RSS (VmHWM) so each row reports its own peak. */
@@ -69,9 +76,9 @@ function measure(row: Row, target: Target, label: string): { value: number; rssM
 }
 
 async function main(): Promise<void> {
-  const scale = Number(arg('scale', '1'));
-  const repeats = Number(arg('repeats', '3'));
-  const only = arg('only', '');
+  const scale = Number(flags.scale);
+  const repeats = Number(flags.repeats);
+  const only = flags.only;
   const root = tempDir('bench');
   const strataMnt = join(root, 'strata');
   const bindSrc = join(root, 'bind-src');
@@ -122,7 +129,7 @@ async function main(): Promise<void> {
     }
     const table = lines.join('\n');
     console.log(`\n${table}`);
-    if (process.argv.includes('--record')) record(table, scale, repeats);
+    if (flags.record) record(table, scale, repeats);
   } finally {
     bindfs?.kill('SIGTERM');
     await cleanup([up], [strataMnt, bindMnt], [root]);

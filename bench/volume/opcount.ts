@@ -18,6 +18,22 @@ import { MetaService } from '../../src/meta/index.js';
 import { FileObjectStore } from '../../src/object/backends/file.js';
 import { Vfs } from '../../src/vfs/index.js';
 import { startEmbedded, type MountedVolume } from '../../src/volume/index.js';
+import { flagError, parseFlags } from '../common/args.js';
+
+const USAGE = `Usage: node DIST/bench/volume/opcount.js [--workload lstat|create|unlink|write4k|read4k|reread4k|
+  seqwrite|untar]
+  [--files N (MiB for seqwrite)] [--strace] [--strace-threads]
+--strace-threads: the sync calls (fsync, fdatasync, rename, openat, mkdir) per file, split into
+the main thread (FUSE loop, SQLite commits) and the others (libuv's pool, which runs a put's
+file calls, and the SQLite checkpointer's worker), to say who issues each fsync.`;
+const { values: flags } = parseFlags(USAGE, {
+  options: {
+    workload: { type: 'string', default: 'unlink' },
+    files: { type: 'string', default: '1000' },
+    strace: { type: 'boolean', default: false },
+    'strace-threads': { type: 'boolean', default: false },
+  },
+});
 
 interface Tally {
   count: number;
@@ -56,11 +72,6 @@ function methodsOf(proto: object): string[] {
   return Object.getOwnPropertyNames(proto).filter(
     (n) => n !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, n)?.value === 'function',
   );
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
 /** Runs a shell script without blocking the event loop (the FUSE server runs on it). */
@@ -140,11 +151,11 @@ const workloads: Record<string, Workload> = {
 };
 
 async function main(): Promise<void> {
-  const workloadName = arg('workload', 'unlink');
-  const files = Number(arg('files', '1000'));
+  const workloadName = flags.workload;
+  const files = Number(flags.files);
   const workload = workloads[workloadName];
   if (workload === undefined)
-    throw new Error(`unknown --workload ${workloadName}; one of ${Object.keys(workloads).join(', ')}`);
+    flagError(`unknown --workload ${workloadName}; one of ${Object.keys(workloads).join(', ')}`);
   instrument(Vfs.prototype, 'fuse', methodsOf(Vfs.prototype));
   instrument(MetaService.prototype, 'meta', methodsOf(MetaService.prototype));
   instrument(FileObjectStore.prototype, 'store', ['put', 'get', 'delete']);
@@ -174,11 +185,11 @@ async function main(): Promise<void> {
     await sh(`mkdir ${dir}`);
     await workload.setup(dir, files);
     // --strace: count this process's system calls (all threads) during the measured part only.
-    const byThread = process.argv.includes('--strace-threads');
+    const byThread = flags['strace-threads'];
     const straceDir = join(root, 'strace');
     if (byThread) mkdirSync(straceDir);
     const strace =
-      process.argv.includes('--strace') || byThread
+      flags.strace || byThread
         ? spawn(
             'strace',
             // Every thread by id, not -f: -f would also follow the workload's child processes.

@@ -24,11 +24,25 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, isMounted, StrataProcess, tempDir } from '../../test/e2e/harness.js';
+import { parseFlags } from '../common/args.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
+const USAGE = `Usage: node DIST/bench/workloads-db/fsync-loop.js [--seconds 5] [--rounds 3] [--only wal]
+       [--old /tmp/dist-old] [--old-env NAME=VALUE] [--local /tmp] [--profile DIR]
+--old DIST adds a third side: a \`strata up\` of another build (say the commit before a change,
+built into its own dir), so before and after share one invocation. --old-env NAME=VALUE: that
+side runs with this setting (the same build unless --old).
+Run it under \`flock /tmp/strata-bench.lock\` on a shared machine.`;
+const { values: flags } = parseFlags(USAGE, {
+  options: {
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    only: { type: 'string', default: '' },
+    old: { type: 'string', default: '' },
+    'old-env': { type: 'string', default: '' },
+    local: { type: 'string', default: '/tmp' },
+    profile: { type: 'string', default: '' },
+  },
+});
 
 interface Pattern {
   name: string;
@@ -108,23 +122,23 @@ interface Side {
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(arg('seconds', '5'));
-  const rounds = Number(arg('rounds', '3'));
-  const only = arg('only', '');
-  const oldDist = arg('old', '');
-  const localBase = arg('local', '/tmp');
+  const seconds = Number(flags.seconds);
+  const rounds = Number(flags.rounds);
+  const only = flags.only;
+  const oldDist = flags.old;
+  const localBase = flags.local;
   const root = tempDir('fsyncloop');
   const local = mkdtempSync(join(localBase, 'strata-dbperf-local-'));
   const sides: Side[] = [{ name: 'local', dir: local }];
   const procs: StrataProcess[] = [];
   const mounts: string[] = [];
   try {
-    const profileDir = arg('profile', '');
+    const profileDir = flags.profile;
     // A CPU profile of the (new) mount's threads, written when it stops.
     const profile = profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
     const builds: Array<[string, Record<string, string>, string[]]> = [['strata', {}, profile]];
     // --old-env NAME=VALUE: the second side runs with this setting (the same build unless --old).
-    const oldEnv = arg('old-env', '');
+    const oldEnv = flags['old-env'];
     if (oldDist !== '' || oldEnv !== '') {
       const env: Record<string, string> = oldDist === '' ? {} : { STRATA_DIST_DIR: oldDist };
       if (oldEnv !== '') env[oldEnv.slice(0, oldEnv.indexOf('='))] = oldEnv.slice(oldEnv.indexOf('=') + 1);
