@@ -2,15 +2,7 @@
 // through an await, as the VFS will be) against bindfs over tmpfs (libfuse3, C), taking
 // turns in the same run so both see the same machine noise. Not a test: run it by hand.
 //
-//   npx tsc -p . --outDir /tmp/dist-fuse && node /tmp/dist-fuse/bench/fuse/run.js [--rounds 3] [--quick] [--only lstat,unlink] [--io-uring] [--spin-us N] [--cpus LIST]
-//
-// --only keeps the rows whose name contains one of the comma-separated words.
-// --io-uring adds a third target taking turns with the two others: the same server over
-// FUSE-over-io_uring (the fuse module's enable_uring is turned on, and restored at the end).
-// --spin-us N sets the StrataFS server's SessionOptions.pollSpinUs (default: the session's).
-// --cpus LIST (taskset syntax, e.g. 0) runs the servers and the workloads on those CPUs only:
-// with one CPU, the program and its file system take turns on one core, as in a container
-// limited to one CPU, where a server polling for the next request keeps the caller from running.
+// Build with `npx tsc -p . --outDir /tmp/dist-fuse`; flags: USAGE below (or --help).
 //
 // Prints a markdown table for bench/RESULTS.md: medians, ratio strata/bindfs, and the
 // server's CPU per operation (from /proc/PID/stat, user+system). Each sample mounts
