@@ -2,16 +2,7 @@
 // database: ops/s for getattr, create and rename over 16 client connections per server (the
 // server's PostgreSQL pool also 16), 16 calls in flight per connection as bench/meta-rpc keeps
 // (--calls-per-connection; each call in flight is a lane with its own directory).
-// Usage: eval "$(scripts/postgres/start.sh)"; node dist/bench/meta-postgres/run.js [--seconds N] [--servers 1,2,3]
-//          [--variant ''] [--variant 'typed_batches=off'] (engine URL parameters to compare, taking turns)
-//          [--server-flags=] [--server-flags=--no-engine-thread] (server flags to compare, likewise)
-//          [--ops getattr,create,rename] (phases to run; also lookup, of the getattr files by name)
-//          [--calls-per-connection 16] (calls in flight on each of the 16 connections)
-//          [--server-cpu 0.5] (each server limited to half a CPU by a cgroup, as on a machine of
-//          its own: where one server and PostgreSQL fill this machine's CPUs, only a fixed share
-//          per server shows whether throughput grows with servers; needs root)
-//          [--url postgres://...] (default $STRATA_PG_TEST_URL) [--no-sqlite-baseline]
-// See docs/postgres.md.
+// Flags: USAGE below (or --help). See docs/postgres.md.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
