@@ -137,7 +137,7 @@ export class StrataProcess {
  * STRATA_E2E_STORAGE=s3://BUCKET?endpoint=... runs the end-to-end tests on that object store:
  * each data dir gets its own prefix (stable across restarts of the same volume).
  */
-function e2eStorageArgs(dataDir: string, extraArgs: string[]): string[] {
+export function e2eStorageArgs(dataDir: string, extraArgs: string[]): string[] {
   const base = process.env.STRATA_E2E_STORAGE;
   if (!base || extraArgs.includes('--storage')) return [];
   const q = base.indexOf('?');

@@ -2,7 +2,16 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, isLongProfile, isMounted, sh, startUp, tempDir, type StrataProcess } from './harness.js';
+import {
+  cleanup,
+  e2eStorageArgs,
+  isLongProfile,
+  isMounted,
+  sh,
+  startUp,
+  StrataProcess,
+  tempDir,
+} from './harness.js';
 
 // Everyday tools on one embedded volume (`strata up`), then a restart that must keep it all.
 const root = tempDir('tools');
@@ -137,5 +146,43 @@ test('stopping and starting `strata up` on the same data dir keeps all data', as
   up = await startUp(dataDir, mnt);
   const afterRestart = sh(`cd ${mnt} && find . -type f -print0 | sort -z | xargs -0 sha256sum`);
   assert.equal(afterRestart, before);
+  assert.equal(sh(`sqlite3 ${mnt}/test.db "pragma integrity_check;"`).trim(), 'ok');
+});
+
+test("SIGINT the instant `strata up`'s mount appears, or while it starts, leaves no mount behind", async () => {
+  await up?.stop();
+  up = undefined;
+  // Sent as soon as the mount shows in /proc/mounts, the signal lands between the mount and the
+  // foreground loop's listener: it used to be lost (SIGINT ignored) or to kill the process and
+  // leave a dead mount. Now it stops the mount cleanly. Sent at once, it may land before node
+  // runs any of strata (the default action ends it, nothing mounted) or while the volume opens
+  // (a clean stop once mounted): either way no mount is left.
+  for (const when of ['mount appears', 'at once'] as const) {
+    const proc = new StrataProcess(['up', dataDir, mnt, ...e2eStorageArgs(dataDir, [])]);
+    try {
+      if (when === 'mount appears') {
+        while (!isMounted(mnt) && proc.exitCode === undefined) await new Promise((r) => setImmediate(r));
+      }
+      proc.child.kill('SIGINT');
+      const code = await Promise.race([
+        proc.exited,
+        new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000).unref()),
+      ]);
+      if (when === 'mount appears') {
+        assert.equal(code, 0, `SIGINT as the mount appeared: exit ${code}\n${proc.output}`);
+        assert.match(proc.output, /stopped cleanly/);
+      } else {
+        assert.ok(
+          code === 0 || (code === null && proc.child.signalCode === 'SIGINT'),
+          `exit ${code}\n${proc.output}`,
+        );
+      }
+      assert.ok(!isMounted(mnt), `SIGINT ${when}: the mount is gone`);
+    } finally {
+      proc.kill();
+      if (isMounted(mnt)) sh(`umount -l ${mnt}`);
+    }
+  }
+  up = await startUp(dataDir, mnt);
   assert.equal(sh(`sqlite3 ${mnt}/test.db "pragma integrity_check;"`).trim(), 'ok');
 });

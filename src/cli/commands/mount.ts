@@ -13,7 +13,7 @@ import {
   parseInstantUs,
   parseVolumeAddress,
 } from '../options.js';
-import { runUntilSignal, stderrLog } from '../run.js';
+import { catchStopSignals, runUntilSignal, stderrLog } from '../run.js';
 
 const settings: SettingName[] = [
   'memoryBytes',
@@ -69,6 +69,7 @@ export function registerMount(program: Command): void {
         await detach(logFile, asOfUs);
         return;
       }
+      const signals = catchStopSignals(stderrLog);
       // The background child serves the metrics: it is the process that mounts.
       const metrics = metricsAt ? await ProcessMetrics.start(metricsAt) : undefined;
       try {
@@ -90,8 +91,9 @@ export function registerMount(program: Command): void {
           `volume "${volumeName}" from ${metaAddress} mounted at ${volume.mountpoint}${past}${metrics ? `, metrics on http://${metrics.address}/metrics` : ''}`,
         );
         signalReady();
-        await runUntilSignal(volume, stderrLog);
+        await runUntilSignal(volume, stderrLog, signals);
       } finally {
+        signals.release();
         await metrics?.close();
       }
     },

@@ -4,7 +4,7 @@ import type { SettingName } from '../../config/index.js';
 import { ProcessMetrics } from '../../metrics/index.js';
 import { startEmbedded } from '../../volume/index.js';
 import { addSettingOptions, checkStorageUrl, configFromOptions, parseHostPort } from '../options.js';
-import { runUntilSignal, stderrLog } from '../run.js';
+import { catchStopSignals, runUntilSignal, stderrLog } from '../run.js';
 
 const settings: SettingName[] = [
   'memoryBytes',
@@ -43,6 +43,7 @@ export function registerUp(program: Command): void {
         typeof options.listen === 'string' ? parseHostPort(options.listen, '--listen') : undefined;
       const metricsAt =
         typeof options.metrics === 'string' ? parseHostPort(options.metrics, '--metrics') : undefined;
+      const signals = catchStopSignals(stderrLog);
       const metrics = metricsAt ? await ProcessMetrics.start(metricsAt) : undefined;
       try {
         const volume = await startEmbedded({
@@ -60,8 +61,9 @@ export function registerUp(program: Command): void {
         stderrLog(
           `volume "${volume.volume.name}" mounted at ${volume.mountpoint}${volume.metaAddress ? `, metadata served on ${volume.metaAddress}` : ''}${metrics ? `, metrics on http://${metrics.address}/metrics` : ''}; Ctrl-C to unmount`,
         );
-        await runUntilSignal(volume, stderrLog);
+        await runUntilSignal(volume, stderrLog, signals);
       } finally {
+        signals.release();
         await metrics?.close();
       }
     },
