@@ -136,10 +136,10 @@ export interface SliceGcState {
   lastDeletedUs: number | undefined;
 }
 
-/** Reads, current or as of an instant. */
 /** The reads of one lookup (Engine.readLookup): current state only. */
 export type LookupReads = Pick<ReadTx, 'getInode' | 'getXattr' | 'lookup'>;
 
+/** Reads, current or as of an instant. */
 export interface ReadTx {
   getInode(ino: Ino, asOfUs?: number): Promise<InodeRow | undefined>;
   lookup(parent: Ino, name: string, asOfUs?: number): Promise<DentryRow | undefined>;

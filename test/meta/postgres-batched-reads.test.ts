@@ -3,9 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { Errno, ROOT_INO, asIno, isFsError } from '../../src/common/index.js';
 import { AclTag, encodeAcl } from '../../src/meta/acl.js';
-import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
-import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
+import {
+  createTestDatabase,
+  errnoOf,
+  PG_SKIP_REASON,
+  postgresEngineOf,
+  type TestDatabase,
+} from './postgres-fixture.js';
 
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const S_IFREG = 0o100000;
@@ -31,9 +36,9 @@ describe('PostgreSQL getattr and lookup in batches', { skip: PG_SKIP_REASON }, (
   });
 
   const readsOf = (service: MetaService) => {
-    const engine = service.engine;
-    assert.ok(engine instanceof PostgresEngine && engine.batchedReads);
-    return engine.batchedReads;
+    const reads = postgresEngineOf(service).batchedReads;
+    assert.ok(reads);
+    return reads;
   };
 
   test('concurrent getattrs share queries and answer what a read transaction answers', async () => {
@@ -113,11 +118,6 @@ describe('PostgreSQL getattr and lookup in batches', { skip: PG_SKIP_REASON }, (
     const dir = await a.mkdir(root, ROOT_INO, 'guarded', 0o700, 0);
     await a.setattr(root, dir.ino, { uid: owner.uid, gid: owner.gid });
     await a.mknod(owner, dir.ino, 'inside', S_IFREG | 0o644, 0, 0);
-    const errnoOf = (work: Promise<unknown>) =>
-      work.then(
-        () => 'ok',
-        (error: unknown) => (isFsError(error) ? error.errno : error),
-      );
     assert.equal(await errnoOf(b.lookup(alice, dir.ino, 'inside')), Errno.EACCES);
     assert.equal(await errnoOf(b.lookup(owner, dir.ino, 'inside')), 'ok');
     const { USER_OBJ, USER, GROUP_OBJ, MASK, OTHER } = AclTag;
@@ -145,8 +145,7 @@ describe('PostgreSQL getattr and lookup in batches', { skip: PG_SKIP_REASON }, (
       await server.mknod(root, ROOT_INO, `warm-up-${label}`, S_IFREG | 0o644, 0, 0);
       await server.lookup(root, ROOT_INO, `seen-by-${label}`);
       await server.lookup(root, dir.ino, 'present');
-      const engine = server.engine;
-      assert.ok(engine instanceof PostgresEngine);
+      const engine = postgresEngineOf(server);
       const before = engine.roundTrips;
       await server.mknod(root, dir.ino, 'new', S_IFREG | 0o644, 0, 0);
       return engine.roundTrips - before;

@@ -2,12 +2,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { Errno, ROOT_INO, isFsError, type Ino } from '../../src/common/index.js';
-import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { CURSOR_BLOCK } from '../../src/meta/engines/postgres/tx.js';
 import { engineStatsOf } from '../../src/meta/server/engine-stats.js';
 import { COUNTER_INODES } from '../../src/meta/namespace.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
-import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
+import {
+  createTestDatabase,
+  errnoOf,
+  PG_SKIP_REASON,
+  postgresEngineOf,
+  type TestDatabase,
+} from './postgres-fixture.js';
 
 /**
  * Cached reads (src/meta/engines/postgres/row-cache.ts): a server decides a change from rows it
@@ -19,22 +24,6 @@ import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgre
 const root: Caller = { uid: 0, gid: 0, pid: 1 };
 const user: Caller = { uid: 1000, gid: 1000, pid: 2 };
 const S_IFREG = 0o100000;
-
-const engineOf = (service: MetaService): PostgresEngine => {
-  const engine = service.engine;
-  assert.ok(engine instanceof PostgresEngine);
-  return engine;
-};
-
-async function errnoOf(work: Promise<unknown>): Promise<number | 'ok'> {
-  try {
-    await work;
-    return 'ok';
-  } catch (error) {
-    if (isFsError(error)) return error.errno;
-    throw error;
-  }
-}
 
 describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
   let db: TestDatabase;
@@ -54,7 +43,7 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
   });
 
   test('create, rename and chmod in a directory the server knows cost one round trip each', async () => {
-    const engine = engineOf(a);
+    const engine = postgresEngineOf(a);
     const dir = await a.mkdir(root, ROOT_INO, 'one-trip', 0o755, 0);
     await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0); // readdir cursors fetched
     const trips = async (work: () => Promise<unknown>): Promise<number> => {
@@ -90,7 +79,7 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
     const count = 2 * CURSOR_BLOCK + 10;
     const c = await openMetaService({ engineUrl: db.url, background: false, inoBatch: 2 * count });
     try {
-      const engine = engineOf(c);
+      const engine = postgresEngineOf(c);
       const dir = await c.mkdir(root, ROOT_INO, 'many-cursors', 0o755, 0);
       const before = engine.roundTrips;
       for (let n = 0; n < count; n++) await c.mknod(root, dir.ino, `f${n}`, S_IFREG | 0o644, 0, 0);
@@ -111,7 +100,7 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
   });
 
   test('concurrent creates in different directories commit set-based, and the engine counts it', async () => {
-    const engine = engineOf(a);
+    const engine = postgresEngineOf(a);
     const dirs = [];
     for (let n = 0; n < 8; n++) dirs.push(await a.mkdir(root, ROOT_INO, `set-${n}`, 0o755, 0));
     for (const dir of dirs) await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0); // cached
@@ -171,7 +160,7 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
   test('concurrent creates in one directory commit in groups, each deciding from the one before it', async () => {
     // Each create changes the directory's row: the next one waits for it to reach its commit
     // and decides from what it wrote, instead of reading PostgreSQL under the row lock alone.
-    const engine = engineOf(a);
+    const engine = postgresEngineOf(a);
     const dir = await a.mkdir(root, ROOT_INO, 'shared-creates', 0o755, 0);
     await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0);
     const committer = engine.committer!;
@@ -202,7 +191,7 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
     await a.mknod(root, dir.ino, 'warm-up', S_IFREG | 0o644, 0, 0);
     // b takes a name a has never seen: a assumes it absent, and its insert fails at commit.
     await b.mknod(root, dir.ino, 'taken', S_IFREG | 0o644, 0, 0);
-    const staleBefore = engineOf(a).cache!.staleReads;
+    const staleBefore = postgresEngineOf(a).cache!.staleReads;
     const results = await Promise.allSettled([
       a.mknod(root, dir.ino, 'taken', S_IFREG | 0o644, 0, 0),
       a.mknod(root, dir.ino, 'next1', S_IFREG | 0o644, 0, 0),
@@ -219,14 +208,14 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
       ['fulfilled', 'fulfilled'],
     );
     // The two that decided from the failed create's directory row found it stale and ran again.
-    assert.ok(engineOf(a).cache!.staleReads > staleBefore);
+    assert.ok(postgresEngineOf(a).cache!.staleReads > staleBefore);
     const names = (await b.readdir(root, dir.ino, 0, 100, false)).map((e) => e.name).sort();
     assert.deepEqual(names, ['.', '..', 'next1', 'next2', 'taken', 'warm-up']);
     assert.equal((await b.lookup(root, dir.ino, 'taken')).ino, (await a.lookup(root, dir.ino, 'taken')).ino);
   });
 
   test('a rename of a name this server never saw reads it batched, then commits in one round trip', async () => {
-    const engine = engineOf(a);
+    const engine = postgresEngineOf(a);
     const dir = await a.mkdir(root, ROOT_INO, 'unseen', 0o755, 0);
     const theirs = await b.mknod(root, dir.ino, 'f', S_IFREG | 0o644, 0, 0);
     const refills = engine.counts.refills;
@@ -246,7 +235,7 @@ describe('PostgreSQL cached reads', { skip: PG_SKIP_REASON }, () => {
   });
 
   test("another server's changes win over what this one cached", async () => {
-    const engine = engineOf(a);
+    const engine = postgresEngineOf(a);
     const dir = await a.mkdir(root, ROOT_INO, 'contested', 0o777, 0);
     const file = await a.mknod(root, dir.ino, 'f', S_IFREG | 0o644, 0, 0);
     await a.mknod(root, dir.ino, 'keep', S_IFREG | 0o644, 0, 0);

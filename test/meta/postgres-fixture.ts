@@ -1,5 +1,9 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { isFsError } from '../../src/common/index.js';
+import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
+import type { MetaService } from '../../src/meta/index.js';
 
 /**
  * Shared by the PostgreSQL tests: each test gets a fresh database on the throwaway cluster of
@@ -76,4 +80,22 @@ export async function createTestSchema(prefix = 'strata_s'): Promise<TestDatabas
     url: url.toString(),
     drop: () => run(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(name)} CASCADE`),
   };
+}
+
+/** The PostgreSQL engine behind a service (fails the test if it is another engine). */
+export function postgresEngineOf(service: MetaService): PostgresEngine {
+  const engine = service.engine;
+  assert.ok(engine instanceof PostgresEngine);
+  return engine;
+}
+
+/** The errno a call fails with, or 'ok'; anything other than a POSIX error is thrown on. */
+export async function errnoOf(work: Promise<unknown>): Promise<number | 'ok'> {
+  try {
+    await work;
+    return 'ok';
+  } catch (error) {
+    if (isFsError(error)) return error.errno;
+    throw error;
+  }
 }

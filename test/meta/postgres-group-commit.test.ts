@@ -3,12 +3,16 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import pg from 'pg';
 import { ROOT_INO, type Ino } from '../../src/common/index.js';
-import { PostgresEngine } from '../../src/meta/engines/postgres/index.js';
 import { GroupCommitter } from '../../src/meta/engines/postgres/group-commit.js';
 import { quoteLiteral } from '../../src/meta/engines/postgres/sql.js';
 import type { TxConnection } from '../../src/meta/engines/postgres/tx.js';
 import { formatVolume, openMetaService, type Caller, type MetaService } from '../../src/meta/index.js';
-import { createTestDatabase, PG_SKIP_REASON, type TestDatabase } from './postgres-fixture.js';
+import {
+  createTestDatabase,
+  PG_SKIP_REASON,
+  postgresEngineOf,
+  type TestDatabase,
+} from './postgres-fixture.js';
 
 /**
  * Group commit (src/meta/engines/postgres/group-commit.ts): transactions decided from a server's
@@ -110,8 +114,8 @@ describe('PostgreSQL group commit', { skip: PG_SKIP_REASON }, () => {
     });
 
     test('concurrent creates in known directories share PostgreSQL transactions, and all of them land', async () => {
-      const engine = service.engine;
-      assert.ok(engine instanceof PostgresEngine && engine.committer);
+      const engine = postgresEngineOf(service);
+      assert.ok(engine.committer);
       const dirs: Ino[] = [];
       for (let d = 0; d < 8; d++) {
         const dir = (await service.mkdir(root, ROOT_INO, `d${d}`, 0o755, 0)).ino;
