@@ -65,19 +65,19 @@ class ServerProcess {
     this.quota = CpuQuota.limit(this.pid, `strata-bench-${process.pid}-${index}`, cpus);
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      const exited = once(this.child, 'exit');
-      this.child.send('stop');
-      await exited;
-    }
-    this.quota?.remove();
+  stop(): Promise<void> {
+    return this.end(() => this.child.send('stop'));
   }
 
-  async kill(): Promise<void> {
+  kill(): Promise<void> {
+    return this.end(() => this.child.kill('SIGKILL'));
+  }
+
+  /** Asks the process to end (`how`) unless it has, waits for it, then drops its cgroup. */
+  private async end(how: () => void): Promise<void> {
     if (this.child.exitCode === null) {
       const exited = once(this.child, 'exit');
-      this.child.kill('SIGKILL');
+      how();
       await exited;
     }
     this.quota?.remove();
