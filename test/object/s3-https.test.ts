@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { Errno, type FsError } from '../../src/common/index.js';
 import { TransientStoreError } from '../../src/object/store.js';
 import { openS3Store } from '../../src/object/backends/s3.js';
+import { quickAckCounts } from '../../src/object/backends/quick-ack.js';
 import { sh } from '../e2e/harness.js';
 
 describe('S3 backend over HTTPS', () => {
@@ -59,8 +60,12 @@ describe('S3 backend over HTTPS', () => {
     process.env.AWS_CA_BUNDLE = join(dir, 'cert.pem');
     const store = await open();
     try {
+      const acks = { ...quickAckCounts };
       assert.equal((await store.get('k')).toString(), 'payload');
       assert.equal(paths.at(-1), '/bkt/k');
+      // The TCP socket under TLS is found, and its answer acknowledged at once (quick-ack.ts).
+      assert.equal(quickAckCounts.set, acks.set + 1);
+      assert.equal(quickAckCounts.failed, acks.failed);
       // TLS protects the body in transit: no SHA-256 pass over it.
       await store.put('k', Buffer.from('data'));
       assert.equal(payloadHashes.at(-1), 'UNSIGNED-PAYLOAD');

@@ -6,6 +6,7 @@ import { rootCertificates } from 'node:tls';
 import { Errno, FsError } from '../../common/index.js';
 import { TransientStoreError } from '../store.js';
 import type { S3Credentials } from './s3-credentials.js';
+import { quickAck } from './quick-ack.js';
 import { SigV4Signer, canonicalQuery, encodePath } from './s3-sigv4.js';
 import type { S3Location } from './s3-url.js';
 import { xmlText } from './s3-xml.js';
@@ -197,6 +198,7 @@ export class S3Transport {
         },
         (res) => {
           answered = true;
+          quickAck(res.socket);
           const status = res.statusCode ?? 0;
           const declared = Number(res.headers['content-length']);
           // Known length (the usual case): one buffer sized up front, chunks copied in once.

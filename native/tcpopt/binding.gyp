@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "tcpopt",
+      "sources": ["tcpopt.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}
