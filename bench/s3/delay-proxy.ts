@@ -3,6 +3,11 @@
 // stay in the kernel (tbf on the veth, see netns.sh). Each request/response exchange pays two
 // delays, as over a real link; TCP's own window dynamics are not emulated (the proxy buffers up
 // to `windowBytes` per direction, a bit more than the 1 Gbit x 20 ms bandwidth-delay product).
+// The proxy ends the TCP connection, so radosgw's acknowledgements come from it, not from the
+// client: radosgw sends a response body only once its headers are acknowledged (Nagle), Linux
+// delays the proxy's ACK up to 40 ms, and every tool pays that on small GETs here (64 ms per
+// 4 KiB GET instead of 23); a client's own TCP_QUICKACK (src/object/backends/quick-ack.ts)
+// cannot show on this bench. bench/RESULTS.md, S3 backend, session 18.
 //
 //   node delay-proxy.js LISTEN_HOST:PORT TARGET_HOST:PORT DELAY_MS
 import net from 'node:net';
