@@ -39,13 +39,8 @@ typedef struct {
   int stopped;
 } watcher_t;
 
-#define CHECK(call)                                                          \
-  do {                                                                       \
-    if ((call) != napi_ok) {                                                 \
-      napi_throw_error(env, NULL, "fdpoll: N-API call failed: " #call);      \
-      return NULL;                                                           \
-    }                                                                        \
-  } while (0)
+#define ADDON_NAME "fdpoll"
+#include "napi_check.h"
 
 static void on_closed(uv_handle_t* handle) { free(handle->data); }
 

@@ -105,13 +105,8 @@ typedef struct {
   int closed;
 } ring_t;
 
-#define CHECK(call)                                                     \
-  do {                                                                  \
-    if ((call) != napi_ok) {                                            \
-      napi_throw_error(env, NULL, "furing: N-API call failed: " #call); \
-      return NULL;                                                      \
-    }                                                                   \
-  } while (0)
+#define ADDON_NAME "furing"
+#include "napi_check.h"
 
 static int sys_setup(unsigned entries, struct io_uring_params* p) {
   return (int)syscall(__NR_io_uring_setup, entries, p);

@@ -15,13 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(call)                                                                                \
-  do {                                                                                             \
-    if ((call) != napi_ok) {                                                                       \
-      napi_throw_error(env, NULL, "objput: N-API call failed: " #call);                            \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
+#define ADDON_NAME "objput"
+#include "napi_check.h"
 
 typedef struct {
   napi_async_work work;

@@ -9,27 +9,29 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <node_api.h>
 #include <sys/socket.h>
 
-#define CHECK(call)                                                                                \
-  do {                                                                                             \
-    if ((call) != napi_ok) {                                                                       \
-      napi_throw_error(env, NULL, "tcpopt: N-API call failed: " #call);                            \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
+#define ADDON_NAME "tcpopt"
+#include "napi_check.h"
+
+// Reads the descriptor argument into *fd; false after throwing a TypeError that names `call`.
+static bool fd_argument(napi_env env, napi_callback_info info, const char* call, int32_t* fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, call);
+    return false;
+  }
+  return true;
+}
 
 // quickAck(fd): 0 on success, else the errno of setsockopt (EBADF, ENOTSOCK, EOPNOTSUPP...).
 static napi_value QuickAck(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "tcpopt.quickAck(fd): fd must be a number");
-    return NULL;
-  }
+  int32_t fd;
+  if (!fd_argument(env, info, "tcpopt.quickAck(fd): fd must be a number", &fd)) return NULL;
   int on = 1;
   int error = setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on) == 0 ? 0 : errno;
   napi_value result;
@@ -40,14 +42,8 @@ static napi_value QuickAck(napi_env env, napi_callback_info info) {
 // quickAckState(fd): getsockopt(TCP_QUICKACK): 1 while acknowledgements go out at once, 0 while
 // Linux delays them (the socket looks interactive), or -errno. For tests.
 static napi_value QuickAckState(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "tcpopt.quickAckState(fd): fd must be a number");
-    return NULL;
-  }
+  int32_t fd;
+  if (!fd_argument(env, info, "tcpopt.quickAckState(fd): fd must be a number", &fd)) return NULL;
   int value = 0;
   socklen_t length = sizeof value;
   int state = getsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &value, &length) == 0 ? value : -errno;
