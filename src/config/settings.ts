@@ -150,6 +150,8 @@ export const settingSpecs = {
       'serve FUSE requests over io_uring (Linux 6.14+; turns on the fuse module parameter enable_uring; falls back to /dev/fuse when the kernel refuses)',
     defaultText: 'false',
   },
+  // Default and range as src/fuse/session-options.ts has them (config may import only common;
+  // test/cli/config.test.ts checks that the two agree).
   fuseSpinUs: {
     kind: 'count',
     flag: 'fuse-spin-us',

@@ -21,5 +21,6 @@ export {
   WriteFlags,
 } from './filesystem.js';
 export { FuseSession, type SessionOptions, type SessionHandoff, type FuseLogger } from './session.js';
+export { DEFAULT_POLL_SPIN_US, MAX_POLL_SPIN_US } from './session-options.js';
 export { mount, type MountOptions, type MountRequest } from './mount.js';
 export { releaseFreedMemory } from './native.js';

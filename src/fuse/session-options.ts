@@ -47,7 +47,7 @@ export interface SessionOptions {
  */
 export const DEFAULT_POLL_SPIN_US = 50;
 /** The most `pollSpinUs` may be: longer spins hold the event loop for nothing. */
-const MAX_POLL_SPIN_US = 1000;
+export const MAX_POLL_SPIN_US = 1000;
 
 /** `pollSpinUs` or its default; throws for a value out of range. */
 export function checkedPollSpinUs(value: number | undefined): number {

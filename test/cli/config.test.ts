@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeConfig, resolveConfig, settingNames, settingSpecs } from '../../src/config/index.js';
+import { DEFAULT_POLL_SPIN_US, MAX_POLL_SPIN_US } from '../../src/fuse/index.js';
 
 test('defaults carry their units: 512 MiB memory, 1 s attr and entry timeouts, 4 MiB blocks', () => {
   const { config, sources } = resolveConfig();
@@ -86,4 +87,11 @@ test('an on/off setting (io-uring) is off by default, on from a bare flag or env
     () => resolveConfig({ env: { STRATA_IO_URING: 'maybe' } }),
     /invalid environment variable STRATA_IO_URING "maybe": use true or false/,
   );
+});
+
+test('--fuse-spin-us shows the FUSE layer default and takes its range', () => {
+  const spec = settingSpecs.fuseSpinUs;
+  assert.equal(spec.defaultText, String(DEFAULT_POLL_SPIN_US));
+  assert.equal(spec.min, 0);
+  assert.equal(spec.max, MAX_POLL_SPIN_US);
 });
