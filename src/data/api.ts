@@ -22,6 +22,11 @@ export interface DataPathOptions {
    * (V8 frees big Buffers only at its next collection). Default min(64 MiB, budget / 8).
    */
   gcHeadroomBytes?: number;
+  /**
+   * Part of the budget other parts of this process hold (`strata up`: the metadata engine's page
+   * caches), when the budget has room for it beside four blocks. Default 0.
+   */
+  sharedBytes?: number;
   /** A directory for the disk block cache; no disk cache when omitted. */
   diskCacheDir?: string;
   /** Capacity of the disk cache. Default 1 GiB. */

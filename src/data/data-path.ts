@@ -97,13 +97,18 @@ class StrataDataPath implements DataPath {
           `${minimumBudget} bytes (4 blocks of ${this.blockSizeBytes} bytes): give a larger budget`,
       );
     }
-    // The sealing thread's memory comes out of the budget too, when the budget has room for it.
-    const sealerBytes =
-      sealsOnThread(this.blockSizeBytes) &&
-      memoryBudgetBytes - gcHeadroomBytes - SEALER_THREAD_BYTES >= minimumBudget
-        ? SEALER_THREAD_BYTES
-        : 0;
-    this.budget = new MemoryBudget(memoryBudgetBytes - gcHeadroomBytes - sealerBytes);
+    // The sealing thread's memory and what the rest of the process holds (an engine beside the
+    // mount) come out of the budget too, each when the budget has room for it.
+    const sharedBytes = options.sharedBytes ?? 0;
+    if (!Number.isSafeInteger(sharedBytes) || sharedBytes < 0) {
+      throw new Error(`sharedBytes ${sharedBytes} must be a whole number of bytes >= 0`);
+    }
+    let budgetBytes = memoryBudgetBytes - gcHeadroomBytes;
+    const sealerBytes = sealsOnThread(this.blockSizeBytes) ? SEALER_THREAD_BYTES : 0;
+    for (const heldElsewhere of [sealerBytes, sharedBytes]) {
+      if (budgetBytes - heldElsewhere >= minimumBudget) budgetBytes -= heldElsewhere;
+    }
+    this.budget = new MemoryBudget(budgetBytes);
     // Created first so the budget reclaims pooled (empty) buffers before cached blocks.
     this.bufferPool = new BlockBufferPool(this.budget, bodyBytes(this.blockSizeBytes), POOLED_BLOCK_BUFFERS);
     this.memoryCache = new MemoryBlockCache(this.budget);

@@ -29,6 +29,7 @@ export {
   type OpenMetaServiceOptions,
 } from './volume.js';
 export { dumpMeta, loadMeta, type DumpOptions, type DumpProgress } from './dump.js';
+export { SQLITE_ENGINE_CACHE_BYTES } from './engines/sqlite/index.js';
 export { planMigrations, changeFeedOf, type ChangeFeed, type MetaChange } from './engines/postgres/index.js';
 export {
   raiseReclaimFloor,

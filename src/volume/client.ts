@@ -44,6 +44,8 @@ export interface ClientOptions {
   log: (message: string) => void;
   /** Runs last in stop(): closes the metadata client or the in-process service. */
   closeMeta: () => Promise<void>;
+  /** Memory of this process outside the mount that its budget covers too (an engine beside it). */
+  sharedMemoryBytes?: number;
   /** Subscribes to what other clients change (a metadata server's pushes), for cache coherence. */
   onInvalidation?: (listener: (invalidation: Invalidation) => void) => void;
   /** Mounts the volume as it was at this instant (µs since the epoch), read-only. */
@@ -82,6 +84,7 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
       blockSizeBytes: volume.blockSizeBytes,
       chunkSizeBytes: volume.chunkSizeBytes,
       memoryBudgetBytes: config.memoryBytes,
+      sharedBytes: options.sharedMemoryBytes,
       diskCacheDir: config.cacheDir === '' ? undefined : config.cacheDir,
       diskCacheBytes: config.cacheSizeBytes,
       maxInFlightUploads: config.uploadsInFlight,

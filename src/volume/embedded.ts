@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StrataConfig } from '../config/index.js';
 import { addGcPass, emptyGcTotals } from '../metrics/index.js';
+import { SQLITE_ENGINE_CACHE_BYTES } from '../meta/index.js';
 import { backgroundGcEnv, type BackgroundGc } from '../ops/index.js';
 import { mountClient, type MountedVolume } from './client.js';
 import { claimEngine, type EngineClaim } from './engine-lock.js';
@@ -82,6 +83,8 @@ async function startClaimed(
     storageUrl: options.storageUrl,
     version: VERSION,
     log,
+    // One budget for the process: the engine's page caches are memory the mount's is not.
+    sharedMemoryBytes: SQLITE_ENGINE_CACHE_BYTES,
     closeMeta: async () => {
       await gc.collector?.stop();
       await server?.close();

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryBudget } from '../../src/data/budget.js';
+import { bodyBytes } from '../../src/data/block-format.js';
+import { createDataPath } from '../../src/data/index.js';
+import { fileStore, tempDirs } from './helpers.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -56,5 +59,38 @@ describe('memory budget', () => {
   it('refuses to release more than was acquired: an accounting bug must not hide', () => {
     const budget = new MemoryBudget(100);
     assert.throws(() => budget.release(1), /released 1 bytes more than acquired/);
+  });
+});
+
+describe("a data path's share of the mount's budget", () => {
+  const MiB = 1024 * 1024;
+  const limitOf = async (options: { memoryBudgetBytes: number; sharedBytes?: number }): Promise<number> => {
+    const dirs = tempDirs();
+    try {
+      const data = createDataPath({
+        store: await fileStore(await dirs.make()),
+        blockSizeBytes: 4 * MiB,
+        chunkSizeBytes: 64 * MiB,
+        allocateSliceIds: () => Promise.reject(new Error('no writes here')),
+        gcHeadroomBytes: 0,
+        ...options,
+      });
+      const limit = data.stats().memory.limitBytes;
+      await data.close();
+      return limit;
+    } finally {
+      await dirs.cleanup();
+    }
+  };
+
+  it('leaves what the rest of the process holds (an engine beside the mount) out of the budget', async () => {
+    const alone = await limitOf({ memoryBudgetBytes: 512 * MiB });
+    assert.equal(await limitOf({ memoryBudgetBytes: 512 * MiB, sharedBytes: 48 * MiB }), alone - 48 * MiB);
+  });
+
+  it('keeps four blocks whatever is shared, and refuses a share that is not a byte count', async () => {
+    const small = bodyBytes(4 * MiB) * 4 + MiB;
+    assert.equal(await limitOf({ memoryBudgetBytes: small, sharedBytes: 48 * MiB }), small);
+    await assert.rejects(limitOf({ memoryBudgetBytes: 512 * MiB, sharedBytes: -1 }), /sharedBytes -1/);
   });
 });

@@ -23,6 +23,7 @@ import {
   tempDir,
 } from '../e2e/harness.js';
 import { scrape, type Samples } from './scrape.js';
+import { SQLITE_ENGINE_CACHE_BYTES } from '../../src/meta/index.js';
 
 const root = tempDir('metrics');
 const procs: StrataProcess[] = [];
@@ -125,7 +126,9 @@ test('strata up --metrics: the counters follow the I/O on the mount, the GC and 
   assert.ok(delta('strata_object_store_put_bytes_total') >= fileBytes);
   assert.equal(sample(during, 'strata_object_store_put_failures_total'), 0);
   assert.equal(sample(during, 'strata_object_store_failures_total'), 0);
-  assert.ok(sample(during, 'strata_memory_budget_limit_bytes') > 0);
+  // The default 512 MiB, less the GC headroom (64 MiB) and the in-process engine's page caches.
+  const limit = sample(during, 'strata_memory_budget_limit_bytes');
+  assert.ok(limit > 0 && limit <= 448 * 1024 * 1024 - SQLITE_ENGINE_CACHE_BYTES, `budget limit ${limit}`);
   assert.ok(sample(during, 'strata_memory_budget_used_bytes') >= 0);
   assert.equal(sample(during, 'strata_uploads_in_flight'), 0, 'the close waited for every upload');
   const lookups = (outcome: string): number =>

@@ -29,7 +29,7 @@ import {
   SCHEMA_VERSION,
   migrateSessionFloor,
 } from './schema.js';
-import { SqliteReader, endIdleSnapshots } from './reader.js';
+import { READER_CACHE_KIB, SqliteReader, endIdleSnapshots } from './reader.js';
 import { WriteStatements } from './statements.js';
 import { SqliteWriteTx, type WriteState } from './tx.js';
 import { WriterReads } from './writer-reads.js';
@@ -50,6 +50,11 @@ type Settled = { ok: true; job: Job; value: unknown } | { ok: false; job: Job; e
  * against 267-285 MiB (issue goal: under 300).
  */
 const WRITER_CACHE_KIB = 32 * 1024;
+/**
+ * The page caches of one engine (its writer and its reader) at most: memory a process running
+ * the engine beside a mount counts in the mount's budget (`strata up`).
+ */
+export const SQLITE_ENGINE_CACHE_BYTES = (WRITER_CACHE_KIB + READER_CACHE_KIB) * 1024;
 const CURSOR_COUNTER = 'engine.dentry_cursor';
 const LAST_COMMIT_COUNTER = 'engine.last_commit_us';
 

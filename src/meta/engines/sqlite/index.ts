@@ -1,1 +1,1 @@
-export { SqliteEngine, openSqliteEngine, sqlitePath } from './engine.js';
+export { SqliteEngine, openSqliteEngine, sqlitePath, SQLITE_ENGINE_CACHE_BYTES } from './engine.js';

@@ -29,7 +29,7 @@ const DEFAULT_BOUNDS: SnapshotBounds = { idleMs: 1, maxAgeMs: 20 };
  * OS page cache hold too. 16 MiB against 64 gave the same getattr and lookup rates over RPC
  * (engine.ts, WRITER_CACHE_KIB, has the figures).
  */
-const READER_CACHE_KIB = 16 * 1024;
+export const READER_CACHE_KIB = 16 * 1024;
 
 /** The open readers of this thread (each worker thread loads its own copy of this module). */
 const openReaders = new Set<SqliteReader>();
