@@ -30,7 +30,8 @@ export const settingSpecs = {
     kind: 'size',
     flag: 'memory',
     env: 'STRATA_MEMORY',
-    description: 'memory budget of the mount shared by write buffers, read cache and readahead',
+    description:
+      "memory budget of the mount shared by write buffers, read cache and readahead (and, in strata up, the metadata engine's page caches)",
     defaultText: '512M',
     min: 32 * MiB,
     max: 1024 * GiB,
