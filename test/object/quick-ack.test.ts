@@ -6,10 +6,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { once } from 'node:events';
 import { openS3Store } from '../../src/object/backends/s3.js';
 import { quickAckCounts, socketFd, tcpOptions } from '../../src/object/backends/quick-ack.js';
+import { listenOnLoopback } from './s3-helpers.js';
 
 /** One request/response exchange over `client`: the peer echoes what it gets. */
 async function exchange(client: net.Socket, text: string): Promise<void> {
@@ -23,9 +24,7 @@ describe('TCP quick acknowledgements (native/tcpopt)', () => {
     const options = tcpOptions();
     assert.ok(options, 'native/tcpopt is not built: run npm run build');
     const server = net.createServer((socket) => socket.on('data', (chunk) => socket.write(chunk)));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const client = net.connect(await listenOnLoopback(server), '127.0.0.1');
     try {
       await once(client, 'connect');
       // Requests sent right after answers arrive: Linux takes the socket for interactive and
@@ -57,9 +56,7 @@ describe('TCP quick acknowledgements (native/tcpopt)', () => {
           setImmediate(() => res.end('payload'));
         });
       });
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      port = (server.address() as AddressInfo).port;
+      port = await listenOnLoopback(server);
     });
     after(() => {
       server.closeAllConnections();

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
-import type { LookupFunction } from 'node:net';
+import type { AddressInfo, LookupFunction, Server } from 'node:net';
+import { once } from 'node:events';
 
 /** The radosgw the tests use, from `eval "$(scripts/radosgw/start.sh)"`; undefined skips the tests. */
 export const S3_TEST_URL = process.env.STRATA_S3_TEST_URL;
@@ -71,3 +72,10 @@ export const resolveToLoopback = ((
   if (all) callback(null, [{ address: '127.0.0.1', family: 4 }] satisfies LookupAddress[]);
   else callback(null, '127.0.0.1', 4);
 }) as unknown as LookupFunction;
+
+/** Starts `server` (net or http) on a free port of 127.0.0.1; resolves to the port. */
+export async function listenOnLoopback(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}

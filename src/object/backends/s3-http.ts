@@ -7,6 +7,7 @@ import { Errno, FsError } from '../../common/index.js';
 import { TransientStoreError } from '../store.js';
 import type { S3Credentials } from './s3-credentials.js';
 import { quickAck } from './quick-ack.js';
+import { RawGetError, RawGets } from './s3-raw-get.js';
 import { SigV4Signer, canonicalQuery, encodePath } from './s3-sigv4.js';
 import type { S3Location } from './s3-url.js';
 import { xmlText } from './s3-xml.js';
@@ -112,6 +113,8 @@ class InFlightLimit {
  */
 export class S3Transport {
   private readonly agent: http.Agent;
+  /** GETs over plain HTTP read their bodies straight into place (s3-raw-get.ts); null over TLS. */
+  private readonly rawGets: RawGets | null;
   private readonly limit: InFlightLimit;
   private readonly signer: SigV4Signer;
   private readonly request: typeof http.request;
@@ -143,6 +146,10 @@ export class S3Transport {
     this.basePath = location.pathStyle ? `/${location.bucket}` : '';
     const hostname = location.endpoint.hostname.replace(/^\[|\]$/g, '');
     this.connectHost = location.pathStyle ? hostname : `${location.bucket}.${hostname}`;
+    this.rawGets =
+      secure || process.env.STRATA_S3_RAW_GET === '0'
+        ? null
+        : new RawGets(this.connectHost, Number(location.endpoint.port || 80), location.maxInFlight, lookup);
   }
 
   /** "GET s3://bucket/key" for messages. */
@@ -181,6 +188,9 @@ export class S3Transport {
     });
     if (req.body) headers['content-length'] = String(req.body.length);
     else if (req.method === 'PUT' || req.method === 'POST') headers['content-length'] = '0';
+    if (req.method === 'GET' && this.rawGets !== null) {
+      return this.rawGet(this.rawGets, req, query ? `${encodedPath}?${query}` : encodedPath, headers);
+    }
 
     return new Promise<S3Response>((resolve, reject) => {
       const what = this.describe(req);
@@ -251,6 +261,33 @@ export class S3Transport {
     });
   }
 
+  private async rawGet(
+    rawGets: RawGets,
+    req: S3Request,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<S3Response> {
+    const what = this.describe(req);
+    let head = `GET ${path} HTTP/1.1\r\nhost: ${this.host}\r\n`;
+    for (const [name, value] of Object.entries(headers)) if (name !== 'host') head += `${name}: ${value}\r\n`;
+    let res;
+    try {
+      res = await rawGets.get(`${head}\r\n`, this.location.timeoutMs);
+    } catch (err) {
+      if (!(err instanceof RawGetError)) throw err;
+      if (err.staleSocket) throw new StaleSocketError();
+      if (err.code === 'ETIMEDOUT') {
+        throw new TransientStoreError(
+          `${what}: no progress for ${this.location.timeoutMs} ms (timeout=); the store is slow or unreachable`,
+        );
+      }
+      if (err.code === 'EPROTO') throw new TransientStoreError(`${what}: ${err.message}`);
+      throw this.mapNetworkError(err, what, err.answered);
+    }
+    if (res.status < 300 || req.acceptStatuses?.includes(res.status)) return res;
+    throw this.mapStatusError(res.status, res.body, what);
+  }
+
   private mapNetworkError(err: Error, what: string, _answered: boolean): Error {
     if (err instanceof TransientStoreError) return err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -296,6 +333,7 @@ export class S3Transport {
   /** Closes the pooled connections; requests after this open new ones. */
   close(): void {
     this.agent.destroy();
+    this.rawGets?.close();
   }
 }
 
