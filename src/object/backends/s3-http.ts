@@ -337,7 +337,8 @@ export class S3Transport {
   }
 }
 
-class StaleSocketError extends Error {
+/** Transient as well: the one immediate re-send can meet a second stale socket of the pool. */
+class StaleSocketError extends TransientStoreError {
   constructor() {
     super('keep-alive socket closed by the server');
   }
