@@ -245,13 +245,7 @@ export class S3Transport {
           });
         },
       );
-      httpReq.setTimeout(this.location.timeoutMs, () => {
-        httpReq.destroy(
-          new TransientStoreError(
-            `${what}: no progress for ${this.location.timeoutMs} ms (timeout=); the store is slow or unreachable`,
-          ),
-        );
-      });
+      httpReq.setTimeout(this.location.timeoutMs, () => httpReq.destroy(this.noProgress(what)));
       httpReq.on('error', (err) => {
         const code = (err as NodeJS.ErrnoException).code;
         if (!answered && httpReq.reusedSocket && code === 'ECONNRESET') reject(new StaleSocketError());
@@ -268,24 +262,28 @@ export class S3Transport {
     headers: Record<string, string>,
   ): Promise<S3Response> {
     const what = this.describe(req);
-    let head = `GET ${path} HTTP/1.1\r\nhost: ${this.host}\r\n`;
-    for (const [name, value] of Object.entries(headers)) if (name !== 'host') head += `${name}: ${value}\r\n`;
+    // The signed headers include host.
+    let head = `GET ${path} HTTP/1.1\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
     let res;
     try {
       res = await rawGets.get(`${head}\r\n`, this.location.timeoutMs);
     } catch (err) {
       if (!(err instanceof RawGetError)) throw err;
       if (err.staleSocket) throw new StaleSocketError();
-      if (err.code === 'ETIMEDOUT') {
-        throw new TransientStoreError(
-          `${what}: no progress for ${this.location.timeoutMs} ms (timeout=); the store is slow or unreachable`,
-        );
-      }
+      if (err.code === 'ETIMEDOUT') throw this.noProgress(what);
       if (err.code === 'EPROTO') throw new TransientStoreError(`${what}: ${err.message}`);
       throw this.mapNetworkError(err, what, err.answered);
     }
     if (res.status < 300 || req.acceptStatuses?.includes(res.status)) return res;
     throw this.mapStatusError(res.status, res.body, what);
+  }
+
+  /** A request that saw no byte move for the store URL's timeout=. */
+  private noProgress(what: string): TransientStoreError {
+    return new TransientStoreError(
+      `${what}: no progress for ${this.location.timeoutMs} ms (timeout=); the store is slow or unreachable`,
+    );
   }
 
   private mapNetworkError(err: Error, what: string, _answered: boolean): Error {

@@ -32,8 +32,8 @@ interface Exchange {
   resolve: (response: RawResponse) => void;
   reject: (error: RawGetError) => void;
   phase: 'head' | 'body' | 'chunked' | 'untilClose';
-  head: Buffer[];
-  headBytes: number;
+  /** The answer's bytes until its head ends. */
+  head: Buffer;
   status: number;
   headers: http.IncomingHttpHeaders;
   /** Known length: the body, filled by the socket's reads straight into its free part. */
@@ -43,7 +43,10 @@ interface Exchange {
   parts: Buffer[];
   /** Chunked: undecoded bytes (a size line cut by a read). */
   pending: Buffer;
-  /** Chunked: bytes left of the current chunk, -1 while reading a size line, -2 after the last chunk. */
+  /**
+   * Chunked: bytes left of the current chunk; -1 while reading a size line, -3 while reading the
+   * CRLF after a chunk's data, -2 while reading the trailers after the last chunk.
+   */
   chunkLeft: number;
   keepAlive: boolean;
 }
@@ -135,8 +138,7 @@ class RawConnection {
         resolve,
         reject,
         phase: 'head',
-        head: [],
-        headBytes: 0,
+        head: Buffer.alloc(0),
         status: 0,
         headers: {},
         body: null,
@@ -176,13 +178,11 @@ class RawConnection {
   /** Bytes read into the scratch buffer: the head, a chunked or close-delimited body. */
   private consume(exchange: Exchange, data: Buffer): void {
     if (exchange.phase === 'head') {
-      exchange.head.push(Buffer.from(data));
-      exchange.headBytes += data.length;
-      const all = exchange.head.length === 1 ? exchange.head[0]! : Buffer.concat(exchange.head);
-      exchange.head = [all];
+      const all = Buffer.concat([exchange.head, data]);
+      exchange.head = all;
       const end = all.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (exchange.headBytes > MAX_HEAD_BYTES) this.fail('response headers longer than 64 KiB', 'EPROTO');
+        if (all.length > MAX_HEAD_BYTES) this.fail('response headers longer than 64 KiB', 'EPROTO');
         return;
       }
       if (!this.parseHead(exchange, all.subarray(0, end).toString('latin1'))) return;
@@ -320,7 +320,7 @@ class RawConnection {
     }
     const expected = exchange.body ? ` of ${exchange.body.length}` : '';
     this.fail(
-      exchange.phase === 'head' && exchange.headBytes === 0
+      exchange.phase === 'head' && exchange.head.length === 0
         ? 'connection closed before any answer'
         : `connection ended after ${exchange.received}${expected} bytes`,
       'ECONNRESET',
@@ -332,7 +332,7 @@ class RawConnection {
     this.exchange = null;
     this.destroy();
     if (exchange === null) return;
-    const answered = exchange.headBytes > 0;
+    const answered = exchange.head.length > 0;
     exchange.reject(
       new RawGetError(message, code, this.reused && !answered, answered, cause ? { cause } : undefined),
     );
