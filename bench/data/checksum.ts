@@ -1,9 +1,11 @@
 // Why blocks carry CRC-32 (format SFB3, src/data/block-format.ts; SHA-256 in SFB2 before):
 // throughput of the candidate checksums on 4 MiB buffers in this Node, and of sealing a whole
-// 4 MiB block (64 segment checks plus the trailer). Run: node DIST/bench/data/checksum.js
+// 4 MiB block (64 segment checks plus the trailer), with the CRC-32 block-format.ts picked
+// (native/crc32 unless STRATA_NATIVE_CRC32=0). "cold": 4 MiB pieces of a 512 MiB buffer, out of
+// the CPU's caches as a block just read from disk mostly is. Run: node DIST/bench/data/checksum.js
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { asSliceId } from '../../src/common/index.js';
+import { asSliceId, loadNativeAddon } from '../../src/common/index.js';
 import { bodyBytes, sealBlock } from '../../src/data/block-format.js';
 
 const sizeBytes = 4 * 1024 * 1024;
@@ -47,7 +49,7 @@ function measure(name: string, run: () => unknown): void {
   for (let i = 0; i < rounds; i++) run();
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   console.log(
-    `${name.padEnd(12)} ${((rounds * sizeBytes) / seconds / 2 ** 20).toFixed(0).padStart(6)} MiB/s`,
+    `${name.padEnd(20)} ${((rounds * sizeBytes) / seconds / 2 ** 20).toFixed(0).padStart(6)} MiB/s`,
   );
 }
 
@@ -56,6 +58,17 @@ for (const algorithm of ['sha256', 'sha1', 'md5', 'blake2b512', 'sha512-256']) {
 }
 measure('crc32c (JS)', () => crc32c(buffer));
 measure('crc32 (zlib)', () => crc32(buffer));
+const nativeCrc32 = loadNativeAddon<{ crc32?: (data: Uint8Array, value: number) => number }>('crc32')?.crc32;
+if (nativeCrc32) measure('crc32 (native)', () => nativeCrc32(buffer, 0));
+else console.log('crc32 (native): not built, or this CPU has no PCLMULQDQ');
+const cold = Buffer.alloc(512 * 1024 * 1024, 0x5a);
+let coldAt = 0;
+const coldPiece = (): Buffer => {
+  coldAt = (coldAt + sizeBytes) % cold.length;
+  return cold.subarray(coldAt, coldAt + sizeBytes);
+};
+measure('crc32 (zlib, cold)', () => crc32(coldPiece()));
+if (nativeCrc32) measure('crc32 (native, cold)', () => nativeCrc32(coldPiece(), 0));
 const blockBuffer = Buffer.alloc(bodyBytes(sizeBytes));
 buffer.copy(blockBuffer);
 const block = { sliceId: asSliceId(12345), blockIndex: 2, blockLengthBytes: sizeBytes };
