@@ -11,7 +11,13 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { formatBytes, isOutOfDescriptors, isOutOfSpace, systemErrorCode } from '../common/index.js';
+import {
+  formatBytes,
+  isOutOfDescriptors,
+  isOutOfSpace,
+  OpenFileCache,
+  systemErrorCode,
+} from '../common/index.js';
 
 /** Writes queued beyond this are skipped: the disk cache is best effort, never back-pressure. */
 const MAX_PENDING_WRITES = 8;
@@ -28,13 +34,6 @@ const MAX_OPEN_FILES = 256;
  */
 const FULL_RETRY_MS = 60_000;
 
-interface OpenFile {
-  handle: Promise<FileHandle>;
-  /** Reads using the handle now; a retired handle closes when the last one ends. */
-  users: number;
-  retired: boolean;
-}
-
 /**
  * A bounded LRU of block object bodies (data + checksummed trailer) in a local directory. It
  * stores bodies as fetched, so the reader verifies a cached block exactly like a fetched one:
@@ -49,7 +48,11 @@ export class DiskBlockCache {
   /** Bodies being written now (not yet in `bytes`): room is made for them before they land. */
   private reservedBytes = 0;
   private pendingWrites = 0;
-  private readonly openFiles = new Map<string, OpenFile>();
+  private readonly openFiles = new OpenFileCache<FileHandle>(
+    MAX_OPEN_FILES,
+    (key) => open(this.path(key), 'r'),
+    (handle) => handle.close(),
+  );
   private readonly ready: Promise<void>;
   /** What the cache held when its file system was found full, until `fullUntilMs`; null: not full. */
   private fullAtBytes: number | null = null;
@@ -158,52 +161,23 @@ export class DiskBlockCache {
     await this.ready;
     const size = this.index.get(key);
     if (size === undefined) return null;
-    const file = this.openFile(key);
     try {
-      const handle = await file.handle;
-      const parts = await Promise.all(
-        ranges.map(async ([offset, length]) => {
-          const part = Buffer.allocUnsafe(length);
-          const { bytesRead } = await handle.read(part, 0, length, offset);
-          return part.subarray(0, bytesRead);
-        }),
+      const parts = await this.openFiles.use(key, (handle) =>
+        Promise.all(
+          ranges.map(async ([offset, length]) => {
+            const part = Buffer.allocUnsafe(length);
+            const { bytesRead } = await handle.read(part, 0, length, offset);
+            return part.subarray(0, bytesRead);
+          }),
+        ),
       );
       this.noteHit(key, size);
       return parts;
     } catch (error) {
       // Out of descriptors, the file is still there and still counted: only this read misses.
-      if (isOutOfDescriptors(error)) this.retireFile(key);
-      else this.forget(key);
+      if (!isOutOfDescriptors(error)) this.forget(key);
       return null;
-    } finally {
-      file.users--;
-      if (file.retired && file.users === 0) closeFile(file);
     }
-  }
-
-  /** The key's open cache file, opened if needed; the caller decrements `users` when done. */
-  private openFile(key: string): OpenFile {
-    let file = this.openFiles.get(key);
-    if (file) {
-      this.openFiles.delete(key);
-    } else {
-      const handle = open(this.path(key), 'r');
-      handle.catch(() => undefined); // the reader awaiting it sees the error
-      file = { handle, users: 0, retired: false };
-      const oldest = this.openFiles.keys().next();
-      if (this.openFiles.size >= MAX_OPEN_FILES && !oldest.done) this.retireFile(oldest.value);
-    }
-    this.openFiles.set(key, file);
-    file.users++;
-    return file;
-  }
-
-  private retireFile(key: string): void {
-    const file = this.openFiles.get(key);
-    if (!file) return;
-    this.openFiles.delete(key);
-    file.retired = true;
-    if (file.users === 0) closeFile(file);
   }
 
   /**
@@ -286,7 +260,7 @@ export class DiskBlockCache {
   }
 
   private forget(key: string): void {
-    this.retireFile(key);
+    this.openFiles.retire(key);
     const size = this.index.get(key);
     if (size === undefined) return;
     this.index.delete(key);
@@ -304,10 +278,6 @@ export class DiskBlockCache {
   async drain(): Promise<void> {
     await this.ready;
     while (this.pendingWrites > 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    for (const key of [...this.openFiles.keys()]) this.retireFile(key);
+    this.openFiles.retireAll();
   }
-}
-
-function closeFile(file: OpenFile): void {
-  file.handle.then((handle) => handle.close()).catch(() => undefined);
 }

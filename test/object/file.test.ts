@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openObjectStore } from '../../src/object/index.js';
+import { ObjectNotFoundError, openObjectStore } from '../../src/object/index.js';
 import { FileObjectStore, fileStoreRoot } from '../../src/object/backends/file.js';
 import { nativePut } from '../../src/object/backends/native-put.js';
 import { describeObjectStoreConformance } from './conformance.js';
@@ -184,6 +184,55 @@ describe('file backend', () => {
     assert.deepEqual(left, []);
     assert.equal((await store.get('d3/p39')).toString(), 'p39');
     await store.close();
+  });
+});
+
+describe('file backend: objects kept open for reads', () => {
+  const openUnder = async (dir: string): Promise<string[]> => {
+    const links = await Promise.all(
+      (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+    );
+    return links.filter((target) => target.startsWith(dir));
+  };
+  const eventually = async (check: () => Promise<boolean>): Promise<void> => {
+    for (let i = 0; i < 200 && !(await check()); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(await check());
+  };
+
+  it('reads an object through one open file, ranged or whole, and closes it on put, delete and close', async () => {
+    const dir = await tempDir();
+    const store = new FileObjectStore(dir);
+    await store.put('a/one', Buffer.from('0123456789'));
+    assert.equal((await store.get('a/one')).toString(), '0123456789');
+    assert.equal((await store.get('a/one', 3, 4)).toString(), '3456');
+    assert.equal((await store.get('a/one', 8, 10)).toString(), '89', 'a range past the end is cut short');
+    assert.equal((await store.get('a/one', 20, 4)).length, 0);
+    // One descriptor for all those reads (the put's directory handles close in the background).
+    await eventually(async () => (await openUnder(dir)).join() === join(dir, 'a/one'));
+    // A put over the key: the next read sees the new object, not the file kept open.
+    await store.put('a/one', Buffer.from('abc'));
+    assert.equal((await store.get('a/one')).toString(), 'abc');
+    // A delete: the object is gone for the next read.
+    await store.delete('a/one');
+    await assert.rejects(store.get('a/one'), ObjectNotFoundError);
+    await eventually(async () => (await openUnder(dir)).length === 0);
+    // A directory is not an object, and is not kept open.
+    await store.put('d/x', Buffer.from('x'));
+    await assert.rejects(store.get('d'), ObjectNotFoundError);
+    assert.equal((await store.get('d/x')).toString(), 'x');
+    await store.close();
+    await eventually(async () => (await openUnder(dir)).length === 0);
+  });
+
+  it('keeps at most 64 objects open however many are read', async () => {
+    const dir = await tempDir();
+    const store = new FileObjectStore(dir);
+    for (let i = 0; i < 100; i++) await store.put(`k/${i}`, Buffer.from(`v${i}`));
+    for (let i = 0; i < 100; i++) assert.equal((await store.get(`k/${i}`)).toString(), `v${i}`);
+    await eventually(async () => (await openUnder(dir)).length <= 64);
+    assert.equal(store.openObjects.size, 64);
+    await store.close();
+    await eventually(async () => (await openUnder(dir)).length === 0);
   });
 });
 

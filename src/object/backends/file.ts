@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { isOutOfDescriptors, openWaitingForDescriptor } from '../../common/index.js';
+import { isOutOfDescriptors, OpenFileCache, openWaitingForDescriptor } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
 import { nativePut, type NativePut } from './native-put.js';
@@ -10,6 +10,19 @@ import { nativePut, type NativePut } from './native-put.js';
 const TMP_DIR = '.strata-tmp';
 /** A temporary file this old belongs to a put that crashed, not to one in progress. */
 const STALE_TMP_MS = 3_600_000;
+/**
+ * Objects kept open for reads. Each random read of a block not in memory was an open, a stat, a
+ * pread and a close, four thread-pool jobs one after the other; with the object kept open it is
+ * one. An object's bytes never change under its key, so an open object reads right even after
+ * another process deleted it (its space is freed when it is closed here).
+ */
+const MAX_OPEN_OBJECTS = 64;
+
+/** An object opened for reads: its handle and its size (fixed: objects are immutable). */
+interface OpenObject {
+  handle: FileHandle;
+  sizeBytes: number;
+}
 
 /**
  * Parses "file:///abs/dir", "file:/abs/dir" or "file:relative/dir" (relative to the working
@@ -152,6 +165,12 @@ export class FileObjectStore implements ObjectStore {
 
   /** Puts that ran as one native job (native/objput), for tests. */
   nativePuts = 0;
+  /** Objects open for reads; a put or delete of the key closes it. */
+  readonly openObjects = new OpenFileCache<OpenObject>(
+    MAX_OPEN_OBJECTS,
+    (key) => this.openObject(key),
+    ({ handle }) => handle.close(),
+  );
   private readonly native: NativePut | undefined;
 
   /** `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons). */
@@ -229,6 +248,15 @@ export class FileObjectStore implements ObjectStore {
   readonly abandonedPutAttempts = 0;
 
   async put(key: string, data: Buffer): Promise<void> {
+    try {
+      await this.putObject(key, data);
+    } finally {
+      // A reader must not keep the file the key named before.
+      this.openObjects.retire(key);
+    }
+  }
+
+  private async putObject(key: string, data: Buffer): Promise<void> {
     const target = this.path(key);
     const tmpDir = join(this.root, TMP_DIR);
     // The temporary area's own durability does not matter: objects are renamed out of it.
@@ -339,33 +367,37 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async get(key: string, offset?: number, length?: number): Promise<Buffer> {
-    const path = this.path(key);
-    let handle;
     try {
-      handle = await openWaitingForDescriptor(path, 'r');
+      return await this.openObjects.use(key, async ({ handle, sizeBytes }) => {
+        const start = Math.min(offset ?? 0, sizeBytes);
+        const end = length === undefined ? sizeBytes : Math.min(sizeBytes, start + length);
+        const out = Buffer.allocUnsafe(end - start);
+        let done = 0;
+        while (done < out.length) {
+          const { bytesRead } = await handle.read(out, done, out.length - done, start + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return done === out.length ? out : out.subarray(0, done);
+      });
     } catch (error) {
       if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR') || isErrno(error, 'EISDIR')) {
         throw new ObjectNotFoundError(key, this.description);
       }
       throw error;
     }
+  }
+
+  private async openObject(key: string): Promise<OpenObject> {
+    const handle = await openWaitingForDescriptor(this.path(key), 'r');
     try {
       const info = await handle.stat();
       // A directory is where keys below it live, not an object.
       if (!info.isFile()) throw new ObjectNotFoundError(key, this.description);
-      const size = info.size;
-      const start = Math.min(offset ?? 0, size);
-      const end = length === undefined ? size : Math.min(size, start + length);
-      const out = Buffer.allocUnsafe(end - start);
-      let done = 0;
-      while (done < out.length) {
-        const { bytesRead } = await handle.read(out, done, out.length - done, start + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return done === out.length ? out : out.subarray(0, done);
-    } finally {
+      return { handle, sizeBytes: info.size };
+    } catch (error) {
       await handle.close();
+      throw error;
     }
   }
 
@@ -385,6 +417,8 @@ export class FileObjectStore implements ObjectStore {
       await unlink(this.path(key));
     } catch (error) {
       if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) throw error;
+    } finally {
+      this.openObjects.retire(key);
     }
   }
 
@@ -426,6 +460,7 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async close(): Promise<void> {
+    this.openObjects.retireAll();
     this.knownDirs.clear();
     for (const sync of [...this.dirSyncs.values()]) sync.dropSpare();
   }
