@@ -16,6 +16,7 @@ import {
   isOutOfDescriptors,
   isOutOfSpace,
   OpenFileCache,
+  readIfCached,
   systemErrorCode,
 } from '../common/index.js';
 
@@ -166,8 +167,9 @@ export class DiskBlockCache {
         Promise.all(
           ranges.map(async ([offset, length]) => {
             const part = Buffer.allocUnsafe(length);
-            const { bytesRead } = await handle.read(part, 0, length, offset);
-            return part.subarray(0, bytesRead);
+            let got = readIfCached(handle.fd, part, offset);
+            if (got < length) got += (await handle.read(part, got, length - got, offset + got)).bytesRead;
+            return part.subarray(0, got);
           }),
         ),
       );

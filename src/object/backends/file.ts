@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { isOutOfDescriptors, OpenFileCache, openWaitingForDescriptor } from '../../common/index.js';
+import {
+  isOutOfDescriptors,
+  OpenFileCache,
+  openWaitingForDescriptor,
+  readIfCached,
+} from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
 import { nativePut, type NativePut } from './native-put.js';
@@ -372,7 +377,7 @@ export class FileObjectStore implements ObjectStore {
         const start = Math.min(offset ?? 0, sizeBytes);
         const end = length === undefined ? sizeBytes : Math.min(sizeBytes, start + length);
         const out = Buffer.allocUnsafe(end - start);
-        let done = 0;
+        let done = readIfCached(handle.fd, out, start);
         while (done < out.length) {
           const { bytesRead } = await handle.read(out, done, out.length - done, start + done);
           if (bytesRead === 0) break;
