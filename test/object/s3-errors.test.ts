@@ -5,12 +5,11 @@
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Errno, type FsError } from '../../src/common/index.js';
 import { TransientStoreError } from '../../src/object/store.js';
 import { openS3Store } from '../../src/object/backends/s3.js';
 import { withRetry } from '../../src/object/wrappers/retry.js';
-import { resolveToLoopback } from './s3-helpers.js';
+import { listenOnLoopback, resolveToLoopback } from './s3-helpers.js';
 
 type Behaviour = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -44,8 +43,7 @@ describe('S3 backend error mapping (scripted server)', () => {
       req.resume();
       req.on('end', () => (script.shift() ?? ok)(req, res));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    port = await listenOnLoopback(server);
   });
   after(async () => {
     server.closeAllConnections();
@@ -109,8 +107,7 @@ describe('S3 backend error mapping (scripted server)', () => {
 
   it('treats a refused connection as transient', async () => {
     const closed = http.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const deadPort = (closed.address() as AddressInfo).port;
+    const deadPort = await listenOnLoopback(closed);
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const store = await openS3Store(`s3://bkt?endpoint=http://127.0.0.1:${deadPort}`, {
       accessKeyId: 'A',

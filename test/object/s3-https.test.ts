@@ -6,12 +6,12 @@ import https from 'node:https';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { Errno, type FsError } from '../../src/common/index.js';
 import { TransientStoreError } from '../../src/object/store.js';
 import { openS3Store } from '../../src/object/backends/s3.js';
 import { quickAckCounts } from '../../src/object/backends/quick-ack.js';
 import { sh } from '../e2e/harness.js';
+import { listenOnLoopback } from './s3-helpers.js';
 
 describe('S3 backend over HTTPS', () => {
   let dir: string;
@@ -38,8 +38,7 @@ describe('S3 backend over HTTPS', () => {
         res.end('payload');
       },
     );
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    port = await listenOnLoopback(server);
   });
 
   after(async () => {
