@@ -19,9 +19,8 @@ export const MAX_CACHED_READ_BYTES = 256 * 1024;
  * Fills `buffer` from `offset` of the open file `fd` on this thread, only with what the page
  * cache holds: the byte count read (0 when nothing asked for is cached, at the end of the file,
  * for a buffer over MAX_CACHED_READ_BYTES, without the addon, where the file system cannot, or
- * with STRATA_CACHED_READ=0). The caller
- * reads the rest through the thread pool: a small read of a cached file then costs no hop there
- * and back (bench/RESULTS.md, Mounted volume, session 19).
+ * with STRATA_CACHED_READ=0). The caller reads the rest through the thread pool: a small read of
+ * a cached file then costs no hop there and back (bench/RESULTS.md, Mounted volume, session 19).
  */
 export function readIfCached(fd: number, buffer: Uint8Array, offset: number): number {
   if (addon === undefined) {
