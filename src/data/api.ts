@@ -94,7 +94,8 @@ export interface DataPathStats {
   memory: { limitBytes: number; usedBytes: number; peakBytes: number; waitingAcquires: number };
   /** Full-size block buffers kept for reuse after their upload (charged to the budget). */
   bufferPool: { buffers: number; bytes: number; reused: number };
-  memoryCache: { blocks: number; bytes: number; hits: number; misses: number };
+  /** reusedBuffers: cached blocks whose memory a block read went into (MemoryBlockCache). */
+  memoryCache: { blocks: number; bytes: number; hits: number; misses: number; reusedBuffers: number };
   diskCache: {
     enabled: boolean;
     blocks: number;
@@ -117,6 +118,12 @@ export interface DataPathStats {
   writers: number;
 }
 
+/** Cached memory a read's result may be a view of, lent until release (DataPath.newReadLease). */
+export interface ReadLease {
+  /** The reader is done with the result: its memory may hold other blocks from now on. */
+  release(): void;
+}
+
 export interface DataPath {
   readonly blockSizeBytes: number;
   readonly chunkSizeBytes: number;
@@ -124,7 +131,10 @@ export interface DataPath {
   /**
    * Reads [offset, offset + length) clamped to `fileSizeBytes`. Bytes no slice covers read as
    * zeros. Sees only committed slices: flush a file's writers (and commit) before reading it.
-   * The result may be a view of a cached block: read it, send it, never modify it.
+   * The result may be a view of a cached block: read it, send it, never modify it. Without
+   * `lease` the caller may keep it for any time; with one (from newReadLease), only until the
+   * lease is released, which lets the block's memory be reused for other blocks afterwards
+   * (release it also when the read fails).
    * `fill`, when given, hears of the bytes a whole-file copy this read starts has verified.
    */
   read(
@@ -134,7 +144,10 @@ export interface DataPath {
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
     fill?: FillListener,
+    lease?: ReadLease,
   ): Promise<Buffer>;
+  /** A lease for one read's result (see read). */
+  newReadLease(): ReadLease;
   /**
    * Like read, but only from data verified in memory already (null if any byte of the range is
    * not), never fetching and without touching read state (readahead, random-read detection).

@@ -17,6 +17,11 @@ export class MemoryBudget {
     return this.used;
   }
 
+  /** What may still be acquired without reclaiming anything. */
+  get freeBytes(): number {
+    return this.limitBytes - this.used;
+  }
+
   get peakBytes(): number {
     return this.peak;
   }

@@ -6,6 +6,7 @@ import type {
   DataPathStats,
   FileWriter,
   FillListener,
+  ReadLease,
 } from './api.js';
 import { bodyBytes } from './block-format.js';
 import { MemoryBudget } from './budget.js';
@@ -13,7 +14,7 @@ import { BlockBufferPool } from './buffer-pool.js';
 import { COMPACT_MIN_SLICES, planCompaction, zeroSlice } from './compact.js';
 import { DiskBlockCache } from './disk-cache.js';
 import { BlockFetcher } from './fetcher.js';
-import { MemoryBlockCache } from './memory-cache.js';
+import { CacheLease, MemoryBlockCache } from './memory-cache.js';
 import { Reader } from './reader.js';
 import { BlockSealer, SEALER_THREAD_BYTES, sealsOnThread } from './sealer.js';
 import { LossLog, SliceIdPool, Uploader } from './uploader.js';
@@ -122,6 +123,7 @@ class StrataDataPath implements DataPath {
       this.diskCache,
       positiveInteger('maxInFlightFetches', options.maxInFlightFetches ?? d.maxInFlightFetches),
       positiveInteger('corruptRetries', options.corruptRetries ?? d.corruptRetries),
+      this.bufferPool,
     );
     this.uploader = new Uploader(
       options.store,
@@ -181,8 +183,15 @@ class StrataDataPath implements DataPath {
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
     fill?: FillListener,
+    lease?: ReadLease,
   ): Promise<Buffer> {
-    return this.reader.read(ino, offset, length, chunkSlices, fileSizeBytes, fill);
+    // Only the cache's own leases can hold its blocks; without one, the result is the caller's to keep.
+    const held = lease instanceof CacheLease ? lease : undefined;
+    return this.reader.read(ino, offset, length, chunkSlices, fileSizeBytes, fill, held);
+  }
+
+  newReadLease(): ReadLease {
+    return new CacheLease();
   }
 
   readCached(
@@ -260,6 +269,7 @@ class StrataDataPath implements DataPath {
         bytes: this.memoryCache.sizeBytes,
         hits: this.memoryCache.hits,
         misses: this.memoryCache.misses,
+        reusedBuffers: this.memoryCache.reusedBodies,
       },
       diskCache: {
         enabled: disk !== null,

@@ -9,9 +9,10 @@ import {
   verifySegments,
 } from './block-format.js';
 import type { MemoryBudget } from './budget.js';
+import type { BlockBufferPool } from './buffer-pool.js';
 import type { DiskBlockCache } from './disk-cache.js';
 import { blockKey, type BlockRef } from './layout.js';
-import type { MemoryBlockCache } from './memory-cache.js';
+import type { CacheLease, MemoryBlockCache } from './memory-cache.js';
 import { Semaphore } from './semaphore.js';
 
 export interface FetchStats {
@@ -34,6 +35,10 @@ export class BlockFetcher {
   private readonly segmentLoads = new Map<string, Promise<Buffer>>();
   private readonly diskFills = new Map<string, Promise<boolean>>();
   private readonly slots: Semaphore;
+  /** Blocks being loaded that a caller will keep a view of for any time: their memory is never reused. */
+  private readonly escapingLoads = new Set<string>();
+  /** Leases waiting for blocks being loaded: each holds its block from the moment it is cached. */
+  private readonly leasesWaiting = new Map<string, CacheLease[]>();
 
   constructor(
     private readonly store: ObjectStore,
@@ -42,6 +47,11 @@ export class BlockFetcher {
     private readonly diskCache: DiskBlockCache | null,
     maxInFlightFetches: number,
     private readonly corruptRetries: number,
+    /**
+     * Full-size block buffers to read blocks into (a writer's finished ones, which are the same
+     * size), and the size of buffers worth reusing; null: every block read gets fresh memory.
+     */
+    private readonly pool: BlockBufferPool | null = null,
   ) {
     this.slots = new Semaphore(maxInFlightFetches);
   }
@@ -119,14 +129,34 @@ export class BlockFetcher {
     return this.inFlight.has(key) && !this.memoryCache.has(key);
   }
 
-  /** The block's data (a view into the cached body: do not modify). */
+  /** The block's data (a view into the cached body: do not modify), which the caller may keep. */
   async get(block: BlockRef): Promise<Buffer> {
     const key = blockKey(block);
     const cached = this.memoryCache.get(key);
     if (cached) return cached;
-    const data = await shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
+    const loading = shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
+    // Before the load can cache it: this view may live on, so the memory is never reused.
+    this.escapingLoads.add(key);
+    const data = await loading;
     // A readahead load may have given up for lack of memory: fetch on demand then.
     return data ?? this.get(block);
+  }
+
+  /**
+   * The block's data (a view into the cached body: do not modify), held by `lease`: the memory
+   * is not reused for another block before the lease is released, and the view must not be
+   * used after that.
+   */
+  async getLeased(block: BlockRef, lease: CacheLease): Promise<Buffer> {
+    const key = blockKey(block);
+    const cached = this.memoryCache.getLeased(key, lease);
+    if (cached) return cached;
+    const loading = shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
+    const waiting = this.leasesWaiting.get(key);
+    if (waiting) waiting.push(lease);
+    else this.leasesWaiting.set(key, [lease]);
+    const data = await loading;
+    return data ?? this.getLeased(block, lease);
   }
 
   /** Starts fetching a block into the cache if memory allows; never waits for memory. */
@@ -138,29 +168,77 @@ export class BlockFetcher {
 
   private async load(key: string, block: BlockRef, isReadahead: boolean): Promise<Buffer | null> {
     const wanted = bodyBytes(block.blockLengthBytes);
+    // A full-size block is read into reused memory when the store can say that nothing it gave
+    // up on still writes there (ObjectStore.abandonedAttempts).
+    const abandonedBefore = wanted === this.pool?.bufferBytes ? this.store.abandonedAttempts : undefined;
+    let into: Buffer | undefined;
     let charged: number;
-    if (isReadahead) {
-      if (!this.budget.tryAcquire(wanted)) return null;
-      charged = wanted;
-    } else {
-      charged = this.budget.charged(wanted);
-      await this.budget.acquire(wanted);
-    }
+    const reused = abandonedBefore === undefined ? null : this.reusableBuffer(wanted, isReadahead);
     try {
-      const data = await this.loadBody(key, block);
+      if (reused !== null) {
+        into = reused.body;
+        charged = reused.chargedBytes;
+      } else if (isReadahead) {
+        if (!this.budget.tryAcquire(wanted)) {
+          this.forgetWaiting(key);
+          return null;
+        }
+        charged = wanted;
+      } else {
+        charged = this.budget.charged(wanted);
+        await this.budget.acquire(wanted);
+      }
+    } catch (error) {
+      this.forgetWaiting(key);
+      throw error;
+    }
+    if (abandonedBefore !== undefined) into ??= Buffer.allocUnsafe(wanted);
+    try {
+      const { data, body } = await this.loadBody(key, block, into);
       if (isReadahead) this.stats.readaheadBlocks++;
-      this.memoryCache.insert(key, data, charged);
+      const reusable =
+        into !== undefined &&
+        body === into &&
+        this.store.abandonedAttempts === abandonedBefore &&
+        !this.escapingLoads.has(key);
+      const leases = this.leasesWaiting.get(key);
+      this.forgetWaiting(key);
+      this.memoryCache.insert(key, data, charged, reusable ? into : null, leases);
       return data;
     } catch (error) {
+      this.forgetWaiting(key);
       this.budget.release(charged);
       throw error;
     }
   }
 
+  /** The load of `key` ended: no caller waits for it under a lease or to keep its view any more. */
+  private forgetWaiting(key: string): void {
+    this.escapingLoads.delete(key);
+    this.leasesWaiting.delete(key);
+  }
+
+  /**
+   * A full-size buffer nothing uses, with its charge: an idle pooled one, or, when the budget
+   * is full, the least recently used cached block's (which reclaiming would evict anyway).
+   * Readahead takes a cached block's only while nobody waits for memory, as it would not get
+   * memory then either.
+   */
+  private reusableBuffer(
+    wanted: number,
+    isReadahead: boolean,
+  ): { body: Buffer; chargedBytes: number } | null {
+    const pooled = this.pool?.take() ?? null;
+    if (pooled !== null) return { body: pooled, chargedBytes: wanted };
+    if (this.budget.freeBytes >= wanted || (isReadahead && this.budget.waitingAcquires > 0)) return null;
+    // A block still being handed to the callers that waited for its load is not taken.
+    return this.memoryCache.takeOldestBody(wanted, (key) => this.inFlight.has(key));
+  }
+
   /** One GET, whole or ranged, with store errors turned into EIO a person can act on. */
-  private async fetch(key: string, offset?: number, length?: number): Promise<Buffer> {
+  private async fetch(key: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer> {
     try {
-      return await this.slots.run(() => this.store.get(key, offset, length));
+      return await this.slots.run(() => this.store.get(key, offset, length, into));
     } catch (error) {
       if (error instanceof ObjectNotFoundError) {
         throw fsError.EIO(
@@ -185,10 +263,11 @@ export class BlockFetcher {
    * block's trailer (cached too), from the disk cache or else the store, instead of the whole
    * block: small random reads stay small.
    */
-  async getPart(block: BlockRef, offset: number, length: number): Promise<Buffer> {
+  async getPart(block: BlockRef, offset: number, length: number, lease?: CacheLease): Promise<Buffer> {
     const key = blockKey(block);
     if (this.memoryCache.has(key) || this.inFlight.has(key)) {
-      return (await this.get(block)).subarray(offset, offset + length);
+      const data = await (lease ? this.getLeased(block, lease) : this.get(block));
+      return data.subarray(offset, offset + length);
     }
     const first = Math.floor(offset / SEGMENT_BYTES);
     const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
@@ -310,12 +389,20 @@ export class BlockFetcher {
     }
   }
 
-  private async loadBody(key: string, block: BlockRef): Promise<Buffer> {
+  /**
+   * The block's verified data, and the whole buffer it is a view of when that is `into` and
+   * nothing else holds it (null otherwise: a disk cache's copy, or one it is still writing).
+   */
+  private async loadBody(
+    key: string,
+    block: BlockRef,
+    into: Buffer | undefined,
+  ): Promise<{ data: Buffer; body: Buffer | null }> {
     if (this.diskCache) {
       const body = await this.diskCache.get(key);
       if (body) {
         try {
-          return openBlock(body, block);
+          return { data: openBlock(body, block), body: null };
         } catch (error) {
           if (!(error instanceof CorruptBlockError)) throw error;
           await this.diskCache.remove(key, 'corrupt');
@@ -324,13 +411,21 @@ export class BlockFetcher {
     }
     let lastProblem = '';
     for (let attempt = 1; attempt <= this.corruptRetries; attempt++) {
-      const body = await this.fetch(key);
+      const body = await this.fetch(key, undefined, undefined, into);
       this.stats.blocks++;
       this.stats.bytes += body.length;
       try {
         const data = openBlock(body, block);
-        this.diskCache?.put(key, body);
-        return data;
+        if (this.diskCache) {
+          this.diskCache.put(key, body);
+          return { data, body: null };
+        }
+        const intoWhole =
+          into !== undefined &&
+          body.buffer === into.buffer &&
+          body.byteOffset === into.byteOffset &&
+          body.length === into.length;
+        return { data, body: intoWhole ? into : null };
       } catch (error) {
         if (!(error instanceof CorruptBlockError)) throw error;
         this.stats.corrupt++;

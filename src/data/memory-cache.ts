@@ -3,17 +3,55 @@ import type { MemoryBudget } from './budget.js';
 interface Entry {
   data: Buffer;
   chargedBytes: number;
+  /**
+   * The whole buffer behind `data` while its memory may be reused for another block: only as
+   * long as every view of it went out under a lease (CacheLease). A view handed out any other
+   * way may be kept for any time, so the entry loses its body then and its memory is left to
+   * the garbage collector.
+   */
+  body: Buffer | null;
+  /** Leases holding views of `data` now: the body is not reused while any is held. */
+  pins: number;
+}
+
+/**
+ * Views of cached blocks a reader holds, given back together once it is done with them (a READ
+ * reply written): until then the blocks' memory is not reused for other blocks. Giving back
+ * twice, or a lease never given back, is harmless: the latter only keeps its blocks' memory
+ * from being reused.
+ */
+export class CacheLease {
+  private readonly held: Array<{ pins: number }> = [];
+
+  /** MemoryBlockCache's: pins `entry` until release. */
+  hold(entry: { pins: number }): void {
+    entry.pins++;
+    this.held.push(entry);
+  }
+
+  release(): void {
+    for (const entry of this.held) entry.pins--;
+    this.held.length = 0;
+  }
 }
 
 /**
  * An LRU of verified block data, in the memory budget. It never refuses memory to writers:
  * the budget calls `reclaim` to evict the least recently used blocks when anyone needs room.
+ *
+ * A block fetched into a buffer of the standard size may give that buffer to the next fetch
+ * when it is the least recently used entry and the budget is full (takeOldestBody): a fresh
+ * 4 MiB buffer per block costs page faults, and V8 collects garbage every few dozen megabytes
+ * of new buffers (bench/RESULTS.md, `## Mounted volume`, session 20). That is safe only while
+ * nothing else still reads the buffer, hence leases.
  */
 export class MemoryBlockCache {
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
   hits = 0;
   misses = 0;
+  /** Buffers given to a fetch through takeOldestBody (stats, tests). */
+  reusedBodies = 0;
 
   constructor(private readonly budget: MemoryBudget) {
     budget.addReclaimer((bytes) => this.evict(bytes));
@@ -27,7 +65,23 @@ export class MemoryBlockCache {
     return this.entries.size;
   }
 
+  /** The entry's data, counted as a use; the caller may keep the view for any time. */
   get(key: string): Buffer | undefined {
+    const entry = this.use(key);
+    if (!entry) return undefined;
+    entry.body = null;
+    return entry.data;
+  }
+
+  /** The entry's data, counted as a use, held by `lease` until it is released. */
+  getLeased(key: string, lease: CacheLease): Buffer | undefined {
+    const entry = this.use(key);
+    if (!entry) return undefined;
+    lease.hold(entry);
+    return entry.data;
+  }
+
+  private use(key: string): Entry | undefined {
     const entry = this.entries.get(key);
     if (!entry) {
       this.misses++;
@@ -37,30 +91,69 @@ export class MemoryBlockCache {
     // Re-inserting moves the key to the young end of the Map's order.
     this.entries.delete(key);
     this.entries.set(key, entry);
-    return entry.data;
+    return entry;
   }
 
-  /** The entry's data without counting a hit or making it younger (a look that is not a use). */
+  /**
+   * The entry's data without counting a hit or making it younger (a look that is not a use);
+   * the caller may keep the view for any time.
+   */
   peek(key: string): Buffer | undefined {
-    return this.entries.get(key)?.data;
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    entry.body = null;
+    return entry.data;
   }
 
   has(key: string): boolean {
     return this.entries.has(key);
   }
 
-  /** Takes ownership of `chargedBytes` already acquired from the budget. */
-  insert(key: string, data: Buffer, chargedBytes: number): void {
+  /**
+   * Takes ownership of `chargedBytes` already acquired from the budget. With `body` (the whole
+   * buffer `data` is a view of, which nothing else holds), the memory may later go to another
+   * block through takeOldestBody. Each of `leases` holds the new entry.
+   */
+  insert(
+    key: string,
+    data: Buffer,
+    chargedBytes: number,
+    body: Buffer | null = null,
+    leases: readonly CacheLease[] = [],
+  ): void {
     const old = this.entries.get(key);
     if (old) {
       this.entries.delete(key);
       this.bytes -= old.chargedBytes;
       this.budget.release(old.chargedBytes);
     }
-    this.entries.set(key, { data, chargedBytes });
+    const entry: Entry = { data, chargedBytes, body, pins: 0 };
+    for (const lease of leases) lease.hold(entry);
+    this.entries.set(key, entry);
     this.bytes += chargedBytes;
     // The bytes are reclaimable now: someone waiting for memory may proceed.
     this.budget.notify();
+  }
+
+  /**
+   * Evicts the least recently used entry and hands its buffer and its charge to the caller, if
+   * that entry's buffer is reusable (no view of it out but under leases given back), exactly
+   * `bodyBytes` long, and not `busy` (e.g. a fetch still handing it to its waiters); else null,
+   * and nothing changes. Only the oldest entry is considered, so the LRU order is kept.
+   */
+  takeOldestBody(
+    bodyBytes: number,
+    busy: (key: string) => boolean,
+  ): { body: Buffer; chargedBytes: number } | null {
+    const oldest = this.entries.entries().next();
+    if (oldest.done === true) return null;
+    const [key, entry] = oldest.value;
+    const body = entry.body;
+    if (body === null || entry.pins > 0 || body.length !== bodyBytes || busy(key)) return null;
+    this.entries.delete(key);
+    this.bytes -= entry.chargedBytes;
+    this.reusedBodies++;
+    return { body, chargedBytes: entry.chargedBytes };
   }
 
   /** Drops one entry (e.g. a trailer that failed verification), giving its memory back. */

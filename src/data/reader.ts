@@ -2,6 +2,7 @@ import type { Ino, SliceRef } from '../common/index.js';
 import type { ChunkSlicesFn, FillListener, FillSink } from './api.js';
 import { SEGMENT_BYTES } from './block-format.js';
 import type { BlockFetcher } from './fetcher.js';
+import type { CacheLease } from './memory-cache.js';
 import { blockAt, blockKey, resolvePieces, type BlockRef } from './layout.js';
 
 /** Per open file: where the last read ended and how far ahead we fetch. */
@@ -87,6 +88,7 @@ export class Reader {
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
     fillListener?: FillListener,
+    lease?: CacheLease,
   ): Promise<Buffer> {
     const end = Math.min(offset + length, fileSizeBytes);
     if (end <= offset) return Buffer.alloc(0);
@@ -95,7 +97,7 @@ export class Reader {
     // segments it needs. The first read at offset 0 is more likely the start of a stream.
     const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes, copies) && offset !== 0;
     if (isRandom) this.countRandomRead(ino, chunkSlices, fileSizeBytes, fillListener);
-    return this.fill(end - offset, copies, isRandom);
+    return this.fill(end - offset, copies, isRandom, lease);
   }
 
   /**
@@ -205,33 +207,44 @@ export class Reader {
     }
   }
 
-  /** Exactly the copy's bytes, as a view; a small part of a big block alone when `partial`. */
+  /**
+   * Exactly the copy's bytes, as a view (held by `lease` when given); a small part of a big
+   * block alone when `partial`.
+   */
   private bytesOf(
     block: BlockRef,
     blockOffset: number,
     lengthBytes: number,
     partial: boolean,
+    lease: CacheLease | undefined,
   ): Promise<Buffer> {
     if (
       partial &&
       block.blockLengthBytes >= PARTIAL_MIN_BLOCK_BYTES &&
       lengthBytes * 4 <= block.blockLengthBytes
     ) {
-      return this.fetcher.getPart(block, blockOffset, lengthBytes);
+      return this.fetcher.getPart(block, blockOffset, lengthBytes, lease);
     }
-    return this.fetcher.get(block).then((data) => data.subarray(blockOffset, blockOffset + lengthBytes));
+    const whole = lease ? this.fetcher.getLeased(block, lease) : this.fetcher.get(block);
+    return whole.then((data) => data.subarray(blockOffset, blockOffset + lengthBytes));
   }
 
   /**
    * Builds the output from the planned copies. The copies cover it exactly (holes as zero
    * copies), so it need not be zeroed first: profiles showed zeroing at ~7% of a read.
    */
-  private async fill(lengthBytes: number, copies: Copy[], partial = false): Promise<Buffer> {
+  private async fill(
+    lengthBytes: number,
+    copies: Copy[],
+    partial = false,
+    lease?: CacheLease,
+  ): Promise<Buffer> {
     const only = copies.length === 1 ? copies[0] : null;
     if (only?.block) {
       // The usual read (128 KiB inside one block) is a view of the cached block: no copy.
-      // Blocks are immutable and the cache never writes into them, so the view stays valid.
-      return this.bytesOf(only.block, only.blockOffset, only.lengthBytes, partial);
+      // Blocks are immutable and the cache never writes into them while a view may be in use
+      // (one without a lease, ever), so the view stays valid.
+      return this.bytesOf(only.block, only.blockOffset, only.lengthBytes, partial, lease);
     }
     const out = Buffer.allocUnsafe(lengthBytes);
     const fetches: Promise<void>[] = [];
@@ -241,7 +254,7 @@ export class Reader {
         continue;
       }
       fetches.push(
-        this.bytesOf(copy.block, copy.blockOffset, copy.lengthBytes, partial).then((data) => {
+        this.bytesOf(copy.block, copy.blockOffset, copy.lengthBytes, partial, lease).then((data) => {
           data.copy(out, copy.outOffset);
         }),
       );

@@ -203,7 +203,7 @@ export class Uploader {
       key = blockKey(block);
       await this.slots.run(async () => {
         body = await this.sealer.seal(buffer, block);
-        abandonedBefore = this.store.abandonedPutAttempts;
+        abandonedBefore = this.store.abandonedAttempts;
         await this.store.put(key, body);
         this.stats.blocks++;
         this.stats.bytes += body.length;
@@ -217,7 +217,7 @@ export class Uploader {
       this.pool !== null &&
       abandonedBefore !== undefined &&
       // A put attempt given up on (by a retry wrapper) may still read this memory: not reusable.
-      this.store.abandonedPutAttempts === abandonedBefore &&
+      this.store.abandonedAttempts === abandonedBefore &&
       chargedBytes === this.pool.bufferBytes &&
       body.byteOffset === 0 &&
       body.length === this.pool.bufferBytes &&

@@ -32,6 +32,13 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
+/** Bytes a file system lends the layer for one READ reply (FileSystem.readLent). */
+export interface LentBytes {
+  data: Buffer;
+  /** The reply was sent (or could not be): the memory is the file system's again. */
+  done(): void;
+}
+
 /** The attributes the kernel caches for an inode. Times are seconds + nanoseconds since the epoch. */
 export interface FuseAttr {
   ino: Ino;
@@ -237,6 +244,12 @@ export interface FileSystem {
    * runs: it may be a view into the file system's own cache (no copy needed).
    */
   read?(ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer>;
+  /**
+   * Like read, for a file system whose reply memory is only lent (a cache that reuses its
+   * buffers): the layer sends `data`, then calls `done()` exactly once, and never touches
+   * `data` after that. Used instead of read where both exist.
+   */
+  readLent?(ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<LentBytes>;
   /**
    * `data` is valid only until the promise settles. `flags` are `WriteFlags` bits: with
    * KILL_SUIDGID the file system clears setuid/setgid (HANDLE_KILLPRIV_V2: the kernel

@@ -12,6 +12,7 @@ export {
   type SetAttrIn,
   type SetTime,
   type FileLock,
+  type LentBytes,
   type InitInfo,
   DirentType,
   direntTypeOfMode,

@@ -98,7 +98,18 @@ export const fileOps: Op[] = [
         );
       }
       const fh = readU64(buf, B + fuse_read_in.fh);
-      const data = await s.fs.read(req, req.nodeid, fh, readU64(buf, B + fuse_read_in.offset), size);
+      const offset = readU64(buf, B + fuse_read_in.offset);
+      if (s.fs.readLent) {
+        const lent = await s.fs.readLent(req, req.nodeid, fh, offset, size);
+        try {
+          // Both transports copy the reply before returning (writev, or into the ring's entry).
+          s.replyData(req, lent.data.length > size ? lent.data.subarray(0, size) : lent.data);
+        } finally {
+          lent.done();
+        }
+        return;
+      }
+      const data = await s.fs.read(req, req.nodeid, fh, offset, size);
       s.replyData(req, data.length > size ? data.subarray(0, size) : data);
     },
   },

@@ -8,17 +8,20 @@ export interface ObjectStore {
   /** Stores `data` under `key`; resolves only once the object is durable in the store. */
   put(key: string, data: Buffer): Promise<void>;
   /**
-   * How many put attempts this store (or a wrapper inside it) gave up waiting for while they
-   * may still read their `data`; it only grows. A caller may reuse the memory it gave put once
-   * put settled only if this count did not change meanwhile. Undefined: the store cannot say
-   * (e.g. a socket may still send from it), so put's `data` must never be reused.
+   * How many attempts this store (or a wrapper inside it) gave up waiting for while they may
+   * still use caller memory (a put's `data`, a get's `into`); it only grows. A caller may reuse
+   * the memory it gave put or get once the call settled only if this count did not change
+   * meanwhile. Undefined: the store cannot say (e.g. a socket may still send from it), so that
+   * memory must never be reused.
    */
-  readonly abandonedPutAttempts?: number;
+  readonly abandonedAttempts?: number;
   /**
    * Reads `length` bytes at `offset` (the whole object when both are omitted).
-   * Fails with ObjectNotFoundError when the key does not exist.
+   * Fails with ObjectNotFoundError when the key does not exist. With `into`, a store may read
+   * the bytes into it (from its start) and return a view of it, which saves a fresh buffer per
+   * read; it may also ignore it and return memory of its own.
    */
-  get(key: string, offset?: number, length?: number): Promise<Buffer>;
+  get(key: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer>;
   /** Size and metadata of an object, or null when it does not exist. */
   head(key: string): Promise<ObjectInfo | null>;
   /** Deletes an object; deleting a missing key is not an error. */

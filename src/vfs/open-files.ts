@@ -7,7 +7,8 @@ import {
   type SliceRef,
   type SliceWrite,
 } from '../common/index.js';
-import type { DataPath, FileWriter, FillListener } from '../data/index.js';
+import type { DataPath, FileWriter, FillListener, ReadLease } from '../data/index.js';
+import type { LentBytes } from '../fuse/index.js';
 import type { Caller, InodeAttr, MetaApi, Timespec, VolumeSettings } from '../meta/api.js';
 import { changeTimeAfter, compareTimes, contentVersion, exactVersion, nowTimespec } from './attr.js';
 import { Compactor } from './compactor.js';
@@ -224,7 +225,8 @@ export class OpenFile implements PushSource {
     if (offset + data.length > this.pendingEnd) this.pendingEnd = offset + data.length;
   }
 
-  async read(offset: number, size: number): Promise<Buffer> {
+  /** The bytes, which may be a view of cached memory: kept for any time, or until `lease` is released. */
+  async read(offset: number, size: number, lease?: ReadLease): Promise<Buffer> {
     // Read-your-writes: the data path sees committed slices only.
     if (this.pendingEnd > 0 && offset < this.pendingEnd && offset + size > this.pendingStart) {
       await this.flush(this.lastWriter);
@@ -232,7 +234,27 @@ export class OpenFile implements PushSource {
       await this.flushing;
     }
     // Pending writes past the committed size make the bytes between them a hole: zeros.
-    return this.data.read(this.ino, offset, size, this.getChunkSlices, this.sizeBytes, this.fillListener);
+    return this.data.read(
+      this.ino,
+      offset,
+      size,
+      this.getChunkSlices,
+      this.sizeBytes,
+      this.fillListener,
+      lease,
+    );
+  }
+
+  /** read() for a reply: the cache's memory is lent until `done`, then it may hold other blocks. */
+  async readLent(offset: number, size: number): Promise<LentBytes> {
+    const lease = this.data.newReadLease();
+    try {
+      const data = await this.read(offset, size, lease);
+      return { data, done: () => lease.release() };
+    } catch (error) {
+      lease.release();
+      throw error;
+    }
   }
 
   /** PushSource: committed bytes verified in memory already; none while writes are pending. */

@@ -1,7 +1,14 @@
 import { constants as fsConstants } from 'node:fs';
 import type { Ino } from '../common/index.js';
 import type { DataPath } from '../data/index.js';
-import type { AttrReply, CreateReply, OpenReply, RequestContext, SetAttrIn } from '../fuse/index.js';
+import type {
+  AttrReply,
+  CreateReply,
+  LentBytes,
+  OpenReply,
+  RequestContext,
+  SetAttrIn,
+} from '../fuse/index.js';
 import type { MetaApi } from '../meta/api.js';
 import type { Coherence, Invalidation } from './coherence.js';
 import type { PageCacheOption } from './open-files.js';
@@ -131,21 +138,50 @@ export class PushingVfs extends Vfs {
     }
   }
 
-  override async read(
+  override read(ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
+    return this.pushingAround(
+      ino,
+      fh,
+      offset,
+      size,
+      () => super.read(ctx, ino, fh, offset, size),
+      (data) => data,
+    );
+  }
+
+  override readLent(
     ctx: RequestContext,
     ino: Ino,
     fh: number,
     offset: number,
     size: number,
-  ): Promise<Buffer> {
+  ): Promise<LentBytes> {
+    return this.pushingAround(
+      ino,
+      fh,
+      offset,
+      size,
+      () => super.readLent(ctx, ino, fh, offset, size),
+      (lent) => lent.data,
+    );
+  }
+
+  /** A read, and the pushes of its neighbourhood into the page cache it may be worth. */
+  private async pushingAround<T>(
+    ino: Ino,
+    fh: number,
+    offset: number,
+    size: number,
+    read: () => Promise<T>,
+    bytesOf: (result: T) => Buffer,
+  ): Promise<T> {
     this.readRequests++;
     // Reads of a window or more (the kernel's readahead) and direct_io reads push nothing.
-    if (size >= PUSH_WINDOW_BYTES || this.kinds.get(fh)?.direct !== false)
-      return super.read(ctx, ino, fh, offset, size);
+    if (size >= PUSH_WINDOW_BYTES || this.kinds.get(fh)?.direct !== false) return read();
     const generation = this.pageCache.capture(ino);
-    const data = await super.read(ctx, ino, fh, offset, size);
-    this.pageCache.afterRead(ino, generation, offset, data.length);
-    return data;
+    const result = await read();
+    this.pageCache.afterRead(ino, generation, offset, bytesOf(result).length);
+    return result;
   }
 
   /**

@@ -4,6 +4,7 @@ import {
   WriteFlags,
   type CreateReply,
   type FileLock,
+  type LentBytes,
   type OpenReply,
   type RequestContext,
 } from '../fuse/index.js';
@@ -250,6 +251,16 @@ export abstract class VfsHandles extends VfsSession {
 
   async read(_ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
     return this.lockedHandle(fh, ino).file.read(offset, size);
+  }
+
+  async readLent(
+    _ctx: RequestContext,
+    ino: Ino,
+    fh: number,
+    offset: number,
+    size: number,
+  ): Promise<LentBytes> {
+    return this.lockedHandle(fh, ino).file.readLent(offset, size);
   }
 
   async write(

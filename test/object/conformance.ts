@@ -68,6 +68,26 @@ export function describeObjectStoreConformance(
       assert.ok((await store.get(`${base}range/x`, 50_000)).equals(data.subarray(50_000)));
     });
 
+    it('a get given a buffer to read into returns the right bytes, in that buffer from its start or in memory of its own', async () => {
+      const data = Buffer.from('0123456789abcdef');
+      await store.put(`${base}into/k`, data);
+      for (const [offset, length, expected] of [
+        [undefined, undefined, data],
+        [4, 6, data.subarray(4, 10)],
+        [12, 10, data.subarray(12)],
+      ] as const) {
+        const into = Buffer.alloc(32, 0xee);
+        const got = await store.get(`${base}into/k`, offset, length, into);
+        assert.ok(got.equals(expected), `get ${offset}+${length}`);
+        if (got.buffer === into.buffer)
+          assert.equal(got.byteOffset, into.byteOffset, 'read into the start of the buffer');
+      }
+      // A buffer too small for the bytes is not overrun.
+      const small = Buffer.alloc(4, 0xee);
+      assert.ok((await store.get(`${base}into/k`, undefined, undefined, small)).equals(data));
+      assert.ok(small.equals(Buffer.alloc(4, 0xee)) || small.equals(data.subarray(0, 4)));
+    });
+
     it('head reports the size of present objects and null for missing ones', async () => {
       await store.put(`${base}head/a`, Buffer.alloc(777, 1));
       const info = await store.head(`${base}head/a`);

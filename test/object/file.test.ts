@@ -207,6 +207,15 @@ describe('file backend: objects kept open for reads', () => {
     assert.equal((await store.get('a/one', 3, 4)).toString(), '3456');
     assert.equal((await store.get('a/one', 8, 10)).toString(), '89', 'a range past the end is cut short');
     assert.equal((await store.get('a/one', 20, 4)).length, 0);
+    // Into a caller's buffer when it is large enough (the data path reuses block memory so).
+    const into = Buffer.alloc(16);
+    const got = await store.get('a/one', 2, 5, into);
+    assert.equal(got.toString(), '23456');
+    assert.equal(got.buffer, into.buffer);
+    assert.equal(got.byteOffset, into.byteOffset);
+    const tooSmall = Buffer.alloc(3);
+    assert.equal((await store.get('a/one', undefined, undefined, tooSmall)).toString(), '0123456789');
+    assert.ok(tooSmall.equals(Buffer.alloc(3)), 'a buffer too small is left alone');
     // One descriptor for all those reads (the put's directory handles close in the background).
     await eventually(async () => (await openUnder(dir)).join() === join(dir, 'a/one'));
     // A put over the key: the next read sees the new object, not the file kept open.

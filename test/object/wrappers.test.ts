@@ -79,18 +79,22 @@ describe('retry wrapper', () => {
     await assert.rejects(giveUp.head('k'), /failed after 2 attempts .*got no answer within 10 ms/);
   });
 
-  it('counts the put attempts it gave up on (they may still read their data), and only puts', async () => {
+  it('counts the attempts it gave up on that may still use caller memory: puts, and gets into a buffer', async () => {
     const faulty = withFaults(await store());
     // Long enough that a real put on a loaded disk is never abandoned too (20 ms was not: 3 !== 2).
     const retrying = withRetry(faulty, { attemptTimeoutMs: 1000, sleep: async () => undefined });
-    assert.equal(retrying.abandonedPutAttempts, 0, 'the file store and the fault wrapper can say');
+    assert.equal(retrying.abandonedAttempts, 0, 'the file store and the fault wrapper can say');
     await faulty.inner.put('k', Buffer.from('v'));
     faulty.hangNext(1);
     await retrying.get('k');
-    assert.equal(retrying.abandonedPutAttempts, 0, 'an abandoned get reads no caller memory');
+    assert.equal(retrying.abandonedAttempts, 0, 'an abandoned get without `into` writes no caller memory');
+    faulty.hangNext(1);
+    const into = Buffer.alloc(8);
+    assert.equal((await retrying.get('k', undefined, undefined, into)).toString(), 'v');
+    assert.equal(retrying.abandonedAttempts, 1, 'an abandoned get into a buffer may still write there');
     faulty.hangNext(2);
     await retrying.put('p', Buffer.from('data'));
-    assert.equal(retrying.abandonedPutAttempts, 2);
+    assert.equal(retrying.abandonedAttempts, 3);
     assert.equal((await retrying.get('p')).toString(), 'data');
     // Over a store that cannot say, neither can the wrapper.
     const silent = withRetry({
@@ -102,7 +106,7 @@ describe('retry wrapper', () => {
       list: (prefix: string) => faulty.list(prefix),
       close: () => faulty.close(),
     });
-    assert.equal(silent.abandonedPutAttempts, undefined);
+    assert.equal(silent.abandonedAttempts, undefined);
   });
 
   it('does not retry a missing object or a permanent error', async () => {

@@ -250,7 +250,7 @@ export class FileObjectStore implements ObjectStore {
   }
 
   /** Every write of a put is awaited before it settles: nothing reads `data` after. */
-  readonly abandonedPutAttempts = 0;
+  readonly abandonedAttempts = 0;
 
   async put(key: string, data: Buffer): Promise<void> {
     try {
@@ -371,12 +371,15 @@ export class FileObjectStore implements ObjectStore {
     return this.directorySync(dir).request();
   }
 
-  async get(key: string, offset?: number, length?: number): Promise<Buffer> {
+  async get(key: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer> {
     try {
       return await this.openObjects.use(key, async ({ handle, sizeBytes }) => {
         const start = Math.min(offset ?? 0, sizeBytes);
         const end = length === undefined ? sizeBytes : Math.min(sizeBytes, start + length);
-        const out = Buffer.allocUnsafe(end - start);
+        const out =
+          into !== undefined && into.length >= end - start
+            ? into.subarray(0, end - start)
+            : Buffer.allocUnsafe(end - start);
         let done = readIfCached(handle.fd, out, start);
         while (done < out.length) {
           const { bytesRead } = await handle.read(out, done, out.length - done, start + done);

@@ -67,9 +67,9 @@ export class FaultyObjectStore implements ObjectStore {
     this.random = seededRandom(options.seed ?? 1);
   }
 
-  /** Injected hangs and delays only wait: they never read `data` after put settles. */
-  get abandonedPutAttempts(): number | undefined {
-    return this.inner.abandonedPutAttempts;
+  /** Injected hangs and delays only wait: they never use `data` or `into` after the call settles. */
+  get abandonedAttempts(): number | undefined {
+    return this.inner.abandonedAttempts;
   }
 
   /** The next `count` requests never answer, whatever the rates say. */
@@ -129,9 +129,9 @@ export class FaultyObjectStore implements ObjectStore {
     await this.inner.put(key, data);
   }
 
-  async get(key: string, offset?: number, length?: number): Promise<Buffer> {
+  async get(key: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer> {
     await this.before('get', key);
-    const body = await this.inner.get(key, offset, length);
+    const body = await this.inner.get(key, offset, length, into);
     await this.delay(body.length);
     if (!this.applies('get')) return body;
     const draw = this.random();

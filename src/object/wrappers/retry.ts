@@ -74,7 +74,7 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export class RetryingObjectStore implements ObjectStore {
   readonly description: string;
   readonly stats: RetryStats = { retries: 0, gaveUp: 0 };
-  private abandonedPuts = 0;
+  private abandoned = 0;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -171,22 +171,29 @@ export class RetryingObjectStore implements ObjectStore {
     });
   }
 
-  /** Put attempts given up on here, plus the inner store's (ObjectStore.abandonedPutAttempts). */
-  get abandonedPutAttempts(): number | undefined {
-    const inner = this.inner.abandonedPutAttempts;
-    return inner === undefined ? undefined : inner + this.abandonedPuts;
+  /**
+   * Attempts given up on here that may still use caller memory (puts, gets with `into`), plus
+   * the inner store's (ObjectStore.abandonedAttempts).
+   */
+  get abandonedAttempts(): number | undefined {
+    const inner = this.inner.abandonedAttempts;
+    return inner === undefined ? undefined : inner + this.abandoned;
   }
 
   put(key: string, data: Buffer): Promise<void> {
     return this.run(
       `put "${key}"`,
       () => this.inner.put(key, data),
-      () => this.abandonedPuts++,
+      () => this.abandoned++,
     );
   }
 
-  get(key: string, offset?: number, length?: number): Promise<Buffer> {
-    return this.run(`get "${key}"`, () => this.inner.get(key, offset, length));
+  get(key: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer> {
+    return this.run(
+      `get "${key}"`,
+      () => this.inner.get(key, offset, length, into),
+      into === undefined ? undefined : () => this.abandoned++,
+    );
   }
 
   head(key: string): Promise<ObjectInfo | null> {
