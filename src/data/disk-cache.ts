@@ -156,23 +156,36 @@ export class DiskBlockCache {
   /**
    * Parts of a cached body, one buffer per [offset, length] range (shorter at the file's end),
    * or null when the block is not cached. The caller verifies them like fetched bytes and calls
-   * remove() if they are damaged: a random read costs one segment, not the whole body.
+   * remove() if they are damaged: a random read costs one segment, not the whole body. The
+   * first part goes into `into` when it is large enough; every read has ended when this
+   * settles, even a failed one (the caller may then use `into` for something else).
    */
-  async getRanges(key: string, ranges: ReadonlyArray<readonly [number, number]>): Promise<Buffer[] | null> {
+  async getRanges(
+    key: string,
+    ranges: ReadonlyArray<readonly [number, number]>,
+    into?: Buffer,
+  ): Promise<Buffer[] | null> {
     await this.ready;
     const size = this.index.get(key);
     if (size === undefined) return null;
     try {
-      const parts = await this.openFiles.use(key, (handle) =>
-        Promise.all(
-          ranges.map(async ([offset, length]) => {
-            const part = Buffer.allocUnsafe(length);
+      const parts = await this.openFiles.use(key, async (handle) => {
+        const reads = await Promise.allSettled(
+          ranges.map(async ([offset, length], i) => {
+            const part =
+              i === 0 && into !== undefined && into.length >= length
+                ? into.subarray(0, length)
+                : Buffer.allocUnsafe(length);
             let got = readIfCached(handle.fd, part, offset);
             if (got < length) got += (await handle.read(part, got, length - got, offset + got)).bytesRead;
             return part.subarray(0, got);
           }),
-        ),
-      );
+        );
+        return reads.map((read) => {
+          if (read.status === 'rejected') throw read.reason;
+          return read.value;
+        });
+      });
       this.noteHit(key, size);
       return parts;
     } catch (error) {

@@ -35,10 +35,6 @@ export class BlockFetcher {
   private readonly segmentLoads = new Map<string, Promise<Buffer>>();
   private readonly diskFills = new Map<string, Promise<boolean>>();
   private readonly slots: Semaphore;
-  /** Blocks being loaded that a caller will keep a view of for any time: their memory is never reused. */
-  private readonly escapingLoads = new Set<string>();
-  /** Leases waiting for blocks being loaded: each holds its block from the moment it is cached. */
-  private readonly leasesWaiting = new Map<string, CacheLease[]>();
 
   constructor(
     private readonly store: ObjectStore,
@@ -134,12 +130,13 @@ export class BlockFetcher {
     const key = blockKey(block);
     const cached = this.memoryCache.get(key);
     if (cached) return cached;
-    const loading = shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
-    // Before the load can cache it: this view may live on, so the memory is never reused.
-    this.escapingLoads.add(key);
-    const data = await loading;
+    const data = await shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
     // A readahead load may have given up for lack of memory: fetch on demand then.
-    return data ?? this.get(block);
+    if (data === null) return this.get(block);
+    // In the turn it was cached in (MemoryBlockCache: fresh): this view may live on, so the
+    // block's memory must never be reused.
+    this.memoryCache.peek(key);
+    return data;
   }
 
   /**
@@ -151,12 +148,11 @@ export class BlockFetcher {
     const key = blockKey(block);
     const cached = this.memoryCache.getLeased(key, lease);
     if (cached) return cached;
-    const loading = shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
-    const waiting = this.leasesWaiting.get(key);
-    if (waiting) waiting.push(lease);
-    else this.leasesWaiting.set(key, [lease]);
-    const data = await loading;
-    return data ?? this.getLeased(block, lease);
+    const data = await shareWhileRunning(this.inFlight, key, () => this.load(key, block, false));
+    if (data === null) return this.getLeased(block, lease);
+    // Still in the turn it was cached in, so its memory was not reused; gone already means
+    // evicted, and then left to the garbage collector: the load's view is safe either way.
+    return this.memoryCache.getLeased(key, lease) ?? data;
   }
 
   /** Starts fetching a block into the cache if memory allows; never waits for memory. */
@@ -174,48 +170,28 @@ export class BlockFetcher {
     let into: Buffer | undefined;
     let charged: number;
     const reused = abandonedBefore === undefined ? null : this.reusableBuffer(wanted, isReadahead);
-    try {
-      if (reused !== null) {
-        into = reused.body;
-        charged = reused.chargedBytes;
-      } else if (isReadahead) {
-        if (!this.budget.tryAcquire(wanted)) {
-          this.forgetWaiting(key);
-          return null;
-        }
-        charged = wanted;
-      } else {
-        charged = this.budget.charged(wanted);
-        await this.budget.acquire(wanted);
-      }
-    } catch (error) {
-      this.forgetWaiting(key);
-      throw error;
+    if (reused !== null) {
+      into = reused.body;
+      charged = reused.chargedBytes;
+    } else if (isReadahead) {
+      if (!this.budget.tryAcquire(wanted)) return null;
+      charged = wanted;
+    } else {
+      charged = this.budget.charged(wanted);
+      await this.budget.acquire(wanted);
     }
     if (abandonedBefore !== undefined) into ??= Buffer.allocUnsafe(wanted);
     try {
       const { data, body } = await this.loadBody(key, block, into);
       if (isReadahead) this.stats.readaheadBlocks++;
       const reusable =
-        into !== undefined &&
-        body === into &&
-        this.store.abandonedAttempts === abandonedBefore &&
-        !this.escapingLoads.has(key);
-      const leases = this.leasesWaiting.get(key);
-      this.forgetWaiting(key);
-      this.memoryCache.insert(key, data, charged, reusable ? into : null, leases);
+        into !== undefined && body === into && this.store.abandonedAttempts === abandonedBefore;
+      this.memoryCache.insert(key, data, charged, reusable ? into : null);
       return data;
     } catch (error) {
-      this.forgetWaiting(key);
       this.budget.release(charged);
       throw error;
     }
-  }
-
-  /** The load of `key` ended: no caller waits for it under a lease or to keep its view any more. */
-  private forgetWaiting(key: string): void {
-    this.escapingLoads.delete(key);
-    this.leasesWaiting.delete(key);
   }
 
   /**
@@ -231,8 +207,7 @@ export class BlockFetcher {
     const pooled = this.pool?.take() ?? null;
     if (pooled !== null) return { body: pooled, chargedBytes: wanted };
     if (this.budget.freeBytes >= wanted || (isReadahead && this.budget.waitingAcquires > 0)) return null;
-    // A block still being handed to the callers that waited for its load is not taken.
-    return this.memoryCache.takeOldestBody(wanted, (key) => this.inFlight.has(key));
+    return this.memoryCache.takeOldestBody(wanted);
   }
 
   /** One GET, whole or ranged, with store errors turned into EIO a person can act on. */
@@ -271,25 +246,31 @@ export class BlockFetcher {
     }
     const first = Math.floor(offset / SEGMENT_BYTES);
     const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    const segmentKey = (s: number): string => `${key}@${s}`;
     let cached = true;
-    for (let s = first; s <= last && cached; s++) cached = this.memoryCache.has(`${key}@${s}`);
+    for (let s = first; s <= last && cached; s++) cached = this.memoryCache.has(segmentKey(s));
     if (!cached) {
       // Parallel reads of neighbouring pages (the kernel sends them at once) share one fetch.
       const data = await shareWhileRunning(this.segmentLoads, `${key}@${first}-${last}`, () =>
         this.loadSegments(key, block, first, last),
       );
+      // As in getLeased: the segments were cached in this turn; hold them or mark them kept.
+      for (let s = first; s <= last; s++) {
+        if (lease) this.memoryCache.getLeased(segmentKey(s), lease);
+        else this.memoryCache.peek(segmentKey(s));
+      }
       return data.subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
     }
+    const segment = (s: number): Buffer =>
+      lease ? this.memoryCache.getLeased(segmentKey(s), lease)! : this.memoryCache.get(segmentKey(s))!;
     if (first === last) {
-      const segment = this.memoryCache.get(`${key}@${first}`)!;
-      return segment.subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
+      return segment(first).subarray(offset - first * SEGMENT_BYTES, offset - first * SEGMENT_BYTES + length);
     }
     const out = Buffer.allocUnsafe(length);
     for (let s = first; s <= last; s++) {
-      const segment = this.memoryCache.get(`${key}@${s}`)!;
       const from = Math.max(offset, s * SEGMENT_BYTES);
       const to = Math.min(offset + length, (s + 1) * SEGMENT_BYTES);
-      segment.copy(out, from - offset, from - s * SEGMENT_BYTES, to - s * SEGMENT_BYTES);
+      segment(s).copy(out, from - offset, from - s * SEGMENT_BYTES, to - s * SEGMENT_BYTES);
     }
     return out;
   }
@@ -327,8 +308,19 @@ export class BlockFetcher {
     const trailerKey = `${key}@t`;
     const trailerLength = trailerBytes(dataLength);
     const wanted = end - start + trailerLength;
-    const charged = this.budget.charged(wanted);
-    await this.budget.acquire(wanted);
+    // One whole segment (the usual random read) is read into reused memory, as whole blocks are
+    // (see load); the trailer always takes memory of its own.
+    const abandonedBefore =
+      first === last && end - start === SEGMENT_BYTES ? this.store.abandonedAttempts : undefined;
+    const reused =
+      abandonedBefore === undefined || this.budget.freeBytes >= wanted
+        ? null
+        : this.memoryCache.takeOldestBody(SEGMENT_BYTES);
+    const into =
+      reused?.body ?? (abandonedBefore === undefined ? undefined : Buffer.allocUnsafe(SEGMENT_BYTES));
+    const acquired = reused === null ? wanted : trailerLength;
+    const charged = (reused?.chargedBytes ?? 0) + this.budget.charged(acquired);
+    await this.budget.acquire(acquired);
     let kept = 0;
     try {
       let lastProblem = '';
@@ -340,12 +332,12 @@ export class BlockFetcher {
         if (fromDisk) {
           const ranges: Array<[number, number]> = [[start, end - start]];
           if (!cachedTrailer) ranges.push([dataLength, trailerLength]);
-          parts = await this.diskCache!.getRanges(key, ranges);
+          parts = await this.diskCache!.getRanges(key, ranges, into);
           if (!parts) fromDisk = false;
         }
         if (!parts) {
           parts = await Promise.all([
-            this.fetch(key, start, end - start),
+            this.fetch(key, start, end - start, into),
             cachedTrailer ?? this.fetch(key, dataLength, trailerLength),
           ]);
           this.stats.blocks++;
@@ -373,9 +365,15 @@ export class BlockFetcher {
           this.memoryCache.insert(trailerKey, trailer, trailerLength);
           kept += trailerLength;
         }
+        const reusable =
+          into !== undefined &&
+          data.buffer === into.buffer &&
+          data.byteOffset === into.byteOffset &&
+          data.length === into.length &&
+          this.store.abandonedAttempts === abandonedBefore;
         for (let s = first; s <= last; s++) {
           const segment = data.subarray((s - first) * SEGMENT_BYTES, (s - first + 1) * SEGMENT_BYTES);
-          this.memoryCache.insert(`${key}@${s}`, segment, segment.length);
+          this.memoryCache.insert(`${key}@${s}`, segment, segment.length, reusable ? into : null);
           kept += segment.length;
         }
         return data;

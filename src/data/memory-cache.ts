@@ -12,6 +12,11 @@ interface Entry {
   body: Buffer | null;
   /** Leases holding views of `data` now: the body is not reused while any is held. */
   pins: number;
+  /**
+   * Cached in this turn of the event loop: the callers that waited for its fetch have not all
+   * taken their lease (or their view) yet. They all resume before the next turn.
+   */
+  fresh: boolean;
 }
 
 /**
@@ -52,6 +57,8 @@ export class MemoryBlockCache {
   misses = 0;
   /** Buffers given to a fetch through takeOldestBody (stats, tests). */
   reusedBodies = 0;
+  /** Entries cached in this turn of the event loop, fresh until the next (see Entry.fresh). */
+  private freshEntries: Entry[] = [];
 
   constructor(private readonly budget: MemoryBudget) {
     budget.addReclaimer((bytes) => this.evict(bytes));
@@ -112,44 +119,45 @@ export class MemoryBlockCache {
   /**
    * Takes ownership of `chargedBytes` already acquired from the budget. With `body` (the whole
    * buffer `data` is a view of, which nothing else holds), the memory may later go to another
-   * block through takeOldestBody. Each of `leases` holds the new entry.
+   * block through takeOldestBody, once the callers waiting for it had their turn.
    */
-  insert(
-    key: string,
-    data: Buffer,
-    chargedBytes: number,
-    body: Buffer | null = null,
-    leases: readonly CacheLease[] = [],
-  ): void {
+  insert(key: string, data: Buffer, chargedBytes: number, body: Buffer | null = null): void {
     const old = this.entries.get(key);
     if (old) {
       this.entries.delete(key);
       this.bytes -= old.chargedBytes;
       this.budget.release(old.chargedBytes);
     }
-    const entry: Entry = { data, chargedBytes, body, pins: 0 };
-    for (const lease of leases) lease.hold(entry);
+    const entry: Entry = { data, chargedBytes, body, pins: 0, fresh: body !== null };
+    if (entry.fresh) this.markFresh(entry);
     this.entries.set(key, entry);
     this.bytes += chargedBytes;
     // The bytes are reclaimable now: someone waiting for memory may proceed.
     this.budget.notify();
   }
 
+  private markFresh(entry: Entry): void {
+    if (this.freshEntries.length === 0) {
+      setImmediate(() => {
+        for (const fresh of this.freshEntries) fresh.fresh = false;
+        this.freshEntries = [];
+      });
+    }
+    this.freshEntries.push(entry);
+  }
+
   /**
    * Evicts the least recently used entry and hands its buffer and its charge to the caller, if
-   * that entry's buffer is reusable (no view of it out but under leases given back), exactly
-   * `bodyBytes` long, and not `busy` (e.g. a fetch still handing it to its waiters); else null,
-   * and nothing changes. Only the oldest entry is considered, so the LRU order is kept.
+   * that entry's buffer is reusable (every view of it went out under a lease, all given back;
+   * not cached in this turn of the event loop) and exactly `bodyBytes` long; else null, and
+   * nothing changes. Only the oldest entry is considered, so the LRU order is kept.
    */
-  takeOldestBody(
-    bodyBytes: number,
-    busy: (key: string) => boolean,
-  ): { body: Buffer; chargedBytes: number } | null {
+  takeOldestBody(bodyBytes: number): { body: Buffer; chargedBytes: number } | null {
     const oldest = this.entries.entries().next();
     if (oldest.done === true) return null;
     const [key, entry] = oldest.value;
     const body = entry.body;
-    if (body === null || entry.pins > 0 || body.length !== bodyBytes || busy(key)) return null;
+    if (body === null || entry.pins > 0 || entry.fresh || body.length !== bodyBytes) return null;
     this.entries.delete(key);
     this.bytes -= entry.chargedBytes;
     this.reusedBodies++;
