@@ -309,15 +309,16 @@ export class BlockFetcher {
     const trailerLength = trailerBytes(dataLength);
     const wanted = end - start + trailerLength;
     // One whole segment (the usual random read) is read into reused memory, as whole blocks are
-    // (see load); the trailer always takes memory of its own.
-    const abandonedBefore =
-      first === last && end - start === SEGMENT_BYTES ? this.store.abandonedAttempts : undefined;
+    // (see load), from the disk cache, or from a store that can say no abandoned attempt still
+    // writes there; the trailer always takes memory of its own.
+    const abandonedBefore = this.store.abandonedAttempts;
+    const mayReuse =
+      first === last &&
+      end - start === SEGMENT_BYTES &&
+      (abandonedBefore !== undefined || (this.diskCache?.has(key) ?? false));
     const reused =
-      abandonedBefore === undefined || this.budget.freeBytes >= wanted
-        ? null
-        : this.memoryCache.takeOldestBody(SEGMENT_BYTES);
-    const into =
-      reused?.body ?? (abandonedBefore === undefined ? undefined : Buffer.allocUnsafe(SEGMENT_BYTES));
+      !mayReuse || this.budget.freeBytes >= wanted ? null : this.memoryCache.takeOldestBody(SEGMENT_BYTES);
+    const into = reused?.body ?? (mayReuse ? Buffer.allocUnsafe(SEGMENT_BYTES) : undefined);
     const acquired = reused === null ? wanted : trailerLength;
     const charged = (reused?.chargedBytes ?? 0) + this.budget.charged(acquired);
     await this.budget.acquire(acquired);
@@ -337,7 +338,7 @@ export class BlockFetcher {
         }
         if (!parts) {
           parts = await Promise.all([
-            this.fetch(key, start, end - start, into),
+            this.fetch(key, start, end - start, abandonedBefore === undefined ? undefined : into),
             cachedTrailer ?? this.fetch(key, dataLength, trailerLength),
           ]);
           this.stats.blocks++;
@@ -370,7 +371,7 @@ export class BlockFetcher {
           data.buffer === into.buffer &&
           data.byteOffset === into.byteOffset &&
           data.length === into.length &&
-          this.store.abandonedAttempts === abandonedBefore;
+          (fromDisk || (abandonedBefore !== undefined && this.store.abandonedAttempts === abandonedBefore));
         for (let s = first; s <= last; s++) {
           const segment = data.subarray((s - first) * SEGMENT_BYTES, (s - first + 1) * SEGMENT_BYTES);
           this.memoryCache.insert(`${key}@${s}`, segment, segment.length, reusable ? into : null);

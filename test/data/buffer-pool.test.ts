@@ -322,6 +322,62 @@ describe('block reads into reused memory', () => {
     }
   });
 
+  it('segments read from the disk cache reuse memory even over a store that cannot say, which alone never does', async () => {
+    const bigBlock = 1024 * 1024;
+    const storeDir = await dirs.make();
+    const table = new SliceTable(16 * bigBlock, bigBlock);
+    const file = randomBytes(8 * bigBlock);
+    const options = {
+      blockSizeBytes: bigBlock,
+      chunkSizeBytes: 16 * bigBlock,
+      allocateSliceIds: table.allocateSliceIds,
+    };
+    const writer = createDataPath({ store: await fileStore(storeDir), ...options });
+    try {
+      await writeFile(writer, table, 1, file);
+    } finally {
+      await writer.close();
+    }
+    const segment = 64 * 1024;
+    const offsets = Array.from({ length: 8 * 16 }, (_, i) => ((i * 37) % 128) * segment + 100);
+    for (const diskCacheDir of [undefined, await dirs.make()]) {
+      const data = createDataPath({
+        store: new LatePutStore(await fileStore(storeDir), false),
+        ...options,
+        memoryBudgetBytes: 5 * bodyBytes(bigBlock),
+        gcHeadroomBytes: 0,
+        diskCacheDir,
+      });
+      try {
+        for (let pass = 0; pass < 3; pass++) {
+          for (const offset of offsets) {
+            const lease = data.newReadLease();
+            const got = await data.read(
+              asIno(1),
+              offset,
+              4096,
+              table.chunkSlices,
+              table.sizeBytes,
+              undefined,
+              lease,
+            );
+            assert.ok(got.equals(file.subarray(offset, offset + 4096)), `read at ${offset}`);
+            lease.release();
+          }
+          // The reads started a whole-file copy into the disk cache: let it finish.
+          while (diskCacheDir !== undefined && data.stats().diskCache.blocks < 8) {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        }
+        const reused = data.stats().memoryCache.reusedBuffers;
+        if (diskCacheDir === undefined) assert.equal(reused, 0, 'the store cannot say: nothing reused');
+        else assert.ok(reused > 0, 'segments from the disk cache reused memory');
+      } finally {
+        await data.close();
+      }
+    }
+  });
+
   it('concurrent leased reads of every size see the right bytes while their memory is reused', async () => {
     const { data, table } = await coldReader();
     const seed = 0x5eed;
