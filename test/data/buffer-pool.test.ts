@@ -182,6 +182,7 @@ describe('block buffer pool', () => {
 });
 
 describe('block reads into reused memory', () => {
+  const BIG_BLOCK = 1024 * 1024;
   const BLOCKS = 16;
   // Random: a pattern could repeat from block to block and hide a block read over another.
   const content = randomBytes(BLOCKS * BLOCK);
@@ -269,14 +270,23 @@ describe('block reads into reused memory', () => {
     }
   });
 
-  it('random reads of 64 KiB segments reuse segment memory, and never under a lease or a kept view', async () => {
-    const bigBlock = 1024 * 1024;
+  /** A file of 8 random 1 MiB blocks (big enough for segment reads), written by a data path now closed. */
+  async function bigBlockFile(): Promise<{
+    storeDir: string;
+    table: SliceTable;
+    file: Buffer;
+    options: {
+      blockSizeBytes: number;
+      chunkSizeBytes: number;
+      allocateSliceIds: SliceTable['allocateSliceIds'];
+    };
+  }> {
     const storeDir = await dirs.make();
-    const table = new SliceTable(16 * bigBlock, bigBlock);
-    const file = randomBytes(8 * bigBlock);
+    const table = new SliceTable(16 * BIG_BLOCK, BIG_BLOCK);
+    const file = randomBytes(8 * BIG_BLOCK);
     const options = {
-      blockSizeBytes: bigBlock,
-      chunkSizeBytes: 16 * bigBlock,
+      blockSizeBytes: BIG_BLOCK,
+      chunkSizeBytes: 16 * BIG_BLOCK,
       allocateSliceIds: table.allocateSliceIds,
     };
     const writer = createDataPath({ store: await fileStore(storeDir), ...options });
@@ -285,11 +295,16 @@ describe('block reads into reused memory', () => {
     } finally {
       await writer.close();
     }
+    return { storeDir, table, file, options };
+  }
+
+  it('random reads of 64 KiB segments reuse segment memory, and never under a lease or a kept view', async () => {
+    const { storeDir, table, file, options } = await bigBlockFile();
     // Room for a few whole blocks: random reads fill it with segments and trailers.
     const data = createDataPath({
       store: await fileStore(storeDir),
       ...options,
-      memoryBudgetBytes: 5 * bodyBytes(bigBlock),
+      memoryBudgetBytes: 5 * bodyBytes(BIG_BLOCK),
       gcHeadroomBytes: 0,
     });
     const segment = 64 * 1024;
@@ -323,28 +338,14 @@ describe('block reads into reused memory', () => {
   });
 
   it('segments read from the disk cache reuse memory even over a store that cannot say, which alone never does', async () => {
-    const bigBlock = 1024 * 1024;
-    const storeDir = await dirs.make();
-    const table = new SliceTable(16 * bigBlock, bigBlock);
-    const file = randomBytes(8 * bigBlock);
-    const options = {
-      blockSizeBytes: bigBlock,
-      chunkSizeBytes: 16 * bigBlock,
-      allocateSliceIds: table.allocateSliceIds,
-    };
-    const writer = createDataPath({ store: await fileStore(storeDir), ...options });
-    try {
-      await writeFile(writer, table, 1, file);
-    } finally {
-      await writer.close();
-    }
+    const { storeDir, table, file, options } = await bigBlockFile();
     const segment = 64 * 1024;
     const offsets = Array.from({ length: 8 * 16 }, (_, i) => ((i * 37) % 128) * segment + 100);
     for (const diskCacheDir of [undefined, await dirs.make()]) {
       const data = createDataPath({
         store: new LatePutStore(await fileStore(storeDir), false),
         ...options,
-        memoryBudgetBytes: 5 * bodyBytes(bigBlock),
+        memoryBudgetBytes: 5 * bodyBytes(BIG_BLOCK),
         gcHeadroomBytes: 0,
         diskCacheDir,
       });
