@@ -240,8 +240,8 @@ export interface FileSystem {
   tmpfile?(ctx: RequestContext, parent: Ino, mode: number, flags: number): Promise<CreateReply>;
   /**
    * Returns at most `size` bytes; fewer means end of file (unless direct_io). The layer
-   * sends the buffer to the kernel as soon as the promise resolves, before any other code
-   * runs: it may be a view into the file system's own cache (no copy needed).
+   * sends the buffer to the kernel as soon as the promise resolves: it may be a view into the
+   * file system's own cache (no copy needed) if that memory is never reused (else readLent).
    */
   read?(ctx: RequestContext, ino: Ino, fh: number, offset: number, size: number): Promise<Buffer>;
   /**
