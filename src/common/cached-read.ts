@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { loadNativeAddon } from './native-addon.js';
 
 /** The `native/cachedread` addon (cachedread.c). */
@@ -31,4 +32,26 @@ export function readIfCached(fd: number, buffer: Uint8Array, offset: number): nu
   const read = addon.readCached(fd, buffer, offset);
   // -EAGAIN (not cached) and every other error alike: the thread pool's read says what is wrong.
   return read > 0 ? read : 0;
+}
+
+/**
+ * Reads `length` bytes at `offset` of the open file `handle` (fewer at its end): the part the
+ * page cache holds on this thread (readIfCached), the rest through the thread pool. Into
+ * `into` from its start when it has room (a caller reusing memory), else into fresh memory.
+ */
+export async function readRange(
+  handle: FileHandle,
+  offset: number,
+  length: number,
+  into?: Buffer,
+): Promise<Buffer> {
+  const out =
+    into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+  let done = readIfCached(handle.fd, out, offset);
+  while (done < length) {
+    const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done === length ? out : out.subarray(0, done);
 }

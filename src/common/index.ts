@@ -4,7 +4,7 @@ export { parseSizeBytes, parseDurationMs, formatBytes } from './units.js';
 export { DESCRIPTOR_WAIT_MS, openWaitingForDescriptor } from './descriptors.js';
 export { processScope } from './process-scope.js';
 export { OpenFileCache } from './open-files.js';
-export { readIfCached } from './cached-read.js';
+export { readIfCached, readRange } from './cached-read.js';
 export { loadNativeAddon, nativeAddonPath } from './native-addon.js';
 export { type Branded, type Ino, type SliceId, ROOT_INO, asIno, asSliceId } from './types.js';
 export type { SliceRef, SliceWrite } from './layout.js';

@@ -16,7 +16,7 @@ import {
   isOutOfDescriptors,
   isOutOfSpace,
   OpenFileCache,
-  readIfCached,
+  readRange,
   systemErrorCode,
 } from '../common/index.js';
 
@@ -171,15 +171,7 @@ export class DiskBlockCache {
     try {
       const parts = await this.openFiles.use(key, async (handle) => {
         const reads = await Promise.allSettled(
-          ranges.map(async ([offset, length], i) => {
-            const part =
-              i === 0 && into !== undefined && into.length >= length
-                ? into.subarray(0, length)
-                : Buffer.allocUnsafe(length);
-            let got = readIfCached(handle.fd, part, offset);
-            if (got < length) got += (await handle.read(part, got, length - got, offset + got)).bytesRead;
-            return part.subarray(0, got);
-          }),
+          ranges.map(([offset, length], i) => readRange(handle, offset, length, i === 0 ? into : undefined)),
         );
         return reads.map((read) => {
           if (read.status === 'rejected') throw read.reason;

@@ -368,9 +368,7 @@ export class BlockFetcher {
         }
         const reusable =
           into !== undefined &&
-          data.buffer === into.buffer &&
-          data.byteOffset === into.byteOffset &&
-          data.length === into.length &&
+          isAllOf(data, into) &&
           (fromDisk || (abandonedBefore !== undefined && this.store.abandonedAttempts === abandonedBefore));
         for (let s = first; s <= last; s++) {
           const segment = data.subarray((s - first) * SEGMENT_BYTES, (s - first + 1) * SEGMENT_BYTES);
@@ -419,12 +417,7 @@ export class BlockFetcher {
           this.diskCache.put(key, body);
           return { data, body: null };
         }
-        const intoWhole =
-          into !== undefined &&
-          body.buffer === into.buffer &&
-          body.byteOffset === into.byteOffset &&
-          body.length === into.length;
-        return { data, body: intoWhole ? into : null };
+        return { data, body: into !== undefined && isAllOf(body, into) ? into : null };
       } catch (error) {
         if (!(error instanceof CorruptBlockError)) throw error;
         this.stats.corrupt++;
@@ -456,4 +449,11 @@ function shareWhileRunning<T>(
   };
   pending.then(forget, forget);
   return pending;
+}
+
+/** Whether `data` is exactly the memory of `buffer`: a store read into all of it, not elsewhere. */
+function isAllOf(data: Buffer, buffer: Buffer): boolean {
+  return (
+    data.buffer === buffer.buffer && data.byteOffset === buffer.byteOffset && data.length === buffer.length
+  );
 }

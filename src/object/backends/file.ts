@@ -5,7 +5,7 @@ import {
   isOutOfDescriptors,
   OpenFileCache,
   openWaitingForDescriptor,
-  readIfCached,
+  readRange,
 } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
@@ -376,17 +376,7 @@ export class FileObjectStore implements ObjectStore {
       return await this.openObjects.use(key, async ({ handle, sizeBytes }) => {
         const start = Math.min(offset ?? 0, sizeBytes);
         const end = length === undefined ? sizeBytes : Math.min(sizeBytes, start + length);
-        const out =
-          into !== undefined && into.length >= end - start
-            ? into.subarray(0, end - start)
-            : Buffer.allocUnsafe(end - start);
-        let done = readIfCached(handle.fd, out, start);
-        while (done < out.length) {
-          const { bytesRead } = await handle.read(out, done, out.length - done, start + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-        return done === out.length ? out : out.subarray(0, done);
+        return readRange(handle, start, end - start, into);
       });
     } catch (error) {
       if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR') || isErrno(error, 'EISDIR')) {
