@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <node_api.h>
 #include <stdio.h>
@@ -51,9 +52,30 @@ static void sync_made_dir(Put *put) {
   close(pfd);
 }
 
+// Objects of at least this size get their exact size allocated before they are written.
+#define ALLOCATE_MIN_BYTES (64 * 1024)
+
+// Allocates the file's exact size up front; 0, or -1 with errno set. Why: ext4 rounds the
+// allocation of a larger file synced while open up to a power of two (a 4 MiB block plus its
+// trailer takes an 8 MiB region) and frees the unused part only at close, so objects written
+// one after another lie 8 MiB apart and a cold sequential read of them crosses as much empty
+// disk as data (on the development machine's ext4: 1.03-1.06 GB/s against 1.33-1.40 GB/s for
+// the same objects laid end to end). A file system that cannot allocate ahead is not an error.
+static int allocate_exact(int fd, size_t length) {
+  if (length < ALLOCATE_MIN_BYTES) return 0;
+  if (fallocate(fd, 0, 0, (off_t)length) == 0) return 0;
+  return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -1;
+}
+
 static void write_and_sync(Put *put) {
   int fd = open(put->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) return fail(put, "open", put->tmp);
+  if (allocate_exact(fd, put->length) != 0) {
+    fail(put, "fallocate", put->tmp);
+    close(fd);
+    unlink(put->tmp);
+    return;
+  }
   size_t written = 0;
   while (written < put->length) {
     ssize_t n = pwrite(fd, put->data + written, put->length - written, (off_t)written);
@@ -104,31 +126,34 @@ static const char *code_of(int error) {
   return name != NULL ? name : "EIO";
 }
 
-// Rejects with an Error shaped as Node's fs errors are: code, errno (negative), syscall, path.
+// Resolves, or rejects with an Error shaped as Node's fs errors are: code, errno (negative),
+// syscall, path.
+static void settle(napi_env env, napi_deferred deferred, int error, const char *syscall, const char *path) {
+  napi_value result;
+  if (error == 0) {
+    napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, deferred, result);
+    return;
+  }
+  char text[512];
+  snprintf(text, sizeof text, "%s: %s, %s '%s'", code_of(error), strerror(error), syscall, path);
+  napi_value message, code, error_object, errno_value, syscall_value, path_value;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_string_utf8(env, code_of(error), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, message, &error_object);
+  napi_create_int32(env, -error, &errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value);
+  napi_set_named_property(env, error_object, "errno", errno_value);
+  napi_set_named_property(env, error_object, "syscall", syscall_value);
+  napi_set_named_property(env, error_object, "path", path_value);
+  napi_reject_deferred(env, deferred, error_object);
+}
+
 static void complete(napi_env env, napi_status status, void *arg) {
   Put *put = arg;
-  napi_value result;
-  if (status == napi_ok && put->error == 0) {
-    napi_get_undefined(env, &result);
-    napi_resolve_deferred(env, put->deferred, result);
-  } else {
-    int error = status == napi_ok ? put->error : EIO;
-    const char *syscall = status == napi_ok ? put->syscall : "put";
-    const char *path = status == napi_ok ? put->path : put->target;
-    char text[512];
-    snprintf(text, sizeof text, "%s: %s, %s '%s'", code_of(error), strerror(error), syscall, path);
-    napi_value message, code, error_object, errno_value, syscall_value, path_value;
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-    napi_create_string_utf8(env, code_of(error), NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, message, &error_object);
-    napi_create_int32(env, -error, &errno_value);
-    napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value);
-    napi_set_named_property(env, error_object, "errno", errno_value);
-    napi_set_named_property(env, error_object, "syscall", syscall_value);
-    napi_set_named_property(env, error_object, "path", path_value);
-    napi_reject_deferred(env, put->deferred, error_object);
-  }
+  if (status == napi_ok) settle(env, put->deferred, put->error, put->syscall, put->path);
+  else settle(env, put->deferred, EIO, "put", put->target);
   napi_delete_reference(env, put->data_ref);
   napi_delete_async_work(env, put->work);
   free(put->tmp);
@@ -196,11 +221,67 @@ static napi_value put_object(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int64_t length;
+  char *path;  // for the error message only
+  int error;
+} Allocation;
+
+static void execute_allocation(napi_env env, void *arg) {
+  (void)env;
+  Allocation *allocation = arg;
+  if (allocate_exact(allocation->fd, (size_t)allocation->length) != 0) allocation->error = errno;
+}
+
+static void complete_allocation(napi_env env, napi_status status, void *arg) {
+  Allocation *allocation = arg;
+  settle(env, allocation->deferred, status == napi_ok ? allocation->error : EIO, "fallocate", allocation->path);
+  napi_delete_async_work(env, allocation->work);
+  free(allocation->path);
+  free(allocation);
+}
+
+// allocate(fd, length, path): Promise<void>. What put does before writing, for a file the
+// caller writes itself: its exact length allocated (from allocateMinBytes on, below it nothing
+// is done), as one thread-pool job. Resolves where the file system cannot allocate ahead; `path` names the file
+// in an error.
+static napi_value allocate_file(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Allocation *allocation = calloc(1, sizeof *allocation);
+  if (allocation == NULL) {
+    napi_throw_error(env, "ENOMEM", "objput: out of memory");
+    return NULL;
+  }
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &allocation->fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &allocation->length) != napi_ok || allocation->length < 0 ||
+      (allocation->path = string_arg(env, argv[2])) == NULL) {
+    free(allocation);
+    napi_throw_type_error(env, NULL, "objput.allocate(fd, length, path): an fd, a length >= 0, a path");
+    return NULL;
+  }
+  napi_value promise, name;
+  CHECK(napi_create_promise(env, &allocation->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "strata.objput.allocate", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, execute_allocation, complete_allocation, allocation,
+                               &allocation->work));
+  CHECK(napi_queue_async_work(env, allocation->work));
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  napi_value allocate_min;
+  if (napi_create_uint32(env, ALLOCATE_MIN_BYTES, &allocate_min) != napi_ok) return NULL;
   napi_property_descriptor props[] = {
       {"put", NULL, put_object, NULL, NULL, NULL, napi_default, NULL},
+      {"allocate", NULL, allocate_file, NULL, NULL, NULL, napi_default, NULL},
+      {"allocateMinBytes", NULL, NULL, NULL, NULL, allocate_min, napi_enumerable, NULL},
   };
-  if (napi_define_properties(env, exports, 1, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
   return exports;
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, openObjectStore } from '../../src/object/index.js';
 import { FileObjectStore, fileStoreRoot } from '../../src/object/backends/file.js';
 import { nativePut } from '../../src/object/backends/native-put.js';
+import { mountTmpfs } from '../reliability/tmpfs.js';
 import { describeObjectStoreConformance } from './conformance.js';
 
 const dirs: string[] = [];
@@ -186,6 +187,72 @@ describe('file backend', () => {
     await store.close();
   });
 });
+
+describe(
+  'file backend: objects allocated ahead',
+  { skip: nativePut() ? false : 'native/objput is not built (npm run build)' },
+  () => {
+    const native = nativePut()!;
+
+    it('allocate gives an open file its whole length before a byte is written, from allocateMinBytes on', async () => {
+      const dir = await tempDir();
+      const file = await open(join(dir, 'f'), 'w');
+      try {
+        await native.allocate(file.fd, native.allocateMinBytes - 1, 'small');
+        assert.equal((await file.stat()).size, 0, 'below allocateMinBytes nothing is allocated');
+        const length = native.allocateMinBytes * 16 + 100;
+        await native.allocate(file.fd, length, 'large');
+        const { size, blocks } = await file.stat();
+        assert.equal(size, length);
+        assert.ok(blocks * 512 >= length, `${blocks} blocks of 512 bytes hold ${length} bytes`);
+      } finally {
+        await file.close();
+      }
+      await assert.rejects(
+        native.allocate(1_000_000, native.allocateMinBytes, 'nowhere'),
+        (error: NodeJS.ErrnoException) => {
+          assert.equal(error.code, 'EBADF');
+          assert.equal(error.syscall, 'fallocate');
+          assert.match(error.message, /'nowhere'/);
+          return true;
+        },
+      );
+    });
+
+    it(
+      'a store without room for an object says ENOSPC when allocating, on both put paths, and keeps no partial file',
+      { skip: process.getuid?.() === 0 ? false : 'needs root to mount a tmpfs' },
+      async () => {
+        const small = mountTmpfs('objects', 1024 * 1024);
+        try {
+          const store = new FileObjectStore(small.path);
+          const javascriptStore = new FileObjectStore(small.path, { nativePut: false });
+          await store.put('d/first', Buffer.alloc(1000, 1));
+          for (const putter of [store, javascriptStore]) {
+            await assert.rejects(
+              putter.put('d/big', Buffer.alloc(2 * 1024 * 1024, 7)),
+              (error: NodeJS.ErrnoException) => {
+                assert.equal(error.code, 'ENOSPC', String(error));
+                assert.equal(error.syscall, 'fallocate', String(error));
+                return true;
+              },
+            );
+          }
+          assert.equal(store.nativePuts, 1);
+          await javascriptStore.put('d/small', Buffer.from('s'));
+          assert.equal(javascriptStore.nativePuts, 0);
+          await javascriptStore.close();
+          assert.deepEqual(await readdir(join(small.path, '.strata-tmp')), []);
+          assert.deepEqual((await readdir(join(small.path, 'd'))).sort(), ['first', 'small']);
+          assert.ok((await store.get('d/first')).equals(Buffer.alloc(1000, 1)));
+          await store.close();
+        } finally {
+          small.dispose();
+        }
+      },
+    );
+  },
+);
 
 describe('file backend: objects kept open for reads', () => {
   const openUnder = async (dir: string): Promise<string[]> => {

@@ -177,8 +177,13 @@ export class FileObjectStore implements ObjectStore {
     ({ handle }) => handle.close(),
   );
   private readonly native: NativePut | undefined;
+  /** Lays out the JavaScript path's objects as the native put does (objput.c says why). */
+  private readonly allocator = nativePut();
 
-  /** `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons). */
+  /**
+   * `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons); large
+   * objects are still allocated ahead when the addon is there.
+   */
   constructor(
     readonly root: string,
     options: { nativePut?: boolean } = {},
@@ -319,6 +324,9 @@ export class FileObjectStore implements ObjectStore {
     let renamed = false;
     let closing = false;
     try {
+      if (this.allocator && data.length >= this.allocator.allocateMinBytes) {
+        await this.allocator.allocate(handle.fd, data.length, tmp);
+      }
       let written = 0;
       while (written < data.length) {
         const { bytesWritten } = await handle.write(data, written, data.length - written, written);

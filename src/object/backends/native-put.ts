@@ -10,6 +10,15 @@ export interface NativePut {
    * happened. `data` must stay unchanged until the promise settles.
    */
   put(tmp: string, target: string, dir: string, data: Buffer, parent?: string): Promise<void>;
+  /**
+   * What `put` does before it writes, for a file written by the caller: allocates `length` bytes
+   * of the open file `fd` ahead, when `length` is at least `allocateMinBytes` (see objput.c for
+   * why). Resolves where the file system cannot allocate ahead; rejects like `put` (ENOSPC, ...),
+   * naming `path`.
+   */
+  allocate(fd: number, length: number, path: string): Promise<void>;
+  /** Smaller objects are written without allocating ahead (both by `put` and `allocate`). */
+  readonly allocateMinBytes: number;
 }
 
 let addon: NativePut | null | undefined;
