@@ -273,6 +273,136 @@ static napi_value allocate_file(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+#define DIRECT_ALIGN 4096
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref view_ref;
+  char *path;
+  uint8_t *data;
+  size_t capacity;  // the view's length: nothing is read past it
+  ssize_t result;   // bytes read, or -errno
+} DirectRead;
+
+static void execute_direct_read(napi_env env, void *arg) {
+  (void)env;
+  DirectRead *read_job = arg;
+  int fd = open(read_job->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    read_job->result = -errno;
+    return;
+  }
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    read_job->result = -errno;
+    close(fd);
+    return;
+  }
+  size_t size = (size_t)info.st_size;
+  read_job->result = (ssize_t)size;
+  if (size > read_job->capacity) {  // the caller reads it another way
+    close(fd);
+    return;
+  }
+  // The whole 4 KiB pages with O_DIRECT, then the last partial page through the page cache:
+  // nothing is written past the view.
+  size_t aligned = size / DIRECT_ALIGN * DIRECT_ALIGN;
+  size_t done = 0;
+  while (done < size) {
+    if (done == aligned) {
+      int flags = fcntl(fd, F_GETFL);
+      if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_DIRECT) != 0) {
+        read_job->result = -errno;
+        break;
+      }
+    }
+    size_t end = done < aligned ? aligned : size;
+    ssize_t n = pread(fd, read_job->data + done, end - done, (off_t)done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      read_job->result = n < 0 ? -errno : -EIO;  // EIO: the file shrank, which objects never do
+      break;
+    }
+    done += (size_t)n;
+    // A short read of the direct part leaves `done` unaligned: the rest goes through the cache.
+    if (done < aligned && done % DIRECT_ALIGN != 0) aligned = done;
+  }
+  close(fd);
+}
+
+static void complete_direct_read(napi_env env, napi_status status, void *arg) {
+  DirectRead *read_job = arg;
+  if (status != napi_ok) settle(env, read_job->deferred, EIO, "read", read_job->path);
+  else if (read_job->result < 0) settle(env, read_job->deferred, (int)-read_job->result, "read", read_job->path);
+  else {
+    napi_value result;
+    napi_create_double(env, (double)read_job->result, &result);
+    napi_resolve_deferred(env, read_job->deferred, result);
+  }
+  napi_delete_reference(env, read_job->view_ref);
+  napi_delete_async_work(env, read_job->work);
+  free(read_job->path);
+  free(read_job);
+}
+
+// readDirect(path, view): Promise<number>. Reads the whole file into `view` from its start, its
+// whole 4 KiB pages with O_DIRECT (past the page cache), the rest through the page cache;
+// resolves with the file's size, having read nothing when that is more than view.length. The
+// view must start on a 4 KiB boundary (rejects EINVAL otherwise, as where the file system
+// cannot read with O_DIRECT).
+static napi_value read_direct(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "objput.readDirect(path, view): a path and a Uint8Array");
+    return NULL;
+  }
+  DirectRead *read_job = calloc(1, sizeof *read_job);
+  if (read_job == NULL || (read_job->path = string_arg(env, argv[0])) == NULL) {
+    free(read_job);
+    napi_throw_type_error(env, NULL, "objput.readDirect(path, view): a path and a Uint8Array");
+    return NULL;
+  }
+  read_job->data = data;
+  read_job->capacity = length;
+  napi_value promise, name;
+  CHECK(napi_create_promise(env, &read_job->deferred, &promise));
+  if ((uintptr_t)data % DIRECT_ALIGN != 0) {
+    settle(env, read_job->deferred, EINVAL, "read", read_job->path);
+    free(read_job->path);
+    free(read_job);
+    return promise;
+  }
+  CHECK(napi_create_reference(env, argv[1], 1, &read_job->view_ref));
+  CHECK(napi_create_string_utf8(env, "strata.objput.readDirect", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, execute_direct_read, complete_direct_read, read_job,
+                               &read_job->work));
+  CHECK(napi_queue_async_work(env, read_job->work));
+  return promise;
+}
+
+// directOffset(arrayBuffer): how many bytes from its start the first 4 KiB boundary lies.
+static napi_value direct_offset(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data;
+  size_t length;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "objput.directOffset(arrayBuffer): an ArrayBuffer");
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_uint32(env, (uint32_t)((DIRECT_ALIGN - (uintptr_t)data % DIRECT_ALIGN) % DIRECT_ALIGN), &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value allocate_min;
   if (napi_create_uint32(env, ALLOCATE_MIN_BYTES, &allocate_min) != napi_ok) return NULL;
@@ -280,8 +410,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"put", NULL, put_object, NULL, NULL, NULL, napi_default, NULL},
       {"allocate", NULL, allocate_file, NULL, NULL, NULL, napi_default, NULL},
       {"allocateMinBytes", NULL, NULL, NULL, NULL, allocate_min, napi_enumerable, NULL},
+      {"readDirect", NULL, read_direct, NULL, NULL, NULL, napi_default, NULL},
+      {"directOffset", NULL, direct_offset, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 5, props) != napi_ok) return NULL;
   return exports;
 }
 

@@ -8,6 +8,7 @@ import {
   trailerBytes,
   verifySegments,
 } from './block-format.js';
+import { allocBlockBuffer } from './block-memory.js';
 import type { MemoryBudget } from './budget.js';
 import type { BlockBufferPool } from './buffer-pool.js';
 import type { DiskBlockCache } from './disk-cache.js';
@@ -180,7 +181,7 @@ export class BlockFetcher {
       charged = this.budget.charged(wanted);
       await this.budget.acquire(wanted);
     }
-    if (abandonedBefore !== undefined) into ??= Buffer.allocUnsafe(wanted);
+    if (abandonedBefore !== undefined) into ??= allocBlockBuffer(wanted);
     try {
       const { data, body } = await this.loadBody(key, block, into);
       if (isReadahead) this.stats.readaheadBlocks++;

@@ -9,7 +9,7 @@ if (port === null) throw new Error('seal-worker.js runs as a worker thread of th
 port.on('message', (request: SealRequest) => {
   let reply: SealReply;
   try {
-    sealBlock(Buffer.from(request.memory), request.block);
+    sealBlock(Buffer.from(request.memory, request.offset), request.block);
     reply = { id: request.id, memory: request.memory };
   } catch (error) {
     reply = { id: request.id, memory: request.memory, error: String(error) };

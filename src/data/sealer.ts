@@ -1,11 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import { bodyBytes, sealBlock } from './block-format.js';
+import { adoptMemory, ownsItsMemory } from './block-memory.js';
 import type { BlockRef } from './layout.js';
 
 /** What the main thread sends the seal worker: the block's whole memory, transferred. */
 export interface SealRequest {
   id: number;
   memory: ArrayBuffer;
+  /** Where in `memory` the block starts (aligned buffers start past its beginning). */
+  offset: number;
   block: BlockRef;
 }
 
@@ -48,6 +51,8 @@ export function sealsOnThread(blockSizeBytes: number): boolean {
 interface Waiter {
   resolve: (body: Buffer) => void;
   reject: (error: Error) => void;
+  /** Where the block starts in the memory that comes back. */
+  offset: number;
   bodyLength: number;
 }
 
@@ -87,15 +92,8 @@ export class BlockSealer {
   /** Seals `buffer[0, block.blockLengthBytes)` as `block` (its identity is part of the checks). */
   seal(buffer: Buffer, block: BlockRef): Promise<Buffer> {
     const dataLength = block.blockLengthBytes;
-    const memory = buffer.buffer;
-    // Only a buffer that owns its whole ArrayBuffer can be transferred (small ones live in a pool).
-    if (
-      this.closed ||
-      dataLength < OFFLOAD_MIN_BYTES ||
-      !(memory instanceof ArrayBuffer) ||
-      buffer.byteOffset !== 0 ||
-      buffer.byteLength !== memory.byteLength
-    ) {
+    // Only a buffer that owns its ArrayBuffer can be transferred (small ones live in a pool).
+    if (this.closed || dataLength < OFFLOAD_MIN_BYTES || !ownsItsMemory(buffer)) {
       return Promise.resolve(sealBlock(buffer, block));
     }
     const worker = this.ensureWorker();
@@ -120,16 +118,23 @@ export class BlockSealer {
     reject: (error: Error) => void,
   ): void {
     const id = this.nextId++;
+    // Read before the transfer detaches the buffer (a detached view's offset is 0).
+    const offset = buffer.byteOffset;
     try {
-      // seal() let only buffers owning a whole ArrayBuffer come this far.
+      // seal() let only buffers owning their ArrayBuffer come this far.
       const memory = buffer.buffer as ArrayBuffer;
-      worker.postMessage({ id, memory, block } satisfies SealRequest, [memory]);
+      worker.postMessage({ id, memory, offset, block } satisfies SealRequest, [memory]);
     } catch {
       // Not transferable after all (an ArrayBuffer Node marked as such): seal it here.
       resolve(sealBlock(buffer, block));
       return;
     }
-    this.waiting.set(id, { resolve, reject, bodyLength: bodyBytes(block.blockLengthBytes) });
+    this.waiting.set(id, {
+      resolve,
+      reject,
+      offset,
+      bodyLength: bodyBytes(block.blockLengthBytes),
+    });
     if (this.waiting.size === 1) worker.ref();
   }
 
@@ -172,7 +177,10 @@ export class BlockSealer {
         this.idleTimer.unref();
       }
       if (reply.error !== undefined) waiter.reject(new Error(`sealing a block failed: ${reply.error}`));
-      else waiter.resolve(Buffer.from(reply.memory, 0, waiter.bodyLength));
+      else {
+        adoptMemory(reply.memory);
+        waiter.resolve(Buffer.from(reply.memory, waiter.offset, waiter.bodyLength));
+      }
     });
     const fail = (error: Error): void => {
       // A thread stopped on purpose (idle, close) is no longer this.worker: nothing waits on it.

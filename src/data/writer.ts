@@ -8,6 +8,7 @@ import {
   type SliceWrite,
 } from '../common/index.js';
 import { bodyBytes } from './block-format.js';
+import { allocBlockBuffer } from './block-memory.js';
 import type { MemoryBudget } from './budget.js';
 import type { BlockBufferPool } from './buffer-pool.js';
 import type { FileWriter } from './api.js';
@@ -232,7 +233,7 @@ export class Writer implements FileWriter {
     } else {
       this.reserveBytes = 0;
     }
-    this.useBuffer(slice, Buffer.allocUnsafe(bodyBytes(capacity)), capacity);
+    this.useBuffer(slice, allocBlockBuffer(bodyBytes(capacity)), capacity);
     return true;
   }
 

@@ -9,3 +9,4 @@ export {
   type RetryStats,
 } from './wrappers/retry.js';
 export { withFaults, FaultyObjectStore, type FaultOptions, type FaultStats } from './wrappers/faults.js';
+export { allocDirectBuffer } from './backends/native-put.js';

@@ -5,6 +5,7 @@ import { asIno, asSliceId } from '../../src/common/index.js';
 import { bodyBytes, openBlock, sealBlock } from '../../src/data/block-format.js';
 import { createDataPath } from '../../src/data/index.js';
 import type { BlockRef } from '../../src/data/layout.js';
+import { allocBlockBuffer } from '../../src/data/block-memory.js';
 import { BlockSealer } from '../../src/data/sealer.js';
 import { SliceTable } from './meta-standin.js';
 import { fileStore, tempDirs } from './helpers.js';
@@ -85,6 +86,25 @@ describe('block sealer', () => {
     await sealer.close();
     const late = blockBuffer(4 * MiB);
     assert.ok((await sealer.seal(late.buffer, blockOf(late.data.length))).equals(expectedBody(late.data)));
+  });
+
+  it('block buffers aligned inside their memory go to the thread and come back at the same place, again and again', async () => {
+    const sealer = new BlockSealer();
+    try {
+      const data = randomBytes(4 * MiB);
+      let buffer = allocBlockBuffer(bodyBytes(data.length));
+      const offset = buffer.byteOffset;
+      for (let round = 0; round < 3; round++) {
+        data.copy(buffer);
+        const body = await sealer.seal(buffer, blockOf(data.length));
+        assert.equal(buffer.length, 0, `round ${round}: transferred, not sealed in place`);
+        assert.equal(body.byteOffset, offset, `round ${round}: the block where it was in its memory`);
+        assert.ok(body.equals(expectedBody(data)), `round ${round}: body`);
+        buffer = body;
+      }
+    } finally {
+      await sealer.close();
+    }
   });
 
   it('a 4 MiB-block stream written through the data path reads back whole from a cold data path', async () => {

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, openObjectStore } from '../../src/object/index.js';
 import { FileObjectStore, fileStoreRoot } from '../../src/object/backends/file.js';
-import { nativePut } from '../../src/object/backends/native-put.js';
+import { allocDirectBuffer, nativePut } from '../../src/object/backends/native-put.js';
 import { mountTmpfs } from '../reliability/tmpfs.js';
 import { describeObjectStoreConformance } from './conformance.js';
 
@@ -251,6 +251,65 @@ describe(
         }
       },
     );
+  },
+);
+
+describe(
+  'file backend: whole objects read past the page cache',
+  { skip: nativePut() ? false : 'native/objput is not built (npm run build)' },
+  () => {
+    const native = nativePut()!;
+    const MiB = 1024 * 1024;
+
+    it('readDirect reads whole pages with O_DIRECT and the rest through the cache, nothing past the view', async () => {
+      const dir = await tempDir();
+      const memory = allocDirectBuffer(3 * MiB);
+      for (const size of [0, 100, 4096, 3 * 4096, 3 * 4096 + 5, 2 * MiB + 4095]) {
+        const data = randomBytes(size);
+        await writeFile(join(dir, 'f'), data);
+        memory.fill(0xa5);
+        const view = memory.subarray(0, size);
+        assert.equal(await native.readDirect(join(dir, 'f'), view), size);
+        assert.ok(view.equals(data), `${size} bytes read whole`);
+        assert.ok(
+          memory.subarray(size).every((byte) => byte === 0xa5),
+          `nothing past ${size} bytes written`,
+        );
+      }
+      // A file larger than the view: its size, and nothing read.
+      memory.fill(0xa5);
+      assert.equal(await native.readDirect(join(dir, 'f'), memory.subarray(0, MiB)), 2 * MiB + 4095);
+      assert.ok(memory.every((byte) => byte === 0xa5));
+      // A view not on a 4 KiB boundary, and a missing file, say so as fs would.
+      await assert.rejects(native.readDirect(join(dir, 'f'), memory.subarray(512)), { code: 'EINVAL' });
+      await assert.rejects(native.readDirect(join(dir, 'missing'), memory), {
+        code: 'ENOENT',
+        syscall: 'read',
+      });
+    });
+
+    it('get reads a whole object into an aligned buffer directly, and anything else through the page cache', async () => {
+      const store = new FileObjectStore(await tempDir());
+      const data = randomBytes(4 * MiB + 1036);
+      await store.put('b/one', data);
+      const into = allocDirectBuffer(data.length);
+      const read = await store.get('b/one', undefined, undefined, into);
+      assert.ok(read.equals(data));
+      assert.equal(read.buffer, into.buffer, 'read into the given memory');
+      assert.equal(read.byteOffset, into.byteOffset);
+      assert.equal(store.directReads, 1);
+      // Not aligned, too small, ranged, or without a buffer: the same bytes the other way.
+      const unaligned = allocDirectBuffer(data.length + 4096).subarray(16, 16 + data.length);
+      assert.ok((await store.get('b/one', undefined, undefined, unaligned)).equals(data));
+      assert.ok((await store.get('b/one', undefined, undefined, allocDirectBuffer(2 * MiB))).equals(data));
+      assert.ok(
+        (await store.get('b/one', 0, 2 * MiB, allocDirectBuffer(2 * MiB))).equals(data.subarray(0, 2 * MiB)),
+      );
+      assert.ok((await store.get('b/one')).equals(data));
+      assert.equal(store.directReads, 1);
+      await assert.rejects(store.get('b/none', undefined, undefined, into), ObjectNotFoundError);
+      await store.close();
+    });
   },
 );
 

@@ -9,7 +9,7 @@ import {
 } from '../../common/index.js';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore } from '../store.js';
-import { nativePut, type NativePut } from './native-put.js';
+import { DIRECT_READ_MIN_BYTES, nativePut, type NativePut } from './native-put.js';
 
 /** Temporary files live here until renamed into place; list() never shows them. */
 const TMP_DIR = '.strata-tmp';
@@ -170,6 +170,8 @@ export class FileObjectStore implements ObjectStore {
 
   /** Puts that ran as one native job (native/objput), for tests. */
   nativePuts = 0;
+  /** Whole objects read with O_DIRECT (readDirect), for tests. */
+  directReads = 0;
   /** Objects open for reads; a put or delete of the key closes it. */
   readonly openObjects = new OpenFileCache<OpenObject>(
     MAX_OPEN_OBJECTS,
@@ -179,6 +181,8 @@ export class FileObjectStore implements ObjectStore {
   private readonly native: NativePut | undefined;
   /** Lays out the JavaScript path's objects as the native put does (objput.c says why). */
   private readonly allocator = nativePut();
+  /** STRATA_DIRECT_READS=0 reads every object through the page cache (for comparisons). */
+  private readonly readsDirect = process.env.STRATA_DIRECT_READS !== '0';
 
   /**
    * `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons); large
@@ -381,6 +385,15 @@ export class FileObjectStore implements ObjectStore {
 
   async get(key: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer> {
     try {
+      if (
+        into !== undefined &&
+        (offset ?? 0) === 0 &&
+        length === undefined &&
+        into.length >= DIRECT_READ_MIN_BYTES
+      ) {
+        const direct = await this.readDirect(key, into);
+        if (direct !== undefined) return direct;
+      }
       return await this.openObjects.use(key, async ({ handle, sizeBytes }) => {
         const start = Math.min(offset ?? 0, sizeBytes);
         const end = length === undefined ? sizeBytes : Math.min(sizeBytes, start + length);
@@ -392,6 +405,29 @@ export class FileObjectStore implements ObjectStore {
       }
       throw error;
     }
+  }
+
+  /**
+   * A whole object read into `into` with O_DIRECT, past the page cache; undefined where that
+   * cannot be (no addon, `into` not aligned, a file system without O_DIRECT, an object larger
+   * than `into`): the caller reads through the page cache then. Why: a block read through the
+   * page cache is copied twice (disk to cache, cache to `into`) and charged to the page cache's
+   * bookkeeping, which cost the mount ~25% of its CPU per GiB of a cold sequential read; the
+   * mount caches blocks itself (bench/RESULTS.md, Mounted volume, session 21). Random reads of
+   * parts of objects keep the page cache (readRange).
+   */
+  private async readDirect(key: string, into: Buffer): Promise<Buffer | undefined> {
+    if (!this.readsDirect || this.allocator === undefined) return undefined;
+    let read: number;
+    try {
+      read = await this.allocator.readDirect(this.path(key), into);
+    } catch (error) {
+      if (!isErrno(error, 'EINVAL')) throw error;
+      return undefined;
+    }
+    if (read > into.length) return undefined;
+    this.directReads++;
+    return into.subarray(0, read);
   }
 
   private async openObject(key: string): Promise<OpenObject> {
