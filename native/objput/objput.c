@@ -1,6 +1,8 @@
-// A durable put of one object into a local directory as a single thread-pool job: write a
-// temporary file, rename it into place, fdatasync it, fsync its directory. From JavaScript the
-// same calls are about nine thread-pool round trips (each a futex wake on both sides and an
+// The file store's native jobs. put: a durable put of one object into a local directory as a
+// single thread-pool job: write a temporary file, rename it into place, fdatasync it, fsync its
+// directory. allocate: an object's exact size allocated ahead (see allocate_exact). readDirect:
+// a whole object read past the page cache (see read_direct). From JavaScript the put's
+// calls are about nine thread-pool round trips (each a futex wake on both sides and an
 // eventfd back), which cost a small object more CPU than the calls themselves; here they are one.
 // The order and the durability are those of src/object/backends/file.ts: acknowledged only once
 // the data and the directory entry are both on stable storage.
@@ -246,8 +248,8 @@ static void complete_allocation(napi_env env, napi_status status, void *arg) {
 
 // allocate(fd, length, path): Promise<void>. What put does before writing, for a file the
 // caller writes itself: its exact length allocated (from allocateMinBytes on, below it nothing
-// is done), as one thread-pool job. Resolves where the file system cannot allocate ahead; `path` names the file
-// in an error.
+// is done), as one thread-pool job. Resolves where the file system cannot allocate ahead;
+// `path` names the file in an error.
 static napi_value allocate_file(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];

@@ -1,6 +1,9 @@
 import { loadNativeAddon } from '../../common/index.js';
 
-/** The `native/objput` addon (objput.c): a whole durable put of a file object as one thread-pool job. */
+/**
+ * The `native/objput` addon (objput.c): the file store's thread-pool jobs (a whole durable put,
+ * allocating ahead, whole-object reads past the page cache).
+ */
 export interface NativePut {
   /**
    * Writes `data` to `tmp`, renames it to `target`, fdatasyncs it and fsyncs `dir` (the
