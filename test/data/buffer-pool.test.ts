@@ -5,6 +5,7 @@ import { asIno } from '../../src/common/index.js';
 import { bodyBytes } from '../../src/data/block-format.js';
 import { createDataPath, type DataPath } from '../../src/data/index.js';
 import { withRetry, type ObjectInfo, type ObjectStore } from '../../src/object/index.js';
+import { nativePut } from '../../src/object/backends/native-put.js';
 import { SliceTable } from './meta-standin.js';
 import { fileStore, tempDirs } from './helpers.js';
 
@@ -297,6 +298,54 @@ describe('block reads into reused memory', () => {
     }
     return { storeDir, table, file, options };
   }
+
+  it(
+    'whole 1 MiB blocks from a file store are read past the page cache, into fresh and reused memory alike',
+    {
+      skip: !nativePut()
+        ? 'native/objput is not built (npm run build)'
+        : process.env.STRATA_DIRECT_READS === '0'
+          ? 'STRATA_DIRECT_READS=0 turns these reads off'
+          : false,
+    },
+    async () => {
+      const { storeDir, table, file, options } = await bigBlockFile();
+      const store = await fileStore(storeDir);
+      // Room for 5 blocks of the 8: the second pass reads into memory the first one used.
+      const data = createDataPath({
+        store,
+        ...options,
+        memoryBudgetBytes: 5 * bodyBytes(BIG_BLOCK),
+        gcHeadroomBytes: 0,
+      });
+      try {
+        for (let pass = 0; pass < 2; pass++) {
+          for (let i = 0; i < 8; i++) {
+            const lease = data.newReadLease();
+            const got = await data.read(
+              asIno(1),
+              i * BIG_BLOCK,
+              BIG_BLOCK,
+              table.chunkSlices,
+              table.sizeBytes,
+              undefined,
+              lease,
+            );
+            assert.ok(
+              got.equals(file.subarray(i * BIG_BLOCK, (i + 1) * BIG_BLOCK)),
+              `pass ${pass} block ${i}`,
+            );
+            lease.release();
+          }
+        }
+        const { fetches, memoryCache } = data.stats();
+        assert.ok(memoryCache.reusedBuffers > 0, 'memory was reused');
+        assert.equal(store.directReads, fetches.blocks, 'every whole block read with O_DIRECT');
+      } finally {
+        await data.close();
+      }
+    },
+  );
 
   it('random reads of 64 KiB segments reuse segment memory, and never under a lease or a kept view', async () => {
     const { storeDir, table, file, options } = await bigBlockFile();
