@@ -236,9 +236,10 @@ for i in range(1000):
   sh(`git -C ${repo} fsck --strict --no-dangling`);
   assert.equal(sh(`git -C ${repo} rev-parse HEAD`).trim(), head);
   assert.equal(sh(`git -C ${repo} rev-list --count HEAD`).trim(), '40');
-  // And the repository takes the next gc, once the lock files the killed gc held are gone (as
-  // after a crash on any file system, git refuses to run while they exist and says to remove
-  // them: e.g. objects/info/commit-graph.lock when the kill came while it wrote the graph).
-  sh(`find ${repo}/.git -name '*.lock' -type f -delete`);
+  // And the repository takes the next gc, once the lock and temporary files the killed gc held
+  // are gone (as after a crash on any file system, git refuses to run while they exist: e.g.
+  // objects/info/commit-graph.lock when the kill came while it wrote the graph, packed-refs.new
+  // while it packed the refs).
+  sh(`find ${repo}/.git \\( -name '*.lock' -o -name packed-refs.new \\) -type f -delete`);
   sh(`git -C ${repo} gc -q && git -C ${repo} fsck --strict --no-dangling`);
 });
