@@ -177,6 +177,19 @@ static char *string_arg(napi_env env, napi_value value) {
   return text;
 }
 
+// Queues `job` on the thread pool under `name` (what async hooks show); returns the promise its
+// complete callback settles through `deferred`.
+static napi_value queue_job(napi_env env, const char *name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *job, napi_deferred *deferred,
+                            napi_async_work *work) {
+  napi_value promise, resource_name;
+  CHECK(napi_create_promise(env, deferred, &promise));
+  CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name));
+  CHECK(napi_create_async_work(env, NULL, resource_name, execute, complete, job, work));
+  CHECK(napi_queue_async_work(env, *work));
+  return promise;
+}
+
 // put(tmpPath, targetPath, dirPath, data: Buffer, parentPath?: string): Promise<void>. The buffer
 // is kept alive (and must not be changed) until the promise settles. With parentPath, dirPath is
 // made first when missing (its parent must exist), and synced in parentPath when this job made it.
@@ -214,13 +227,8 @@ static napi_value put_object(napi_env env, napi_callback_info info) {
     return NULL;
   }
   put->data = data;
-  napi_value promise, name;
   CHECK(napi_create_reference(env, argv[3], 1, &put->data_ref));
-  CHECK(napi_create_promise(env, &put->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "strata.objput", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, execute, complete, put, &put->work));
-  CHECK(napi_queue_async_work(env, put->work));
-  return promise;
+  return queue_job(env, "strata.objput", execute, complete, put, &put->deferred, &put->work);
 }
 
 typedef struct {
@@ -266,13 +274,8 @@ static napi_value allocate_file(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "objput.allocate(fd, length, path): an fd, a length >= 0, a path");
     return NULL;
   }
-  napi_value promise, name;
-  CHECK(napi_create_promise(env, &allocation->deferred, &promise));
-  CHECK(napi_create_string_utf8(env, "strata.objput.allocate", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, execute_allocation, complete_allocation, allocation,
-                               &allocation->work));
-  CHECK(napi_queue_async_work(env, allocation->work));
-  return promise;
+  return queue_job(env, "strata.objput.allocate", execute_allocation, complete_allocation, allocation,
+                   &allocation->deferred, &allocation->work);
 }
 
 #define DIRECT_ALIGN 4096
@@ -290,6 +293,10 @@ typedef struct {
 static void execute_direct_read(napi_env env, void *arg) {
   (void)env;
   DirectRead *read_job = arg;
+  if ((uintptr_t)read_job->data % DIRECT_ALIGN != 0) {
+    read_job->result = -EINVAL;
+    return;
+  }
   int fd = open(read_job->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
   if (fd < 0) {
     read_job->result = -errno;
@@ -373,20 +380,9 @@ static napi_value read_direct(napi_env env, napi_callback_info info) {
   }
   read_job->data = data;
   read_job->capacity = length;
-  napi_value promise, name;
-  CHECK(napi_create_promise(env, &read_job->deferred, &promise));
-  if ((uintptr_t)data % DIRECT_ALIGN != 0) {
-    settle(env, read_job->deferred, EINVAL, "read", read_job->path);
-    free(read_job->path);
-    free(read_job);
-    return promise;
-  }
   CHECK(napi_create_reference(env, argv[1], 1, &read_job->view_ref));
-  CHECK(napi_create_string_utf8(env, "strata.objput.readDirect", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, execute_direct_read, complete_direct_read, read_job,
-                               &read_job->work));
-  CHECK(napi_queue_async_work(env, read_job->work));
-  return promise;
+  return queue_job(env, "strata.objput.readDirect", execute_direct_read, complete_direct_read, read_job,
+                   &read_job->deferred, &read_job->work);
 }
 
 // directOffset(arrayBuffer): how many bytes from its start the first 4 KiB boundary lies.

@@ -179,8 +179,11 @@ export class FileObjectStore implements ObjectStore {
     ({ handle }) => handle.close(),
   );
   private readonly native: NativePut | undefined;
-  /** Lays out the JavaScript path's objects as the native put does (objput.c says why). */
-  private readonly allocator = nativePut();
+  /**
+   * The addon's other jobs, whatever `options.nativePut` says: allocating the JavaScript path's
+   * objects ahead as the native put does, and whole-object reads past the page cache.
+   */
+  private readonly objput = nativePut();
   /** STRATA_DIRECT_READS=0 reads every object through the page cache (for comparisons). */
   private readonly readsDirect = process.env.STRATA_DIRECT_READS !== '0';
 
@@ -328,8 +331,8 @@ export class FileObjectStore implements ObjectStore {
     let renamed = false;
     let closing = false;
     try {
-      if (this.allocator && data.length >= this.allocator.allocateMinBytes) {
-        await this.allocator.allocate(handle.fd, data.length, tmp);
+      if (this.objput && data.length >= this.objput.allocateMinBytes) {
+        await this.objput.allocate(handle.fd, data.length, tmp);
       }
       let written = 0;
       while (written < data.length) {
@@ -417,10 +420,10 @@ export class FileObjectStore implements ObjectStore {
    * parts of objects keep the page cache (readRange).
    */
   private async readDirect(key: string, into: Buffer): Promise<Buffer | undefined> {
-    if (!this.readsDirect || this.allocator === undefined) return undefined;
+    if (!this.readsDirect || this.objput === undefined) return undefined;
     let read: number;
     try {
-      read = await this.allocator.readDirect(this.path(key), into);
+      read = await this.objput.readDirect(this.path(key), into);
     } catch (error) {
       if (!isErrno(error, 'EINVAL')) throw error;
       return undefined;

@@ -39,7 +39,7 @@ const DIRECT_ALIGN_BYTES = 4096;
 
 /**
  * Whole objects from this size on are read with O_DIRECT (a file store's get into an aligned
- * buffer); smaller buffers are ordinary memory, not worth two pages of slack each.
+ * buffer); smaller buffers are ordinary memory, not worth a page of slack each.
  */
 export const DIRECT_READ_MIN_BYTES = 1024 * 1024;
 
