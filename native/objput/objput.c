@@ -288,6 +288,7 @@ typedef struct {
   uint8_t *data;
   size_t capacity;  // the view's length: nothing is read past it
   ssize_t result;   // bytes read, or -errno
+  const char *syscall;  // the failed call: "open" says the file system refuses O_DIRECT
 } DirectRead;
 
 static void execute_direct_read(napi_env env, void *arg) {
@@ -295,16 +296,19 @@ static void execute_direct_read(napi_env env, void *arg) {
   DirectRead *read_job = arg;
   if ((uintptr_t)read_job->data % DIRECT_ALIGN != 0) {
     read_job->result = -EINVAL;
+    read_job->syscall = "readDirect";  // the view, not the file system
     return;
   }
   int fd = open(read_job->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
   if (fd < 0) {
     read_job->result = -errno;
+    read_job->syscall = "open";
     return;
   }
   struct stat info;
   if (fstat(fd, &info) != 0) {
     read_job->result = -errno;
+    read_job->syscall = "fstat";
     close(fd);
     return;
   }
@@ -323,6 +327,7 @@ static void execute_direct_read(napi_env env, void *arg) {
       int flags = fcntl(fd, F_GETFL);
       if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_DIRECT) != 0) {
         read_job->result = -errno;
+        read_job->syscall = "fcntl";
         break;
       }
     }
@@ -331,6 +336,7 @@ static void execute_direct_read(napi_env env, void *arg) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       read_job->result = n < 0 ? -errno : -EIO;  // EIO: the file shrank, which objects never do
+      read_job->syscall = "pread";
       break;
     }
     done += (size_t)n;
@@ -342,8 +348,9 @@ static void execute_direct_read(napi_env env, void *arg) {
 
 static void complete_direct_read(napi_env env, napi_status status, void *arg) {
   DirectRead *read_job = arg;
-  if (status != napi_ok) settle(env, read_job->deferred, EIO, "read", read_job->path);
-  else if (read_job->result < 0) settle(env, read_job->deferred, (int)-read_job->result, "read", read_job->path);
+  if (status != napi_ok) settle(env, read_job->deferred, EIO, "readDirect", read_job->path);
+  else if (read_job->result < 0)
+    settle(env, read_job->deferred, (int)-read_job->result, read_job->syscall, read_job->path);
   else {
     napi_value result;
     napi_create_double(env, (double)read_job->result, &result);
@@ -358,8 +365,8 @@ static void complete_direct_read(napi_env env, napi_status status, void *arg) {
 // readDirect(path, view): Promise<number>. Reads the whole file into `view` from its start, its
 // whole 4 KiB pages with O_DIRECT (past the page cache), the rest through the page cache;
 // resolves with the file's size, having read nothing when that is more than view.length. The
-// view must start on a 4 KiB boundary (rejects EINVAL otherwise, as where the file system
-// cannot read with O_DIRECT).
+// view must start on a 4 KiB boundary (rejects EINVAL, syscall "readDirect", otherwise; where
+// the file system cannot read with O_DIRECT, EINVAL from "open" or "pread").
 static napi_value read_direct(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];

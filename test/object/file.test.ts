@@ -281,10 +281,13 @@ describe(
       assert.equal(await native.readDirect(join(dir, 'f'), memory.subarray(0, MiB)), 2 * MiB + 4095);
       assert.ok(memory.every((byte) => byte === 0xa5));
       // A view not on a 4 KiB boundary, and a missing file, say so as fs would.
-      await assert.rejects(native.readDirect(join(dir, 'f'), memory.subarray(512)), { code: 'EINVAL' });
+      await assert.rejects(native.readDirect(join(dir, 'f'), memory.subarray(512)), {
+        code: 'EINVAL',
+        syscall: 'readDirect',
+      });
       await assert.rejects(native.readDirect(join(dir, 'missing'), memory), {
         code: 'ENOENT',
-        syscall: 'read',
+        syscall: 'open',
       });
     });
 
@@ -309,6 +312,31 @@ describe(
       assert.equal(store.directReads, 1);
       await assert.rejects(store.get('b/none', undefined, undefined, into), ObjectNotFoundError);
       await store.close();
+    });
+
+    it('a file system that refuses O_DIRECT is asked once, then read through the page cache', async () => {
+      const ramfs = mountTmpfs('nodirect', MiB, 'ramfs');
+      try {
+        await writeFile(join(ramfs.path, 'probe'), 'x');
+        await assert.rejects(native.readDirect(join(ramfs.path, 'probe'), allocDirectBuffer(MiB)), {
+          code: 'EINVAL',
+          syscall: 'open',
+        });
+        const store = new FileObjectStore(ramfs.path);
+        const data = randomBytes(2 * MiB);
+        await store.put('b/one', data);
+        assert.equal(store.readsPastPageCache, process.env.STRATA_DIRECT_READS !== '0');
+        for (let round = 0; round < 2; round++) {
+          assert.ok(
+            (await store.get('b/one', undefined, undefined, allocDirectBuffer(data.length))).equals(data),
+          );
+          assert.equal(store.readsPastPageCache, false, 'not asked again');
+        }
+        assert.equal(store.directReads, 0);
+        await store.close();
+      } finally {
+        ramfs.dispose();
+      }
     });
   },
 );

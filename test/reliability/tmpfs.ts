@@ -9,7 +9,12 @@ export interface TempMount {
   dispose(): void;
 }
 
-export function mountTmpfs(label: string, sizeBytes = 512 * 1024 * 1024): TempMount {
+/** `type` ramfs: a memory file system without O_DIRECT (and without a size limit). */
+export function mountTmpfs(
+  label: string,
+  sizeBytes = 512 * 1024 * 1024,
+  type: 'tmpfs' | 'ramfs' = 'tmpfs',
+): TempMount {
   const path = mkdtempSync(`/tmp/strata-rel-${label}-`);
   // Other identities of multi-user runs must be able to reach the mount.
   chmodSync(path, 0o755);
@@ -17,7 +22,7 @@ export function mountTmpfs(label: string, sizeBytes = 512 * 1024 * 1024): TempMo
   // must fail alike (EACCES) on both sides.
   execFileSync('mount', [
     '-t',
-    'tmpfs',
+    type,
     '-o',
     `size=${sizeBytes},mode=0755,nosuid,nodev`,
     `strata-rel-${label}`,

@@ -184,8 +184,16 @@ export class FileObjectStore implements ObjectStore {
    * objects ahead as the native put does, and whole-object reads past the page cache.
    */
   private readonly objput = nativePut();
-  /** STRATA_DIRECT_READS=0 reads every object through the page cache (for comparisons). */
-  private readonly readsDirect = process.env.STRATA_DIRECT_READS !== '0';
+  /**
+   * Off with STRATA_DIRECT_READS=0 (every object read through the page cache, for comparisons),
+   * and once the file system refuses O_DIRECT (readDirect).
+   */
+  private readsDirect = process.env.STRATA_DIRECT_READS !== '0';
+
+  /** Whether whole objects are still read with O_DIRECT (readDirect), for tests. */
+  get readsPastPageCache(): boolean {
+    return this.readsDirect;
+  }
 
   /**
    * `options.nativePut: false` keeps every put on the JavaScript path (tests, comparisons); large
@@ -426,6 +434,10 @@ export class FileObjectStore implements ObjectStore {
       read = await this.objput.readDirect(this.path(key), into);
     } catch (error) {
       if (!isErrno(error, 'EINVAL')) throw error;
+      // The file system itself refuses O_DIRECT (ramfs, some FUSE and network file systems):
+      // asking again for every block would cost each one a failed open.
+      const { syscall } = error as NodeJS.ErrnoException;
+      if (syscall === 'open' || syscall === 'pread') this.readsDirect = false;
       return undefined;
     }
     if (read > into.length) return undefined;
