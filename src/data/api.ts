@@ -151,12 +151,14 @@ export interface DataPath {
   /**
    * Like read, but only from data verified in memory already (null if any byte of the range is
    * not), never fetching and without touching read state (readahead, random-read detection).
+   * `lease` as read's: without one, the cached memory behind the result is never reused.
    */
   readCached(
     offset: number,
     length: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    lease?: ReadLease,
   ): Promise<Buffer | null>;
   /** Whether a chunk is fragmented enough that compactChunk pays. */
   shouldCompact(slices: SliceRef[]): boolean;

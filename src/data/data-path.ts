@@ -199,8 +199,10 @@ class StrataDataPath implements DataPath {
     length: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    lease?: ReadLease,
   ): Promise<Buffer | null> {
-    return this.reader.readCached(offset, length, chunkSlices, fileSizeBytes);
+    const held = lease instanceof CacheLease ? lease : undefined;
+    return this.reader.readCached(offset, length, chunkSlices, fileSizeBytes, held);
   }
 
   shouldCompact(slices: SliceRef[]): boolean {

@@ -279,22 +279,26 @@ export class BlockFetcher {
   /**
    * Bytes [offset, offset + length) of a block if they are verified in memory already (the
    * whole block, or every 64 KiB segment covering them), else null. Never fetches, never waits.
+   * With `lease`, the view is valid until the lease is released and the memory stays reusable;
+   * without, the caller may keep it for any time.
    */
-  peek(block: BlockRef, offset: number, length: number): Buffer | null {
+  peek(block: BlockRef, offset: number, length: number, lease?: CacheLease): Buffer | null {
     const key = blockKey(block);
-    const whole = this.memoryCache.peek(key);
+    const look = (entryKey: string): Buffer | undefined =>
+      lease ? this.memoryCache.peekLeased(entryKey, lease) : this.memoryCache.peek(entryKey);
+    const whole = look(key);
     if (whole) return whole.subarray(offset, offset + length);
     const first = Math.floor(offset / SEGMENT_BYTES);
     const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
     if (first === last) {
-      const segment = this.memoryCache.peek(`${key}@${first}`);
+      const segment = look(`${key}@${first}`);
       const at = offset - first * SEGMENT_BYTES;
       return segment ? segment.subarray(at, at + length) : null;
     }
     for (let s = first; s <= last; s++) if (!this.memoryCache.has(`${key}@${s}`)) return null;
     const out = Buffer.allocUnsafe(length);
     for (let s = first; s <= last; s++) {
-      const segment = this.memoryCache.peek(`${key}@${s}`)!;
+      const segment = look(`${key}@${s}`)!;
       const from = Math.max(offset, s * SEGMENT_BYTES);
       const to = Math.min(offset + length, (s + 1) * SEGMENT_BYTES);
       segment.copy(out, from - offset, from - s * SEGMENT_BYTES, to - s * SEGMENT_BYTES);

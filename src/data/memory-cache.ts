@@ -112,6 +112,14 @@ export class MemoryBlockCache {
     return entry.data;
   }
 
+  /** As peek, but the view is held by `lease` until it is released (the body stays reusable). */
+  peekLeased(key: string, lease: CacheLease): Buffer | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    lease.hold(entry);
+    return entry.data;
+  }
+
   has(key: string): boolean {
     return this.entries.has(key);
   }

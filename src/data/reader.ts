@@ -104,25 +104,27 @@ export class Reader {
    * [offset, offset + length) clamped to the file size, only if every byte of it is verified in
    * memory already; null otherwise. Never fetches and leaves the read state (readahead, random
    * read counts) alone: it hands on what a read just brought, e.g. to the kernel's page cache.
+   * With `lease`, the result is a view lent until the lease is released (as read's).
    */
   async readCached(
     offset: number,
     length: number,
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
+    lease?: CacheLease,
   ): Promise<Buffer | null> {
     const end = Math.min(offset + length, fileSizeBytes);
     if (end <= offset) return null;
     const copies = await this.plan(offset, end, chunkSlices, offset);
     const only = copies.length === 1 ? copies[0] : null;
-    if (only?.block) return this.fetcher.peek(only.block, only.blockOffset, only.lengthBytes);
+    if (only?.block) return this.fetcher.peek(only.block, only.blockOffset, only.lengthBytes, lease);
     const out = Buffer.allocUnsafe(end - offset);
     for (const copy of copies) {
       if (copy.block === null) {
         out.fill(0, copy.outOffset, copy.outOffset + copy.lengthBytes);
         continue;
       }
-      const data = this.fetcher.peek(copy.block, copy.blockOffset, copy.lengthBytes);
+      const data = this.fetcher.peek(copy.block, copy.blockOffset, copy.lengthBytes, lease);
       if (data === null) return null;
       data.copy(out, copy.outOffset);
     }

@@ -257,10 +257,31 @@ export class OpenFile implements PushSource {
     }
   }
 
-  /** PushSource: committed bytes verified in memory already; none while writes are pending. */
-  async cachedRange(offsetBytes: number, lengthBytes: number): Promise<Buffer | null> {
+  /**
+   * PushSource: committed bytes verified in memory already, lent until `done` (so the cache's
+   * memory behind them may hold other blocks afterwards); none while writes are pending.
+   */
+  async cachedRange(offsetBytes: number, lengthBytes: number): Promise<LentBytes | null> {
     if (this.hasPending) return null;
-    return this.data.readCached(offsetBytes, lengthBytes, this.getChunkSlices, this.attr.sizeBytes);
+    const lease = this.data.newReadLease();
+    let data: Buffer | null;
+    try {
+      data = await this.data.readCached(
+        offsetBytes,
+        lengthBytes,
+        this.getChunkSlices,
+        this.attr.sizeBytes,
+        lease,
+      );
+    } catch (error) {
+      lease.release();
+      throw error;
+    }
+    if (data === null) {
+      lease.release();
+      return null;
+    }
+    return { data, done: () => lease.release() };
   }
 
   private async chunkSlices(chunkIndex: number): Promise<SliceRef[]> {

@@ -1,5 +1,6 @@
 import { Errno, isFsError, type Ino } from '../common/index.js';
 import type { FillSink } from '../data/index.js';
+import type { LentBytes } from '../fuse/index.js';
 
 /** The kernel's page cache as a FUSE session reaches it (NOTIFY_STORE). */
 export interface PageStore {
@@ -7,9 +8,12 @@ export interface PageStore {
   store(ino: Ino, offsetBytes: number, data: Buffer): Promise<void>;
 }
 
-/** What an open file offers: its bytes that are verified in memory already, never fetched. */
+/**
+ * What an open file offers: its bytes that are verified in memory already, never fetched, lent
+ * until the push is done with them.
+ */
 export interface PushSource {
-  cachedRange(offsetBytes: number, lengthBytes: number): Promise<Buffer | null>;
+  cachedRange(offsetBytes: number, lengthBytes: number): Promise<LentBytes | null>;
 }
 
 interface InodeState {
@@ -36,6 +40,8 @@ interface Push {
   data: Buffer;
   /** Told when the push was taken by the kernel, failed or was dropped; set for whole-file pushes only. */
   settled?: () => void;
+  /** Gives back the cache memory `data` is a view of (windows from PushSource), at the same moments. */
+  done?: () => void;
 }
 
 /**
@@ -235,9 +241,11 @@ export class PageCache {
     const source = state?.source;
     if (state === undefined || source === undefined || !this.mayPush(state, generation)) return;
     source.cachedRange(start, end - start).then(
-      (data) => {
-        if (data === null || data.length === 0) this.stats.dropped++;
-        else this.enqueue({ ino, generation, offsetBytes: start, data });
+      (lent) => {
+        if (lent === null || lent.data.length === 0) {
+          lent?.done();
+          this.stats.dropped++;
+        } else this.enqueue({ ino, generation, offsetBytes: start, data: lent.data, done: lent.done });
       },
       () => this.stats.dropped++, // the read itself succeeded; the window is only a hint
     );
@@ -250,6 +258,7 @@ export class PageCache {
   private enqueue(push: Push): void {
     if (push.settled === undefined && this.queuedBytes + push.data.length > MAX_QUEUED_PUSH_BYTES) {
       this.stats.dropped++;
+      push.done?.();
       return;
     }
     this.queue.push(push);
@@ -269,6 +278,7 @@ export class PageCache {
       if (state === undefined || !this.mayPush(state, push.generation)) {
         this.stats.dropped++;
         push.settled?.();
+        push.done?.();
         continue;
       }
       state.inFlight++;
@@ -299,6 +309,7 @@ export class PageCache {
       this.stats.failed++;
     }
     push.settled?.();
+    push.done?.();
     if (state.inFlight === 0 && state.waiters.length > 0) {
       const waiters = state.waiters;
       state.waiters = [];

@@ -384,6 +384,65 @@ describe('block reads into reused memory', () => {
     }
   });
 
+  it('segments whose window goes on to the page cache under a lease are reused; without one, never', async () => {
+    const { storeDir, table, file, options } = await bigBlockFile();
+    const segment = 64 * 1024;
+    const offsets = Array.from({ length: 8 * 16 }, (_, i) => ((i * 37) % 128) * segment + 512);
+    for (const pushLeased of [true, false]) {
+      const data = createDataPath({
+        store: await fileStore(storeDir),
+        ...options,
+        memoryBudgetBytes: 5 * bodyBytes(BIG_BLOCK),
+        gcHeadroomBytes: 0,
+      });
+      try {
+        // As the page cache does after each small read: the aligned window, held until the
+        // kernel took it (here: until after the next read).
+        let pushed: { lease: ReturnType<DataPath['newReadLease']>; view: Buffer; at: number } | null = null;
+        for (let pass = 0; pass < 2; pass++) {
+          for (const offset of offsets) {
+            const lease = data.newReadLease();
+            const got = await data.read(
+              asIno(1),
+              offset,
+              4096,
+              table.chunkSlices,
+              table.sizeBytes,
+              undefined,
+              lease,
+            );
+            assert.ok(got.equals(file.subarray(offset, offset + 4096)), `read at ${offset}`);
+            lease.release();
+            if (pushed !== null) {
+              assert.ok(
+                pushed.view.equals(file.subarray(pushed.at, pushed.at + segment)),
+                'a window in flight',
+              );
+              pushed.lease.release();
+            }
+            const at = offset - (offset % segment);
+            const pushLease = data.newReadLease();
+            const view = await data.readCached(
+              at,
+              segment,
+              table.chunkSlices,
+              table.sizeBytes,
+              pushLeased ? pushLease : undefined,
+            );
+            assert.ok(view !== null && view.equals(file.subarray(at, at + segment)), `window at ${at}`);
+            pushed = { lease: pushLease, view, at };
+          }
+        }
+        pushed?.lease.release();
+        const { reusedBuffers } = data.stats().memoryCache;
+        if (pushLeased) assert.ok(reusedBuffers > 0, 'segment memory was reused');
+        else assert.equal(reusedBuffers, 0, 'a window handed out without a lease may be kept: never reused');
+      } finally {
+        await data.close();
+      }
+    }
+  });
+
   it('segments read from the disk cache reuse memory even over a store that cannot say, which alone never does', async () => {
     const { storeDir, table, file, options } = await bigBlockFile();
     const segment = 64 * 1024;
