@@ -64,9 +64,19 @@ trap 'unmount; [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null || tru
 
 randread() {
   local file=$1
+  rm -f "$WORK"/randread_iops.*.log
   fio --name=randread --filename="$file" --rw=randread --bs=4k --size=1G --numjobs=4 --ioengine=psync \
-    --time_based --runtime="$RANDREAD_SECONDS" --group_reporting --output-format=terse --terse-version=3 |
+    --time_based --runtime="$RANDREAD_SECONDS" --group_reporting --output-format=terse --terse-version=3 \
+    --write_iops_log="$WORK/randread" --log_avg_msec=1000 |
     awk -F';' '{ print $8 }' # total read IOPS
+}
+
+# The median second of the last randread, all jobs together. The total swings with how many of
+# the page cache's bursts (fio's invalidate at each loop end empties it) fit in the run; most
+# seconds are spent on the misses between them, which this follows.
+randread_median_second() {
+  cat "$WORK"/randread_iops.*.log | awk -F, '{ s[int(($1 + 500) / 1000)] += $2 } END { for (k in s) print s[k] }' |
+    sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
 # The aws CLI's own concurrency setting, so its serial and parallel creates match the mounts'.
@@ -146,6 +156,7 @@ mounted_peer() {
   result "$p" "1GiB cold read" "$(rate 1073.741824 "$(since "$t")")" MB/s
   remount
   result "$p" "4KiB random read (4 jobs, ${RANDREAD_SECONDS}s)" "$(randread "$MNT/big")" IOPS
+  result "$p" "4KiB random read, median second" "$(randread_median_second)" IOPS
   if [ "${BIG_ONLY:-0}" = 1 ]; then
     cleanup_peer "$p" "$prefix"
     return
