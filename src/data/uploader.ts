@@ -1,6 +1,7 @@
 import type { SliceId } from '../common/index.js';
 import type { ObjectStore } from '../object/index.js';
 import { bodyBytes } from './block-format.js';
+import { ownsItsMemory } from './block-memory.js';
 import type { MemoryBudget } from './budget.js';
 import type { BlockBufferPool } from './buffer-pool.js';
 import { blockKey } from './layout.js';
@@ -219,7 +220,9 @@ export class Uploader {
       // A put attempt given up on (by a retry wrapper) may still read this memory: not reusable.
       this.store.abandonedAttempts === abandonedBefore &&
       chargedBytes === this.pool.bufferBytes &&
-      body.byteOffset === 0 &&
+      // A whole block buffer (allocBlockBuffer's start on a 4 KiB boundary inside their memory,
+      // rarely at offset 0), not a view into memory something else uses.
+      ownsItsMemory(body) &&
       body.length === this.pool.bufferBytes &&
       this.pool.offer(body)
     ) {

@@ -180,6 +180,37 @@ describe('block buffer pool', () => {
     }
     assert.equal(data.stats().memory.usedBytes, 0, 'close gives every charge back');
   });
+
+  it(
+    'takes back block buffers of 1 MiB and more, which start inside their memory (for O_DIRECT)',
+    { skip: nativePut() ? false : 'native/objput is not built (npm run build)' },
+    async () => {
+      const big = 1024 * 1024;
+      const table = new SliceTable(16 * big, big);
+      const data = createDataPath({
+        store: await fileStore(await dirs.make()),
+        blockSizeBytes: big,
+        chunkSizeBytes: 16 * big,
+        allocateSliceIds: table.allocateSliceIds,
+      });
+      try {
+        const content = randomBytes(12 * big);
+        const writer = data.openWriter(asIno(1));
+        // One block at a time, as a stream's 1 MiB writes come: each buffer is back before the next.
+        for (let at = 0; at < content.length; at += big) {
+          await writer.write(at, content.subarray(at, at + big));
+          await writer.flush().then((writes) => table.commit(writes, at + big));
+        }
+        const { reused } = data.stats().bufferPool;
+        assert.ok(reused >= 10, `only ${reused} of 12 block buffers came from the pool`);
+        assert.ok(
+          (await data.read(asIno(1), 0, content.length, table.chunkSlices, table.sizeBytes)).equals(content),
+        );
+      } finally {
+        await data.close();
+      }
+    },
+  );
 });
 
 /** Reads `expected.length` bytes of inode 1 at `offset` under a lease, checked before the lease goes back. */
