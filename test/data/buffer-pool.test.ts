@@ -432,18 +432,7 @@ describe('block reads into reused memory', () => {
         let pushed: { lease: ReturnType<DataPath['newReadLease']>; view: Buffer; at: number } | null = null;
         for (let pass = 0; pass < 2; pass++) {
           for (const offset of offsets) {
-            const lease = data.newReadLease();
-            const got = await data.read(
-              asIno(1),
-              offset,
-              4096,
-              table.chunkSlices,
-              table.sizeBytes,
-              undefined,
-              lease,
-            );
-            assert.ok(got.equals(file.subarray(offset, offset + 4096)), `read at ${offset}`);
-            lease.release();
+            await readChecked(data, table, offset, file.subarray(offset, offset + 4096), `read at ${offset}`);
             if (pushed !== null) {
               assert.ok(
                 pushed.view.equals(file.subarray(pushed.at, pushed.at + segment)),
@@ -489,18 +478,7 @@ describe('block reads into reused memory', () => {
       try {
         for (let pass = 0; pass < 3; pass++) {
           for (const offset of offsets) {
-            const lease = data.newReadLease();
-            const got = await data.read(
-              asIno(1),
-              offset,
-              4096,
-              table.chunkSlices,
-              table.sizeBytes,
-              undefined,
-              lease,
-            );
-            assert.ok(got.equals(file.subarray(offset, offset + 4096)), `read at ${offset}`);
-            lease.release();
+            await readChecked(data, table, offset, file.subarray(offset, offset + 4096), `read at ${offset}`);
           }
           // The reads started a whole-file copy into the disk cache: let it finish.
           while (diskCacheDir !== undefined && data.stats().diskCache.blocks < 8) {
