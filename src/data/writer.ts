@@ -18,7 +18,7 @@ import type { SliceIdPool, Uploader } from './uploader.js';
  * First buffer of a slice's first block (one page); small files stay small, streams grow fast.
  * A larger one costs small files in garbage collection: block memory lies outside the
  * JavaScript heap, and with a 64 KiB first buffer for each of thousands of 4 KiB files V8 ran a
- * full collection every ~120 files instead of its cheap young-generation scavenges, ~18% of the
+ * full collection every ~120 files instead of its cheap young-generation scavenges, 18-26% of the
  * mount's CPU per file (bench/RESULTS.md, Mounted volume, session 22).
  */
 const FIRST_BUFFER_BYTES = 4 * 1024;
