@@ -264,24 +264,21 @@ export class OpenFile implements PushSource {
   async cachedRange(offsetBytes: number, lengthBytes: number): Promise<LentBytes | null> {
     if (this.hasPending) return null;
     const lease = this.data.newReadLease();
-    let data: Buffer | null;
     try {
-      data = await this.data.readCached(
+      const data = await this.data.readCached(
         offsetBytes,
         lengthBytes,
         this.getChunkSlices,
         this.attr.sizeBytes,
         lease,
       );
+      if (data !== null) return { data, done: () => lease.release() };
     } catch (error) {
       lease.release();
       throw error;
     }
-    if (data === null) {
-      lease.release();
-      return null;
-    }
-    return { data, done: () => lease.release() };
+    lease.release(); // nothing in memory: nothing lent
+    return null;
   }
 
   private async chunkSlices(chunkIndex: number): Promise<SliceRef[]> {
