@@ -18,16 +18,24 @@ class LendingSource implements PushSource {
   }
 }
 
+interface HeldStore {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
 /** A kernel whose stores wait until let go, then succeed or fail. */
-function heldKernel(): {
-  store: () => Promise<void>;
-  pending: Array<{ resolve: () => void; reject: (error: Error) => void }>;
-} {
-  const kernel = {
-    pending: [] as Array<{ resolve: () => void; reject: (error: Error) => void }>,
-    store: () => new Promise<void>((resolve, reject) => kernel.pending.push({ resolve, reject })),
-  };
-  return kernel;
+function heldKernel(): { store: () => Promise<void>; pending: HeldStore[] } {
+  const pending: HeldStore[] = [];
+  return { pending, store: () => new Promise<void>((resolve, reject) => pending.push({ resolve, reject })) };
+}
+
+/** A page cache over a held kernel, its inode served by a lending source. */
+function pushing(): { kernel: ReturnType<typeof heldKernel>; cache: PageCache; source: LendingSource } {
+  const kernel = heldKernel();
+  const cache = new PageCache(kernel, () => undefined);
+  const source = new LendingSource();
+  cache.attach(INO, source);
+  return { kernel, cache, source };
 }
 
 async function settleTurns(): Promise<void> {
@@ -36,10 +44,7 @@ async function settleTurns(): Promise<void> {
 
 describe('page cache pushes give back the memory they were lent', () => {
   it('once the kernel took the window, not before', async () => {
-    const kernel = heldKernel();
-    const cache = new PageCache(kernel, () => undefined);
-    const source = new LendingSource();
-    cache.attach(INO, source);
+    const { kernel, cache, source } = pushing();
     cache.afterRead(INO, cache.capture(INO), 4096, 4096);
     await settleTurns();
     assert.equal(kernel.pending.length, 1);
@@ -51,10 +56,7 @@ describe('page cache pushes give back the memory they were lent', () => {
   });
 
   it('when the kernel refused it, when the file changed before it went, and when it was empty', async () => {
-    const kernel = heldKernel();
-    const cache = new PageCache(kernel, () => undefined);
-    const source = new LendingSource();
-    cache.attach(INO, source);
+    const { kernel, cache, source } = pushing();
     cache.afterRead(INO, cache.capture(INO), 0, 4096);
     await settleTurns();
     kernel.pending[0].reject(fsError.EIO('refused'));
@@ -78,10 +80,7 @@ describe('page cache pushes give back the memory they were lent', () => {
   });
 
   it('when the queue is full', async () => {
-    const kernel = heldKernel();
-    const cache = new PageCache(kernel, () => undefined);
-    const source = new LendingSource();
-    cache.attach(INO, source);
+    const { kernel, cache, source } = pushing();
     const generation = cache.capture(INO);
     // Windows arriving in one turn queue up to 8 MiB before any is written; the rest drop.
     const windows = (8 * 1024 * 1024) / PUSH_WINDOW_BYTES + 5;
