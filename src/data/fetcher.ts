@@ -62,6 +62,11 @@ export class BlockFetcher {
     return this.memoryCache.has(key) || this.inFlight.has(key);
   }
 
+  /** What the memory cache, readahead and writers share: a file larger cannot stay cached whole. */
+  get memoryBudgetBytes(): number {
+    return this.budget.limitBytes;
+  }
+
   /** How much a whole-file fetch may fill: the disk cache's capacity (0 without a disk cache). */
   get diskCacheCapacityBytes(): number {
     return this.diskCache?.capacityBytes ?? 0;

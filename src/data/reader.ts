@@ -13,6 +13,8 @@ interface ReadState {
   limitBytes: number;
   /** Readahead has been issued up to here; do not re-issue. */
   issuedUpTo: number;
+  /** Reads in a row that continued the previous one (see STREAM_EVIDENCE_READS). */
+  continuedReads: number;
 }
 
 /** Blocks smaller than this are always fetched whole: a partial fetch would not save much. */
@@ -20,6 +22,19 @@ const PARTIAL_MIN_BLOCK_BYTES = 4 * SEGMENT_BYTES;
 
 /** How far from the previous read's end a read may start and still continue the stream. */
 const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
+
+/**
+ * In a file larger than the memory budget, a small read that continues the previous one makes a
+ * stream only when it is the second in a row; a read this large (the kernel's own readahead
+ * sends 128 KiB and more) makes one at once. Random 4 KiB reads of a 1 GiB file land within the
+ * slack of the last read's end about once in 500: taken each time as a stream, they fetched
+ * whole 4 MiB blocks and read 4 MiB ahead, ~20 blocks a second of bytes nobody read, evicting
+ * the segments random reads had cached (bench/RESULTS.md, S3 backend, sessions 22-23). A file
+ * that fits the budget keeps the eager rule: there those whole blocks stay cached and serve the
+ * random reads that follow (without it, O_DIRECT random reads of a 256 MiB file fell 14-25%).
+ */
+const STREAM_EVIDENCE_READS = 2;
+const STREAM_READ_BYTES = 64 * 1024;
 
 /**
  * A stream's window starts capped at this many blocks; enough for a local store. It grows past
@@ -59,8 +74,9 @@ interface Copy {
 
 /**
  * Byte-range reads over the overlay of a chunk's slices. Blocks are fetched in parallel;
- * a read that starts where the previous one ended is sequential, and each sequential read
- * doubles the readahead window (from one block up to its ceiling) fetched in background. The
+ * a read that starts where the previous one ended is sequential (in a file larger than the memory
+ * budget a small one only as the second in a row: STREAM_EVIDENCE_READS), and each sequential
+ * read doubles the readahead window (from one block up to its ceiling) fetched in background. The
  * ceiling starts at 8 blocks and doubles, up to maxReadaheadBytes, each time a sequential read
  * finds its block still being fetched: the stream outruns the store's latency.
  */
@@ -94,9 +110,11 @@ export class Reader {
     if (end <= offset) return Buffer.alloc(0);
     const copies = await this.plan(offset, end, chunkSlices, offset);
     // A jump away from where the file's last read ended is a random read: fetch only the
-    // segments it needs. The first read at offset 0 is more likely the start of a stream.
-    const isRandom = !this.readahead(ino, offset, end, chunkSlices, fileSizeBytes, copies) && offset !== 0;
-    if (isRandom) this.countRandomRead(ino, chunkSlices, fileSizeBytes, fillListener);
+    // segments it needs, as for a read that continues the last one but is no stream yet. The
+    // first read at offset 0 is more likely the start of a stream.
+    const run = this.readahead(ino, offset, end, chunkSlices, fileSizeBytes, copies);
+    const isRandom = run !== 'stream' && offset !== 0;
+    if (run === 'jump' && offset !== 0) this.countRandomRead(ino, chunkSlices, fileSizeBytes, fillListener);
     return this.fill(end - offset, copies, isRandom, lease);
   }
 
@@ -331,7 +349,7 @@ export class Reader {
     chunkSlices: ChunkSlicesFn,
     fileSizeBytes: number,
     copies: readonly Copy[],
-  ): boolean {
+  ): 'jump' | 'continued' | 'stream' {
     let state = this.states.get(ino);
     // Near where the last read ended counts as sequential: the kernel may deliver a stream's
     // reads slightly out of order. The slack stays small so random reads rarely look like one.
@@ -345,12 +363,23 @@ export class Reader {
         windowBytes: 0,
         limitBytes: Math.min(this.maxReadaheadBytes, INITIAL_READAHEAD_BLOCKS * this.blockSizeBytes),
         issuedUpTo: end,
+        continuedReads: 0,
       };
       this.states.set(ino, state);
       if (this.states.size > MAX_TRACKED_FILES) this.states.delete(this.states.keys().next().value!);
-      return false;
+      return 'jump';
     }
     state.nextOffset = Math.max(state.nextOffset, end);
+    state.continuedReads++;
+    if (
+      state.continuedReads < STREAM_EVIDENCE_READS &&
+      end - offset < STREAM_READ_BYTES &&
+      fileSizeBytes > this.fetcher.memoryBudgetBytes
+    ) {
+      // Maybe a random read that happened to land near the last one: not a stream yet.
+      state.issuedUpTo = Math.max(state.issuedUpTo, end);
+      return 'continued';
+    }
     if (state.limitBytes < this.maxReadaheadBytes && this.waitsForReadahead(copies)) {
       // Concurrent streams share the readahead memory: windows that together outgrow it would
       // evict each other's blocks before they are read.
@@ -360,7 +389,7 @@ export class Reader {
     state.windowBytes = Math.min(state.limitBytes, Math.max(this.blockSizeBytes, state.windowBytes * 2));
     const from = Math.max(end, state.issuedUpTo);
     const to = Math.min(fileSizeBytes, end + state.windowBytes);
-    if (to <= from) return true;
+    if (to <= from) return 'stream';
     state.issuedUpTo = to;
     this.plan(from, to, chunkSlices, from).then(
       (ahead) => {
@@ -368,7 +397,7 @@ export class Reader {
       },
       () => undefined, // readahead is a hint: the demand read reports errors
     );
-    return true;
+    return 'stream';
   }
 
   /** Files being read sequentially (with a readahead window) right now. */

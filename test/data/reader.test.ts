@@ -327,6 +327,53 @@ describe('partial (segment) fetches of random reads', () => {
     return reader(store, { blockSizeBytes: BIG_BLOCK, chunkSizeBytes: BIG_CHUNK, ...extra });
   }
 
+  /** Reads of file 1 checked against its content. */
+  function checkedReads(data: DataPath, table: SliceTable, content: Buffer) {
+    return async (offset: number, length: number): Promise<void> => {
+      const got = await data.read(asIno(1), offset, length, table.chunkSlices, table.sizeBytes);
+      assert.ok(got.equals(content.subarray(offset, offset + length)), `read ${offset}+${length} differs`);
+    };
+  }
+
+  async function readaheadLanded(data: DataPath): Promise<boolean> {
+    for (let i = 0; i < 200 && data.stats().fetches.readaheadBlocks === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return data.stats().fetches.readaheadBlocks > 0;
+  }
+
+  it('in a file larger than the memory budget, takes a small read next to the last one for a stream only when the next continues it too', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir, 6);
+    const data = bigReader(await fileStore(storeDir), { memoryBudgetBytes: 5 * BIG_BLOCK });
+    const read = checkedReads(data, table, content);
+    // Random 4 KiB reads, one of them landing just past the one before (as 1 in ~500 do on a
+    // 1 GiB file): segments only, nothing read ahead.
+    await read(BIG_BLOCK + 316 * KiB, 4 * KiB);
+    await read(BIG_BLOCK + 320 * KiB, 4 * KiB);
+    await read(3 * BIG_BLOCK + 40 * KiB, 4 * KiB);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // any readahead would land meanwhile
+    const { fetches } = data.stats();
+    assert.equal(fetches.readaheadBlocks, 0, 'nothing read ahead');
+    assert.equal(fetches.bytes, 3 * SEGMENT_BYTES + 2 * trailerBytes(BIG_BLOCK), 'segments, not blocks');
+    // Three small reads in a row: a stream from the third on, read ahead.
+    await read(2 * BIG_BLOCK, 4 * KiB);
+    await read(2 * BIG_BLOCK + 4 * KiB, 4 * KiB);
+    await read(2 * BIG_BLOCK + 8 * KiB, 4 * KiB);
+    assert.ok(await readaheadLanded(data), 'a stream reads ahead');
+  });
+
+  it('in a file that fits the memory budget, takes a small read next to the last one for a stream at once', async () => {
+    const storeDir = await dirs.make();
+    const { table, content } = await bigFile(storeDir, 4);
+    const data = bigReader(await fileStore(storeDir));
+    const read = checkedReads(data, table, content);
+    // The whole blocks such a coincidence brings stay cached for the random reads that follow.
+    await read(BIG_BLOCK + 316 * KiB, 4 * KiB);
+    await read(BIG_BLOCK + 320 * KiB, 4 * KiB);
+    assert.ok(await readaheadLanded(data), 'read ahead from the second read');
+  });
+
   it('fetches only the needed segments plus the trailer, and reuses both', async () => {
     const storeDir = await dirs.make();
     const { table, content } = await bigFile(storeDir);
