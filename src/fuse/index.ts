@@ -25,3 +25,4 @@ export { FuseSession, type SessionOptions, type SessionHandoff, type FuseLogger 
 export { DEFAULT_POLL_SPIN_US, MAX_POLL_SPIN_US } from './session-options.js';
 export { mount, type MountOptions, type MountRequest } from './mount.js';
 export { releaseFreedMemory } from './native.js';
+export { notificationSlots } from './notify.js';

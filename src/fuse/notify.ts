@@ -127,6 +127,11 @@ export function notifyThreadsFor(poolThreads: number): number {
   return Math.max(1, Math.floor(poolThreads / 2));
 }
 
+/** Notification writes a session of this process keeps in flight (notifyThreadsFor its pool). */
+export function notificationSlots(env: NodeJS.ProcessEnv = process.env): number {
+  return notifyThreadsFor(libuvPoolThreads(env));
+}
+
 /** A bound on notification writes in flight; the rest wait their turn in order. */
 export class NotifyGate {
   private inFlight = 0;
@@ -162,7 +167,7 @@ export class NotifyGate {
 
 /** Writes one session's notifications: through its gate, and only while the session runs. */
 export class Notifier {
-  readonly gate = new NotifyGate(notifyThreadsFor(libuvPoolThreads()));
+  readonly gate = new NotifyGate(notificationSlots());
 
   constructor(
     private readonly fd: number,

@@ -237,6 +237,11 @@ export function registerMountMetrics(metrics: MetricsRegistry, read: () => Mount
     },
   );
   metrics.counter(
+    'strata_page_cache_dropped_pushes_total',
+    "windows not pushed into the kernel's page cache: changed since the read, a writer, a full queue, or no longer in memory",
+    () => stats().pageCache.dropped,
+  );
+  metrics.counter(
     'strata_page_cache_push_failures_total',
     "pushes into the kernel's page cache that failed",
     () => {

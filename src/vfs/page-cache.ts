@@ -50,12 +50,13 @@ interface Push {
  */
 export const PUSH_WINDOW_BYTES = 64 * 1024;
 /**
- * Pushes written at once: each holds a libuv pool thread until the kernel takes it, and the
- * kernel holds it while a READ of the same pages is unanswered. The disk cache and the other
- * notifications need the pool too (the session lets all notifications together take at most
- * half of it: NotifyGate in fuse/notify.ts).
+ * Pushes written at once unless the owner says otherwise: each holds a libuv pool thread until
+ * the kernel takes it, and the kernel holds it while a READ of the same pages is unanswered. A
+ * mount gives them nearly all of the session's notification slots (volume/client.ts): with 2,
+ * buffered random reads over S3 dropped 60% of their windows for a full queue (bench/RESULTS.md,
+ * S3 backend, session 23).
  */
-const MAX_PUSHES_IN_FLIGHT = 2;
+const DEFAULT_PUSHES_IN_FLIGHT = 2;
 /**
  * Pushes waiting beyond this many bytes are dropped: the page cache is a hint, memory is not
  * (a push holds a view of data the memory budget may already have given back).
@@ -104,10 +105,19 @@ export class PageCache {
   private pumpScheduled = false;
   private loggedFailure = false;
 
+  /**
+   * @param maxPushesInFlight pushes written at once; the session's notification slots (NotifyGate
+   *   in fuse/notify.ts) bound them too, and keep half the pool free for the data path.
+   */
   constructor(
     private readonly kernel: PageStore,
     private readonly log: (message: string) => void,
-  ) {}
+    private readonly maxPushesInFlight = DEFAULT_PUSHES_IN_FLIGHT,
+  ) {
+    if (!Number.isSafeInteger(maxPushesInFlight) || maxPushesInFlight < 1) {
+      throw new Error(`maxPushesInFlight ${maxPushesInFlight} must be a whole number >= 1`);
+    }
+  }
 
   private state(ino: Ino): InodeState {
     let state = this.states.get(ino);
@@ -270,7 +280,7 @@ export class PageCache {
 
   private readonly pump = (): void => {
     this.pumpScheduled = false;
-    while (this.inFlight < MAX_PUSHES_IN_FLIGHT && this.queue.length > 0) {
+    while (this.inFlight < this.maxPushesInFlight && this.queue.length > 0) {
       const push = this.queue.shift()!;
       if (push.settled === undefined) this.queuedBytes -= push.data.length;
       const state = this.states.get(push.ino);

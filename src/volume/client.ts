@@ -1,6 +1,6 @@
 import type { StrataConfig } from '../config/index.js';
 import { createDataPath, type DataPath } from '../data/index.js';
-import { mount, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
+import { mount, notificationSlots, releaseFreedMemory, type FuseSession } from '../fuse/index.js';
 import type { MetaApi, VolumeSettings } from '../meta/api.js';
 import type { CallCounts, GcTotals, MountStats, RpcServerCounts } from '../metrics/index.js';
 import { openObjectStore, RetryingObjectStore, type ObjectStore } from '../object/index.js';
@@ -101,6 +101,9 @@ export async function mountClient(options: ClientOptions): Promise<MountedVolume
           pushTo.session ? pushTo.session.notifyStore(ino, offsetBytes, bytes) : Promise.resolve(),
       },
       log,
+      // All but one of the session's notification slots: an invalidation from another mount
+      // never waits behind a full set of pushes.
+      Math.max(1, notificationSlots() - 1),
     );
     const vfs = new PushingVfs(
       meta,

@@ -30,9 +30,13 @@ function heldKernel(): { store: () => Promise<void>; pending: HeldStore[] } {
 }
 
 /** A page cache over a held kernel, its inode served by a lending source. */
-function pushing(): { kernel: ReturnType<typeof heldKernel>; cache: PageCache; source: LendingSource } {
+function pushing(maxPushesInFlight?: number): {
+  kernel: ReturnType<typeof heldKernel>;
+  cache: PageCache;
+  source: LendingSource;
+} {
   const kernel = heldKernel();
-  const cache = new PageCache(kernel, () => undefined);
+  const cache = new PageCache(kernel, () => undefined, maxPushesInFlight);
   const source = new LendingSource();
   cache.attach(INO, source);
   return { kernel, cache, source };
@@ -93,5 +97,28 @@ describe('page cache pushes give back the memory they were lent', () => {
       await settleTurns();
     }
     assert.equal(source.back, windows, 'all of them in the end');
+  });
+});
+
+describe('page cache pushes in flight', () => {
+  it('are as many as the owner allows, the rest written in order as the kernel takes them', async () => {
+    const { kernel, cache } = pushing(3);
+    const generation = cache.capture(INO);
+    for (let i = 0; i < 5; i++) cache.afterRead(INO, generation, i * PUSH_WINDOW_BYTES, 4096);
+    await settleTurns();
+    assert.equal(kernel.pending.length, 3, 'three written at once');
+    kernel.pending.shift()!.resolve();
+    await settleTurns();
+    assert.equal(kernel.pending.length, 3, 'the fourth follows the first taken');
+    while (kernel.pending.length > 0) {
+      kernel.pending.shift()!.resolve();
+      await settleTurns();
+    }
+    assert.equal(cache.stats.pushes, 5);
+    assert.equal(cache.stats.dropped, 0);
+  });
+
+  it('are at least one', () => {
+    assert.throws(() => new PageCache(heldKernel(), () => undefined, 0), /maxPushesInFlight 0/);
   });
 });
