@@ -31,7 +31,8 @@ const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
  * whole 4 MiB blocks and read 4 MiB ahead, ~20 blocks a second of bytes nobody read, evicting
  * the segments random reads had cached (bench/RESULTS.md, S3 backend, sessions 22-23). A file
  * that fits the budget keeps the eager rule: there those whole blocks stay cached and serve the
- * random reads that follow (without it, O_DIRECT random reads of a 256 MiB file fell 14-25%).
+ * random reads that follow (under the stricter rule O_DIRECT random reads of a 256 MiB file fell
+ * 14-25%).
  */
 const STREAM_EVIDENCE_READS = 2;
 const STREAM_READ_BYTES = 64 * 1024;
