@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, sh, startUp, tempDir, type StrataProcess } from './harness.js';
+import { cleanup, sh, startUp, tempDir, tmpfsTwinOf, type StrataProcess } from './harness.js';
 
 // st_blocks on a real mount (stat %b, du, ls -s), step by step beside the same steps on tmpfs
 // (/dev/shm), which reports the pages a file really holds: a sparse file counts its data, not
@@ -10,7 +10,7 @@ import { cleanup, sh, startUp, tempDir, type StrataProcess } from './harness.js'
 // each file may differ by less than a page.
 const root = tempDir('allocated');
 const mnt = join(root, 'mnt');
-const local = `/dev/shm/${root.split('/').pop() ?? 'strata-allocated'}`;
+const local = tmpfsTwinOf(root);
 const PAGE_SECTORS = 8;
 let up: StrataProcess | undefined;
 

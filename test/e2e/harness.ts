@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
@@ -70,6 +70,15 @@ export function isMounted(mountpoint: string): boolean {
 /** A fresh directory under $TMPDIR (default /tmp): a benchmark can run on a file system of its choice. */
 export function tempDir(label: string): string {
   return mkdtempSync(join(tmpdir(), `strata-vfs-${label}-`));
+}
+
+/**
+ * Where a test keeps its reference directory on tmpfs (/dev/shm), named after its `tempDir`: the
+ * same steps run there and on the mount are compared. The test creates it and passes it to
+ * `cleanup` with its other directories.
+ */
+export function tmpfsTwinOf(root: string): string {
+  return join('/dev/shm', basename(root));
 }
 
 /** A long-running strata process (up, mount, meta serve) whose output is kept for failure messages. */

@@ -2,13 +2,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, sh, startUp, tempDir, type StrataProcess } from './harness.js';
+import { cleanup, sh, startUp, tempDir, tmpfsTwinOf, type StrataProcess } from './harness.js';
 
 // A write by someone other than the owner clears a file's set-ID bits (the mount does it:
 // HANDLE_KILLPRIV_V2), compared with the same steps on tmpfs (/dev/shm).
 const root = tempDir('killpriv');
 const mnt = join(root, 'mnt');
-const local = `/dev/shm/${root.split('/').pop() ?? 'strata-vfs-killpriv'}`;
+const local = tmpfsTwinOf(root);
 const script = join(root, 'killpriv.py');
 let up: StrataProcess | undefined;
 

@@ -2,13 +2,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, sh, startUp, tempDir, type StrataProcess } from './harness.js';
+import { cleanup, sh, startUp, tempDir, tmpfsTwinOf, type StrataProcess } from './harness.js';
 
 // SEEK_DATA / SEEK_HOLE on a real mount, compared with the same steps on tmpfs (/dev/shm),
 // which reports holes exactly at page granularity: every offset below is page aligned.
 const root = tempDir('seek');
 const mnt = join(root, 'mnt');
-const local = `/dev/shm/${root.split('/').pop() ?? 'strata-vfs-seek'}`;
+const local = tmpfsTwinOf(root);
 const script = join(root, 'seek-map.py');
 let up: StrataProcess | undefined;
 
